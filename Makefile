@@ -1,0 +1,53 @@
+# vigil - thin wrapper over CMake.  `make run` and `make check` are the two
+# commands a new user needs; both install what is missing first.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+FUZZ_SECONDS ?= 120
+
+.PHONY: all deps build run check test asan fuzz bench clean help
+
+all: build
+
+help:
+	@echo "make run     install missing dependencies, build, start 'vigil serve' (HTTP :8000)"
+	@echo "make check   install, build and run every test suite"
+	@echo "make asan    the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make fuzz    run each libFuzzer target for FUZZ_SECONDS (default 120)"
+	@echo "make bench   engine benchmarks side by side with ONNX Runtime"
+	@echo "make deps | build | clean"
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+
+build: deps $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	@bash scripts/run.sh $(BUILD)/vigil
+
+check: build
+	@bash scripts/check.sh $(BUILD)
+
+test: check
+
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVIGIL_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@VIGIL_SANITIZED=1 bash scripts/check.sh $(ASAN_BUILD)
+
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIL_FUZZ=ON -DVIGIL_SANITIZE=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
+	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	@/usr/bin/python3 bench/engine_bench.py --vigil $(BUILD)/vigil
+
+clean:
+	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

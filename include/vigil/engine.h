@@ -1,0 +1,109 @@
+/*
+ * vigil/engine.h - vigil's CPU inference engine: load ONNX models, compile
+ * them for a batch size, run them.
+ *
+ * Three handles with one owner each:
+ *   vigil_engine  - the thread pool and options; create one per backend instance.
+ *   vigil_model   - a loaded, validated ONNX file (weights mapped from disk).
+ *                   Immutable after load; may be shared by several plans.
+ *   vigil_plan    - the model compiled for one batch size: shapes fixed,
+ *                   passes applied, kernels created, activation memory planned.
+ *                   One thread runs a plan at a time; create one per worker.
+ * Destroy in reverse order: plans, then models, then the engine.
+ */
+#ifndef VIGIL_ENGINE_H
+#define VIGIL_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VIGIL_MAX_DIMS 8
+
+typedef enum vigil_dtype {
+    VIGIL_DTYPE_F32 = 0,
+    VIGIL_DTYPE_I64,
+    VIGIL_DTYPE_I32,
+    VIGIL_DTYPE_U8,
+    VIGIL_DTYPE_I8,
+    VIGIL_DTYPE_BOOL,
+    VIGIL_DTYPE_F64,
+    VIGIL_DTYPE_F16,
+} vigil_dtype;
+
+const char *vigil_dtype_name(vigil_dtype dtype); /* "float32", "int64", ... */
+size_t vigil_dtype_size(vigil_dtype dtype);
+
+/* A non-owning view of a dense, C-order tensor. */
+typedef struct vigil_tensor {
+    vigil_dtype dtype;
+    int ndim;
+    int64_t dims[VIGIL_MAX_DIMS];
+    void *data;
+} vigil_tensor;
+
+/* Description of a model input or output.  dims[i] == -1 where the model
+ * leaves the dimension symbolic (dim_names[i] then holds its name, if any). */
+typedef struct vigil_tensor_info {
+    const char *name;
+    vigil_dtype dtype;
+    int ndim;
+    int64_t dims[VIGIL_MAX_DIMS];
+    const char *dim_names[VIGIL_MAX_DIMS];
+} vigil_tensor_info;
+
+typedef struct vigil_engine vigil_engine;
+typedef struct vigil_model vigil_model;
+typedef struct vigil_plan vigil_plan;
+
+typedef struct vigil_engine_options {
+    int threads; /* worker threads for kernels; 0 = number of online CPUs */
+} vigil_engine_options;
+
+/* options may be NULL for defaults. */
+vigil_status vigil_engine_create(const vigil_engine_options *options, vigil_engine **out, vigil_error *err);
+void vigil_engine_destroy(vigil_engine *engine);
+int vigil_engine_threads(const vigil_engine *engine);
+
+/* Loads and validates path.  Every node is checked: an unsupported operator,
+ * attribute or opset is VIGIL_ERR_UNSUPPORTED with a message naming the node,
+ * the operator and what is missing. */
+vigil_status vigil_model_load(vigil_engine *engine, const char *path, vigil_model **out, vigil_error *err);
+void vigil_model_free(vigil_model *model);
+
+size_t vigil_model_input_count(const vigil_model *model);
+size_t vigil_model_output_count(const vigil_model *model);
+const vigil_tensor_info *vigil_model_input(const vigil_model *model, size_t index);
+const vigil_tensor_info *vigil_model_output(const vigil_model *model, size_t index);
+/* metadata_props value for key (Ultralytics: names, stride, imgsz, task), or NULL. */
+const char *vigil_model_metadata(const vigil_model *model, const char *key);
+int64_t vigil_model_opset(const vigil_model *model);
+/* Largest batch the model's own graph accepts in one run: 0 when the batch
+ * dimension is symbolic (any), else the fixed leading dimension. */
+int64_t vigil_model_native_batch(const vigil_model *model);
+
+/* Compiles model for batch items.  Symbolic batch dimensions become batch;
+ * a model exported with a fixed batch of 1 runs batch items one after another
+ * inside the plan, so any model accepts any batch. */
+vigil_status vigil_plan_create(vigil_model *model, int64_t batch, vigil_plan **out, vigil_error *err);
+void vigil_plan_destroy(vigil_plan *plan);
+
+/* Runs the plan.  inputs[i] must match model input i with the batch
+ * dimension equal to the plan's batch (checked: VIGIL_ERR_INVALID_ARGUMENT). */
+vigil_status vigil_plan_run(vigil_plan *plan, const vigil_tensor *inputs, size_t n_inputs, vigil_error *err);
+/* Output i of the last run; the data stays valid until the next run or destroy. */
+const vigil_tensor *vigil_plan_output(const vigil_plan *plan, size_t index);
+
+int64_t vigil_plan_batch(const vigil_plan *plan);
+size_t vigil_plan_peak_activation_bytes(const vigil_plan *plan);
+double vigil_plan_flops(const vigil_plan *plan); /* floating-point operations per run */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

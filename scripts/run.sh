@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# run.sh - `make run`: starts `vigil serve` on its defaults (HTTP 8000, gRPC
+# 50051, repository ./models).  When ./models is empty and ../shared/models
+# has the sample YOLO files, it offers them by reference (symlinks into a
+# version directory), never by copy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+vigil=${1:-build/vigil}
+mkdir -p models
+if [ -z "$(ls -A models 2>/dev/null)" ] && [ -d ../shared/models ]; then
+  for f in ../shared/models/*.onnx; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" .onnx)
+    mkdir -p "models/$name/1"
+    ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "models/$name/1/model.onnx"
+  done
+  echo "run: offering the sample models from ../shared/models (linked, not copied) in ./models"
+fi
+if [ -z "$(ls -A models 2>/dev/null)" ]; then
+  echo "run: ./models is empty. Add a model: mkdir -p models/mymodel/1 && cp my.onnx models/mymodel/1/model.onnx"
+fi
+echo "run: starting vigil on http://localhost:8000 (Ctrl-C stops it); try: curl localhost:8000/healthz"
+exec "$vigil" serve --models ./models --log-format text

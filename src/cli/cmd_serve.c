@@ -1,0 +1,147 @@
+/*
+ * cmd_serve.c - `vigil serve`: loads the configuration (defaults, then the
+ * YAML file, then VIGIL_* variables, then flags), starts the server and runs
+ * until SIGINT or SIGTERM, then shuts down gracefully and exits 0.
+ */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "serve/server.h"
+
+extern char **environ;
+
+static void print_flag(const char *flag, const char *value_name, const char *help, void *user) {
+    char left[80];
+    snprintf(left, sizeof left, "--%s %s", flag, value_name);
+    fprintf((FILE *)user, "  %-44s %s\n", left, help);
+}
+
+static void serve_help(FILE *out) {
+    fprintf(out,
+            "usage: vigil serve [--config FILE] [options]\n"
+            "\n"
+            "Runs the inference server: HTTP on --http-port (default 8000), gRPC on\n"
+            "--grpc-port (default 50051), models from --models (default ./models).\n"
+            "Settings come from defaults, then the YAML file, then VIGIL_* environment\n"
+            "variables (VIGIL_HTTP_PORT, ...), then these flags, each overriding the last.\n"
+            "SIGINT or SIGTERM stops accepting work, drains what is queued and exits 0.\n"
+            "\n"
+            "options:\n"
+            "  --config FILE                                YAML configuration file\n");
+    config_describe(print_flag, out);
+    fprintf(out, "\nSee docs/CONFIG.md for every setting and its YAML form.\n");
+}
+
+/* Splits "--name=value" or "--name value"; returns the index of the last
+ * argument consumed, or -1 (message printed) on a usage error. */
+static int flag_value(int argc, char **argv, int i, char *name, size_t name_size, const char **value) {
+    const char *arg = argv[i] + 2;
+    const char *eq = strchr(arg, '=');
+    if (eq) {
+        snprintf(name, name_size, "%.*s", (int)(eq - arg), arg);
+        *value = eq + 1;
+        return i;
+    }
+    snprintf(name, name_size, "%s", arg);
+    if (i + 1 >= argc) {
+        fprintf(stderr, "vigil serve: --%s needs a value\n", name);
+        return -1;
+    }
+    *value = argv[i + 1];
+    return i + 1;
+}
+
+/* Loads the configuration in precedence order. Returns an exit code or -1. */
+static int serve_configure(int argc, char **argv, vigil_config *cfg) {
+    vigil_error err = {0};
+    config_defaults(cfg);
+    const char *config_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            serve_help(stdout);
+            return 0;
+        }
+        if (strncmp(argv[i], "--", 2) != 0) {
+            fprintf(stderr, "vigil serve: unexpected argument '%s' (see 'vigil serve --help')\n", argv[i]);
+            return 2;
+        }
+        char name[128];
+        const char *value;
+        int last = flag_value(argc, argv, i, name, sizeof name, &value);
+        if (last < 0) return 2;
+        if (strcmp(name, "config") == 0) config_path = value;
+        i = last;
+    }
+    if (config_path && config_load_file(cfg, config_path, &err)) goto fail;
+    if (config_apply_env(cfg, environ, &err)) goto fail;
+    for (int i = 1; i < argc; i++) {
+        char name[128];
+        const char *value;
+        i = flag_value(argc, argv, i, name, sizeof name, &value);
+        if (strcmp(name, "config") == 0) continue;
+        vigil_status st = config_apply_flag(cfg, name, value, &err);
+        if (st == VIGIL_ERR_NOT_FOUND) {
+            fprintf(stderr, "vigil serve: unknown flag --%s (see 'vigil serve --help')\n", name);
+            return 2;
+        }
+        if (st) goto fail;
+    }
+    if (config_validate(cfg, &err)) goto fail;
+    return -1;
+fail:
+    fprintf(stderr, "vigil serve: %s\n", err.message);
+    return 2;
+}
+
+/* Counts model directories, and tells a new user how to add one. */
+static void serve_describe_repository(const char *dir) {
+    DIR *d = opendir(dir);
+    int models = 0;
+    if (d) {
+        struct dirent *ent;
+        while ((ent = readdir(d)))
+            if (ent->d_name[0] != '.' && ent->d_type != DT_REG) models++;
+        closedir(d);
+    }
+    if (models == 0) {
+        LOG_W("model repository %s is empty; add a model with: mkdir -p %s/yolov8n/1 && cp yolov8n.onnx "
+              "%s/yolov8n/1/model.onnx",
+              dir, dir, dir);
+    } else {
+        LOG_I("model repository %s: %d model director%s", dir, models, models == 1 ? "y" : "ies");
+    }
+}
+
+int cmd_serve(int argc, char **argv) {
+    vigil_config cfg;
+    int code = serve_configure(argc, argv, &cfg);
+    if (code >= 0) return code;
+    log_configure((log_level)log_level_parse(cfg.log_level), strcmp(cfg.log_format, "json") == 0, stderr);
+
+    /* Block the stop signals before any thread starts, then wait for them here. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    serve_describe_repository(cfg.models_dir);
+    vigil_error err = {0};
+    vigil_server *server = NULL;
+    if (server_create(&cfg, &server, &err) || server_start(server, &err)) {
+        LOG_E("%s", err.message);
+        server_destroy(server);
+        return 1;
+    }
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    LOG_I("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    server_destroy(server);
+    return 0;
+}

@@ -1,0 +1,309 @@
+/*
+ * config.c - the settings table and the three loaders (YAML, environment,
+ * flags) that all write through it.
+ *
+ * The YAML loader walks libyaml's event stream keeping a stack of mapping
+ * keys; a scalar whose joined path ("http.port") matches a table entry is
+ * parsed by that entry's type, anything else is an error carrying the file
+ * and line.  Sequences are not used by any setting and are rejected.
+ */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "core/alloc.h"
+
+typedef enum { SETTING_INT, SETTING_STRING } setting_type;
+
+typedef struct setting {
+    const char *path; /* YAML path; env and flag names derive from it */
+    setting_type type;
+    size_t offset;
+    size_t size;      /* strings: buffer size */
+    int64_t min, max; /* ints: inclusive range */
+    const char *choices; /* strings: "a|b|c" or NULL for free text */
+    const char *help;
+} setting;
+
+#define INT_SETTING(p, field, lo, hi, h) \
+    {p, SETTING_INT, offsetof(vigil_config, field), sizeof(int64_t), lo, hi, NULL, h}
+#define STR_SETTING(p, field, ch, h) \
+    {p, SETTING_STRING, offsetof(vigil_config, field), sizeof(((vigil_config *)0)->field), 0, 0, ch, h}
+
+static const setting settings[] = {
+    STR_SETTING("host", host, NULL, "address to listen on"),
+    INT_SETTING("http.port", http_port, 0, 65535, "HTTP port (0 picks a free port)"),
+    INT_SETTING("http.threads", http_threads, 1, 256, "HTTP I/O threads"),
+    INT_SETTING("http.max_body_bytes", max_body_bytes, 1024, INT64_C(1) << 34, "largest request body accepted"),
+    INT_SETTING("grpc.port", grpc_port, 0, 65535, "gRPC port"),
+    STR_SETTING("models", models_dir, NULL, "model repository directory"),
+    STR_SETTING("repository.mode", repository_mode, "none|poll|explicit", "how models are loaded"),
+    INT_SETTING("repository.poll_interval_ms", poll_interval_ms, 100, 3600000, "poll mode scan interval"),
+    INT_SETTING("threads", threads, 0, 1024, "inference threads (0 = all cores)"),
+    STR_SETTING("log.level", log_level, "debug|info|warn|error", "minimum log level"),
+    STR_SETTING("log.format", log_format, "json|text", "log line format"),
+    INT_SETTING("limits.max_image_pixels", max_image_pixels, 1, INT64_C(1) << 32, "largest decoded image"),
+    INT_SETTING("limits.max_queue", max_queue, 1, 1000000, "per-model queue bound"),
+    INT_SETTING("limits.request_timeout_ms", request_timeout_ms, 1, 3600000, "per-request deadline"),
+    INT_SETTING("limits.shutdown_timeout_ms", shutdown_timeout_ms, 0, 3600000, "drain time on SIGTERM"),
+};
+#define SETTING_COUNT (sizeof settings / sizeof settings[0])
+
+/* VIGIL_ variables that belong to tools and tests, not to the server. */
+static const char *const env_foreign[] = {"VIGIL_SHARED_DIR", "VIGIL_BINARY", "VIGIL_SOURCE_DIR", "VIGIL_MODEL",
+                                          "VIGIL_BUILD_DIR", "VIGIL_CONFIG"};
+
+void config_defaults(vigil_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
+    cfg->http_port = 8000;
+    cfg->grpc_port = 50051;
+    snprintf(cfg->models_dir, sizeof cfg->models_dir, "./models");
+    snprintf(cfg->repository_mode, sizeof cfg->repository_mode, "none");
+    cfg->poll_interval_ms = 2000;
+    cfg->threads = 0;
+    cfg->http_threads = 4;
+    snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+    snprintf(cfg->log_format, sizeof cfg->log_format, "json");
+    cfg->max_body_bytes = 64 << 20;
+    cfg->max_image_pixels = 40000000;
+    cfg->max_queue = 256;
+    cfg->request_timeout_ms = 30000;
+    cfg->shutdown_timeout_ms = 10000;
+}
+
+static int choice_allowed(const char *choices, const char *value) {
+    size_t len = strlen(value);
+    for (const char *at = choices; at && *at;) {
+        const char *bar = strchr(at, '|');
+        size_t n = bar ? (size_t)(bar - at) : strlen(at);
+        if (n == len && strncmp(at, value, n) == 0) return 1;
+        at = bar ? bar + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Parses value into cfg's field for s; where labels the source in messages. */
+static vigil_status setting_assign(vigil_config *cfg, const setting *s, const char *value, const char *where,
+                                   vigil_error *err) {
+    char *field = (char *)cfg + s->offset;
+    if (s->type == SETTING_INT) {
+        errno = 0;
+        char *end;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end != '\0')
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s: %s: expected an integer, got '%s'", where,
+                                   s->path, value);
+        if (v < s->min || v > s->max)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s: %s: %lld is outside [%lld, %lld]", where,
+                                   s->path, v, (long long)s->min, (long long)s->max);
+        int64_t v64 = v;
+        memcpy(field, &v64, sizeof v64);
+        return VIGIL_OK;
+    }
+    if (s->choices && !choice_allowed(s->choices, value))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s: %s: '%s' is not one of %s", where, s->path,
+                               value, s->choices);
+    if (strlen(value) >= s->size)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s: %s: value longer than %zu bytes", where,
+                               s->path, s->size - 1);
+    snprintf(field, s->size, "%s", value);
+    return VIGIL_OK;
+}
+
+/* Derived names: mode 'e' gives VIGIL_HTTP_PORT, mode 'f' gives http-port. */
+static void setting_name(const setting *s, char mode, char *out, size_t size) {
+    size_t n = 0;
+    if (mode == 'e') n = (size_t)snprintf(out, size, "VIGIL_");
+    for (const char *p = s->path; *p && n + 1 < size; p++) {
+        char c = *p;
+        if (c == '.' || c == '_') c = mode == 'e' ? '_' : '-';
+        out[n++] = mode == 'e' ? (char)toupper((unsigned char)c) : c;
+    }
+    out[n] = '\0';
+}
+
+static const setting *setting_find_path(const char *path) {
+    for (size_t i = 0; i < SETTING_COUNT; i++)
+        if (strcmp(settings[i].path, path) == 0) return &settings[i];
+    return NULL;
+}
+
+/* ---- YAML ---- */
+
+#define YAML_DEPTH 8
+
+typedef struct yaml_walk {
+    vigil_config *cfg;
+    const char *name;
+    char keys[YAML_DEPTH][128];
+    int depth;         /* number of open mappings */
+    int expecting_key; /* per the innermost mapping */
+    int key_pending[YAML_DEPTH + 1];
+} yaml_walk;
+
+static void yaml_path(const yaml_walk *w, char *out, size_t size) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < w->depth; i++)
+        n += (size_t)snprintf(out + n, size > n ? size - n : 0, "%s%s", i ? "." : "", w->keys[i]);
+}
+
+static vigil_status yaml_scalar(yaml_walk *w, const yaml_event_t *ev, vigil_error *err) {
+    const char *text = (const char *)ev->data.scalar.value;
+    unsigned long line = (unsigned long)ev->start_mark.line + 1;
+    if (w->depth == 0)
+        return vigil_error_set(err, VIGIL_ERR_PARSE, "%s:%lu: the document must be a mapping", w->name, line);
+    if (!w->key_pending[w->depth]) {
+        snprintf(w->keys[w->depth - 1], sizeof w->keys[0], "%s", text);
+        w->key_pending[w->depth] = 1;
+        return VIGIL_OK;
+    }
+    w->key_pending[w->depth] = 0;
+    char path[1024], where[1100];
+    yaml_path(w, path, sizeof path);
+    const setting *s = setting_find_path(path);
+    if (!s) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s:%lu: unknown key '%s'", w->name, line, path);
+    snprintf(where, sizeof where, "%s:%lu", w->name, line);
+    return setting_assign(w->cfg, s, text, where, err);
+}
+
+static vigil_status yaml_event(yaml_walk *w, const yaml_event_t *ev, vigil_error *err) {
+    unsigned long line = (unsigned long)ev->start_mark.line + 1;
+    switch (ev->type) {
+    case YAML_MAPPING_START_EVENT:
+        if (w->depth > 0 && !w->key_pending[w->depth])
+            return vigil_error_set(err, VIGIL_ERR_PARSE, "%s:%lu: a mapping cannot be a key", w->name, line);
+        if (w->depth == YAML_DEPTH)
+            return vigil_error_set(err, VIGIL_ERR_PARSE, "%s:%lu: nesting too deep", w->name, line);
+        if (w->depth > 0) {
+            char path[1024];
+            yaml_path(w, path, sizeof path);
+            if (setting_find_path(path))
+                return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s:%lu: '%s' takes a value, not a mapping",
+                                       w->name, line, path);
+        }
+        w->depth++;
+        w->key_pending[w->depth] = 0;
+        return VIGIL_OK;
+    case YAML_MAPPING_END_EVENT:
+        w->depth--;
+        if (w->depth > 0) w->key_pending[w->depth] = 0;
+        return VIGIL_OK;
+    case YAML_SCALAR_EVENT:
+        return yaml_scalar(w, ev, err);
+    case YAML_SEQUENCE_START_EVENT:
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s:%lu: lists are not valid here", w->name, line);
+    case YAML_ALIAS_EVENT:
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s:%lu: YAML aliases are not supported", w->name, line);
+    default:
+        return VIGIL_OK;
+    }
+}
+
+vigil_status config_load_string(vigil_config *cfg, const char *text, size_t len, const char *name, vigil_error *err) {
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "%s: yaml init", name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    yaml_walk walk = {.cfg = cfg, .name = name};
+    vigil_status st = VIGIL_OK;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            st = vigil_error_set(err, VIGIL_ERR_PARSE, "%s:%lu: %s", name, (unsigned long)parser.problem_mark.line + 1,
+                                 parser.problem ? parser.problem : "invalid YAML");
+            break;
+        }
+        int done = ev.type == YAML_STREAM_END_EVENT;
+        st = yaml_event(&walk, &ev, err);
+        yaml_event_delete(&ev);
+        if (st || done) break;
+    }
+    yaml_parser_delete(&parser);
+    return st;
+}
+
+vigil_status config_load_file(vigil_config *cfg, const char *path, vigil_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "config %s: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t len = 0;
+    long size = (fseek(f, 0, SEEK_END) == 0) ? ftell(f) : -1;
+    vigil_status st = VIGIL_OK;
+    if (size < 0 || size > (1 << 20) || fseek(f, 0, SEEK_SET) != 0) {
+        st = vigil_error_set(err, VIGIL_ERR_LIMIT, "config %s: unreadable or larger than 1 MiB", path);
+    } else if (!(text = vigil_malloc((size_t)size + 1))) {
+        st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "config %s: out of memory", path);
+    } else {
+        len = fread(text, 1, (size_t)size, f);
+        st = config_load_string(cfg, text, len, path, err);
+    }
+    vigil_free(text);
+    fclose(f);
+    return st;
+}
+
+/* ---- environment and flags ---- */
+
+vigil_status config_apply_env(vigil_config *cfg, char *const *envp, vigil_error *err) {
+    for (char *const *e = envp; e && *e; e++) {
+        if (strncmp(*e, "VIGIL_", 6) != 0) continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq) continue;
+        size_t name_len = (size_t)(eq - *e);
+        int foreign = 0;
+        for (size_t i = 0; i < sizeof env_foreign / sizeof env_foreign[0]; i++)
+            if (strlen(env_foreign[i]) == name_len && strncmp(*e, env_foreign[i], name_len) == 0) foreign = 1;
+        if (foreign) continue;
+        const setting *match = NULL;
+        for (size_t i = 0; i < SETTING_COUNT && !match; i++) {
+            char name[128];
+            setting_name(&settings[i], 'e', name, sizeof name);
+            if (strlen(name) == name_len && strncmp(*e, name, name_len) == 0) match = &settings[i];
+        }
+        if (!match)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "environment: unknown variable %.*s", (int)name_len,
+                                   *e);
+        char where[160];
+        snprintf(where, sizeof where, "environment %.*s", (int)name_len, *e);
+        vigil_status st = setting_assign(cfg, match, eq + 1, where, err);
+        if (st) return st;
+    }
+    return VIGIL_OK;
+}
+
+vigil_status config_apply_flag(vigil_config *cfg, const char *flag, const char *value, vigil_error *err) {
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        char name[128];
+        setting_name(&settings[i], 'f', name, sizeof name);
+        if (strcmp(name, flag) != 0) continue;
+        char where[160];
+        snprintf(where, sizeof where, "flag --%s", flag);
+        return setting_assign(cfg, &settings[i], value, where, err);
+    }
+    return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "unknown flag --%s", flag);
+}
+
+vigil_status config_validate(const vigil_config *cfg, vigil_error *err) {
+    if (cfg->http_port != 0 && cfg->http_port == cfg->grpc_port)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "http.port and grpc.port are both %lld",
+                               (long long)cfg->http_port);
+    if (cfg->models_dir[0] == '\0')
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "models: the repository directory is empty");
+    return VIGIL_OK;
+}
+
+void config_describe(void (*fn)(const char *flag, const char *value_name, const char *help, void *user), void *user) {
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        char name[128];
+        setting_name(&settings[i], 'f', name, sizeof name);
+        const setting *s = &settings[i];
+        fn(name, s->type == SETTING_INT ? "N" : (s->choices ? s->choices : "TEXT"), s->help, user);
+    }
+}

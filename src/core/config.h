@@ -1,0 +1,62 @@
+/*
+ * config.h - vigil's configuration: one table of settings, three sources.
+ *
+ * Precedence, lowest to highest: built-in defaults, a YAML file
+ * (`--config FILE`), environment variables (`VIGIL_<KEY>`), command-line
+ * flags (`--<key>`).  Every setting is declared once in config.c's table,
+ * which derives its YAML path ("http.port" is `http: {port: ...}`), its
+ * environment name (VIGIL_HTTP_PORT) and its flag (--http-port).  Unknown
+ * keys are errors that name the key and the file line.
+ */
+#ifndef VIGIL_CORE_CONFIG_H
+#define VIGIL_CORE_CONFIG_H
+
+#include <stdint.h>
+
+#include "vigil/status.h"
+
+#define CONFIG_STR_MAX 1024
+
+typedef struct vigil_config {
+    char host[CONFIG_STR_MAX];        /* address to bind */
+    int64_t http_port;
+    int64_t grpc_port;
+    char models_dir[CONFIG_STR_MAX];  /* model repository root */
+    char repository_mode[16];         /* none | poll | explicit */
+    int64_t poll_interval_ms;
+    int64_t threads;                  /* engine threads; 0 = all cores */
+    int64_t http_threads;             /* I/O threads */
+    char log_level[16];               /* debug | info | warn | error */
+    char log_format[16];              /* json | text */
+    int64_t max_body_bytes;
+    int64_t max_image_pixels;
+    int64_t max_queue;                /* per-model queue bound */
+    int64_t request_timeout_ms;
+    int64_t shutdown_timeout_ms;
+} vigil_config;
+
+/* Fills cfg with the defaults. */
+void config_defaults(vigil_config *cfg);
+
+/* Applies a YAML file. */
+vigil_status config_load_file(vigil_config *cfg, const char *path, vigil_error *err);
+/* Applies a YAML document held in memory; name labels messages. */
+vigil_status config_load_string(vigil_config *cfg, const char *text, size_t len, const char *name, vigil_error *err);
+
+/* Applies VIGIL_* variables from envp (NULL-terminated, as environ).  A
+ * VIGIL_ variable that names no setting is an error, except those listed in
+ * config.c as belonging to tools (VIGIL_SHARED_DIR, VIGIL_BINARY, ...). */
+vigil_status config_apply_env(vigil_config *cfg, char *const *envp, vigil_error *err);
+
+/* Applies one flag: name without the leading dashes ("http-port") and its
+ * value.  VIGIL_ERR_NOT_FOUND when no setting has that flag. */
+vigil_status config_apply_flag(vigil_config *cfg, const char *flag, const char *value, vigil_error *err);
+
+/* Checks cross-field rules (ports in range, enums valid). */
+vigil_status config_validate(const vigil_config *cfg, vigil_error *err);
+
+/* Calls fn for each setting with its flag name and a one-line help; used by
+ * `vigil serve --help`. */
+void config_describe(void (*fn)(const char *flag, const char *value_name, const char *help, void *user), void *user);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * server.h - the vigil daemon: owns the listeners and routes requests.
+ *
+ * Today it serves the health endpoints on libmicrohttpd's internal epoll
+ * thread pool; the model repository, scheduler and inference routes plug in
+ * behind server_route (see docs/ARCHITECTURE.md for the request path).
+ */
+#ifndef VIGIL_SERVE_SERVER_H
+#define VIGIL_SERVE_SERVER_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "vigil/status.h"
+
+typedef struct vigil_server vigil_server;
+
+/* Copies what it needs from cfg; cfg need not outlive the server. */
+vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_error *err);
+/* Binds and starts the HTTP listener. */
+vigil_status server_start(vigil_server *server, vigil_error *err);
+/* The bound HTTP port (useful with port 0). */
+uint16_t server_http_port(const vigil_server *server);
+/* Marks the server not ready (readyz -> 503), stops accepting, and waits up
+ * to the shutdown timeout for in-flight requests. */
+void server_stop(vigil_server *server);
+void server_destroy(vigil_server *server);
+
+/* The HTTP status for a vigil_status: the one mapping the server uses. */
+int http_status_for(vigil_status status);
+
+#endif

@@ -1,0 +1,87 @@
+/* test_config.c - configuration precedence (defaults < file < environment <
+ * flags) and the errors for unknown keys, bad values and bad YAML. */
+#include "core/config.h"
+#include "testing.h"
+
+static void test_defaults(void) {
+    vigil_config cfg;
+    config_defaults(&cfg);
+    CHECK_EQ_INT(cfg.http_port, 8000);
+    CHECK_EQ_INT(cfg.grpc_port, 50051);
+    CHECK_STR(cfg.models_dir, "./models");
+    vigil_error err = {0};
+    CHECK_EQ_INT(config_validate(&cfg, &err), VIGIL_OK);
+}
+
+static void test_yaml_file_values(void) {
+    vigil_config cfg;
+    config_defaults(&cfg);
+    vigil_error err = {0};
+    const char *yaml = "# comment\nhttp:\n  port: 9000\n  threads: 2\nmodels: /srv/models\nlog:\n  level: debug\n";
+    CHECK_EQ_INT(config_load_string(&cfg, yaml, strlen(yaml), "t.yaml", &err), VIGIL_OK);
+    CHECK_EQ_INT(cfg.http_port, 9000);
+    CHECK_EQ_INT(cfg.http_threads, 2);
+    CHECK_STR(cfg.models_dir, "/srv/models");
+    CHECK_STR(cfg.log_level, "debug");
+    CHECK_EQ_INT(cfg.grpc_port, 50051); /* untouched keys keep defaults */
+}
+
+static void test_unknown_key_names_key_and_line(void) {
+    vigil_config cfg;
+    config_defaults(&cfg);
+    vigil_error err = {0};
+    const char *yaml = "http:\n  port: 9000\n  prot: 1\n";
+    CHECK_EQ_INT(config_load_string(&cfg, yaml, strlen(yaml), "bad.yaml", &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "bad.yaml:3") != NULL);
+    CHECK(strstr(err.message, "http.prot") != NULL);
+}
+
+static void test_bad_values(void) {
+    vigil_config cfg;
+    config_defaults(&cfg);
+    vigil_error err = {0};
+    const char *range = "http:\n  port: 70000\n";
+    CHECK_EQ_INT(config_load_string(&cfg, range, strlen(range), "r.yaml", &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "r.yaml:2") && strstr(err.message, "outside"));
+    const char *word = "http:\n  port: eighty\n";
+    CHECK_EQ_INT(config_load_string(&cfg, word, strlen(word), "w.yaml", &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "integer") != NULL);
+    const char *choice = "repository:\n  mode: sometimes\n";
+    CHECK_EQ_INT(config_load_string(&cfg, choice, strlen(choice), "c.yaml", &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "none|poll|explicit") != NULL);
+    const char *broken = "http: [1, 2\n";
+    CHECK(config_load_string(&cfg, broken, strlen(broken), "b.yaml", &err) != VIGIL_OK);
+    const char *mapping_for_value = "models:\n  dir: x\n";
+    CHECK_EQ_INT(config_load_string(&cfg, mapping_for_value, strlen(mapping_for_value), "m.yaml", &err),
+                 VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(config_load_file(&cfg, "/nonexistent/vigil.yaml", &err), VIGIL_ERR_NOT_FOUND);
+}
+
+static void test_precedence(void) {
+    vigil_config cfg;
+    config_defaults(&cfg);
+    vigil_error err = {0};
+    const char *yaml = "http:\n  port: 9000\ngrpc:\n  port: 9001\nthreads: 3\n";
+    CHECK_EQ_INT(config_load_string(&cfg, yaml, strlen(yaml), "p.yaml", &err), VIGIL_OK);
+    char *env[] = {"PATH=/bin", "VIGIL_HTTP_PORT=9100", "VIGIL_THREADS=4", "VIGIL_SHARED_DIR=/x", NULL};
+    CHECK_EQ_INT(config_apply_env(&cfg, env, &err), VIGIL_OK);
+    CHECK_EQ_INT(config_apply_flag(&cfg, "http-port", "9200", &err), VIGIL_OK);
+    CHECK_EQ_INT(cfg.http_port, 9200); /* flag beats env beats file */
+    CHECK_EQ_INT(cfg.threads, 4);      /* env beats file */
+    CHECK_EQ_INT(cfg.grpc_port, 9001); /* file beats default */
+    char *bad_env[] = {"VIGIL_HTTP_PROT=1", NULL};
+    CHECK_EQ_INT(config_apply_env(&cfg, bad_env, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "VIGIL_HTTP_PROT") != NULL);
+    CHECK_EQ_INT(config_apply_flag(&cfg, "no-such-flag", "1", &err), VIGIL_ERR_NOT_FOUND);
+    CHECK_EQ_INT(config_apply_flag(&cfg, "grpc-port", "9200", &err), VIGIL_OK);
+    CHECK_EQ_INT(config_validate(&cfg, &err), VIGIL_ERR_INVALID_ARGUMENT); /* same port twice */
+}
+
+int main(void) {
+    RUN(test_defaults);
+    RUN(test_yaml_file_values);
+    RUN(test_unknown_key_names_key_and_line);
+    RUN(test_bad_values);
+    RUN(test_precedence);
+    return testing_report();
+}

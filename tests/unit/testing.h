@@ -1,0 +1,117 @@
+/*
+ * testing.h - the tiny assertion kit shared by vigil's C unit tests.
+ *
+ * Each test file defines static test functions and a main() that calls
+ * RUN(fn) for each and returns testing_report().  A failed CHECK prints
+ * file:line and the expression, marks the current test failed and carries on,
+ * so one run shows every broken expectation.  Data-dependent tests call
+ * testing_shared_dir() and SKIP() when ../shared is absent.
+ */
+#ifndef VIGIL_TESTING_H
+#define VIGIL_TESTING_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int testing_failed_checks;
+static int testing_tests_run;
+static int testing_tests_failed;
+static int testing_tests_skipped;
+static int testing_current_failed;
+static int testing_current_skipped;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            testing_failed_checks++;                                                 \
+            testing_current_failed = 1;                                              \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                                   \
+    do {                                                                                     \
+        long long testing_a_ = (long long)(a), testing_b_ = (long long)(b);                  \
+        if (testing_a_ != testing_b_) {                                                      \
+            fprintf(stderr, "%s:%d: CHECK_EQ_INT failed: %s == %s (%lld vs %lld)\n", __FILE__, \
+                    __LINE__, #a, #b, testing_a_, testing_b_);                               \
+            testing_failed_checks++;                                                         \
+            testing_current_failed = 1;                                                      \
+        }                                                                                    \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                      \
+    do {                                                                                     \
+        const char *testing_a_ = (a), *testing_b_ = (b);                                     \
+        if (!testing_a_ || !testing_b_ || strcmp(testing_a_, testing_b_) != 0) {             \
+            fprintf(stderr, "%s:%d: CHECK_STR failed: %s == %s (\"%s\" vs \"%s\")\n", __FILE__, \
+                    __LINE__, #a, #b, testing_a_ ? testing_a_ : "(null)",                    \
+                    testing_b_ ? testing_b_ : "(null)");                                     \
+            testing_failed_checks++;                                                         \
+            testing_current_failed = 1;                                                      \
+        }                                                                                    \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                                \
+    do {                                                                                     \
+        double testing_a_ = (double)(a), testing_b_ = (double)(b);                           \
+        if (!(fabs(testing_a_ - testing_b_) <= (tol))) {                                     \
+            fprintf(stderr, "%s:%d: CHECK_NEAR failed: %s ~ %s (%g vs %g, tol %g)\n", __FILE__, \
+                    __LINE__, #a, #b, testing_a_, testing_b_, (double)(tol));                \
+            testing_failed_checks++;                                                         \
+            testing_current_failed = 1;                                                      \
+        }                                                                                    \
+    } while (0)
+
+/* Marks the running test skipped (with a reason) and returns from it. */
+#define SKIP(reason)                                                    \
+    do {                                                                \
+        fprintf(stderr, "  skipped: %s\n", reason);                     \
+        testing_current_skipped = 1;                                    \
+        return;                                                         \
+    } while (0)
+
+#define RUN(fn)                                                              \
+    do {                                                                     \
+        testing_current_failed = 0;                                          \
+        testing_current_skipped = 0;                                         \
+        fprintf(stderr, "[ RUN  ] %s\n", #fn);                               \
+        fn();                                                                \
+        testing_tests_run++;                                                 \
+        if (testing_current_failed) testing_tests_failed++;                  \
+        if (testing_current_skipped) testing_tests_skipped++;                \
+        fprintf(stderr, "[ %s ] %s\n",                                       \
+                testing_current_failed ? "FAIL" : testing_current_skipped ? "SKIP" : " OK ", #fn); \
+    } while (0)
+
+static inline int testing_report(void) {
+    fprintf(stderr, "%d tests, %d failed, %d skipped, %d failed checks\n", testing_tests_run,
+            testing_tests_failed, testing_tests_skipped, testing_failed_checks);
+    return testing_tests_failed ? 1 : 0;
+}
+
+/* Directory of the shared test data (models, images, references), or NULL
+ * when it is absent.  VIGIL_SHARED_DIR overrides the default ../shared. */
+static inline const char *testing_shared_dir(void) {
+    static char dir[4096];
+    const char *env = getenv("VIGIL_SHARED_DIR");
+    snprintf(dir, sizeof dir, "%s", env ? env : "../shared");
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
+    return dir;
+}
+
+/* Joins the shared directory and a relative path into buf; NULL if absent. */
+static inline const char *testing_shared_path(char *buf, size_t size, const char *rel) {
+    const char *dir = testing_shared_dir();
+    if (!dir) return NULL;
+    snprintf(buf, size, "%s/%s", dir, rel);
+    struct stat st;
+    if (stat(buf, &st) != 0) return NULL;
+    return buf;
+}
+
+#endif
