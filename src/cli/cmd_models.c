@@ -1,0 +1,240 @@
+/*
+ * cmd_models.c - `vigil models`: look at model files and (later) the model
+ * repository.
+ *
+ * `vigil models inspect M.onnx [--json]` loads the file with the ONNX loader
+ * (nothing is compiled or run) and prints what a user needs before serving
+ * it: inputs and outputs with dtypes and shapes (symbolic dims by name),
+ * opsets, IR version, producer, node and operator counts, initializer count
+ * and bytes, and the metadata_props (Ultralytics' names/stride/imgsz/task).
+ * A malformed file is a one-line error and exit status 1, never a crash.
+ *
+ * Subcommands are a table: adding `list` (model repository) is one entry.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/alloc.h"
+#include "engine/onnx.h"
+
+typedef struct models_subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+    const char *usage;                 /* arguments, for --help */
+    const char *summary;
+} models_subcommand;
+
+
+/* One operator type and how often it occurs. */
+typedef struct op_count {
+    const char *domain;
+    const char *op_type;
+    size_t count;
+} op_count;
+
+static int op_count_cmp(const void *a, const void *b) {
+    const op_count *x = a, *y = b;
+    if (x->count != y->count) return x->count < y->count ? 1 : -1;
+    int c = strcmp(x->domain, y->domain);
+    return c ? c : strcmp(x->op_type, y->op_type);
+}
+
+/* Histogram of op types, sorted by count (descending) then name.  Returns
+ * NULL on allocation failure; *n_out receives the number of distinct ops. */
+static op_count *models_op_histogram(const onnx_model *m, size_t *n_out) {
+    op_count *ops = vigil_calloc(m->n_nodes ? m->n_nodes : 1, sizeof *ops);
+    if (!ops) return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const onnx_node *node = &m->nodes[i];
+        size_t k = 0;
+        while (k < n && (strcmp(ops[k].op_type, node->op_type) || strcmp(ops[k].domain, node->domain))) k++;
+        if (k == n) ops[n++] = (op_count){node->domain, node->op_type, 0};
+        ops[k].count++;
+    }
+    qsort(ops, n, sizeof *ops, op_count_cmp);
+    *n_out = n;
+    return ops;
+}
+
+static size_t models_initializer_bytes(const onnx_model *m) {
+    size_t total = 0;
+    for (size_t i = 0; i < m->n_initializers; i++) total += m->initializers[i].nbytes;
+    return total;
+}
+
+/* "[batch, 3, 640, 640]", "?" for unknown dims, "(unknown rank)". */
+static void models_format_shape(const onnx_value_info *vi, char *buf, size_t size) {
+    if (vi->ndim < 0) {
+        snprintf(buf, size, "(unknown rank)");
+        return;
+    }
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < vi->ndim && used < size; i++) {
+        const char *sep = i ? ", " : "";
+        if (vi->dim_params[i]) used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, vi->dim_params[i]);
+        else if (vi->dims[i] >= 0) used += (size_t)snprintf(buf + used, size - used, "%s%lld", sep, (long long)vi->dims[i]);
+        else used += (size_t)snprintf(buf + used, size - used, "%s?", sep);
+    }
+    if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+static void models_format_bytes(size_t bytes, char *buf, size_t size) {
+    if (bytes >= (1u << 20)) snprintf(buf, size, "%.1f MiB", (double)bytes / (1 << 20));
+    else if (bytes >= 1024) snprintf(buf, size, "%.1f KiB", (double)bytes / 1024);
+    else snprintf(buf, size, "%zu B", bytes);
+}
+
+static void models_print_values(const char *title, const onnx_value_info *vis, size_t n) {
+    printf("%s:\n", title);
+    for (size_t i = 0; i < n; i++) {
+        char shape[256];
+        models_format_shape(&vis[i], shape, sizeof shape);
+        printf("  %-24s %-8s %s\n", vis[i].name, onnx_dtype_name(vis[i].dtype), shape);
+    }
+}
+
+static void models_print_text(const char *path, const onnx_model *m, const op_count *ops, size_t n_ops) {
+    char size_text[32], weights_text[32];
+    models_format_bytes(m->file_bytes, size_text, sizeof size_text);
+    models_format_bytes(models_initializer_bytes(m), weights_text, sizeof weights_text);
+    printf("model:        %s (%s)\n", path, size_text);
+    printf("ir_version:   %lld\n", (long long)m->ir_version);
+    printf("opset:        %lld", (long long)m->opset);
+    for (size_t i = 0; i < m->n_opsets; i++)
+        if (m->opsets[i].domain[0] && strcmp(m->opsets[i].domain, "ai.onnx") != 0)
+            printf(", %s %lld", m->opsets[i].domain, (long long)m->opsets[i].version);
+    printf("\nproducer:     %s%s%s\n", m->producer_name[0] ? m->producer_name : "(none)",
+           m->producer_version[0] ? " " : "", m->producer_version);
+    printf("graph:        %s\n", m->graph_name[0] ? m->graph_name : "(unnamed)");
+    models_print_values("inputs", m->inputs, m->n_inputs);
+    models_print_values("outputs", m->outputs, m->n_outputs);
+    printf("nodes:        %zu\n", m->n_nodes);
+    printf("operators:\n");
+    for (size_t i = 0; i < n_ops; i++) {
+        char op[256];
+        snprintf(op, sizeof op, "%s%s%s", ops[i].domain, ops[i].domain[0] ? ":" : "", ops[i].op_type);
+        printf("  %-24s %zu\n", op, ops[i].count);
+    }
+    printf("initializers: %zu (%s)\n", m->n_initializers, weights_text);
+    printf("metadata:%s\n", m->n_metadata ? "" : "     (none)");
+    for (size_t i = 0; i < m->n_metadata; i++) printf("  %s: %s\n", m->metadata[i].key, m->metadata[i].value);
+}
+
+static json_t *models_json_values(const onnx_value_info *vis, size_t n) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *shape = vis[i].ndim < 0 ? json_null() : json_array();
+        for (int k = 0; k < vis[i].ndim; k++) {
+            if (vis[i].dim_params[k]) json_array_append_new(shape, json_string(vis[i].dim_params[k]));
+            else if (vis[i].dims[k] >= 0) json_array_append_new(shape, json_integer(vis[i].dims[k]));
+            else json_array_append_new(shape, json_null());
+        }
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:o}", "name", vis[i].name, "dtype",
+                                             onnx_dtype_name(vis[i].dtype), "shape", shape));
+    }
+    return arr;
+}
+
+static int models_print_json(const char *path, const onnx_model *m, const op_count *ops, size_t n_ops) {
+    json_t *opsets = json_object(), *operators = json_array(), *metadata = json_object();
+    for (size_t i = 0; i < m->n_opsets; i++)
+        json_object_set_new(opsets, m->opsets[i].domain[0] ? m->opsets[i].domain : "ai.onnx",
+                            json_integer(m->opsets[i].version));
+    for (size_t i = 0; i < n_ops; i++)
+        json_array_append_new(operators, json_pack("{s:s, s:s, s:I}", "op_type", ops[i].op_type, "domain",
+                                                   ops[i].domain, "count", (json_int_t)ops[i].count));
+    for (size_t i = 0; i < m->n_metadata; i++)
+        json_object_set_new(metadata, m->metadata[i].key, json_string(m->metadata[i].value));
+    json_t *root = json_pack(
+        "{s:s, s:I, s:I, s:I, s:o, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:I, s:I, s:o}", "path", path,
+        "file_bytes", (json_int_t)m->file_bytes, "ir_version", (json_int_t)m->ir_version, "opset",
+        (json_int_t)m->opset, "opsets", opsets, "producer_name", m->producer_name, "producer_version",
+        m->producer_version, "graph_name", m->graph_name, "inputs", models_json_values(m->inputs, m->n_inputs),
+        "outputs", models_json_values(m->outputs, m->n_outputs), "node_count", (json_int_t)m->n_nodes,
+        "operators", operators, "initializer_count", (json_int_t)m->n_initializers, "initializer_bytes",
+        (json_int_t)models_initializer_bytes(m), "metadata", metadata);
+    /* json_string returns NULL for invalid UTF-8: json_pack then fails as a whole */
+    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+    if (!text) {
+        fprintf(stderr, "vigil models inspect: %s: cannot render JSON (names or metadata not valid UTF-8?)\n",
+                path);
+        return 1;
+    }
+    printf("%s\n", text);
+    free(text); /* allocated by jansson */
+    return 0;
+}
+
+static int models_inspect(int argc, char **argv) {
+    const char *path = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: vigil models inspect MODEL.onnx [--json]\n");
+            return 0;
+        } else if (argv[i][0] == '-' || path) {
+            fprintf(stderr, "vigil models inspect: unexpected argument '%s' (see vigil models --help)\n", argv[i]);
+            return 2;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "vigil models inspect: missing MODEL.onnx (see vigil models --help)\n");
+        return 2;
+    }
+    onnx_model *m = NULL;
+    vigil_error err = {0};
+    if (onnx_load_file(path, &m, &err) != VIGIL_OK) {
+        fprintf(stderr, "vigil models inspect: %s (%s)\n", err.message, vigil_status_str(err.status));
+        return 1;
+    }
+    size_t n_ops = 0;
+    op_count *ops = models_op_histogram(m, &n_ops);
+    int rc = 1;
+    if (!ops) fprintf(stderr, "vigil models inspect: out of memory\n");
+    else if (json) rc = models_print_json(path, m, ops, n_ops);
+    else {
+        models_print_text(path, m, ops, n_ops);
+        rc = 0;
+    }
+    vigil_free(ops);
+    onnx_free(m);
+    return rc;
+}
+
+static const models_subcommand models_subcommands[] = {
+    {"inspect", models_inspect, "inspect MODEL.onnx [--json]",
+     "show inputs, outputs, opsets, operators, weights and metadata of an ONNX file (nothing is run)"},
+    /* "list" (the model repository) is added here */
+};
+static const size_t models_n_subcommands = sizeof models_subcommands / sizeof models_subcommands[0];
+
+static void models_usage(FILE *out) {
+    fprintf(out,
+            "usage: vigil models <subcommand> [options]\n"
+            "\n"
+            "subcommands:\n");
+    for (size_t i = 0; i < models_n_subcommands; i++)
+        fprintf(out, "  %-36s %s\n", models_subcommands[i].usage, models_subcommands[i].summary);
+    fprintf(out, "\nexit status: 0 success, 1 the model could not be read, 2 usage error\n");
+}
+
+int cmd_models(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        models_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < models_n_subcommands; i++)
+        if (strcmp(argv[1], models_subcommands[i].name) == 0)
+            return models_subcommands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "vigil models: unknown subcommand '%s' (try: vigil models --help)\n", argv[1]);
+    return 2;
+}
