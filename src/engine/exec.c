@@ -1,0 +1,345 @@
+/*
+ * exec.c - compiling a model into a plan and running it.
+ *
+ * vigil_plan_create: graph_build -> shape_infer (with constant folding) ->
+ * passes_run (fusions, dead nodes) -> passes_layout (NHWC/ONNX, conversions,
+ * order) -> plan_memory (one arena) -> one step per node, prepared with its
+ * final pointers.  vigil_plan_run copies the inputs into their arena slots,
+ * runs the steps and exposes the outputs.  A model with a fixed batch smaller
+ * than the requested one is compiled at its own batch and run `repeats` times
+ * per call, item by item.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <xnnpack.h>
+
+#include "core/alloc.h"
+#include "engine/exec.h"
+
+void step_release(step *s) {
+    for (int i = 0; i < 4; i++)
+        if (s->xop[i]) xnn_delete_operator((xnn_operator_t)s->xop[i]);
+    if (s->destroy) s->destroy(s);
+    vigil_free(s->state);
+    vigil_free(s->in);
+    memset(s, 0, sizeof *s);
+}
+
+vigil_status exec_prepare_step(const op_def *op, op_ctx *ctx, step *s, vigil_error *err) {
+    memset(s, 0, sizeof *s);
+    s->name = ctx->name;
+    s->op = op->name;
+    s->n_in = ctx->n_in;
+    s->n_out = ctx->n_out;
+    s->in = vigil_calloc((size_t)(ctx->n_in + ctx->n_out) + 1, sizeof(op_tensor));
+    if (!s->in) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    s->out = s->in + ctx->n_in;
+    memcpy(s->in, ctx->in, (size_t)ctx->n_in * sizeof(op_tensor));
+    memcpy(s->out, ctx->out, (size_t)ctx->n_out * sizeof(op_tensor));
+    s->pool = ctx->pool;
+    s->scratch = ctx->scratch;
+    ctx->step = s;
+    vigil_status st = op->prepare(ctx, err);
+    if (st == VIGIL_OK && !s->run) st = vigil_error_set(err, VIGIL_ERR_INTERNAL, "op %s prepared no step", op->name);
+    if (st != VIGIL_OK) {
+        step_release(s);
+        return st;
+    }
+    if (op->flops) s->flops = op->flops(ctx);
+    return VIGIL_OK;
+}
+
+vigil_status exec_run_once(const op_def *op, op_ctx *ctx, vigil_error *err) {
+    step s;
+    void *scratch = NULL;
+    if (op->scratch_bytes) {
+        size_t n = op->scratch_bytes(ctx);
+        if (n) {
+            scratch = vigil_aligned_alloc(ENGINE_ALIGN, n + ENGINE_BUFFER_PAD);
+            if (!scratch) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+        }
+    }
+    ctx->scratch = scratch;
+    vigil_status st = exec_prepare_step(op, ctx, &s, err);
+    if (st == VIGIL_OK) {
+        st = s.run(&s, err);
+        step_release(&s);
+    }
+    vigil_free(scratch);
+    return st;
+}
+
+vigil_status exec_compile_graph(const onnx_model *m, int64_t batch, graph **out, vigil_error *err) {
+    graph *g;
+    vigil_status st = graph_build(m, batch, &g, err);
+    if (st != VIGIL_OK) return st;
+    st = shape_infer(g, err);
+    if (st == VIGIL_OK) st = passes_run(g, err);
+    if (st == VIGIL_OK) st = passes_layout(g, err);
+    if (st != VIGIL_OK) {
+        graph_free(g);
+        return st;
+    }
+    *out = g;
+    return VIGIL_OK;
+}
+
+/* Physical view of value v: N,H,W,C for NHWC values. */
+static void physical(const gvalue *v, op_tensor *t) {
+    memset(t, 0, sizeof *t);
+    t->present = 1;
+    t->dtype = v->dtype;
+    t->ndim = v->ndim;
+    if (v->nhwc) {
+        t->dims[0] = v->dims[0];
+        t->dims[1] = v->dims[2];
+        t->dims[2] = v->dims[3];
+        t->dims[3] = v->dims[1];
+    } else {
+        memcpy(t->dims, v->dims, sizeof v->dims);
+    }
+    t->data = v->data;
+    t->is_const = v->cdata != NULL;
+}
+
+static void ctx_for_node(vigil_plan *p, int node, op_ctx *ctx, op_tensor *buf) {
+    graph *g = p->g;
+    gnode *n = &g->nodes[node];
+    memset(ctx, 0, sizeof *ctx);
+    ctx->node = n->src;
+    ctx->name = n->name;
+    ctx->opset = g->opset;
+    ctx->n_in = n->n_in;
+    ctx->n_out = n->n_out;
+    ctx->in = buf;
+    ctx->out = buf + n->n_in;
+    ctx->nhwc = n->nhwc;
+    ctx->act = n->act;
+    ctx->act_min = n->act_min;
+    ctx->act_max = n->act_max;
+    ctx->graph = g;
+    ctx->pool = p->model->engine->pool;
+    ctx->scratch = p->scratch;
+    for (int k = 0; k < n->n_in; k++) {
+        if (n->in[k] < 0) memset(&ctx->in[k], 0, sizeof ctx->in[k]);
+        else physical(&g->values[n->in[k]], &ctx->in[k]);
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0) {
+            memset(&ctx->out[k], 0, sizeof ctx->out[k]);
+            ctx->out[k].ndim = -1;
+        } else {
+            physical(&g->values[n->out[k]], &ctx->out[k]);
+        }
+    }
+}
+
+static int max_io(const graph *g) {
+    int m = 1;
+    for (int i = 0; i < g->n_order; i++) {
+        const gnode *n = &g->nodes[g->order[i]];
+        if (n->n_in + n->n_out > m) m = n->n_in + n->n_out;
+    }
+    return m;
+}
+
+static vigil_status plan_buffers(vigil_plan *p, vigil_error *err) {
+    graph *g = p->g;
+    vigil_status st = plan_memory(g, g->order, g->n_order, &p->arena_bytes, err);
+    if (st != VIGIL_OK) return st;
+    p->arena = vigil_aligned_alloc(ENGINE_ALIGN, p->arena_bytes ? p->arena_bytes : ENGINE_ALIGN);
+    if (!p->arena) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory (activation arena)");
+    for (int v = 0; v < g->n_values; v++) {
+        gvalue *val = &g->values[v];
+        if (val->cdata) val->data = val->cdata;
+        else if (val->first != -2) val->data = p->arena + val->offset;
+        else val->data = NULL;
+    }
+    op_tensor *buf = vigil_calloc((size_t)max_io(g), sizeof *buf);
+    if (!buf) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    for (int i = 0; i < g->n_order; i++) {
+        const gnode *n = &g->nodes[g->order[i]];
+        if (!n->op->scratch_bytes) continue;
+        op_ctx ctx;
+        ctx_for_node(p, g->order[i], &ctx, buf);
+        size_t need = n->op->scratch_bytes(&ctx);
+        if (need > p->scratch_bytes) p->scratch_bytes = need;
+    }
+    vigil_free(buf);
+    if (p->scratch_bytes) {
+        p->scratch = vigil_aligned_alloc(ENGINE_ALIGN, p->scratch_bytes + ENGINE_BUFFER_PAD);
+        if (!p->scratch) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory (scratch)");
+    }
+    return VIGIL_OK;
+}
+
+static vigil_status plan_steps(vigil_plan *p, vigil_error *err) {
+    graph *g = p->g;
+    p->steps = vigil_calloc((size_t)g->n_order + 1, sizeof(step));
+    op_tensor *buf = vigil_calloc((size_t)max_io(g), sizeof *buf);
+    if (!p->steps || !buf) {
+        vigil_free(buf);
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    }
+    vigil_status st = VIGIL_OK;
+    for (int i = 0; i < g->n_order && st == VIGIL_OK; i++) {
+        op_ctx ctx;
+        ctx_for_node(p, g->order[i], &ctx, buf);
+        st = exec_prepare_step(g->nodes[g->order[i]].op, &ctx, &p->steps[i], err);
+        if (st == VIGIL_OK) {
+            p->n_steps++;
+            p->flops += p->steps[i].flops;
+        }
+    }
+    vigil_free(buf);
+    return st;
+}
+
+static vigil_status plan_outputs(vigil_plan *p, vigil_error *err) {
+    graph *g = p->g;
+    p->outputs = vigil_calloc((size_t)g->n_outputs + 1, sizeof(vigil_tensor));
+    p->output_copies = vigil_calloc((size_t)g->n_outputs + 1, sizeof(void *));
+    if (!p->outputs || !p->output_copies) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    for (int i = 0; i < g->n_outputs; i++) {
+        const gvalue *v = &g->values[g->outputs[i]];
+        vigil_tensor *t = &p->outputs[i];
+        t->dtype = v->dtype;
+        t->ndim = v->ndim;
+        memcpy(t->dims, v->dims, sizeof v->dims);
+        t->data = v->data;
+        if (p->repeats > 1) {
+            t->dims[0] *= p->repeats;
+            p->output_copies[i] = vigil_aligned_alloc(ENGINE_ALIGN, tensor_bytes(t->dtype, t->ndim, t->dims) + 1);
+            if (!p->output_copies[i]) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+            t->data = p->output_copies[i];
+        }
+    }
+    return VIGIL_OK;
+}
+
+vigil_status vigil_plan_create(vigil_model *model, int64_t batch, vigil_plan **out, vigil_error *err) {
+    if (!model || !out || batch < 1)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "plan: need a model and a batch >= 1");
+    *out = NULL;
+    int64_t native = model->native_batch, compile = batch, repeats = 1;
+    if (native > 0 && batch != native) {
+        if (batch % native != 0)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                   "batch %lld is not a multiple of the model's fixed batch %lld", (long long)batch,
+                                   (long long)native);
+        compile = native;
+        repeats = batch / native;
+        for (size_t i = 0; i < model->n_inputs; i++)
+            if (model->inputs[i].ndim < 1 || model->inputs[i].dims[0] != native)
+                return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED,
+                                       "input '%s' has no batch dimension: the model runs only at batch %lld",
+                                       model->inputs[i].name, (long long)native);
+    }
+    vigil_plan *p = vigil_calloc(1, sizeof *p);
+    if (!p) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    p->model = model;
+    p->batch = batch;
+    p->repeats = repeats;
+    vigil_status st = exec_compile_graph(model->onnx, compile, &p->g, err);
+    if (st == VIGIL_OK) st = plan_buffers(p, err);
+    if (st == VIGIL_OK) st = plan_steps(p, err);
+    if (st == VIGIL_OK) st = plan_outputs(p, err);
+    if (st != VIGIL_OK) {
+        vigil_plan_destroy(p);
+        return st;
+    }
+    p->flops *= (double)repeats;
+    *out = p;
+    return VIGIL_OK;
+}
+
+void vigil_plan_destroy(vigil_plan *p) {
+    if (!p) return;
+    for (int i = 0; i < p->n_steps; i++) step_release(&p->steps[i]);
+    vigil_free(p->steps);
+    if (p->g && p->output_copies)
+        for (int i = 0; i < p->g->n_outputs; i++) vigil_free(p->output_copies[i]);
+    vigil_free(p->output_copies);
+    vigil_free(p->outputs);
+    vigil_free(p->arena);
+    vigil_free(p->scratch);
+    graph_free(p->g);
+    vigil_free(p);
+}
+
+static vigil_status check_input(const vigil_plan *p, size_t i, const vigil_tensor *t, vigil_error *err) {
+    const gvalue *v = &p->g->values[p->g->inputs[i]];
+    const char *name = p->model->inputs[i].name;
+    if (t->dtype != v->dtype)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': expected %s, got %s", name,
+                               vigil_dtype_name(v->dtype), vigil_dtype_name(t->dtype));
+    int bad = t->ndim != v->ndim || (t->ndim > 0 && !t->data && tensor_count(v->ndim, v->dims) > 0);
+    for (int d = 0; d < v->ndim && !bad; d++) {
+        int64_t want = d == 0 ? v->dims[0] * p->repeats : v->dims[d];
+        if (t->dims[d] != want) bad = 1;
+    }
+    if (bad) {
+        char want[160] = "", *w = want;
+        for (int d = 0; d < v->ndim; d++)
+            w += snprintf(w, (size_t)(want + sizeof want - w), "%s%lld", d ? "," : "",
+                          (long long)(d == 0 ? v->dims[0] * p->repeats : v->dims[d]));
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': expected shape [%s]", name, want);
+    }
+    return VIGIL_OK;
+}
+
+/* Lets the pool's workers sleep once a run is over instead of spinning until
+ * the next request (XNNPACK's operators keep them spinning between ops, which
+ * is what we want inside a run). */
+static void pool_noop(void *arg, size_t i) {
+    (void)arg;
+    (void)i;
+}
+
+vigil_status vigil_plan_run(vigil_plan *p, const vigil_tensor *inputs, size_t n_inputs, vigil_error *err) {
+    if (!p || (n_inputs && !inputs))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "plan_run: NULL argument");
+    graph *g = p->g;
+    if (n_inputs != (size_t)g->n_inputs)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "expected %d inputs, got %zu", g->n_inputs, n_inputs);
+    for (size_t i = 0; i < n_inputs; i++) {
+        vigil_status st = check_input(p, i, &inputs[i], err);
+        if (st != VIGIL_OK) return st;
+    }
+    for (int64_t r = 0; r < p->repeats; r++) {
+        for (size_t i = 0; i < n_inputs; i++) {
+            const gvalue *v = &g->values[g->inputs[i]];
+            if (!v->data) continue;
+            size_t bytes = tensor_bytes(v->dtype, v->ndim, v->dims);
+            memcpy(v->data, (const uint8_t *)inputs[i].data + (size_t)r * bytes, bytes);
+        }
+        for (int s = 0; s < p->n_steps; s++) {
+            vigil_status st = p->steps[s].run(&p->steps[s], err);
+            if (st != VIGIL_OK) {
+                vigil_error_prefix(err, "node '%s' (%s)", p->steps[s].name, p->steps[s].op);
+                return st;
+            }
+        }
+        if (p->repeats == 1) continue;
+        for (int i = 0; i < g->n_outputs; i++) {
+            const gvalue *v = &g->values[g->outputs[i]];
+            size_t bytes = tensor_bytes(v->dtype, v->ndim, v->dims);
+            memcpy((uint8_t *)p->output_copies[i] + (size_t)r * bytes, v->data, bytes);
+        }
+    }
+    pthreadpool_t pool = p->model->engine->pool;
+    if (pool) pthreadpool_parallelize_1d(pool, pool_noop, NULL, pthreadpool_get_threads_count(pool),
+                                         PTHREADPOOL_FLAG_YIELD_WORKERS);
+    return VIGIL_OK;
+}
+
+const vigil_tensor *vigil_plan_output(const vigil_plan *p, size_t index) {
+    if (!p || index >= (size_t)p->g->n_outputs) return NULL;
+    return &p->outputs[index];
+}
+
+int64_t vigil_plan_batch(const vigil_plan *p) { return p ? p->batch : 0; }
+
+size_t vigil_plan_peak_activation_bytes(const vigil_plan *p) { return p ? p->arena_bytes + p->scratch_bytes : 0; }
+
+double vigil_plan_flops(const vigil_plan *p) { return p ? p->flops : 0.0; }

@@ -1,0 +1,54 @@
+/*
+ * exec.h - steps (one prepared operator each) and the plan that runs them.
+ *
+ * A step is created by an op's prepare function from an op_ctx whose tensors
+ * carry their final data pointers; running it touches no allocator.  The same
+ * path evaluates constant subgraphs at compile time (exec_run_once).
+ */
+#ifndef VIGIL_ENGINE_EXEC_H
+#define VIGIL_ENGINE_EXEC_H
+
+#include "engine/engine_internal.h"
+
+/* Copies ctx's tensors into s, then calls op->prepare.  On failure s is
+ * released. */
+vigil_status exec_prepare_step(const op_def *op, op_ctx *ctx, step *s, vigil_error *err);
+/* Prepares, runs and releases one step (constant folding). */
+vigil_status exec_run_once(const op_def *op, op_ctx *ctx, vigil_error *err);
+/* Deletes the step's XNNPACK operators and state; leaves s zeroed. */
+void step_release(step *s);
+
+/* plan.c: memory planning over the step order.  Sets every runtime value's
+ * offset and returns the arena size in *arena_bytes. */
+vigil_status plan_memory(graph *g, const int *order, int n_order, size_t *arena_bytes, vigil_error *err);
+
+
+/* ---- the public handles (private layout) ---- */
+
+struct vigil_model {
+    vigil_engine *engine;
+    onnx_model *onnx;
+    vigil_tensor_info *inputs;  size_t n_inputs;
+    vigil_tensor_info *outputs; size_t n_outputs;
+    int64_t native_batch;       /* 0 = symbolic */
+};
+
+struct vigil_plan {
+    vigil_model *model;
+    int64_t batch;          /* what the caller runs */
+    int64_t repeats;        /* runs of the compiled graph per call (fixed-batch models) */
+    graph *g;
+    step *steps;  int n_steps;
+    uint8_t *arena; size_t arena_bytes;
+    void *scratch;  size_t scratch_bytes;
+    vigil_tensor *outputs;  /* what vigil_plan_output returns */
+    void **output_copies;   /* per output, batch-sized buffers when repeats > 1 */
+    double flops;
+};
+
+/* Validates every node of m against the op table (opset, attributes). */
+vigil_status exec_validate(const onnx_model *m, vigil_error *err);
+/* Builds, infers and optimises m's graph for a compile batch (no kernels). */
+vigil_status exec_compile_graph(const onnx_model *m, int64_t batch, graph **out, vigil_error *err);
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * conv.c - Conv, ConvTranspose and BatchNormalization.
+ *
+ * With constant weights and a 4-D input, Conv and ConvTranspose run as
+ * XNNPACK NHWC operators whose weights are packed once at prepare (ONNX's
+ * [M, C/g, kh, kw] is reordered to XNNPACK's [g, M/g, kh, kw, C/g] first).
+ * A fused activation (passes.c) becomes the operator's output clamp, or for
+ * SiLU one vectorised in-place pass over the output (silu.c).  Anything else (1-D convolution, weights computed at run time) runs
+ * the plain-C reference kernel in ONNX layout, with the same activation.
+ */
+#include <math.h>
+#include <string.h>
+#include <xnnpack.h>
+
+#include "core/alloc.h"
+#include "engine/ops/ops.h"
+#include "engine/ops/silu.h"
+
+static const char *const conv_attrs[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
+static const char *const convt_attrs[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides",
+                                          "output_padding", "output_shape", NULL};
+static const char *const bn_attrs[] = {"epsilon", "momentum", "spatial", "training_mode", NULL};
+
+vigil_status op_auto_pad(const onnx_node *node, kernels_auto_pad *out) {
+    const char *s = attr_string(node, "auto_pad", "NOTSET");
+    if (strcmp(s, "NOTSET") == 0) *out = KERNELS_PAD_NOTSET;
+    else if (strcmp(s, "SAME_UPPER") == 0) *out = KERNELS_PAD_SAME_UPPER;
+    else if (strcmp(s, "SAME_LOWER") == 0) *out = KERNELS_PAD_SAME_LOWER;
+    else if (strcmp(s, "VALID") == 0) *out = KERNELS_PAD_VALID;
+    else return VIGIL_ERR_UNSUPPORTED;
+    return VIGIL_OK;
+}
+
+/* Reads kernel-window attributes for nspatial dims (1 or 2) of input x. */
+vigil_status op_read_window(const op_ctx *ctx, const int64_t *kernel, int transpose, kernels_window *w,
+                            vigil_error *err) {
+    const op_tensor *x = &ctx->in[0];
+    int ns = x->ndim - 2;
+    if (ns < 1 || ns > 2) return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "only 1-D and 2-D windows are supported");
+    kernels_window_defaults(w, ns, kernel);
+    int64_t v[4];
+    if (attr_ints(ctx->node, "strides", v, 4) == ns)
+        for (int i = 0; i < ns; i++) w->stride[i] = v[i];
+    if (attr_ints(ctx->node, "dilations", v, 4) == ns)
+        for (int i = 0; i < ns; i++) w->dilation[i] = v[i];
+    if (attr_ints(ctx->node, "pads", v, 4) == 2 * ns)
+        for (int i = 0; i < ns; i++) {
+            w->pad_begin[i] = v[i];
+            w->pad_end[i] = v[i + ns];
+        }
+    if (attr_ints(ctx->node, "output_padding", v, 4) == ns)
+        for (int i = 0; i < ns; i++) w->output_padding[i] = v[i];
+    w->group = attr_int(ctx->node, "group", 1);
+    w->ceil_mode = (int)attr_int(ctx->node, "ceil_mode", 0);
+    for (int i = 0; i < ns; i++)
+        if (w->stride[i] < 1 || w->dilation[i] < 1 || w->kernel[i] < 1 || w->pad_begin[i] < 0 || w->pad_end[i] < 0)
+            return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "invalid kernel, stride, dilation or pads");
+    kernels_auto_pad ap;
+    if (op_auto_pad(ctx->node, &ap) != VIGIL_OK) return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "bad auto_pad");
+    int64_t in[2] = {x->dims[2], ns > 1 ? x->dims[3] : 1};
+    if (transpose) kernels_resolve_auto_pad_transpose(ap, in, w);
+    else kernels_resolve_auto_pad(ap, in, w);
+    return VIGIL_OK;
+}
+
+static vigil_status check_conv(const onnx_node *node, int64_t opset, vigil_error *err) {
+    kernels_auto_pad ap;
+    if (op_auto_pad(node, &ap) != VIGIL_OK)
+        return op_check_fail(node, VIGIL_ERR_UNSUPPORTED, err, "auto_pad '%s' is not supported",
+                             attr_string(node, "auto_pad", ""));
+    if (node->n_inputs < 2) return op_check_fail(node, VIGIL_ERR_PARSE, err, "needs inputs X and W");
+    return VIGIL_OK;
+}
+
+static vigil_status check_convt(const onnx_node *node, int64_t opset, vigil_error *err) {
+    vigil_status st = check_conv(node, opset, err);
+    if (st == VIGIL_OK && onnx_node_attr(node, "output_shape"))
+        st = op_check_fail(node, VIGIL_ERR_UNSUPPORTED, err, "attribute 'output_shape' is not supported");
+    return st;
+}
+
+static const vigil_dtype f32_only[] = {VIGIL_DTYPE_F32};
+
+static vigil_status conv_window(const op_ctx *ctx, int transpose, kernels_window *w, vigil_error *err) {
+    const op_tensor *wt = &ctx->in[1];
+    if (wt->ndim != ctx->in[0].ndim) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "W rank differs from X");
+    return op_read_window(ctx, wt->dims + 2, transpose, w, err);
+}
+
+static vigil_status infer_conv_common(op_ctx *ctx, int transpose, vigil_error *err) {
+    for (int i = 0; i < 3; i++) {
+        vigil_status st = op_require_dtype(ctx, i, f32_only, 1, err);
+        if (st != VIGIL_OK) return st;
+    }
+    kernels_window w;
+    vigil_status st = conv_window(ctx, transpose, &w, err);
+    if (st != VIGIL_OK) return st;
+    kshape xs = op_kshape(&ctx->in[0]), ws = op_kshape(&ctx->in[1]), ys;
+    st = transpose ? kernels_convtranspose_shape(&xs, &ws, &w, &ys, err) : kernels_conv_shape(&xs, &ws, &w, &ys, err);
+    if (st != VIGIL_OK) return op_wrap_kernel(ctx, st, err);
+    int64_t m = ys.dims[1];
+    if (in_present(ctx, 2) && (ctx->in[2].ndim != 1 || ctx->in[2].dims[0] != m))
+        return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "bias must be [%lld]", (long long)m);
+    op_set_out(&ctx->out[0], VIGIL_DTYPE_F32, &ys);
+    return VIGIL_OK;
+}
+
+static vigil_status infer_conv(op_ctx *ctx, vigil_error *err) { return infer_conv_common(ctx, 0, err); }
+static vigil_status infer_convt(op_ctx *ctx, vigil_error *err) { return infer_conv_common(ctx, 1, err); }
+
+/* ---- fused activation, shared by both paths ---- */
+
+/* Runs the XNNPACK operator, then the fused SiLU over the output if any. */
+static vigil_status run_xnn_conv(step *s, vigil_error *err) {
+    enum xnn_status x = xnn_run_operator(s->xop[0], s->pool);
+    if (x != xnn_status_success)
+        return vigil_error_set(err, VIGIL_ERR_INTERNAL, "XNNPACK run failed (status %d)", (int)x);
+    if (s->state && *(const act_kind *)s->state == ACT_SILU)
+        silu_f32_parallel(s->out[0].data, (size_t)op_count(&s->out[0]), s->pool);
+    return VIGIL_OK;
+}
+
+/* Remembers the fused activation for run_xnn_conv. */
+static vigil_status xnn_conv_done(op_ctx *ctx, vigil_error *err) {
+    vigil_status st = op_step_alloc(ctx, sizeof(act_kind), err);
+    if (st != VIGIL_OK) return st;
+    *(act_kind *)ctx->step->state = ctx->act;
+    ctx->step->run = run_xnn_conv;
+    return VIGIL_OK;
+}
+
+static void act_bounds(const op_ctx *ctx, float *lo, float *hi) {
+    *lo = ctx->act == ACT_CLAMP ? ctx->act_min : -INFINITY;
+    *hi = ctx->act == ACT_CLAMP ? ctx->act_max : INFINITY;
+}
+
+/* ---- XNNPACK path ---- */
+
+static double flops_conv(const op_ctx *ctx) {
+    const op_tensor *w = &ctx->in[1];
+    double per_out = 2.0 * (double)op_count(w) / (double)w->dims[0];
+    return per_out * (double)op_count(&ctx->out[0]);
+}
+
+static double flops_convt(const op_ctx *ctx) {
+    const op_tensor *w = &ctx->in[1];
+    return 2.0 * (double)op_count(&ctx->in[0]) * (double)op_count(w) / (double)w->dims[0];
+}
+
+static vigil_status prepare_xnn_conv(op_ctx *ctx, const kernels_window *w, vigil_error *err) {
+    step *s = ctx->step;
+    const op_tensor *x = &s->in[0], *wt = &s->in[1], *y = &s->out[0];
+    int64_t m = wt->dims[0], cg = wt->dims[1], kh = wt->dims[2], kw = wt->dims[3];
+    int64_t groups = w->group, c = x->dims[3];
+    if (groups < 1 || cg * groups != c || m % groups != 0)
+        return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "channels do not match group");
+    float *packed = vigil_malloc((size_t)(m * cg * kh * kw) * sizeof(float) + 1);
+    if (!packed) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    const float *src = wt->data;
+    for (int64_t o = 0; o < m; o++)
+        for (int64_t i = 0; i < cg; i++)
+            for (int64_t r = 0; r < kh * kw; r++) packed[(o * kh * kw + r) * cg + i] = src[(o * cg + i) * kh * kw + r];
+    float lo, hi;
+    act_bounds(ctx, &lo, &hi);
+    enum xnn_status st = xnn_create_convolution2d_nhwc_f32(
+        (uint32_t)w->pad_begin[0], (uint32_t)w->pad_end[1], (uint32_t)w->pad_end[0], (uint32_t)w->pad_begin[1],
+        (uint32_t)kh, (uint32_t)kw, (uint32_t)w->stride[0], (uint32_t)w->stride[1], (uint32_t)w->dilation[0],
+        (uint32_t)w->dilation[1], (uint32_t)groups, (size_t)cg, (size_t)(m / groups), (size_t)c, (size_t)m, packed,
+        in_present(ctx, 2) ? s->in[2].data : NULL, lo, hi, 0, (xnn_operator_t *)&s->xop[0]);
+    vigil_free(packed);
+    if (st == xnn_status_success)
+        st = xnn_setup_convolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
+                                              x->data, y->data, s->pool);
+    if (st != xnn_status_success) return xnn_fail(ctx, "convolution", st, err);
+    return xnn_conv_done(ctx, err);
+}
+
+static vigil_status prepare_xnn_convt(op_ctx *ctx, const kernels_window *w, vigil_error *err) {
+    step *s = ctx->step;
+    const op_tensor *x = &s->in[0], *wt = &s->in[1], *y = &s->out[0];
+    int64_t c = wt->dims[0], mg = wt->dims[1], kh = wt->dims[2], kw = wt->dims[3];
+    int64_t groups = w->group;
+    if (groups < 1 || c != x->dims[3] || c % groups != 0)
+        return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "channels do not match group");
+    int64_t cg = c / groups, m = mg * groups;
+    float *packed = vigil_malloc((size_t)(c * mg * kh * kw) * sizeof(float) + 1);
+    if (!packed) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    const float *src = wt->data;
+    /* ONNX [C, M/g, kh, kw] -> XNNPACK [g, M/g, kh, kw, C/g] */
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t o = 0; o < mg; o++)
+            for (int64_t r = 0; r < kh * kw; r++)
+                for (int64_t i = 0; i < cg; i++)
+                    packed[((g * mg + o) * kh * kw + r) * cg + i] = src[((g * cg + i) * mg + o) * kh * kw + r];
+    float lo, hi;
+    act_bounds(ctx, &lo, &hi);
+    enum xnn_status st = xnn_create_deconvolution2d_nhwc_f32(
+        (uint32_t)w->pad_begin[0], (uint32_t)w->pad_end[1], (uint32_t)w->pad_end[0], (uint32_t)w->pad_begin[1],
+        (uint32_t)kh, (uint32_t)kw, (uint32_t)w->stride[0], (uint32_t)w->stride[1], (uint32_t)w->dilation[0],
+        (uint32_t)w->dilation[1], (uint32_t)groups, (size_t)cg, (size_t)mg, (size_t)c, (size_t)m, packed,
+        in_present(ctx, 2) ? s->in[2].data : NULL, lo, hi, 0, (xnn_operator_t *)&s->xop[0]);
+    vigil_free(packed);
+    if (st == xnn_status_success)
+        st = xnn_setup_deconvolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1],
+                                                (size_t)x->dims[2], (uint32_t)w->output_padding[0],
+                                                (uint32_t)w->output_padding[1], x->data, y->data, s->pool);
+    if (st != xnn_status_success) return xnn_fail(ctx, "deconvolution", st, err);
+    if (y->dims[3] != m) return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "deconvolution channel mismatch");
+    return xnn_conv_done(ctx, err);
+}
+
+/* ---- reference path (ONNX layout) ---- */
+
+typedef struct ref_conv {
+    kernels_window w;
+    int transpose;
+    act_kind act;
+    float lo, hi;
+} ref_conv;
+
+static void apply_act(const ref_conv *r, float *y, int64_t n) {
+    if (r->act == ACT_SILU) {
+        kernels_unary_f32(KERNELS_SILU, NULL, y, y, n);
+    } else if (r->act == ACT_CLAMP) {
+        kernels_unary_params p = {.min = r->lo, .max = r->hi};
+        kernels_unary_f32(KERNELS_CLIP, &p, y, y, n);
+    }
+}
+
+static vigil_status run_ref_conv(step *s, vigil_error *err) {
+    const ref_conv *r = s->state;
+    kshape xs = op_kshape(&s->in[0]), ys = op_kshape(&s->out[0]);
+    const float *b = s->n_in > 2 && s->in[2].present ? s->in[2].data : NULL;
+    if (r->transpose) kernels_convtranspose_f32(s->in[0].data, &xs, s->in[1].data, b, &r->w, s->out[0].data, &ys);
+    else kernels_conv_f32(s->in[0].data, &xs, s->in[1].data, b, &r->w, s->out[0].data, &ys);
+    apply_act(r, s->out[0].data, kshape_count(&ys));
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_conv_common(op_ctx *ctx, int transpose, vigil_error *err) {
+    kernels_window w;
+    /* The window is read against the logical input (pads depend on H, W). */
+    op_tensor logical_x = ctx->in[0];
+    if (ctx->nhwc) {
+        logical_x.dims[1] = ctx->in[0].dims[3];
+        logical_x.dims[2] = ctx->in[0].dims[1];
+        logical_x.dims[3] = ctx->in[0].dims[2];
+    }
+    op_tensor saved = ctx->in[0];
+    ctx->in[0] = logical_x;
+    vigil_status st = conv_window(ctx, transpose, &w, err);
+    ctx->in[0] = saved;
+    if (st != VIGIL_OK) return st;
+    if (ctx->nhwc) return transpose ? prepare_xnn_convt(ctx, &w, err) : prepare_xnn_conv(ctx, &w, err);
+    st = op_step_alloc(ctx, sizeof(ref_conv), err);
+    if (st != VIGIL_OK) return st;
+    ref_conv *r = ctx->step->state;
+    r->w = w;
+    r->transpose = transpose;
+    r->act = ctx->act;
+    act_bounds(ctx, &r->lo, &r->hi);
+    ctx->step->run = run_ref_conv;
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_conv(op_ctx *ctx, vigil_error *err) { return prepare_conv_common(ctx, 0, err); }
+static vigil_status prepare_convt(op_ctx *ctx, vigil_error *err) { return prepare_conv_common(ctx, 1, err); }
+
+/* ---- BatchNormalization (when not folded into a Conv) ---- */
+
+static vigil_status check_bn(const onnx_node *node, int64_t opset, vigil_error *err) {
+    if (attr_int(node, "training_mode", 0) != 0 || node->n_outputs > 1)
+        return op_check_fail(node, VIGIL_ERR_UNSUPPORTED, err, "training mode is not supported");
+    if (node->n_inputs != 5) return op_check_fail(node, VIGIL_ERR_PARSE, err, "needs 5 inputs");
+    if (opset < 9 && attr_int(node, "spatial", 1) != 1)
+        return op_check_fail(node, VIGIL_ERR_UNSUPPORTED, err, "spatial=0 is not supported");
+    return VIGIL_OK;
+}
+
+static vigil_status infer_bn(op_ctx *ctx, vigil_error *err) {
+    for (int i = 0; i < 5; i++) {
+        vigil_status st = op_require_dtype(ctx, i, f32_only, 1, err);
+        if (st != VIGIL_OK) return st;
+    }
+    const op_tensor *x = &ctx->in[0];
+    if (x->ndim < 2) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "X must have rank >= 2");
+    for (int i = 1; i < 5; i++)
+        if (op_count(&ctx->in[i]) != x->dims[1])
+            return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "input %d must have C elements", i);
+    kshape s = op_kshape(x);
+    op_set_out(&ctx->out[0], VIGIL_DTYPE_F32, &s);
+    return VIGIL_OK;
+}
+
+static vigil_status run_bn(step *s, vigil_error *err) {
+    const op_tensor *x = &s->in[0];
+    int64_t spatial = x->dims[1] ? op_count(x) / x->dims[0] / x->dims[1] : 0;
+    kernels_batchnorm_f32(x->data, x->dims[0], x->dims[1], spatial, s->in[1].data, s->in[2].data, s->in[3].data,
+                          s->in[4].data, *(float *)s->state, s->out[0].data);
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_bn(op_ctx *ctx, vigil_error *err) {
+    vigil_status st = op_step_alloc(ctx, sizeof(float), err);
+    if (st != VIGIL_OK) return st;
+    *(float *)ctx->step->state = attr_float(ctx->node, "epsilon", 1e-5f);
+    ctx->step->run = run_bn;
+    return VIGIL_OK;
+}
+
+const op_def ops_conv[] = {
+    {.name = "Conv", .min_inputs = 2, .min_opset = 1, .max_opset = 20, .layout = OP_LAYOUT_NHWC, .layout_inputs = 1,
+     .attrs = conv_attrs, .check = check_conv, .infer = infer_conv,
+     .prepare = prepare_conv, .flops = flops_conv},
+    {.name = "ConvTranspose", .min_inputs = 2, .min_opset = 1, .max_opset = 20, .layout = OP_LAYOUT_NHWC, .layout_inputs = 1,
+     .attrs = convt_attrs, .check = check_convt, .infer = infer_convt,
+     .prepare = prepare_convt, .flops = flops_convt},
+    {.name = "BatchNormalization", .min_inputs = 5, .min_opset = 7, .max_opset = 20, .layout = OP_LAYOUT_ONNX, .foldable = 1,
+     .attrs = bn_attrs, .check = check_bn, .infer = infer_bn, .prepare = prepare_bn},
+    {0},
+};

@@ -1,0 +1,94 @@
+/*
+ * layout.c - conversions between ONNX (N,C,H,W) and NHWC layouts, inserted by
+ * passes_layout as the internal ops vigil.ToNHWC and vigil.ToONNX.
+ *
+ * Both are a batch of 2-D transposes ([C, H*W] <-> [H*W, C]) done in cache
+ * tiles, split across the thread pool by tile rows; Transpose uses the same
+ * routine whenever its permutation swaps two adjacent groups of dimensions.
+ */
+#include <string.h>
+
+#include "engine/ops/ops.h"
+
+#define TILE 32
+
+typedef struct transpose_job {
+    const float *src;
+    float *dst;
+    size_t rows, cols; /* of each source matrix */
+    size_t row_tiles;
+} transpose_job;
+
+/* One tile row of one matrix: src [rows, cols] -> dst [cols, rows]. */
+static void transpose_tile_row(void *arg, size_t index) {
+    const transpose_job *j = arg;
+    size_t m = index / j->row_tiles, r0 = (index % j->row_tiles) * TILE;
+    const float *src = j->src + m * j->rows * j->cols;
+    float *dst = j->dst + m * j->rows * j->cols;
+    size_t r1 = r0 + TILE < j->rows ? r0 + TILE : j->rows;
+    for (size_t c0 = 0; c0 < j->cols; c0 += TILE) {
+        size_t c1 = c0 + TILE < j->cols ? c0 + TILE : j->cols;
+        for (size_t r = r0; r < r1; r++)
+            for (size_t c = c0; c < c1; c++) dst[c * j->rows + r] = src[r * j->cols + c];
+    }
+}
+
+void layout_transpose_2d(const float *src, float *dst, size_t batch, size_t rows, size_t cols,
+                         pthreadpool_t pool) {
+    transpose_job j = {src, dst, rows, cols, (rows + TILE - 1) / TILE};
+    if (rows == 1 || cols == 1) {
+        memcpy(dst, src, batch * rows * cols * sizeof(float));
+        return;
+    }
+    pthreadpool_parallelize_1d(pool, transpose_tile_row, &j, batch * j.row_tiles, 0);
+}
+
+void layout_nchw_to_nhwc(const float *src, float *dst, const int64_t *nchw, pthreadpool_t pool) {
+    layout_transpose_2d(src, dst, (size_t)nchw[0], (size_t)nchw[1], (size_t)(nchw[2] * nchw[3]), pool);
+}
+
+void layout_nhwc_to_nchw(const float *src, float *dst, const int64_t *nchw, pthreadpool_t pool) {
+    layout_transpose_2d(src, dst, (size_t)nchw[0], (size_t)(nchw[2] * nchw[3]), (size_t)nchw[1], pool);
+}
+
+void transpose_generic(const void *src, void *dst, size_t esize, int ndim, const int64_t *dims,
+                       const int64_t *perm) {
+    kshape s = kshape_make(ndim, dims);
+    int p[KERNELS_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) p[i] = (int)perm[i];
+    kernels_transpose(esize, src, &s, p, dst);
+}
+
+static vigil_status run_to_nhwc(step *s, vigil_error *err) {
+    const int64_t *o = s->out[0].dims; /* N,H,W,C */
+    int64_t nchw[4] = {o[0], o[3], o[1], o[2]};
+    layout_nchw_to_nhwc(s->in[0].data, s->out[0].data, nchw, s->pool);
+    return VIGIL_OK;
+}
+
+static vigil_status run_to_onnx(step *s, vigil_error *err) {
+    const int64_t *i = s->in[0].dims; /* N,H,W,C */
+    int64_t nchw[4] = {i[0], i[3], i[1], i[2]};
+    layout_nhwc_to_nchw(s->in[0].data, s->out[0].data, nchw, s->pool);
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_to_nhwc(op_ctx *ctx, vigil_error *err) {
+    ctx->step->run = run_to_nhwc;
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_to_onnx(op_ctx *ctx, vigil_error *err) {
+    ctx->step->run = run_to_onnx;
+    return VIGIL_OK;
+}
+
+static vigil_status infer_none(op_ctx *ctx, vigil_error *err) {
+    return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "layout conversions are not inferred");
+}
+
+const op_def ops_layout[] = {
+    {.name = "vigil.ToNHWC", .min_opset = 1, .max_opset = 99, .infer = infer_none, .prepare = prepare_to_nhwc},
+    {.name = "vigil.ToONNX", .min_opset = 1, .max_opset = 99, .infer = infer_none, .prepare = prepare_to_onnx},
+    {0},
+};

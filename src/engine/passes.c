@@ -1,0 +1,388 @@
+/*
+ * passes.c - graph rewrites between shape inference and memory planning.
+ *
+ *   fold_batchnorm   BatchNormalization after a Conv whose output nothing else
+ *                    reads is folded into the Conv's weights and bias.
+ *   fuse_activation  Conv/ConvTranspose followed by Relu or Clip (constant
+ *                    bounds) becomes one op with an output clamp; Conv followed
+ *                    by Sigmoid and Mul(x, Sigmoid(x)) becomes Conv+SiLU.
+ *   remove_dead      nodes whose outputs reach no graph output are dropped.
+ *   layout           chooses NHWC or ONNX layout per node (see op_layout in
+ *                    engine_internal.h), inserts conversion nodes where a
+ *                    consumer needs the other layout (each value is converted
+ *                    at most once per direction; constants are converted here,
+ *                    at compile time) and fixes the execution order.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "engine/engine_internal.h"
+
+static int is_graph_output(const graph *g, int v) {
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == v) return 1;
+    return 0;
+}
+
+static int op_is(const gnode *n, const char *name) {
+    return !n->dead && n->op && strcmp(n->op->name, name) == 0;
+}
+
+/* Live consumers of v (graph outputs count as one each). */
+static int count_uses(const graph *g, int v, int *only_consumer) {
+    int uses = 0;
+    *only_consumer = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const gnode *n = &g->nodes[i];
+        if (n->dead) continue;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == v) {
+                uses++;
+                *only_consumer = i;
+            }
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == v) uses++;
+    return uses;
+}
+
+static int is_f32_const(const graph *g, int v) {
+    return v >= 0 && g->values[v].cdata && g->values[v].dtype == VIGIL_DTYPE_F32;
+}
+
+/* Moves node `from`'s output 0 onto node `to` (to now produces it). */
+static void take_output(graph *g, int to, int from) {
+    int v = g->nodes[from].out[0];
+    g->nodes[to].out[0] = v;
+    g->values[v].producer = to;
+    g->nodes[from].dead = 1;
+}
+
+static vigil_status fold_one_batchnorm(graph *g, int bn, int conv, vigil_error *err) {
+    gnode *b = &g->nodes[bn];
+    int x = b->in[0];
+    int s_v = b->in[1], beta_v = b->in[2], mean_v = b->in[3], var_v = b->in[4];
+    int w_v = g->nodes[conv].in[0 + 1];
+    int bias_v = g->nodes[conv].n_in > 2 ? g->nodes[conv].in[2] : -1;
+    (void)x;
+    const gvalue *w = &g->values[w_v];
+    int64_t m = w->dims[0];
+    int64_t per = tensor_count(w->ndim, w->dims) / (m ? m : 1);
+    float eps = attr_float(b->src, "epsilon", 1e-5f);
+    const float *scale = g->values[s_v].cdata, *beta = g->values[beta_v].cdata;
+    const float *mean = g->values[mean_v].cdata, *var = g->values[var_v].cdata;
+    const float *bias = bias_v >= 0 ? g->values[bias_v].cdata : NULL;
+    float *nw = graph_alloc_const(g, tensor_bytes(VIGIL_DTYPE_F32, w->ndim, w->dims));
+    float *nb = graph_alloc_const(g, (size_t)m * sizeof(float));
+    if (!nw || !nb) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    const float *ow = g->values[w_v].cdata;
+    for (int64_t o = 0; o < m; o++) {
+        float k = scale[o] / sqrtf(var[o] + eps);
+        for (int64_t i = 0; i < per; i++) nw[o * per + i] = ow[o * per + i] * k;
+        nb[o] = ((bias ? bias[o] : 0.0f) - mean[o]) * k + beta[o];
+    }
+    int64_t wdims[VIGIL_MAX_DIMS];
+    int wnd = w->ndim;
+    memcpy(wdims, w->dims, sizeof wdims);
+    int nwv = graph_add_value(g, g->nodes[conv].name);
+    int nbv = graph_add_value(g, g->nodes[conv].name);
+    if (nwv < 0 || nbv < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    g->values[nwv].dtype = VIGIL_DTYPE_F32;
+    g->values[nwv].ndim = wnd;
+    memcpy(g->values[nwv].dims, wdims, sizeof wdims);
+    g->values[nwv].cdata = nw;
+    g->values[nbv].dtype = VIGIL_DTYPE_F32;
+    g->values[nbv].ndim = 1;
+    g->values[nbv].dims[0] = m;
+    g->values[nbv].cdata = nb;
+    gnode *c = &g->nodes[conv];
+    if (c->n_in < 3) {
+        int *io = vigil_calloc((size_t)(3 + c->n_out + 1), sizeof(int));
+        if (!io) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+        memcpy(io, c->in, (size_t)c->n_in * sizeof(int));
+        memcpy(io + 3, c->out, (size_t)c->n_out * sizeof(int));
+        vigil_free(c->in);
+        c->in = io;
+        c->out = io + 3;
+        c->n_in = 3;
+    }
+    c->in[1] = nwv;
+    c->in[2] = nbv;
+    take_output(g, conv, bn);
+    return VIGIL_OK;
+}
+
+static vigil_status fold_batchnorm(graph *g, vigil_error *err) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        gnode *b = &g->nodes[i];
+        if (!op_is(b, "BatchNormalization") || b->n_in < 5 || b->n_out != 1) continue;
+        int x = b->in[0], consumer;
+        if (x < 0 || g->values[x].producer < 0) continue;
+        int conv = g->values[x].producer;
+        if (!op_is(&g->nodes[conv], "Conv") || g->nodes[conv].act != ACT_NONE) continue;
+        if (count_uses(g, x, &consumer) != 1) continue;
+        int ok = 1;
+        for (int k = 1; k < 5; k++) ok = ok && is_f32_const(g, b->in[k]);
+        ok = ok && is_f32_const(g, g->nodes[conv].in[1]);
+        if (g->nodes[conv].n_in > 2 && g->nodes[conv].in[2] >= 0) ok = ok && is_f32_const(g, g->nodes[conv].in[2]);
+        if (!ok) continue;
+        vigil_status st = fold_one_batchnorm(g, i, conv, err);
+        if (st != VIGIL_OK) return st;
+    }
+    return VIGIL_OK;
+}
+
+/* Clamp bounds of a Relu or Clip node; 0 when they are not compile-time constants. */
+static int clamp_bounds(const graph *g, const gnode *n, float *lo, float *hi) {
+    *lo = -INFINITY;
+    *hi = INFINITY;
+    if (strcmp(n->op->name, "Relu") == 0) {
+        *lo = 0.0f;
+        return 1;
+    }
+    if (strcmp(n->op->name, "Clip") != 0) return 0;
+    if (g->opset < 11) {
+        *lo = attr_float(n->src, "min", -INFINITY);
+        *hi = attr_float(n->src, "max", INFINITY);
+        return 1;
+    }
+    for (int k = 1; k < n->n_in && k < 3; k++) {
+        int v = n->in[k];
+        if (v < 0) continue;
+        if (!is_f32_const(g, v) || tensor_count(g->values[v].ndim, g->values[v].dims) != 1) return 0;
+        float b = *(const float *)g->values[v].cdata;
+        if (k == 1) *lo = b;
+        else *hi = b;
+    }
+    return 1;
+}
+
+static int fusable_producer(const graph *g, int v) {
+    if (v < 0 || g->values[v].producer < 0 || is_graph_output(g, v)) return -1;
+    int p = g->values[v].producer;
+    const gnode *n = &g->nodes[p];
+    if ((op_is(n, "Conv") || op_is(n, "ConvTranspose")) && n->act == ACT_NONE && g->values[v].dtype == VIGIL_DTYPE_F32)
+        return p;
+    return -1;
+}
+
+static void fuse_clamps(graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        gnode *a = &g->nodes[i];
+        if (!(op_is(a, "Relu") || op_is(a, "Clip"))) continue;
+        int conv = fusable_producer(g, a->in[0]), consumer;
+        float lo, hi;
+        if (conv < 0 || count_uses(g, a->in[0], &consumer) != 1 || !clamp_bounds(g, a, &lo, &hi)) continue;
+        g->nodes[conv].act = ACT_CLAMP;
+        g->nodes[conv].act_min = lo;
+        g->nodes[conv].act_max = hi;
+        take_output(g, conv, i);
+    }
+}
+
+static void fuse_silu(graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        gnode *s = &g->nodes[i];
+        if (!op_is(s, "Sigmoid")) continue;
+        int x = s->in[0], y = s->out[0], mul, other;
+        int conv = fusable_producer(g, x);
+        if (conv < 0 || is_graph_output(g, y) || count_uses(g, y, &mul) != 1) continue;
+        gnode *m = &g->nodes[mul];
+        if (!op_is(m, "Mul") || m->n_in != 2) continue;
+        if (!((m->in[0] == x && m->in[1] == y) || (m->in[0] == y && m->in[1] == x))) continue;
+        if (count_uses(g, x, &other) != 2) continue;
+        g->nodes[conv].act = ACT_SILU;
+        s->dead = 1;
+        take_output(g, conv, mul);
+    }
+}
+
+void passes_remove_dead(graph *g) {
+    char *live = vigil_calloc((size_t)g->n_values + 1, 1);
+    if (!live) return; /* keeping dead nodes is harmless */
+    for (int i = 0; i < g->n_outputs; i++) live[g->outputs[i]] = 1;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        gnode *n = &g->nodes[i];
+        if (n->dead) continue;
+        int needed = 0;
+        for (int k = 0; k < n->n_out; k++)
+            if (n->out[k] >= 0 && live[n->out[k]]) needed = 1;
+        if (!needed) {
+            n->dead = 1;
+            continue;
+        }
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0) live[n->in[k]] = 1;
+    }
+    vigil_free(live);
+}
+
+vigil_status passes_run(graph *g, vigil_error *err) {
+    passes_remove_dead(g);
+    vigil_status st = fold_batchnorm(g, err);
+    if (st != VIGIL_OK) return st;
+    fuse_silu(g);
+    fuse_clamps(g);
+    passes_remove_dead(g);
+    return VIGIL_OK;
+}
+
+/* ---- layout ---- */
+
+typedef struct order_buf {
+    int *items;
+    int n, cap;
+} order_buf;
+
+static int order_push(order_buf *o, int node) {
+    if (o->n == o->cap) {
+        int cap = o->cap ? o->cap * 2 : 128;
+        int *p = vigil_realloc(o->items, (size_t)cap * sizeof(int));
+        if (!p) return -1;
+        o->items = p;
+        o->cap = cap;
+    }
+    o->items[o->n++] = node;
+    return 0;
+}
+
+/* Logical dims of v extended with leading 1s to rank 4. */
+static void dims4(const gvalue *v, int64_t *out) {
+    int pad = 4 - v->ndim;
+    for (int d = 0; d < 4; d++) out[d] = d < pad ? 1 : v->dims[d - pad];
+}
+
+static vigil_status convert_const(graph *g, int v, int to_nhwc, int *out, vigil_error *err) {
+    gvalue src = g->values[v];
+    int64_t d4[4];
+    dims4(&src, d4);
+    size_t esize = vigil_dtype_size(src.dtype);
+    void *data = graph_alloc_const(g, tensor_bytes(src.dtype, src.ndim, src.dims));
+    if (!data) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    /* Constants are always stored in logical (ONNX) order; the NHWC twin is
+     * the N,C,H,W -> N,H,W,C permutation of the rank-4 extension. */
+    static const int64_t to_nhwc_perm[4] = {0, 2, 3, 1};
+    transpose_generic(src.cdata, data, esize, 4, d4, to_nhwc_perm);
+    int t = graph_add_value(g, src.name);
+    if (t < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    gvalue *tv = &g->values[t];
+    tv->dtype = src.dtype;
+    tv->ndim = 4;
+    memcpy(tv->dims, d4, sizeof d4);
+    tv->cdata = data;
+    tv->nhwc = 1;
+    (void)to_nhwc;
+    g->values[v].nhwc_twin = t;
+    *out = t;
+    return VIGIL_OK;
+}
+
+/* Returns in *out a value holding v's data in the wanted layout, adding a
+ * conversion node (pushed to the order) the first time. */
+static vigil_status value_in_layout(graph *g, int v, int want_nhwc, order_buf *o, int *out, vigil_error *err) {
+    gvalue *val = &g->values[v];
+    if (val->nhwc == want_nhwc) {
+        *out = v;
+        return VIGIL_OK;
+    }
+    int twin = want_nhwc ? val->nhwc_twin : val->onnx_twin;
+    if (twin >= 0) {
+        *out = twin;
+        return VIGIL_OK;
+    }
+    if (want_nhwc && val->cdata) return convert_const(g, v, 1, out, err);
+    const op_def *op = ops_find_internal(want_nhwc ? "vigil.ToNHWC" : "vigil.ToONNX");
+    int n = graph_add_node(g, NULL, op, val->name, 1, 1);
+    int t = graph_add_value(g, g->values[v].name);
+    if (n < 0 || t < 0 || order_push(o, n) < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    val = &g->values[v];
+    gvalue *tv = &g->values[t];
+    tv->dtype = val->dtype;
+    tv->nhwc = want_nhwc;
+    if (want_nhwc) {
+        tv->ndim = 4;
+        dims4(val, tv->dims);
+        val->nhwc_twin = t;
+    } else {
+        tv->ndim = val->ndim;
+        memcpy(tv->dims, val->dims, sizeof val->dims);
+        val->onnx_twin = t;
+    }
+    tv->producer = n;
+    g->nodes[n].in[0] = v;
+    g->nodes[n].out[0] = t;
+    g->nodes[n].nhwc = want_nhwc;
+    *out = t;
+    return VIGIL_OK;
+}
+
+static int layout_input_count(const gnode *n) {
+    return n->op->layout_inputs ? (n->op->layout_inputs < n->n_in ? n->op->layout_inputs : n->n_in) : n->n_in;
+}
+
+/* Whether node n should run on NHWC tensors. */
+static int choose_nhwc(const graph *g, const gnode *n) {
+    int n_data = layout_input_count(n);
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0) continue;
+        const gvalue *o = &g->values[n->out[k]];
+        if (o->ndim != 4 || o->dtype != VIGIL_DTYPE_F32) return 0;
+    }
+    int any_nhwc = 0;
+    for (int k = 0; k < n_data; k++) {
+        if (n->in[k] < 0) continue;
+        const gvalue *v = &g->values[n->in[k]];
+        if (v->ndim > 4 || v->dtype != VIGIL_DTYPE_F32) return 0;
+        if (v->nhwc) any_nhwc = 1;
+    }
+    switch (n->op->layout) {
+    case OP_LAYOUT_NHWC:
+        /* Parameters (weights, scales) must be known at compile time. */
+        for (int k = n_data; k < n->n_in; k++)
+            if (n->in[k] >= 0 && !g->values[n->in[k]].cdata) return 0;
+        if (n->op->nhwc_ok && !n->op->nhwc_ok(n->src)) return 0;
+        return n->in[0] >= 0 && g->values[n->in[0]].ndim == 4;
+    case OP_LAYOUT_UNARY: return n->in[0] >= 0 && g->values[n->in[0]].nhwc;
+    case OP_LAYOUT_BINARY:
+    case OP_LAYOUT_AXIS: return any_nhwc;
+    default: return 0;
+    }
+}
+
+vigil_status passes_layout(graph *g, vigil_error *err) {
+    order_buf o = {0};
+    int n_nodes = g->n_nodes; /* conversion nodes appended below are already ordered */
+    vigil_status st = VIGIL_OK;
+    for (int i = 0; i < n_nodes && st == VIGIL_OK; i++) {
+        if (g->nodes[i].dead) continue;
+        int nhwc = choose_nhwc(g, &g->nodes[i]);
+        int n_data = layout_input_count(&g->nodes[i]);
+        g->nodes[i].nhwc = nhwc;
+        for (int k = 0; k < g->nodes[i].n_in && st == VIGIL_OK; k++) {
+            int v = g->nodes[i].in[k];
+            if (v < 0) continue;
+            int want = nhwc && k < n_data;
+            int t;
+            st = value_in_layout(g, v, want, &o, &t, err);
+            if (st == VIGIL_OK) g->nodes[i].in[k] = t;
+        }
+        if (st != VIGIL_OK) break;
+        for (int k = 0; k < g->nodes[i].n_out; k++)
+            if (g->nodes[i].out[k] >= 0) g->values[g->nodes[i].out[k]].nhwc = nhwc;
+        if (order_push(&o, i) < 0) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    }
+    for (int i = 0; i < g->n_outputs && st == VIGIL_OK; i++) {
+        int t;
+        st = value_in_layout(g, g->outputs[i], 0, &o, &t, err);
+        if (st == VIGIL_OK) g->outputs[i] = t;
+    }
+    if (st != VIGIL_OK) {
+        vigil_free(o.items);
+        return st;
+    }
+    vigil_free(g->order);
+    g->order = o.items;
+    g->n_order = o.n;
+    return VIGIL_OK;
+}
