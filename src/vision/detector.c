@@ -1,0 +1,268 @@
+/*
+ * detector.c - one model, one compiled plan and the buffers around it:
+ * image bytes in, boxes in original pixels out.
+ *
+ *   decode (JPEG DCT-scaled towards the input size) -> letterbox into the
+ *   plan's input -> run the plan -> decode the head -> NMS -> map boxes back
+ *   through the letterbox and the DCT scale, clip -> masks for seg models.
+ *
+ * Everything a run needs is owned here and reused across runs (input tensor,
+ * candidate list, detection array), so steady-state runs allocate only the
+ * decoded image and any masks.  One detector per worker thread.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "vigil/vision.h"
+#include "vision/heads.h"
+
+struct vigil_detector {
+    vigil_model *model; /* borrowed */
+    vigil_plan *plan;
+    vigil_detector_options options;
+    head_layout layout;
+    vigil_preprocess pre;
+    int in_w, in_h;
+    float *input; /* [1, 3, in_h, in_w] or NHWC */
+    vigil_tensor input_tensor;
+    vigil_labels *labels; /* NULL when the model names none */
+    head_boxes boxes;
+    vigil_detection *dets;
+    size_t dets_cap, n_dets;
+};
+
+vigil_detect_options vigil_detect_options_default(void) {
+    vigil_detect_options o = {.conf_threshold = 0.25f, .iou_threshold = 0.45f, .max_detections = 300};
+    return o;
+}
+
+vigil_detector_options vigil_detector_options_default(void) {
+    vigil_detector_options o = {.family = VIGIL_HEAD_AUTO, .use_dct_scaling = 1};
+    return o;
+}
+
+vigil_head_family vigil_detector_family(const vigil_detector *det) { return det->layout.family; }
+const vigil_labels *vigil_detector_labels(const vigil_detector *det) { return det->labels; }
+
+static double detector_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void detector_free_masks(vigil_detector *det) {
+    for (size_t i = 0; i < det->n_dets; i++) {
+        vigil_free(det->dets[i].mask.counts);
+        det->dets[i].mask = (vigil_mask_rle){0};
+    }
+    det->n_dets = 0;
+}
+
+void vigil_detector_destroy(vigil_detector *det) {
+    if (!det) return;
+    detector_free_masks(det);
+    vigil_plan_destroy(det->plan);
+    vigil_free(det->input);
+    vigil_labels_free(det->labels);
+    head_boxes_free(&det->boxes);
+    vigil_free(det->dets);
+    vigil_free(det);
+}
+
+/* The pixel convention each family was trained with. */
+static vigil_preprocess detector_preprocess(vigil_head_family family, vigil_layout layout) {
+    vigil_preprocess p = vigil_preprocess_default();
+    p.layout = layout;
+    if (family == VIGIL_HEAD_YOLOX) { /* BGR, 0..255, image at the top-left */
+        p.swap_rb = 1, p.centred = 0;
+        p.scale[0] = p.scale[1] = p.scale[2] = 1.f;
+    } else if (family == VIGIL_HEAD_NANODET) { /* BGR, ImageNet mean/std in 0..255, stretched */
+        static const float mean[3] = {103.53f, 116.28f, 123.675f}, std[3] = {57.375f, 57.12f, 58.395f};
+        p.swap_rb = 1, p.stretch = 1;
+        for (int c = 0; c < 3; c++) p.mean[c] = mean[c], p.scale[c] = 1.f / std[c];
+    }
+    return p;
+}
+
+/* Input size from the model's input 0, falling back on the metadata's imgsz
+ * ("[640, 640]") where the exporter left height and width symbolic. */
+static vigil_status detector_input_size(vigil_detector *det, vigil_layout *layout, vigil_error *err) {
+    const vigil_tensor_info *in = vigil_model_input(det->model, 0);
+    if (!in || in->ndim != 4 || in->dtype != VIGIL_DTYPE_F32)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "detection models need one float32 image input of 4 dims");
+    *layout = in->dims[1] == 3 ? VIGIL_LAYOUT_NCHW : VIGIL_LAYOUT_NHWC;
+    if (*layout == VIGIL_LAYOUT_NHWC && in->dims[3] != 3)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "image input %s must have 3 channels", in->name);
+    int64_t h = *layout == VIGIL_LAYOUT_NCHW ? in->dims[2] : in->dims[1];
+    int64_t w = *layout == VIGIL_LAYOUT_NCHW ? in->dims[3] : in->dims[2];
+    if (h <= 0 || w <= 0) {
+        const char *imgsz = vigil_model_metadata(det->model, "imgsz");
+        long mh = 640, mw = 640;
+        if (imgsz && sscanf(imgsz, " [ %ld , %ld ]", &mh, &mw) < 1) mh = mw = 640;
+        h = h > 0 ? h : mh;
+        w = w > 0 ? w : mw;
+    }
+    if (h < 8 || w < 8 || h > 8192 || w > 8192)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "image input size %lld x %lld is out of range",
+                               (long long)w, (long long)h);
+    det->in_w = (int)w;
+    det->in_h = (int)h;
+    return VIGIL_OK;
+}
+
+static vigil_status detector_labels(vigil_detector *det, const char *labels_path, vigil_error *err) {
+    if (labels_path) return vigil_labels_load(labels_path, &det->labels, err);
+    const char *names = vigil_model_metadata(det->model, "names");
+    if (!names) return VIGIL_OK;
+    vigil_error ignored;
+    if (vigil_labels_parse(names, &det->labels, &ignored) != VIGIL_OK) det->labels = NULL; /* ids only */
+    return VIGIL_OK;
+}
+
+vigil_status vigil_detector_create(vigil_model *model, const vigil_detector_options *options,
+                                   vigil_detector **out, vigil_error *err) {
+    *out = NULL;
+    if (!model) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no model");
+    vigil_detector *det = vigil_calloc(1, sizeof *det);
+    if (!det) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory");
+    det->model = model;
+    det->options = options ? *options : vigil_detector_options_default();
+    det->options.labels_path = NULL; /* not kept: the caller's string may go away */
+    vigil_layout layout = VIGIL_LAYOUT_NCHW;
+    vigil_status st = detector_input_size(det, &layout, err);
+    if (!st) st = detector_labels(det, options ? options->labels_path : NULL, err);
+    size_t n_out = vigil_model_output_count(model);
+    vigil_tensor_info infos[4];
+    for (size_t i = 0; !st && i < n_out && i < 4; i++) infos[i] = *vigil_model_output(model, i);
+    if (!st)
+        st = head_detect_layout(infos, n_out < 4 ? n_out : 4, (int)vigil_labels_count(det->labels),
+                                vigil_model_metadata(model, "task"), det->in_w, det->in_h, det->options.family,
+                                det->options.nanodet_reg_max, &det->layout, err);
+    if (!st) st = vigil_plan_create(model, 1, &det->plan, err);
+    if (!st) {
+        det->pre = detector_preprocess(det->layout.family, layout);
+        size_t n = (size_t)det->in_w * det->in_h * 3;
+        det->input = vigil_aligned_alloc(64, n * sizeof(float));
+        if (!det->input) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory for the input");
+        det->input_tensor = (vigil_tensor){.dtype = VIGIL_DTYPE_F32, .ndim = 4, .data = det->input};
+        int64_t dims[4] = {1, 3, det->in_h, det->in_w};
+        if (layout == VIGIL_LAYOUT_NHWC) dims[1] = det->in_h, dims[2] = det->in_w, dims[3] = 3;
+        memcpy(det->input_tensor.dims, dims, sizeof dims);
+    }
+    if (st) {
+        vigil_error_prefix(err, "detector");
+        vigil_detector_destroy(det);
+        return st;
+    }
+    *out = det;
+    return VIGIL_OK;
+}
+
+static vigil_status detector_reserve(vigil_detector *det, size_t n, vigil_error *err) {
+    if (n <= det->dets_cap) return VIGIL_OK;
+    vigil_detection *grown = vigil_realloc(det->dets, n * sizeof *grown);
+    if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for %zu detections", n);
+    det->dets = grown;
+    det->dets_cap = n;
+    return VIGIL_OK;
+}
+
+/* Prototypes for seg models (output 1), or NULL. */
+static const vigil_tensor *detector_protos(const vigil_detector *det) {
+    if (det->layout.family != VIGIL_HEAD_YOLOV8_SEG) return NULL;
+    const vigil_tensor *p = vigil_plan_output(det->plan, 1);
+    return p && p->ndim == 4 && p->dtype == VIGIL_DTYPE_F32 && p->dims[1] == det->layout.n_mask_coeffs ? p : NULL;
+}
+
+/* NMS, then boxes into original pixels, names, masks. */
+static vigil_status detector_finish(vigil_detector *det, const vigil_detect_options *o, const head_geometry *geo,
+                                    vigil_error *err) {
+    /* YOLOv10 did its NMS in the graph: rank and cap only. */
+    float iou = det->layout.family == VIGIL_HEAD_YOLOV10 ? INFINITY : o->iou_threshold;
+    size_t kept = head_nms(&det->boxes, iou, o->agnostic || iou == INFINITY, o->max_detections);
+    vigil_status st = detector_reserve(det, kept, err);
+    if (st) return st;
+    const vigil_tensor *out0 = vigil_plan_output(det->plan, 0);
+    const vigil_tensor *protos = o->with_masks ? detector_protos(det) : NULL;
+    for (size_t i = 0; i < kept; i++) {
+        const head_box *b = &det->boxes.items[i];
+        vigil_detection *d = &det->dets[i];
+        head_map_box(b, geo, d);
+        d->class_name = vigil_labels_name(det->labels, b->class_id);
+        d->mask = (vigil_mask_rle){0};
+        det->n_dets = i + 1;
+        if (protos)
+            st = head_mask_rle(&det->layout, out0->data, protos->data, (int)protos->dims[2], (int)protos->dims[3],
+                               b->anchor, d, geo, &d->mask, err);
+        if (st) return st;
+    }
+    return VIGIL_OK;
+}
+
+/* Letterbox, infer, post-process; orig_w/h is the size boxes map back to. */
+static vigil_status detector_infer(vigil_detector *det, const vigil_image *image, int orig_w, int orig_h,
+                                   const vigil_detect_options *options, vigil_detect_result *res, vigil_error *err) {
+    vigil_detect_options defaults = vigil_detect_options_default();
+    const vigil_detect_options *o = options ? options : &defaults;
+    detector_free_masks(det);
+    det->boxes.count = 0;
+    double t0 = detector_now_ms();
+    vigil_letterbox_info lb;
+    vigil_status st = vigil_letterbox(image, det->in_w, det->in_h, &det->pre, det->input, &lb, err);
+    if (st) return st;
+    double t1 = detector_now_ms();
+    st = vigil_plan_run(det->plan, &det->input_tensor, 1, err);
+    if (st) return st;
+    double t2 = detector_now_ms();
+    head_params hp = {.conf_threshold = o->conf_threshold, .classes = o->classes, .n_classes = o->n_classes,
+                      .input_w = det->in_w, .input_h = det->in_h};
+    st = head_decode(&det->layout, vigil_plan_output(det->plan, 0), &hp, &det->boxes, err);
+    head_geometry geo = {.gain_x = lb.scale_x * (float)image->width / (float)orig_w,
+                         .gain_y = lb.scale_y * (float)image->height / (float)orig_h,
+                         .pad_x = (float)lb.pad_left, .pad_y = (float)lb.pad_top,
+                         .input_w = det->in_w, .input_h = det->in_h, .orig_w = orig_w, .orig_h = orig_h};
+    if (!st) st = detector_finish(det, o, &geo, err);
+    if (st) return st;
+    double t3 = detector_now_ms();
+    res->detections = det->dets;
+    res->count = det->n_dets;
+    res->image_width = orig_w;
+    res->image_height = orig_h;
+    res->timing.letterbox_ms = t1 - t0;
+    res->timing.inference_ms = t2 - t1;
+    res->timing.postprocess_ms = t3 - t2;
+    return VIGIL_OK;
+}
+
+vigil_status vigil_detector_run_image(vigil_detector *det, const vigil_image *image,
+                                      const vigil_detect_options *options, vigil_detect_result *result,
+                                      vigil_error *err) {
+    memset(result, 0, sizeof *result);
+    if (!image || !image->data) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no image");
+    vigil_status st = detector_infer(det, image, image->width, image->height, options, result, err);
+    result->timing.total_ms = result->timing.letterbox_ms + result->timing.inference_ms +
+                              result->timing.postprocess_ms;
+    return st;
+}
+
+vigil_status vigil_detector_run(vigil_detector *det, const void *bytes, size_t size,
+                                const vigil_detect_options *options, vigil_detect_result *result, vigil_error *err) {
+    memset(result, 0, sizeof *result);
+    double t0 = detector_now_ms();
+    vigil_decode_options dec = det->options.decode;
+    if (det->options.use_dct_scaling) dec.target_size = det->in_w > det->in_h ? det->in_w : det->in_h;
+    vigil_image image;
+    vigil_decode_info info;
+    vigil_status st = vigil_image_decode(bytes, size, &dec, &image, &info, err);
+    if (st) return st;
+    double decode_ms = detector_now_ms() - t0;
+    st = detector_infer(det, &image, info.orig_width, info.orig_height, options, result, err);
+    vigil_image_free(&image);
+    result->timing.decode_ms = decode_ms;
+    result->timing.total_ms = detector_now_ms() - t0;
+    return st;
+}

@@ -1,0 +1,338 @@
+/*
+ * heads.c - YOLO output decoding, one small function per family.
+ *
+ * Families and their output rows (A anchors, nc classes):
+ *   YOLOv5     [A, 5+nc]  cx cy w h obj cls...   score = obj * cls (decoded in-graph)
+ *   YOLOv8/11  [4+nc, A]  cx cy w h cls...       score = max cls (channels first)
+ *   YOLOv8-seg [4+nc+nm, A] as v8, then nm mask coefficients
+ *   YOLOX      [A, 5+nc]  raw: xy = (t + grid) * s, wh = exp(t) * s over strides 8/16/32
+ *   NanoDet    [A, nc + 4(R+1)] sigmoid scores, then per side a distribution
+ *              over R+1 bins whose expectation * stride is the distance from
+ *              the grid point (strides 8/16/32/64)
+ *   YOLOv10    [K, 6]     x1 y1 x2 y2 score class (NMS done in the graph)
+ * The family is chosen from the shapes: channels-first is v8; a row count of
+ * 3x the grid cells is v5, 1x is YOLOX, 1x over four strides is NanoDet; six
+ * columns with few rows is v10; a 4-D second output is seg.  The metadata's
+ * class count and task break ties, and the caller may override.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "vision/heads.h"
+
+static const int head_strides3[] = {8, 16, 32};
+static const int head_strides4[] = {8, 16, 32, 64};
+
+void head_boxes_free(head_boxes *boxes) {
+    vigil_free(boxes->items);
+    memset(boxes, 0, sizeof *boxes);
+}
+
+static vigil_status head_push(head_boxes *b, float x1, float y1, float x2, float y2, float score, int cls,
+                              int anchor, vigil_error *err) {
+    if (b->count == b->capacity) {
+        size_t cap = b->capacity ? b->capacity * 2 : 256;
+        head_box *grown = vigil_realloc(b->items, cap * sizeof *grown);
+        if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for detection candidates");
+        b->items = grown;
+        b->capacity = cap;
+    }
+    b->items[b->count++] = (head_box){x1, y1, x2, y2, score, cls, anchor};
+    return VIGIL_OK;
+}
+
+static vigil_status head_push_center(head_boxes *b, const float *cxcywh, float score, int cls, int anchor,
+                                     vigil_error *err) {
+    float hw = cxcywh[2] * 0.5f, hh = cxcywh[3] * 0.5f;
+    return head_push(b, cxcywh[0] - hw, cxcywh[1] - hh, cxcywh[0] + hw, cxcywh[1] + hh, score, cls, anchor, err);
+}
+
+static int head_class_allowed(const head_params *p, int cls) {
+    if (!p->classes) return 1;
+    for (size_t i = 0; i < p->n_classes; i++)
+        if (p->classes[i] == cls) return 1;
+    return 0;
+}
+
+/* Index of the largest of n scores (first on ties). */
+static int head_argmax(const float *s, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (s[i] > s[best]) best = i;
+    return best;
+}
+
+static int head_grid_cells(int w, int h, const int *strides, int n) {
+    int cells = 0;
+    for (int i = 0; i < n; i++) cells += ((w + strides[i] - 1) / strides[i]) * ((h + strides[i] - 1) / strides[i]);
+    return cells;
+}
+
+/* ------------------------------------------------------------- families */
+
+static vigil_status head_yolov5(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
+                                vigil_error *err) {
+    int row = 5 + l->n_classes;
+    for (int a = 0; a < l->n_anchors; a++) {
+        const float *r = d + (size_t)a * row;
+        float obj = r[4];
+        if (!(obj >= p->conf_threshold)) continue;
+        int c = head_argmax(r + 5, l->n_classes);
+        float score = obj * r[5 + c];
+        if (score >= p->conf_threshold && head_class_allowed(p, c)) {
+            vigil_status st = head_push_center(b, r, score, c, a, err);
+            if (st) return st;
+        }
+    }
+    return VIGIL_OK;
+}
+
+/* v8 and v8-seg: channels first, so the class maximum is taken a channel at
+ * a time over all anchors (contiguous reads) before boxes are gathered. */
+static vigil_status head_yolov8(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
+                                vigil_error *err) {
+    size_t A = (size_t)l->n_anchors;
+    float *best = vigil_malloc(A * sizeof(float));
+    int *best_cls = vigil_calloc(A, sizeof(int));
+    if (!best || !best_cls) {
+        vigil_free(best);
+        vigil_free(best_cls);
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory decoding %zu anchors", A);
+    }
+    memcpy(best, d + 4 * A, A * sizeof(float));
+    for (int c = 1; c < l->n_classes; c++) {
+        const float *s = d + (4 + (size_t)c) * A;
+        for (size_t a = 0; a < A; a++) {
+            int better = s[a] > best[a];
+            best[a] = better ? s[a] : best[a];
+            best_cls[a] = better ? c : best_cls[a];
+        }
+    }
+    vigil_status st = VIGIL_OK;
+    for (size_t a = 0; a < A && !st; a++) {
+        if (!(best[a] >= p->conf_threshold) || !head_class_allowed(p, best_cls[a])) continue;
+        float box[4] = {d[a], d[A + a], d[2 * A + a], d[3 * A + a]};
+        st = head_push_center(b, box, best[a], best_cls[a], (int)a, err);
+    }
+    vigil_free(best);
+    vigil_free(best_cls);
+    return st;
+}
+
+static vigil_status head_yolox(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
+                               vigil_error *err) {
+    int row = 5 + l->n_classes, a = 0;
+    for (int si = 0; si < 3; si++) {
+        int s = head_strides3[si];
+        int gw = (p->input_w + s - 1) / s, gh = (p->input_h + s - 1) / s;
+        for (int gy = 0; gy < gh; gy++)
+            for (int gx = 0; gx < gw; gx++, a++) {
+                const float *r = d + (size_t)a * row;
+                int c = head_argmax(r + 5, l->n_classes);
+                float score = r[4] * r[5 + c];
+                if (!(score >= p->conf_threshold) || !head_class_allowed(p, c)) continue;
+                float box[4] = {(r[0] + gx) * s, (r[1] + gy) * s, expf(r[2]) * s, expf(r[3]) * s};
+                vigil_status st = head_push_center(b, box, score, c, a, err);
+                if (st) return st;
+            }
+    }
+    return VIGIL_OK;
+}
+
+/* Expectation of a softmax over n bins. */
+static float head_dfl_distance(const float *logits, int n) {
+    float m = logits[0];
+    for (int i = 1; i < n; i++) m = logits[i] > m ? logits[i] : m;
+    float sum = 0, acc = 0;
+    for (int i = 0; i < n; i++) {
+        float e = expf(logits[i] - m);
+        sum += e;
+        acc += e * (float)i;
+    }
+    return acc / sum;
+}
+
+static vigil_status head_nanodet(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
+                                 vigil_error *err) {
+    int bins = l->reg_max + 1, row = l->n_classes + 4 * bins, a = 0;
+    for (int si = 0; si < 4; si++) {
+        int s = head_strides4[si];
+        int gw = (p->input_w + s - 1) / s, gh = (p->input_h + s - 1) / s;
+        for (int gy = 0; gy < gh; gy++)
+            for (int gx = 0; gx < gw; gx++, a++) {
+                const float *r = d + (size_t)a * row;
+                int c = head_argmax(r, l->n_classes);
+                if (!(r[c] >= p->conf_threshold) || !head_class_allowed(p, c)) continue;
+                const float *reg = r + l->n_classes;
+                float cx = (float)(gx * s), cy = (float)(gy * s);
+                float x1 = cx - head_dfl_distance(reg, bins) * s, y1 = cy - head_dfl_distance(reg + bins, bins) * s;
+                float x2 = cx + head_dfl_distance(reg + 2 * bins, bins) * s;
+                float y2 = cy + head_dfl_distance(reg + 3 * bins, bins) * s;
+                x1 = fmaxf(x1, 0), y1 = fmaxf(y1, 0);
+                x2 = fminf(x2, (float)p->input_w), y2 = fminf(y2, (float)p->input_h);
+                vigil_status st = head_push(b, x1, y1, x2, y2, r[c], c, a, err);
+                if (st) return st;
+            }
+    }
+    return VIGIL_OK;
+}
+
+static vigil_status head_yolov10(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
+                                 vigil_error *err) {
+    for (int a = 0; a < l->n_anchors; a++) {
+        const float *r = d + (size_t)a * 6;
+        int c = (int)lrintf(r[5]);
+        if (!(r[4] >= p->conf_threshold) || !head_class_allowed(p, c)) continue;
+        vigil_status st = head_push(b, r[0], r[1], r[2], r[3], r[4], c, a, err);
+        if (st) return st;
+    }
+    return VIGIL_OK;
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+typedef vigil_status (*head_decode_fn)(const head_layout *, const float *, const head_params *, head_boxes *,
+                                       vigil_error *);
+
+static const struct {
+    vigil_head_family family;
+    const char *name;
+    head_decode_fn decode;
+} head_table[] = {
+    {VIGIL_HEAD_YOLOV5, "yolov5", head_yolov5},   {VIGIL_HEAD_YOLOV8, "yolov8", head_yolov8},
+    {VIGIL_HEAD_YOLOX, "yolox", head_yolox},      {VIGIL_HEAD_NANODET, "nanodet", head_nanodet},
+    {VIGIL_HEAD_YOLOV10, "yolov10", head_yolov10}, {VIGIL_HEAD_YOLOV8_SEG, "yolov8-seg", head_yolov8},
+};
+#define HEAD_TABLE_SIZE (sizeof head_table / sizeof head_table[0])
+
+const char *vigil_head_family_name(vigil_head_family family) {
+    for (size_t i = 0; i < HEAD_TABLE_SIZE; i++)
+        if (head_table[i].family == family) return head_table[i].name;
+    return "auto";
+}
+
+int vigil_head_family_parse(const char *name) {
+    if (!name) return -1;
+    if (strcmp(name, "auto") == 0) return VIGIL_HEAD_AUTO;
+    if (strcmp(name, "yolo11") == 0 || strcmp(name, "yolov11") == 0) return VIGIL_HEAD_YOLOV8;
+    if (strcmp(name, "yolov8seg") == 0 || strcmp(name, "yolov8_seg") == 0) return VIGIL_HEAD_YOLOV8_SEG;
+    for (size_t i = 0; i < HEAD_TABLE_SIZE; i++)
+        if (strcmp(head_table[i].name, name) == 0) return (int)head_table[i].family;
+    return -1;
+}
+
+vigil_status head_decode(const head_layout *layout, const vigil_tensor *out0, const head_params *params,
+                         head_boxes *boxes, vigil_error *err) {
+    if (!out0 || out0->dtype != VIGIL_DTYPE_F32 || !out0->data)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detection output must be float32");
+    int64_t per_item = 1;
+    for (int i = 1; i < out0->ndim; i++) per_item *= out0->dims[i];
+    int64_t need = (int64_t)layout->n_anchors;
+    switch (layout->family) {
+    case VIGIL_HEAD_YOLOV5: case VIGIL_HEAD_YOLOX: need *= 5 + layout->n_classes; break;
+    case VIGIL_HEAD_YOLOV8: need *= 4 + layout->n_classes; break;
+    case VIGIL_HEAD_YOLOV8_SEG: need *= 4 + layout->n_classes + layout->n_mask_coeffs; break;
+    case VIGIL_HEAD_NANODET: need *= layout->n_classes + 4 * (layout->reg_max + 1); break;
+    case VIGIL_HEAD_YOLOV10: need *= 6; break;
+    default: return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "no head family chosen");
+    }
+    if (out0->ndim != 3 || per_item != need || (layout->n_classes < 1 && layout->family != VIGIL_HEAD_YOLOV10))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "%s output has %lld values per image, the layout expects %lld",
+                               vigil_head_family_name(layout->family), (long long)per_item, (long long)need);
+    for (size_t i = 0; i < HEAD_TABLE_SIZE; i++)
+        if (head_table[i].family == layout->family)
+            return head_table[i].decode(layout, out0->data, params, boxes, err);
+    return vigil_error_set(err, VIGIL_ERR_INTERNAL, "no decoder for family %d", (int)layout->family);
+}
+
+static float head_clip(float v, float hi) { return v < 0 ? 0 : v > hi ? hi : v; }
+
+void head_map_box(const head_box *box, const head_geometry *geo, vigil_detection *det) {
+    det->x1 = head_clip((box->x1 - geo->pad_x) / geo->gain_x, (float)geo->orig_w);
+    det->y1 = head_clip((box->y1 - geo->pad_y) / geo->gain_y, (float)geo->orig_h);
+    det->x2 = head_clip((box->x2 - geo->pad_x) / geo->gain_x, (float)geo->orig_w);
+    det->y2 = head_clip((box->y2 - geo->pad_y) / geo->gain_y, (float)geo->orig_h);
+    det->score = box->score;
+    det->class_id = box->class_id;
+}
+
+/* --------------------------------------------------------------- layout */
+
+/* Row-major [A, K] layouts: which family A and K describe. */
+static vigil_head_family head_guess_rows(int64_t A, int64_t K, int nc, int w, int h, int reg_max) {
+    int cells3 = head_grid_cells(w, h, head_strides3, 3), cells4 = head_grid_cells(w, h, head_strides4, 4);
+    int nano_cols = 4 * (reg_max + 1);
+    if (A == 3LL * cells3 && K > 5) return VIGIL_HEAD_YOLOV5;
+    if (A == cells3 && K > 5 && (nc == 0 || K == 5 + nc)) return VIGIL_HEAD_YOLOX;
+    if (A == cells4 && K > nano_cols && (nc == 0 || K == nc + nano_cols)) return VIGIL_HEAD_NANODET;
+    if (K == 6 && A <= 1000) return VIGIL_HEAD_YOLOV10;
+    if (nc > 0 && K == 5 + nc) return VIGIL_HEAD_YOLOV5; /* anchor count off the usual grid */
+    return VIGIL_HEAD_AUTO;
+}
+
+static vigil_head_family head_guess(const vigil_tensor_info *o, size_t n, int nc, const char *task, int w, int h,
+                                    int reg_max) {
+    if (o[0].ndim != 3) return VIGIL_HEAD_AUTO;
+    int64_t d1 = o[0].dims[1], d2 = o[0].dims[2];
+    int seg_task = task && strcmp(task, "segment") == 0;
+    if (n >= 2 && o[1].ndim == 4 && d1 < d2) return VIGIL_HEAD_YOLOV8_SEG;
+    if (seg_task && d1 < d2) return VIGIL_HEAD_YOLOV8_SEG;
+    if (d1 < d2 && !(d2 == 6 && d1 > 6)) return VIGIL_HEAD_YOLOV8;
+    return head_guess_rows(d1, d2, nc, w, h, reg_max);
+}
+
+vigil_status head_detect_layout(const vigil_tensor_info *outputs, size_t n_outputs, int n_named_classes,
+                                const char *task, int input_w, int input_h, vigil_head_family requested,
+                                int reg_max, head_layout *out, vigil_error *err) {
+    memset(out, 0, sizeof *out);
+    if (n_outputs < 1 || !outputs)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "model has no outputs to decode");
+    const vigil_tensor_info *o = outputs;
+    if (o[0].ndim != 3 || o[0].dims[1] <= 0 || o[0].dims[2] <= 0)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED,
+                               "output 0 must be [N, a, b] with fixed a and b to decode detections (has %d dims)",
+                               o[0].ndim);
+    out->reg_max = reg_max > 0 ? reg_max : 7;
+    vigil_head_family f = requested != VIGIL_HEAD_AUTO
+                              ? requested
+                              : head_guess(o, n_outputs, n_named_classes, task, input_w, input_h, out->reg_max);
+    int64_t d1 = o[0].dims[1], d2 = o[0].dims[2];
+    out->family = f;
+    switch (f) {
+    case VIGIL_HEAD_YOLOV8:
+        out->n_anchors = (int)d2, out->n_classes = (int)d1 - 4;
+        break;
+    case VIGIL_HEAD_YOLOV8_SEG:
+        if (n_outputs < 2 || o[1].ndim != 4 || o[1].dims[1] <= 0)
+            return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "yolov8-seg needs a [N, nm, h, w] prototype output");
+        out->n_mask_coeffs = (int)o[1].dims[1];
+        out->n_anchors = (int)d2, out->n_classes = (int)d1 - 4 - out->n_mask_coeffs;
+        break;
+    case VIGIL_HEAD_YOLOV5: case VIGIL_HEAD_YOLOX:
+        out->n_anchors = (int)d1, out->n_classes = (int)d2 - 5;
+        break;
+    case VIGIL_HEAD_NANODET:
+        out->n_anchors = (int)d1, out->n_classes = (int)d2 - 4 * (out->reg_max + 1);
+        if (out->n_anchors != head_grid_cells(input_w, input_h, head_strides4, 4))
+            return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "nanodet: %d rows do not match a %dx%d input",
+                                   out->n_anchors, input_w, input_h);
+        break;
+    case VIGIL_HEAD_YOLOV10:
+        if (d2 != 6) return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "yolov10 output must be [N, K, 6]");
+        out->n_anchors = (int)d1, out->n_classes = n_named_classes; /* ids come from the tensor */
+        break;
+    default:
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED,
+                               "cannot tell the detection head from output shape [N, %lld, %lld]: pass the family",
+                               (long long)d1, (long long)d2);
+    }
+    if (f == VIGIL_HEAD_YOLOX && out->n_anchors != head_grid_cells(input_w, input_h, head_strides3, 3))
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "yolox: %d rows do not match a %dx%d input",
+                               out->n_anchors, input_w, input_h);
+    if (out->n_classes < 1 && f != VIGIL_HEAD_YOLOV10)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s head with output [N, %lld, %lld] has no classes",
+                               vigil_head_family_name(f), (long long)d1, (long long)d2);
+    return VIGIL_OK;
+}

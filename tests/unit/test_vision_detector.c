@@ -1,0 +1,186 @@
+/*
+ * test_vision_detector.c - vigil_detector on the real yolov8n and yolov5n
+ * models: the reference detections for bus.jpg and zidane.jpg (same classes,
+ * scores within 0.01, corners within 2 px), repeat runs, decoded-image runs,
+ * class filter, max detections, bad images and a wrong family override.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testing.h"
+#include "vigil/engine.h"
+#include "vigil/vision.h"
+
+static uint8_t *read_all(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)n);
+    *size = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    return buf;
+}
+
+/* Checks result against reference/<model>__<image>.json, pairing each
+ * reference detection with the closest unused one of its class. */
+static void check_reference(const char *model, const char *image, const vigil_detect_result *r) {
+    char rel[256], path[4096];
+    snprintf(rel, sizeof rel, "reference/%s__%s.json", model, image);
+    if (!testing_shared_path(path, sizeof path, rel)) {
+        CHECK(!"reference file missing");
+        return;
+    }
+    json_t *ref = json_load_file(path, 0, NULL);
+    json_t *dets = json_object_get(ref, "detections");
+    CHECK_EQ_INT(r->count, json_array_size(dets));
+    int used[64] = {0};
+    for (size_t i = 0; i < json_array_size(dets) && r->count <= 64; i++) {
+        json_t *want = json_array_get(dets, i);
+        json_t *box = json_object_get(want, "box_xyxy");
+        int best = -1;
+        double best_d = 1e9;
+        for (size_t k = 0; k < r->count; k++) {
+            const vigil_detection *d = &r->detections[k];
+            if (used[k] || d->class_id != json_integer_value(json_object_get(want, "class_id"))) continue;
+            float got[4] = {d->x1, d->y1, d->x2, d->y2};
+            double worst = 0;
+            for (int c = 0; c < 4; c++) {
+                double diff = fabs(got[c] - json_number_value(json_array_get(box, c)));
+                worst = diff > worst ? diff : worst;
+            }
+            if (worst < best_d) best_d = worst, best = (int)k;
+        }
+        CHECK(best >= 0);
+        if (best < 0) continue;
+        used[best] = 1;
+        CHECK(best_d <= 2.0);
+        CHECK_NEAR(r->detections[best].score, json_real_value(json_object_get(want, "score")), 0.01);
+        CHECK_STR(r->detections[best].class_name, json_string_value(json_object_get(want, "class_name")));
+    }
+    json_decref(ref);
+}
+
+static vigil_engine *engine;
+
+static vigil_model *load(const char *name) {
+    char rel[256], path[4096];
+    snprintf(rel, sizeof rel, "models/%s.onnx", name);
+    if (!testing_shared_path(path, sizeof path, rel)) return NULL;
+    vigil_model *m = NULL;
+    vigil_error err;
+    vigil_status st = vigil_model_load(engine, path, &m, &err);
+    if (st) fprintf(stderr, "  load %s: %s\n", path, err.message);
+    CHECK_EQ_INT(st, VIGIL_OK);
+    return m;
+}
+
+static uint8_t *image_bytes(const char *name, size_t *size) {
+    char rel[256], path[4096];
+    snprintf(rel, sizeof rel, "images/%s.jpg", name);
+    return testing_shared_path(path, sizeof path, rel) ? read_all(path, size) : NULL;
+}
+
+static void run_model(const char *name, vigil_head_family family) {
+    vigil_model *m = load(name);
+    if (!m) return;
+    vigil_detector *det = NULL;
+    vigil_error err;
+    CHECK_EQ_INT(vigil_detector_create(m, NULL, &det, &err), VIGIL_OK);
+    if (!det) {
+        fprintf(stderr, "  %s\n", err.message);
+        vigil_model_free(m);
+        return;
+    }
+    CHECK_EQ_INT(vigil_detector_family(det), family);
+    CHECK_EQ_INT(vigil_labels_count(vigil_detector_labels(det)), 80);
+    CHECK_STR(vigil_labels_name(vigil_detector_labels(det), 0), "person");
+    vigil_detect_options o = vigil_detect_options_default();
+    size_t size = 0;
+    uint8_t *bus = image_bytes("bus", &size);
+    vigil_detect_result r;
+    for (int round = 0; round < 2; round++) { /* the second run reuses every buffer */
+        CHECK_EQ_INT(vigil_detector_run(det, bus, size, &o, &r, &err), VIGIL_OK);
+        CHECK_EQ_INT(r.image_width, 810);
+        CHECK_EQ_INT(r.image_height, 1080);
+        check_reference(name, "bus", &r);
+        CHECK(r.timing.inference_ms > 0);
+        CHECK(r.timing.total_ms >= r.timing.decode_ms + r.timing.inference_ms);
+    }
+    /* class filter and max detections */
+    int only_bus[] = {5};
+    o.classes = only_bus, o.n_classes = 1;
+    CHECK_EQ_INT(vigil_detector_run(det, bus, size, &o, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(r.count, 1);
+    CHECK_STR(r.count ? r.detections[0].class_name : NULL, "bus");
+    o = vigil_detect_options_default();
+    o.max_detections = 2;
+    CHECK_EQ_INT(vigil_detector_run(det, bus, size, &o, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(r.count, 2);
+    /* a truncated image is an error, and the detector keeps working */
+    CHECK_EQ_INT(vigil_detector_run(det, bus, size / 3, NULL, &r, &err), VIGIL_ERR_PARSE);
+    CHECK_EQ_INT(r.count, 0);
+    CHECK_EQ_INT(vigil_detector_run(det, bus, 0, NULL, &r, &err), VIGIL_ERR_PARSE);
+    /* an already decoded image */
+    size_t zsize = 0;
+    uint8_t *zidane = image_bytes("zidane", &zsize);
+    vigil_image img;
+    CHECK_EQ_INT(vigil_image_decode(zidane, zsize, NULL, &img, NULL, &err), VIGIL_OK);
+    CHECK_EQ_INT(vigil_detector_run_image(det, &img, NULL, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(r.timing.decode_ms, 0);
+    check_reference(name, "zidane", &r);
+    /* a 1x1 image runs and finds nothing sensible to crash on */
+    vigil_image tiny;
+    CHECK_EQ_INT(vigil_image_alloc(1, 1, &tiny, &err), VIGIL_OK);
+    memset(tiny.data, 128, 3);
+    CHECK_EQ_INT(vigil_detector_run_image(det, &tiny, NULL, &r, &err), VIGIL_OK);
+    vigil_image_free(&tiny);
+    vigil_image_free(&img);
+    free(zidane);
+    free(bus);
+    vigil_detector_destroy(det);
+    vigil_model_free(m);
+}
+
+static void test_yolov8n(void) {
+    if (!testing_shared_dir()) SKIP("../shared is absent");
+    run_model("yolov8n", VIGIL_HEAD_YOLOV8);
+}
+
+static void test_yolov5n(void) {
+    if (!testing_shared_dir()) SKIP("../shared is absent");
+    run_model("yolov5n", VIGIL_HEAD_YOLOV5);
+}
+
+static void test_wrong_family_is_refused(void) {
+    if (!testing_shared_dir()) SKIP("../shared is absent");
+    vigil_model *m = load("yolov8n");
+    if (!m) return;
+    vigil_detector_options opt = vigil_detector_options_default();
+    opt.family = VIGIL_HEAD_YOLOV10;
+    vigil_detector *det = NULL;
+    vigil_error err;
+    CHECK_EQ_INT(vigil_detector_create(m, &opt, &det, &err), VIGIL_ERR_UNSUPPORTED);
+    CHECK(det == NULL);
+    fprintf(stderr, "  %s\n", err.message);
+    opt.family = VIGIL_HEAD_AUTO;
+    opt.labels_path = "/nonexistent/labels.txt";
+    CHECK_EQ_INT(vigil_detector_create(m, &opt, &det, &err), VIGIL_ERR_NOT_FOUND);
+    vigil_model_free(m);
+}
+
+int main(void) {
+    vigil_error err;
+    vigil_engine_options eo = {.threads = 0};
+    if (vigil_engine_create(&eo, &engine, &err) != VIGIL_OK) {
+        fprintf(stderr, "engine: %s\n", err.message);
+        return 1;
+    }
+    RUN(test_yolov8n);
+    RUN(test_yolov5n);
+    RUN(test_wrong_family_is_refused);
+    vigil_engine_destroy(engine);
+    return testing_report();
+}
