@@ -96,9 +96,10 @@ static inline int testing_report(void) {
 /* Directory of the shared test data (models, images, references), or NULL
  * when it is absent.  VIGIL_SHARED_DIR overrides the default ../shared. */
 static inline const char *testing_shared_dir(void) {
-    static char dir[4096];
+    static char dir[1024];
     const char *env = getenv("VIGIL_SHARED_DIR");
-    snprintf(dir, sizeof dir, "%s", env ? env : "../shared");
+    int n = snprintf(dir, sizeof dir, "%s", env ? env : "../shared");
+    if (n < 0 || (size_t)n >= sizeof dir) return NULL;
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
     return dir;
@@ -108,7 +109,8 @@ static inline const char *testing_shared_dir(void) {
 static inline const char *testing_shared_path(char *buf, size_t size, const char *rel) {
     const char *dir = testing_shared_dir();
     if (!dir) return NULL;
-    snprintf(buf, size, "%s/%s", dir, rel);
+    int n = snprintf(buf, size, "%s/%s", dir, rel);
+    if (n < 0 || (size_t)n >= size) return NULL;
     struct stat st;
     if (stat(buf, &st) != 0) return NULL;
     return buf;

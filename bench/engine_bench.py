@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""engine_bench.py - vigil's CPU engine against ONNX Runtime on the shared YOLO
+models (run by `make bench`; not a test).
+
+For yolov8n and yolov5n at 640x640, threads 1 and 2, batch 1 and 4:
+  * ONNX Runtime (tools/ort_run.mjs --bench K, all graph optimisations, intra-op
+    threads T) on the fixed model at batch 1 and on the `_dynbatch` model at
+    batch 4 (ONNX Runtime refuses batch > 1 on the fixed files);
+  * vigil (`vigil bench --model M --threads T --batch B --iterations K --json`,
+    which prints {min_ms, median_ms, p90_ms, gflops}) on both the fixed and the
+    `_dynbatch` file.
+Both run on the same machine in the same invocation, one after the other.
+Prints a markdown table of medians with the ratio vigil/ORT (< 1: vigil is
+faster) and writes it to bench/results/engine.md.
+
+usage: bench/engine_bench.py [--vigil PATH] [--iterations K] [--models yolov8n,yolov5n]
+                             [--threads 1,2] [--batches 1,4] [--out FILE]
+"""
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ORT_RUN = ROOT / "tools" / "ort_run.mjs"
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--vigil", default=os.environ.get("VIGIL_BINARY", str(ROOT / "build" / "vigil")))
+    p.add_argument("--shared", default=os.environ.get("VIGIL_SHARED_DIR", str(ROOT.parent / "shared")))
+    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--models", default="yolov8n,yolov5n")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--batches", default="1,4")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "engine.md"))
+    return p.parse_args()
+
+
+def batch_input(shared, name, batch, directory):
+    """The reference bus input, and for batch > 1 distinct variants of it stacked."""
+    x = np.load(shared / "reference" / f"{name}__bus__input.npy")
+    variants = [x, x[:, :, :, ::-1], x[:, :, ::-1, :], x[:, ::-1, :, :]]
+    arr = np.ascontiguousarray(np.concatenate([variants[i % 4] for i in range(batch)]).astype(np.float32))
+    path = directory / f"{name}_b{batch}.npy"
+    np.save(path, arr)
+    return path
+
+
+def run_json(cmd, what):
+    """Runs cmd, returns its JSON stdout (last line) or {"error": message}."""
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"error": f"{what}: {e}"}
+    if res.returncode != 0:
+        msg = (res.stderr.strip().splitlines() or ["(no message)"])[-1]
+        return {"error": f"{what}: exit {res.returncode}: {msg}"}
+    try:
+        return json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": f"{what}: output is not JSON: {res.stdout[:200]!r}"}
+
+
+def ort_bench(model, inp, threads, iterations):
+    return run_json(["node", str(ORT_RUN), "--model", str(model), "--threads", str(threads), "--bench",
+                     str(iterations), str(inp)], f"ort {model.name}")
+
+
+def vigil_bench(vigil, model, threads, batch, iterations):
+    return run_json([vigil, "bench", "--model", str(model), "--threads", str(threads), "--batch", str(batch),
+                     "--iterations", str(iterations), "--json"], f"vigil {model.name}")
+
+
+def fmt_ms(result):
+    return f"{result['median_ms']:.1f}" if "median_ms" in result else "failed"
+
+
+def fmt_ratio(vigil, ort):
+    if "median_ms" in vigil and "median_ms" in ort and ort["median_ms"] > 0:
+        return f"{vigil['median_ms'] / ort['median_ms']:.2f}"
+    return "-"
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main():
+    args = parse_args()
+    shared = pathlib.Path(args.shared)
+    if not (shared / "models").is_dir():
+        sys.exit(f"engine_bench: shared data not found at {shared} (set VIGIL_SHARED_DIR)")
+    models = args.models.split(",")
+    threads_list = [int(t) for t in args.threads.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
+    rows, errors = [], []
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        for name in models:
+            fixed = shared / "models" / f"{name}.onnx"
+            dyn = shared / "models" / f"{name}_dynbatch.onnx"
+            for batch in batches:
+                inp = batch_input(shared, name, batch, tmp)
+                for threads in threads_list:
+                    ort = ort_bench(fixed if batch == 1 else dyn, inp, threads, args.iterations)
+                    v_fixed = vigil_bench(args.vigil, fixed, threads, batch, args.iterations)
+                    v_dyn = vigil_bench(args.vigil, dyn, threads, batch, args.iterations)
+                    for r in (ort, v_fixed, v_dyn):
+                        if "error" in r:
+                            errors.append(r["error"])
+                    gflops = v_fixed.get("gflops", v_dyn.get("gflops"))
+                    rows.append(f"| {name} | {batch} | {threads} | {fmt_ms(ort)} "
+                                f"({'fixed' if batch == 1 else 'dynbatch'}) | {fmt_ms(v_fixed)} | {fmt_ms(v_dyn)} | "
+                                f"{fmt_ratio(v_fixed, ort)} | {fmt_ratio(v_dyn, ort)} | "
+                                f"{gflops if gflops is not None else '-'} |")
+                    print(rows[-1], flush=True)
+    header = [
+        "# Engine benchmark: vigil vs ONNX Runtime",
+        "",
+        f"Generated by `bench/engine_bench.py` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; "
+        f"{cpu_name()}, {os.cpu_count()} logical CPUs; {args.iterations} timed iterations per cell (after warm-up); "
+        "ONNX Runtime 1.20.1 (onnxruntime-node) with all graph optimisations. Medians in milliseconds per batch; "
+        "ratio = vigil / ORT (below 1: vigil faster). Timings on a shared machine are noisy: "
+        f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
+        "",
+        "| model | batch | threads | ORT median ms (file) | vigil median ms (fixed) | vigil median ms (dynbatch) "
+        "| ratio fixed | ratio dynbatch | vigil GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    text = "\n".join(header + rows) + "\n"
+    if errors:
+        text += "\nFailures:\n\n" + "\n".join(f"- {e}" for e in errors) + "\n"
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print()
+    print(text)
+    print(f"written to {out}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
