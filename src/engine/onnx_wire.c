@@ -8,7 +8,51 @@
  */
 #include "engine/onnx_wire.h"
 
+#include <stdio.h>
 #include <string.h>
+
+/* Names of the onnx.proto fields onnx.c reads, so that errors say
+ * "ModelProto.graph" rather than "field 7". */
+typedef struct wire_field_name {
+    const char *message;
+    uint32_t number;
+    const char *name;
+} wire_field_name;
+
+static const wire_field_name wire_names[] = {
+    {"ModelProto", 1, "ir_version"}, {"ModelProto", 2, "producer_name"}, {"ModelProto", 3, "producer_version"},
+    {"ModelProto", 7, "graph"}, {"ModelProto", 8, "opset_import"}, {"ModelProto", 14, "metadata_props"},
+    {"GraphProto", 1, "node"}, {"GraphProto", 2, "name"}, {"GraphProto", 5, "initializer"},
+    {"GraphProto", 11, "input"}, {"GraphProto", 12, "output"}, {"GraphProto", 13, "value_info"},
+    {"GraphProto", 15, "sparse_initializer"},
+    {"NodeProto", 1, "input"}, {"NodeProto", 2, "output"}, {"NodeProto", 3, "name"}, {"NodeProto", 4, "op_type"},
+    {"NodeProto", 5, "attribute"}, {"NodeProto", 7, "domain"},
+    {"AttributeProto", 1, "name"}, {"AttributeProto", 2, "f"}, {"AttributeProto", 3, "i"},
+    {"AttributeProto", 4, "s"}, {"AttributeProto", 5, "t"}, {"AttributeProto", 6, "g"},
+    {"AttributeProto", 7, "floats"}, {"AttributeProto", 8, "ints"}, {"AttributeProto", 9, "strings"},
+    {"AttributeProto", 10, "tensors"}, {"AttributeProto", 11, "graphs"}, {"AttributeProto", 20, "type"},
+    {"TensorProto", 1, "dims"}, {"TensorProto", 2, "data_type"}, {"TensorProto", 3, "segment"},
+    {"TensorProto", 4, "float_data"}, {"TensorProto", 5, "int32_data"}, {"TensorProto", 6, "string_data"},
+    {"TensorProto", 7, "int64_data"}, {"TensorProto", 8, "name"}, {"TensorProto", 9, "raw_data"},
+    {"TensorProto", 10, "double_data"}, {"TensorProto", 11, "uint64_data"}, {"TensorProto", 13, "external_data"},
+    {"TensorProto", 14, "data_location"},
+    {"ValueInfoProto", 1, "name"}, {"ValueInfoProto", 2, "type"}, {"TypeProto", 1, "tensor_type"},
+    {"TypeProto.Tensor", 1, "elem_type"}, {"TypeProto.Tensor", 2, "shape"}, {"TensorShapeProto", 1, "dim"},
+    {"TensorShapeProto.Dimension", 1, "dim_value"}, {"TensorShapeProto.Dimension", 2, "dim_param"},
+    {"OperatorSetIdProto", 1, "domain"}, {"OperatorSetIdProto", 2, "version"},
+    {"StringStringEntryProto", 1, "key"}, {"StringStringEntryProto", 2, "value"},
+};
+
+/* "ModelProto.graph", or "ModelProto field 99" for fields vigil does not read. */
+static const char *wire_where(const wire_reader *r, uint32_t number, char *buf, size_t size) {
+    for (size_t i = 0; i < sizeof wire_names / sizeof wire_names[0]; i++)
+        if (wire_names[i].number == number && strcmp(wire_names[i].message, r->message) == 0) {
+            snprintf(buf, size, "%s.%s", r->message, wire_names[i].name);
+            return buf;
+        }
+    snprintf(buf, size, "%s field %u", r->message, number);
+    return buf;
+}
 
 /* Decodes one varint at base[*pos], limited to end. */
 static vigil_status wire_varint(const wire_reader *r, size_t *pos, size_t end, uint64_t *out,
@@ -53,15 +97,18 @@ int wire_next(wire_reader *r, wire_field *f, vigil_error *err) {
                                r->message, f->offset, (unsigned long long)number);
     f->number = (uint32_t)number;
     f->type = (wire_type)(key & 7);
+    char where[96];
     switch ((int)(key & 7)) {
     case WIRE_VARINT:
-        return wire_varint(r, &r->pos, r->end, &f->value, err) == VIGIL_OK ? 1 : VIGIL_ERR_PARSE;
+        if (wire_varint(r, &r->pos, r->end, &f->value, err) == VIGIL_OK) return 1;
+        vigil_error_prefix(err, "%s", wire_where(r, f->number, where, sizeof where));
+        return VIGIL_ERR_PARSE;
     case WIRE_I64:
     case WIRE_I32: {
         size_t size = f->type == WIRE_I64 ? 8 : 4;
         if (r->end - r->pos < size)
-            return vigil_error_set(err, VIGIL_ERR_PARSE, "%s field %u at byte %zu: truncated %zu-byte value",
-                                   r->message, f->number, f->offset, size);
+            return vigil_error_set(err, VIGIL_ERR_PARSE, "%s at byte %zu: truncated %zu-byte value",
+                                   wire_where(r, f->number, where, sizeof where), f->offset, size);
         uint64_t value = 0;
         for (size_t i = 0; i < size; i++) value |= (uint64_t)r->base[r->pos + i] << (8 * i);
         f->value = value;
@@ -70,21 +117,24 @@ int wire_next(wire_reader *r, wire_field *f, vigil_error *err) {
     }
     case WIRE_LEN: {
         uint64_t len;
-        if (wire_varint(r, &r->pos, r->end, &len, err) != VIGIL_OK) return VIGIL_ERR_PARSE;
+        if (wire_varint(r, &r->pos, r->end, &len, err) != VIGIL_OK) {
+            vigil_error_prefix(err, "%s length", wire_where(r, f->number, where, sizeof where));
+            return VIGIL_ERR_PARSE;
+        }
         if (len > r->end - r->pos)
             return vigil_error_set(err, VIGIL_ERR_PARSE,
-                                   "%s field %u at byte %zu: length %llu runs past the end of the message "
+                                   "%s at byte %zu: length %llu runs past the end of the message "
                                    "(%zu bytes left)",
-                                   r->message, f->number, f->offset, (unsigned long long)len,
-                                   r->end - r->pos);
+                                   wire_where(r, f->number, where, sizeof where), f->offset,
+                                   (unsigned long long)len, r->end - r->pos);
         f->start = r->pos;
         f->len = (size_t)len;
         r->pos += (size_t)len;
         return 1;
     }
     default:
-        return vigil_error_set(err, VIGIL_ERR_PARSE, "%s field %u at byte %zu: unsupported wire type %d",
-                               r->message, f->number, f->offset, (int)(key & 7));
+        return vigil_error_set(err, VIGIL_ERR_PARSE, "%s at byte %zu: unsupported wire type %d",
+                               wire_where(r, f->number, where, sizeof where), f->offset, (int)(key & 7));
     }
 }
 

@@ -12,16 +12,21 @@ them exit status 0 is also accepted, but never a crash.
 Cyclic graphs and missing initializers are well-formed protobuf: the loader
 (and so `models inspect`) accepts them; the engine's compile step must refuse
 them, which is checked through `vigil infer`.
+
+At the end, the baseline: `models inspect` on a real model (text and --json)
+agrees with python3-onnx's reading of the same file, and usage errors exit 2.
 """
+import json
 import random
 import re
+from collections import Counter
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import run_vigil
+from conftest import run_vigil, shared_path
 
 CRASH_MARKERS = ("Sanitizer", "runtime error:", "Segmentation fault", "core dumped")
 
@@ -233,9 +238,6 @@ def test_infer_refuses_broken_graphs(tmp_path, make, pattern):
 # against python3-onnx's own reading of the same file.
 
 def test_inspect_json_matches_onnx(tmp_path):
-    import json
-    from collections import Counter
-    from conftest import shared_path
     path = shared_path("models/yolov8n_dynbatch.onnx")
     res = run_vigil("models", "inspect", path, "--json")
     assert res.returncode == 0, res.stderr
