@@ -1,0 +1,52 @@
+"""The web UI in a real browser: starts `vigil serve` on a repository holding
+the shared yolov8n as model `yolov8n`, then runs the playwright-core tests in
+tests/browser/ (`node --test`) against it with Debian's Chromium.
+
+The Node tests get the server's URL (UI_TEST_URL), the shared data
+(VIGIL_SHARED_DIR) and the screenshot folder (UI_TEST_ARTIFACTS, default
+build/browser-artifacts).  Skips only when the shared data is absent; a
+missing node, Chromium or playwright-core is a failure with its reason.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from conftest import ROOT, ready_daemon, shared_path
+
+NODE_TIMEOUT_S = 240  # the suite takes about 30 s on an idle 2-core machine
+
+
+def test_web_ui_in_chromium(tmp_path):
+    model = shared_path("models/yolov8n.onnx")
+    shared_path("images/bus.jpg")
+    node = shutil.which("node")
+    assert node, "node is not installed (Debian package nodejs)"
+    chromium = os.environ.get("UI_TEST_CHROMIUM", "/usr/bin/chromium")
+    assert os.access(chromium, os.X_OK), f"{chromium} is missing (Debian package chromium)"
+    assert (ROOT / "tools/node/node_modules/playwright-core").is_dir(), \
+        "playwright-core is missing: run 'npm install --ignore-scripts' in tools/node"
+
+    models = tmp_path / "models"
+    (models / "yolov8n" / "1").mkdir(parents=True)
+    (models / "yolov8n" / "1" / "model.onnx").symlink_to(model)
+    artifacts = os.environ.get("UI_TEST_ARTIFACTS", str(ROOT / "build" / "browser-artifacts"))
+    started = time.time()
+    d = ready_daemon("--models", models)
+    try:
+        env = dict(os.environ, UI_TEST_URL=d.url, VIGIL_SHARED_DIR=str(model.parents[1]),
+                   UI_TEST_ARTIFACTS=artifacts, UI_TEST_CHROMIUM=chromium)
+        proc = subprocess.run([node, "--test", "--test-reporter=spec", "tests/browser/"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=NODE_TIMEOUT_S)
+    finally:
+        rc = d.stop()
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    assert proc.returncode == 0, f"node --test tests/browser/ failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    assert rc == 0, f"vigil serve exited with {rc}:\n{d.stderr[-3000:]}"
+    for name in ("detect-desktop.png", "models-desktop.png", "server-desktop.png", "detect-phone.png",
+                 "models-phone.png", "server-phone.png", "keyboard-detect.png"):
+        path = os.path.join(artifacts, name)
+        assert os.path.getsize(path) > 10000 and os.path.getmtime(path) >= started - 1, \
+            f"screenshot {path} was not written by this run"
