@@ -4,6 +4,7 @@
  * cases plus comparisons of the optimised paths (merged dims, tiled
  * transpose) against a naive index-by-index version.
  */
+#include <math.h>
 #include <stdint.h>
 
 #include "engine/kernels/kernels.h"
@@ -337,6 +338,61 @@ static void test_depth_space(void) {
     CHECK_EQ_INT(ys.dims[1], 12);
 }
 
+/* Attributes from a hostile model must give a status, never an overflow. */
+static void test_hostile_shapes(void) {
+    kshape xs = S(2, 3, 4, 0, 0), ys;
+    int64_t reps[2] = {INT64_MAX, 2};
+    CHECK_EQ_INT(kernels_tile_shape(&xs, reps, &ys, NULL), VIGIL_ERR_LIMIT);
+    int64_t reps2[2] = {(int64_t)1 << 40, (int64_t)1 << 20};
+    CHECK_EQ_INT(kernels_tile_shape(&xs, reps2, &ys, NULL), VIGIL_ERR_LIMIT);
+    int64_t pads[4] = {INT64_MAX, 0, 5, 0};
+    CHECK_EQ_INT(kernels_pad_shape(&xs, pads, KERNELS_PAD_CONSTANT, &ys, NULL), VIGIL_ERR_LIMIT);
+    int64_t pads2[4] = {INT64_MIN, 0, 0, 0};
+    CHECK(kernels_pad_shape(&xs, pads2, KERNELS_PAD_CONSTANT, &ys, NULL) != VIGIL_OK);
+    int64_t big[3] = {(int64_t)1 << 40, 1, 1}, big2[2] = {1, (int64_t)1 << 40};
+    kshape a = kshape_make(3, big), b = kshape_make(2, big2);
+    CHECK_EQ_INT(kshape_broadcast(&a, &b, &ys, NULL), VIGIL_ERR_LIMIT);
+    int64_t shape[2] = {(int64_t)1 << 62, 4};
+    CHECK_EQ_INT(kernels_expand_shape(&xs, shape, 2, &ys, NULL), VIGIL_ERR_INVALID_ARGUMENT);
+    int64_t rs[3] = {(int64_t)1 << 62, 8, -1};
+    CHECK(kernels_reshape_shape(&xs, rs, 3, 0, &ys, NULL) != VIGIL_OK);
+    kernels_resize_params p;
+    kernels_resize_defaults(&p);
+    float scales[2] = {1e30f, 1};
+    CHECK_EQ_INT(kernels_resize_shape(&xs, scales, NULL, NULL, 2, 0, &p, &ys, NULL), VIGIL_ERR_LIMIT);
+    float nan_scales[2] = {NAN, 1};
+    CHECK(kernels_resize_shape(&xs, nan_scales, NULL, NULL, 2, 0, &p, &ys, NULL) != VIGIL_OK);
+    kshape x4 = S(4, 1, 4, 8, 8);
+    CHECK(kernels_depth_to_space_shape(&x4, (int64_t)1 << 40, &ys, NULL) != VIGIL_OK);
+    int64_t lo = INT64_MIN, hi = INT64_MAX, one = 1, n = 0;
+    CHECK_EQ_INT(kernels_range_count(VIGIL_DTYPE_I64, &lo, &hi, &one, &n, NULL), VIGIL_ERR_LIMIT);
+    int64_t step = INT64_MAX;
+    CHECK_EQ_INT(kernels_range_count(VIGIL_DTYPE_I64, &lo, &hi, &step, &n, NULL), VIGIL_OK);
+    CHECK_EQ_INT(n, 3); /* MIN, -1, MAX - 1 */
+    int64_t ry[3];
+    kernels_range(VIGIL_DTYPE_I64, &lo, &step, n, ry);
+    CHECK(ry[0] == INT64_MIN && ry[1] == -1 && ry[2] == INT64_MAX - 1);
+    /* window parameters */
+    kernels_window w;
+    int64_t k[2] = {3, 3}, in[2] = {8, 8};
+    kernels_window_defaults(&w, 2, k);
+    w.stride[0] = INT64_MAX;
+    kernels_resolve_auto_pad(KERNELS_PAD_SAME_UPPER, in, &w); /* must not overflow */
+    kshape cx = S(4, 1, 1, 8, 8), cw = S(4, 1, 1, 3, 3);
+    CHECK_EQ_INT(kernels_conv_shape(&cx, &cw, &w, &ys, NULL), VIGIL_ERR_LIMIT);
+    kernels_window_defaults(&w, 2, k);
+    w.pad_end[1] = INT64_MAX;
+    CHECK_EQ_INT(kernels_pool_shape(&cx, &w, &ys, NULL), VIGIL_ERR_LIMIT);
+    kernels_window_defaults(&w, 2, k);
+    w.dilation[0] = (int64_t)1 << 40;
+    CHECK_EQ_INT(kernels_convtranspose_shape(&cx, &cw, &w, &ys, NULL), VIGIL_ERR_LIMIT);
+    int64_t want[2] = {INT64_MAX, 8};
+    CHECK(kernels_convtranspose_pads_for_output(in, want, 0, &w, NULL) != VIGIL_OK);
+    kshape neg = S(2, -1, 4, 0, 0);
+    CHECK_EQ_INT(kshape_check(&neg, NULL), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(kshape_check(&xs, NULL), VIGIL_OK);
+}
+
 int main(void) {
     RUN(test_transpose);
     RUN(test_concat_split);
@@ -345,5 +401,6 @@ int main(void) {
     RUN(test_expand_tile);
     RUN(test_pad);
     RUN(test_depth_space);
+    RUN(test_hostile_shapes);
     return testing_report();
 }

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "core/alloc.h"
 #include "engine/kernels/kernels.h"
 #include "testing.h"
 
@@ -135,6 +136,50 @@ static void test_resize_cubic_and_crop(void) {
     CHECK_NEAR(ry[0], 15, 1e-5);
     CHECK_NEAR(ry[1], 30, 1e-5);
     CHECK_NEAR(ry[2], -7, 0);
+}
+
+/* Resizing NHWC (channels last: an identity innermost dim) must agree with
+ * resizing NCHW, for every mode. */
+static void test_resize_nhwc_matches_nchw(void) {
+    int64_t dn[4] = {2, 3, 5, 4}, dh[4] = {2, 5, 4, 3};
+    kshape ns = kshape_make(4, dn), hs = kshape_make(4, dh), nys, hys;
+    float *x = rand_buf(120), xh[120], yn[2 * 3 * 9 * 11], yh[2 * 3 * 9 * 11], back[2 * 3 * 9 * 11];
+    int to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
+    kernels_transpose(sizeof(float), x, &ns, to_nhwc, xh);
+    for (int mode = 0; mode < 3; mode++) {
+        kernels_resize_params pn, ph;
+        kernels_resize_defaults(&pn);
+        pn.mode = (kernels_resize_mode)mode;
+        ph = pn;
+        int64_t sn[4] = {2, 3, 9, 11}, sh[4] = {2, 9, 11, 3};
+        CHECK_EQ_INT(kernels_resize_shape(&ns, NULL, sn, NULL, 4, 0, &pn, &nys, NULL), VIGIL_OK);
+        CHECK_EQ_INT(kernels_resize_shape(&hs, NULL, sh, NULL, 4, 0, &ph, &hys, NULL), VIGIL_OK);
+        CHECK_EQ_INT(kernels_resize_f32(x, &ns, yn, &nys, &pn, NULL), VIGIL_OK);
+        CHECK_EQ_INT(kernels_resize_f32(xh, &hs, yh, &hys, &ph, NULL), VIGIL_OK);
+        kernels_transpose(sizeof(float), yh, &hys, to_nchw, back);
+        int64_t bad = 0;
+        for (int i = 0; i < 2 * 3 * 9 * 11; i++) bad += fabsf(back[i] - yn[i]) > 1e-5f;
+        CHECK_EQ_INT(bad, 0);
+    }
+    free(x);
+}
+
+/* The table allocation failing is a status, and the output is untouched. */
+static void test_resize_no_memory(void) {
+    float x[4] = {1, 2, 3, 4}, y[16];
+    for (int i = 0; i < 16; i++) y[i] = -1;
+    kshape xs = S(4, 1, 1, 2, 2), ys;
+    kernels_resize_params p;
+    kernels_resize_defaults(&p);
+    float scales[4] = {1, 1, 2, 2};
+    CHECK_EQ_INT(kernels_resize_shape(&xs, scales, NULL, NULL, 4, 0, &p, &ys, NULL), VIGIL_OK);
+    vigil_error err;
+    alloc_fail_nth(1);
+    CHECK_EQ_INT(kernels_resize_f32(x, &xs, y, &ys, &p, &err), VIGIL_ERR_NO_MEMORY);
+    alloc_fail_nth(0);
+    CHECK(y[0] == -1 && y[15] == -1);
+    CHECK_EQ_INT(kernels_resize_f32(x, &xs, y, &ys, &p, &err), VIGIL_OK);
+    CHECK(y[0] == 1 && y[15] == 4);
 }
 
 /* ---- MatMul / Gemm ---- */
@@ -492,6 +537,8 @@ int main(void) {
     RUN(test_resize_linear);
     RUN(test_resize_nearest);
     RUN(test_resize_cubic_and_crop);
+    RUN(test_resize_nhwc_matches_nchw);
+    RUN(test_resize_no_memory);
     RUN(test_matmul);
     RUN(test_gemm);
     RUN(test_conv);

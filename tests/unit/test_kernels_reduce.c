@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "core/alloc.h"
 #include "engine/kernels/kernels.h"
 #include "testing.h"
 
@@ -181,6 +182,10 @@ static void test_topk(void) {
     CHECK(mi[0] == 1 && mi[1] == 0 && mi[2] == 2 && mi[3] == 2);
     CHECK_EQ_INT(kernels_topk(VIGIL_DTYPE_F32, x, 1, 6, 1, 7, 1, 1, v, idx, NULL), VIGIL_ERR_INVALID_ARGUMENT);
     CHECK_EQ_INT(kernels_topk(VIGIL_DTYPE_F32, x, 1, 6, 1, 0, 1, 1, v, idx, NULL), VIGIL_OK);
+    alloc_fail_nth(1);
+    CHECK_EQ_INT(kernels_topk(VIGIL_DTYPE_F32, x, 1, 6, 1, 2, 1, 1, v, idx, NULL), VIGIL_ERR_NO_MEMORY);
+    alloc_fail_nth(0);
+    CHECK_EQ_INT(kernels_topk(VIGIL_DTYPE_BOOL, x, 1, 6, 1, 2, 1, 1, v, idx, NULL), VIGIL_ERR_UNSUPPORTED);
 }
 
 static void test_range_nonzero(void) {

@@ -47,6 +47,8 @@ vigil_status kernels_gather_shape(const kshape *data, const kshape *indices, int
     for (int d = 0; d < axis; d++) r.dims[r.ndim++] = data->dims[d];
     for (int d = 0; d < indices->ndim; d++) r.dims[r.ndim++] = indices->dims[d];
     for (int d = axis + 1; d < data->ndim; d++) r.dims[r.ndim++] = data->dims[d];
+    vigil_status st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }
@@ -147,6 +149,8 @@ vigil_status kernels_gather_nd_shape(const kshape *data, const kshape *indices, 
     r.ndim = 0;
     for (int d = 0; d < indices->ndim - 1; d++) r.dims[r.ndim++] = indices->dims[d];
     for (int d = batch_dims + (int)k; d < data->ndim; d++) r.dims[r.ndim++] = data->dims[d];
+    vigil_status st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }

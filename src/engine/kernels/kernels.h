@@ -58,6 +58,14 @@ int kshape_equal(const kshape *a, const kshape *b);
 void kshape_strides(const kshape *shape, int64_t *strides);
 /* Product of dims[begin..end) (1 for an empty range). */
 int64_t kshape_range_count(const kshape *shape, int begin, int end);
+/* Largest element count a helper accepts for an output: far enough below
+ * INT64_MAX that byte sizes and strides of any dtype cannot overflow. */
+#define KERNELS_MAX_ELEMENTS ((int64_t)1 << 56)
+/* Checks rank <= KERNELS_MAX_DIMS, every dim >= 0 and the element count (of
+ * the non-zero dims) <= KERNELS_MAX_ELEMENTS: VIGIL_ERR_INVALID_ARGUMENT /
+ * VIGIL_ERR_LIMIT.  Every *_shape helper applies it to its output, so hostile
+ * attributes (huge pads, repeats, scales) become a status, never an overflow. */
+vigil_status kshape_check(const kshape *shape, vigil_error *err);
 /* Numpy multidirectional broadcast of a and b into *out.  Incompatible dims
  * (neither equal nor 1) are VIGIL_ERR_INVALID_ARGUMENT. */
 vigil_status kshape_broadcast(const kshape *a, const kshape *b, kshape *out, vigil_error *err);
@@ -108,9 +116,10 @@ typedef enum kernels_binary_op {
     KERNELS_BITSHIFT_RIGHT,
 } kernels_binary_op;
 
-/* y = a op b with broadcasting.  dtype is the INPUT dtype: arithmetic ops take
- * F32, F64, I64, I32 (and U8/I8 for Add/Sub/Mul/Div/Max/Min/Mod); comparisons
- * take those plus BOOL (Equal only); logical ops take BOOL.  ys must be
+/* y = a op b with broadcasting.  dtype is the INPUT dtype: arithmetic ops and
+ * comparisons take F32, F64, I64, I32, I8 and U8 (integer math wraps like
+ * unsigned C arithmetic, INT_MIN / -1 included); bit shifts take the integer
+ * dtypes; Equal also takes BOOL; And/Or/Xor take BOOL only.  ys must be
  * kshape_broadcast(as, bs).  y may alias a or b when its shape equals theirs.
  * Unsupported (op, dtype) pairs are VIGIL_ERR_UNSUPPORTED; integer division or
  * modulo by zero is VIGIL_ERR_INVALID_ARGUMENT (y partly written). */

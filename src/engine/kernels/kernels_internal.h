@@ -58,6 +58,14 @@ static inline void bplan_iter_next(const bplan *plan, bplan_iter *it) {
     }
 }
 
+/* Overflow-checked dim arithmetic for the shape helpers: 1 on success. */
+static inline int dim_add(int64_t a, int64_t b, int64_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+static inline int dim_mul(int64_t a, int64_t b, int64_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+
 /* Copies n elements of elem bytes from src with element stride sstride (0 or 1). */
 void kernels_copy_row(size_t elem, const void *src, int64_t sstride, void *dst, int64_t n);
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/kernels/kernels.h"
+#include "engine/kernels/kernels_internal.h"
 
 kshape kshape_make(int ndim, const int64_t *dims) {
     kshape s;
@@ -41,6 +41,21 @@ void kshape_strides(const kshape *shape, int64_t *strides) {
     }
 }
 
+vigil_status kshape_check(const kshape *shape, vigil_error *err) {
+    if (shape->ndim < 0 || shape->ndim > KERNELS_MAX_DIMS)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "rank %d (max %d)", shape->ndim, KERNELS_MAX_DIMS);
+    int64_t n = 1;
+    for (int i = 0; i < shape->ndim; i++) {
+        int64_t d = shape->dims[i];
+        if (d < 0) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "negative dim %lld", (long long)d);
+        if (d == 0) continue;
+        if (!dim_mul(n, d, &n) || n > KERNELS_MAX_ELEMENTS)
+            return vigil_error_set(err, VIGIL_ERR_LIMIT, "tensor of more than %lld elements",
+                                   (long long)KERNELS_MAX_ELEMENTS);
+    }
+    return VIGIL_OK;
+}
+
 static void shape_format(const kshape *s, char *buf, size_t size) {
     size_t used = 0;
     buf[0] = '\0';
@@ -64,6 +79,8 @@ vigil_status kshape_broadcast(const kshape *a, const kshape *b, kshape *out, vig
         }
         r.dims[i] = da == 1 ? db : da;
     }
+    vigil_status st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }
@@ -106,7 +123,8 @@ vigil_status kernels_reshape_shape(const kshape *in, const int64_t *shape, int n
         }
         if (d < 0) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "reshape: invalid dim %lld", (long long)d);
         r.dims[i] = d;
-        known *= d;
+        if (!dim_mul(known, d, &known) || known > KERNELS_MAX_ELEMENTS)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "reshape: shape too large");
     }
     int64_t total = kshape_count(in);
     if (infer >= 0) {

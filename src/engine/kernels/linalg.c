@@ -123,6 +123,8 @@ vigil_status kernels_matmul_shape(const kshape *as, const kshape *bs, kshape *ou
     if (as->ndim >= 2) r.dims[r.ndim++] = as->dims[as->ndim - 2];
     if (bs->ndim >= 2) r.dims[r.ndim++] = bs->dims[bs->ndim - 1];
     if (r.ndim > KERNELS_MAX_DIMS) return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "matmul: rank too large");
+    st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }

@@ -184,8 +184,11 @@ vigil_status kernels_concat_shape(int axis, int n, const kshape *in, kshape *out
                                        "concat: input %d dim %d is %lld, expected %lld", i, d,
                                        (long long)in[i].dims[d], (long long)r.dims[d]);
         }
-        r.dims[axis] += in[i].dims[axis];
+        if (!dim_add(r.dims[axis], in[i].dims[axis], &r.dims[axis]))
+            return vigil_error_set(err, VIGIL_ERR_LIMIT, "concat: output too large");
     }
+    vigil_status st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }
@@ -319,8 +322,11 @@ vigil_status kernels_tile_shape(const kshape *xs, const int64_t *repeats, kshape
         if (repeats[d] < 0)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "tile: negative repeat %lld",
                                    (long long)repeats[d]);
-        r.dims[d] *= repeats[d];
+        if (!dim_mul(r.dims[d], repeats[d], &r.dims[d]))
+            return vigil_error_set(err, VIGIL_ERR_LIMIT, "tile: output too large");
     }
+    vigil_status st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }
@@ -360,7 +366,8 @@ vigil_status kernels_pad_shape(const kshape *xs, const int64_t *pads, kernels_pa
     kshape r = *xs;
     for (int d = 0; d < xs->ndim; d++) {
         int64_t b = pads[d], e = pads[d + xs->ndim];
-        r.dims[d] = xs->dims[d] + b + e;
+        if (!dim_add(xs->dims[d], b, &r.dims[d]) || !dim_add(r.dims[d], e, &r.dims[d]))
+            return vigil_error_set(err, VIGIL_ERR_LIMIT, "pad: pads too large on dim %d", d);
         if (r.dims[d] < 0)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "pad: dim %d becomes negative (%lld)", d,
                                    (long long)r.dims[d]);
@@ -369,6 +376,8 @@ vigil_status kernels_pad_shape(const kshape *xs, const int64_t *pads, kernels_pa
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "pad: cannot %s-pad an empty dim %d",
                                    mode == KERNELS_PAD_REFLECT ? "reflect" : "edge/wrap", d);
     }
+    vigil_status st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }
@@ -448,12 +457,16 @@ void kernels_pad(size_t elem, const void *x, const kshape *xs, const int64_t *pa
 /* ---- DepthToSpace / SpaceToDepth: transposes of a 6-D view ---- */
 
 vigil_status kernels_depth_to_space_shape(const kshape *xs, int64_t blocksize, kshape *out, vigil_error *err) {
-    if (xs->ndim != 4 || blocksize < 1 || xs->dims[1] % (blocksize * blocksize) != 0)
+    if (xs->ndim != 4 || blocksize < 1 || blocksize > (1 << 16) || xs->dims[1] % (blocksize * blocksize) != 0)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
                                "depth_to_space: needs 4-D input with channels divisible by blocksize^2");
-    int64_t d[4] = {xs->dims[0], xs->dims[1] / (blocksize * blocksize), xs->dims[2] * blocksize,
-                    xs->dims[3] * blocksize};
-    *out = kshape_make(4, d);
+    int64_t d[4] = {xs->dims[0], xs->dims[1] / (blocksize * blocksize), 0, 0};
+    if (!dim_mul(xs->dims[2], blocksize, &d[2]) || !dim_mul(xs->dims[3], blocksize, &d[3]))
+        return vigil_error_set(err, VIGIL_ERR_LIMIT, "depth_to_space: output too large");
+    kshape r = kshape_make(4, d);
+    vigil_status st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
+    *out = r;
     return VIGIL_OK;
 }
 
@@ -473,12 +486,17 @@ void kernels_depth_to_space(size_t elem, const void *x, const kshape *xs, int64_
 }
 
 vigil_status kernels_space_to_depth_shape(const kshape *xs, int64_t blocksize, kshape *out, vigil_error *err) {
-    if (xs->ndim != 4 || blocksize < 1 || xs->dims[2] % blocksize != 0 || xs->dims[3] % blocksize != 0)
+    if (xs->ndim != 4 || blocksize < 1 || blocksize > (1 << 16) || xs->dims[2] % blocksize != 0 ||
+        xs->dims[3] % blocksize != 0)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
                                "space_to_depth: needs 4-D input with H and W divisible by blocksize");
-    int64_t d[4] = {xs->dims[0], xs->dims[1] * blocksize * blocksize, xs->dims[2] / blocksize,
-                    xs->dims[3] / blocksize};
-    *out = kshape_make(4, d);
+    int64_t d[4] = {xs->dims[0], 0, xs->dims[2] / blocksize, xs->dims[3] / blocksize};
+    if (!dim_mul(xs->dims[1], blocksize * blocksize, &d[1]))
+        return vigil_error_set(err, VIGIL_ERR_LIMIT, "space_to_depth: output too large");
+    kshape r = kshape_make(4, d);
+    vigil_status st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
+    *out = r;
     return VIGIL_OK;
 }
 

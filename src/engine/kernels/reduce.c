@@ -426,15 +426,18 @@ vigil_status kernels_range_count(vigil_dtype dtype, const void *start, const voi
             s = *(const int32_t *)start, l = *(const int32_t *)limit, d = *(const int32_t *)delta;
         }
         if (d == 0) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "range: delta is 0");
-        int64_t c = 0;
-        if (d > 0 && l > s) c = (l - s + d - 1) / d;
-        if (d < 0 && l < s) c = (s - l + (-d) - 1) / (-d);
-        *count = c;
+        /* unsigned distance and step: exact for the whole int64 range */
+        uint64_t dist = 0, step = d > 0 ? (uint64_t)d : 0 - (uint64_t)d;
+        if (d > 0 && l > s) dist = (uint64_t)l - (uint64_t)s;
+        if (d < 0 && l < s) dist = (uint64_t)s - (uint64_t)l;
+        uint64_t c = dist / step + (dist % step != 0);
+        if (c > (uint64_t)KERNELS_MAX_ELEMENTS) return vigil_error_set(err, VIGIL_ERR_LIMIT, "range: too many elements");
+        *count = (int64_t)c;
         return VIGIL_OK;
     }
     default: return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "range on %s", vigil_dtype_name(dtype));
     }
-    if (!(n < 9.2e18)) return vigil_error_set(err, VIGIL_ERR_LIMIT, "range: too many elements");
+    if (!(n <= (double)KERNELS_MAX_ELEMENTS)) return vigil_error_set(err, VIGIL_ERR_LIMIT, "range: too many elements");
     *count = n > 0 ? (int64_t)n : 0;
     return VIGIL_OK;
 }
@@ -452,13 +455,13 @@ void kernels_range(vigil_dtype dtype, const void *start, const void *delta, int6
         return;
     }
     case VIGIL_DTYPE_I64: {
-        int64_t s = *(const int64_t *)start, d = *(const int64_t *)delta;
-        for (int64_t i = 0; i < count; i++) ((int64_t *)y)[i] = s + i * d;
+        uint64_t s = (uint64_t)*(const int64_t *)start, d = (uint64_t)*(const int64_t *)delta;
+        for (int64_t i = 0; i < count; i++) ((int64_t *)y)[i] = (int64_t)(s + (uint64_t)i * d);
         return;
     }
     case VIGIL_DTYPE_I32: {
-        int32_t s = *(const int32_t *)start, d = *(const int32_t *)delta;
-        for (int64_t i = 0; i < count; i++) ((int32_t *)y)[i] = (int32_t)(s + i * d);
+        uint32_t s = (uint32_t)*(const int32_t *)start, d = (uint32_t)*(const int32_t *)delta;
+        for (int64_t i = 0; i < count; i++) ((int32_t *)y)[i] = (int32_t)(s + (uint32_t)i * d);
         return;
     }
     default: return;

@@ -61,7 +61,10 @@ vigil_status kernels_resize_shape(const kshape *xs, const float *scales, const i
             double extent = 1.0;
             if (p->coord == KERNELS_COORD_TF_CROP_AND_RESIZE && p->roi)
                 extent = (double)p->roi[d + xs->ndim] - (double)p->roi[d];
-            r.dims[d] = (int64_t)floor((double)xs->dims[d] * extent * (double)scales[i]);
+            double size = floor((double)xs->dims[d] * extent * (double)scales[i]);
+            if (!(size >= 0 && size <= (double)KERNELS_MAX_ELEMENTS))
+                return vigil_error_set(err, VIGIL_ERR_LIMIT, "resize: output dim %g out of range", size);
+            r.dims[d] = (int64_t)size;
         }
     } else {
         for (int i = 0; i < n; i++) {
@@ -82,13 +85,18 @@ vigil_status kernels_resize_shape(const kshape *xs, const float *scales, const i
             int64_t in = xs->dims[d];
             if (keep_aspect_ratio_policy) {
                 p->scales[d] = (float)common;
-                r.dims[d] = (int64_t)floor((double)in * common + 0.5);
+                double size = floor((double)in * common + 0.5);
+                if (!(size >= 0 && size <= (double)KERNELS_MAX_ELEMENTS))
+                    return vigil_error_set(err, VIGIL_ERR_LIMIT, "resize: output dim %g out of range", size);
+                r.dims[d] = (int64_t)size;
             } else {
                 p->scales[d] = in ? (float)((double)sizes[i] / (double)in) : 1.0f;
                 r.dims[d] = sizes[i];
             }
         }
     }
+    vigil_status st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }
@@ -292,6 +300,8 @@ vigil_status kernels_resize_f32(const float *x, const kshape *xs, float *y, cons
     }
     const resize_dim *col = &dims[nd - 1];
     const int64_t width = ys->dims[nd - 1];
+    int col_identity = col->taps == 1 && p->coord != KERNELS_COORD_TF_CROP_AND_RESIZE; /* e.g. C of NHWC */
+    for (int64_t o = 0; o < width && col_identity; o++) col_identity = col->index[o] == o;
     const float extrapolation = p->extrapolation_value;
     int64_t idx[KERNELS_MAX_DIMS] = {0};
     for (float *row = y; row < y + total; row += width) {
@@ -301,7 +311,9 @@ vigil_status kernels_resize_f32(const float *x, const kshape *xs, float *y, cons
         } else if (col->taps == 1 && combos == 1) {
             const float *src = x + rows.offset[0];
             const float w0 = rows.weight[0];
-            for (int64_t o = 0; o < width; o++) row[o] = col->outside[o] ? extrapolation : w0 * src[col->index[o]];
+            if (col_identity && w0 == 1.0f) memcpy(row, src, (size_t)width * sizeof *row); /* nearest, NHWC */
+            else
+                for (int64_t o = 0; o < width; o++) row[o] = col->outside[o] ? extrapolation : w0 * src[col->index[o]];
         } else {
             /* Contributing input rows outermost, so each pass is a tight loop
              * over the output row; the sum order per element is unchanged. */
@@ -312,7 +324,9 @@ vigil_status kernels_resize_f32(const float *x, const kshape *xs, float *y, cons
                 const float wc = rows.weight[c];
                 const int64_t *ci = col->index;
                 const float *cw = col->weight;
-                if (taps == 1) {
+                if (col_identity) {
+                    for (int64_t o = 0; o < width; o++) row[o] += wc * src[o];
+                } else if (taps == 1) {
                     for (int64_t o = 0; o < width; o++) row[o] += wc * src[ci[o]];
                 } else if (taps == 2) {
                     for (int64_t o = 0; o < width; o++)

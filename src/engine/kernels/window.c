@@ -6,7 +6,21 @@
  */
 #include <string.h>
 
+#include "engine/kernels/kernels_internal.h"
 #include "engine/kernels/window_internal.h"
+
+/* Largest kernel, stride, dilation or pad accepted: keeps all window
+ * arithmetic (extent, padded sizes, transposed outputs) far from overflow. */
+#define WINDOW_MAX_PARAM ((int64_t)1 << 24)
+
+/* Parameters small enough for the auto_pad arithmetic; insane ones are left
+ * for the shape helpers to reject with a status. */
+static int window_sane(const kernels_window *w, int i, int64_t in) {
+    return w->stride[i] >= 1 && w->stride[i] <= WINDOW_MAX_PARAM && w->kernel[i] >= 1 &&
+           w->kernel[i] <= WINDOW_MAX_PARAM && w->dilation[i] >= 1 && w->dilation[i] <= WINDOW_MAX_PARAM &&
+           w->output_padding[i] >= 0 && w->output_padding[i] <= WINDOW_MAX_PARAM && in >= 0 &&
+           in <= WINDOW_MAX_PARAM * 64;
+}
 
 void kernels_window_defaults(kernels_window *w, int nspatial, const int64_t *kernel) {
     memset(w, 0, sizeof *w);
@@ -30,6 +44,7 @@ void kernels_resolve_auto_pad(kernels_auto_pad auto_pad, const int64_t *in, kern
             w->pad_begin[i] = w->pad_end[i] = 0;
             continue;
         }
+        if (!window_sane(w, i, in[i])) continue;
         int64_t out = (in[i] + w->stride[i] - 1) / w->stride[i];
         int64_t total = (out - 1) * w->stride[i] + window_extent(w, i) - in[i];
         if (total < 0) total = 0;
@@ -46,6 +61,7 @@ void kernels_resolve_auto_pad_transpose(kernels_auto_pad auto_pad, const int64_t
             w->pad_begin[i] = w->pad_end[i] = 0;
             continue;
         }
+        if (!window_sane(w, i, in[i])) continue;
         int64_t out = in[i] * w->stride[i];
         int64_t total = w->stride[i] * (in[i] - 1) + w->output_padding[i] + window_extent(w, i) - out;
         if (total < 0) total = 0;
@@ -63,8 +79,8 @@ static int64_t floor_div2(int64_t v) {
 vigil_status kernels_convtranspose_pads_for_output(const int64_t *in, const int64_t *out, int same_upper,
                                                    kernels_window *w, vigil_error *err) {
     for (int i = 0; i < w->nspatial; i++) {
-        if (out[i] < 0)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "conv_transpose: negative output_shape %lld",
+        if (out[i] < 0 || out[i] > WINDOW_MAX_PARAM * 64 || !window_sane(w, i, in[i]))
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "conv_transpose: bad output_shape %lld",
                                    (long long)out[i]);
         int64_t total = w->stride[i] * (in[i] - 1) + w->output_padding[i] + window_extent(w, i) - out[i];
         if (same_upper) {
@@ -84,10 +100,18 @@ static vigil_status window_check(const kshape *xs, const kernels_window *w, int 
     if (w->nspatial < 1 || w->nspatial > 2 || xs->ndim != 2 + w->nspatial)
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s: input rank %d with %d spatial dims (1-D and 2-D only)",
                                op, xs->ndim, w->nspatial);
+    vigil_status st = kshape_check(xs, err);
+    if (st != VIGIL_OK) return st;
     for (int i = 0; i < w->nspatial; i++) {
         if (w->kernel[i] < 1 || w->stride[i] < 1 || w->dilation[i] < 1)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s: kernel, strides and dilations must be >= 1",
                                    op);
+        if (w->kernel[i] > WINDOW_MAX_PARAM || w->stride[i] > WINDOW_MAX_PARAM ||
+            w->dilation[i] > WINDOW_MAX_PARAM || w->pad_begin[i] > WINDOW_MAX_PARAM ||
+            w->pad_end[i] > WINDOW_MAX_PARAM || w->pad_begin[i] < -WINDOW_MAX_PARAM ||
+            w->pad_end[i] < -WINDOW_MAX_PARAM || w->output_padding[i] > WINDOW_MAX_PARAM ||
+            xs->dims[2 + i] > WINDOW_MAX_PARAM * 64)
+            return vigil_error_set(err, VIGIL_ERR_LIMIT, "%s: window parameters too large", op);
         if (!negative_pads_ok && (w->pad_begin[i] < 0 || w->pad_end[i] < 0))
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s: negative pads", op);
     }
@@ -117,6 +141,8 @@ vigil_status kernels_conv_shape(const kshape *xs, const kshape *ws, const kernel
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "conv: kernel larger than padded input");
         r.dims[2 + i] = span / win->stride[i] + 1;
     }
+    st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }
@@ -143,6 +169,8 @@ vigil_status kernels_convtranspose_shape(const kshape *xs, const kshape *ws, con
         if (r.dims[2 + i] < 0)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "conv_transpose: pads exceed the output");
     }
+    st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }
@@ -159,6 +187,8 @@ vigil_status kernels_pool_shape(const kshape *xs, const kernels_window *win, ksh
         if (win->ceil_mode && (o - 1) * s >= in + win->pad_begin[i]) o--;
         r.dims[2 + i] = o;
     }
+    st = kshape_check(&r, err);
+    if (st != VIGIL_OK) return st;
     *out = r;
     return VIGIL_OK;
 }
