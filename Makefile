@@ -37,7 +37,7 @@ check: build
 test: check
 
 asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVIGIL_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIL_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	@VIGIL_SANITIZED=1 bash scripts/check.sh $(ASAN_BUILD)
 
@@ -48,6 +48,7 @@ fuzz: deps
 
 bench: build
 	@/usr/bin/python3 bench/engine_bench.py --vigil $(BUILD)/vigil
+	@/usr/bin/python3 bench/detect_timing.py --vigil $(BUILD)/vigil
 
 clean:
 	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -61,14 +61,13 @@ typedef struct vigil_decode_info {
  * vigil_image_free).  options and info may be NULL.  Truncated or corrupt
  * files are VIGIL_ERR_PARSE, unknown formats VIGIL_ERR_UNSUPPORTED, images past
  * the pixel limit VIGIL_ERR_LIMIT; *out is left empty on failure. */
-vigil_status vigil_image_decode(const void *bytes, size_t size, const vigil_decode_options *options,
-                                vigil_image *out, vigil_decode_info *info, vigil_error *err);
+vigil_status vigil_image_decode(const void *bytes, size_t size, const vigil_decode_options *options, vigil_image *out,
+                                vigil_decode_info *info, vigil_error *err);
 
 /* Converts a raw frame (stride in bytes of the first plane; for NV12 the UV
  * plane follows the Y plane at data + stride * height) into *out. */
-vigil_status vigil_image_from_raw(const void *data, size_t size, vigil_pixel_format format, int width,
-                                  int height, int stride, int64_t max_pixels, vigil_image *out,
-                                  vigil_error *err);
+vigil_status vigil_image_from_raw(const void *data, size_t size, vigil_pixel_format format, int width, int height,
+                                  int stride, int64_t max_pixels, vigil_image *out, vigil_error *err);
 
 /* Allocates an RGB image of width x height (contents undefined). */
 vigil_status vigil_image_alloc(int width, int height, vigil_image *out, vigil_error *err);
@@ -78,8 +77,8 @@ typedef enum vigil_image_format { VIGIL_IMAGE_JPEG = 0, VIGIL_IMAGE_PNG } vigil_
 
 /* Encodes image; *out_bytes is vigil_malloc'd (caller vigil_free's it).
  * quality: JPEG 1..100 (0 = 90); ignored for PNG. */
-vigil_status vigil_image_encode(const vigil_image *image, vigil_image_format format, int quality,
-                                uint8_t **out_bytes, size_t *out_size, vigil_error *err);
+vigil_status vigil_image_encode(const vigil_image *image, vigil_image_format format, int quality, uint8_t **out_bytes,
+                                size_t *out_size, vigil_error *err);
 
 /* -------------------------------------------------------------- letterbox */
 
@@ -89,11 +88,11 @@ typedef enum vigil_layout { VIGIL_LAYOUT_NCHW = 0, VIGIL_LAYOUT_NHWC } vigil_lay
  * Ultralytics' convention: RGB, /255, centred pad of 114. */
 typedef struct vigil_preprocess {
     vigil_layout layout;
-    int swap_rb;      /* 1 = feed BGR (YOLOX, NanoDet) instead of RGB */
-    int centred;      /* 1 = pad both sides (Ultralytics), 0 = image top-left (YOLOX) */
-    int stretch;      /* 1 = resize to the full input ignoring aspect (NanoDet's default) */
+    int swap_rb; /* 1 = feed BGR (YOLOX, NanoDet) instead of RGB */
+    int centred; /* 1 = pad both sides (Ultralytics), 0 = image top-left (YOLOX) */
+    int stretch; /* 1 = resize to the full input ignoring aspect (NanoDet's default) */
     uint8_t pad_value;
-    float mean[3];    /* value = (pixel - mean[c]) * scale[c], in the fed channel order */
+    float mean[3]; /* value = (pixel - mean[c]) * scale[c], in the fed channel order */
     float scale[3];
 } vigil_preprocess;
 
@@ -108,8 +107,8 @@ typedef struct vigil_letterbox_info {
 
 /* Letterboxes image into dst, one float tensor of in_w x in_h x 3 in
  * pre->layout (batch item only).  info may be NULL. */
-vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const vigil_preprocess *pre,
-                             float *dst, vigil_letterbox_info *info, vigil_error *err);
+vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const vigil_preprocess *pre, float *dst,
+                             vigil_letterbox_info *info, vigil_error *err);
 
 /* ------------------------------------------------------------ detections */
 
@@ -145,13 +144,13 @@ typedef struct vigil_detection {
 
 /* Post-processing knobs (vigil_detect_options_default: 0.25, 0.45, 300). */
 typedef struct vigil_detect_options {
-    float conf_threshold;  /* keep scores >= this */
-    float iou_threshold;   /* suppress overlaps > this */
+    float conf_threshold; /* keep scores >= this */
+    float iou_threshold;  /* suppress overlaps > this */
     int max_detections;
-    int agnostic;          /* 1 = NMS across classes */
-    const int *classes;    /* keep only these class ids (NULL = all) */
+    int agnostic;       /* 1 = NMS across classes */
+    const int *classes; /* keep only these class ids (NULL = all) */
     size_t n_classes;
-    int with_masks;        /* segmentation: 1 = compute RLE masks */
+    int with_masks; /* segmentation: 1 = compute RLE masks */
 } vigil_detect_options;
 
 vigil_detect_options vigil_detect_options_default(void);
@@ -176,11 +175,11 @@ int vigil_labels_find(const vigil_labels *labels, const char *name);
 typedef struct vigil_detector vigil_detector;
 
 typedef struct vigil_detector_options {
-    vigil_head_family family;  /* AUTO = from output shapes and metadata */
-    const char *labels_path;   /* overrides the model's names; NULL = metadata */
-    vigil_decode_options decode;
-    int use_dct_scaling;       /* 1 (default via _default()) = JPEG DCT scaling to the input size */
-    int nanodet_reg_max;       /* 0 = 7 */
+    vigil_head_family family;    /* AUTO = from output shapes and metadata */
+    const char *labels_path;     /* overrides the model's names; NULL = metadata */
+    vigil_decode_options decode; /* pixel limit, EXIF; target_size is set by use_dct_scaling */
+    int use_dct_scaling;         /* 1 (the default) = JPEG DCT scaling towards the input size */
+    int nanodet_reg_max;         /* 0 = 7 */
 } vigil_detector_options;
 
 vigil_detector_options vigil_detector_options_default(void);
@@ -192,14 +191,14 @@ typedef struct vigil_detect_timing {
 typedef struct vigil_detect_result {
     const vigil_detection *detections; /* owned by the detector until its next run */
     size_t count;
-    int image_width, image_height;     /* original pixels */
+    int image_width, image_height; /* original pixels */
     vigil_detect_timing timing;
 } vigil_detect_result;
 
 /* Builds a detector for model (not taken over: it must outlive the
  * detector).  options may be NULL. */
-vigil_status vigil_detector_create(vigil_model *model, const vigil_detector_options *options,
-                                   vigil_detector **out, vigil_error *err);
+vigil_status vigil_detector_create(vigil_model *model, const vigil_detector_options *options, vigil_detector **out,
+                                   vigil_error *err);
 void vigil_detector_destroy(vigil_detector *det);
 
 vigil_head_family vigil_detector_family(const vigil_detector *det);
@@ -207,8 +206,7 @@ const vigil_labels *vigil_detector_labels(const vigil_detector *det);
 
 /* Runs encoded image bytes (JPEG/PNG) through the detector. */
 vigil_status vigil_detector_run(vigil_detector *det, const void *bytes, size_t size,
-                                const vigil_detect_options *options, vigil_detect_result *result,
-                                vigil_error *err);
+                                const vigil_detect_options *options, vigil_detect_result *result, vigil_error *err);
 /* Runs an already decoded image (the decode time is then 0). */
 vigil_status vigil_detector_run_image(vigil_detector *det, const vigil_image *image,
                                       const vigil_detect_options *options, vigil_detect_result *result,
@@ -222,8 +220,8 @@ void vigil_render_detections(vigil_image *image, const vigil_detection *dets, si
 /* Draws text with the built-in 5x7 font at (x, y) top-left, each font pixel
  * scale x scale image pixels, in rgb on a filled background bg (or no
  * background when bg is NULL). */
-void vigil_draw_text(vigil_image *image, int x, int y, int scale, const char *text,
-                     const uint8_t rgb[3], const uint8_t *bg);
+void vigil_draw_text(vigil_image *image, int x, int y, int scale, const char *text, const uint8_t rgb[3],
+                     const uint8_t *bg);
 
 #ifdef __cplusplus
 }

@@ -103,16 +103,36 @@ static int detect_parse_int(const char *s, long lo, long hi, int *out) {
 
 /* Returns 0 to go on, else the exit status (0 for --help printed). */
 static int detect_parse_args(int argc, char **argv, detect_args *a, int *done) {
-    enum { OPT_MODEL = 256, OPT_CONF, OPT_IOU, OPT_MAXDET, OPT_CLASSES, OPT_JSON, OPT_OUT, OPT_TIMING,
-           OPT_THREADS, OPT_LABELS, OPT_FAMILY, OPT_AGNOSTIC, OPT_MASKS };
+    enum {
+        OPT_MODEL = 256,
+        OPT_CONF,
+        OPT_IOU,
+        OPT_MAXDET,
+        OPT_CLASSES,
+        OPT_JSON,
+        OPT_OUT,
+        OPT_TIMING,
+        OPT_THREADS,
+        OPT_LABELS,
+        OPT_FAMILY,
+        OPT_AGNOSTIC,
+        OPT_MASKS
+    };
     static const struct option longopts[] = {
-        {"model", required_argument, 0, OPT_MODEL},     {"conf", required_argument, 0, OPT_CONF},
-        {"iou", required_argument, 0, OPT_IOU},         {"max-det", required_argument, 0, OPT_MAXDET},
-        {"classes", required_argument, 0, OPT_CLASSES}, {"json", no_argument, 0, OPT_JSON},
-        {"out", required_argument, 0, OPT_OUT},         {"timing", no_argument, 0, OPT_TIMING},
-        {"threads", required_argument, 0, OPT_THREADS}, {"labels", required_argument, 0, OPT_LABELS},
-        {"family", required_argument, 0, OPT_FAMILY},   {"agnostic", no_argument, 0, OPT_AGNOSTIC},
-        {"masks", no_argument, 0, OPT_MASKS},           {"help", no_argument, 0, 'h'},
+        {"model", required_argument, 0, OPT_MODEL},
+        {"conf", required_argument, 0, OPT_CONF},
+        {"iou", required_argument, 0, OPT_IOU},
+        {"max-det", required_argument, 0, OPT_MAXDET},
+        {"classes", required_argument, 0, OPT_CLASSES},
+        {"json", no_argument, 0, OPT_JSON},
+        {"out", required_argument, 0, OPT_OUT},
+        {"timing", no_argument, 0, OPT_TIMING},
+        {"threads", required_argument, 0, OPT_THREADS},
+        {"labels", required_argument, 0, OPT_LABELS},
+        {"family", required_argument, 0, OPT_FAMILY},
+        {"agnostic", no_argument, 0, OPT_AGNOSTIC},
+        {"masks", no_argument, 0, OPT_MASKS},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
@@ -146,7 +166,10 @@ static int detect_parse_args(int argc, char **argv, detect_args *a, int *done) {
             a->family = f < 0 ? VIGIL_HEAD_AUTO : (vigil_head_family)f;
             break;
         }
-        case 'h': detect_usage(stdout); *done = 1; return 0;
+        case 'h':
+            detect_usage(stdout);
+            *done = 1;
+            return 0;
         default:
             fprintf(stderr, "vigil detect: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
             return 2;
@@ -177,8 +200,10 @@ static int detect_resolve_classes(const detect_args *a, const vigil_labels *labe
         if (!spec) return -1;
         char *save = NULL;
         for (char *tok = strtok_r(spec, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            while (*tok == ' ') tok++; /* names may hold spaces ("traffic light"): trim only */
-            for (char *end = tok + strlen(tok); end > tok && end[-1] == ' ';) *--end = 0;
+            while (*tok == ' ')
+                tok++; /* names may hold spaces ("traffic light"): trim only */
+            for (char *end = tok + strlen(tok); end > tok && end[-1] == ' ';)
+                *--end = 0;
             if (!*tok) continue;
             int id;
             if (detect_parse_int(tok, 0, 1 << 20, &id) != 0) id = vigil_labels_find(labels, tok);
@@ -209,7 +234,8 @@ static int path_list_add(path_list *l, const char *path) {
 }
 
 static void path_list_free(path_list *l) {
-    for (size_t i = 0; i < l->count; i++) vigil_free(l->items[i]);
+    for (size_t i = 0; i < l->count; i++)
+        vigil_free(l->items[i]);
     vigil_free(l->items);
 }
 
@@ -249,14 +275,16 @@ static vigil_status detect_read_file(const char *path, uint8_t **out, size_t *si
     if (!f) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     vigil_status s = VIGIL_OK;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) s = vigil_error_set(err, VIGIL_ERR_IO, "%s is not a file", path);
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+        s = vigil_error_set(err, VIGIL_ERR_IO, "%s is not a file", path);
     else if ((uint64_t)st.st_size > DETECT_MAX_FILE_BYTES)
         s = vigil_error_set(err, VIGIL_ERR_LIMIT, "%s is larger than %u MiB", path, DETECT_MAX_FILE_BYTES >> 20);
     else if (!(*out = vigil_malloc(st.st_size > 0 ? (size_t)st.st_size : 1)))
         s = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory reading %s", path);
     else if (fread(*out, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
         s = vigil_error_set(err, VIGIL_ERR_IO, "cannot read %s", path);
-    else *size = (size_t)st.st_size;
+    else
+        *size = (size_t)st.st_size;
     fclose(f);
     if (s) {
         vigil_free(*out);
@@ -268,11 +296,13 @@ static vigil_status detect_read_file(const char *path, uint8_t **out, size_t *si
 /* ---------------------------------------------------------------- output */
 
 static json_t *detect_json_timing(const vigil_detect_timing *t) {
-    return json_pack("{s:f, s:f, s:f, s:f, s:f}", "decode", t->decode_ms, "letterbox", t->letterbox_ms,
-                     "inference", t->inference_ms, "postprocess", t->postprocess_ms, "total", t->total_ms);
+    return json_pack("{s:f, s:f, s:f, s:f, s:f}", "decode", t->decode_ms, "letterbox", t->letterbox_ms, "inference",
+                     t->inference_ms, "postprocess", t->postprocess_ms, "total", t->total_ms);
 }
 
-static double detect_round(double v, double unit) { return (double)(long long)(v / unit + (v >= 0 ? 0.5 : -0.5)) * unit; }
+static double detect_round(double v, double unit) {
+    return (double)(long long)(v / unit + (v >= 0 ? 0.5 : -0.5)) * unit;
+}
 
 static void detect_print_json(const char *image, const vigil_detect_result *r) {
     json_t *dets = json_array();
@@ -280,11 +310,12 @@ static void detect_print_json(const char *image, const vigil_detect_result *r) {
         const vigil_detection *d = &r->detections[i];
         json_t *box = json_pack("[f, f, f, f]", detect_round(d->x1, 0.01), detect_round(d->y1, 0.01),
                                 detect_round(d->x2, 0.01), detect_round(d->y2, 0.01));
-        json_t *o = json_pack("{s:i, s:s?, s:f, s:o}", "class_id", d->class_id, "class_name", d->class_name,
-                              "score", detect_round(d->score, 0.00001), "box", box);
+        json_t *o = json_pack("{s:i, s:s?, s:f, s:o}", "class_id", d->class_id, "class_name", d->class_name, "score",
+                              detect_round(d->score, 0.00001), "box", box);
         if (d->mask.counts) {
             json_t *counts = json_array();
-            for (size_t k = 0; k < d->mask.n_counts; k++) json_array_append_new(counts, json_integer(d->mask.counts[k]));
+            for (size_t k = 0; k < d->mask.n_counts; k++)
+                json_array_append_new(counts, json_integer(d->mask.counts[k]));
             json_object_set_new(o, "mask_rle", counts);
         }
         json_array_append_new(dets, o);
@@ -307,10 +338,11 @@ static void detect_print_error_json(const char *image, const vigil_error *err) {
 
 static void detect_print_timing(FILE *out, const vigil_detect_timing *t, const char *prefix) {
     double pre_post = t->decode_ms + t->letterbox_ms + t->postprocess_ms;
-    fprintf(out, "%stiming: decode %.2f ms, letterbox %.2f ms, inference %.2f ms, postprocess %.2f ms, total %.2f ms"
-           " (decode+letterbox+postprocess = %.1f%% of inference)\n",
-           prefix, t->decode_ms, t->letterbox_ms, t->inference_ms, t->postprocess_ms, t->total_ms,
-           t->inference_ms > 0 ? 100.0 * pre_post / t->inference_ms : 0.0);
+    fprintf(out,
+            "%stiming: decode %.2f ms, letterbox %.2f ms, inference %.2f ms, postprocess %.2f ms, total %.2f ms"
+            " (decode+letterbox+postprocess = %.1f%% of inference)\n",
+            prefix, t->decode_ms, t->letterbox_ms, t->inference_ms, t->postprocess_ms, t->total_ms,
+            t->inference_ms > 0 ? 100.0 * pre_post / t->inference_ms : 0.0);
 }
 
 static void detect_print_table(const char *image, const vigil_detect_result *r, int timing) {
@@ -319,8 +351,10 @@ static void detect_print_table(const char *image, const vigil_detect_result *r, 
     for (size_t i = 0; i < r->count; i++) {
         const vigil_detection *d = &r->detections[i];
         char name[32];
-        if (d->class_name) snprintf(name, sizeof name, "%s", d->class_name);
-        else snprintf(name, sizeof name, "class %d", d->class_id);
+        if (d->class_name)
+            snprintf(name, sizeof name, "%s", d->class_name);
+        else
+            snprintf(name, sizeof name, "class %d", d->class_id);
         printf("  %-16s %6.3f %8.1f %8.1f %8.1f %8.1f\n", name, d->score, d->x1, d->y1, d->x2, d->y2);
     }
     if (timing) detect_print_timing(stdout, &r->timing, "  ");
@@ -361,8 +395,8 @@ static vigil_status detect_write_file(const char *path, const uint8_t *data, siz
     return VIGIL_OK;
 }
 
-static vigil_status detect_render(const char *out_file, const uint8_t *bytes, size_t size,
-                                  const vigil_detect_result *r, vigil_error *err) {
+static vigil_status detect_render(const char *out_file, const uint8_t *bytes, size_t size, const vigil_detect_result *r,
+                                  vigil_error *err) {
     vigil_image img;
     vigil_status st = vigil_image_decode(bytes, size, NULL, &img, NULL, err);
     if (st) return st;
@@ -397,8 +431,10 @@ static int detect_one(vigil_detector *det, const detect_args *a, const char *pat
     if (!st) st = vigil_detector_run(det, bytes, size, &a->options, &r, &err);
     if (!st) {
         timing_add(sum, &r.timing);
-        if (a->json) detect_print_json(path, &r);
-        else detect_print_table(path, &r, a->timing);
+        if (a->json)
+            detect_print_json(path, &r);
+        else
+            detect_print_table(path, &r, a->timing);
         if (a->json && a->timing) detect_print_timing(stderr, &r.timing, "");
         if (a->out_path) {
             char out_file[4096];

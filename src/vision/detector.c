@@ -45,8 +45,12 @@ vigil_detector_options vigil_detector_options_default(void) {
     return o;
 }
 
-vigil_head_family vigil_detector_family(const vigil_detector *det) { return det->layout.family; }
-const vigil_labels *vigil_detector_labels(const vigil_detector *det) { return det->labels; }
+vigil_head_family vigil_detector_family(const vigil_detector *det) {
+    return det->layout.family;
+}
+const vigil_labels *vigil_detector_labels(const vigil_detector *det) {
+    return det->labels;
+}
 
 static double detector_now_ms(void) {
     struct timespec ts;
@@ -83,7 +87,8 @@ static vigil_preprocess detector_preprocess(vigil_head_family family, vigil_layo
     } else if (family == VIGIL_HEAD_NANODET) { /* BGR, ImageNet mean/std in 0..255, stretched */
         static const float mean[3] = {103.53f, 116.28f, 123.675f}, std[3] = {57.375f, 57.12f, 58.395f};
         p.swap_rb = 1, p.stretch = 1;
-        for (int c = 0; c < 3; c++) p.mean[c] = mean[c], p.scale[c] = 1.f / std[c];
+        for (int c = 0; c < 3; c++)
+            p.mean[c] = mean[c], p.scale[c] = 1.f / std[c];
     }
     return p;
 }
@@ -107,8 +112,8 @@ static vigil_status detector_input_size(vigil_detector *det, vigil_layout *layou
         w = w > 0 ? w : mw;
     }
     if (h < 8 || w < 8 || h > 8192 || w > 8192)
-        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "image input size %lld x %lld is out of range",
-                               (long long)w, (long long)h);
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "image input size %lld x %lld is out of range", (long long)w,
+                               (long long)h);
     det->in_w = (int)w;
     det->in_h = (int)h;
     return VIGIL_OK;
@@ -123,8 +128,8 @@ static vigil_status detector_labels(vigil_detector *det, const char *labels_path
     return VIGIL_OK;
 }
 
-vigil_status vigil_detector_create(vigil_model *model, const vigil_detector_options *options,
-                                   vigil_detector **out, vigil_error *err) {
+vigil_status vigil_detector_create(vigil_model *model, const vigil_detector_options *options, vigil_detector **out,
+                                   vigil_error *err) {
     *out = NULL;
     if (!model) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no model");
     vigil_detector *det = vigil_calloc(1, sizeof *det);
@@ -137,7 +142,8 @@ vigil_status vigil_detector_create(vigil_model *model, const vigil_detector_opti
     if (!st) st = detector_labels(det, options ? options->labels_path : NULL, err);
     size_t n_out = vigil_model_output_count(model);
     vigil_tensor_info infos[4];
-    for (size_t i = 0; !st && i < n_out && i < 4; i++) infos[i] = *vigil_model_output(model, i);
+    for (size_t i = 0; !st && i < n_out && i < 4; i++)
+        infos[i] = *vigil_model_output(model, i);
     if (!st)
         st = head_detect_layout(infos, n_out < 4 ? n_out : 4, (int)vigil_labels_count(det->labels),
                                 vigil_model_metadata(model, "task"), det->in_w, det->in_h, det->options.family,
@@ -218,13 +224,20 @@ static vigil_status detector_infer(vigil_detector *det, const vigil_image *image
     st = vigil_plan_run(det->plan, &det->input_tensor, 1, err);
     if (st) return st;
     double t2 = detector_now_ms();
-    head_params hp = {.conf_threshold = o->conf_threshold, .classes = o->classes, .n_classes = o->n_classes,
-                      .input_w = det->in_w, .input_h = det->in_h};
+    head_params hp = {.conf_threshold = o->conf_threshold,
+                      .classes = o->classes,
+                      .n_classes = o->n_classes,
+                      .input_w = det->in_w,
+                      .input_h = det->in_h};
     st = head_decode(&det->layout, vigil_plan_output(det->plan, 0), &hp, &det->boxes, err);
     head_geometry geo = {.gain_x = lb.scale_x * (float)image->width / (float)orig_w,
                          .gain_y = lb.scale_y * (float)image->height / (float)orig_h,
-                         .pad_x = (float)lb.pad_left, .pad_y = (float)lb.pad_top,
-                         .input_w = det->in_w, .input_h = det->in_h, .orig_w = orig_w, .orig_h = orig_h};
+                         .pad_x = (float)lb.pad_left,
+                         .pad_y = (float)lb.pad_top,
+                         .input_w = det->in_w,
+                         .input_h = det->in_h,
+                         .orig_w = orig_w,
+                         .orig_h = orig_h};
     if (!st) st = detector_finish(det, o, &geo, err);
     if (st) return st;
     double t3 = detector_now_ms();
@@ -244,8 +257,7 @@ vigil_status vigil_detector_run_image(vigil_detector *det, const vigil_image *im
     memset(result, 0, sizeof *result);
     if (!image || !image->data) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no image");
     vigil_status st = detector_infer(det, image, image->width, image->height, options, result, err);
-    result->timing.total_ms = result->timing.letterbox_ms + result->timing.inference_ms +
-                              result->timing.postprocess_ms;
+    result->timing.total_ms = result->timing.letterbox_ms + result->timing.inference_ms + result->timing.postprocess_ms;
     return st;
 }
 

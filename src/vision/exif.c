@@ -21,9 +21,12 @@ static uint32_t exif_u32(const uint8_t *p, int big_endian) {
 static int exif_tiff_orientation(const uint8_t *t, size_t n) {
     if (n < 8) return 1;
     int big;
-    if (t[0] == 'I' && t[1] == 'I') big = 0;
-    else if (t[0] == 'M' && t[1] == 'M') big = 1;
-    else return 1;
+    if (t[0] == 'I' && t[1] == 'I')
+        big = 0;
+    else if (t[0] == 'M' && t[1] == 'M')
+        big = 1;
+    else
+        return 1;
     if (exif_u16(t + 2, big) != 42) return 1;
     uint32_t ifd = exif_u32(t + 4, big);
     if (ifd > n - 2) return 1;
@@ -56,7 +59,8 @@ int exif_jpeg_orientation(const uint8_t *jpeg, size_t size) {
         static const uint8_t tag[6] = {'E', 'x', 'i', 'f', 0, 0};
         if (marker == 0xE1 && seg_len >= 6) {
             int match = 1;
-            for (int i = 0; i < 6; i++) match &= seg[i] == tag[i];
+            for (int i = 0; i < 6; i++)
+                match &= seg[i] == tag[i];
             if (match) return exif_tiff_orientation(seg + 6, seg_len - 6);
         }
         pos += 2 + len;

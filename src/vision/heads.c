@@ -29,8 +29,8 @@ void head_boxes_free(head_boxes *boxes) {
     memset(boxes, 0, sizeof *boxes);
 }
 
-static vigil_status head_push(head_boxes *b, float x1, float y1, float x2, float y2, float score, int cls,
-                              int anchor, vigil_error *err) {
+static vigil_status head_push(head_boxes *b, float x1, float y1, float x2, float y2, float score, int cls, int anchor,
+                              vigil_error *err) {
     if (b->count == b->capacity) {
         size_t cap = b->capacity ? b->capacity * 2 : 256;
         head_box *grown = vigil_realloc(b->items, cap * sizeof *grown);
@@ -65,7 +65,8 @@ static int head_argmax(const float *s, int n) {
 
 static int head_grid_cells(int w, int h, const int *strides, int n) {
     int cells = 0;
-    for (int i = 0; i < n; i++) cells += ((w + strides[i] - 1) / strides[i]) * ((h + strides[i] - 1) / strides[i]);
+    for (int i = 0; i < n; i++)
+        cells += ((w + strides[i] - 1) / strides[i]) * ((h + strides[i] - 1) / strides[i]);
     return cells;
 }
 
@@ -143,7 +144,8 @@ static vigil_status head_yolox(const head_layout *l, const float *d, const head_
 /* Expectation of a softmax over n bins. */
 static float head_dfl_distance(const float *logits, int n) {
     float m = logits[0];
-    for (int i = 1; i < n; i++) m = logits[i] > m ? logits[i] : m;
+    for (int i = 1; i < n; i++)
+        m = logits[i] > m ? logits[i] : m;
     float sum = 0, acc = 0;
     for (int i = 0; i < n; i++) {
         float e = expf(logits[i] - m);
@@ -200,8 +202,8 @@ static const struct {
     const char *name;
     head_decode_fn decode;
 } head_table[] = {
-    {VIGIL_HEAD_YOLOV5, "yolov5", head_yolov5},   {VIGIL_HEAD_YOLOV8, "yolov8", head_yolov8},
-    {VIGIL_HEAD_YOLOX, "yolox", head_yolox},      {VIGIL_HEAD_NANODET, "nanodet", head_nanodet},
+    {VIGIL_HEAD_YOLOV5, "yolov5", head_yolov5},    {VIGIL_HEAD_YOLOV8, "yolov8", head_yolov8},
+    {VIGIL_HEAD_YOLOX, "yolox", head_yolox},       {VIGIL_HEAD_NANODET, "nanodet", head_nanodet},
     {VIGIL_HEAD_YOLOV10, "yolov10", head_yolov10}, {VIGIL_HEAD_YOLOV8_SEG, "yolov8-seg", head_yolov8},
 };
 #define HEAD_TABLE_SIZE (sizeof head_table / sizeof head_table[0])
@@ -227,10 +229,12 @@ vigil_status head_decode(const head_layout *layout, const vigil_tensor *out0, co
     if (!out0 || out0->dtype != VIGIL_DTYPE_F32 || !out0->data)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detection output must be float32");
     int64_t per_item = 1;
-    for (int i = 1; i < out0->ndim; i++) per_item *= out0->dims[i];
+    for (int i = 1; i < out0->ndim; i++)
+        per_item *= out0->dims[i];
     int64_t need = (int64_t)layout->n_anchors;
     switch (layout->family) {
-    case VIGIL_HEAD_YOLOV5: case VIGIL_HEAD_YOLOX: need *= 5 + layout->n_classes; break;
+    case VIGIL_HEAD_YOLOV5:
+    case VIGIL_HEAD_YOLOX: need *= 5 + layout->n_classes; break;
     case VIGIL_HEAD_YOLOV8: need *= 4 + layout->n_classes; break;
     case VIGIL_HEAD_YOLOV8_SEG: need *= 4 + layout->n_classes + layout->n_mask_coeffs; break;
     case VIGIL_HEAD_NANODET: need *= layout->n_classes + 4 * (layout->reg_max + 1); break;
@@ -242,12 +246,13 @@ vigil_status head_decode(const head_layout *layout, const vigil_tensor *out0, co
                                "%s output has %lld values per image, the layout expects %lld",
                                vigil_head_family_name(layout->family), (long long)per_item, (long long)need);
     for (size_t i = 0; i < HEAD_TABLE_SIZE; i++)
-        if (head_table[i].family == layout->family)
-            return head_table[i].decode(layout, out0->data, params, boxes, err);
+        if (head_table[i].family == layout->family) return head_table[i].decode(layout, out0->data, params, boxes, err);
     return vigil_error_set(err, VIGIL_ERR_INTERNAL, "no decoder for family %d", (int)layout->family);
 }
 
-static float head_clip(float v, float hi) { return v < 0 ? 0 : v > hi ? hi : v; }
+static float head_clip(float v, float hi) {
+    return v < 0 ? 0 : v > hi ? hi : v;
+}
 
 void head_map_box(const head_box *box, const head_geometry *geo, vigil_detection *det) {
     det->x1 = head_clip((box->x1 - geo->pad_x) / geo->gain_x, (float)geo->orig_w);
@@ -284,11 +289,10 @@ static vigil_head_family head_guess(const vigil_tensor_info *o, size_t n, int nc
 }
 
 vigil_status head_detect_layout(const vigil_tensor_info *outputs, size_t n_outputs, int n_named_classes,
-                                const char *task, int input_w, int input_h, vigil_head_family requested,
-                                int reg_max, head_layout *out, vigil_error *err) {
+                                const char *task, int input_w, int input_h, vigil_head_family requested, int reg_max,
+                                head_layout *out, vigil_error *err) {
     memset(out, 0, sizeof *out);
-    if (n_outputs < 1 || !outputs)
-        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "model has no outputs to decode");
+    if (n_outputs < 1 || !outputs) return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "model has no outputs to decode");
     const vigil_tensor_info *o = outputs;
     if (o[0].ndim != 3 || o[0].dims[1] <= 0 || o[0].dims[2] <= 0)
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED,
@@ -301,18 +305,15 @@ vigil_status head_detect_layout(const vigil_tensor_info *outputs, size_t n_outpu
     int64_t d1 = o[0].dims[1], d2 = o[0].dims[2];
     out->family = f;
     switch (f) {
-    case VIGIL_HEAD_YOLOV8:
-        out->n_anchors = (int)d2, out->n_classes = (int)d1 - 4;
-        break;
+    case VIGIL_HEAD_YOLOV8: out->n_anchors = (int)d2, out->n_classes = (int)d1 - 4; break;
     case VIGIL_HEAD_YOLOV8_SEG:
         if (n_outputs < 2 || o[1].ndim != 4 || o[1].dims[1] <= 0)
             return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "yolov8-seg needs a [N, nm, h, w] prototype output");
         out->n_mask_coeffs = (int)o[1].dims[1];
         out->n_anchors = (int)d2, out->n_classes = (int)d1 - 4 - out->n_mask_coeffs;
         break;
-    case VIGIL_HEAD_YOLOV5: case VIGIL_HEAD_YOLOX:
-        out->n_anchors = (int)d1, out->n_classes = (int)d2 - 5;
-        break;
+    case VIGIL_HEAD_YOLOV5:
+    case VIGIL_HEAD_YOLOX: out->n_anchors = (int)d1, out->n_classes = (int)d2 - 5; break;
     case VIGIL_HEAD_NANODET:
         out->n_anchors = (int)d1, out->n_classes = (int)d2 - 4 * (out->reg_max + 1);
         if (out->n_anchors != head_grid_cells(input_w, input_h, head_strides4, 4))
@@ -329,8 +330,8 @@ vigil_status head_detect_layout(const vigil_tensor_info *outputs, size_t n_outpu
                                (long long)d1, (long long)d2);
     }
     if (f == VIGIL_HEAD_YOLOX && out->n_anchors != head_grid_cells(input_w, input_h, head_strides3, 3))
-        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "yolox: %d rows do not match a %dx%d input",
-                               out->n_anchors, input_w, input_h);
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "yolox: %d rows do not match a %dx%d input", out->n_anchors,
+                               input_w, input_h);
     if (out->n_classes < 1 && f != VIGIL_HEAD_YOLOV10)
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s head with output [N, %lld, %lld] has no classes",
                                vigil_head_family_name(f), (long long)d1, (long long)d2);

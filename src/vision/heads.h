@@ -58,8 +58,8 @@ typedef struct head_layout {
  * metadata task ("detect", "segment", or NULL) and the input size.  A
  * family other than AUTO is checked against the shapes instead. */
 vigil_status head_detect_layout(const vigil_tensor_info *outputs, size_t n_outputs, int n_named_classes,
-                                const char *task, int input_w, int input_h, vigil_head_family requested,
-                                int reg_max, head_layout *out, vigil_error *err);
+                                const char *task, int input_w, int input_h, vigil_head_family requested, int reg_max,
+                                head_layout *out, vigil_error *err);
 
 /* Decodes batch item 0 of out0 (and nothing else: seg prototypes are used
  * by head_mask_rle after NMS) into boxes, appending candidates with score

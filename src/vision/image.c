@@ -10,8 +10,8 @@
  * imread does, so boxes come back in the orientation viewers show.
  */
 #include <limits.h>
-#include <stdlib.h>
 #include <spng.h>
+#include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
 
@@ -25,11 +25,10 @@ static int64_t image_pixel_limit(int64_t max_pixels) {
 
 static vigil_status image_check_size(int64_t width, int64_t height, int64_t max_pixels, vigil_error *err) {
     if (width <= 0 || height <= 0)
-        return vigil_error_set(err, VIGIL_ERR_PARSE, "image has an empty size (%lld x %lld)",
-                               (long long)width, (long long)height);
+        return vigil_error_set(err, VIGIL_ERR_PARSE, "image has an empty size (%lld x %lld)", (long long)width,
+                               (long long)height);
     if (width > INT_MAX / 4 || height > INT_MAX / 4 || width * height > image_pixel_limit(max_pixels))
-        return vigil_error_set(err, VIGIL_ERR_LIMIT,
-                               "image of %lld x %lld pixels exceeds the limit of %lld pixels",
+        return vigil_error_set(err, VIGIL_ERR_LIMIT, "image of %lld x %lld pixels exceeds the limit of %lld pixels",
                                (long long)width, (long long)height, (long long)image_pixel_limit(max_pixels));
     return VIGIL_OK;
 }
@@ -75,8 +74,8 @@ static tjscalingfactor jpeg_pick_scale(int width, int height, int target) {
     return best;
 }
 
-static vigil_status jpeg_decode(const uint8_t *bytes, size_t size, const vigil_decode_options *opt,
-                                vigil_image *out, vigil_decode_info *info, vigil_error *err) {
+static vigil_status jpeg_decode(const uint8_t *bytes, size_t size, const vigil_decode_options *opt, vigil_image *out,
+                                vigil_decode_info *info, vigil_error *err) {
     if (size > ULONG_MAX) return vigil_error_set(err, VIGIL_ERR_LIMIT, "JPEG too large");
     tjhandle tj = tjInitDecompress();
     if (!tj) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cannot create a JPEG decoder");
@@ -96,8 +95,8 @@ static vigil_status jpeg_decode(const uint8_t *bytes, size_t size, const vigil_d
     int dw = TJSCALED(width, f), dh = TJSCALED(height, f);
     st = vigil_image_alloc(dw, dh, out, err);
     if (st) goto done;
-    if (tjDecompress2(tj, bytes, (unsigned long)size, out->data, dw, out->stride, dh, TJPF_RGB,
-                      TJFLAG_STOPONWARNING) != 0) {
+    if (tjDecompress2(tj, bytes, (unsigned long)size, out->data, dw, out->stride, dh, TJPF_RGB, TJFLAG_STOPONWARNING) !=
+        0) {
         st = vigil_error_set(err, VIGIL_ERR_PARSE, "corrupt or truncated JPEG: %s", tjGetErrorStr2(tj));
         vigil_image_free(out);
         goto done;
@@ -113,8 +112,8 @@ done:
 
 /* ------------------------------------------------------------------- PNG */
 
-static vigil_status png_decode(const uint8_t *bytes, size_t size, const vigil_decode_options *opt,
-                               vigil_image *out, vigil_decode_info *info, vigil_error *err) {
+static vigil_status png_decode(const uint8_t *bytes, size_t size, const vigil_decode_options *opt, vigil_image *out,
+                               vigil_decode_info *info, vigil_error *err) {
     spng_ctx *ctx = spng_ctx_new(0);
     if (!ctx) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cannot create a PNG decoder");
     vigil_status st = VIGIL_OK;
@@ -166,14 +165,38 @@ done:
  * where w x h is the stored (pre-rotation) size. */
 static void orient_source(int o, int x, int y, int w, int h, int *sx, int *sy) {
     switch (o) {
-    case 2: *sx = w - 1 - x; *sy = y; break;
-    case 3: *sx = w - 1 - x; *sy = h - 1 - y; break;
-    case 4: *sx = x; *sy = h - 1 - y; break;
-    case 5: *sx = y; *sy = x; break;
-    case 6: *sx = y; *sy = h - 1 - x; break;
-    case 7: *sx = w - 1 - y; *sy = h - 1 - x; break;
-    case 8: *sx = w - 1 - y; *sy = x; break;
-    default: *sx = x; *sy = y; break;
+    case 2:
+        *sx = w - 1 - x;
+        *sy = y;
+        break;
+    case 3:
+        *sx = w - 1 - x;
+        *sy = h - 1 - y;
+        break;
+    case 4:
+        *sx = x;
+        *sy = h - 1 - y;
+        break;
+    case 5:
+        *sx = y;
+        *sy = x;
+        break;
+    case 6:
+        *sx = y;
+        *sy = h - 1 - x;
+        break;
+    case 7:
+        *sx = w - 1 - y;
+        *sy = h - 1 - x;
+        break;
+    case 8:
+        *sx = w - 1 - y;
+        *sy = x;
+        break;
+    default:
+        *sx = x;
+        *sy = y;
+        break;
     }
 }
 
@@ -199,8 +222,8 @@ static vigil_status image_apply_orientation(vigil_image *img, int o, vigil_error
 
 /* ---------------------------------------------------------------- decode */
 
-vigil_status vigil_image_decode(const void *bytes, size_t size, const vigil_decode_options *options,
-                                vigil_image *out, vigil_decode_info *info, vigil_error *err) {
+vigil_status vigil_image_decode(const void *bytes, size_t size, const vigil_decode_options *options, vigil_image *out,
+                                vigil_decode_info *info, vigil_error *err) {
     static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     vigil_decode_options defaults = {0};
     const vigil_decode_options *opt = options ? options : &defaults;
@@ -236,7 +259,9 @@ vigil_status vigil_image_decode(const void *bytes, size_t size, const vigil_deco
 
 /* ------------------------------------------------------------------- raw */
 
-static inline uint8_t clamp_u8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+static inline uint8_t clamp_u8(int v) {
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
 
 /* NV12 to RGB with BT.601 limited-range integer coefficients (as OpenCV's
  * COLOR_YUV2RGB_NV12), 20-bit fixed point. */
@@ -255,9 +280,8 @@ static void nv12_to_rgb(const uint8_t *y_plane, const uint8_t *uv_plane, int str
     }
 }
 
-vigil_status vigil_image_from_raw(const void *data, size_t size, vigil_pixel_format format, int width,
-                                  int height, int stride, int64_t max_pixels, vigil_image *out,
-                                  vigil_error *err) {
+vigil_status vigil_image_from_raw(const void *data, size_t size, vigil_pixel_format format, int width, int height,
+                                  int stride, int64_t max_pixels, vigil_image *out, vigil_error *err) {
     memset(out, 0, sizeof *out);
     vigil_status st = image_check_size(width, height, max_pixels, err);
     if (st) return st;
@@ -265,11 +289,9 @@ vigil_status vigil_image_from_raw(const void *data, size_t size, vigil_pixel_for
     if (format > VIGIL_PIXEL_NV12 || format < 0)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "unknown pixel format %d", (int)format);
     if (stride < row)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "stride %d is less than a row (%d bytes)",
-                               stride, row);
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "stride %d is less than a row (%d bytes)", stride, row);
     if (format == VIGIL_PIXEL_NV12 && ((width | height) & 1))
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "NV12 needs an even size, got %d x %d",
-                               width, height);
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "NV12 needs an even size, got %d x %d", width, height);
     size_t rows = format == VIGIL_PIXEL_NV12 ? (size_t)height * 3 / 2 : (size_t)height;
     size_t need = (rows - 1) * (size_t)stride + (size_t)row;
     if (!data || size < need)
@@ -306,12 +328,13 @@ static vigil_status jpeg_encode(const vigil_image *img, int quality, uint8_t **o
     unsigned char *buf = NULL;
     unsigned long len = 0;
     vigil_status st = VIGIL_OK;
-    if (tjCompress2(tj, img->data, img->width, img->stride, img->height, TJPF_RGB, &buf, &len, TJSAMP_420,
-                    quality, 0) != 0) {
+    if (tjCompress2(tj, img->data, img->width, img->stride, img->height, TJPF_RGB, &buf, &len, TJSAMP_420, quality,
+                    0) != 0) {
         st = vigil_error_set(err, VIGIL_ERR_INTERNAL, "JPEG encoding failed: %s", tjGetErrorStr2(tj));
     } else {
         *out = vigil_malloc(len);
-        if (!*out) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for a %lu byte JPEG", len);
+        if (!*out)
+            st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for a %lu byte JPEG", len);
         else {
             memcpy(*out, buf, len);
             *out_size = len;
@@ -339,8 +362,10 @@ static vigil_status png_encode(const vigil_image *img, uint8_t **out, size_t *ou
             memcpy(packed + (size_t)y * img->width * 3, img->data + (size_t)y * img->stride, (size_t)img->width * 3);
         pixels = packed;
     }
-    struct spng_ihdr ihdr = {.width = (uint32_t)img->width, .height = (uint32_t)img->height,
-                             .bit_depth = 8, .color_type = SPNG_COLOR_TYPE_TRUECOLOR};
+    struct spng_ihdr ihdr = {.width = (uint32_t)img->width,
+                             .height = (uint32_t)img->height,
+                             .bit_depth = 8,
+                             .color_type = SPNG_COLOR_TYPE_TRUECOLOR};
     spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
     int rc = spng_set_ihdr(ctx, &ihdr);
     if (!rc) rc = spng_encode_image(ctx, pixels, len, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
@@ -351,7 +376,8 @@ static vigil_status png_encode(const vigil_image *img, uint8_t **out, size_t *ou
         goto done;
     }
     *out = vigil_malloc(png_len);
-    if (!*out) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for a PNG");
+    if (!*out)
+        st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for a PNG");
     else {
         memcpy(*out, png, png_len);
         *out_size = png_len;
@@ -363,8 +389,8 @@ done:
     return st;
 }
 
-vigil_status vigil_image_encode(const vigil_image *image, vigil_image_format format, int quality,
-                                uint8_t **out_bytes, size_t *out_size, vigil_error *err) {
+vigil_status vigil_image_encode(const vigil_image *image, vigil_image_format format, int quality, uint8_t **out_bytes,
+                                size_t *out_size, vigil_error *err) {
     *out_bytes = NULL;
     *out_size = 0;
     if (!image || !image->data || image->width <= 0 || image->height <= 0)

@@ -25,12 +25,15 @@ struct vigil_labels {
 
 void vigil_labels_free(vigil_labels *labels) {
     if (!labels) return;
-    for (size_t i = 0; i < labels->count; i++) vigil_free(labels->names[i]);
+    for (size_t i = 0; i < labels->count; i++)
+        vigil_free(labels->names[i]);
     vigil_free(labels->names);
     vigil_free(labels);
 }
 
-size_t vigil_labels_count(const vigil_labels *labels) { return labels ? labels->count : 0; }
+size_t vigil_labels_count(const vigil_labels *labels) {
+    return labels ? labels->count : 0;
+}
 
 const char *vigil_labels_name(const vigil_labels *labels, int id) {
     if (!labels || id < 0 || (size_t)id >= labels->count) return NULL;
@@ -55,7 +58,8 @@ static vigil_status labels_set(vigil_labels *l, long id, char *name, vigil_error
             vigil_free(name);
             return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "labels: out of memory");
         }
-        for (size_t i = l->count; i <= (size_t)id; i++) grown[i] = NULL;
+        for (size_t i = l->count; i <= (size_t)id; i++)
+            grown[i] = NULL;
         l->names = grown;
         l->count = (size_t)id + 1;
     }
@@ -65,7 +69,8 @@ static vigil_status labels_set(vigil_labels *l, long id, char *name, vigil_error
 }
 
 static const char *labels_skip_space(const char *p) {
-    while (*p && isspace((unsigned char)*p)) p++;
+    while (*p && isspace((unsigned char)*p))
+        p++;
     return p;
 }
 
@@ -82,8 +87,7 @@ static vigil_status labels_quoted(const char **pp, char **out, const char *text,
     }
     if (*p != quote) {
         vigil_free(s);
-        return vigil_error_set(err, VIGIL_ERR_PARSE, "labels: unterminated string at offset %ld",
-                               (long)(*pp - text));
+        return vigil_error_set(err, VIGIL_ERR_PARSE, "labels: unterminated string at offset %ld", (long)(*pp - text));
     }
     s[n] = 0;
     *pp = p + 1;
@@ -121,7 +125,8 @@ static vigil_status labels_parse_literal(const char *text, vigil_labels *l, vigi
         if (st) return st;
         next_id = id + 1;
         p = labels_skip_space(p);
-        if (*p == ',') p = labels_skip_space(p + 1);
+        if (*p == ',')
+            p = labels_skip_space(p + 1);
         else if (*p != close)
             return vigil_error_set(err, VIGIL_ERR_PARSE, "labels: expected ',' or '%c' at offset %ld", close,
                                    (long)(p - text));
@@ -139,7 +144,8 @@ static vigil_status labels_parse_lines(const char *text, vigil_labels *l, vigil_
         const char *s = labels_skip_space(p);
         size_t trimmed = len - (size_t)(s - p);
         if (s > p + len) trimmed = 0;
-        while (trimmed > 0 && isspace((unsigned char)s[trimmed - 1])) trimmed--;
+        while (trimmed > 0 && isspace((unsigned char)s[trimmed - 1]))
+            trimmed--;
         if (trimmed > 0) {
             char *name = vigil_strndup(s, trimmed);
             if (!name) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "labels: out of memory");

@@ -77,7 +77,8 @@ vigil_status head_mask_rle(const head_layout *layout, const float *out0, const f
         float c = out0[(4 + (size_t)layout->n_classes + k) * A + (size_t)anchor];
         const float *plane = protos + (size_t)k * mh * mw;
         for (int y = 0; y < ch; y++)
-            for (int x = 0; x < cw; x++) logits[(size_t)y * cw + x] += c * plane[(size_t)(y0 + y) * mw + x0 + x];
+            for (int x = 0; x < cw; x++)
+                logits[(size_t)y * cw + x] += c * plane[(size_t)(y0 + y) * mw + x0 + x];
     }
     rle_builder r = {0};
     int bx0 = (int)ceilf(det->x1 - 0.5f), bx1 = (int)floorf(det->x2 - 0.5f); /* pixel centres inside */

@@ -124,7 +124,8 @@ static void render_fill(vigil_image *img, int x0, int y0, int x1, int y1, const 
     x1 = x1 > img->width ? img->width : x1, y1 = y1 > img->height ? img->height : y1;
     for (int y = y0; y < y1; y++) {
         uint8_t *row = img->data + (size_t)y * img->stride;
-        for (int x = x0; x < x1; x++) memcpy(row + 3 * x, rgb, 3);
+        for (int x = x0; x < x1; x++)
+            memcpy(row + 3 * x, rgb, 3);
     }
 }
 
@@ -184,8 +185,10 @@ void vigil_render_detections(vigil_image *image, const vigil_detection *dets, si
         int x0 = (int)lrintf(d->x1), y0 = (int)lrintf(d->y1), x1 = (int)lrintf(d->x2), y1 = (int)lrintf(d->y2);
         render_box(image, x0, y0, x1, y1, lw, color);
         char label[96];
-        if (d->class_name) snprintf(label, sizeof label, "%s %.2f", d->class_name, d->score);
-        else snprintf(label, sizeof label, "class %d %.2f", d->class_id, d->score);
+        if (d->class_name)
+            snprintf(label, sizeof label, "%s %.2f", d->class_name, d->score);
+        else
+            snprintf(label, sizeof label, "class %d %.2f", d->class_id, d->score);
         /* Dark text on light colours, white on dark ones. */
         int luma = (299 * color[0] + 587 * color[1] + 114 * color[2]) / 1000;
         static const uint8_t white[3] = {255, 255, 255}, black[3] = {0, 0, 0};

@@ -11,13 +11,13 @@ and the --timing split.  Skips only when ../shared is absent.
 import json
 import os
 import pathlib
-import statistics
 import subprocess
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SHARED = pathlib.Path(os.environ.get("VIGIL_SHARED_DIR", ROOT.parent / "shared"))
+from conftest import shared_dir, vigil_binary
+
+SHARED = shared_dir()
 MODELS = ["yolov8n", "yolov5n"]
 IMAGES = ["bus", "zidane"]
 
@@ -25,16 +25,6 @@ pytestmark = pytest.mark.skipif(
     not (SHARED / "models" / "yolov8n.onnx").exists(),
     reason=f"shared test data not found at {SHARED} (set VIGIL_SHARED_DIR)",
 )
-
-
-def vigil_binary():
-    env = os.environ.get("VIGIL_BINARY")
-    if env:
-        return env
-    for pattern in ("build/vigil", "build*/vigil", "build*/src/cli/vigil"):
-        for candidate in sorted(ROOT.glob(pattern)):
-            return str(candidate)
-    pytest.fail("vigil binary not found: set VIGIL_BINARY to the built vigil")
 
 
 def run_detect(*args, env=None, timeout=600):
@@ -90,7 +80,7 @@ def test_matches_reference(model, image):
 def test_several_images_are_json_lines_and_render(tmp_path):
     out_dir = tmp_path / "annotated"
     proc = run_detect("--json", "--model", SHARED / "models" / "yolov8n.onnx", "--out", out_dir,
-                      "--classes", "person", SHARED / "images")
+                      "--classes", "person, traffic light", SHARED / "images")
     assert proc.returncode == 0, proc.stderr
     results = json_lines(proc.stdout)
     assert [pathlib.Path(r["image"]).name for r in results] == ["bus.jpg", "zidane.jpg"]
@@ -113,16 +103,16 @@ def test_table_output_and_png_render(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_timing_split_pre_and_post_within_ten_percent_of_inference():
+def test_timing_split_is_reported_per_stage():
+    """--timing / timing_ms gives every stage of the pipeline.  The 10% budget
+    of issue 5 is measured by bench/detect_timing.py (make bench), not asserted
+    here: tests make no timing assertions."""
     bus = SHARED / "images" / "bus.jpg"
-    proc = run_detect("--json", "--model", SHARED / "models" / "yolov8n.onnx", bus, bus, bus, bus)
+    proc = run_detect("--json", "--model", SHARED / "models" / "yolov8n.onnx", bus, bus)
     assert proc.returncode == 0, proc.stderr
-    runs = json_lines(proc.stdout)[1:]  # the first run warms caches
-    overhead = statistics.median(r["timing_ms"]["decode"] + r["timing_ms"]["letterbox"] +
-                                 r["timing_ms"]["postprocess"] for r in runs)
-    inference = statistics.median(r["timing_ms"]["inference"] for r in runs)
-    print(f"median decode+letterbox+postprocess {overhead:.2f} ms, inference {inference:.2f} ms")
-    assert overhead <= 0.10 * inference
+    for run in json_lines(proc.stdout):
+        for stage in ("decode", "letterbox", "inference", "postprocess"):
+            assert run["timing_ms"][stage] > 0, (stage, run["timing_ms"])
 
 
 def test_errors_are_clear(tmp_path):
@@ -133,6 +123,8 @@ def test_errors_are_clear(tmp_path):
     assert proc.returncode == 2 and "no images" in proc.stderr
     proc = run_detect("--model", model, "--conf", "abc", SHARED / "images" / "bus.jpg")
     assert proc.returncode == 2 and "--conf" in proc.stderr
+    proc = run_detect("--model", model, "--classes", "unicorn", SHARED / "images" / "bus.jpg")
+    assert proc.returncode == 2 and "unknown class 'unicorn'" in proc.stderr
     proc = run_detect("--help")
     assert proc.returncode == 0 and "usage: vigil detect" in proc.stdout
 

@@ -34,7 +34,7 @@ static void check_box(const head_box *b, float x1, float y1, float x2, float y2,
 static void test_yolov8_decode(void) {
     enum { A = 16, C = 7 };
     float d[C * A] = {0};
-#define V8(c, a) d[(c) * A + (a)]
+#define V8(c, a) d[(c)*A + (a)]
     /* anchor 0: cx 10 cy 10 w 4 h 6 -> (8,7,12,13), class 1 at 0.9 */
     V8(0, 0) = 10, V8(1, 0) = 10, V8(2, 0) = 4, V8(3, 0) = 6, V8(4, 0) = .1f, V8(5, 0) = .9f, V8(6, 0) = .2f;
     /* anchor 1: every score below the threshold */
@@ -79,8 +79,8 @@ static void test_yolov5_decode(void) {
     enum { A = 3, K = 7 };
     float d[A * K] = {
         20, 20, 10, 10, .8f, .5f, .25f, /* 0.8*0.5 = 0.4, class 0, box (15,15,25,25) */
-        5, 5, 2, 2, .2f, 1.f, 1.f,      /* objectness 0.2 < 0.25: dropped */
-        40, 40, 4, 4, .5f, .4f, .45f,   /* 0.5*0.45 = 0.225 < 0.25: dropped */
+        5,  5,  2,  2,  .2f, 1.f, 1.f,  /* objectness 0.2 < 0.25: dropped */
+        40, 40, 4,  4,  .5f, .4f, .45f, /* 0.5*0.45 = 0.225 < 0.25: dropped */
     };
     head_layout l = {.family = VIGIL_HEAD_YOLOV5, .n_classes = 2, .n_anchors = A};
     vigil_tensor t = tensor3(d, A, K);
@@ -179,15 +179,16 @@ static void test_yolov10_decode(void) {
 static void test_seg_decode_and_mask(void) {
     enum { A = 16, NC = 1, NM = 2, C = 4 + NC + NM };
     float d[C * A] = {0};
-#define SG(c, a) d[(c) * A + (a)]
+#define SG(c, a) d[(c)*A + (a)]
     SG(0, 0) = 4, SG(1, 0) = 4, SG(2, 0) = 8, SG(3, 0) = 8, SG(4, 0) = .8f; /* box (0,0,8,8) */
-    SG(5, 0) = 1, SG(6, 0) = 0;                                           /* mask = plane 0 */
+    SG(5, 0) = 1, SG(6, 0) = 0;                                             /* mask = plane 0 */
 #undef SG
     /* Plane 0: +1 in prototype column 0, -1 elsewhere.  Pixel x samples the
      * prototype at (x + 0.5) / 4 - 0.5: x 0..3 give logits 1, 1, .75, .25 (in
      * the mask), x 4 gives -.25 (out). */
     float protos[NM * 16];
-    for (int i = 0; i < 16; i++) protos[i] = (i % 4 == 0) ? 1.f : -1.f, protos[16 + i] = 5.f;
+    for (int i = 0; i < 16; i++)
+        protos[i] = (i % 4 == 0) ? 1.f : -1.f, protos[16 + i] = 5.f;
     vigil_tensor_info infos[2] = {{.ndim = 3, .dims = {1, C, A}}, {.ndim = 4, .dims = {1, NM, 4, 4}}};
     head_layout l;
     vigil_error err;
@@ -211,14 +212,17 @@ static void test_seg_decode_and_mask(void) {
     int value = 0, total_ok = 1;
     for (size_t i = 0; i < rle.n_counts; i++, value ^= 1)
         for (uint32_t k = 0; k < rle.counts[i]; k++) {
-            if (pos >= 256) total_ok = 0;
-            else bitmap[pos++] = (uint8_t)value;
+            if (pos >= 256)
+                total_ok = 0;
+            else
+                bitmap[pos++] = (uint8_t)value;
         }
     CHECK(total_ok);
     CHECK_EQ_INT(pos, 256);
     int wrong = 0;
     for (int y = 0; y < 16; y++)
-        for (int x = 0; x < 16; x++) wrong += bitmap[y * 16 + x] != (y < 8 && x < 4);
+        for (int x = 0; x < 16; x++)
+            wrong += bitmap[y * 16 + x] != (y < 8 && x < 4);
     CHECK_EQ_INT(wrong, 0);
     CHECK_EQ_INT(rle.counts[0], 0); /* starts with foreground: empty first background run */
     vigil_free(rle.counts);
@@ -232,20 +236,20 @@ static void test_family_from_real_shapes(void) {
         vigil_head_family want;
         int classes;
     } cases[] = {
-        {84, 8400, 640, 80, VIGIL_HEAD_YOLOV8, 80},  /* yolov8n / yolo11n */
-        {25200, 85, 640, 80, VIGIL_HEAD_YOLOV5, 80}, /* yolov5n */
-        {8400, 85, 640, 80, VIGIL_HEAD_YOLOX, 80},   /* yolox-s */
+        {84, 8400, 640, 80, VIGIL_HEAD_YOLOV8, 80},   /* yolov8n / yolo11n */
+        {25200, 85, 640, 80, VIGIL_HEAD_YOLOV5, 80},  /* yolov5n */
+        {8400, 85, 640, 80, VIGIL_HEAD_YOLOX, 80},    /* yolox-s */
         {3598, 112, 416, 80, VIGIL_HEAD_NANODET, 80}, /* nanodet-plus-m 416 */
-        {300, 6, 640, 80, VIGIL_HEAD_YOLOV10, 80},   /* yolov10n */
-        {25200, 6, 640, 1, VIGIL_HEAD_YOLOV5, 1},    /* one-class v5 is not v10 */
+        {300, 6, 640, 80, VIGIL_HEAD_YOLOV10, 80},    /* yolov10n */
+        {25200, 6, 640, 1, VIGIL_HEAD_YOLOV5, 1},     /* one-class v5 is not v10 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         vigil_tensor_info info = {.ndim = 3, .dims = {1, cases[i].d1, cases[i].d2}};
         head_layout l;
         vigil_error err;
-        CHECK_EQ_INT(head_detect_layout(&info, 1, cases[i].nc, "detect", cases[i].w, cases[i].w, VIGIL_HEAD_AUTO, 0,
-                                        &l, &err),
-                     VIGIL_OK);
+        CHECK_EQ_INT(
+            head_detect_layout(&info, 1, cases[i].nc, "detect", cases[i].w, cases[i].w, VIGIL_HEAD_AUTO, 0, &l, &err),
+            VIGIL_OK);
         CHECK_EQ_INT(l.family, cases[i].want);
         if (cases[i].want != VIGIL_HEAD_YOLOV10) CHECK_EQ_INT(l.n_classes, cases[i].classes);
     }
@@ -330,8 +334,14 @@ static void test_nms(void) {
 /* Boxes at and beyond the image border map back clipped. */
 static void test_map_box_border(void) {
     /* 1280x720 letterboxed into 640x640: gain 0.5, pad top 140 */
-    head_geometry geo = {.gain_x = .5f, .gain_y = .5f, .pad_x = 0, .pad_y = 140, .input_w = 640, .input_h = 640,
-                         .orig_w = 1280, .orig_h = 720};
+    head_geometry geo = {.gain_x = .5f,
+                         .gain_y = .5f,
+                         .pad_x = 0,
+                         .pad_y = 140,
+                         .input_w = 640,
+                         .input_h = 640,
+                         .orig_w = 1280,
+                         .orig_h = 720};
     head_box inside = box(100, 240, 200, 340, .9f, 3, 0);
     head_box over = box(-10, 130, 650, 510, .8f, 1, 1);
     vigil_detection d;

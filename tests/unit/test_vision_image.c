@@ -52,7 +52,7 @@ static void test_roundtrip(void) {
     CHECK_EQ_INT(back.width, 48);
     CHECK_EQ_INT(info.orig_height, 32);
     CHECK_EQ_INT(info.orientation, 1);
-    CHECK_NEAR(back.data[(16 * back.stride) + 3 * 4], 220, 12); /* red on the left */
+    CHECK_NEAR(back.data[(16 * back.stride) + 3 * 4], 220, 12);      /* red on the left */
     CHECK_NEAR(back.data[(16 * back.stride) + 3 * 44 + 2], 220, 12); /* blue on the right */
     vigil_image_free(&back);
     vigil_free(jpg);
@@ -127,7 +127,8 @@ static uint32_t crc32_of(const uint8_t *p, size_t n) {
     uint32_t c = 0xFFFFFFFFu;
     for (size_t i = 0; i < n; i++) {
         c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
     }
     return ~c;
 }
@@ -193,11 +194,11 @@ static void test_exif_orientation(void) {
     size_t size;
     uint8_t *jpg = encode(&img, VIGIL_IMAGE_JPEG, &size);
     static const uint8_t app1[] = {
-        0xFF, 0xE1, 0x00, 0x22, 'E', 'x', 'i', 'f', 0, 0,              /* marker, length 34 */
-        'M', 'M', 0x00, 0x2A, 0x00, 0x00, 0x00, 0x08,                  /* big-endian TIFF, IFD0 at 8 */
-        0x00, 0x01,                                                    /* one entry */
+        0xFF, 0xE1, 0x00, 0x22, 'E',  'x',  'i',  'f',  0,    0,                /* marker, length 34 */
+        'M',  'M',  0x00, 0x2A, 0x00, 0x00, 0x00, 0x08,                         /* big-endian TIFF, IFD0 at 8 */
+        0x00, 0x01,                                                             /* one entry */
         0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00, /* orientation = 6 */
-        0x00, 0x00, 0x00, 0x00,                                        /* no next IFD */
+        0x00, 0x00, 0x00, 0x00,                                                 /* no next IFD */
     };
     size_t n = size + sizeof app1;
     uint8_t *with = malloc(n);
@@ -294,7 +295,7 @@ static void test_render(void) {
     vigil_draw_text(&img, 0, 0, 2, " ", white, NULL);
     CHECK_EQ_INT(count_non_black(&img, 0, 0, 20, 20), 0);
     vigil_draw_text(&img, 0, 0, 2, "!", white, NULL);
-    CHECK_EQ_INT(count_non_black(&img, 0, 0, 20, 20), 6 * 4); /* 6 ink pixels in '!', 2x2 each */
+    CHECK_EQ_INT(count_non_black(&img, 0, 0, 20, 20), 6 * 4);         /* 6 ink pixels in '!', 2x2 each */
     vigil_draw_text(&img, 190, 190, 3, "\x80 clipped", white, white); /* off the edge: clipped */
     vigil_image_free(&img);
 }

@@ -21,7 +21,8 @@ static vigil_image make_image(int w, int h) {
 /* No resize needed (r = 1): rows land unchanged, centred with pad 114. */
 static void test_pad_only(void) {
     vigil_image img = make_image(4, 2);
-    for (int i = 0; i < 4 * 2 * 3; i++) img.data[i] = (uint8_t)(10 * i);
+    for (int i = 0; i < 4 * 2 * 3; i++)
+        img.data[i] = (uint8_t)(10 * i);
     float dst[3 * 4 * 4];
     vigil_letterbox_info info;
     vigil_error err;
@@ -53,7 +54,8 @@ static void test_pad_only(void) {
 /* An exact 2x reduction is the rounded mean of each 2x2 block, as OpenCV. */
 static void test_halving(void) {
     vigil_image img = make_image(4, 4);
-    for (int i = 0; i < 48; i++) img.data[i] = (uint8_t)((i * 37) % 256);
+    for (int i = 0; i < 48; i++)
+        img.data[i] = (uint8_t)((i * 37) % 256);
     float dst[3 * 2 * 2];
     vigil_error err;
     CHECK_EQ_INT(vigil_letterbox(&img, 2, 2, NULL, dst, NULL, &err), VIGIL_OK);
@@ -62,7 +64,8 @@ static void test_halving(void) {
             for (int x = 0; x < 2; x++) {
                 int sum = 0;
                 for (int dy = 0; dy < 2; dy++)
-                    for (int dx = 0; dx < 2; dx++) sum += img.data[((2 * y + dy) * 4 + 2 * x + dx) * 3 + c];
+                    for (int dx = 0; dx < 2; dx++)
+                        sum += img.data[((2 * y + dy) * 4 + 2 * x + dx) * 3 + c];
                 CHECK_NEAR(dst[c * 4 + y * 2 + x] * 255.f, (sum + 2) >> 2, 1e-3);
             }
     vigil_image_free(&img);
@@ -81,7 +84,8 @@ static void test_upscale_blend(void) {
     CHECK_EQ_INT(info.resized_h, 2);
     /* x = 0: edge (0); x = 1: 0.75*0 + 0.25*200 = 50; x = 2: 150; x = 3: 200 */
     float want[4] = {0, 50, 150, 200};
-    for (int x = 0; x < 4; x++) CHECK_NEAR(dst[4 + x] * 255.f, want[x], 1e-3);
+    for (int x = 0; x < 4; x++)
+        CHECK_NEAR(dst[4 + x] * 255.f, want[x], 1e-3);
     vigil_image_free(&img);
 }
 

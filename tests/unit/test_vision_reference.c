@@ -38,8 +38,14 @@ static void check_model(const char *model) {
     size_t kept = head_nms(&boxes, 0.45f, 0, 300);
     /* bus.jpg is 810 x 1080: r = 640 / 1080, padded 80 left */
     double r = json_real_value(json_object_get(ref, "scale_r"));
-    head_geometry geo = {.gain_x = (float)r, .gain_y = (float)r, .pad_x = 80, .pad_y = 0, .input_w = 640,
-                         .input_h = 640, .orig_w = 810, .orig_h = 1080};
+    head_geometry geo = {.gain_x = (float)r,
+                         .gain_y = (float)r,
+                         .pad_x = 80,
+                         .pad_y = 0,
+                         .input_w = 640,
+                         .input_h = 640,
+                         .orig_w = 810,
+                         .orig_h = 1080};
     json_t *dets = json_object_get(ref, "detections");
     CHECK_EQ_INT(kept, json_array_size(dets));
     for (size_t i = 0; i < kept && i < json_array_size(dets); i++) {
@@ -50,15 +56,20 @@ static void check_model(const char *model) {
         CHECK_NEAR(d.score, json_real_value(json_object_get(want, "score")), 1e-3);
         json_t *box = json_object_get(want, "box_xyxy");
         float got[4] = {d.x1, d.y1, d.x2, d.y2};
-        for (int k = 0; k < 4; k++) CHECK_NEAR(got[k], json_number_value(json_array_get(box, k)), 0.5);
+        for (int k = 0; k < 4; k++)
+            CHECK_NEAR(got[k], json_number_value(json_array_get(box, k)), 0.5);
     }
     head_boxes_free(&boxes);
     json_decref(ref);
     npy_free(&out);
 }
 
-static void test_yolov8n_bus(void) { check_model("yolov8n"); }
-static void test_yolov5n_bus(void) { check_model("yolov5n"); }
+static void test_yolov8n_bus(void) {
+    check_model("yolov8n");
+}
+static void test_yolov5n_bus(void) {
+    check_model("yolov5n");
+}
 
 int main(void) {
     RUN(test_yolov8n_bus);
