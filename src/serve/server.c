@@ -1,31 +1,38 @@
 /*
- * server.c - HTTP listener and routing on libmicrohttpd.
+ * server.c - HTTP listener, request lifecycle and routing on libmicrohttpd.
  *
- * MHD runs its own epoll-driven thread pool (config http.threads); handlers
- * here only parse, route and answer.  Every response is JSON; errors are
- * {"error": "..."} with the status from http_status_for (one mapping from
- * vigil_status to HTTP for the whole server).
+ * MHD runs its own epoll-driven thread pool (config http.threads); those I/O
+ * threads only read bodies, parse, route and write responses.  Inference
+ * goes to the model's scheduler: the handler suspends the connection
+ * (MHD_suspend_connection) and the worker that completes the job resumes it,
+ * after which MHD calls on_request again and the response is written.  Every
+ * response carries X-Request-Id (the client's, or a generated one) and is
+ * counted in /metrics and written to the JSON-lines access log.  Errors are
+ * {"error": "..."} with the status from http_status_for, the one mapping
+ * from vigil_status to HTTP for the whole server.
+ *
+ * Shutdown (server_stop): readiness goes to 503, the listening socket
+ * closes, every model's queue drains within limits.shutdown_timeout_ms, and
+ * the daemon stops once the last response is out.
  */
-#include "serve/server.h"
-
 #include <arpa/inet.h>
-#include <microhttpd.h>
+#include <jansson.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
-#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "serve/server_internal.h"
+#ifdef VIGIL_HAVE_WEBUI
+#include "webui/webui.h"
+#endif
 
-struct vigil_server {
-    vigil_config cfg;
-    struct MHD_Daemon *daemon;
-    uint16_t http_port;
-    atomic_int ready;
-    atomic_llong request_count;
-};
+#define ARENA_MIN_CAP (INT64_C(256) << 20)
 
 int http_status_for(vigil_status status) {
     switch (status) {
@@ -45,73 +52,367 @@ int http_status_for(vigil_status status) {
     }
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, int code, const char *body) {
+/* ------------------------------------------------------------ responses */
+
+void respond_take(http_exchange *ex, int code, const char *content_type, char *body, size_t len) {
+    vigil_free(ex->resp);
+    ex->resp = body;
+    ex->resp_len = len;
+    ex->code = code;
+    ex->content_type = content_type;
+    ex->have_response = 1;
+}
+
+void respond_json(http_exchange *ex, int code, const char *json) {
+    size_t len = strlen(json);
+    char *copy = vigil_strdup(json);
+    respond_take(ex, copy ? code : MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", copy, copy ? len : 0);
+}
+
+void respond_jansson(http_exchange *ex, int code, void *obj) {
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!text) {
+        respond_error_code(ex, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory building the response");
+        return;
+    }
+    respond_json(ex, code, text);
+    free(text); /* jansson's allocation */
+}
+
+void respond_error_code(http_exchange *ex, int code, const char *message) {
+    textbuf b;
+    textbuf_init(&b, 4096);
+    textbuf_printf(&b, "{\"error\":");
+    json_append_string(&b, message);
+    textbuf_printf(&b, "}");
+    size_t len;
+    char *body = textbuf_take(&b, &len);
+    respond_take(ex, code, "application/json", body, body ? len : 0);
+}
+
+void respond_error(http_exchange *ex, vigil_status status, const char *message) {
+    int code = http_status_for(status);
+    respond_error_code(ex, code, message);
+    if (code == MHD_HTTP_SERVICE_UNAVAILABLE) snprintf(ex->retry_after, sizeof ex->retry_after, "1");
+}
+
+int respond_method(http_exchange *ex, const char *allowed) {
+    char message[64];
+    snprintf(message, sizeof message, "use %s", allowed);
+    respond_error_code(ex, MHD_HTTP_METHOD_NOT_ALLOWED, message);
+    return 1;
+}
+
+int method_is(const http_exchange *ex, const char *method) {
+    if (strcmp(method, "GET") == 0 && strcmp(ex->method, "HEAD") == 0) return 1;
+    return strcmp(ex->method, method) == 0;
+}
+
+const char *exchange_query(http_exchange *ex, const char *key) {
+    return MHD_lookup_connection_value(ex->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *exchange_header(http_exchange *ex, const char *key) {
+    return MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, key);
+}
+
+/* ------------------------------------------------------------ jobs */
+
+int exchange_acquire(http_exchange *ex, const char *model, int64_t version) {
+    vigil_error err = {0};
+    snprintf(ex->model, sizeof ex->model, "%.127s", model);
+    if (repository_acquire(ex->server->repo, model, version, &ex->served, &err)) {
+        respond_error(ex, err.status, err.message);
+        if (err.status == VIGIL_ERR_UNAVAILABLE) metrics_inference(ex->server->metrics, ex->model, METRICS_REJECTED);
+        return 0;
+    }
+    return 1;
+}
+
+/* Worker thread: the job is complete; hand the connection back to MHD. */
+static void exchange_job_done(sched_job *job) {
+    http_exchange *ex = job->user;
+    atomic_store(&ex->job_done, 1);
+    MHD_resume_connection(ex->conn);
+}
+
+void exchange_submit(http_exchange *ex, void (*finish)(http_exchange *ex)) {
+    sched_job *job = ex->job;
+    job->arena = ex->arena;
+    job->done = exchange_job_done;
+    job->user = ex;
+    job->deadline_ns = sched_now_ns() + ex->server->cfg.request_timeout_ms * 1000000;
+    ex->finish = finish;
+    ex->state = EXCHANGE_WAITING;
+    MHD_suspend_connection(ex->conn);
+    vigil_error err = {0};
+    if (atomic_load(&ex->server->stopping)) vigil_error_set(&err, VIGIL_ERR_UNAVAILABLE, "the server is shutting down");
+    else sched_submit(ex->served->sched, job, &err);
+    if (err.status) { /* answered when MHD calls back after the resume */
+        respond_error(ex, err.status, err.message);
+        MHD_resume_connection(ex->conn);
+    }
+}
+
+int exchange_cache_begin(http_exchange *ex, const char *kind, cache_hasher *h) {
+    if (!ex->served->config.response_cache || ex->server->cfg.cache_max_bytes == 0) return 0;
+    cache_hasher_init(ex->server->cache, h);
+    cache_hasher_add_str(h, kind);
+    cache_hasher_add_str(h, ex->served->name);
+    cache_hasher_add(h, &ex->served->version, sizeof ex->served->version);
+    return 1;
+}
+
+int exchange_cache_lookup(http_exchange *ex, const cache_hasher *h, void **value, size_t *size) {
+    ex->cache_key = cache_hasher_done(h);
+    ex->cache_use = 1;
+    int hit = cache_get(ex->server->cache, &ex->cache_key, ex->arena, value, size);
+    metrics_cache(ex->server->metrics, ex->served->name, hit);
+    return hit;
+}
+
+/* ------------------------------------------------------------ routing */
+
+static void split_path(const char *url, char *copy, size_t size, route_path *p) {
+    snprintf(copy, size, "%s", url);
+    p->n = 0;
+    for (char *save = NULL, *s = strtok_r(copy, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
+        if (p->n == ROUTE_MAX_SEGMENTS) {
+            p->n++; /* too deep for any route */
+            break;
+        }
+        p->seg[p->n++] = s;
+    }
+}
+
+static int route_health(http_exchange *ex, const route_path *p) {
+    int live = (p->n == 1 && strcmp(p->seg[0], "healthz") == 0) ||
+               (p->n == 3 && strcmp(p->seg[0], "v2") == 0 && strcmp(p->seg[1], "health") == 0 &&
+                strcmp(p->seg[2], "live") == 0);
+    int ready = (p->n == 1 && strcmp(p->seg[0], "readyz") == 0) ||
+                (p->n == 3 && strcmp(p->seg[0], "v2") == 0 && strcmp(p->seg[1], "health") == 0 &&
+                 strcmp(p->seg[2], "ready") == 0);
+    if (!live && !ready) return 0;
+    ex->route = live ? (p->n == 1 ? "/healthz" : "/v2/health/live") : (p->n == 1 ? "/readyz" : "/v2/health/ready");
+    if (!method_is(ex, "GET")) return respond_method(ex, "GET");
+    int v2 = p->n == 3;
+    if (live) {
+        respond_json(ex, MHD_HTTP_OK, v2 ? "{\"live\":true}" : "{\"status\":\"ok\"}");
+    } else if (atomic_load(&ex->server->ready)) {
+        respond_json(ex, MHD_HTTP_OK, v2 ? "{\"ready\":true}" : "{\"status\":\"ready\"}");
+    } else {
+        respond_json(ex, MHD_HTTP_SERVICE_UNAVAILABLE, v2 ? "{\"ready\":false}" : "{\"status\":\"not ready\"}");
+        snprintf(ex->retry_after, sizeof ex->retry_after, "1");
+    }
+    return 1;
+}
+
+#ifdef VIGIL_HAVE_WEBUI
+/* GET / and /ui/...: the browser UI embedded from web/ (src/webui). */
+static int route_webui(http_exchange *ex) {
+    const webui_file *f = webui_find(ex->url);
+    if (!f) return 0;
+    ex->route = "/ui";
+    if (!method_is(ex, "GET")) return respond_method(ex, "GET");
+    char *copy = vigil_malloc(f->size + 1);
+    if (!copy) respond_error(ex, VIGIL_ERR_NO_MEMORY, "out of memory");
+    else respond_take(ex, MHD_HTTP_OK, f->content_type, memcpy(copy, f->data, f->size + 1), f->size);
+    return 1;
+}
+#endif
+
+static void route(http_exchange *ex) {
+    char copy[2048];
+    route_path p;
+    split_path(ex->url, copy, sizeof copy, &p);
+    ex->route = "other";
+#ifdef VIGIL_HAVE_WEBUI
+    if (route_webui(ex)) return;
+#endif
+    if (route_health(ex, &p) || routes_v2(ex, &p) || routes_api(ex, &p)) return;
+    ex->route = "unknown";
+    char message[300];
+    snprintf(message, sizeof message, "no route for %s %.200s", ex->method, ex->url);
+    respond_error_code(ex, MHD_HTTP_NOT_FOUND, message);
+}
+
+/* ------------------------------------------------------------ exchange */
+
+static void request_id_init(http_exchange *ex) {
+    const char *given = exchange_header(ex, "X-Request-Id");
+    size_t n = 0;
+    if (given)
+        for (; given[n] && n < sizeof ex->request_id - 1; n++) {
+            unsigned char c = (unsigned char)given[n];
+            if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') break;
+        }
+    if (given && n > 0 && given[n] == '\0') {
+        memcpy(ex->request_id, given, n + 1);
+        return;
+    }
+    static atomic_ullong counter;
+    unsigned long long k = atomic_fetch_add(&counter, 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(ex->request_id, sizeof ex->request_id, "%08llx-%04x-%06llx", (unsigned long long)ts.tv_sec,
+             (unsigned)(ts.tv_nsec >> 14) & 0xffff, k & 0xffffff);
+}
+
+static http_exchange *exchange_create(vigil_server *server, struct MHD_Connection *conn, const char *url,
+                                      const char *method) {
+    http_exchange *ex = vigil_calloc(1, sizeof *ex);
+    if (!ex) return NULL;
+    int64_t cap = server->cfg.max_body_bytes * 4;
+    ex->arena = arena_create(0, (size_t)(cap > ARENA_MIN_CAP ? cap : ARENA_MIN_CAP));
+    if (!ex->arena) {
+        vigil_free(ex);
+        return NULL;
+    }
+    ex->server = server;
+    ex->conn = conn;
+    ex->url = url;
+    ex->method = method;
+    ex->start_ns = sched_now_ns();
+    ex->route = "other";
+    ex->upload_fd = -1;
+    textbuf_init(&ex->body, (size_t)server->cfg.max_body_bytes);
+    request_id_init(ex);
+    atomic_fetch_add(&server->active, 1);
+    return ex;
+}
+
+static void exchange_destroy(http_exchange *ex) {
+    upload_abort(ex);
+    repository_release(ex->server->repo, ex->served);
+    atomic_fetch_sub(&ex->server->active, 1);
+    arena_destroy(ex->arena);
+    textbuf_free(&ex->body);
+    vigil_free(ex->resp);
+    vigil_free(ex);
+}
+
+static void access_log(const http_exchange *ex) {
+    if (log_min_level() > LOG_INFO) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    textbuf b;
+    textbuf_init(&b, 4096);
+    textbuf_printf(&b, "{\"ts\":%lld.%03ld,\"level\":\"info\",\"type\":\"access\",\"request_id\":",
+                   (long long)ts.tv_sec, ts.tv_nsec / 1000000);
+    json_append_string(&b, ex->request_id);
+    textbuf_printf(&b, ",\"method\":");
+    json_append_string(&b, ex->method);
+    textbuf_printf(&b, ",\"path\":");
+    json_append_string(&b, ex->url);
+    textbuf_printf(&b, ",\"route\":\"%s\",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f", ex->route,
+                   ex->code, ex->body.len, ex->resp_len, (double)(sched_now_ns() - ex->start_ns) / 1e6);
+    if (ex->model[0]) {
+        textbuf_printf(&b, ",\"model\":");
+        json_append_string(&b, ex->model);
+    }
+    textbuf_printf(&b, "}\n");
+    if (!b.status) fputs(b.data, stderr);
+    textbuf_free(&b);
+}
+
+static enum MHD_Result exchange_send(http_exchange *ex) {
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+        MHD_create_response_from_buffer(ex->resp_len, ex->resp ? ex->resp : (void *)"", MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)code, resp);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ex->content_type ? ex->content_type : "application/json");
+    MHD_add_response_header(resp, "X-Request-Id", ex->request_id);
+    if (ex->retry_after[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ex->retry_after);
+    if (ex->header_length[0]) MHD_add_response_header(resp, "Inference-Header-Content-Length", ex->header_length);
+    if (atomic_load(&ex->server->stopping)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(ex->conn, (unsigned)ex->code, resp);
     MHD_destroy_response(resp);
+    ex->state = EXCHANGE_DONE;
+    metrics_http_request(ex->server->metrics, ex->route, ex->code);
+    access_log(ex);
     return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, int code, const char *message) {
-    char body[600];
-    char escaped[512];
-    size_t n = 0;
-    for (const char *p = message; *p && n + 2 < sizeof escaped; p++) {
-        if (*p == '"' || *p == '\\') escaped[n++] = '\\';
-        escaped[n++] = (unsigned char)*p < 0x20 ? ' ' : *p;
-    }
-    escaped[n] = '\0';
-    snprintf(body, sizeof body, "{\"error\":\"%s\"}", escaped);
-    return send_json(conn, code, body);
-}
-
-static enum MHD_Result route(vigil_server *server, struct MHD_Connection *conn, const char *method,
-                             const char *url) {
-    int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    if (strcmp(url, "/healthz") == 0 || strcmp(url, "/v2/health/live") == 0) {
-        if (!is_get) return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
-        return send_json(conn, MHD_HTTP_OK, "{\"status\":\"ok\"}");
-    }
-    if (strcmp(url, "/readyz") == 0 || strcmp(url, "/v2/health/ready") == 0) {
-        if (!is_get) return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
-        if (!atomic_load(&server->ready))
-            return send_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"status\":\"not ready\"}");
-        return send_json(conn, MHD_HTTP_OK, "{\"status\":\"ready\"}");
-    }
-    if (strcmp(url, "/v2") == 0) {
-        if (!is_get) return send_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
-        char body[256];
-        snprintf(body, sizeof body, "{\"name\":\"vigil\",\"version\":\"%s\",\"extensions\":[]}", VIGIL_VERSION);
-        return send_json(conn, MHD_HTTP_OK, body);
-    }
-    char message[300];
-    snprintf(message, sizeof message, "no route for %s %.200s", method, url);
-    return send_error(conn, MHD_HTTP_NOT_FOUND, message);
+/* A body whose declared length is over the limit is answered 413 before it is
+ * read (MHD then closes the connection); bodies without a length are read and
+ * dropped as they come, then answered 413. */
+static int declared_too_large(http_exchange *ex) {
+    const char *length = exchange_header(ex, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!length) return 0;
+    char *end;
+    unsigned long long n = strtoull(length, &end, 10);
+    if (end == length || *end || n <= (unsigned long long)ex->server->cfg.max_body_bytes) return 0;
+    char message[128];
+    snprintf(message, sizeof message, "request body of %llu bytes is larger than http.max_body_bytes (%lld)", n,
+             (long long)ex->server->cfg.max_body_bytes);
+    respond_error_code(ex, MHD_HTTP_CONTENT_TOO_LARGE, message);
+    return 1;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size,
                                   void **con_cls) {
     vigil_server *server = cls;
-    if (*con_cls == NULL) { /* first call: headers only */
-        *con_cls = server;
+    http_exchange *ex = *con_cls;
+    if (!ex) { /* first call: headers only */
+        ex = exchange_create(server, conn, url, method);
+        if (!ex) return MHD_NO;
+        *con_cls = ex;
+        atomic_fetch_add(&server->request_count, 1);
+        upload_begin(ex);
+        if (ex->upload_fd < 0 && !ex->upload_status && declared_too_large(ex)) return exchange_send(ex);
         return MHD_YES;
     }
-    if (*upload_size) { /* bodies are not used by these routes yet: discard */
+    if (*upload_size && ex->upload_fd >= 0) {
+        upload_write(ex, upload_data, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
-    atomic_fetch_add(&server->request_count, 1);
-    return route(server, conn, method, url);
+    if (*upload_size) {
+        if (!ex->body_too_large && textbuf_append(&ex->body, upload_data, *upload_size)) ex->body_too_large = 1;
+        *upload_size = 0; /* a body over the limit is read and dropped, then answered with 413 */
+        return MHD_YES;
+    }
+    if (ex->state == EXCHANGE_WAITING) { /* resumed */
+        if (atomic_load(&ex->job_done) && ex->finish) ex->finish(ex);
+        if (!ex->have_response) respond_error_code(ex, MHD_HTTP_INTERNAL_SERVER_ERROR, "no response");
+        return exchange_send(ex);
+    }
+    if (ex->state == EXCHANGE_DONE) return MHD_YES;
+    if (ex->body_too_large) {
+        char message[128];
+        snprintf(message, sizeof message, "request body larger than http.max_body_bytes (%lld)",
+                 (long long)server->cfg.max_body_bytes);
+        ex->route = "other";
+        respond_error_code(ex, MHD_HTTP_CONTENT_TOO_LARGE, message);
+        return exchange_send(ex);
+    }
+    route(ex);
+    if (ex->state == EXCHANGE_WAITING) return MHD_YES;
+    return exchange_send(ex);
 }
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (*con_cls) exchange_destroy(*con_cls);
+    *con_cls = NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
 
 vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_error *err) {
     vigil_server *server = vigil_calloc(1, sizeof *server);
     if (!server) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "server: out of memory");
     server->cfg = *cfg;
+    vigil_status st = metrics_create(&server->metrics, err);
+    if (!st) st = cache_create((size_t)cfg->cache_max_bytes, &server->cache, err);
+    if (!st) st = repository_create(&server->cfg, server->metrics, &server->repo, err);
+    if (st) {
+        server_destroy(server);
+        return st;
+    }
     *out = server;
     return VIGIL_OK;
 }
@@ -121,7 +422,8 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
     memset(&addr, 0, sizeof addr);
     struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC;
     if (inet_pton(AF_INET, server->cfg.host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons((uint16_t)server->cfg.http_port);
@@ -136,14 +438,19 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
     server->daemon = MHD_start_daemon(flags, (uint16_t)server->cfg.http_port, NULL, NULL, on_request, server,
                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)server->cfg.http_threads,
+                                      MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
                                       MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
     if (!server->daemon)
         return vigil_error_set(err, VIGIL_ERR_IO, "cannot listen on %s:%lld (port in use or not permitted)",
                                server->cfg.host, (long long)server->cfg.http_port);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
     server->http_port = info ? info->port : (uint16_t)server->cfg.http_port;
-    atomic_store(&server->ready, 1);
     LOG_I("listening on http://%s:%u", server->cfg.host, server->http_port);
+    /* Live while models load; ready once the repository has started. */
+    vigil_status st = repository_start(server->repo, err);
+    if (st) return st;
+    atomic_store(&server->ready, 1);
+    LOG_I("ready (repository %s, mode %s)", server->cfg.models_dir, server->cfg.repository_mode);
     return VIGIL_OK;
 }
 
@@ -152,14 +459,25 @@ uint16_t server_http_port(const vigil_server *server) { return server->http_port
 void server_stop(vigil_server *server) {
     if (!server->daemon) return;
     atomic_store(&server->ready, 0);
-    MHD_quiesce_daemon(server->daemon);
+    atomic_store(&server->stopping, 1);
+    MHD_socket listen_fd = MHD_quiesce_daemon(server->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
+    int64_t t0 = sched_now_ns();
+    repository_drain(server->repo, server->cfg.shutdown_timeout_ms);
+    /* Every job has completed; give the I/O threads a moment to write the answers. */
+    int64_t deadline = sched_now_ns() + INT64_C(2000000000);
+    while (atomic_load(&server->active) > 0 && sched_now_ns() < deadline) usleep(5000);
     MHD_stop_daemon(server->daemon);
     server->daemon = NULL;
-    LOG_I("stopped after %lld requests", (long long)atomic_load(&server->request_count));
+    LOG_I("stopped after %lld requests (drained in %.0f ms)", (long long)atomic_load(&server->request_count),
+          (double)(sched_now_ns() - t0) / 1e6);
 }
 
 void server_destroy(vigil_server *server) {
     if (!server) return;
     server_stop(server);
+    repository_destroy(server->repo);
+    cache_destroy(server->cache);
+    metrics_destroy(server->metrics);
     vigil_free(server);
 }

@@ -1,9 +1,11 @@
 /*
- * server.h - the vigil daemon: owns the listeners and routes requests.
+ * server.h - the vigil daemon's HTTP side: owns the listener, the model
+ * repository, the response cache and the metrics, and routes requests.
  *
- * Today it serves the health endpoints on libmicrohttpd's internal epoll
- * thread pool; the model repository, scheduler and inference routes plug in
- * behind server_route (see docs/ARCHITECTURE.md for the request path).
+ * server_create builds the context (nothing listens yet); server_start binds
+ * the HTTP port (live from then on), loads the repository per its mode and
+ * marks the server ready; server_stop drains (see server.c).  Routes:
+ * docs/API.md.  Request path: docs/ARCHITECTURE.md.
  */
 #ifndef VIGIL_SERVE_SERVER_H
 #define VIGIL_SERVE_SERVER_H

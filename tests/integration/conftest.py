@@ -10,6 +10,7 @@ import pathlib
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -66,7 +67,10 @@ class Daemon:
         port_args = ["--http-port", str(self.http_port)] if port_flag else []
         self.args = [vigil_binary(), "serve", "--host", "127.0.0.1", *port_args,
                      "--grpc-port", str(self.grpc_port), *map(str, args)]
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # The daemon's output goes to a file, not a pipe: a pipe nobody reads
+        # fills after ~64 KB of access log and then blocks the server.
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, text=True,
                                      env=full_env)
         self.url = f"http://127.0.0.1:{self.http_port}"
         self._wait_ready()
@@ -75,7 +79,8 @@ class Daemon:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out, err = self.proc.communicate()
+                self.proc.wait()
+                err = self.read_log()
                 raise RuntimeError(f"vigil serve exited with {self.proc.returncode}: {err}")
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
@@ -85,15 +90,21 @@ class Daemon:
             time.sleep(0.05)
         raise RuntimeError("vigil serve did not answer /healthz in time")
 
+    def read_log(self) -> str:
+        """Everything the daemon wrote so far (stdout and stderr)."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            out, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, err = self.proc.communicate()
-        self.stderr = err
+            self.proc.wait()
+        self.stderr = self.read_log()
         return self.proc.returncode
 
 
@@ -105,3 +116,60 @@ def daemon(tmp_path):
     d = Daemon("--models", models)
     yield d
     d.stop()
+
+
+# ---- model repositories for the server tests (test_serve_*.py) ----
+
+def make_affine_onnx(path, batch="batch", width=4, scale=2.0, offset=1.0):
+    """Writes an ONNX model y = scale * x + offset, x and y float32 [batch, width]
+    (batch symbolic when a string).  Needs python3-onnx."""
+    import onnx
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, width])
+    inits = [helper.make_tensor("scale", TensorProto.FLOAT, [1], [scale]),
+             helper.make_tensor("offset", TensorProto.FLOAT, [1], [offset])]
+    nodes = [helper.make_node("Mul", ["x", "scale"], ["t"]), helper.make_node("Add", ["t", "offset"], ["y"])]
+    model = helper.make_model(helper.make_graph(nodes, "affine", [x], [y], inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def add_model(models, name, version=1, config=None, **affine):
+    """models/<name>/<version>/model.onnx (an affine model) plus config.yaml text."""
+    make_affine_onnx(pathlib.Path(models) / name / str(version) / "model.onnx", **affine)
+    if config is not None:
+        (pathlib.Path(models) / name / "config.yaml").write_text(config)
+    return pathlib.Path(models) / name
+
+
+def metric_value(text, name, **labels):
+    """The value of one Prometheus sample in exposition text, or None."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        series = head[len(name):]
+        if series and not series.startswith("{"):
+            continue
+        got = dict(kv.split("=", 1) for kv in series.strip("{}").split(",") if kv) if series else {}
+        got = {k: v.strip('"') for k, v in got.items()}
+        if all(got.get(k) == str(v) for k, v in labels.items()):
+            return float(value)
+    return None
+
+
+def ready_daemon(*args, timeout=60.0, **kwargs):
+    """A Daemon that has also answered /v2/health/ready (its models are loaded)."""
+    d = Daemon(*args, **kwargs)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if requests.get(d.url + "/v2/health/ready", timeout=5).status_code == 200:
+            return d
+        time.sleep(0.05)
+    d.stop()
+    raise RuntimeError("vigil serve did not become ready in time")

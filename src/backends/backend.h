@@ -1,0 +1,75 @@
+/*
+ * backend.h - the device interface: one small vtable per kind of accelerator.
+ *
+ * The server never calls the engine (or HailoRT, or CUDA) directly; it picks
+ * a backend by the name in a model's config.yaml ("cpu" by default) and goes
+ * through these functions:
+ *
+ *   open(options)  -> device          once per server and backend
+ *   describe(device)                  one line for /api/v1/device/info
+ *   load(device, file, options) -> compiled model + its input/output tensors
+ *   run(model, batch, inputs)   -> outputs (valid until the next run)
+ *   unload(model), close(device)
+ *
+ * A compiled model belongs to one worker thread (one instance of the model in
+ * the scheduler): run is not thread-safe, and several instances load the same
+ * file several times.  Ownership: open/load return objects the caller owns and
+ * releases with close/unload.
+ */
+#ifndef VIGIL_BACKENDS_BACKEND_H
+#define VIGIL_BACKENDS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/engine.h"
+#include "vigil/status.h"
+
+#define BACKEND_MAX_IO 64 /* inputs or outputs per model */
+
+typedef struct backend_device backend_device;
+typedef struct backend_model backend_model;
+
+typedef struct backend_load_options {
+    int threads; /* kernel threads for this instance; 0 = all cores */
+} backend_load_options;
+
+/* What a loaded model consumes and produces.  The pointers stay valid until
+ * the model is unloaded. */
+typedef struct backend_io {
+    size_t n_inputs, n_outputs;
+    const vigil_tensor_info *inputs[BACKEND_MAX_IO];
+    const vigil_tensor_info *outputs[BACKEND_MAX_IO];
+    int64_t native_batch; /* 0 = symbolic batch dimension, else the fixed leading dim */
+} backend_io;
+
+typedef struct backend_ops {
+    const char *name;       /* "cpu" */
+    const char *model_file; /* the file a version directory holds: "model.onnx" */
+    vigil_status (*open)(backend_device **out, vigil_error *err);
+    void (*close)(backend_device *device);
+    /* A short human description ("cpu: vigil ONNX engine, 16 threads"). */
+    void (*describe)(const backend_device *device, char *out, size_t size);
+    vigil_status (*load)(backend_device *device, const char *path, const backend_load_options *options,
+                         backend_model **out, backend_io *io, vigil_error *err);
+    void (*unload)(backend_model *model);
+    /* Runs batch items.  inputs follow io->inputs' order with dims[0] == batch
+     * (for models with a batch dimension).  OUT: outputs[i] points at output i,
+     * valid until the next run or unload. */
+    vigil_status (*run)(backend_model *model, int64_t batch, const vigil_tensor *inputs, size_t n_inputs,
+                        const vigil_tensor **outputs, vigil_error *err);
+    /* A metadata_props value ("names", "task", ...) or NULL. */
+    const char *(*metadata)(const backend_model *model, const char *key);
+    /* The engine model behind a compiled model, for the vision detector; NULL
+     * for backends that are not the CPU engine. */
+    vigil_model *(*engine_model)(backend_model *model);
+} backend_ops;
+
+/* The backend called name, or NULL. */
+const backend_ops *backend_find(const char *name);
+/* Backends compiled in, in order; NULL after the last. */
+const backend_ops *backend_at(size_t index);
+
+extern const backend_ops backend_cpu;
+
+#endif

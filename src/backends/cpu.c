@@ -1,0 +1,133 @@
+/*
+ * cpu.c - the CPU backend: vigil's own ONNX engine behind the backend vtable.
+ *
+ * Each compiled model owns an engine (its kernel thread pool, sized by the
+ * scheduler so that instances x threads stays within the cores), the loaded
+ * ONNX model, and one plan per batch size it has been asked to run, compiled
+ * on first use and kept (at most CPU_PLAN_SLOTS; the least recently used is
+ * dropped beyond that).
+ */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "core/alloc.h"
+
+#define CPU_PLAN_SLOTS 8
+
+struct backend_device {
+    int cores;
+};
+
+typedef struct cpu_plan_slot {
+    vigil_plan *plan;
+    int64_t batch;
+    uint64_t last_used;
+} cpu_plan_slot;
+
+struct backend_model {
+    vigil_engine *engine;
+    vigil_model *model;
+    cpu_plan_slot slots[CPU_PLAN_SLOTS];
+    uint64_t runs;
+};
+
+static vigil_status cpu_open(backend_device **out, vigil_error *err) {
+    backend_device *dev = vigil_calloc(1, sizeof *dev);
+    if (!dev) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cpu backend: out of memory");
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    dev->cores = n > 0 ? (int)n : 1;
+    *out = dev;
+    return VIGIL_OK;
+}
+
+static void cpu_close(backend_device *dev) { vigil_free(dev); }
+
+static void cpu_describe(const backend_device *dev, char *out, size_t size) {
+    snprintf(out, size, "vigil ONNX engine (XNNPACK kernels), %d cores", dev->cores);
+}
+
+static void cpu_unload(backend_model *m) {
+    if (!m) return;
+    for (int i = 0; i < CPU_PLAN_SLOTS; i++) vigil_plan_destroy(m->slots[i].plan);
+    vigil_model_free(m->model);
+    vigil_engine_destroy(m->engine);
+    vigil_free(m);
+}
+
+static vigil_status cpu_load(backend_device *dev, const char *path, const backend_load_options *options,
+                             backend_model **out, backend_io *io, vigil_error *err) {
+    backend_model *m = vigil_calloc(1, sizeof *m);
+    if (!m) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cpu backend: out of memory");
+    vigil_engine_options eo = {.threads = options && options->threads > 0 ? options->threads : dev->cores};
+    vigil_status st = vigil_engine_create(&eo, &m->engine, err);
+    if (!st) st = vigil_model_load(m->engine, path, &m->model, err);
+    if (st) {
+        cpu_unload(m);
+        return st;
+    }
+    io->n_inputs = vigil_model_input_count(m->model);
+    io->n_outputs = vigil_model_output_count(m->model);
+    if (io->n_inputs > BACKEND_MAX_IO || io->n_outputs > BACKEND_MAX_IO) {
+        cpu_unload(m);
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s: more than %d inputs or outputs", path, BACKEND_MAX_IO);
+    }
+    for (size_t i = 0; i < io->n_inputs; i++) io->inputs[i] = vigil_model_input(m->model, i);
+    for (size_t i = 0; i < io->n_outputs; i++) io->outputs[i] = vigil_model_output(m->model, i);
+    io->native_batch = vigil_model_native_batch(m->model);
+    *out = m;
+    return VIGIL_OK;
+}
+
+/* The plan for batch, compiled on first use. */
+static vigil_status cpu_plan_for(backend_model *m, int64_t batch, vigil_plan **out, vigil_error *err) {
+    cpu_plan_slot *victim = &m->slots[0];
+    for (int i = 0; i < CPU_PLAN_SLOTS; i++) {
+        cpu_plan_slot *s = &m->slots[i];
+        if (s->plan && s->batch == batch) {
+            s->last_used = ++m->runs;
+            *out = s->plan;
+            return VIGIL_OK;
+        }
+        if (!s->plan || (victim->plan && s->last_used < victim->last_used)) victim = s;
+    }
+    vigil_plan *plan = NULL;
+    vigil_status st = vigil_plan_create(m->model, batch, &plan, err);
+    if (st) return st;
+    vigil_plan_destroy(victim->plan);
+    victim->plan = plan;
+    victim->batch = batch;
+    victim->last_used = ++m->runs;
+    *out = plan;
+    return VIGIL_OK;
+}
+
+static vigil_status cpu_run(backend_model *m, int64_t batch, const vigil_tensor *inputs, size_t n_inputs,
+                            const vigil_tensor **outputs, vigil_error *err) {
+    vigil_plan *plan = NULL;
+    vigil_status st = cpu_plan_for(m, batch, &plan, err);
+    if (!st) st = vigil_plan_run(plan, inputs, n_inputs, err);
+    if (st) return st;
+    size_t n_out = vigil_model_output_count(m->model);
+    for (size_t i = 0; i < n_out; i++) outputs[i] = vigil_plan_output(plan, i);
+    return VIGIL_OK;
+}
+
+static const char *cpu_metadata(const backend_model *m, const char *key) {
+    return vigil_model_metadata(m->model, key);
+}
+
+static vigil_model *cpu_engine_model(backend_model *m) { return m->model; }
+
+const backend_ops backend_cpu = {
+    .name = "cpu",
+    .model_file = "model.onnx",
+    .open = cpu_open,
+    .close = cpu_close,
+    .describe = cpu_describe,
+    .load = cpu_load,
+    .unload = cpu_unload,
+    .run = cpu_run,
+    .metadata = cpu_metadata,
+    .engine_model = cpu_engine_model,
+};

@@ -1,0 +1,21 @@
+/*
+ * detect_job.h - runs a detection job on a worker thread: the vision
+ * detector over the worker's engine model, then the response body (the
+ * `vigil detect --json` object, or the annotated JPEG).
+ */
+#ifndef VIGIL_SERVE_DETECT_JOB_H
+#define VIGIL_SERVE_DETECT_JOB_H
+
+#include "serve/scheduler.h"
+
+typedef struct detect_worker detect_worker;
+
+/* model must outlive the worker; labels_path may be NULL. */
+vigil_status detect_worker_create(vigil_model *model, const char *labels_path, int64_t max_image_pixels,
+                                  detect_worker **out, vigil_error *err);
+void detect_worker_destroy(detect_worker *w);
+
+/* Fills job->body / body_len (in job->arena) or returns an error. */
+vigil_status detect_worker_run(detect_worker *w, const char *model_name, sched_job *job, vigil_error *err);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * model_config.h - a model's optional config.yaml in the repository
+ * (models/<name>/config.yaml): backend, task, batching, instances, labels
+ * and detection thresholds.
+ *
+ * Every key is known; an unknown key or a value of the wrong kind fails the
+ * model's load with a message naming the key and the file line, and the rest
+ * of the repository keeps serving.
+ */
+#ifndef VIGIL_SERVE_MODEL_CONFIG_H
+#define VIGIL_SERVE_MODEL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/status.h"
+
+#define MODEL_CONFIG_MAX_PREFERRED 8
+
+typedef enum model_task { MODEL_TASK_AUTO = 0, MODEL_TASK_RAW, MODEL_TASK_DETECT } model_task;
+
+typedef struct model_config {
+    char backend[32];        /* "cpu" (default) */
+    model_task task;         /* AUTO = detect when the model's metadata says task: detect */
+    int64_t max_batch_size;  /* 0 = no batch dimension; >= 1: dim 0 is the batch; -1 = unset (the
+                                repository picks 8 for a symbolic batch dimension, else 1) */
+    int dynamic_batching;    /* 1 when the dynamic_batching section is present */
+    int64_t max_queue_delay_us;
+    int64_t preferred_batch_sizes[MODEL_CONFIG_MAX_PREFERRED];
+    size_t n_preferred;
+    int64_t instances;       /* worker threads, each with its own compiled model (default 1) */
+    char labels[1024];       /* labels file, relative to the model directory; "" = model metadata */
+    double conf_threshold;   /* < 0 = detector default */
+    double iou_threshold;    /* < 0 = detector default */
+    int response_cache;      /* 1 = answers are kept in the server's response cache */
+} model_config;
+
+void model_config_defaults(model_config *cfg);
+/* Parses a YAML document; name labels messages ("models/m/config.yaml"). */
+vigil_status model_config_parse(const char *text, size_t len, const char *name, model_config *cfg,
+                                vigil_error *err);
+/* Reads path; a missing file leaves the defaults and is not an error. */
+vigil_status model_config_load(const char *path, model_config *cfg, vigil_error *err);
+
+#endif

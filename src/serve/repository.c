@@ -1,0 +1,594 @@
+/*
+ * repository.c - model entries, loading, unloading and the poll thread.
+ *
+ * Locks: `lock` guards the entry table and every served_model's refs; it is
+ * never held while a model loads or drains.  `load_lock` serialises loads and
+ * unloads (API calls, start-up and the poll thread), so two loads of one
+ * model cannot interleave.  A load builds the new served_model off-lock, then
+ * swaps it in; the previous one is drained and released off-lock.
+ */
+#include "serve/repository.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+
+#define REPO_MAX_MODELS 256
+#define REPO_MAX_BACKENDS 4
+
+typedef struct repo_entry {
+    char name[MODEL_NAME_MAX];
+    model_state state;
+    char reason[512];
+    int64_t version;       /* served, or the one that failed */
+    served_model *served;  /* READY only */
+} repo_entry;
+
+struct repository {
+    const vigil_config *cfg;
+    metrics *metrics;
+    pthread_mutex_t lock;
+    pthread_mutex_t load_lock;
+    repo_entry *entries[REPO_MAX_MODELS];
+    size_t n_entries;
+    backend_device *devices[REPO_MAX_BACKENDS];
+    /* poll mode */
+    pthread_t poller;
+    int polling;
+    int stop_polling;
+    pthread_cond_t poll_wake;
+};
+
+static const char *const state_names[] = {"LOADING", "READY", "UNLOADING", "UNAVAILABLE", "FAILED"};
+
+const char *model_state_name(model_state state) {
+    return state >= 0 && state < MODEL_STATE_COUNT ? state_names[state] : "UNKNOWN";
+}
+
+vigil_status repository_check_name(const char *name, vigil_error *err) {
+    size_t len = strlen(name);
+    if (len == 0 || len >= MODEL_NAME_MAX || name[0] == '.')
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "invalid model name '%.64s': 1 to 127 characters, not starting with '.'", name);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                   "invalid model name '%.64s': only letters, digits, '_', '.' and '-' are allowed",
+                                   name);
+    }
+    return VIGIL_OK;
+}
+
+/* ------------------------------------------------------------ entries */
+
+/* The entry for name, or NULL.  Lock held. */
+static repo_entry *entry_find(repository *repo, const char *name) {
+    for (size_t i = 0; i < repo->n_entries; i++)
+        if (strcmp(repo->entries[i]->name, name) == 0) return repo->entries[i];
+    return NULL;
+}
+
+/* The entry for name, created in name order.  Lock held. */
+static repo_entry *entry_get(repository *repo, const char *name) {
+    repo_entry *e = entry_find(repo, name);
+    if (e || repo->n_entries == REPO_MAX_MODELS) return e;
+    e = vigil_calloc(1, sizeof *e);
+    if (!e) return NULL;
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->state = MODEL_UNAVAILABLE;
+    size_t at = repo->n_entries;
+    while (at > 0 && strcmp(repo->entries[at - 1]->name, name) > 0) {
+        repo->entries[at] = repo->entries[at - 1];
+        at--;
+    }
+    repo->entries[at] = e;
+    repo->n_entries++;
+    return e;
+}
+
+/* Forgets e (not READY, so it holds no model).  Lock held. */
+static void entry_remove(repository *repo, repo_entry *e) {
+    size_t i = 0;
+    while (i < repo->n_entries && repo->entries[i] != e) i++;
+    if (i == repo->n_entries) return;
+    memmove(&repo->entries[i], &repo->entries[i + 1], (repo->n_entries - i - 1) * sizeof repo->entries[0]);
+    repo->n_entries--;
+    vigil_free(e);
+}
+
+static void entry_set(repository *repo, const char *name, model_state state, int64_t version, const char *reason) {
+    pthread_mutex_lock(&repo->lock);
+    repo_entry *e = entry_get(repo, name);
+    if (e) {
+        e->state = state;
+        e->version = version;
+        snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "");
+    }
+    pthread_mutex_unlock(&repo->lock);
+}
+
+/* ------------------------------------------------------------ served models */
+
+static void served_free(served_model *m) {
+    if (!m) return;
+    sched_destroy(m->sched);
+    vigil_free(m);
+}
+
+void repository_release(repository *repo, served_model *m) {
+    if (!m) return;
+    pthread_mutex_lock(&repo->lock);
+    int last = --m->refs == 0;
+    pthread_mutex_unlock(&repo->lock);
+    if (last) served_free(m);
+}
+
+static int is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+vigil_status repository_acquire(repository *repo, const char *name, int64_t version, served_model **out,
+                                vigil_error *err) {
+    vigil_status st = repository_check_name(name, err);
+    if (st) return st == VIGIL_ERR_INVALID_ARGUMENT ? (err->status = VIGIL_ERR_NOT_FOUND) : st;
+    pthread_mutex_lock(&repo->lock);
+    repo_entry *e = entry_find(repo, name);
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/%s", repo->cfg->models_dir, name);
+    if (!e && is_dir(dir)) {
+        st = vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "model '%s' is not loaded (UNAVAILABLE)", name);
+    } else if (!e) {
+        st = vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "unknown model '%s'", name);
+    } else if (e->state != MODEL_READY) {
+        st = vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "model '%s' is not ready (%s%s%s)", name,
+                             model_state_name(e->state), e->reason[0] ? ": " : "", e->reason);
+    } else if (version && version != e->served->version) {
+        st = vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "model '%s' has no version %lld loaded (serving %lld)", name,
+                             (long long)version, (long long)e->served->version);
+    } else {
+        e->served->refs++;
+        *out = e->served;
+    }
+    pthread_mutex_unlock(&repo->lock);
+    return st;
+}
+
+/* ------------------------------------------------------------ loading */
+
+
+/* Highest all-digit subdirectory of dir that holds file; 0 if none. */
+static int64_t highest_version(const char *dir, const char *file) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int64_t best = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d))) {
+        const char *n = ent->d_name;
+        size_t len = strlen(n);
+        if (len == 0 || len > 18 || strspn(n, "0123456789") != len) continue;
+        int64_t v = strtoll(n, NULL, 10);
+        char path[2300];
+        snprintf(path, sizeof path, "%s/%s/%s", dir, n, file);
+        if (v > best && access(path, R_OK) == 0) best = v;
+    }
+    closedir(d);
+    return best;
+}
+
+static int total_threads(const repository *repo) {
+    if (repo->cfg->threads > 0) return (int)repo->cfg->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Loads the instances of one version into a new scheduler. */
+static vigil_status served_build(repository *repo, served_model *m, const char *dir, const char *path,
+                                 vigil_error *err) {
+    size_t backend_index = 0;
+    while (backend_at(backend_index) != m->ops) backend_index++;
+    backend_model *instances[64] = {0};
+    size_t n = (size_t)m->config.instances;
+    int threads = total_threads(repo) / (int)n;
+    backend_load_options lo = {.threads = threads > 0 ? threads : 1};
+    vigil_status st = VIGIL_OK;
+    for (size_t i = 0; i < n && !st; i++) {
+        backend_io io;
+        st = m->ops->load(repo->devices[backend_index], path, &lo, &instances[i], &io, err);
+        if (!st && i == 0) m->io = io;
+    }
+    if (st) {
+        for (size_t i = 0; i < n; i++)
+            if (instances[i]) m->ops->unload(instances[i]);
+        return st;
+    }
+    if (m->config.max_batch_size < 0) m->config.max_batch_size = m->io.native_batch == 0 ? 8 : 1;
+    const char *meta_task = m->ops->metadata(instances[0], "task");
+    m->task = m->config.task != MODEL_TASK_AUTO ? m->config.task
+              : (meta_task && strcmp(meta_task, "detect") == 0) ? MODEL_TASK_DETECT
+                                                                 : MODEL_TASK_RAW;
+    char labels[3100] = "";
+    if (m->config.labels[0]) snprintf(labels, sizeof labels, "%s/%s", dir, m->config.labels);
+    sched_options so = {.model = m->name,
+                        .config = &m->config,
+                        .max_queue = repo->cfg->max_queue,
+                        .ops = m->ops,
+                        .metrics = repo->metrics,
+                        .labels_path = labels[0] ? labels : NULL,
+                        .max_image_pixels = repo->cfg->max_image_pixels};
+    return sched_create(&so, instances, n, &m->sched, err);
+}
+
+/* Reads config.yaml, finds the highest version and builds it. */
+static vigil_status served_load(repository *repo, const char *name, served_model **out, int64_t *version,
+                                vigil_error *err) {
+    char dir[2048], path[2400];
+    snprintf(dir, sizeof dir, "%s/%s", repo->cfg->models_dir, name);
+    *version = 0;
+    if (!is_dir(dir)) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "no model directory %s", dir);
+    served_model *m = vigil_calloc(1, sizeof *m);
+    if (!m) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    snprintf(m->name, sizeof m->name, "%s", name);
+    model_config_defaults(&m->config);
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    vigil_status st = model_config_load(path, &m->config, err);
+    if (!st && !(m->ops = backend_find(m->config.backend)))
+        st = vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s: unknown backend '%s'", path, m->config.backend);
+    if (!st && !(m->version = highest_version(dir, m->ops->model_file)))
+        st = vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "%s: no version directory (%s/1/%s)", dir, dir,
+                             m->ops->model_file);
+    *version = m->version;
+    if (!st) {
+        snprintf(path, sizeof path, "%s/%lld/%s", dir, (long long)m->version, m->ops->model_file);
+        st = served_build(repo, m, dir, path, err);
+    }
+    if (st) {
+        vigil_free(m);
+        return st;
+    }
+    m->refs = 1; /* the repository's */
+    *out = m;
+    return VIGIL_OK;
+}
+
+static vigil_status load_locked(repository *repo, const char *name, vigil_error *err) {
+    vigil_status st = repository_check_name(name, err);
+    if (st) return st;
+    pthread_mutex_lock(&repo->lock);
+    repo_entry *e = entry_get(repo, name);
+    if (e && e->state != MODEL_READY) e->state = MODEL_LOADING;
+    pthread_mutex_unlock(&repo->lock);
+    if (!e) return vigil_error_set(err, VIGIL_ERR_LIMIT, "the repository holds %d models at most", REPO_MAX_MODELS);
+
+    served_model *fresh = NULL;
+    int64_t version = 0;
+    int64_t t0 = sched_now_ns();
+    st = served_load(repo, name, &fresh, &version, err);
+    pthread_mutex_lock(&repo->lock);
+    served_model *old = NULL;
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/%s", repo->cfg->models_dir, name);
+    if (st && e->state != MODEL_READY && !is_dir(dir)) { /* nothing on disk: no entry */
+        entry_remove(repo, e);
+    } else if (st) {
+        if (e->state != MODEL_READY) { /* a failed reload keeps the old version serving */
+            e->state = MODEL_FAILED;
+            e->version = version;
+        }
+        snprintf(e->reason, sizeof e->reason, "%s", err->message);
+    } else {
+        old = e->served;
+        e->served = fresh;
+        e->state = MODEL_READY;
+        e->version = version;
+        e->reason[0] = '\0';
+    }
+    pthread_mutex_unlock(&repo->lock);
+    if (st) {
+        LOG_W("model %s failed to load: %s", name, err->message);
+        return st;
+    }
+    LOG_I("model %s version %lld ready (%s, task %s, %lld instance%s, max batch %lld) in %.0f ms", name,
+          (long long)version, fresh->ops->name, fresh->task == MODEL_TASK_DETECT ? "detect" : "raw",
+          (long long)fresh->config.instances, fresh->config.instances == 1 ? "" : "s",
+          (long long)fresh->config.max_batch_size, (double)(sched_now_ns() - t0) / 1e6);
+    if (old) {
+        sched_drain(old->sched, repo->cfg->shutdown_timeout_ms);
+        repository_release(repo, old);
+    }
+    return VIGIL_OK;
+}
+
+vigil_status repository_load(repository *repo, const char *name, vigil_error *err) {
+    pthread_mutex_lock(&repo->load_lock);
+    vigil_status st = load_locked(repo, name, err);
+    pthread_mutex_unlock(&repo->load_lock);
+    return st;
+}
+
+static vigil_status unload_locked(repository *repo, const char *name, vigil_error *err) {
+    vigil_status st = repository_check_name(name, err);
+    if (st) return st;
+    pthread_mutex_lock(&repo->lock);
+    repo_entry *e = entry_find(repo, name);
+    served_model *old = NULL;
+    if (!e) {
+        st = vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "unknown model '%s'", name);
+    } else {
+        old = e->served;
+        e->served = NULL;
+        e->state = old ? MODEL_UNLOADING : MODEL_UNAVAILABLE;
+        e->reason[0] = '\0';
+    }
+    pthread_mutex_unlock(&repo->lock);
+    if (st || !old) return st;
+    sched_drain(old->sched, repo->cfg->shutdown_timeout_ms);
+    repository_release(repo, old);
+    entry_set(repo, name, MODEL_UNAVAILABLE, 0, "unloaded");
+    LOG_I("model %s unloaded", name);
+    return VIGIL_OK;
+}
+
+vigil_status repository_unload(repository *repo, const char *name, vigil_error *err) {
+    pthread_mutex_lock(&repo->load_lock);
+    vigil_status st = unload_locked(repo, name, err);
+    pthread_mutex_unlock(&repo->load_lock);
+    return st;
+}
+
+vigil_status repository_check_file(repository *repo, const char *name, const char *path, const char **file,
+                                   vigil_error *err) {
+    model_config cfg;
+    model_config_defaults(&cfg);
+    char config_path[2300];
+    snprintf(config_path, sizeof config_path, "%s/%s/config.yaml", repo->cfg->models_dir, name);
+    vigil_status st = model_config_load(config_path, &cfg, err);
+    if (st) return st;
+    size_t index = 0;
+    while (backend_at(index) && strcmp(backend_at(index)->name, cfg.backend) != 0) index++;
+    const backend_ops *ops = backend_at(index);
+    if (!ops || index >= REPO_MAX_BACKENDS)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s: unknown backend '%s'", config_path, cfg.backend);
+    backend_load_options lo = {.threads = 1};
+    backend_model *model = NULL;
+    backend_io io;
+    st = ops->load(repo->devices[index], path, &lo, &model, &io, err);
+    if (st) {
+        vigil_error_prefix(err, "the uploaded model does not load");
+        return st;
+    }
+    ops->unload(model);
+    *file = ops->model_file;
+    return VIGIL_OK;
+}
+
+int repository_is_ready(repository *repo, const char *name) {
+    pthread_mutex_lock(&repo->lock);
+    repo_entry *e = entry_find(repo, name);
+    int ready = e && e->state == MODEL_READY;
+    pthread_mutex_unlock(&repo->lock);
+    return ready;
+}
+
+/* ------------------------------------------------------------ scanning */
+
+/* Calls fn for each model directory with a valid name. */
+static void scan_models(repository *repo, void (*fn)(repository *repo, const char *name)) {
+    DIR *d = opendir(repo->cfg->models_dir);
+    if (!d) return;
+    char names[REPO_MAX_MODELS][MODEL_NAME_MAX];
+    size_t n = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d)) && n < REPO_MAX_MODELS) {
+        if (ent->d_name[0] == '.') continue; /* includes uploads in progress */
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", repo->cfg->models_dir, ent->d_name);
+        if (!is_dir(path)) continue;
+        vigil_error err = {0};
+        if (repository_check_name(ent->d_name, &err)) {
+            LOG_W("model repository: skipping directory '%s': %s", ent->d_name, err.message);
+            continue;
+        }
+        snprintf(names[n++], MODEL_NAME_MAX, "%.127s", ent->d_name);
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++) fn(repo, names[i]);
+}
+
+static void load_at_start(repository *repo, const char *name) {
+    vigil_error err = {0};
+    repository_load(repo, name, &err); /* failures are recorded in the entry and logged */
+}
+
+/* Poll tick for one directory: load new models and newer versions. */
+static void poll_model(repository *repo, const char *name) {
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/%s", repo->cfg->models_dir, name);
+    int64_t on_disk = highest_version(dir, "model.onnx");
+    pthread_mutex_lock(&repo->lock);
+    repo_entry *e = entry_find(repo, name);
+    int stale = !e || (e->state == MODEL_READY && on_disk > e->version) ||
+                (e->state == MODEL_FAILED && on_disk != e->version);
+    pthread_mutex_unlock(&repo->lock);
+    if (stale) load_at_start(repo, name);
+}
+
+/* Unloads READY models whose directory vanished. */
+static void poll_vanished(repository *repo) {
+    char gone[REPO_MAX_MODELS][MODEL_NAME_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&repo->lock);
+    for (size_t i = 0; i < repo->n_entries; i++) {
+        char dir[2048];
+        snprintf(dir, sizeof dir, "%s/%s", repo->cfg->models_dir, repo->entries[i]->name);
+        if (repo->entries[i]->state == MODEL_READY && !is_dir(dir)) snprintf(gone[n++], MODEL_NAME_MAX, "%s", repo->entries[i]->name);
+    }
+    pthread_mutex_unlock(&repo->lock);
+    for (size_t i = 0; i < n; i++) {
+        vigil_error err = {0};
+        repository_unload(repo, gone[i], &err);
+    }
+}
+
+static void *poll_main(void *arg) {
+    repository *repo = arg;
+    pthread_mutex_lock(&repo->lock);
+    while (!repo->stop_polling) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t when = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + repo->cfg->poll_interval_ms * 1000000;
+        ts.tv_sec = when / 1000000000;
+        ts.tv_nsec = when % 1000000000;
+        pthread_cond_timedwait(&repo->poll_wake, &repo->lock, &ts);
+        if (repo->stop_polling) break;
+        pthread_mutex_unlock(&repo->lock);
+        scan_models(repo, poll_model);
+        poll_vanished(repo);
+        pthread_mutex_lock(&repo->lock);
+    }
+    pthread_mutex_unlock(&repo->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+vigil_status repository_create(const vigil_config *cfg, metrics *m, repository **out, vigil_error *err) {
+    repository *repo = vigil_calloc(1, sizeof *repo);
+    if (!repo) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "repository: out of memory");
+    repo->cfg = cfg;
+    repo->metrics = m;
+    pthread_mutex_init(&repo->lock, NULL);
+    pthread_mutex_init(&repo->load_lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&repo->poll_wake, &attr);
+    pthread_condattr_destroy(&attr);
+    for (size_t i = 0; backend_at(i) && i < REPO_MAX_BACKENDS; i++) {
+        vigil_status st = backend_at(i)->open(&repo->devices[i], err);
+        if (st) {
+            repository_destroy(repo);
+            return st;
+        }
+    }
+    *out = repo;
+    return VIGIL_OK;
+}
+
+vigil_status repository_start(repository *repo, vigil_error *err) {
+    if (!is_dir(repo->cfg->models_dir)) {
+        if (strcmp(repo->cfg->repository_mode, "explicit") == 0) return VIGIL_OK;
+        return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "model repository %s: %s", repo->cfg->models_dir,
+                               strerror(errno));
+    }
+    if (strcmp(repo->cfg->repository_mode, "explicit") == 0) return VIGIL_OK;
+    scan_models(repo, load_at_start);
+    if (strcmp(repo->cfg->repository_mode, "poll") == 0) {
+        if (pthread_create(&repo->poller, NULL, poll_main, repo) != 0)
+            return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "repository: cannot start the poll thread");
+        repo->polling = 1;
+    }
+    return VIGIL_OK;
+}
+
+static void stop_polling(repository *repo) {
+    if (!repo->polling) return;
+    pthread_mutex_lock(&repo->lock);
+    repo->stop_polling = 1;
+    pthread_cond_broadcast(&repo->poll_wake);
+    pthread_mutex_unlock(&repo->lock);
+    pthread_join(repo->poller, NULL);
+    repo->polling = 0;
+}
+
+void repository_drain(repository *repo, int64_t timeout_ms) {
+    stop_polling(repo);
+    int64_t deadline = sched_now_ns() + timeout_ms * 1000000;
+    pthread_mutex_lock(&repo->load_lock);
+    for (size_t i = 0;; i++) {
+        pthread_mutex_lock(&repo->lock);
+        served_model *m = i < repo->n_entries ? repo->entries[i]->served : NULL;
+        int more = i < repo->n_entries;
+        if (m) m->refs++;
+        pthread_mutex_unlock(&repo->lock);
+        if (!more) break;
+        if (!m) continue;
+        int64_t left = (deadline - sched_now_ns()) / 1000000;
+        sched_drain(m->sched, left > 0 ? left : 0);
+        repository_release(repo, m);
+    }
+    pthread_mutex_unlock(&repo->load_lock);
+}
+
+void repository_destroy(repository *repo) {
+    if (!repo) return;
+    stop_polling(repo);
+    for (size_t i = 0; i < repo->n_entries; i++) {
+        repository_release(repo, repo->entries[i]->served);
+        vigil_free(repo->entries[i]);
+    }
+    for (size_t i = 0; i < REPO_MAX_BACKENDS; i++)
+        if (repo->devices[i]) backend_at(i)->close(repo->devices[i]);
+    pthread_cond_destroy(&repo->poll_wake);
+    pthread_mutex_destroy(&repo->load_lock);
+    pthread_mutex_destroy(&repo->lock);
+    vigil_free(repo);
+}
+
+/* ------------------------------------------------------------ listing */
+
+void repository_each(repository *repo, void (*fn)(const repository_item *item, void *user), void *user) {
+    pthread_mutex_lock(&repo->lock);
+    for (size_t i = 0; i < repo->n_entries; i++) {
+        const repo_entry *e = repo->entries[i];
+        repository_item item = {.name = e->name,
+                                .version = e->version,
+                                .state = e->state,
+                                .reason = e->reason,
+                                .queue_length = e->served ? sched_queue_length(e->served->sched) : 0,
+                                .task = e->served ? e->served->task : MODEL_TASK_AUTO};
+        fn(&item, user);
+    }
+    /* Directories never loaded (explicit mode) are listed as UNAVAILABLE. */
+    DIR *d = opendir(repo->cfg->models_dir);
+    struct dirent *ent;
+    while (d && (ent = readdir(d))) {
+        vigil_error err = {0};
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", repo->cfg->models_dir, ent->d_name);
+        if (repository_check_name(ent->d_name, &err) || entry_find(repo, ent->d_name) || !is_dir(path)) continue;
+        repository_item item = {.name = ent->d_name, .state = MODEL_UNAVAILABLE, .reason = ""};
+        fn(&item, user);
+    }
+    if (d) closedir(d);
+    pthread_mutex_unlock(&repo->lock);
+}
+
+vigil_status repository_default_detector(repository *repo, char *name, size_t size, vigil_error *err) {
+    int found = 0;
+    pthread_mutex_lock(&repo->lock);
+    for (size_t i = 0; i < repo->n_entries; i++) {
+        const repo_entry *e = repo->entries[i];
+        if (e->state == MODEL_READY && e->served->task == MODEL_TASK_DETECT) {
+            if (!found) snprintf(name, size, "%s", e->name);
+            found++;
+        }
+    }
+    pthread_mutex_unlock(&repo->lock);
+    if (found == 0) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "no detection model is ready");
+    if (found > 1)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%d detection models are ready: choose one with ?model=",
+                               found);
+    return VIGIL_OK;
+}

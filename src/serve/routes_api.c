@@ -1,0 +1,278 @@
+/*
+ * routes_api.c - the seed's REST routes, detection and metrics.
+ *
+ *   GET  /api/v1/models                    models and their states
+ *   POST /api/v1/models/load|unload        {"model": name}
+ *   GET  /api/v1/device/info               CPU, ISA features, memory, backends
+ *   POST /api/v1/detect                    JPEG/PNG body or multipart field "image";
+ *                                          query model, conf, iou, max_det, classes, render
+ *   GET  /metrics                          Prometheus text format 0.0.4
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "serve/device_info.h"
+#include "serve/multipart.h"
+#include "serve/server_internal.h"
+
+static int seg_is(const route_path *p, size_t i, const char *s) { return i < p->n && strcmp(p->seg[i], s) == 0; }
+
+/* ------------------------------------------------------------ models */
+
+static void models_item(const repository_item *item, void *user) {
+    json_t *list = user;
+    json_t *obj = json_pack("{s:s,s:I,s:s,s:s,s:I}", "name", item->name, "version", (json_int_t)item->version, "state",
+                            model_state_name(item->state), "reason", item->reason, "queue_length",
+                            (json_int_t)item->queue_length);
+    if (item->state == MODEL_READY)
+        json_object_set_new(obj, "task", json_string(item->task == MODEL_TASK_DETECT ? "detect" : "raw"));
+    json_array_append_new(list, obj);
+}
+
+static int route_models(http_exchange *ex, const route_path *p) {
+    if (p->n == 3) {
+        ex->route = "/api/v1/models";
+        if (!method_is(ex, "GET")) return respond_method(ex, "GET");
+        json_t *list = json_array();
+        repository_each(ex->server->repo, models_item, list);
+        respond_jansson(ex, MHD_HTTP_OK, json_pack("{s:o}", "models", list));
+        return 1;
+    }
+    if (p->n == 6 && seg_is(p, 4, "versions")) {
+        ex->route = "/api/v1/models/{m}/versions/{v}";
+        if (!method_is(ex, "PUT")) return respond_method(ex, "PUT");
+        upload_finish(ex, p->seg[3], p->seg[5]);
+        return 1;
+    }
+    int load = seg_is(p, 3, "load");
+    if (p->n != 4 || (!load && !seg_is(p, 3, "unload"))) return 0;
+    ex->route = load ? "/api/v1/models/load" : "/api/v1/models/unload";
+    if (!method_is(ex, "POST")) return respond_method(ex, "POST");
+    json_t *req = ex->body.len ? json_loadb(ex->body.data, ex->body.len, 0, NULL) : NULL;
+    const char *name = json_string_value(json_object_get(req, "model"));
+    if (!name) {
+        respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "the body must be {\"model\": \"<name>\"}");
+    } else {
+        vigil_error err = {0};
+        snprintf(ex->model, sizeof ex->model, "%.127s", name);
+        vigil_status st = load ? repository_load(ex->server->repo, name, &err)
+                               : repository_unload(ex->server->repo, name, &err);
+        if (st) respond_error(ex, st, err.message);
+        else respond_jansson(ex, MHD_HTTP_OK, json_pack("{s:s,s:s}", "model", name, "state", load ? "READY" : "UNAVAILABLE"));
+    }
+    json_decref(req);
+    return 1;
+}
+
+/* ------------------------------------------------------------ device */
+
+static void route_device(http_exchange *ex) {
+    device_info d;
+    device_info_collect(&d);
+    json_t *backends = json_array();
+    for (size_t i = 0; backend_at(i); i++)
+        json_array_append_new(backends, json_pack("{s:s,s:b}", "name", backend_at(i)->name, "available", 1));
+    json_t *obj = json_pack("{s:{s:s,s:i,s:{s:b,s:b,s:b,s:b}},s:{s:I,s:I},s:o}", "cpu", "model", d.cpu_model,
+                            "cores", d.cores, "isa", "avx2", d.avx2, "avx512f", d.avx512f, "fma", d.fma, "neon",
+                            d.neon, "memory", "total_bytes", (json_int_t)d.mem_total_bytes, "available_bytes",
+                            (json_int_t)d.mem_available_bytes, "backends", backends);
+    respond_jansson(ex, MHD_HTTP_OK, obj);
+}
+
+/* ------------------------------------------------------------ detect */
+
+static int parse_double(const char *text, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !(v >= lo && v <= hi)) return 0;
+    *out = v;
+    return 1;
+}
+
+/* Reads the query into job->detect; 0 (with the response set) on bad input. */
+static int detect_options(http_exchange *ex, sched_job *job) {
+    const served_model *m = ex->served;
+    vigil_detect_options *o = &job->detect;
+    *o = vigil_detect_options_default();
+    if (m->config.conf_threshold >= 0) o->conf_threshold = (float)m->config.conf_threshold;
+    if (m->config.iou_threshold >= 0) o->iou_threshold = (float)m->config.iou_threshold;
+    const char *conf = exchange_query(ex, "conf"), *iou = exchange_query(ex, "iou");
+    const char *max_det = exchange_query(ex, "max_det"), *classes = exchange_query(ex, "classes");
+    const char *render = exchange_query(ex, "render"), *priority = exchange_query(ex, "priority");
+    double v;
+    if (conf) {
+        if (!parse_double(conf, 0, 1, &v)) goto bad;
+        o->conf_threshold = (float)v;
+    }
+    if (iou) {
+        if (!parse_double(iou, 0, 1, &v)) goto bad;
+        o->iou_threshold = (float)v;
+    }
+    if (max_det) {
+        if (!parse_double(max_det, 1, 100000, &v) || v != (int)v) goto bad;
+        o->max_detections = (int)v;
+    }
+    if (priority) {
+        if (!parse_double(priority, -1000, 1000, &v) || v != (int)v) goto bad;
+        job->priority = (int)v;
+    }
+    if (classes && !(job->classes_spec = arena_strdup(ex->arena, classes))) goto bad;
+    job->render = render && (strcmp(render, "1") == 0 || strcmp(render, "true") == 0);
+    return 1;
+bad:
+    respond_error_code(ex, MHD_HTTP_BAD_REQUEST,
+                       "query: conf and iou are numbers in [0, 1], max_det a positive integer, priority an integer in "
+                       "[-1000, 1000], classes ids or names like 0,bus");
+    return 0;
+}
+
+static void detect_finish(http_exchange *ex) {
+    const sched_job *job = ex->job;
+    if (job->status) { /* an image that is not JPEG/PNG or is corrupt is the client's error */
+        vigil_status st = job->status == VIGIL_ERR_UNSUPPORTED || job->status == VIGIL_ERR_PARSE
+                              ? VIGIL_ERR_INVALID_ARGUMENT : job->status;
+        respond_error(ex, st, job->error.message);
+        return;
+    }
+    char *body = vigil_malloc(job->body_len ? job->body_len : 1);
+    if (!body) {
+        respond_error(ex, VIGIL_ERR_NO_MEMORY, "out of memory");
+        return;
+    }
+    memcpy(body, job->body, job->body_len);
+    if (ex->cache_use && ex->state == EXCHANGE_WAITING)
+        cache_put(ex->server->cache, &ex->cache_key, job->body, job->body_len);
+    respond_take(ex, MHD_HTTP_OK, job->render ? "image/jpeg" : "application/json", body, job->body_len);
+}
+
+/* Looks the image and options up in the response cache; 1 with job->body set on a hit. */
+static int detect_cache_hit(http_exchange *ex) {
+    cache_hasher h;
+    if (!exchange_cache_begin(ex, "detect", &h)) return 0;
+    sched_job *job = ex->job;
+    const vigil_detect_options *o = &job->detect;
+    cache_hasher_add(&h, job->image, job->image_size);
+    cache_hasher_add(&h, &o->conf_threshold, sizeof o->conf_threshold);
+    cache_hasher_add(&h, &o->iou_threshold, sizeof o->iou_threshold);
+    cache_hasher_add(&h, &o->max_detections, sizeof o->max_detections);
+    cache_hasher_add(&h, &job->render, sizeof job->render);
+    cache_hasher_add_str(&h, job->classes_spec ? job->classes_spec : "");
+    void *body;
+    size_t size;
+    if (!exchange_cache_lookup(ex, &h, &body, &size)) return 0;
+    job->body = body;
+    job->body_len = size;
+    return 1;
+}
+
+static void route_detect(http_exchange *ex) {
+    char model[MODEL_NAME_MAX];
+    const char *name = exchange_query(ex, "model");
+    vigil_error err = {0};
+    if (!name) {
+        if (repository_default_detector(ex->server->repo, model, sizeof model, &err)) {
+            respond_error(ex, err.status, err.message);
+            return;
+        }
+        name = model;
+    }
+    if (!exchange_acquire(ex, name, 0)) return;
+    if (ex->served->task != MODEL_TASK_DETECT) {
+        respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "this model is not a detection model (task raw in its config.yaml)");
+        return;
+    }
+    const char *image = ex->body.data;
+    size_t size = ex->body.len;
+    const char *ctype = exchange_header(ex, "Content-Type");
+    if (ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0 &&
+        multipart_find(ctype, ex->body.data ? ex->body.data : "", ex->body.len, "image", &image, &size, &err)) {
+        respond_error(ex, err.status == VIGIL_ERR_NOT_FOUND ? VIGIL_ERR_INVALID_ARGUMENT : err.status, err.message);
+        return;
+    }
+    if (!image || size == 0) {
+        respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "no image: send JPEG or PNG bytes, or a multipart field 'image'");
+        return;
+    }
+    ex->job = arena_calloc(ex->arena, 1, sizeof *ex->job);
+    if (!ex->job) {
+        respond_error(ex, VIGIL_ERR_NO_MEMORY, "out of memory");
+        return;
+    }
+    if (!detect_options(ex, ex->job)) return;
+    ex->job->kind = SCHED_JOB_DETECT;
+    ex->job->image = image;
+    ex->job->image_size = size;
+    ex->job->batch = 1;
+    if (detect_cache_hit(ex)) {
+        detect_finish(ex);
+        return;
+    }
+    exchange_submit(ex, detect_finish);
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static void gauge_item(const repository_item *item, void *user) {
+    textbuf *out = user;
+    if (item->state == MODEL_READY)
+        textbuf_printf(out, "vigil_inference_queue_length{model=\"%s\"} %zu\n", item->name, item->queue_length);
+}
+
+static void state_item(const repository_item *item, void *user) {
+    textbuf *out = user;
+    for (int s = 0; s < MODEL_STATE_COUNT; s++)
+        textbuf_printf(out, "vigil_model_state{model=\"%s\",version=\"%lld\",state=\"%s\"} %d\n", item->name,
+                       (long long)item->version, model_state_name((model_state)s), (int)item->state == s);
+}
+
+static void route_metrics(http_exchange *ex) {
+    textbuf out;
+    textbuf_init(&out, (size_t)64 << 20);
+    metrics_render(ex->server->metrics, &out);
+    textbuf_printf(&out, "# HELP vigil_inference_queue_length Requests waiting in the model's queue.\n"
+                         "# TYPE vigil_inference_queue_length gauge\n");
+    repository_each(ex->server->repo, gauge_item, &out);
+    textbuf_printf(&out, "# HELP vigil_model_state 1 for the state each model is in.\n"
+                         "# TYPE vigil_model_state gauge\n");
+    repository_each(ex->server->repo, state_item, &out);
+    textbuf_printf(&out, "# HELP vigil_process_resident_memory_bytes Resident memory of the server.\n"
+                         "# TYPE vigil_process_resident_memory_bytes gauge\n"
+                         "vigil_process_resident_memory_bytes %lld\n",
+                   (long long)device_info_rss_bytes());
+    if (out.status) {
+        textbuf_free(&out);
+        respond_error(ex, VIGIL_ERR_NO_MEMORY, "cannot render the metrics");
+        return;
+    }
+    size_t len;
+    char *body = textbuf_take(&out, &len);
+    respond_take(ex, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len);
+}
+
+int routes_api(http_exchange *ex, const route_path *p) {
+    if (p->n == 1 && seg_is(p, 0, "metrics")) {
+        ex->route = "/metrics";
+        if (!method_is(ex, "GET")) return respond_method(ex, "GET");
+        route_metrics(ex);
+        return 1;
+    }
+    if (!seg_is(p, 0, "api") || !seg_is(p, 1, "v1") || p->n < 3) return 0;
+    if (seg_is(p, 2, "models")) return route_models(ex, p);
+    if (p->n == 4 && seg_is(p, 2, "device") && seg_is(p, 3, "info")) {
+        ex->route = "/api/v1/device/info";
+        if (!method_is(ex, "GET")) return respond_method(ex, "GET");
+        route_device(ex);
+        return 1;
+    }
+    if (p->n == 3 && seg_is(p, 2, "detect")) {
+        ex->route = "/api/v1/detect";
+        if (!method_is(ex, "POST")) return respond_method(ex, "POST");
+        route_detect(ex);
+        return 1;
+    }
+    return 0;
+}

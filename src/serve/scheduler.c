@@ -1,0 +1,418 @@
+/*
+ * scheduler.c - bounded per-model queue, worker threads and dynamic batcher.
+ *
+ * One mutex guards the queue; workers sleep on `wake` and the drainer on
+ * `idle`.  A worker that finds raw jobs at the head of the queue and dynamic
+ * batching enabled gathers the jobs compatible with the head (same inputs
+ * apart from dimension 0) without removing them; it dispatches when the
+ * batch is full, when it reached a preferred size with nothing more waiting,
+ * when the oldest job has waited max_queue_delay_us, or when draining.
+ * Otherwise it sleeps until that moment or the next arrival and looks again,
+ * so several workers can share one queue without handing jobs to each other.
+ * Jobs stay "queued" (count against max_queue) until a batch takes them.
+ */
+#include "serve/scheduler.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "serve/detect_job.h"
+
+#define SCHED_MAX_BATCH_JOBS 1024
+
+typedef struct sched_worker {
+    sched *owner;
+    pthread_t thread;
+    int started;
+    backend_model *model;
+    detect_worker *detector; /* created on first detect job, on this thread */
+    void *staging[BACKEND_MAX_IO];
+    size_t staging_size[BACKEND_MAX_IO];
+    sched_job *batch[SCHED_MAX_BATCH_JOBS];
+} sched_worker;
+
+struct sched {
+    char model[128];
+    model_config config;
+    int64_t max_queue;
+    const backend_ops *ops;
+    metrics *metrics;
+    char labels_path[3100];
+    int64_t max_image_pixels;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* workers: a job arrived or stopping */
+    pthread_cond_t idle; /* drainers: queue empty and no batch running */
+    sched_job *head, *tail;
+    size_t queued;
+    int running;  /* batches in progress */
+    int closed;   /* no more submissions */
+    int stopping; /* workers exit when the queue is empty */
+    size_t n_workers;
+    sched_worker *workers;
+};
+
+int64_t sched_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void wait_until(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t when_ns) {
+    struct timespec ts = {.tv_sec = when_ns / 1000000000, .tv_nsec = when_ns % 1000000000};
+    pthread_cond_timedwait(cond, lock, &ts);
+}
+
+/* ------------------------------------------------------------ completion */
+
+static void job_finish(sched *s, sched_job *job, metrics_outcome outcome) {
+    if (s->metrics) {
+        metrics_inference(s->metrics, s->model, outcome);
+        if (outcome == METRICS_SUCCESS)
+            metrics_observe(s->metrics, s->model, METRICS_TOTAL_SECONDS,
+                            (double)(sched_now_ns() - job->enqueue_ns) * 1e-9);
+    }
+    job->done(job);
+}
+
+static void job_fail(sched *s, sched_job *job, vigil_status status, const char *message) {
+    vigil_error_set(&job->error, status, "%s", message);
+    job->status = status;
+    job_finish(s, job, status == VIGIL_ERR_TIMEOUT ? METRICS_TIMEOUT
+                       : status == VIGIL_ERR_UNAVAILABLE ? METRICS_REJECTED : METRICS_ERROR);
+}
+
+/* ------------------------------------------------------------ batching */
+
+static size_t tensor_bytes(const vigil_tensor *t) {
+    size_t n = vigil_dtype_size(t->dtype);
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->dims[d];
+    return n;
+}
+
+/* Raw jobs a and b can share a batch: same inputs apart from dimension 0. */
+static int jobs_compatible(const sched_job *a, const sched_job *b) {
+    if (a->kind != SCHED_JOB_RAW || b->kind != SCHED_JOB_RAW || a->n_inputs != b->n_inputs) return 0;
+    for (size_t i = 0; i < a->n_inputs; i++) {
+        const vigil_tensor *x = &a->inputs[i], *y = &b->inputs[i];
+        if (x->dtype != y->dtype || x->ndim != y->ndim || x->ndim < 1) return 0;
+        for (int d = 1; d < x->ndim; d++)
+            if (x->dims[d] != y->dims[d]) return 0;
+    }
+    return 1;
+}
+
+/* Collects the jobs that would run with the head.  Lock held. */
+static size_t batch_gather(sched *s, sched_worker *w, int64_t *items) {
+    size_t n = 0;
+    *items = 0;
+    sched_job *head = s->head;
+    int batching = head->kind == SCHED_JOB_RAW && s->config.dynamic_batching && s->config.max_batch_size > 1;
+    for (sched_job *j = head; j && n < SCHED_MAX_BATCH_JOBS; j = j->next) {
+        if (j != head && (!batching || !jobs_compatible(head, j))) continue;
+        if (j != head && *items + j->batch > s->config.max_batch_size) continue;
+        w->batch[n++] = j;
+        *items += j->batch;
+        if (!batching) break;
+    }
+    return n;
+}
+
+static int batch_ready(const sched *s, size_t n, int64_t items, int64_t now) {
+    const sched_job *head = s->head;
+    if (head->kind != SCHED_JOB_RAW || !s->config.dynamic_batching || s->stopping || s->closed) return 1;
+    if (items >= s->config.max_batch_size) return 1;
+    if (now >= head->enqueue_ns + s->config.max_queue_delay_us * 1000) return 1;
+    for (size_t i = 0; i < s->config.n_preferred; i++)
+        if (items == s->config.preferred_batch_sizes[i] && n == s->queued) return 1;
+    return 0;
+}
+
+/* Inserts job after the last job of its priority or higher.  Lock held. */
+static void queue_insert(sched *s, sched_job *job) {
+    sched_job **link = &s->head;
+    while (*link && (*link)->priority >= job->priority) link = &(*link)->next;
+    job->next = *link;
+    *link = job;
+    if (!job->next) s->tail = job;
+}
+
+static void queue_remove(sched *s, sched_job *job) {
+    sched_job **link = &s->head, *prev = NULL;
+    while (*link != job) {
+        prev = *link;
+        link = &(*link)->next;
+    }
+    *link = job->next;
+    if (s->tail == job) s->tail = prev;
+    job->next = NULL;
+    s->queued--;
+}
+
+/* ------------------------------------------------------------ running */
+
+/* Copies output rows [offset, offset + rows) of each output into job's arena. */
+static vigil_status job_take_outputs(sched_job *job, const vigil_tensor **outs, size_t n_out, int64_t offset,
+                                     int64_t total, int whole) {
+    job->n_outputs = n_out;
+    for (size_t i = 0; i < n_out; i++) {
+        const vigil_tensor *o = outs[i];
+        vigil_tensor *t = &job->outputs[i];
+        *t = *o;
+        size_t bytes = tensor_bytes(o), start = 0;
+        if (!whole) {
+            if (o->ndim < 1 || o->dims[0] != total)
+                return vigil_error_set(&job->error, VIGIL_ERR_UNSUPPORTED,
+                                       "output %zu has no batch dimension to split a batch of %lld", i,
+                                       (long long)total);
+            size_t row = bytes / (size_t)total;
+            start = row * (size_t)offset;
+            bytes = row * (size_t)job->batch;
+            t->dims[0] = job->batch;
+        }
+        t->data = arena_alloc(job->arena, bytes ? bytes : 1, 64);
+        if (!t->data) return vigil_error_set(&job->error, VIGIL_ERR_NO_MEMORY, "request memory limit reached");
+        if (bytes) memcpy(t->data, (const char *)o->data + start, bytes);
+    }
+    return VIGIL_OK;
+}
+
+/* Stacks the jobs' inputs along dimension 0 into the worker's staging. */
+static vigil_status batch_stack(sched_worker *w, sched_job **jobs, size_t n, int64_t items, vigil_tensor *inputs,
+                                vigil_error *err) {
+    const sched_job *first = jobs[0];
+    for (size_t i = 0; i < first->n_inputs; i++) {
+        inputs[i] = first->inputs[i];
+        inputs[i].dims[0] = items;
+        size_t bytes = tensor_bytes(&inputs[i]);
+        if (bytes > w->staging_size[i]) {
+            void *p = vigil_aligned_alloc(64, bytes);
+            if (!p) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "batch staging: out of memory");
+            vigil_free(w->staging[i]);
+            w->staging[i] = p;
+            w->staging_size[i] = bytes;
+        }
+        size_t at = 0;
+        for (size_t j = 0; j < n; j++) {
+            size_t part = tensor_bytes(&jobs[j]->inputs[i]);
+            memcpy((char *)w->staging[i] + at, jobs[j]->inputs[i].data, part);
+            at += part;
+        }
+        inputs[i].data = w->staging[i];
+    }
+    return VIGIL_OK;
+}
+
+static void run_raw(sched *s, sched_worker *w, sched_job **jobs, size_t n, int64_t items) {
+    vigil_tensor stacked[BACKEND_MAX_IO];
+    const vigil_tensor *inputs = jobs[0]->inputs;
+    const vigil_tensor *outs[BACKEND_MAX_IO] = {0};
+    vigil_error err = {0};
+    vigil_status st = VIGIL_OK;
+    if (n > 1) {
+        st = batch_stack(w, jobs, n, items, stacked, &err);
+        inputs = stacked;
+    }
+    int64_t t0 = sched_now_ns();
+    if (!st) st = s->ops->run(w->model, items, inputs, jobs[0]->n_inputs, outs, &err);
+    double compute = (double)(sched_now_ns() - t0) * 1e-9;
+    if (s->metrics) metrics_observe(s->metrics, s->model, METRICS_BATCH_SIZE, (double)items);
+    size_t n_out = 0;
+    while (!st && n_out < BACKEND_MAX_IO && outs[n_out]) n_out++;
+    int64_t offset = 0;
+    for (size_t j = 0; j < n; j++) {
+        sched_job *job = jobs[j];
+        job->status = st;
+        if (st) job->error = err;
+        else job->status = job_take_outputs(job, outs, n_out, offset, items, n == 1);
+        offset += job->batch;
+        if (s->metrics) metrics_observe(s->metrics, s->model, METRICS_COMPUTE_SECONDS, compute);
+        job_finish(s, job, job->status ? METRICS_ERROR : METRICS_SUCCESS);
+    }
+}
+
+static void run_detect(sched *s, sched_worker *w, sched_job *job) {
+    vigil_status st = VIGIL_OK;
+    if (!w->detector) {
+        vigil_model *model = s->ops->engine_model ? s->ops->engine_model(w->model) : NULL;
+        if (!model)
+            st = vigil_error_set(&job->error, VIGIL_ERR_UNSUPPORTED, "backend %s cannot run detection", s->ops->name);
+        else
+            st = detect_worker_create(model, s->labels_path[0] ? s->labels_path : NULL, s->max_image_pixels,
+                                      &w->detector, &job->error);
+    }
+    int64_t t0 = sched_now_ns();
+    if (!st) st = detect_worker_run(w->detector, s->model, job, &job->error);
+    job->status = st;
+    if (s->metrics) {
+        metrics_observe(s->metrics, s->model, METRICS_BATCH_SIZE, 1);
+        metrics_observe(s->metrics, s->model, METRICS_COMPUTE_SECONDS, (double)(sched_now_ns() - t0) * 1e-9);
+    }
+    job_finish(s, job, st ? METRICS_ERROR : METRICS_SUCCESS);
+}
+
+/* Runs what the worker took: expired jobs fail, the rest run as one batch. */
+static void run_batch(sched *s, sched_worker *w, size_t n) {
+    int64_t now = sched_now_ns();
+    size_t live = 0;
+    int64_t items = 0;
+    for (size_t j = 0; j < n; j++) {
+        sched_job *job = w->batch[j];
+        if (s->metrics)
+            metrics_observe(s->metrics, s->model, METRICS_QUEUE_SECONDS, (double)(now - job->enqueue_ns) * 1e-9);
+        if (job->deadline_ns && now > job->deadline_ns) {
+            job_fail(s, job, VIGIL_ERR_TIMEOUT, "the request's deadline passed while it was queued");
+            continue;
+        }
+        w->batch[live++] = job;
+        items += job->batch;
+    }
+    if (live == 0) return;
+    if (w->batch[0]->kind == SCHED_JOB_DETECT) run_detect(s, w, w->batch[0]);
+    else run_raw(s, w, w->batch, live, items);
+}
+
+static void *worker_main(void *arg) {
+    sched_worker *w = arg;
+    sched *s = w->owner;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        if (!s->head) {
+            if (s->stopping) break;
+            pthread_cond_wait(&s->wake, &s->lock);
+            continue;
+        }
+        int64_t items;
+        size_t n = batch_gather(s, w, &items);
+        if (!batch_ready(s, n, items, sched_now_ns())) {
+            wait_until(&s->wake, &s->lock, s->head->enqueue_ns + s->config.max_queue_delay_us * 1000);
+            continue;
+        }
+        for (size_t j = 0; j < n; j++) queue_remove(s, w->batch[j]);
+        s->running++;
+        pthread_mutex_unlock(&s->lock);
+        run_batch(s, w, n);
+        pthread_mutex_lock(&s->lock);
+        s->running--;
+        if (!s->head && !s->running) pthread_cond_broadcast(&s->idle);
+    }
+    pthread_mutex_unlock(&s->lock);
+    detect_worker_destroy(w->detector);
+    w->detector = NULL;
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+vigil_status sched_create(const sched_options *o, backend_model **instances, size_t n, sched **out,
+                          vigil_error *err) {
+    sched *s = vigil_calloc(1, sizeof *s);
+    sched_worker *workers = s ? vigil_calloc(n, sizeof *workers) : NULL;
+    if (!s || !workers) {
+        vigil_free(s);
+        for (size_t i = 0; i < n; i++) o->ops->unload(instances[i]);
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "scheduler: out of memory");
+    }
+    snprintf(s->model, sizeof s->model, "%s", o->model);
+    s->config = *o->config;
+    s->max_queue = o->max_queue;
+    s->ops = o->ops;
+    s->metrics = o->metrics;
+    snprintf(s->labels_path, sizeof s->labels_path, "%s", o->labels_path ? o->labels_path : "");
+    s->max_image_pixels = o->max_image_pixels;
+    s->workers = workers;
+    s->n_workers = n;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake, &attr);
+    pthread_cond_init(&s->idle, &attr);
+    pthread_condattr_destroy(&attr);
+    for (size_t i = 0; i < n; i++) {
+        workers[i].owner = s;
+        workers[i].model = instances[i];
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+            sched_destroy(s);
+            return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "scheduler: cannot start a worker thread");
+        }
+        workers[i].started = 1;
+    }
+    *out = s;
+    return VIGIL_OK;
+}
+
+vigil_status sched_submit(sched *s, sched_job *job, vigil_error *err) {
+    pthread_mutex_lock(&s->lock);
+    vigil_status st = VIGIL_OK;
+    if (s->closed) {
+        st = vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "model %s is shutting down", s->model);
+    } else if ((int64_t)s->queued >= s->max_queue) {
+        st = vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "model %s: queue full (%lld requests waiting)", s->model,
+                             (long long)s->max_queue);
+    } else {
+        job->enqueue_ns = sched_now_ns();
+        queue_insert(s, job);
+        s->queued++;
+        pthread_cond_broadcast(&s->wake);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (st && s->metrics) metrics_inference(s->metrics, s->model, METRICS_REJECTED);
+    return st;
+}
+
+void sched_drain(sched *s, int64_t timeout_ms) {
+    pthread_mutex_lock(&s->lock);
+    s->closed = 1;
+    pthread_cond_broadcast(&s->wake); /* batchers stop waiting for more */
+    int64_t deadline = sched_now_ns() + timeout_ms * 1000000;
+    while ((s->head || s->running) && sched_now_ns() < deadline) wait_until(&s->idle, &s->lock, deadline);
+    sched_job *left = s->head;
+    s->head = s->tail = NULL;
+    s->queued = 0;
+    pthread_mutex_unlock(&s->lock);
+    int dropped = 0;
+    while (left) {
+        sched_job *next = left->next;
+        job_fail(s, left, VIGIL_ERR_UNAVAILABLE, "the server is shutting down");
+        left = next;
+        dropped++;
+    }
+    if (dropped) LOG_W("model %s: %d queued requests dropped at the drain timeout", s->model, dropped);
+    pthread_mutex_lock(&s->lock);
+    while (s->running) pthread_cond_wait(&s->idle, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void sched_destroy(sched *s) {
+    if (!s) return;
+    sched_drain(s, 0);
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < s->n_workers; i++) {
+        sched_worker *w = &s->workers[i];
+        if (w->started) pthread_join(w->thread, NULL);
+        s->ops->unload(w->model);
+        for (int k = 0; k < BACKEND_MAX_IO; k++) vigil_free(w->staging[k]);
+    }
+    pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->lock);
+    vigil_free(s->workers);
+    vigil_free(s);
+}
+
+size_t sched_queue_length(sched *s) {
+    pthread_mutex_lock(&s->lock);
+    size_t n = s->queued;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}

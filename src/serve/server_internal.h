@@ -1,0 +1,133 @@
+/*
+ * server_internal.h - what server.c shares with the route handlers
+ * (routes_v2.c, routes_api.c): the server context, one HTTP exchange (a
+ * request and its response), and the helpers that fill a response.
+ *
+ * An exchange lives from the first header callback to MHD's completion
+ * notice.  A handler either fills the response before returning, or starts
+ * an asynchronous job (exchange_submit): the connection is suspended, the
+ * worker's completion resumes it, and `finish` turns the job into the
+ * response on an I/O thread.
+ */
+#ifndef VIGIL_SERVE_SERVER_INTERNAL_H
+#define VIGIL_SERVE_SERVER_INTERNAL_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+
+#include "core/arena.h"
+#include "serve/cache.h"
+#include "serve/infer_codec.h"
+#include "serve/metrics.h"
+#include "serve/repository.h"
+#include "serve/server.h"
+#include "serve/textbuf.h"
+
+struct vigil_server {
+    vigil_config cfg;
+    struct MHD_Daemon *daemon;
+    uint16_t http_port;
+    atomic_int ready;
+    atomic_int stopping;
+    atomic_llong request_count;
+    atomic_int active; /* exchanges not yet completed */
+    metrics *metrics;
+    repository *repo;
+    result_cache *cache;
+};
+
+typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE } exchange_state;
+
+typedef struct http_exchange http_exchange;
+struct http_exchange {
+    vigil_server *server;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;
+    arena *arena;     /* everything the request allocates; freed at completion */
+    textbuf body;
+    int body_too_large;
+    int64_t start_ns;
+    char request_id[65];
+    const char *route; /* route pattern for metrics and the access log */
+    char model[MODEL_NAME_MAX];
+    exchange_state state;
+
+    /* asynchronous work */
+    served_model *served; /* reference held until completion */
+    sched_job *job;
+    infer_request *infer;
+    atomic_int job_done;
+    void (*finish)(http_exchange *ex);
+    int cache_use;       /* the model caches answers: store this one under cache_key */
+    cache_key cache_key;
+
+    /* model upload (PUT /api/v1/models/{m}/versions/{v}): the body streams to a temp file */
+    int upload_fd;       /* -1 when not an upload */
+    char upload_path[2300];
+    size_t upload_bytes;
+    vigil_status upload_status; /* first failure while receiving */
+    char upload_error[256];
+
+    /* the response */
+    int have_response;
+    int code;
+    char *resp; /* vigil_malloc'd */
+    size_t resp_len;
+    const char *content_type;
+    char retry_after[16];
+    char header_length[32]; /* Inference-Header-Content-Length */
+};
+
+/* ---- responses (each replaces any response already set) ---- */
+void respond_take(http_exchange *ex, int code, const char *content_type, char *body, size_t len);
+void respond_json(http_exchange *ex, int code, const char *json);
+/* Takes ownership of obj (jansson). */
+void respond_jansson(http_exchange *ex, int code, void *obj);
+/* {"error": message} with the status's HTTP code (Retry-After on 503). */
+void respond_error(http_exchange *ex, vigil_status status, const char *message);
+void respond_error_code(http_exchange *ex, int code, const char *message);
+
+/* ---- requests ---- */
+const char *exchange_query(http_exchange *ex, const char *key);
+const char *exchange_header(http_exchange *ex, const char *key);
+/* Takes a reference on the model (version 0 = served one) into ex->served;
+ * on failure the error response is set and 0 returned. */
+int exchange_acquire(http_exchange *ex, const char *model, int64_t version);
+/* Suspends the connection and queues ex->job on ex->served; finish runs on
+ * an I/O thread after the job completed. */
+void exchange_submit(http_exchange *ex, void (*finish)(http_exchange *ex));
+
+/* Starts the cache key for ex->served (model, version, kind); returns 0
+ * when the model does not use the cache. */
+int exchange_cache_begin(http_exchange *ex, const char *kind, cache_hasher *h);
+/* Finishes the key and looks it up (counting the hit or miss); on a hit
+ * the value is in the arena. */
+int exchange_cache_lookup(http_exchange *ex, const cache_hasher *h, void **value, size_t *size);
+
+/* ---- uploads (upload.c) ---- */
+/* Called with the headers: when ex is an upload, opens the temp file. */
+void upload_begin(http_exchange *ex);
+/* Called for each body chunk of an upload. */
+void upload_write(http_exchange *ex, const char *data, size_t size);
+/* The route: checks the file by loading it, renames it into place, answers. */
+void upload_finish(http_exchange *ex, const char *model, const char *version);
+/* Removes a temp file left by an unfinished upload. */
+void upload_abort(http_exchange *ex);
+
+/* ---- routes: path segments after splitting on '/' ---- */
+#define ROUTE_MAX_SEGMENTS 8
+typedef struct route_path {
+    const char *seg[ROUTE_MAX_SEGMENTS];
+    size_t n;
+} route_path;
+
+/* Each returns 1 when it handled the path (response set or job started). */
+int routes_v2(http_exchange *ex, const route_path *p);
+int routes_api(http_exchange *ex, const route_path *p);
+
+/* 405 with a message naming the allowed method; returns 1. */
+int respond_method(http_exchange *ex, const char *allowed);
+int method_is(const http_exchange *ex, const char *method);
+
+#endif

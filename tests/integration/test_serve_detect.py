@@ -1,0 +1,140 @@
+"""POST /api/v1/detect on the real YOLOv8n with bus.jpg: the same answer as
+`vigil detect --json`, multipart uploads, query options, rendering, and
+the routes around it (device info)."""
+import json
+import os
+
+import pytest
+import requests
+
+from conftest import add_model, ready_daemon, run_vigil, shared_path
+
+
+@pytest.fixture(scope="module")
+def detect_server(tmp_path_factory):
+    model = shared_path("models/yolov8n.onnx")
+    models = tmp_path_factory.mktemp("models")
+    (models / "yolov8n" / "1").mkdir(parents=True)
+    os.symlink(model, models / "yolov8n" / "1" / "model.onnx")  # read in place, never copied
+    add_model(models, "affine")
+    d = ready_daemon("--models", models)
+    yield d
+    d.stop()
+
+
+def without_timing(obj):
+    return {k: v for k, v in obj.items() if k not in ("timing_ms", "image", "model")}
+
+
+def test_detect_equals_cli_json(detect_server):
+    image = shared_path("images/bus.jpg")
+    r = requests.post(detect_server.url + "/api/v1/detect", data=image.read_bytes(), timeout=60,
+                      headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    served = r.json()
+    cli = run_vigil("detect", "--json", "--model", shared_path("models/yolov8n.onnx"), image)
+    assert cli.returncode == 0, cli.stderr
+    expected = json.loads(cli.stdout.splitlines()[0])
+    assert without_timing(served) == without_timing(expected)
+    assert served["model"] == "yolov8n"
+    names = [d["class_name"] for d in served["detections"]]
+    assert names.count("person") == 4 and "bus" in names
+
+
+def test_detect_multipart_with_options(detect_server):
+    image = shared_path("images/bus.jpg")
+    r = requests.post(detect_server.url + "/api/v1/detect", params={"model": "yolov8n", "classes": "bus,0",
+                                                                     "conf": "0.5", "max_det": "2"},
+                      files={"image": ("bus.jpg", image.read_bytes(), "image/jpeg")}, timeout=60)
+    assert r.status_code == 200, r.text
+    dets = r.json()["detections"]
+    assert len(dets) == 2 and all(d["score"] >= 0.5 for d in dets)
+    assert all(d["class_name"] in ("person", "bus") for d in dets)
+
+
+def test_detect_render_returns_jpeg(detect_server):
+    image = shared_path("images/bus.jpg")
+    r = requests.post(detect_server.url + "/api/v1/detect?render=1", data=image.read_bytes(), timeout=60)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "image/jpeg"
+    assert r.content[:2] == b"\xff\xd8" and len(r.content) > 10000
+
+
+@pytest.mark.parametrize("query, body, code, fragment", [
+    ("", b"not an image at all", 400, ""),
+    ("", b"", 400, "no image"),
+    ("?conf=2", b"x", 400, "conf"),
+    ("?classes=zebra-unicorn", None, 400, "unknown class"),
+    ("?model=affine", b"x", 400, "not a detection model"),
+    ("?model=ghost", b"x", 404, "unknown model"),
+])
+def test_detect_errors(detect_server, query, body, code, fragment):
+    if body is None:
+        body = shared_path("images/bus.jpg").read_bytes()
+    r = requests.post(detect_server.url + "/api/v1/detect" + query, data=body, timeout=60)
+    assert r.status_code == code, r.text
+    assert fragment in r.json()["error"]
+
+
+def test_detect_multipart_without_image_field(detect_server):
+    r = requests.post(detect_server.url + "/api/v1/detect", files={"photo": ("a.jpg", b"xx")}, timeout=10)
+    assert r.status_code == 400 and "image" in r.json()["error"]
+
+
+def test_device_info(detect_server):
+    info = requests.get(detect_server.url + "/api/v1/device/info", timeout=5).json()
+    assert info["cpu"]["cores"] == os.cpu_count()
+    assert set(info["cpu"]["isa"]) == {"avx2", "avx512f", "fma", "neon"}
+    flags = open("/proc/cpuinfo").read()
+    assert info["cpu"]["isa"]["avx2"] == (" avx2" in flags)
+    assert info["memory"]["total_bytes"] > info["memory"]["available_bytes"] > 0
+    assert [b["name"] for b in info["backends"]] == ["cpu"]
+
+
+def test_models_list_shows_tasks(detect_server):
+    models = {m["name"]: m for m in requests.get(detect_server.url + "/api/v1/models", timeout=5).json()["models"]}
+    assert models["yolov8n"]["task"] == "detect" and models["affine"]["task"] == "raw"
+    meta = requests.get(detect_server.url + "/v2/models/yolov8n", timeout=5).json()
+    assert meta["inputs"][0]["name"] == "images" and meta["inputs"][0]["shape"] == [1, 3, 640, 640]
+
+
+def test_priority_jumps_the_queue(detect_server):
+    """One detection runs at a time: while the first runs, a normal and then an
+    urgent request queue up; the urgent one must finish first."""
+    import concurrent.futures
+    import time
+    image = shared_path("images/bus.jpg").read_bytes()
+
+    def detect(priority):
+        url = detect_server.url + "/api/v1/detect?model=yolov8n" + (f"&priority={priority}" if priority else "")
+        r = requests.post(url, data=image, timeout=120)
+        assert r.status_code == 200, r.text
+        return time.monotonic()
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        first = pool.submit(detect, None)
+        time.sleep(0.15)  # the first is running
+        normal = pool.submit(detect, None)
+        time.sleep(0.05)
+        urgent = pool.submit(detect, 10)
+        assert urgent.result() < normal.result()
+        first.result()
+    assert requests.post(detect_server.url + "/api/v1/detect?priority=high", data=image, timeout=10).status_code == 400
+
+
+def test_config_labels_and_thresholds(tmp_path):
+    """labels and thresholds from config.yaml: names come from the file, and the
+    default conf drops the 0.42 person."""
+    models = tmp_path / "models"
+    (models / "det" / "1").mkdir(parents=True)
+    os.symlink(shared_path("models/yolov8n.onnx"), models / "det" / "1" / "model.onnx")
+    (models / "det" / "names.txt").write_text("".join(f"thing{i}\n" for i in range(80)))
+    (models / "det" / "config.yaml").write_text("task: detect\nlabels: names.txt\nthresholds:\n  conf: 0.5\n")
+    d = ready_daemon("--models", models)
+    try:
+        r = requests.post(d.url + "/api/v1/detect", data=shared_path("images/bus.jpg").read_bytes(), timeout=60)
+        assert r.status_code == 200, r.text
+        dets = r.json()["detections"]
+        assert sorted(x["class_name"] for x in dets) == ["thing0", "thing0", "thing0", "thing5"]
+    finally:
+        assert d.stop() == 0
