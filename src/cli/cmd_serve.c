@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "grpc/grpc_frontend.h"
 #include "serve/server.h"
 
 extern char **environ;
@@ -139,9 +140,16 @@ int cmd_serve(int argc, char **argv) {
         server_destroy(server);
         return 1;
     }
+    grpc_frontend *grpc = NULL;
+    if (grpc_frontend_start(&cfg, server, &grpc, &err)) {
+        LOG_E("%s", err.message);
+        server_destroy(server);
+        return 1;
+    }
     int sig = 0;
     sigwait(&stop_signals, &sig);
     LOG_I("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    grpc_frontend_stop(grpc); /* drains gRPC calls and streams while the schedulers still run */
     server_destroy(server);
     return 0;
 }

@@ -1,0 +1,257 @@
+/*
+ * grpc_detect.c - vigil.v1.Detection {Detect, StreamDetect} and the seed's
+ * names for the same calls, vigil.v1.HailoInference {Inference,
+ * StreamInference}.
+ *
+ * A request becomes the same SCHED_JOB_DETECT job as POST /api/v1/detect
+ * (decode, letterbox, model, NMS on the scheduler's worker); the job's JSON
+ * body (the `vigil detect --json` object) is turned into a DetectResponse on
+ * a completion thread.  On a stream each frame is answered in order with
+ * its frame_id; a frame that fails gets a response with `error` and
+ * `error_code` set and the stream goes on.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "detection.pb-c.h"
+#include "grpc/grpc_internal.h"
+
+typedef struct detect_ctx {
+    uint64_t frame_id;
+    int streaming;
+    int cache_use; /* the model caches answers: store this one under cache_key */
+    cache_key cache_key;
+} detect_ctx;
+
+/* ------------------------------------------------------------ request */
+
+static vigil_status detect_options(const served_model *m, const Vigil__V1__DetectOptions *o, gwork *w,
+                                   vigil_error *err) {
+    sched_job *job = w->job;
+    vigil_detect_options *d = &job->detect;
+    *d = vigil_detect_options_default();
+    if (m->config.conf_threshold >= 0) d->conf_threshold = (float)m->config.conf_threshold;
+    if (m->config.iou_threshold >= 0) d->iou_threshold = (float)m->config.iou_threshold;
+    if (!o) return VIGIL_OK;
+    if (!(o->conf_threshold >= 0 && o->conf_threshold <= 1) || !(o->iou_threshold >= 0 && o->iou_threshold <= 1) ||
+        o->max_detections < 0)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "options: conf_threshold and iou_threshold are in [0, 1], max_detections >= 0 (0 = default)");
+    if (o->conf_threshold > 0) d->conf_threshold = o->conf_threshold;
+    if (o->iou_threshold > 0) d->iou_threshold = o->iou_threshold;
+    if (o->max_detections > 0) d->max_detections = o->max_detections;
+    if (o->n_classes) { /* the REST form, "0,bus", resolved by the worker */
+        size_t size = 1;
+        for (size_t i = 0; i < o->n_classes; i++) size += strlen(o->classes[i]) + 1;
+        char *spec = arena_alloc(w->arena, size, 1);
+        if (!spec) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+        spec[0] = '\0';
+        for (size_t i = 0; i < o->n_classes; i++) {
+            if (!*o->classes[i] || strchr(o->classes[i], ','))
+                return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "options.classes: one id or name per entry");
+            if (i) strcat(spec, ",");
+            strcat(spec, o->classes[i]);
+        }
+        job->classes_spec = spec;
+    }
+    return VIGIL_OK;
+}
+
+static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, gwork *w, vigil_error *err) {
+    char name[MODEL_NAME_MAX];
+    const char *model = req->model;
+    if (!*model) {
+        vigil_status st = repository_default_detector(gcall_server(c)->repo, name, sizeof name, err);
+        if (st) return st;
+        model = name;
+    }
+    vigil_status st = gwork_acquire(w, model, 0, err);
+    if (st) return st;
+    if (w->served->task != MODEL_TASK_DETECT)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model '%s' is not a detection model (task raw)", model);
+    if (req->image.len == 0)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "no image: send JPEG or PNG bytes in `image`");
+    void *image = arena_alloc(w->arena, req->image.len, 16);
+    if (!image) return vigil_error_set(err, VIGIL_ERR_LIMIT, "image: request memory limit reached");
+    memcpy(image, req->image.data, req->image.len);
+    sched_job *job = w->job;
+    job->kind = SCHED_JOB_DETECT;
+    job->image = image;
+    job->image_size = req->image.len;
+    job->batch = 1;
+    job->render = req->render != 0;
+    if (req->priority < -1000 || req->priority > 1000)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "priority is an integer in [-1000, 1000]");
+    job->priority = req->priority;
+    if (*req->image_name && !(job->image_name = arena_strdup(w->arena, req->image_name)))
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    return detect_options(w->served, req->options, w, err);
+}
+
+/* ------------------------------------------------------------ response */
+
+/* Sends r (unary) or writes it on the stream. */
+static void detect_answer(gcall *c, uint64_t seq, int streaming, Vigil__V1__DetectResponse *r) {
+    if (streaming) gstream_answer(c, seq, &r->base);
+    else gcall_reply(c, &r->base);
+}
+
+static void detect_fail(gcall *c, uint64_t seq, int streaming, uint64_t frame_id, vigil_status st, const char *message) {
+    if (st == VIGIL_ERR_UNSUPPORTED || st == VIGIL_ERR_PARSE) st = VIGIL_ERR_INVALID_ARGUMENT; /* a bad image */
+    if (!streaming) {
+        gcall_fail(c, st, message);
+        return;
+    }
+    Vigil__V1__DetectResponse r = VIGIL__V1__DETECT_RESPONSE__INIT;
+    r.frame_id = frame_id;
+    r.error = (char *)message;
+    r.error_code = (int32_t)grpc_status_for(st);
+    gstream_answer(c, seq, &r.base);
+}
+
+/* Fills r from the job's JSON body; the response's pieces go in a. */
+static vigil_status response_from_json(const char *text, size_t len, arena *a, Vigil__V1__DetectResponse *r,
+                                       vigil_error *err) {
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    const json_t *list = json_object_get(root, "detections");
+    if (!json_is_array(list)) {
+        json_decref(root);
+        return vigil_error_set(err, VIGIL_ERR_INTERNAL, "detect: unexpected job body");
+    }
+    size_t n = json_array_size(list);
+    Vigil__V1__DetectedObject *objs = arena_calloc(a, n + 1, sizeof *objs);
+    Vigil__V1__DetectedObject **ptrs = arena_calloc(a, n + 1, sizeof *ptrs);
+    Vigil__V1__Box *boxes = arena_calloc(a, n + 1, sizeof *boxes);
+    Vigil__V1__Timing *timing = arena_alloc(a, sizeof *timing, 16);
+    char *image = arena_strdup(a, json_string_value(json_object_get(root, "image")) ? json_string_value(json_object_get(root, "image")) : "");
+    char *model = arena_strdup(a, json_string_value(json_object_get(root, "model")) ? json_string_value(json_object_get(root, "model")) : "");
+    vigil_status st = objs && ptrs && boxes && timing && image && model ? VIGIL_OK
+                                                                         : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    for (size_t i = 0; !st && i < n; i++) {
+        const json_t *d = json_array_get(list, i), *box = json_object_get(d, "box"), *rle = json_object_get(d, "mask_rle");
+        Vigil__V1__DetectedObject *o = &objs[i];
+        *o = (Vigil__V1__DetectedObject)VIGIL__V1__DETECTED_OBJECT__INIT;
+        boxes[i] = (Vigil__V1__Box)VIGIL__V1__BOX__INIT;
+        boxes[i].x1 = (float)json_number_value(json_array_get(box, 0));
+        boxes[i].y1 = (float)json_number_value(json_array_get(box, 1));
+        boxes[i].x2 = (float)json_number_value(json_array_get(box, 2));
+        boxes[i].y2 = (float)json_number_value(json_array_get(box, 3));
+        o->box = &boxes[i];
+        o->class_id = (int32_t)json_integer_value(json_object_get(d, "class_id"));
+        o->score = (float)json_number_value(json_object_get(d, "score"));
+        const char *cname = json_string_value(json_object_get(d, "class_name"));
+        if (cname && !(o->class_name = arena_strdup(a, cname))) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+        if (json_is_array(rle)) {
+            o->n_mask_rle = json_array_size(rle);
+            o->mask_rle = arena_alloc(a, (o->n_mask_rle + 1) * sizeof *o->mask_rle, 16);
+            if (!o->mask_rle) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+            for (size_t k = 0; !st && k < o->n_mask_rle; k++) o->mask_rle[k] = json_integer_value(json_array_get(rle, k));
+        }
+        ptrs[i] = o;
+    }
+    if (!st) {
+        const json_t *t = json_object_get(root, "timing_ms");
+        *timing = (Vigil__V1__Timing)VIGIL__V1__TIMING__INIT;
+        timing->decode_ms = json_number_value(json_object_get(t, "decode"));
+        timing->letterbox_ms = json_number_value(json_object_get(t, "letterbox"));
+        timing->inference_ms = json_number_value(json_object_get(t, "inference"));
+        timing->postprocess_ms = json_number_value(json_object_get(t, "postprocess"));
+        timing->total_ms = json_number_value(json_object_get(t, "total"));
+        r->timing = timing;
+        r->n_detections = n;
+        r->detections = ptrs;
+        r->image = image;
+        r->model = model;
+        r->width = (int32_t)json_integer_value(json_object_get(root, "width"));
+        r->height = (int32_t)json_integer_value(json_object_get(root, "height"));
+    }
+    json_decref(root);
+    return st;
+}
+
+/* The response cache, with the REST detection key (routes_api.c): image
+ * bytes, thresholds, max detections, render, classes.  1 with job->body set
+ * on a hit. */
+static int detect_cache_hit(gwork *w, detect_ctx *ctx) {
+    cache_hasher h;
+    if (!gwork_cache_begin(w, "detect", &h)) return 0;
+    sched_job *job = w->job;
+    const vigil_detect_options *o = &job->detect;
+    cache_hasher_add(&h, job->image, job->image_size);
+    cache_hasher_add(&h, &o->conf_threshold, sizeof o->conf_threshold);
+    cache_hasher_add(&h, &o->iou_threshold, sizeof o->iou_threshold);
+    cache_hasher_add(&h, &o->max_detections, sizeof o->max_detections);
+    cache_hasher_add(&h, &job->render, sizeof job->render);
+    cache_hasher_add_str(&h, job->classes_spec ? job->classes_spec : "");
+    void *body;
+    size_t size;
+    ctx->cache_use = 1;
+    if (!gwork_cache_lookup(w, &h, &ctx->cache_key, &body, &size)) return 0;
+    job->body = body;
+    job->body_len = size;
+    return 1;
+}
+
+static void detect_finish(gwork *w) {
+    const detect_ctx *ctx = w->ctx;
+    const sched_job *job = w->job;
+    if (job->status) {
+        detect_fail(w->call, w->seq, ctx->streaming, ctx->frame_id, job->status, job->error.message);
+        return;
+    }
+    if (ctx->cache_use) cache_put(gcall_server(w->call)->cache, &ctx->cache_key, job->body, job->body_len);
+    Vigil__V1__DetectResponse r = VIGIL__V1__DETECT_RESPONSE__INIT;
+    r.frame_id = ctx->frame_id;
+    vigil_error err = {0};
+    if (job->render) {
+        r.rendered.data = (uint8_t *)job->body;
+        r.rendered.len = job->body_len;
+        r.model = w->served->name;
+    } else if (response_from_json(job->body, job->body_len, w->arena, &r, &err)) {
+        detect_fail(w->call, w->seq, ctx->streaming, ctx->frame_id, err.status, err.message);
+        return;
+    }
+    detect_answer(w->call, w->seq, ctx->streaming, &r);
+}
+
+static void detect_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len, int streaming) {
+    vigil_error err = {0};
+    Vigil__V1__DetectRequest *req = vigil__v1__detect_request__unpack(NULL, len, data);
+    gwork *w = req ? gwork_create(c, seq) : NULL;
+    detect_ctx *ctx = w ? arena_calloc(w->arena, 1, sizeof *ctx) : NULL;
+    uint64_t frame_id = req ? req->frame_id : 0;
+    if (!req) vigil_error_set(&err, VIGIL_ERR_PARSE, "malformed DetectRequest message");
+    else if (!ctx) vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    else if (detect_parse(c, req, w, &err) && w->served)
+        metrics_inference(gcall_server(c)->metrics, w->served->name, METRICS_ERROR);
+    if (req) vigil__v1__detect_request__free_unpacked(req, NULL);
+    if (err.status) {
+        detect_fail(c, seq, streaming, frame_id, err.status, err.message);
+        gwork_destroy(w);
+        return;
+    }
+    ctx->frame_id = frame_id;
+    ctx->streaming = streaming;
+    w->ctx = ctx;
+    if (detect_cache_hit(w, ctx)) { /* answered without the scheduler */
+        ctx->cache_use = 0;
+        detect_finish(w);
+        gwork_destroy(w);
+        return;
+    }
+    gwork_submit(w, detect_finish);
+}
+
+static void detect(gcall *c, uint64_t seq, const uint8_t *data, size_t len) { detect_start(c, seq, data, len, 0); }
+static void stream_detect(gcall *c, uint64_t seq, const uint8_t *data, size_t len) { detect_start(c, seq, data, len, 1); }
+
+const gmethod grpc_detect_methods[] = {
+    {"/vigil.v1.Detection/Detect", 0, detect},
+    {"/vigil.v1.Detection/StreamDetect", 1, stream_detect},
+    {"/vigil.v1.HailoInference/Inference", 0, detect},
+    {"/vigil.v1.HailoInference/StreamInference", 1, stream_detect},
+    {NULL, 0, NULL},
+};

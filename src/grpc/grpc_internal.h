@@ -1,0 +1,101 @@
+/*
+ * grpc_internal.h - what the gRPC call machinery (grpc_server.c) shares with
+ * the service handlers (grpc_kserve.c, grpc_detect.c).
+ *
+ * A gcall is one RPC.  A unary method's handler gets the request bytes and
+ * either answers at once (gcall_reply / gcall_fail) or hands a gwork to the
+ * model's scheduler (gwork_submit); the scheduler's done callback only queues
+ * the work for a completion thread, which runs work->finish (building the
+ * reply) and releases the model.  A streaming method's handler is called once
+ * per received message with a sequence number and answers each with
+ * gstream_answer, in any order from any thread: the machinery writes the
+ * answers in sequence order, one write at a time, and stops reading while
+ * GSTREAM_WINDOW messages are read but not yet written (flow control: a fast
+ * sender is held back by HTTP/2, a slow reader holds back the reads).
+ */
+#ifndef VIGIL_GRPC_INTERNAL_H
+#define VIGIL_GRPC_INTERNAL_H
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "serve/server_internal.h"
+
+#define GSTREAM_WINDOW 8
+
+typedef struct grpc_frontend grpc_frontend;
+typedef struct gcall gcall;
+typedef struct gwork gwork;
+
+typedef struct gmethod {
+    const char *path; /* "/inference.GRPCInferenceService/ModelInfer" */
+    int streaming;
+    /* unary: the request message; stream: one message, seq counts from 0 */
+    void (*handle)(gcall *c, uint64_t seq, const uint8_t *data, size_t len);
+} gmethod;
+
+/* The method tables of the services (NULL-path terminated). */
+extern const gmethod grpc_kserve_methods[];
+extern const gmethod grpc_detect_methods[];
+extern const gmethod grpc_health_methods[];
+
+/* ---- what handlers reach ---- */
+vigil_server *gcall_server(const gcall *c);
+const gmethod *gcall_method(const gcall *c);
+/* 1 when the server is ready and the gRPC side is not shutting down. */
+int gcall_serving(const gcall *c);
+/* Remaining time of the call's deadline capped by request_timeout_ms, as a
+ * CLOCK_MONOTONIC deadline for sched_job. */
+int64_t gcall_job_deadline(const gcall *c);
+
+/* Unary: sends message (packed with protobuf-c) and OK. */
+void gcall_reply(gcall *c, const ProtobufCMessage *message);
+/* Unary: sends the gRPC status for a vigil status (never OK) and message. */
+void gcall_fail(gcall *c, vigil_status status, const char *message);
+
+/* Stream: the answer to message seq (packed here; NULL message = no answer,
+ * the sequence number is just consumed). */
+void gstream_answer(gcall *c, uint64_t seq, const ProtobufCMessage *message);
+
+/* gRPC status code for a vigil status. */
+grpc_status_code grpc_status_for(vigil_status status);
+
+/* ---- scheduler hand-off ---- */
+struct gwork {
+    gcall *call;
+    uint64_t seq;
+    arena *arena;         /* the request's: job, inputs, outputs */
+    served_model *served; /* reference released after finish */
+    sched_job *job;
+    void *ctx;            /* the handler's, in the arena */
+    void (*finish)(gwork *w);
+    gwork *next;
+};
+
+/* A work item with its own arena and a zeroed job, referencing c. */
+gwork *gwork_create(gcall *c, uint64_t seq);
+/* Acquires model (version 0 = served) into w->served; on failure err is set. */
+vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_error *err);
+/* Queues w->job on w->served's scheduler; finish runs on a completion thread
+ * when the job is done (also when the queue refuses it: job->status is then
+ * set).  Ownership of w passes to the machinery. */
+void gwork_submit(gwork *w, void (*finish)(gwork *w));
+/* Releases everything w holds (called by the machinery after finish, and by
+ * handlers for work they never submit). */
+void gwork_destroy(gwork *w);
+
+/* ---- response cache (shared with REST: same key pieces, same order) ---- */
+/* Starts the key for w->served (kind "infer" or "detect", model, version);
+ * 0 when the model does not use the cache. */
+int gwork_cache_begin(gwork *w, const char *kind, cache_hasher *h);
+/* Finishes the key into *key, counts the lookup; 1 on a hit with the value
+ * copied into w's arena. */
+int gwork_cache_lookup(gwork *w, const cache_hasher *h, cache_key *key, void **value, size_t *size);
+
+/* Parses a positive version string ("" = 0: the served one). */
+int grpc_parse_version(const char *text, int64_t *out);
+
+#endif

@@ -1,0 +1,803 @@
+/*
+ * grpc_server.c - the gRPC listener on gRPC's core C API: one completion
+ * queue, a few poller threads, and the call state machines.
+ *
+ * Every registered method keeps a couple of grpc_server_request_registered_call
+ * requests armed; each arrival re-arms one and becomes a gcall.  Unknown
+ * methods arrive through grpc_server_request_call and get UNIMPLEMENTED.
+ * A gcall is reference-counted: every grpc batch in flight and every
+ * scheduler job holds a reference, and the last one frees it.
+ *
+ * Inference never runs here and the scheduler's worker threads never touch
+ * gRPC: a job's done callback only appends the work to a list, and one of
+ * the completion threads builds the reply and starts the send batch (the
+ * same split as the HTTP side, where the worker resumes the connection).
+ *
+ * Streams (see grpc_internal.h): answers are kept in a ring of
+ * GSTREAM_WINDOW slots indexed by sequence number; only the oldest is
+ * written, one write at a time, and the next read is posted only while fewer
+ * than GSTREAM_WINDOW messages are read but unwritten.  So a stream holds at
+ * most GSTREAM_WINDOW frames in memory whatever the peers do.
+ *
+ * Shutdown: no new calls; streams stop reading, answer what they have read
+ * and end with UNAVAILABLE; after shutdown_timeout_ms what is left is
+ * cancelled.
+ */
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "grpc/grpc_frontend.h"
+#include "grpc/grpc_internal.h"
+
+#define GRPC_MAX_METHODS 40
+#define GRPC_ARMED_PER_METHOD 2
+#define GRPC_MAX_THREADS 8
+#define GRPC_ARENA_MIN_CAP (INT64_C(256) << 20)
+#define GRPC_LOOKAHEAD_BYTES (256 * 1024) /* per-stream receive window beyond the message being read */
+
+typedef enum gtag_kind { TAG_NEW = 0, TAG_CLOSE, TAG_SEND, TAG_RECV, TAG_SHUTDOWN } gtag_kind;
+
+typedef struct gtag {
+    gcall *call;
+    gtag_kind kind;
+} gtag;
+
+typedef struct gslot {
+    int ready;                /* answered, waiting to be written */
+    grpc_byte_buffer *buffer; /* NULL = nothing to write */
+} gslot;
+
+typedef struct registration {
+    const gmethod *method;
+    void *handle; /* from grpc_server_register_method */
+} registration;
+
+struct gcall {
+    grpc_frontend *fe;
+    const registration *reg; /* NULL = an unknown method */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_call_details details; /* unknown methods */
+    grpc_metadata_array metadata;
+    grpc_byte_buffer *payload; /* unary request / last stream message */
+    gtag t_new, t_close, t_send, t_recv;
+
+    pthread_mutex_t lock;
+    int refs;
+    int cancelled;           /* from RECV_CLOSE_ON_SERVER */
+    int status_sent;
+    int sent_initial;
+    grpc_byte_buffer *sending;
+    grpc_slice status_details;
+    int have_details;
+
+    /* streams */
+    uint64_t next_seq, send_seq;
+    int recv_pending, send_pending, half_closed;
+    gslot slots[GSTREAM_WINDOW];
+    gcall *prev, *next; /* live calls, for shutdown */
+};
+
+struct grpc_frontend {
+    vigil_server *server;
+    grpc_server *gs;
+    grpc_completion_queue *cq;
+    uint16_t port;
+    auth_verifier *auth; /* from the same auth.* settings as the HTTP side */
+    atomic_int stopping;
+    registration regs[GRPC_MAX_METHODS];
+    size_t n_regs;
+    pthread_t pollers[GRPC_MAX_THREADS];
+    size_t n_pollers;
+    pthread_t finishers[GRPC_MAX_THREADS];
+    size_t n_finishers;
+    gtag t_shutdown;
+
+    pthread_mutex_t lock; /* everything below */
+    pthread_cond_t cond;
+    gwork *done_head, *done_tail;
+    int finishers_quit;
+    int shutdown_seen;
+    gcall *live; /* list of live calls */
+};
+
+static void stream_pump(gcall *c);
+
+/* ------------------------------------------------------------ status */
+
+grpc_status_code grpc_status_for(vigil_status status) {
+    switch (status) {
+    case VIGIL_OK: return GRPC_STATUS_OK;
+    case VIGIL_ERR_INVALID_ARGUMENT:
+    case VIGIL_ERR_PARSE: return GRPC_STATUS_INVALID_ARGUMENT;
+    case VIGIL_ERR_NOT_FOUND: return GRPC_STATUS_NOT_FOUND;
+    case VIGIL_ERR_NO_MEMORY:
+    case VIGIL_ERR_LIMIT: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    case VIGIL_ERR_UNAVAILABLE: return GRPC_STATUS_UNAVAILABLE;
+    case VIGIL_ERR_TIMEOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;
+    case VIGIL_ERR_UNAUTHENTICATED: return GRPC_STATUS_UNAUTHENTICATED;
+    case VIGIL_ERR_PERMISSION: return GRPC_STATUS_PERMISSION_DENIED;
+    case VIGIL_ERR_EXISTS: return GRPC_STATUS_ALREADY_EXISTS;
+    case VIGIL_ERR_STATE:
+    case VIGIL_ERR_UNSUPPORTED: return GRPC_STATUS_FAILED_PRECONDITION;
+    default: return GRPC_STATUS_INTERNAL;
+    }
+}
+
+/* The HTTP code counted in vigil_http_requests_total for a gRPC status. */
+static int http_code_for(grpc_status_code code) {
+    switch (code) {
+    case GRPC_STATUS_OK: return 200;
+    case GRPC_STATUS_INVALID_ARGUMENT:
+    case GRPC_STATUS_FAILED_PRECONDITION: return 400;
+    case GRPC_STATUS_UNAUTHENTICATED: return 401;
+    case GRPC_STATUS_PERMISSION_DENIED: return 403;
+    case GRPC_STATUS_NOT_FOUND: return 404;
+    case GRPC_STATUS_ALREADY_EXISTS: return 409;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED: return 413;
+    case GRPC_STATUS_UNIMPLEMENTED: return 501;
+    case GRPC_STATUS_UNAVAILABLE: return 503;
+    case GRPC_STATUS_DEADLINE_EXCEEDED: return 504;
+    default: return 500;
+    }
+}
+
+int grpc_parse_version(const char *text, int64_t *out) {
+    *out = 0;
+    if (!text || !*text) return 1;
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end || v < 1) return 0;
+    *out = v;
+    return 1;
+}
+
+/* ------------------------------------------------------------ calls */
+
+static gcall *gcall_create(grpc_frontend *fe, const registration *reg) {
+    gcall *c = vigil_calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->fe = fe;
+    c->reg = reg;
+    c->t_new = (gtag){c, TAG_NEW};
+    c->t_close = (gtag){c, TAG_CLOSE};
+    c->t_send = (gtag){c, TAG_SEND};
+    c->t_recv = (gtag){c, TAG_RECV};
+    grpc_metadata_array_init(&c->metadata);
+    grpc_call_details_init(&c->details);
+    pthread_mutex_init(&c->lock, NULL);
+    c->refs = 1; /* the armed request */
+    return c;
+}
+
+static void gcall_free(gcall *c) {
+    if (c->call) {
+        pthread_mutex_lock(&c->fe->lock);
+        if (c->prev) c->prev->next = c->next;
+        else if (c->fe->live == c) c->fe->live = c->next;
+        if (c->next) c->next->prev = c->prev;
+        pthread_mutex_unlock(&c->fe->lock);
+        grpc_call_unref(c->call);
+    }
+    for (size_t i = 0; i < GSTREAM_WINDOW; i++)
+        if (c->slots[i].buffer) grpc_byte_buffer_destroy(c->slots[i].buffer);
+    if (c->payload) grpc_byte_buffer_destroy(c->payload);
+    if (c->sending) grpc_byte_buffer_destroy(c->sending);
+    if (c->have_details) grpc_slice_unref(c->status_details);
+    grpc_metadata_array_destroy(&c->metadata);
+    grpc_call_details_destroy(&c->details);
+    pthread_mutex_destroy(&c->lock);
+    vigil_free(c);
+}
+
+static void gcall_unref(gcall *c) {
+    pthread_mutex_lock(&c->lock);
+    int left = --c->refs;
+    pthread_mutex_unlock(&c->lock);
+    if (left == 0) gcall_free(c);
+}
+
+vigil_server *gcall_server(const gcall *c) { return c->fe->server; }
+const gmethod *gcall_method(const gcall *c) { return c->reg ? c->reg->method : NULL; }
+int gcall_serving(const gcall *c) { return atomic_load(&c->fe->server->ready) && !atomic_load(&c->fe->stopping); }
+
+int64_t gcall_job_deadline(const gcall *c) {
+    int64_t now = sched_now_ns();
+    int64_t deadline = now + c->fe->server->cfg.request_timeout_ms * INT64_C(1000000);
+    gpr_timespec d = gpr_convert_clock_type(c->deadline, GPR_CLOCK_REALTIME);
+    if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_REALTIME)) < 0) {
+        gpr_timespec left = gpr_time_sub(d, gpr_now(GPR_CLOCK_REALTIME));
+        int64_t ns = (int64_t)left.tv_sec * 1000000000 + left.tv_nsec;
+        if (now + ns < deadline) deadline = now + (ns > 0 ? ns : 0);
+    }
+    return deadline;
+}
+
+/* Packs message into a byte buffer (NULL when out of memory). */
+static grpc_byte_buffer *pack_message(const ProtobufCMessage *message) {
+    size_t size = protobuf_c_message_get_packed_size(message);
+    uint8_t *data = vigil_malloc(size ? size : 1);
+    if (!data) return NULL;
+    protobuf_c_message_pack(message, data);
+    grpc_slice slice = grpc_slice_new(data, size, vigil_free);
+    grpc_byte_buffer *buffer = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    return buffer;
+}
+
+/* Starts a batch with a reference for its completion; lock held. */
+static void start_batch(gcall *c, grpc_op *ops, size_t n, gtag *tag) {
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
+    if (e == GRPC_CALL_OK) c->refs++;
+    else LOG_E("grpc: start_batch failed (%d) on %s", (int)e, c->reg ? c->reg->method->path : "unknown method");
+}
+
+/* Appends SEND_INITIAL_METADATA to ops when not yet sent; lock held. */
+static size_t add_initial(gcall *c, grpc_op *ops) {
+    if (c->sent_initial) return 0;
+    c->sent_initial = 1;
+    memset(ops, 0, sizeof *ops);
+    ops->op = GRPC_OP_SEND_INITIAL_METADATA;
+    return 1;
+}
+
+/* Sends status (and message, unary) and counts the request; lock held. */
+static void send_final(gcall *c, grpc_byte_buffer *message, grpc_status_code code, const char *details) {
+    grpc_op ops[3];
+    size_t n = add_initial(c, ops);
+    if (message) {
+        memset(&ops[n], 0, sizeof ops[n]);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = message;
+        c->sending = message;
+        n++;
+    }
+    c->status_details = grpc_slice_from_copied_string(details ? details : "");
+    c->have_details = 1;
+    memset(&ops[n], 0, sizeof ops[n]);
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n].data.send_status_from_server.status_details = &c->status_details;
+    n++;
+    c->status_sent = 1;
+    start_batch(c, ops, n, &c->t_send);
+    metrics_http_request(c->fe->server->metrics, c->reg ? c->reg->method->path : "grpc unknown method",
+                         http_code_for(code));
+}
+
+void gcall_reply(gcall *c, const ProtobufCMessage *message) {
+    grpc_byte_buffer *buffer = pack_message(message);
+    pthread_mutex_lock(&c->lock);
+    if (c->status_sent) {
+        if (buffer) grpc_byte_buffer_destroy(buffer);
+    } else if (!buffer) {
+        send_final(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory packing the response");
+    } else {
+        send_final(c, buffer, GRPC_STATUS_OK, NULL);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void gcall_fail(gcall *c, vigil_status status, const char *message) {
+    pthread_mutex_lock(&c->lock);
+    if (!c->status_sent) send_final(c, NULL, grpc_status_for(status), message);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ------------------------------------------------------------ streams */
+
+void gstream_answer(gcall *c, uint64_t seq, const ProtobufCMessage *message) {
+    grpc_byte_buffer *buffer = message ? pack_message(message) : NULL;
+    pthread_mutex_lock(&c->lock);
+    gslot *slot = &c->slots[seq % GSTREAM_WINDOW];
+    slot->ready = 1;
+    slot->buffer = buffer;
+    stream_pump(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Moves a stream on: writes the next answer, posts the next read, or ends
+ * the call.  Lock held. */
+static void stream_pump(gcall *c) {
+    if (c->status_sent) return;
+    int stopping = atomic_load(&c->fe->stopping);
+    while (!c->send_pending && c->send_seq < c->next_seq && c->slots[c->send_seq % GSTREAM_WINDOW].ready) {
+        gslot *slot = &c->slots[c->send_seq % GSTREAM_WINDOW];
+        grpc_byte_buffer *buffer = slot->buffer;
+        slot->ready = 0;
+        slot->buffer = NULL;
+        c->send_seq++;
+        if (!buffer || c->cancelled) {
+            if (buffer) grpc_byte_buffer_destroy(buffer);
+            continue;
+        }
+        grpc_op ops[2];
+        size_t n = add_initial(c, ops);
+        memset(&ops[n], 0, sizeof ops[n]);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = buffer;
+        c->sending = buffer;
+        c->send_pending = 1;
+        start_batch(c, ops, n + 1, &c->t_send);
+    }
+    if (!c->recv_pending && !c->half_closed && !c->cancelled && !stopping &&
+        c->next_seq - c->send_seq < GSTREAM_WINDOW) {
+        grpc_op op;
+        memset(&op, 0, sizeof op);
+        op.op = GRPC_OP_RECV_MESSAGE;
+        op.data.recv_message.recv_message = &c->payload;
+        c->recv_pending = 1;
+        start_batch(c, &op, 1, &c->t_recv);
+    }
+    if ((c->half_closed || c->cancelled || stopping) && c->send_seq == c->next_seq && !c->send_pending) {
+        if (c->half_closed) send_final(c, NULL, GRPC_STATUS_OK, NULL);
+        else send_final(c, NULL, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
+    }
+}
+
+/* A stream message arrived (or the client half-closed). */
+static void on_recv(gcall *c, int ok) {
+    pthread_mutex_lock(&c->lock);
+    c->recv_pending = 0;
+    grpc_byte_buffer *payload = c->payload;
+    c->payload = NULL;
+    uint64_t seq = 0;
+    int take = ok && payload && !c->status_sent;
+    if (take) seq = c->next_seq++;
+    else c->half_closed = 1;
+    pthread_mutex_unlock(&c->lock);
+    if (take) {
+        grpc_byte_buffer_reader reader;
+        if (grpc_byte_buffer_reader_init(&reader, payload)) {
+            grpc_slice slice = grpc_byte_buffer_reader_readall(&reader);
+            grpc_byte_buffer_reader_destroy(&reader);
+            c->reg->method->handle(c, seq, GRPC_SLICE_START_PTR(slice), GRPC_SLICE_LENGTH(slice));
+            grpc_slice_unref(slice);
+        } else {
+            gstream_answer(c, seq, NULL);
+        }
+    }
+    if (payload) grpc_byte_buffer_destroy(payload);
+    pthread_mutex_lock(&c->lock);
+    stream_pump(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void on_send(gcall *c) {
+    pthread_mutex_lock(&c->lock);
+    c->send_pending = 0;
+    if (c->sending) grpc_byte_buffer_destroy(c->sending);
+    c->sending = NULL;
+    stream_pump(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ------------------------------------------------------------ arrival */
+
+static void arm(grpc_frontend *fe, const registration *reg) {
+    if (atomic_load(&fe->stopping)) return;
+    gcall *c = gcall_create(fe, reg);
+    if (!c) {
+        LOG_E("grpc: out of memory arming a call");
+        return;
+    }
+    grpc_call_error e;
+    if (reg)
+        e = grpc_server_request_registered_call(fe->gs, reg->handle, &c->call, &c->deadline, &c->metadata,
+                                                reg->method->streaming ? NULL : &c->payload, fe->cq, fe->cq, &c->t_new);
+    else
+        e = grpc_server_request_call(fe->gs, &c->call, &c->details, &c->metadata, fe->cq, fe->cq, &c->t_new);
+    if (e != GRPC_CALL_OK) {
+        gcall_free(c);
+        if (!atomic_load(&fe->stopping)) LOG_E("grpc: cannot request calls (%d)", (int)e);
+    }
+}
+
+/* Checks the call's "authorization" metadata against the scope its method
+ * needs (auth.mode off accepts everything); on refusal the status is sent.
+ * Returns 1 when the call may go on.  Lock held. */
+static int call_authorized(gcall *c) {
+    if (!auth_enabled(c->fe->auth)) return 1;
+    char path[256] = "", *token = NULL;
+    if (c->reg) snprintf(path, sizeof path, "%s", c->reg->method->path);
+    else snprintf(path, sizeof path, "%.*s", (int)GRPC_SLICE_LENGTH(c->details.method),
+                  (const char *)GRPC_SLICE_START_PTR(c->details.method));
+    for (size_t i = 0; i < c->metadata.count && !token; i++) {
+        const grpc_metadata *md = &c->metadata.metadata[i];
+        if (grpc_slice_str_cmp(md->key, "authorization") != 0) continue;
+        token = vigil_malloc(GRPC_SLICE_LENGTH(md->value) + 1);
+        if (!token) break;
+        memcpy(token, GRPC_SLICE_START_PTR(md->value), GRPC_SLICE_LENGTH(md->value));
+        token[GRPC_SLICE_LENGTH(md->value)] = '\0';
+    }
+    auth_result result;
+    vigil_status st = auth_check(c->fe->auth, token, auth_grpc_scope(path), &result);
+    vigil_free(token);
+    if (st) send_final(c, NULL, grpc_status_for(st), result.message);
+    return st == VIGIL_OK;
+}
+
+/* Unary: runs the handler on the request message; stream: starts reading. */
+static void call_dispatch(gcall *c) {
+    if (c->reg->method->streaming) {
+        pthread_mutex_lock(&c->lock);
+        stream_pump(c);
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    grpc_byte_buffer_reader reader;
+    if (!c->payload || !grpc_byte_buffer_reader_init(&reader, c->payload)) {
+        gcall_fail(c, VIGIL_ERR_INVALID_ARGUMENT, "no request message");
+        return;
+    }
+    grpc_slice slice = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    c->reg->method->handle(c, 0, GRPC_SLICE_START_PTR(slice), GRPC_SLICE_LENGTH(slice));
+    grpc_slice_unref(slice);
+}
+
+static void on_new(gcall *c, int ok) {
+    grpc_frontend *fe = c->fe;
+    if (!ok) { /* shutting down: the request was never matched */
+        c->call = NULL;
+        gcall_free(c);
+        return;
+    }
+    arm(fe, c->reg);
+    pthread_mutex_lock(&fe->lock);
+    c->next = fe->live;
+    if (fe->live) fe->live->prev = c;
+    fe->live = c;
+    pthread_mutex_unlock(&fe->lock);
+
+    pthread_mutex_lock(&c->lock);
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    start_batch(c, &op, 1, &c->t_close);
+    int go = call_authorized(c);
+    if (go && !c->reg) send_final(c, NULL, GRPC_STATUS_UNIMPLEMENTED, "vigil does not serve this method");
+    pthread_mutex_unlock(&c->lock);
+    if (go && c->reg) call_dispatch(c);
+    gcall_unref(c); /* the armed request's reference */
+}
+
+static void on_close(gcall *c) {
+    pthread_mutex_lock(&c->lock);
+    if (c->cancelled && !c->status_sent && c->reg && c->reg->method->streaming) stream_pump(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void *poller_main(void *arg) {
+    grpc_frontend *fe = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(fe->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+        if (ev.type != GRPC_OP_COMPLETE) continue;
+        gtag *tag = ev.tag;
+        if (tag->kind == TAG_SHUTDOWN) {
+            pthread_mutex_lock(&fe->lock);
+            fe->shutdown_seen = 1;
+            pthread_cond_broadcast(&fe->cond);
+            pthread_mutex_unlock(&fe->lock);
+            continue;
+        }
+        gcall *c = tag->call;
+        switch (tag->kind) {
+        case TAG_NEW: on_new(c, ev.success); continue; /* manages its own reference */
+        case TAG_CLOSE: on_close(c); break;
+        case TAG_SEND: on_send(c); break;
+        case TAG_RECV: on_recv(c, ev.success); break;
+        default: break;
+        }
+        gcall_unref(c); /* the batch's reference */
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ work */
+
+gwork *gwork_create(gcall *c, uint64_t seq) {
+    gwork *w = vigil_calloc(1, sizeof *w);
+    int64_t cap = c->fe->server->cfg.max_body_bytes * 4;
+    if (w) w->arena = arena_create(0, (size_t)(cap > GRPC_ARENA_MIN_CAP ? cap : GRPC_ARENA_MIN_CAP));
+    if (w && w->arena) w->job = arena_calloc(w->arena, 1, sizeof *w->job);
+    if (!w || !w->job) {
+        if (w) arena_destroy(w->arena);
+        vigil_free(w);
+        return NULL;
+    }
+    w->call = c;
+    w->seq = seq;
+    pthread_mutex_lock(&c->lock);
+    c->refs++;
+    pthread_mutex_unlock(&c->lock);
+    return w;
+}
+
+vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_error *err) {
+    vigil_server *server = w->call->fe->server;
+    vigil_status st = repository_acquire(server->repo, model, version, &w->served, err);
+    if (st == VIGIL_ERR_UNAVAILABLE) metrics_inference(server->metrics, model, METRICS_REJECTED);
+    return st;
+}
+
+void gwork_destroy(gwork *w) {
+    if (!w) return;
+    repository_release(w->call->fe->server->repo, w->served);
+    arena_destroy(w->arena);
+    gcall_unref(w->call);
+    vigil_free(w);
+}
+
+int gwork_cache_begin(gwork *w, const char *kind, cache_hasher *h) {
+    vigil_server *server = w->call->fe->server;
+    if (!w->served->config.response_cache || server->cfg.cache_max_bytes == 0) return 0;
+    cache_hasher_init(server->cache, h);
+    cache_hasher_add_str(h, kind);
+    cache_hasher_add_str(h, w->served->name);
+    cache_hasher_add(h, &w->served->version, sizeof w->served->version);
+    return 1;
+}
+
+int gwork_cache_lookup(gwork *w, const cache_hasher *h, cache_key *key, void **value, size_t *size) {
+    vigil_server *server = w->call->fe->server;
+    *key = cache_hasher_done(h);
+    int hit = cache_get(server->cache, key, w->arena, value, size);
+    metrics_cache(server->metrics, w->served->name, hit);
+    return hit;
+}
+
+/* Worker thread: hand the work to a completion thread. */
+static void work_done(sched_job *job) {
+    gwork *w = job->user;
+    grpc_frontend *fe = w->call->fe;
+    pthread_mutex_lock(&fe->lock);
+    w->next = NULL;
+    if (fe->done_tail) fe->done_tail->next = w;
+    else fe->done_head = w;
+    fe->done_tail = w;
+    pthread_cond_signal(&fe->cond);
+    pthread_mutex_unlock(&fe->lock);
+}
+
+void gwork_submit(gwork *w, void (*finish)(gwork *w)) {
+    sched_job *job = w->job;
+    job->arena = w->arena;
+    job->done = work_done;
+    job->user = w;
+    job->deadline_ns = gcall_job_deadline(w->call);
+    w->finish = finish;
+    vigil_error err = {0};
+    if (sched_submit(w->served->sched, job, &err)) {
+        job->status = err.status;
+        job->error = err;
+        finish(w);
+        gwork_destroy(w);
+    }
+}
+
+static void *finisher_main(void *arg) {
+    grpc_frontend *fe = arg;
+    pthread_mutex_lock(&fe->lock);
+    for (;;) {
+        while (!fe->done_head && !fe->finishers_quit) pthread_cond_wait(&fe->cond, &fe->lock);
+        gwork *w = fe->done_head;
+        if (!w) break;
+        fe->done_head = w->next;
+        if (!fe->done_head) fe->done_tail = NULL;
+        pthread_mutex_unlock(&fe->lock);
+        w->finish(w);
+        gwork_destroy(w);
+        pthread_mutex_lock(&fe->lock);
+    }
+    pthread_mutex_unlock(&fe->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static vigil_status register_methods(grpc_frontend *fe, const gmethod *methods, vigil_error *err) {
+    for (const gmethod *m = methods; m->path; m++) {
+        if (fe->n_regs == GRPC_MAX_METHODS)
+            return vigil_error_set(err, VIGIL_ERR_INTERNAL, "grpc: too many methods (raise GRPC_MAX_METHODS)");
+        void *handle = grpc_server_register_method(
+            fe->gs, m->path, NULL, m->streaming ? GRPC_SRM_PAYLOAD_NONE : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        if (!handle) return vigil_error_set(err, VIGIL_ERR_INTERNAL, "grpc: cannot register %s", m->path);
+        fe->regs[fe->n_regs++] = (registration){m, handle};
+    }
+    return VIGIL_OK;
+}
+
+/* Reads a PEM file (at most 1 MiB) into a NUL-terminated string. */
+static char *read_pem(const char *path, const char *what, vigil_error *err) {
+    FILE *f = fopen(path, "rb");
+    char *text = f ? vigil_malloc((size_t)1 << 20) : NULL;
+    size_t n = text ? fread(text, 1, ((size_t)1 << 20) - 1, f) : 0;
+    int whole = f && feof(f);
+    if (f) fclose(f);
+    if (!text || !whole || n == 0) {
+        vigil_free(text);
+        vigil_error_set(err, VIGIL_ERR_IO, "grpc: cannot read %s %s (missing, empty or over 1 MiB)", what, path);
+        return NULL;
+    }
+    text[n] = '\0';
+    return text;
+}
+
+/* TLS with the tls.* settings the HTTP side uses (mTLS with a client CA);
+ * plaintext when tls.cert_file is unset.  NULL (err set) on failure. */
+static grpc_server_credentials *frontend_credentials(const vigil_config *cfg, vigil_error *err) {
+    if (!cfg->tls_cert_file[0]) return grpc_insecure_server_credentials_create();
+    char *cert = read_pem(cfg->tls_cert_file, "tls.cert_file", err);
+    char *key = cert ? read_pem(cfg->tls_key_file, "tls.key_file", err) : NULL;
+    char *ca = key && cfg->tls_client_ca_file[0] ? read_pem(cfg->tls_client_ca_file, "tls.client_ca_file", err) : NULL;
+    grpc_server_credentials *creds = NULL;
+    if (key && (ca || !cfg->tls_client_ca_file[0])) {
+        grpc_ssl_pem_key_cert_pair pair = {key, cert};
+        creds = grpc_ssl_server_credentials_create_ex(
+            ca, &pair, 1, ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+            NULL);
+        if (!creds) vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "grpc: the tls.* files are not a usable certificate and key");
+    }
+    vigil_free(cert);
+    vigil_free(key);
+    vigil_free(ca);
+    return creds;
+}
+
+static vigil_status frontend_bind(grpc_frontend *fe, const vigil_config *cfg, vigil_error *err) {
+    char addr[CONFIG_STR_MAX + 16];
+    if (strchr(cfg->host, ':')) snprintf(addr, sizeof addr, "[%s]:%lld", cfg->host, (long long)cfg->grpc_port);
+    else snprintf(addr, sizeof addr, "%s:%lld", cfg->host, (long long)cfg->grpc_port);
+    grpc_server_credentials *creds = frontend_credentials(cfg, err);
+    if (!creds) return err->status;
+    int port = grpc_server_add_http2_port(fe->gs, addr, creds);
+    grpc_server_credentials_release(creds);
+    if (port <= 0) return vigil_error_set(err, VIGIL_ERR_IO, "grpc: cannot listen on %s (port in use or not permitted)", addr);
+    fe->port = (uint16_t)port;
+    return VIGIL_OK;
+}
+
+static size_t thread_count(const vigil_config *cfg) {
+    int64_t n = cfg->http_threads > 0 ? cfg->http_threads : 2;
+    if (n < 2) n = 2;
+    return (size_t)(n > GRPC_MAX_THREADS ? GRPC_MAX_THREADS : n);
+}
+
+vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, grpc_frontend **out,
+                                 vigil_error *err) {
+    grpc_frontend *fe = vigil_calloc(1, sizeof *fe);
+    if (!fe) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "grpc: out of memory");
+    fe->server = server;
+    fe->t_shutdown = (gtag){NULL, TAG_SHUTDOWN};
+    pthread_mutex_init(&fe->lock, NULL);
+    pthread_cond_init(&fe->cond, NULL);
+    auth_settings auth;
+    auth_settings_from_config(cfg, &auth);
+    vigil_status st = auth_verifier_create(&auth, &fe->auth, err);
+    if (st) {
+        pthread_cond_destroy(&fe->cond);
+        pthread_mutex_destroy(&fe->lock);
+        vigil_free(fe);
+        return st;
+    }
+    grpc_init();
+    /* No BDP probing: it lets the transport announce receive windows of many
+     * megabytes per stream, buffered whether or not vigil reads; without it a
+     * stream's window is the lookahead plus the message being read. */
+    grpc_arg args[4] = {
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = cfg->max_body_bytes > INT32_MAX ? INT32_MAX : (int)cfg->max_body_bytes},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, .value.integer = GRPC_LOOKAHEAD_BYTES},
+    };
+    grpc_channel_args channel_args = {4, args};
+    fe->gs = grpc_server_create(&channel_args, NULL);
+    fe->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(fe->gs, fe->cq, NULL);
+    st = register_methods(fe, grpc_kserve_methods, err);
+    if (!st) st = register_methods(fe, grpc_detect_methods, err);
+    if (!st) st = register_methods(fe, grpc_health_methods, err);
+    if (!st) st = frontend_bind(fe, cfg, err);
+    if (st) {
+        grpc_server_destroy(fe->gs);
+        grpc_completion_queue_shutdown(fe->cq);
+        while (grpc_completion_queue_next(fe->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {
+        }
+        grpc_completion_queue_destroy(fe->cq);
+        grpc_shutdown();
+        auth_verifier_destroy(fe->auth);
+        pthread_cond_destroy(&fe->cond);
+        pthread_mutex_destroy(&fe->lock);
+        vigil_free(fe);
+        return st;
+    }
+    grpc_server_start(fe->gs);
+    for (size_t i = 0; i < fe->n_regs; i++)
+        for (int k = 0; k < GRPC_ARMED_PER_METHOD; k++) arm(fe, &fe->regs[i]);
+    arm(fe, NULL);
+    size_t n = thread_count(cfg);
+    for (size_t i = 0; i < n; i++) {
+        if (pthread_create(&fe->pollers[fe->n_pollers], NULL, poller_main, fe) == 0) fe->n_pollers++;
+        if (pthread_create(&fe->finishers[fe->n_finishers], NULL, finisher_main, fe) == 0) fe->n_finishers++;
+    }
+    LOG_I("listening on grpc%s://%s:%u (%zu methods%s)", cfg->tls_cert_file[0] ? "s" : "", cfg->host, fe->port,
+          fe->n_regs, cfg->tls_client_ca_file[0] ? ", client certificates required" : "");
+    *out = fe;
+    if (!fe->n_pollers || !fe->n_finishers) {
+        grpc_frontend_stop(fe);
+        *out = NULL;
+        return vigil_error_set(err, VIGIL_ERR_INTERNAL, "grpc: cannot start threads");
+    }
+    return VIGIL_OK;
+}
+
+uint16_t grpc_frontend_port(const grpc_frontend *fe) { return fe->port; }
+
+/* Lets every live stream notice the shutdown (those waiting only for the
+ * client's next message end now). */
+static void poke_streams(grpc_frontend *fe) {
+    pthread_mutex_lock(&fe->lock);
+    for (gcall *c = fe->live; c; c = c->next) {
+        pthread_mutex_lock(&c->lock);
+        if (c->refs > 0 && c->reg && c->reg->method->streaming) stream_pump(c);
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&fe->lock);
+}
+
+static int wait_shutdown(grpc_frontend *fe, int64_t timeout_ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (timeout_ms % 1000) * 1000000;
+    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_mutex_lock(&fe->lock);
+    while (!fe->shutdown_seen)
+        if (pthread_cond_timedwait(&fe->cond, &fe->lock, &ts)) break;
+    int seen = fe->shutdown_seen;
+    pthread_mutex_unlock(&fe->lock);
+    return seen;
+}
+
+void grpc_frontend_stop(grpc_frontend *fe) {
+    if (!fe) return;
+    int64_t t0 = sched_now_ns();
+    atomic_store(&fe->stopping, 1);
+    grpc_server_shutdown_and_notify(fe->gs, fe->cq, &fe->t_shutdown);
+    poke_streams(fe);
+    if (!wait_shutdown(fe, fe->server->cfg.shutdown_timeout_ms)) {
+        LOG_W("grpc: calls still running after %lld ms; cancelling them", (long long)fe->server->cfg.shutdown_timeout_ms);
+        grpc_server_cancel_all_calls(fe->gs);
+        while (!wait_shutdown(fe, 1000)) {
+        }
+    }
+    grpc_server_destroy(fe->gs);
+    grpc_completion_queue_shutdown(fe->cq);
+    for (size_t i = 0; i < fe->n_pollers; i++) pthread_join(fe->pollers[i], NULL);
+    grpc_completion_queue_destroy(fe->cq);
+    pthread_mutex_lock(&fe->lock);
+    fe->finishers_quit = 1;
+    pthread_cond_broadcast(&fe->cond);
+    pthread_mutex_unlock(&fe->lock);
+    for (size_t i = 0; i < fe->n_finishers; i++) pthread_join(fe->finishers[i], NULL);
+    grpc_shutdown();
+    auth_verifier_destroy(fe->auth);
+    pthread_cond_destroy(&fe->cond);
+    pthread_mutex_destroy(&fe->lock);
+    LOG_I("grpc stopped (drained in %.0f ms)", (double)(sched_now_ns() - t0) / 1e6);
+    vigil_free(fe);
+}
