@@ -10,6 +10,12 @@
  *                   passes applied, kernels created, activation memory planned.
  *                   One thread runs a plan at a time; create one per worker.
  * Destroy in reverse order: plans, then models, then the engine.
+ *
+ * Threads: plans made from one engine share its pool; runs of different plans
+ * on different threads are safe (each kernel call takes the pool in turn), so
+ * give each backend instance its own engine when instances must not contend.
+ * Plans are static: every shape is fixed when the plan is created (see
+ * docs/OPERATORS.md for what that excludes).
  */
 #ifndef VIGIL_ENGINE_H
 #define VIGIL_ENGINE_H
@@ -62,7 +68,10 @@ typedef struct vigil_model vigil_model;
 typedef struct vigil_plan vigil_plan;
 
 typedef struct vigil_engine_options {
-    int threads; /* worker threads for kernels; 0 = number of online CPUs */
+    /* Worker threads for kernels; 0 = number of online CPUs.  An upper bound:
+     * a plan that measures its runs faster on the calling thread alone (an
+     * oversubscribed machine) runs there until re-probing says otherwise. */
+    int threads;
 } vigil_engine_options;
 
 /* options may be NULL for defaults. */

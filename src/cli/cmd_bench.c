@@ -15,20 +15,19 @@
 #include "vigil/engine.h"
 
 static void bench_usage(FILE *out) {
-    fprintf(out,
-            "usage: vigil bench --model M.onnx [--threads N] [--batch B] [--iterations K] [--warmup W] [--json]\n"
-            "\n"
-            "Compiles the model for batch B and times K runs after W warm-up runs.\n"
-            "Prints min, median and p90 latency in milliseconds and the achieved GFLOP/s.\n"
-            "\n"
-            "options:\n"
-            "  --model PATH      ONNX model file (required)\n"
-            "  --threads N       worker threads (default: all CPUs)\n"
-            "  --batch B         batch size (default 1)\n"
-            "  --iterations K    timed runs (default 20)\n"
-            "  --warmup W        untimed runs first (default 3)\n"
-            "  --json            one JSON object instead of text\n"
-            "  --help            show this help\n");
+    fprintf(out, "usage: vigil bench --model M.onnx [--threads N] [--batch B] [--iterations K] [--warmup W] [--json]\n"
+                 "\n"
+                 "Compiles the model for batch B and times K runs after W warm-up runs.\n"
+                 "Prints min, median and p90 latency in milliseconds and the achieved GFLOP/s.\n"
+                 "\n"
+                 "options:\n"
+                 "  --model PATH      ONNX model file (required)\n"
+                 "  --threads N       worker threads (default: all CPUs)\n"
+                 "  --batch B         batch size (default 1)\n"
+                 "  --iterations K    timed runs (default 20)\n"
+                 "  --warmup W        untimed runs first (default 3)\n"
+                 "  --json            one JSON object instead of text\n"
+                 "  --help            show this help\n");
 }
 
 typedef struct bench_args {
@@ -65,9 +64,7 @@ static int bench_parse(int argc, char **argv, bench_args *a) {
         case 'w': ok = parse_long(optarg, 0, 1000000, &a->warmup); break;
         case 'j': a->json = 1; break;
         case 'h': bench_usage(stdout); return 1;
-        default:
-            fprintf(stderr, "vigil bench: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
+        default: fprintf(stderr, "vigil bench: unknown or incomplete option '%s'\n", argv[optind - 1]); return 2;
         }
         if (!ok) {
             fprintf(stderr, "vigil bench: bad value '%s' (see --help for the ranges)\n", optarg);
@@ -109,15 +106,18 @@ static vigil_tensor *make_inputs(const vigil_model *model, int64_t batch, vigil_
         size_t count = 1;
         for (int d = 0; d < info->ndim; d++) {
             int64_t dim = info->dims[d];
-            if (d == 0) dim = batch;
-            else if (dim < 0) dim = 1;
+            if (d == 0)
+                dim = batch;
+            else if (dim < 0)
+                dim = 1;
             t[i].dims[d] = dim;
             count *= (size_t)dim;
         }
         t[i].data = vigil_calloc(count ? count : 1, vigil_dtype_size(info->dtype));
         if (!t[i].data) {
             vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for input %zu", i);
-            for (size_t k = 0; k <= i; k++) vigil_free(t[k].data);
+            for (size_t k = 0; k <= i; k++)
+                vigil_free(t[k].data);
             vigil_free(t);
             return NULL;
         }
@@ -171,15 +171,19 @@ static int bench_run(const bench_args *a) {
     if (st == VIGIL_OK && !(in = make_inputs(m, a->batch, &err)))
         st = err.status ? err.status : vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
     size_t n_in = m ? vigil_model_input_count(m) : 0;
-    for (long i = 0; st == VIGIL_OK && i < a->warmup; i++) st = vigil_plan_run(p, in, n_in, &err);
+    for (long i = 0; st == VIGIL_OK && i < a->warmup; i++)
+        st = vigil_plan_run(p, in, n_in, &err);
     for (long i = 0; st == VIGIL_OK && i < a->iterations; i++) {
         double t0 = now_ms();
         st = vigil_plan_run(p, in, n_in, &err);
         ms[i] = now_ms() - t0;
     }
-    if (st == VIGIL_OK) report(a, e, p, ms);
-    else fprintf(stderr, "vigil bench: %s\n", err.message);
-    for (size_t i = 0; in && i < n_in; i++) vigil_free(in[i].data);
+    if (st == VIGIL_OK)
+        report(a, e, p, ms);
+    else
+        fprintf(stderr, "vigil bench: %s\n", err.message);
+    for (size_t i = 0; in && i < n_in; i++)
+        vigil_free(in[i].data);
     vigil_free(in);
     vigil_free(ms);
     vigil_plan_destroy(p);

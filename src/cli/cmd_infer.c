@@ -18,18 +18,17 @@
 #include "vigil/engine.h"
 
 static void infer_usage(FILE *out) {
-    fprintf(out,
-            "usage: vigil infer --model M.onnx [--threads N] INPUT.npy... --out DIR\n"
-            "\n"
-            "Runs the model on the inputs (in the model's input order) and writes each\n"
-            "output to DIR/<output name>.npy (characters other than [A-Za-z0-9_.-] become '_').\n"
-            "The batch is taken from the first input's leading dimension.\n"
-            "\n"
-            "options:\n"
-            "  --model PATH    ONNX model file (required)\n"
-            "  --threads N     worker threads (default: all CPUs)\n"
-            "  --out DIR       output directory, created if missing (required)\n"
-            "  --help          show this help\n");
+    fprintf(out, "usage: vigil infer --model M.onnx [--threads N] INPUT.npy... --out DIR\n"
+                 "\n"
+                 "Runs the model on the inputs (in the model's input order) and writes each\n"
+                 "output to DIR/<output name>.npy (characters other than [A-Za-z0-9_.-] become '_').\n"
+                 "The batch is taken from the first input's leading dimension.\n"
+                 "\n"
+                 "options:\n"
+                 "  --model PATH    ONNX model file (required)\n"
+                 "  --threads N     worker threads (default: all CPUs)\n"
+                 "  --out DIR       output directory, created if missing (required)\n"
+                 "  --help          show this help\n");
 }
 
 static int npy_to_vigil(npy_dtype d, vigil_dtype *out) {
@@ -77,8 +76,10 @@ typedef struct infer_args {
 
 /* 0 ok, 1 help printed, 2 usage error */
 static int infer_parse(int argc, char **argv, infer_args *a) {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'}, {"threads", required_argument, 0, 't'},
-                                         {"out", required_argument, 0, 'o'},   {"help", no_argument, 0, 'h'},
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     optind = 1;
@@ -103,9 +104,7 @@ static int infer_parse(int argc, char **argv, infer_args *a) {
             break;
         }
         case 'h': infer_usage(stdout); return 1;
-        default:
-            fprintf(stderr, "vigil infer: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
+        default: fprintf(stderr, "vigil infer: unknown or incomplete option '%s'\n", argv[optind - 1]); return 2;
         }
     }
     a->inputs = argv;
@@ -141,7 +140,8 @@ static int infer_run(const infer_args *a) {
         if (!npy_to_vigil(arrays[i].dtype, &t->dtype))
             st = vigil_error_set(&err, VIGIL_ERR_UNSUPPORTED, "%s: unsupported dtype", a->inputs[i]);
         t->ndim = arrays[i].ndim;
-        for (int d = 0; d < t->ndim; d++) t->dims[d] = arrays[i].dims[d];
+        for (int d = 0; d < t->ndim; d++)
+            t->dims[d] = arrays[i].dims[d];
         t->data = arrays[i].data;
     }
     int64_t batch = a->n_inputs && tensors[0].ndim > 0 ? tensors[0].dims[0] : 1;
@@ -161,12 +161,15 @@ static int infer_run(const infer_args *a) {
         else
             st = npy_write(path, nd, o->ndim, o->dims, o->data, &err);
     }
-    if (st == VIGIL_OK) rc = 0;
-    else fprintf(stderr, "vigil infer: %s\n", err.message);
+    if (st == VIGIL_OK)
+        rc = 0;
+    else
+        fprintf(stderr, "vigil infer: %s\n", err.message);
     vigil_plan_destroy(plan);
     vigil_model_free(model);
     vigil_engine_destroy(engine);
-    for (int i = 0; arrays && i < a->n_inputs; i++) npy_free(&arrays[i]);
+    for (int i = 0; arrays && i < a->n_inputs; i++)
+        npy_free(&arrays[i]);
     vigil_free(arrays);
     vigil_free(tensors);
     return rc;

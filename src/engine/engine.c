@@ -35,9 +35,13 @@ const char *vigil_dtype_name(vigil_dtype dtype) {
 
 size_t vigil_dtype_size(vigil_dtype dtype) {
     switch (dtype) {
-    case VIGIL_DTYPE_F32: case VIGIL_DTYPE_I32: return 4;
-    case VIGIL_DTYPE_I64: case VIGIL_DTYPE_F64: return 8;
-    case VIGIL_DTYPE_U8: case VIGIL_DTYPE_I8: case VIGIL_DTYPE_BOOL: return 1;
+    case VIGIL_DTYPE_F32:
+    case VIGIL_DTYPE_I32: return 4;
+    case VIGIL_DTYPE_I64:
+    case VIGIL_DTYPE_F64: return 8;
+    case VIGIL_DTYPE_U8:
+    case VIGIL_DTYPE_I8:
+    case VIGIL_DTYPE_BOOL: return 1;
     case VIGIL_DTYPE_F16: return 2;
     }
     return 0;
@@ -75,7 +79,9 @@ void vigil_engine_destroy(vigil_engine *e) {
     vigil_free(e);
 }
 
-int vigil_engine_threads(const vigil_engine *e) { return e ? e->threads : 0; }
+int vigil_engine_threads(const vigil_engine *e) {
+    return e ? e->threads : 0;
+}
 
 vigil_status exec_validate(const onnx_model *m, vigil_error *err) {
     if (m->opset < ENGINE_MIN_OPSET || m->opset > ENGINE_MAX_OPSET)
@@ -98,8 +104,7 @@ static vigil_status fill_infos(const onnx_value_info *src, size_t n, vigil_tenso
             return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "tensor '%s': unsupported type %s", src[i].name,
                                    onnx_dtype_name(src[i].dtype));
         if (src[i].ndim < 0 || src[i].ndim > VIGIL_MAX_DIMS)
-            return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "tensor '%s': unknown or too large rank",
-                                   src[i].name);
+            return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "tensor '%s': unknown or too large rank", src[i].name);
         t->ndim = src[i].ndim;
         for (int d = 0; d < t->ndim; d++) {
             t->dims[d] = src[i].dims[d];
@@ -154,8 +159,12 @@ void vigil_model_free(vigil_model *model) {
     vigil_free(model);
 }
 
-size_t vigil_model_input_count(const vigil_model *m) { return m ? m->n_inputs : 0; }
-size_t vigil_model_output_count(const vigil_model *m) { return m ? m->n_outputs : 0; }
+size_t vigil_model_input_count(const vigil_model *m) {
+    return m ? m->n_inputs : 0;
+}
+size_t vigil_model_output_count(const vigil_model *m) {
+    return m ? m->n_outputs : 0;
+}
 
 const vigil_tensor_info *vigil_model_input(const vigil_model *m, size_t i) {
     return m && i < m->n_inputs ? &m->inputs[i] : NULL;
@@ -169,6 +178,10 @@ const char *vigil_model_metadata(const vigil_model *m, const char *key) {
     return m && key ? onnx_metadata(m->onnx, key) : NULL;
 }
 
-int64_t vigil_model_opset(const vigil_model *m) { return m ? m->onnx->opset : 0; }
+int64_t vigil_model_opset(const vigil_model *m) {
+    return m ? m->onnx->opset : 0;
+}
 
-int64_t vigil_model_native_batch(const vigil_model *m) { return m ? m->native_batch : 0; }
+int64_t vigil_model_native_batch(const vigil_model *m) {
+    return m ? m->native_batch : 0;
+}

@@ -60,9 +60,9 @@ typedef struct op_tensor {
     vigil_dtype dtype;
     int ndim;
     int64_t dims[VIGIL_MAX_DIMS];
-    void *data;   /* infer: constant data or NULL; prepare: the buffer (constant or arena) */
+    void *data; /* infer: constant data or NULL; prepare: the buffer (constant or arena) */
     int is_const;
-    int present;  /* 0 for an omitted optional input */
+    int present; /* 0 for an omitted optional input */
 } op_tensor;
 
 struct graph;
@@ -71,29 +71,30 @@ struct step;
 /* What an op's infer and prepare functions get. */
 typedef struct op_ctx {
     const onnx_node *node;
-    const char *name;     /* node name or its first output's name */
+    const char *name; /* node name or its first output's name */
     int64_t opset;
     int n_in, n_out;
-    op_tensor *in;        /* n_in entries (see op_tensor.present) */
-    op_tensor *out;       /* n_out entries: filled by infer, read by prepare */
-    int nhwc;             /* prepare: the node runs on NHWC physical tensors */
-    act_kind act;         /* prepare: fused activation */
+    op_tensor *in;  /* n_in entries (see op_tensor.present) */
+    op_tensor *out; /* n_out entries: filled by infer, read by prepare */
+    int nhwc;       /* prepare: the node runs on NHWC physical tensors */
+    act_kind act;   /* prepare: fused activation */
     float act_min, act_max;
-    struct graph *graph;  /* for constant allocation during infer */
+    struct graph *graph; /* for constant allocation during infer */
     pthreadpool_t pool;
-    void *scratch;        /* prepare: plan-wide scratch buffer (see scratch_bytes) */
-    struct step *step;    /* prepare: the step to fill */
+    void *scratch;     /* prepare: plan-wide scratch buffer (see scratch_bytes) */
+    const int *perm;   /* prepare: Transpose permutation chosen by the passes, or NULL */
+    struct step *step; /* prepare: the step to fill */
 } op_ctx;
 
 typedef struct op_def {
     const char *name;
     int min_opset, max_opset;
     op_layout layout;
-    int foldable;              /* may be evaluated at compile time when all inputs are constant */
-    int layout_inputs;         /* inputs subject to the layout policy (0 = all) */
-    int alias;                 /* output 0 may share input 0's buffer (Reshape & co., ONNX layout) */
-    int min_inputs;            /* inputs the node must name (checked at load; 0 = 1, -1 = none) */
-    const char *const *attrs;  /* NULL-terminated attribute names the op understands */
+    int foldable;             /* may be evaluated at compile time when all inputs are constant */
+    int layout_inputs;        /* inputs subject to the layout policy (0 = all) */
+    int alias;                /* output 0 may share input 0's buffer (Reshape & co., ONNX layout) */
+    int min_inputs;           /* inputs the node must name (checked at load; 0 = 1, -1 = none) */
+    const char *const *attrs; /* NULL-terminated attribute names the op understands */
     /* Load-time check of attributes and static facts (may be NULL). */
     vigil_status (*check)(const onnx_node *node, int64_t opset, vigil_error *err);
     /* Output dtypes and logical shapes; may set out[i].data (then constant). */
@@ -114,9 +115,9 @@ typedef struct step {
     vigil_status (*run)(struct step *s, vigil_error *err);
     void (*destroy)(struct step *s); /* frees state beyond xop (may be NULL) */
     int n_in, n_out;
-    op_tensor *in, *out;             /* physical tensors with final data pointers */
-    void *xop[4];                    /* xnn_operator_t, deleted by the executor */
-    void *state;                     /* op-owned, freed with vigil_free unless destroy says otherwise */
+    op_tensor *in, *out; /* physical tensors with final data pointers */
+    void *xop[4];        /* xnn_operator_t, deleted by the executor */
+    void *state;         /* op-owned, freed with vigil_free unless destroy says otherwise */
     pthreadpool_t pool;
     void *scratch;
     double flops;
@@ -127,46 +128,57 @@ typedef struct step {
 typedef struct gvalue {
     const char *name;
     vigil_dtype dtype;
-    int ndim;                 /* -1 until inferred */
+    int ndim; /* -1 until inferred */
     int64_t dims[VIGIL_MAX_DIMS];
-    void *cdata;              /* constant data (logical layout), owned by the graph or the model */
-    int producer;             /* node index; -1 for graph inputs and constants */
-    int graph_input;          /* index + 1 into the model inputs, 0 otherwise */
-    int nhwc;                 /* physical layout N,H,W,C (4-D only) */
-    int nhwc_twin;            /* index of the NHWC (or ONNX) converted copy, -1 if none */
+    void *cdata;     /* constant data (logical layout), owned by the graph or the model */
+    int producer;    /* node index; -1 for graph inputs and constants */
+    int graph_input; /* index + 1 into the model inputs, 0 otherwise */
+    int nhwc;        /* physical layout N,H,W,C (4-D only) */
+    int nhwc_twin;   /* index of the NHWC (or ONNX) converted copy, -1 if none */
     int onnx_twin;
-    int alias_of;             /* shares the buffer of this value (Reshape & co.), -1 otherwise */
-    int uses;                 /* live consumers */
+    int alias_of; /* shares the buffer of this value (Reshape & co.), -1 otherwise */
+    int uses;     /* live consumers */
     /* memory plan */
     size_t nbytes;
     size_t offset;
-    int first, last;          /* step indices of the lifetime */
-    void *data;               /* runtime pointer */
+    int first, last; /* step indices of the lifetime */
+    void *data;      /* runtime pointer */
 } gvalue;
 
 typedef struct gnode {
     const onnx_node *src;
     const op_def *op;
     int n_in, n_out;
-    int *in;                  /* value indices, -1 for omitted optional inputs */
+    int *in; /* value indices, -1 for omitted optional inputs */
     int *out;
     int dead;
     int nhwc;
     act_kind act;
     float act_min, act_max;
     const char *name;
+    /* Set by passes_fold_transposes: input 0 is read through this physical
+     * view, and Transpose uses this permutation instead of its attribute. */
+    int view_ndim;
+    int64_t view_dims[VIGIL_MAX_DIMS];
+    int perm[VIGIL_MAX_DIMS];
 } gnode;
 
 typedef struct graph {
     const onnx_model *onnx;
     int64_t opset;
-    int64_t batch;            /* symbolic dims become this */
-    gvalue *values;  int n_values, cap_values;
-    gnode *nodes;    int n_nodes, cap_nodes;
-    int *inputs;     int n_inputs;   /* value index per model input */
-    int *outputs;    int n_outputs;  /* value index per model output */
-    void **owned;    int n_owned, cap_owned;  /* constant buffers to free */
-    int *order;      int n_order;    /* execution order of live nodes (set by passes_layout) */
+    int64_t batch; /* symbolic dims become this */
+    gvalue *values;
+    int n_values, cap_values;
+    gnode *nodes;
+    int n_nodes, cap_nodes;
+    int *inputs;
+    int n_inputs; /* value index per model input */
+    int *outputs;
+    int n_outputs; /* value index per model output */
+    void **owned;
+    int n_owned, cap_owned; /* constant buffers to free */
+    int *order;
+    int n_order; /* execution order of live nodes (set by passes_layout) */
 } graph;
 
 /* graph.c */
@@ -187,6 +199,9 @@ void op_ctx_init_infer(graph *g, int node, op_ctx *ctx, op_tensor *in, op_tensor
 /* passes.c */
 vigil_status passes_run(graph *g, vigil_error *err);
 vigil_status passes_layout(graph *g, vigil_error *err);
+/* After layout: ToONNX -> Reshape (splitting C) -> Transpose becomes one
+ * Transpose of the NHWC data (YOLOv5's detection head). */
+void passes_fold_transposes(graph *g);
 void passes_remove_dead(graph *g);
 
 /* ops/registry.c */
@@ -206,8 +221,7 @@ int attr_ints(const onnx_node *node, const char *name, int64_t *out, int max);
 int in_present(const op_ctx *ctx, int i);
 /* Reads a constant integer tensor (i64 or i32) input into out; returns count or -1. */
 int const_ints(const op_tensor *t, int64_t *out, int max);
-vigil_status op_require_dtype(const op_ctx *ctx, int input, const vigil_dtype *allowed, int n,
-                              vigil_error *err);
+vigil_status op_require_dtype(const op_ctx *ctx, int input, const vigil_dtype *allowed, int n, vigil_error *err);
 vigil_status op_step_alloc(op_ctx *ctx, size_t state_bytes, vigil_error *err);
 vigil_status xnn_fail(const op_ctx *ctx, const char *what, int status, vigil_error *err);
 /* Normalises axis against rank; -1 when out of range. */
@@ -221,9 +235,7 @@ int nhwc_axis(int axis);
 void layout_nchw_to_nhwc(const float *src, float *dst, const int64_t *nchw, pthreadpool_t pool);
 void layout_nhwc_to_nchw(const float *src, float *dst, const int64_t *nchw, pthreadpool_t pool);
 /* batch x [rows, cols] -> batch x [cols, rows] for 4-byte elements, tiled and threaded. */
-void layout_transpose_2d(const float *src, float *dst, size_t batch, size_t rows, size_t cols,
-                         pthreadpool_t pool);
-void transpose_generic(const void *src, void *dst, size_t esize, int ndim, const int64_t *dims,
-                       const int64_t *perm);
+void layout_transpose_2d(const float *src, float *dst, size_t batch, size_t rows, size_t cols, pthreadpool_t pool);
+void transpose_generic(const void *src, void *dst, size_t esize, int ndim, const int64_t *dims, const int64_t *perm);
 
 #endif

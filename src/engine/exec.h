@@ -22,28 +22,37 @@ void step_release(step *s);
  * offset and returns the arena size in *arena_bytes. */
 vigil_status plan_memory(graph *g, const int *order, int n_order, size_t *arena_bytes, vigil_error *err);
 
-
 /* ---- the public handles (private layout) ---- */
 
 struct vigil_model {
     vigil_engine *engine;
     onnx_model *onnx;
-    vigil_tensor_info *inputs;  size_t n_inputs;
-    vigil_tensor_info *outputs; size_t n_outputs;
-    int64_t native_batch;       /* 0 = symbolic */
+    vigil_tensor_info *inputs;
+    size_t n_inputs;
+    vigil_tensor_info *outputs;
+    size_t n_outputs;
+    int64_t native_batch; /* 0 = symbolic */
 };
 
 struct vigil_plan {
     vigil_model *model;
-    int64_t batch;          /* what the caller runs */
-    int64_t repeats;        /* runs of the compiled graph per call (fixed-batch models) */
+    int64_t batch;   /* what the caller runs */
+    int64_t repeats; /* runs of the compiled graph per call (fixed-batch models) */
     graph *g;
-    step *steps;  int n_steps;
-    uint8_t *arena; size_t arena_bytes;
-    void *scratch;  size_t scratch_bytes;
-    vigil_tensor *outputs;  /* what vigil_plan_output returns */
-    void **output_copies;   /* per output, batch-sized buffers when repeats > 1 */
+    step *steps;
+    int n_steps;
+    uint8_t *arena;
+    size_t arena_bytes;
+    void *scratch;
+    size_t scratch_bytes;
+    vigil_tensor *outputs; /* what vigil_plan_output returns */
+    void **output_copies;  /* per output, batch-sized buffers when repeats > 1 */
     double flops;
+    /* adaptive parallelism (exec.c): smoothed run time with the pool [0] and
+     * on the calling thread alone [1], runs so far, mode of the last run */
+    double run_ms[2];
+    uint64_t runs;
+    int serial;
 };
 
 /* Validates every node of m against the op table (opset, attributes). */

@@ -21,7 +21,8 @@ typedef struct name_map {
 
 static uint64_t name_hash(const char *s) {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
     return h;
 }
 
@@ -36,13 +37,15 @@ static int map_find(const name_map *m, const graph *g, const char *name) {
 
 static void map_put(name_map *m, const graph *g, int value) {
     size_t i = name_hash(g->values[value].name) & (m->cap - 1);
-    while (m->slots[i] >= 0) i = (i + 1) & (m->cap - 1);
+    while (m->slots[i] >= 0)
+        i = (i + 1) & (m->cap - 1);
     m->slots[i] = value;
 }
 
 int64_t tensor_count(int ndim, const int64_t *dims) {
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= dims[i];
+    for (int i = 0; i < ndim; i++)
+        n *= dims[i];
     return n;
 }
 
@@ -119,8 +122,10 @@ void *graph_alloc_const(graph *g, size_t nbytes) {
 
 void graph_free(graph *g) {
     if (!g) return;
-    for (int i = 0; i < g->n_nodes; i++) vigil_free(g->nodes[i].in);
-    for (int i = 0; i < g->n_owned; i++) vigil_free(g->owned[i]);
+    for (int i = 0; i < g->n_nodes; i++)
+        vigil_free(g->nodes[i].in);
+    for (int i = 0; i < g->n_owned; i++)
+        vigil_free(g->owned[i]);
     vigil_free(g->owned);
     vigil_free(g->nodes);
     vigil_free(g->values);
@@ -181,8 +186,7 @@ static vigil_status add_initializers(graph *g, name_map *map, vigil_error *err) 
             return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "initializer '%s': rank %d", t->name, t->ndim);
         val->ndim = t->ndim;
         memcpy(val->dims, t->dims, (size_t)t->ndim * sizeof(int64_t));
-        if (t->count && !t->data)
-            return vigil_error_set(err, VIGIL_ERR_PARSE, "initializer '%s' has no data", t->name);
+        if (t->count && !t->data) return vigil_error_set(err, VIGIL_ERR_PARSE, "initializer '%s' has no data", t->name);
         /* Constants are read-only views of the mapping (never copied here);
          * ops that hand one to XNNPACK unpacked make a padded copy. */
         val->cdata = t->data ? (void *)t->data : graph_alloc_const(g, 0);
@@ -286,10 +290,12 @@ vigil_status graph_build(const onnx_model *m, int64_t batch, graph **out, vigil_
     g->opset = m->opset;
     g->batch = batch;
     size_t names = m->n_inputs + m->n_initializers + 1;
-    for (size_t i = 0; i < m->n_nodes; i++) names += m->nodes[i].n_outputs;
+    for (size_t i = 0; i < m->n_nodes; i++)
+        names += m->nodes[i].n_outputs;
     name_map map = {0};
     map.cap = 16;
-    while (map.cap < names * 2) map.cap *= 2;
+    while (map.cap < names * 2)
+        map.cap *= 2;
     map.slots = vigil_malloc(map.cap * sizeof(int));
     vigil_status st;
     if (!map.slots) {

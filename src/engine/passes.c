@@ -12,6 +12,9 @@
  *                    consumer needs the other layout (each value is converted
  *                    at most once per direction; constants are converted here,
  *                    at compile time) and fixes the execution order.
+ *   fold_transposes  ToONNX -> Reshape splitting C -> Transpose reads the NHWC
+ *                    data directly as one transpose (two passes over memory
+ *                    become one).
  */
 #include <math.h>
 #include <string.h>
@@ -79,7 +82,8 @@ static vigil_status fold_one_batchnorm(graph *g, int bn, int conv, vigil_error *
     const float *ow = g->values[w_v].cdata;
     for (int64_t o = 0; o < m; o++) {
         float k = scale[o] / sqrtf(var[o] + eps);
-        for (int64_t i = 0; i < per; i++) nw[o * per + i] = ow[o * per + i] * k;
+        for (int64_t i = 0; i < per; i++)
+            nw[o * per + i] = ow[o * per + i] * k;
         nb[o] = ((bias ? bias[o] : 0.0f) - mean[o]) * k + beta[o];
     }
     int64_t wdims[VIGIL_MAX_DIMS];
@@ -123,7 +127,8 @@ static vigil_status fold_batchnorm(graph *g, vigil_error *err) {
         if (!op_is(&g->nodes[conv], "Conv") || g->nodes[conv].act != ACT_NONE) continue;
         if (count_uses(g, x, &consumer) != 1) continue;
         int ok = 1;
-        for (int k = 1; k < 5; k++) ok = ok && is_f32_const(g, b->in[k]);
+        for (int k = 1; k < 5; k++)
+            ok = ok && is_f32_const(g, b->in[k]);
         ok = ok && is_f32_const(g, g->nodes[conv].in[1]);
         if (g->nodes[conv].n_in > 2 && g->nodes[conv].in[2] >= 0) ok = ok && is_f32_const(g, g->nodes[conv].in[2]);
         if (!ok) continue;
@@ -152,8 +157,10 @@ static int clamp_bounds(const graph *g, const gnode *n, float *lo, float *hi) {
         if (v < 0) continue;
         if (!is_f32_const(g, v) || tensor_count(g->values[v].ndim, g->values[v].dims) != 1) return 0;
         float b = *(const float *)g->values[v].cdata;
-        if (k == 1) *lo = b;
-        else *hi = b;
+        if (k == 1)
+            *lo = b;
+        else
+            *hi = b;
     }
     return 1;
 }
@@ -201,7 +208,8 @@ static void fuse_silu(graph *g) {
 void passes_remove_dead(graph *g) {
     char *live = vigil_calloc((size_t)g->n_values + 1, 1);
     if (!live) return; /* keeping dead nodes is harmless */
-    for (int i = 0; i < g->n_outputs; i++) live[g->outputs[i]] = 1;
+    for (int i = 0; i < g->n_outputs; i++)
+        live[g->outputs[i]] = 1;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         gnode *n = &g->nodes[i];
         if (n->dead) continue;
@@ -250,10 +258,12 @@ static int order_push(order_buf *o, int node) {
 /* Logical dims of v extended with leading 1s to rank 4. */
 static void dims4(const gvalue *v, int64_t *out) {
     int pad = 4 - v->ndim;
-    for (int d = 0; d < 4; d++) out[d] = d < pad ? 1 : v->dims[d - pad];
+    for (int d = 0; d < 4; d++)
+        out[d] = d < pad ? 1 : v->dims[d - pad];
 }
 
-static vigil_status convert_const(graph *g, int v, int to_nhwc, int *out, vigil_error *err) {
+/* The NHWC twin of constant v (rank-extended to 4, then N,C,H,W -> N,H,W,C). */
+static vigil_status convert_const(graph *g, int v, int *out, vigil_error *err) {
     gvalue src = g->values[v];
     int64_t d4[4];
     dims4(&src, d4);
@@ -272,7 +282,6 @@ static vigil_status convert_const(graph *g, int v, int to_nhwc, int *out, vigil_
     memcpy(tv->dims, d4, sizeof d4);
     tv->cdata = data;
     tv->nhwc = 1;
-    (void)to_nhwc;
     g->values[v].nhwc_twin = t;
     *out = t;
     return VIGIL_OK;
@@ -291,7 +300,7 @@ static vigil_status value_in_layout(graph *g, int v, int want_nhwc, order_buf *o
         *out = twin;
         return VIGIL_OK;
     }
-    if (want_nhwc && val->cdata) return convert_const(g, v, 1, out, err);
+    if (want_nhwc && val->cdata) return convert_const(g, v, out, err);
     const op_def *op = ops_find_internal(want_nhwc ? "vigil.ToNHWC" : "vigil.ToONNX");
     int n = graph_add_node(g, NULL, op, val->name, 1, 1);
     int t = graph_add_value(g, g->values[v].name);
@@ -385,4 +394,77 @@ vigil_status passes_layout(graph *g, vigil_error *err) {
     g->order = o.items;
     g->n_order = o.n;
     return VIGIL_OK;
+}
+
+/* ---- ToONNX -> Reshape -> Transpose ---- */
+
+static int only_use_in_order(const graph *g, int v) {
+    int uses = 0;
+    for (int i = 0; i < g->n_order; i++) {
+        const gnode *n = &g->nodes[g->order[i]];
+        for (int k = 0; k < n->n_in; k++)
+            uses += n->in[k] == v;
+    }
+    return uses == 1 && !is_graph_output(g, v);
+}
+
+/* If transpose node t reads Reshape(ToONNX(a)) where the Reshape only splits
+ * the channel dimension, points t at a's NHWC buffer through a view. */
+static int fold_one_transpose(graph *g, int t) {
+    gnode *tn = &g->nodes[t];
+    int r_v = tn->in[0];
+    if (r_v < 0 || g->values[r_v].producer < 0 || !only_use_in_order(g, r_v)) return 0;
+    const gnode *rn = &g->nodes[g->values[r_v].producer];
+    if (rn->dead || strcmp(rn->op->name, "Reshape") != 0 || rn->nhwc) return 0;
+    int b_v = rn->in[0];
+    if (b_v < 0 || g->values[b_v].producer < 0 || !only_use_in_order(g, b_v)) return 0;
+    const gnode *cn = &g->nodes[g->values[b_v].producer];
+    if (strcmp(cn->op->name, "vigil.ToONNX") != 0) return 0;
+    const gvalue *a = &g->values[cn->in[0]], *rv = &g->values[r_v];
+    int m = rv->ndim - 3; /* channel factors */
+    if (m < 1 || rv->ndim > VIGIL_MAX_DIMS || a->ndim != 4) return 0;
+    if (rv->dims[0] != a->dims[0] || rv->dims[rv->ndim - 2] != a->dims[2] || rv->dims[rv->ndim - 1] != a->dims[3])
+        return 0;
+    int64_t c = 1;
+    for (int i = 0; i < m; i++)
+        c *= rv->dims[1 + i];
+    if (c != a->dims[1]) return 0;
+    int p[VIGIL_MAX_DIMS], q[VIGIL_MAX_DIMS];
+    if (!tn->src) return 0;
+    int64_t pa[VIGIL_MAX_DIMS];
+    int np = attr_ints(tn->src, "perm", pa, VIGIL_MAX_DIMS);
+    for (int i = 0; i < rv->ndim; i++)
+        p[i] = np < 0 ? rv->ndim - 1 - i : (int)pa[i];
+    if (np >= 0 && np != rv->ndim) return 0;
+    /* R's dim i is the view's dim q[i]: view = [N, H, W, c_1..c_m] */
+    q[0] = 0;
+    for (int i = 0; i < m; i++)
+        q[1 + i] = 3 + i;
+    q[rv->ndim - 2] = 1;
+    q[rv->ndim - 1] = 2;
+    tn->view_ndim = rv->ndim;
+    tn->view_dims[0] = a->dims[0];
+    tn->view_dims[1] = a->dims[2];
+    tn->view_dims[2] = a->dims[3];
+    for (int i = 0; i < m; i++)
+        tn->view_dims[3 + i] = rv->dims[1 + i];
+    for (int i = 0; i < rv->ndim; i++)
+        tn->perm[i] = q[p[i]];
+    tn->in[0] = cn->in[0];
+    g->nodes[g->values[r_v].producer].dead = 1;
+    g->nodes[g->values[b_v].producer].dead = 1;
+    return 1;
+}
+
+void passes_fold_transposes(graph *g) {
+    int folded = 0;
+    for (int i = 0; i < g->n_order; i++) {
+        gnode *n = &g->nodes[g->order[i]];
+        if (!n->dead && !n->nhwc && strcmp(n->op->name, "Transpose") == 0) folded += fold_one_transpose(g, g->order[i]);
+    }
+    if (!folded) return;
+    int k = 0;
+    for (int i = 0; i < g->n_order; i++)
+        if (!g->nodes[g->order[i]].dead) g->order[k++] = g->order[i];
+    g->n_order = k;
 }

@@ -17,10 +17,13 @@
 #include "core/alloc.h"
 #include "engine/exec.h"
 
-static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
+static size_t round_up(size_t x, size_t a) {
+    return (x + a - 1) / a * a;
+}
 
 static int root_of(const graph *g, int v) {
-    while (g->values[v].alias_of >= 0) v = g->values[v].alias_of;
+    while (g->values[v].alias_of >= 0)
+        v = g->values[v].alias_of;
     return v;
 }
 
@@ -42,7 +45,8 @@ static void mark_lifetimes(graph *g, const int *order, int n_order) {
         g->values[v].last = -2;
         g->values[v].alias_of = -1;
     }
-    for (int i = 0; i < g->n_inputs; i++) g->values[g->inputs[i]].first = g->values[g->inputs[i]].last = -1;
+    for (int i = 0; i < g->n_inputs; i++)
+        g->values[g->inputs[i]].first = g->values[g->inputs[i]].last = -1;
     for (int s = 0; s < n_order; s++) {
         const gnode *n = &g->nodes[order[s]];
         for (int k = 0; k < n->n_in; k++) {

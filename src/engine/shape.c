@@ -102,8 +102,7 @@ static vigil_status infer_node(graph *g, int node, op_tensor *buf, vigil_error *
                 return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "node '%s' (%s): negative output dimension",
                                        n->name, n->op->name);
             if (o->dims[d] && count > SHAPE_MAX_ELEMENTS / o->dims[d])
-                return vigil_error_set(err, VIGIL_ERR_LIMIT, "node '%s' (%s): output too large", n->name,
-                                       n->op->name);
+                return vigil_error_set(err, VIGIL_ERR_LIMIT, "node '%s' (%s): output too large", n->name, n->op->name);
             count *= o->dims[d];
         }
         v->dtype = o->dtype;

@@ -6,15 +6,178 @@
  * batches; and load-time validation reports bad graphs as errors naming the
  * node.
  */
-#pragma GCC diagnostic ignored "-Wformat-truncation" /* testing.h's path join */
 #include "testing.h"
 
 #include <unistd.h>
 
 #include "engine/exec.h"
 #include "engine/kernels/kernels.h"
-#include "onnx_builder.h"
 #include "vigil/engine.h"
+
+/* ---- a minimal ONNX writer (protobuf wire format) so that tests can build
+ * graphs in code: nodes with int/float/ints attributes, float/int64
+ * initializers, typed graph inputs/outputs (dimension -1 is written as the
+ * symbolic "batch").  Aborts on allocation failure (tests only). ---- */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pbuf {
+    uint8_t *data;
+    size_t len, cap;
+} pbuf;
+
+static void pb_put(pbuf *b, const void *p, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        b->data = realloc(b->data, cap);
+        if (!b->data) abort();
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static void pb_varint(pbuf *b, uint64_t v) {
+    uint8_t tmp[10];
+    int n = 0;
+    do {
+        tmp[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v) tmp[n] |= 0x80;
+        n++;
+    } while (v);
+    pb_put(b, tmp, (size_t)n);
+}
+
+static void pb_tag(pbuf *b, int field, int wire) {
+    pb_varint(b, (uint64_t)(field << 3 | wire));
+}
+static void pb_int(pbuf *b, int field, int64_t v) {
+    pb_tag(b, field, 0);
+    pb_varint(b, (uint64_t)v);
+}
+static void pb_bytes(pbuf *b, int field, const void *p, size_t n) {
+    pb_tag(b, field, 2);
+    pb_varint(b, n);
+    pb_put(b, p, n);
+}
+static void pb_str(pbuf *b, int field, const char *s) {
+    pb_bytes(b, field, s, strlen(s));
+}
+static void pb_msg(pbuf *b, int field, pbuf *sub) { /* appends and frees sub */
+    pb_bytes(b, field, sub->data, sub->len);
+    free(sub->data);
+    memset(sub, 0, sizeof *sub);
+}
+static void pb_float(pbuf *b, int field, float f) {
+    pb_tag(b, field, 5);
+    pb_put(b, &f, 4);
+}
+
+/* ---- model pieces ---- */
+
+typedef struct onnx_builder {
+    pbuf graph;
+    int64_t opset;
+} onnx_builder;
+
+/* TensorProto with raw data (elem_type 1 = float, 7 = int64). */
+static void ob_tensor(pbuf *t, const char *name, int elem_type, int ndim, const int64_t *dims, const void *data,
+                      size_t nbytes) {
+    for (int i = 0; i < ndim; i++)
+        pb_int(t, 1, dims[i]);
+    pb_int(t, 2, elem_type);
+    pb_str(t, 8, name);
+    pb_bytes(t, 9, data, nbytes);
+}
+
+static void ob_initializer(onnx_builder *ob, const char *name, int elem_type, int ndim, const int64_t *dims,
+                           const void *data, size_t nbytes) {
+    pbuf t = {0};
+    ob_tensor(&t, name, elem_type, ndim, dims, data, nbytes);
+    pb_msg(&ob->graph, 5, &t);
+}
+
+static void ob_value(onnx_builder *ob, int field, const char *name, int elem_type, int ndim, const int64_t *dims) {
+    pbuf shape = {0}, tt = {0}, type = {0}, vi = {0};
+    for (int i = 0; i < ndim; i++) {
+        pbuf dim = {0};
+        if (dims[i] < 0)
+            pb_str(&dim, 2, "batch");
+        else
+            pb_int(&dim, 1, dims[i]);
+        pb_msg(&shape, 1, &dim);
+    }
+    pb_int(&tt, 1, elem_type);
+    pb_msg(&tt, 2, &shape);
+    pb_msg(&type, 1, &tt);
+    pb_str(&vi, 1, name);
+    pb_msg(&vi, 2, &type);
+    pb_msg(&ob->graph, field, &vi);
+}
+static void ob_input(onnx_builder *ob, const char *name, int ndim, const int64_t *dims) {
+    ob_value(ob, 11, name, 1, ndim, dims);
+}
+static void ob_output(onnx_builder *ob, const char *name, int ndim, const int64_t *dims) {
+    ob_value(ob, 12, name, 1, ndim, dims);
+}
+
+/* Attribute helpers: write into a node's attribute list. */
+static void ob_attr_int(pbuf *node, const char *name, int64_t v) {
+    pbuf a = {0};
+    pb_str(&a, 1, name);
+    pb_int(&a, 3, v);
+    pb_int(&a, 20, 2);
+    pb_msg(node, 5, &a);
+}
+static void ob_attr_float(pbuf *node, const char *name, float v) {
+    pbuf a = {0};
+    pb_str(&a, 1, name);
+    pb_float(&a, 2, v);
+    pb_int(&a, 20, 1);
+    pb_msg(node, 5, &a);
+}
+static void ob_attr_ints(pbuf *node, const char *name, int n, const int64_t *v) {
+    pbuf a = {0};
+    pb_str(&a, 1, name);
+    for (int i = 0; i < n; i++)
+        pb_int(&a, 8, v[i]);
+    pb_int(&a, 20, 7);
+    pb_msg(node, 5, &a);
+}
+
+/* Starts a node; add attributes with ob_attr_* on the returned buffer, then ob_node_end. */
+static pbuf ob_node(const char *op, const char *name, int n_in, const char *const *in, int n_out,
+                    const char *const *out) {
+    pbuf n = {0};
+    for (int i = 0; i < n_in; i++)
+        pb_str(&n, 1, in[i]);
+    for (int i = 0; i < n_out; i++)
+        pb_str(&n, 2, out[i]);
+    pb_str(&n, 3, name);
+    pb_str(&n, 4, op);
+    return n;
+}
+static void ob_node_end(onnx_builder *ob, pbuf *node) {
+    pb_msg(&ob->graph, 1, node);
+}
+
+/* Finishes the model; returns malloc'ed bytes in *out (caller frees). */
+static size_t ob_finish(onnx_builder *ob, uint8_t **out) {
+    pbuf m = {0}, opset = {0};
+    pb_int(&m, 1, 8); /* ir_version */
+    pb_str(&m, 2, "vigil-test");
+    pb_str(&ob->graph, 2, "g");
+    pb_msg(&m, 7, &ob->graph);
+    pb_str(&opset, 1, "");
+    pb_int(&opset, 2, ob->opset);
+    pb_msg(&m, 8, &opset);
+    *out = m.data;
+    return m.len;
+}
 
 static uint32_t rng_state = 1;
 static float frand(void) {
@@ -22,7 +185,8 @@ static float frand(void) {
     return (float)(rng_state >> 8) / 16777216.0f * 2.0f - 1.0f;
 }
 static void fill(float *p, size_t n) {
-    for (size_t i = 0; i < n; i++) p[i] = frand();
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand();
 }
 
 /* Writes the model to a temporary file and loads it. */
@@ -93,7 +257,8 @@ static void conv_bn_silu(int threads) {
     fill(scale, M);
     fill(bias, M);
     fill(mean, M);
-    for (int i = 0; i < M; i++) var[i] = 0.5f + (float)i;
+    for (int i = 0; i < M; i++)
+        var[i] = 0.5f + (float)i;
     onnx_builder ob = {.opset = 17};
     int64_t xd[4] = {1, C, H, W}, wd[4] = {M, C, 3, 3}, md[1] = {M}, yd[4] = {1, M, H, W};
     ob_input(&ob, "x", 4, xd);
@@ -124,7 +289,8 @@ static void conv_bn_silu(int threads) {
     win.pad_begin[0] = win.pad_begin[1] = win.pad_end[0] = win.pad_end[1] = 1;
     kernels_conv_f32(x, &xs, w, b, &win, ref, &ys);
     kernels_batchnorm_f32(ref, 1, M, H * W, scale, bias, mean, var, 1e-3f, ref);
-    for (int i = 0; i < M * H * W; i++) ref[i] = ref[i] / (1.0f + expf(-ref[i]));
+    for (int i = 0; i < M * H * W; i++)
+        ref[i] = ref[i] / (1.0f + expf(-ref[i]));
 
     vigil_engine *e = make_engine(threads);
     vigil_model *m;
@@ -140,6 +306,17 @@ static void conv_bn_silu(int threads) {
         /* BatchNorm, Sigmoid and Mul are gone: layout in, fused Conv, layout out */
         CHECK_EQ_INT(p->n_steps, 3);
         if (p->n_steps == 3) CHECK_STR(p->steps[1].op, "Conv");
+        /* adaptive parallelism: the first runs alternate pool / calling thread,
+         * and both modes give the same result */
+        vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, C, H, W}, .data = x};
+        vigil_error err;
+        for (int r = 0; r < 7; r++) {
+            CHECK(vigil_plan_run(p, &t, 1, &err) == VIGIL_OK);
+            CHECK(max_diff(vigil_plan_output(p, 0)->data, ref, M * H * W) < 1e-4);
+        }
+        CHECK_EQ_INT(p->runs, 8);
+        CHECK(p->run_ms[1] > 0);
+        if (threads > 1) CHECK(p->run_ms[0] > 0);
     }
     vigil_plan_destroy(p);
     vigil_model_free(m);
@@ -197,7 +374,8 @@ static void test_split_concat_nhwc(void) {
     kernels_window_defaults(&win, 2, (int64_t[]){3, 3});
     win.pad_begin[0] = win.pad_begin[1] = win.pad_end[0] = win.pad_end[1] = 1;
     kernels_conv_f32(a + 4 * H * W, &half, w2, NULL, &win, b, &half);
-    for (int i = 0; i < 4 * H * W; i++) b[i] = b[i] > 0 ? b[i] : 0;
+    for (int i = 0; i < 4 * H * W; i++)
+        b[i] = b[i] > 0 ? b[i] : 0;
     memcpy(ref, a, 4 * H * W * sizeof(float));
     memcpy(ref + 4 * H * W, b, 4 * H * W * sizeof(float));
 
@@ -228,7 +406,8 @@ static void test_planner_reuses_buffers(void) {
     ob_input(&ob, "x", 4, xd);
     ob_output(&ob, "v12", 4, xd);
     ob_initializer(&ob, "k", 1, 1, kd, k, sizeof k);
-    for (int i = 0; i < N; i++) want[i] = x[i];
+    for (int i = 0; i < N; i++)
+        want[i] = x[i];
     for (int s = 1; s <= STEPS; s++) {
         char in[16], out[16], name[16];
         snprintf(in, sizeof in, s == 1 ? "x" : "v%d", s - 1);
@@ -247,7 +426,7 @@ static void test_planner_reuses_buffers(void) {
     if (p) {
         size_t peak = vigil_plan_peak_activation_bytes(p), one = N * sizeof(float);
         fprintf(stderr, "  peak %zu bytes for %d values of %zu bytes\n", peak, STEPS + 1, one);
-        CHECK(peak >= 2 * one);     /* input and output of a step cannot share */
+        CHECK(peak >= 2 * one);        /* input and output of a step cannot share */
         CHECK(peak <= 4 * one + 1024); /* but the chain needs no more than input, two live, output */
         CHECK(max_diff(vigil_plan_output(p, 0)->data, want, N) < 1e-5);
     }
@@ -318,7 +497,8 @@ static void gemm_batch(int64_t model_batch) {
     for (int r = 0; r < 3; r++)
         for (int j = 0; j < 5; j++) {
             double s = c[j];
-            for (int k = 0; k < 4; k++) s += (double)x[r * 4 + k] * w[k * 5 + j];
+            for (int k = 0; k < 4; k++)
+                s += (double)x[r * 4 + k] * w[k * 5 + j];
             want[r * 5 + j] = (float)s;
         }
     vigil_engine *e = make_engine(2);
@@ -340,8 +520,12 @@ static void gemm_batch(int64_t model_batch) {
     vigil_engine_destroy(e);
 }
 
-static void test_gemm_symbolic_batch(void) { gemm_batch(-1); }
-static void test_gemm_fixed_batch_repeats(void) { gemm_batch(1); }
+static void test_gemm_symbolic_batch(void) {
+    gemm_batch(-1);
+}
+static void test_gemm_fixed_batch_repeats(void) {
+    gemm_batch(1);
+}
 
 /* ---- validation ---- */
 
@@ -380,6 +564,72 @@ static void test_validation_errors(void) {
     vigil_engine_destroy(e);
 }
 
+/* ---- robustness: corrupted models are errors, never crashes ---- */
+
+static void test_corrupted_models_fail_cleanly(void) {
+    /* a small valid model: Conv + Relu + Reshape + Softmax */
+    float w[2 * 3 * 9];
+    fill(w, sizeof w / 4);
+    int64_t xd[4] = {1, 3, 5, 5}, wd[4] = {2, 3, 3, 3}, sd[1] = {2}, shape[2] = {1, -1}, yd[2] = {1, 50};
+    onnx_builder ob = {.opset = 13};
+    ob_input(&ob, "x", 4, xd);
+    ob_output(&ob, "y", 2, yd);
+    ob_initializer(&ob, "w", 1, 4, wd, w, sizeof w);
+    ob_initializer(&ob, "s", 7, 1, sd, shape, sizeof shape);
+    pbuf n = ob_node("Conv", "c", 2, (const char *[]){"x", "w"}, 1, (const char *[]){"a"});
+    ob_attr_ints(&n, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    ob_node_end(&ob, &n);
+    n = ob_node("Relu", "r", 1, (const char *[]){"a"}, 1, (const char *[]){"b"});
+    ob_node_end(&ob, &n);
+    n = ob_node("Reshape", "rs", 2, (const char *[]){"b", "s"}, 1, (const char *[]){"c2"});
+    ob_node_end(&ob, &n);
+    n = ob_node("Softmax", "sm", 1, (const char *[]){"c2"}, 1, (const char *[]){"y"});
+    ob_node_end(&ob, &n);
+    uint8_t *good;
+    size_t size = ob_finish(&ob, &good);
+    vigil_engine *e = make_engine(1);
+    float x[75];
+    fill(x, 75);
+    int loaded = 0, ran = 0;
+    uint8_t *bad = malloc(size);
+    for (int iter = 0; iter < 400 && bad && e; iter++) {
+        memcpy(bad, good, size);
+        int flips = 1 + iter % 4;
+        for (int f = 0; f < flips; f++) {
+            rng_state = rng_state * 1664525u + 1013904223u;
+            size_t at = (rng_state >> 8) % size;
+            rng_state = rng_state * 1664525u + 1013904223u;
+            bad[at] = (uint8_t)(rng_state >> 24);
+        }
+        char path[] = "/tmp/vigil-fuzz-XXXXXX";
+        int fd = mkstemp(path);
+        if (fd < 0) break;
+        ssize_t w_ = write(fd, bad, size);
+        close(fd);
+        vigil_error err;
+        vigil_model *m = NULL;
+        vigil_plan *p = NULL;
+        if (w_ == (ssize_t)size && vigil_model_load(e, path, &m, &err) == VIGIL_OK) {
+            loaded++;
+            if (vigil_plan_create(m, 1, &p, &err) == VIGIL_OK) {
+                vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 3, 5, 5}, .data = x};
+                if (vigil_plan_run(p, &t, 1, &err) == VIGIL_OK) ran++;
+            } else {
+                CHECK(err.message[0] != 0);
+            }
+        } else {
+            CHECK(err.message[0] != 0);
+        }
+        vigil_plan_destroy(p);
+        vigil_model_free(m);
+        unlink(path);
+    }
+    fprintf(stderr, "  400 corrupted models: %d loaded, %d ran, the rest refused with a message\n", loaded, ran);
+    free(bad);
+    free(good);
+    vigil_engine_destroy(e);
+}
+
 int main(void) {
     RUN(test_conv_bn_silu_fusion);
     RUN(test_split_concat_nhwc);
@@ -388,5 +638,6 @@ int main(void) {
     RUN(test_gemm_symbolic_batch);
     RUN(test_gemm_fixed_batch_repeats);
     RUN(test_validation_errors);
+    RUN(test_corrupted_models_fail_cleanly);
     return testing_report();
 }

@@ -1,16 +1,15 @@
 /*
  * test_engine_kernels.c - the engine's own optimised kernels against the
- * plain-C references: the vectorised SiLU (ops/silu.c) against
+ * plain-C references: the vectorised SiLU (ops/vmath.c) against
  * kernels_unary_f32(KERNELS_SILU), and the tiled NCHW <-> NHWC conversions
  * (ops/layout.c) against kernels_transpose, single- and multi-threaded.
  */
-#pragma GCC diagnostic ignored "-Wformat-truncation" /* testing.h's path join */
 #include "testing.h"
 
 #include "core/alloc.h"
 #include "engine/engine_internal.h"
 #include "engine/kernels/kernels.h"
-#include "engine/ops/silu.h"
+#include "engine/ops/vmath.h"
 
 static uint32_t rng = 7;
 static float frand(float scale) {
@@ -24,7 +23,8 @@ static void test_silu_matches_reference(void) {
     float *par = vigil_malloc(N * sizeof(float));
     CHECK(x && ref && par);
     if (!x || !ref || !par) return;
-    for (int i = 0; i < N; i++) x[i] = frand(i < 1000 ? 120.0f : 12.0f);
+    for (int i = 0; i < N; i++)
+        x[i] = frand(i < 1000 ? 120.0f : 12.0f);
     x[0] = 0.0f;
     x[1] = -0.0f;
     x[2] = 1e-30f;
@@ -62,7 +62,8 @@ static void layout_roundtrip(pthreadpool_t pool) {
         float *ref = vigil_malloc(n * sizeof(float)), *back = vigil_malloc(n * sizeof(float));
         CHECK(x && y && ref && back);
         if (!x || !y || !ref || !back) return;
-        for (size_t i = 0; i < n; i++) x[i] = frand(1.0f);
+        for (size_t i = 0; i < n; i++)
+            x[i] = frand(1.0f);
         kshape xs = kshape_make(4, d);
         kernels_transpose(sizeof(float), x, &xs, (const int[]){0, 2, 3, 1}, ref);
         layout_nchw_to_nhwc(x, y, d, pool);
@@ -83,8 +84,33 @@ static void test_layout_conversions(void) {
     pthreadpool_destroy(pool);
 }
 
+static void test_softmax_strided_matches_reference(void) {
+    enum { OUTER = 3, LEN = 16, INNER = 1003 };
+    size_t n = OUTER * LEN * INNER;
+    float *x = vigil_malloc(n * sizeof(float)), *ref = vigil_malloc(n * sizeof(float));
+    float *y = vigil_malloc(n * sizeof(float)), *scratch = vigil_malloc(2 * INNER * sizeof(float));
+    CHECK(x && ref && y && scratch);
+    if (!x || !ref || !y || !scratch) return;
+    for (size_t i = 0; i < n; i++)
+        x[i] = frand(i % 7 == 0 ? 80.0f : 8.0f);
+    kernels_softmax_f32(x, ref, OUTER, LEN, INNER);
+    softmax_f32_strided(x, y, OUTER, LEN, INNER, scratch);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)y[i] - (double)ref[i]) / (1e-6 * fabs((double)ref[i]) + 1e-12);
+        if (d > worst) worst = d;
+    }
+    fprintf(stderr, "  worst error %.3g of a 1e-6 relative (1e-12 absolute) tolerance\n", worst);
+    CHECK(worst <= 1.0);
+    vigil_free(x);
+    vigil_free(ref);
+    vigil_free(y);
+    vigil_free(scratch);
+}
+
 int main(void) {
     RUN(test_silu_matches_reference);
     RUN(test_layout_conversions);
+    RUN(test_softmax_strided_matches_reference);
     return testing_report();
 }

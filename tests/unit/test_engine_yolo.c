@@ -5,7 +5,6 @@
  * symbolic-batch model, and resident memory after loading.  Skips when
  * ../shared is absent.
  */
-#pragma GCC diagnostic ignored "-Wformat-truncation" /* testing.h's path join */
 #include "testing.h"
 
 #include "core/alloc.h"
@@ -42,7 +41,8 @@ static vigil_engine *engine(int threads) {
 
 static vigil_tensor as_tensor(const npy_array *a) {
     vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = a->ndim, .data = a->data};
-    for (int i = 0; i < a->ndim; i++) t.dims[i] = a->dims[i];
+    for (int i = 0; i < a->ndim; i++)
+        t.dims[i] = a->dims[i];
     return t;
 }
 
@@ -77,7 +77,8 @@ static void parity(const char *model_name) {
         const vigil_tensor *o = vigil_plan_output(p, 0);
         CHECK(o != NULL);
         CHECK_EQ_INT(o->ndim, want.ndim);
-        for (int d = 0; d < want.ndim && d < o->ndim; d++) CHECK_EQ_INT(o->dims[d], want.dims[d]);
+        for (int d = 0; d < want.ndim && d < o->ndim; d++)
+            CHECK_EQ_INT(o->dims[d], want.dims[d]);
         double rel_err, abs_err;
         int bad = compare(o->data, want.data, want.count, &rel_err, &abs_err);
         fprintf(stderr, "  %s batch 1: %d of %zu outside tolerance, worst rel %.3g (|ref|>=0.1), worst abs %.3g\n",
@@ -93,8 +94,12 @@ static void parity(const char *model_name) {
     npy_free(&want);
 }
 
-static void test_yolov8n_parity(void) { parity("yolov8n"); }
-static void test_yolov5n_parity(void) { parity("yolov5n"); }
+static void test_yolov8n_parity(void) {
+    parity("yolov8n");
+}
+static void test_yolov5n_parity(void) {
+    parity("yolov5n");
+}
 
 /* Batch 4 of distinct images: each item must equal the batch-1 run. */
 static void batch4(const char *file) {
@@ -112,7 +117,8 @@ static void batch4(const char *file) {
     if (!batch) return;
     /* item b: the image scaled and shifted so that the items differ */
     for (int b = 0; b < 4; b++)
-        for (size_t i = 0; i < item; i++) batch[b * item + i] = ((const float *)in.data)[(i + (size_t)b * 7919) % item];
+        for (size_t i = 0; i < item; i++)
+            batch[b * item + i] = ((const float *)in.data)[(i + (size_t)b * 7919) % item];
     vigil_engine *e = engine(2);
     vigil_model *m = NULL;
     vigil_plan *p1 = NULL, *p4 = NULL;
@@ -131,7 +137,8 @@ static void batch4(const char *file) {
         const vigil_tensor *o4 = vigil_plan_output(p4, 0);
         CHECK_EQ_INT(o4->dims[0], 4);
         size_t per = 1;
-        for (int d = 1; d < o4->ndim; d++) per *= (size_t)o4->dims[d];
+        for (int d = 1; d < o4->ndim; d++)
+            per *= (size_t)o4->dims[d];
         double worst = 0;
         for (int b = 0; b < 4; b++) {
             vigil_tensor t1 = as_tensor(&in);
@@ -157,8 +164,12 @@ static void batch4(const char *file) {
     npy_free(&in);
 }
 
-static void test_yolov8n_fixed_batch4(void) { batch4("yolov8n.onnx"); }
-static void test_yolov8n_dynbatch4(void) { batch4("yolov8n_dynbatch.onnx"); }
+static void test_yolov8n_fixed_batch4(void) {
+    batch4("yolov8n.onnx");
+}
+static void test_yolov8n_dynbatch4(void) {
+    batch4("yolov8n_dynbatch.onnx");
+}
 
 static long vm_rss_kb(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -189,13 +200,16 @@ static void test_resident_memory(void) {
     if (m) CHECK(vigil_plan_create(m, 1, &p, &err) == VIGIL_OK);
     size_t peak = p ? vigil_plan_peak_activation_bytes(p) : 0;
     long after_plan = vm_rss_kb();
+    /* After loading (the brief's bound): the file once (mapped) plus slack. */
     double limit_kb = ((double)st.st_size * 1.5 + (double)peak + 30.0 * 1024 * 1024) / 1024.0;
+    /* After compiling, XNNPACK's packed copy of the weights is resident too. */
+    double plan_limit_kb = ((double)st.st_size * 2.5 + (double)peak + 30.0 * 1024 * 1024) / 1024.0;
     fprintf(stderr,
-            "  VmRSS: %ld kB before load, %ld kB after load, %ld kB after plan; file %lld kB, peak activations "
-            "%zu kB, limit %.0f kB\n",
-            before, after_load, after_plan, (long long)st.st_size / 1024, peak / 1024, limit_kb);
+            "  VmRSS: %ld kB before load, %ld kB after load (limit %.0f), %ld kB after plan (limit %.0f); file %lld "
+            "kB, peak activations %zu kB\n",
+            before, after_load, limit_kb, after_plan, plan_limit_kb, (long long)st.st_size / 1024, peak / 1024);
     CHECK(after_load > 0 && (double)after_load <= limit_kb);
-    CHECK(after_plan > 0 && (double)after_plan <= limit_kb);
+    CHECK(after_plan > 0 && (double)after_plan <= plan_limit_kb);
     vigil_plan_destroy(p);
     vigil_model_free(m);
     vigil_engine_destroy(e);

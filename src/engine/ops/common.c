@@ -41,20 +41,26 @@ int attr_ints(const onnx_node *node, const char *name, int64_t *out, int max) {
     const onnx_attr *a = node ? onnx_node_attr(node, name) : NULL;
     if (!a || a->type != ONNX_ATTR_INTS) return -1;
     int n = (int)a->n_ints;
-    for (int i = 0; i < n && i < max; i++) out[i] = a->ints[i];
+    for (int i = 0; i < n && i < max; i++)
+        out[i] = a->ints[i];
     return n;
 }
 
-int in_present(const op_ctx *ctx, int i) { return i < ctx->n_in && ctx->in[i].present; }
+int in_present(const op_ctx *ctx, int i) {
+    return i < ctx->n_in && ctx->in[i].present;
+}
 
 int const_ints(const op_tensor *t, int64_t *out, int max) {
     if (!t->present || !t->data) return -1;
     int64_t n = tensor_count(t->ndim, t->dims);
     if (n > max) return -1;
     for (int64_t i = 0; i < n; i++) {
-        if (t->dtype == VIGIL_DTYPE_I64) out[i] = ((const int64_t *)t->data)[i];
-        else if (t->dtype == VIGIL_DTYPE_I32) out[i] = ((const int32_t *)t->data)[i];
-        else return -1;
+        if (t->dtype == VIGIL_DTYPE_I64)
+            out[i] = ((const int64_t *)t->data)[i];
+        else if (t->dtype == VIGIL_DTYPE_I32)
+            out[i] = ((const int32_t *)t->data)[i];
+        else
+            return -1;
     }
     return (int)n;
 }
@@ -100,7 +106,9 @@ int nhwc_axis(int axis) {
     return axis >= 0 && axis < 4 ? map[axis] : axis;
 }
 
-kshape op_kshape(const op_tensor *t) { return kshape_make(t->ndim, t->dims); }
+kshape op_kshape(const op_tensor *t) {
+    return kshape_make(t->ndim, t->dims);
+}
 
 void op_set_out(op_tensor *o, vigil_dtype dtype, const kshape *s) {
     o->dtype = dtype;
@@ -112,7 +120,8 @@ vigil_status op_check_attrs(const onnx_node *node, const op_def *op, vigil_error
     for (size_t i = 0; i < node->n_attrs; i++) {
         const char *name = node->attrs[i].name;
         int known = 0;
-        for (const char *const *a = op->attrs; a && *a && !known; a++) known = strcmp(*a, name) == 0;
+        for (const char *const *a = op->attrs; a && *a && !known; a++)
+            known = strcmp(*a, name) == 0;
         if (!known)
             return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "node '%s' (%s): attribute '%s' is not supported",
                                    node->name[0] ? node->name : (node->n_outputs ? node->outputs[0] : ""),
@@ -144,6 +153,10 @@ void *op_const_alloc(op_ctx *ctx, op_tensor *o) {
     return o->data;
 }
 
-size_t op_elem(const op_tensor *t) { return vigil_dtype_size(t->dtype); }
+size_t op_elem(const op_tensor *t) {
+    return vigil_dtype_size(t->dtype);
+}
 
-int64_t op_count(const op_tensor *t) { return tensor_count(t->ndim, t->dims); }
+int64_t op_count(const op_tensor *t) {
+    return tensor_count(t->ndim, t->dims);
+}

@@ -5,8 +5,8 @@
  * XNNPACK NHWC operators whose weights are packed once at prepare (ONNX's
  * [M, C/g, kh, kw] is reordered to XNNPACK's [g, M/g, kh, kw, C/g] first).
  * A fused activation (passes.c) becomes the operator's output clamp, or for
- * SiLU one vectorised in-place pass over the output (silu.c).  Anything else (1-D convolution, weights computed at run time) runs
- * the plain-C reference kernel in ONNX layout, with the same activation.
+ * SiLU one vectorised in-place pass over the output (vmath.c).  Anything else (1-D convolution, weights computed at run
+ * time) runs the plain-C reference kernel in ONNX layout, with the same activation.
  */
 #include <math.h>
 #include <string.h>
@@ -14,20 +14,25 @@
 
 #include "core/alloc.h"
 #include "engine/ops/ops.h"
-#include "engine/ops/silu.h"
+#include "engine/ops/vmath.h"
 
 static const char *const conv_attrs[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
-static const char *const convt_attrs[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides",
+static const char *const convt_attrs[] = {"auto_pad",       "dilations",    "group", "kernel_shape", "pads", "strides",
                                           "output_padding", "output_shape", NULL};
 static const char *const bn_attrs[] = {"epsilon", "momentum", "spatial", "training_mode", NULL};
 
 vigil_status op_auto_pad(const onnx_node *node, kernels_auto_pad *out) {
     const char *s = attr_string(node, "auto_pad", "NOTSET");
-    if (strcmp(s, "NOTSET") == 0) *out = KERNELS_PAD_NOTSET;
-    else if (strcmp(s, "SAME_UPPER") == 0) *out = KERNELS_PAD_SAME_UPPER;
-    else if (strcmp(s, "SAME_LOWER") == 0) *out = KERNELS_PAD_SAME_LOWER;
-    else if (strcmp(s, "VALID") == 0) *out = KERNELS_PAD_VALID;
-    else return VIGIL_ERR_UNSUPPORTED;
+    if (strcmp(s, "NOTSET") == 0)
+        *out = KERNELS_PAD_NOTSET;
+    else if (strcmp(s, "SAME_UPPER") == 0)
+        *out = KERNELS_PAD_SAME_UPPER;
+    else if (strcmp(s, "SAME_LOWER") == 0)
+        *out = KERNELS_PAD_SAME_LOWER;
+    else if (strcmp(s, "VALID") == 0)
+        *out = KERNELS_PAD_VALID;
+    else
+        return VIGIL_ERR_UNSUPPORTED;
     return VIGIL_OK;
 }
 
@@ -40,16 +45,19 @@ vigil_status op_read_window(const op_ctx *ctx, const int64_t *kernel, int transp
     kernels_window_defaults(w, ns, kernel);
     int64_t v[4];
     if (attr_ints(ctx->node, "strides", v, 4) == ns)
-        for (int i = 0; i < ns; i++) w->stride[i] = v[i];
+        for (int i = 0; i < ns; i++)
+            w->stride[i] = v[i];
     if (attr_ints(ctx->node, "dilations", v, 4) == ns)
-        for (int i = 0; i < ns; i++) w->dilation[i] = v[i];
+        for (int i = 0; i < ns; i++)
+            w->dilation[i] = v[i];
     if (attr_ints(ctx->node, "pads", v, 4) == 2 * ns)
         for (int i = 0; i < ns; i++) {
             w->pad_begin[i] = v[i];
             w->pad_end[i] = v[i + ns];
         }
     if (attr_ints(ctx->node, "output_padding", v, 4) == ns)
-        for (int i = 0; i < ns; i++) w->output_padding[i] = v[i];
+        for (int i = 0; i < ns; i++)
+            w->output_padding[i] = v[i];
     w->group = attr_int(ctx->node, "group", 1);
     w->ceil_mode = (int)attr_int(ctx->node, "ceil_mode", 0);
     for (int i = 0; i < ns; i++)
@@ -58,8 +66,10 @@ vigil_status op_read_window(const op_ctx *ctx, const int64_t *kernel, int transp
     kernels_auto_pad ap;
     if (op_auto_pad(ctx->node, &ap) != VIGIL_OK) return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "bad auto_pad");
     int64_t in[2] = {x->dims[2], ns > 1 ? x->dims[3] : 1};
-    if (transpose) kernels_resolve_auto_pad_transpose(ap, in, w);
-    else kernels_resolve_auto_pad(ap, in, w);
+    if (transpose)
+        kernels_resolve_auto_pad_transpose(ap, in, w);
+    else
+        kernels_resolve_auto_pad(ap, in, w);
     return VIGIL_OK;
 }
 
@@ -105,8 +115,12 @@ static vigil_status infer_conv_common(op_ctx *ctx, int transpose, vigil_error *e
     return VIGIL_OK;
 }
 
-static vigil_status infer_conv(op_ctx *ctx, vigil_error *err) { return infer_conv_common(ctx, 0, err); }
-static vigil_status infer_convt(op_ctx *ctx, vigil_error *err) { return infer_conv_common(ctx, 1, err); }
+static vigil_status infer_conv(op_ctx *ctx, vigil_error *err) {
+    return infer_conv_common(ctx, 0, err);
+}
+static vigil_status infer_convt(op_ctx *ctx, vigil_error *err) {
+    return infer_conv_common(ctx, 1, err);
+}
 
 /* ---- fused activation, shared by both paths ---- */
 
@@ -159,7 +173,8 @@ static vigil_status prepare_xnn_conv(op_ctx *ctx, const kernels_window *w, vigil
     const float *src = wt->data;
     for (int64_t o = 0; o < m; o++)
         for (int64_t i = 0; i < cg; i++)
-            for (int64_t r = 0; r < kh * kw; r++) packed[(o * kh * kw + r) * cg + i] = src[(o * cg + i) * kh * kw + r];
+            for (int64_t r = 0; r < kh * kw; r++)
+                packed[(o * kh * kw + r) * cg + i] = src[(o * cg + i) * kh * kw + r];
     float lo, hi;
     act_bounds(ctx, &lo, &hi);
     enum xnn_status st = xnn_create_convolution2d_nhwc_f32(
@@ -201,9 +216,9 @@ static vigil_status prepare_xnn_convt(op_ctx *ctx, const kernels_window *w, vigi
         in_present(ctx, 2) ? s->in[2].data : NULL, lo, hi, 0, (xnn_operator_t *)&s->xop[0]);
     vigil_free(packed);
     if (st == xnn_status_success)
-        st = xnn_setup_deconvolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1],
-                                                (size_t)x->dims[2], (uint32_t)w->output_padding[0],
-                                                (uint32_t)w->output_padding[1], x->data, y->data, s->pool);
+        st = xnn_setup_deconvolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
+                                                (uint32_t)w->output_padding[0], (uint32_t)w->output_padding[1], x->data,
+                                                y->data, s->pool);
     if (st != xnn_status_success) return xnn_fail(ctx, "deconvolution", st, err);
     if (y->dims[3] != m) return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "deconvolution channel mismatch");
     return xnn_conv_done(ctx, err);
@@ -231,8 +246,10 @@ static vigil_status run_ref_conv(step *s, vigil_error *err) {
     const ref_conv *r = s->state;
     kshape xs = op_kshape(&s->in[0]), ys = op_kshape(&s->out[0]);
     const float *b = s->n_in > 2 && s->in[2].present ? s->in[2].data : NULL;
-    if (r->transpose) kernels_convtranspose_f32(s->in[0].data, &xs, s->in[1].data, b, &r->w, s->out[0].data, &ys);
-    else kernels_conv_f32(s->in[0].data, &xs, s->in[1].data, b, &r->w, s->out[0].data, &ys);
+    if (r->transpose)
+        kernels_convtranspose_f32(s->in[0].data, &xs, s->in[1].data, b, &r->w, s->out[0].data, &ys);
+    else
+        kernels_conv_f32(s->in[0].data, &xs, s->in[1].data, b, &r->w, s->out[0].data, &ys);
     apply_act(r, s->out[0].data, kshape_count(&ys));
     return VIGIL_OK;
 }
@@ -263,8 +280,12 @@ static vigil_status prepare_conv_common(op_ctx *ctx, int transpose, vigil_error 
     return VIGIL_OK;
 }
 
-static vigil_status prepare_conv(op_ctx *ctx, vigil_error *err) { return prepare_conv_common(ctx, 0, err); }
-static vigil_status prepare_convt(op_ctx *ctx, vigil_error *err) { return prepare_conv_common(ctx, 1, err); }
+static vigil_status prepare_conv(op_ctx *ctx, vigil_error *err) {
+    return prepare_conv_common(ctx, 0, err);
+}
+static vigil_status prepare_convt(op_ctx *ctx, vigil_error *err) {
+    return prepare_conv_common(ctx, 1, err);
+}
 
 /* ---- BatchNormalization (when not folded into a Conv) ---- */
 
@@ -309,13 +330,37 @@ static vigil_status prepare_bn(op_ctx *ctx, vigil_error *err) {
 }
 
 const op_def ops_conv[] = {
-    {.name = "Conv", .min_inputs = 2, .min_opset = 1, .max_opset = 20, .layout = OP_LAYOUT_NHWC, .layout_inputs = 1,
-     .attrs = conv_attrs, .check = check_conv, .infer = infer_conv,
-     .prepare = prepare_conv, .flops = flops_conv},
-    {.name = "ConvTranspose", .min_inputs = 2, .min_opset = 1, .max_opset = 20, .layout = OP_LAYOUT_NHWC, .layout_inputs = 1,
-     .attrs = convt_attrs, .check = check_convt, .infer = infer_convt,
-     .prepare = prepare_convt, .flops = flops_convt},
-    {.name = "BatchNormalization", .min_inputs = 5, .min_opset = 7, .max_opset = 20, .layout = OP_LAYOUT_ONNX, .foldable = 1,
-     .attrs = bn_attrs, .check = check_bn, .infer = infer_bn, .prepare = prepare_bn},
+    {.name = "Conv",
+     .min_inputs = 2,
+     .min_opset = 1,
+     .max_opset = 20,
+     .layout = OP_LAYOUT_NHWC,
+     .layout_inputs = 1,
+     .attrs = conv_attrs,
+     .check = check_conv,
+     .infer = infer_conv,
+     .prepare = prepare_conv,
+     .flops = flops_conv},
+    {.name = "ConvTranspose",
+     .min_inputs = 2,
+     .min_opset = 1,
+     .max_opset = 20,
+     .layout = OP_LAYOUT_NHWC,
+     .layout_inputs = 1,
+     .attrs = convt_attrs,
+     .check = check_convt,
+     .infer = infer_convt,
+     .prepare = prepare_convt,
+     .flops = flops_convt},
+    {.name = "BatchNormalization",
+     .min_inputs = 5,
+     .min_opset = 7,
+     .max_opset = 20,
+     .layout = OP_LAYOUT_ONNX,
+     .foldable = 1,
+     .attrs = bn_attrs,
+     .check = check_bn,
+     .infer = infer_bn,
+     .prepare = prepare_bn},
     {0},
 };

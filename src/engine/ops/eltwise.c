@@ -25,15 +25,24 @@ typedef struct binary_info {
 } binary_info;
 
 static const binary_info binaries[] = {
-    {"Add", KERNELS_ADD, 0},        {"Sub", KERNELS_SUB, 0},
-    {"Mul", KERNELS_MUL, 0},        {"Div", KERNELS_DIV, 0},
-    {"Pow", KERNELS_POW, 0},        {"Mod", KERNELS_MOD, 0},
-    {"Max", KERNELS_MAX, 1},        {"Min", KERNELS_MIN, 1},
-    {"Sum", KERNELS_ADD, 1},        {"Mean", KERNELS_ADD, 1},
-    {"Equal", KERNELS_EQUAL, 0},    {"Less", KERNELS_LESS, 0},
-    {"LessOrEqual", KERNELS_LESS_OR_EQUAL, 0}, {"Greater", KERNELS_GREATER, 0},
-    {"GreaterOrEqual", KERNELS_GREATER_OR_EQUAL, 0}, {"And", KERNELS_AND, 0},
-    {"Or", KERNELS_OR, 0},          {"Xor", KERNELS_XOR, 0},
+    {"Add", KERNELS_ADD, 0},
+    {"Sub", KERNELS_SUB, 0},
+    {"Mul", KERNELS_MUL, 0},
+    {"Div", KERNELS_DIV, 0},
+    {"Pow", KERNELS_POW, 0},
+    {"Mod", KERNELS_MOD, 0},
+    {"Max", KERNELS_MAX, 1},
+    {"Min", KERNELS_MIN, 1},
+    {"Sum", KERNELS_ADD, 1},
+    {"Mean", KERNELS_ADD, 1},
+    {"Equal", KERNELS_EQUAL, 0},
+    {"Less", KERNELS_LESS, 0},
+    {"LessOrEqual", KERNELS_LESS_OR_EQUAL, 0},
+    {"Greater", KERNELS_GREATER, 0},
+    {"GreaterOrEqual", KERNELS_GREATER_OR_EQUAL, 0},
+    {"And", KERNELS_AND, 0},
+    {"Or", KERNELS_OR, 0},
+    {"Xor", KERNELS_XOR, 0},
     {"BitShift", KERNELS_BITSHIFT_LEFT, 0},
 };
 
@@ -47,7 +56,7 @@ static kernels_binary_op binary_op_of(const onnx_node *node, const binary_info *
     if (strcmp(b->name, "Mod") == 0 && attr_int(node, "fmod", 0)) return KERNELS_FMOD;
     if (strcmp(b->name, "BitShift") == 0)
         return strcmp(attr_string(node, "direction", ""), "RIGHT") == 0 ? KERNELS_BITSHIFT_RIGHT
-                                                                          : KERNELS_BITSHIFT_LEFT;
+                                                                        : KERNELS_BITSHIFT_LEFT;
     return b->op;
 }
 
@@ -140,7 +149,8 @@ static vigil_status run_binary_ref(step *s, vigil_error *err) {
     if (st != VIGIL_OK) return st;
     if (b->mean) {
         float *y = s->out[0].data, k = 1.0f / (float)s->n_in;
-        for (int64_t i = 0; i < kshape_count(&ys); i++) y[i] *= k;
+        for (int64_t i = 0; i < kshape_count(&ys); i++)
+            y[i] *= k;
     }
     return VIGIL_OK;
 }
@@ -173,12 +183,30 @@ static vigil_status prepare_xnn_binary(op_ctx *ctx, kernels_binary_op op, int *u
     xnn_binary_create create = NULL;
     xnn_binary_setup setup = NULL;
     switch (op) {
-    case KERNELS_ADD: create = xnn_create_add_nd_f32; setup = xnn_setup_add_nd_f32; break;
-    case KERNELS_SUB: create = xnn_create_subtract_nd_f32; setup = xnn_setup_subtract_nd_f32; break;
-    case KERNELS_MUL: create = xnn_create_multiply_nd_f32; setup = xnn_setup_multiply_nd_f32; break;
-    case KERNELS_DIV: create = xnn_create_divide_nd_f32; setup = xnn_setup_divide_nd_f32; break;
-    case KERNELS_MAX: create = create_max; setup = xnn_setup_maximum_nd_f32; break;
-    case KERNELS_MIN: create = create_min; setup = xnn_setup_minimum_nd_f32; break;
+    case KERNELS_ADD:
+        create = xnn_create_add_nd_f32;
+        setup = xnn_setup_add_nd_f32;
+        break;
+    case KERNELS_SUB:
+        create = xnn_create_subtract_nd_f32;
+        setup = xnn_setup_subtract_nd_f32;
+        break;
+    case KERNELS_MUL:
+        create = xnn_create_multiply_nd_f32;
+        setup = xnn_setup_multiply_nd_f32;
+        break;
+    case KERNELS_DIV:
+        create = xnn_create_divide_nd_f32;
+        setup = xnn_setup_divide_nd_f32;
+        break;
+    case KERNELS_MAX:
+        create = create_max;
+        setup = xnn_setup_maximum_nd_f32;
+        break;
+    case KERNELS_MIN:
+        create = create_min;
+        setup = xnn_setup_minimum_nd_f32;
+        break;
     default: return VIGIL_OK;
     }
     if (op_count(&s->out[0]) == 0) return VIGIL_OK;
@@ -192,8 +220,10 @@ static vigil_status prepare_xnn_binary(op_ctx *ctx, kernels_binary_op op, int *u
         s->in[i].data = copy;
     }
     size_t as[XNN_MAX_TENSOR_DIMS], bs[XNN_MAX_TENSOR_DIMS];
-    for (int d = 0; d < s->in[0].ndim; d++) as[d] = (size_t)s->in[0].dims[d];
-    for (int d = 0; d < s->in[1].ndim; d++) bs[d] = (size_t)s->in[1].dims[d];
+    for (int d = 0; d < s->in[0].ndim; d++)
+        as[d] = (size_t)s->in[0].dims[d];
+    for (int d = 0; d < s->in[1].ndim; d++)
+        bs[d] = (size_t)s->in[1].dims[d];
     enum xnn_status x = create(-INFINITY, INFINITY, 0, (xnn_operator_t *)&s->xop[0]);
     if (x == xnn_status_success)
         x = setup(s->xop[0], (size_t)s->in[0].ndim, as, (size_t)s->in[1].ndim, bs, s->in[0].data, s->in[1].data,
@@ -237,20 +267,34 @@ static const char *const gelu_attrs[] = {"approximate", NULL};
 static const char *const unary_attrs[] = {"alpha", "beta", "gamma", "approximate", "min", "max", NULL};
 
 static const unary_info unaries[] = {
-    {"Relu", KERNELS_RELU, 1, NULL},           {"Sigmoid", KERNELS_SIGMOID, 1, NULL},
-    {"Tanh", KERNELS_TANH, 1, NULL},           {"Exp", KERNELS_EXP, 1, NULL},
-    {"Log", KERNELS_LOG, 1, NULL},             {"Sqrt", KERNELS_SQRT, 1, NULL},
-    {"Neg", KERNELS_NEG, 1, NULL},             {"Abs", KERNELS_ABS, 1, NULL},
-    {"Reciprocal", KERNELS_RECIPROCAL, 1, NULL}, {"Floor", KERNELS_FLOOR, 1, NULL},
-    {"Ceil", KERNELS_CEIL, 1, NULL},           {"Round", KERNELS_ROUND, 11, NULL},
-    {"Erf", KERNELS_ERF, 9, NULL},             {"Sign", KERNELS_SIGN, 9, NULL},
-    {"Sin", KERNELS_SIN, 7, NULL},             {"Cos", KERNELS_COS, 7, NULL},
-    {"Clip", KERNELS_CLIP, 1, NULL},           {"LeakyRelu", KERNELS_LEAKY_RELU, 1, alpha_attr},
-    {"HardSigmoid", KERNELS_HARD_SIGMOID, 1, alpha_beta_attrs}, {"HardSwish", KERNELS_HARD_SWISH, 14, NULL},
-    {"Elu", KERNELS_ELU, 1, alpha_attr},       {"Selu", KERNELS_SELU, 1, selu_attrs},
-    {"Celu", KERNELS_CELU, 12, alpha_attr},    {"Softplus", KERNELS_SOFTPLUS, 1, NULL},
-    {"Softsign", KERNELS_SOFTSIGN, 1, NULL},   {"Mish", KERNELS_MISH, 18, NULL},
-    {"Gelu", KERNELS_GELU, 20, gelu_attrs},    {"ThresholdedRelu", KERNELS_THRESHOLDED_RELU, 10, alpha_attr},
+    {"Relu", KERNELS_RELU, 1, NULL},
+    {"Sigmoid", KERNELS_SIGMOID, 1, NULL},
+    {"Tanh", KERNELS_TANH, 1, NULL},
+    {"Exp", KERNELS_EXP, 1, NULL},
+    {"Log", KERNELS_LOG, 1, NULL},
+    {"Sqrt", KERNELS_SQRT, 1, NULL},
+    {"Neg", KERNELS_NEG, 1, NULL},
+    {"Abs", KERNELS_ABS, 1, NULL},
+    {"Reciprocal", KERNELS_RECIPROCAL, 1, NULL},
+    {"Floor", KERNELS_FLOOR, 1, NULL},
+    {"Ceil", KERNELS_CEIL, 1, NULL},
+    {"Round", KERNELS_ROUND, 11, NULL},
+    {"Erf", KERNELS_ERF, 9, NULL},
+    {"Sign", KERNELS_SIGN, 9, NULL},
+    {"Sin", KERNELS_SIN, 7, NULL},
+    {"Cos", KERNELS_COS, 7, NULL},
+    {"Clip", KERNELS_CLIP, 1, NULL},
+    {"LeakyRelu", KERNELS_LEAKY_RELU, 1, alpha_attr},
+    {"HardSigmoid", KERNELS_HARD_SIGMOID, 1, alpha_beta_attrs},
+    {"HardSwish", KERNELS_HARD_SWISH, 14, NULL},
+    {"Elu", KERNELS_ELU, 1, alpha_attr},
+    {"Selu", KERNELS_SELU, 1, selu_attrs},
+    {"Celu", KERNELS_CELU, 12, alpha_attr},
+    {"Softplus", KERNELS_SOFTPLUS, 1, NULL},
+    {"Softsign", KERNELS_SOFTSIGN, 1, NULL},
+    {"Mish", KERNELS_MISH, 18, NULL},
+    {"Gelu", KERNELS_GELU, 20, gelu_attrs},
+    {"ThresholdedRelu", KERNELS_THRESHOLDED_RELU, 10, alpha_attr},
 };
 
 static const unary_info *unary_lookup(const char *name) {
@@ -261,12 +305,12 @@ static const unary_info *unary_lookup(const char *name) {
 
 static vigil_status check_unary(const onnx_node *node, int64_t opset, vigil_error *err) {
     const unary_info *u = unary_lookup(node->op_type);
-    if (opset < u->min_opset)
-        return op_check_fail(node, VIGIL_ERR_UNSUPPORTED, err, "needs opset >= %d", u->min_opset);
+    if (opset < u->min_opset) return op_check_fail(node, VIGIL_ERR_UNSUPPORTED, err, "needs opset >= %d", u->min_opset);
     for (size_t i = 0; i < node->n_attrs; i++) {
         const char *a = node->attrs[i].name;
         int known = strcmp(node->op_type, "Clip") == 0 && opset < 11 && (!strcmp(a, "min") || !strcmp(a, "max"));
-        for (const char *const *k = u->attrs; k && *k && !known; k++) known = strcmp(*k, a) == 0;
+        for (const char *const *k = u->attrs; k && *k && !known; k++)
+            known = strcmp(*k, a) == 0;
         if (!known) return op_check_fail(node, VIGIL_ERR_UNSUPPORTED, err, "attribute '%s' is not supported", a);
     }
     if (strcmp(node->op_type, "Gelu") == 0) {
@@ -368,7 +412,8 @@ static vigil_status prepare_xnn_unary(op_ctx *ctx, const unary_state *u, int *us
     float *out = s->out[0].data;
     switch (u->op) {
     case KERNELS_SIGMOID: x = xnn_setup_sigmoid_nc_f32(*op, n, in, out, s->pool); break;
-    case KERNELS_RELU: case KERNELS_CLIP: x = xnn_setup_clamp_nc_f32(*op, n, in, out, s->pool); break;
+    case KERNELS_RELU:
+    case KERNELS_CLIP: x = xnn_setup_clamp_nc_f32(*op, n, in, out, s->pool); break;
     case KERNELS_LEAKY_RELU: x = xnn_setup_leaky_relu_nc_f32(*op, n, in, out, s->pool); break;
     case KERNELS_HARD_SWISH: x = xnn_setup_hardswish_nc_f32(*op, n, in, out, s->pool); break;
     case KERNELS_ABS: x = xnn_setup_abs_nc_f32(*op, n, in, out, s->pool); break;
@@ -421,9 +466,12 @@ static vigil_status infer_predicate(op_ctx *ctx, vigil_error *err) {
 static vigil_status run_predicate(step *s, vigil_error *err) {
     int64_t n = op_count(&s->in[0]);
     const int *inf_flags = s->state;
-    if (strcmp(s->op, "Not") == 0) kernels_not(s->in[0].data, s->out[0].data, n);
-    else if (strcmp(s->op, "IsNaN") == 0) kernels_isnan_f32(s->in[0].data, s->out[0].data, n);
-    else kernels_isinf_f32(s->in[0].data, s->out[0].data, n, inf_flags[0], inf_flags[1]);
+    if (strcmp(s->op, "Not") == 0)
+        kernels_not(s->in[0].data, s->out[0].data, n);
+    else if (strcmp(s->op, "IsNaN") == 0)
+        kernels_isnan_f32(s->in[0].data, s->out[0].data, n);
+    else
+        kernels_isinf_f32(s->in[0].data, s->out[0].data, n, inf_flags[0], inf_flags[1]);
     return VIGIL_OK;
 }
 
@@ -485,10 +533,8 @@ static vigil_status infer_where(op_ctx *ctx, vigil_error *err) {
 }
 
 static vigil_status run_where(step *s, vigil_error *err) {
-    kshape cs = op_kshape(&s->in[0]), xs = op_kshape(&s->in[1]), zs = op_kshape(&s->in[2]),
-           ys = op_kshape(&s->out[0]);
-    kernels_where(op_elem(&s->out[0]), s->in[0].data, &cs, s->in[1].data, &xs, s->in[2].data, &zs, s->out[0].data,
-                  &ys);
+    kshape cs = op_kshape(&s->in[0]), xs = op_kshape(&s->in[1]), zs = op_kshape(&s->in[2]), ys = op_kshape(&s->out[0]);
+    kernels_where(op_elem(&s->out[0]), s->in[0].data, &cs, s->in[1].data, &xs, s->in[2].data, &zs, s->out[0].data, &ys);
     return VIGIL_OK;
 }
 
@@ -497,40 +543,107 @@ static vigil_status prepare_where(op_ctx *ctx, vigil_error *err) {
     return VIGIL_OK;
 }
 
-#define BINARY(n, lay) \
-    {.name = n, .min_opset = 7, .max_opset = 20, .layout = lay, .foldable = 1, .check = check_binary, \
-     .infer = infer_binary, .scratch_bytes = scratch_binary, .prepare = prepare_binary}
-#define UNARY(n) \
-    {.name = n, .min_opset = 1, .max_opset = 20, .layout = OP_LAYOUT_UNARY, .layout_inputs = 1, .foldable = 1, \
-     .attrs = unary_attrs, .check = check_unary, .infer = infer_unary, .prepare = prepare_unary}
-#define PREDICATE(n, a) \
-    {.name = n, .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = a, .infer = infer_predicate, \
-     .prepare = prepare_predicate}
+#define BINARY(n, lay)                                                                                                 \
+    {                                                                                                                  \
+        .name = n, .min_opset = 7, .max_opset = 20, .layout = lay, .foldable = 1, .check = check_binary,               \
+        .infer = infer_binary, .scratch_bytes = scratch_binary, .prepare = prepare_binary                              \
+    }
+#define UNARY(n)                                                                                                       \
+    {                                                                                                                  \
+        .name = n, .min_opset = 1, .max_opset = 20, .layout = OP_LAYOUT_UNARY, .layout_inputs = 1, .foldable = 1,      \
+        .attrs = unary_attrs, .check = check_unary, .infer = infer_unary, .prepare = prepare_unary                     \
+    }
+#define PREDICATE(n, a)                                                                                                \
+    {                                                                                                                  \
+        .name = n, .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = a, .infer = infer_predicate,               \
+        .prepare = prepare_predicate                                                                                   \
+    }
 
 static const char *const isinf_attrs[] = {"detect_negative", "detect_positive", NULL};
 static const char *const bitshift_attrs[] = {"direction", NULL};
 static const char *const mod_attrs[] = {"fmod", NULL};
 
 const op_def ops_eltwise[] = {
-    BINARY("Add", OP_LAYOUT_BINARY), BINARY("Sub", OP_LAYOUT_BINARY), BINARY("Mul", OP_LAYOUT_BINARY),
-    BINARY("Div", OP_LAYOUT_BINARY), BINARY("Pow", OP_LAYOUT_BINARY), BINARY("Max", OP_LAYOUT_BINARY),
-    BINARY("Min", OP_LAYOUT_BINARY), BINARY("Sum", OP_LAYOUT_BINARY), BINARY("Mean", OP_LAYOUT_BINARY),
-    {.name = "Mod", .min_inputs = 2, .min_opset = 10, .max_opset = 20, .foldable = 1, .attrs = mod_attrs, .check = check_binary,
-     .infer = infer_binary, .prepare = prepare_binary},
-    BINARY("Equal", OP_LAYOUT_ONNX), BINARY("Less", OP_LAYOUT_ONNX), BINARY("LessOrEqual", OP_LAYOUT_ONNX),
-    BINARY("Greater", OP_LAYOUT_ONNX), BINARY("GreaterOrEqual", OP_LAYOUT_ONNX), BINARY("And", OP_LAYOUT_ONNX),
-    BINARY("Or", OP_LAYOUT_ONNX), BINARY("Xor", OP_LAYOUT_ONNX),
-    {.name = "BitShift", .min_inputs = 2, .min_opset = 11, .max_opset = 20, .foldable = 1, .attrs = bitshift_attrs,
-     .check = check_binary, .infer = infer_binary, .prepare = prepare_binary},
-    UNARY("Relu"), UNARY("Sigmoid"), UNARY("Tanh"), UNARY("Exp"), UNARY("Log"), UNARY("Sqrt"), UNARY("Neg"),
-    UNARY("Abs"), UNARY("Reciprocal"), UNARY("Floor"), UNARY("Ceil"), UNARY("Round"), UNARY("Erf"), UNARY("Sign"),
-    UNARY("Sin"), UNARY("Cos"), UNARY("Clip"), UNARY("LeakyRelu"), UNARY("HardSigmoid"), UNARY("HardSwish"),
-    UNARY("Elu"), UNARY("Selu"), UNARY("Celu"), UNARY("Softplus"), UNARY("Softsign"), UNARY("Mish"), UNARY("Gelu"),
+    BINARY("Add", OP_LAYOUT_BINARY),
+    BINARY("Sub", OP_LAYOUT_BINARY),
+    BINARY("Mul", OP_LAYOUT_BINARY),
+    BINARY("Div", OP_LAYOUT_BINARY),
+    BINARY("Pow", OP_LAYOUT_BINARY),
+    BINARY("Max", OP_LAYOUT_BINARY),
+    BINARY("Min", OP_LAYOUT_BINARY),
+    BINARY("Sum", OP_LAYOUT_BINARY),
+    BINARY("Mean", OP_LAYOUT_BINARY),
+    {.name = "Mod",
+     .min_inputs = 2,
+     .min_opset = 10,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = mod_attrs,
+     .check = check_binary,
+     .infer = infer_binary,
+     .prepare = prepare_binary},
+    BINARY("Equal", OP_LAYOUT_ONNX),
+    BINARY("Less", OP_LAYOUT_ONNX),
+    BINARY("LessOrEqual", OP_LAYOUT_ONNX),
+    BINARY("Greater", OP_LAYOUT_ONNX),
+    BINARY("GreaterOrEqual", OP_LAYOUT_ONNX),
+    BINARY("And", OP_LAYOUT_ONNX),
+    BINARY("Or", OP_LAYOUT_ONNX),
+    BINARY("Xor", OP_LAYOUT_ONNX),
+    {.name = "BitShift",
+     .min_inputs = 2,
+     .min_opset = 11,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = bitshift_attrs,
+     .check = check_binary,
+     .infer = infer_binary,
+     .prepare = prepare_binary},
+    UNARY("Relu"),
+    UNARY("Sigmoid"),
+    UNARY("Tanh"),
+    UNARY("Exp"),
+    UNARY("Log"),
+    UNARY("Sqrt"),
+    UNARY("Neg"),
+    UNARY("Abs"),
+    UNARY("Reciprocal"),
+    UNARY("Floor"),
+    UNARY("Ceil"),
+    UNARY("Round"),
+    UNARY("Erf"),
+    UNARY("Sign"),
+    UNARY("Sin"),
+    UNARY("Cos"),
+    UNARY("Clip"),
+    UNARY("LeakyRelu"),
+    UNARY("HardSigmoid"),
+    UNARY("HardSwish"),
+    UNARY("Elu"),
+    UNARY("Selu"),
+    UNARY("Celu"),
+    UNARY("Softplus"),
+    UNARY("Softsign"),
+    UNARY("Mish"),
+    UNARY("Gelu"),
     UNARY("ThresholdedRelu"),
-    PREDICATE("Not", NULL), PREDICATE("IsNaN", NULL), PREDICATE("IsInf", isinf_attrs),
-    {.name = "Cast", .min_opset = 6, .max_opset = 20, .foldable = 1, .attrs = cast_attrs, .check = check_cast,
-     .infer = infer_cast, .prepare = prepare_cast},
-    {.name = "Where", .min_inputs = 3, .min_opset = 9, .max_opset = 20, .foldable = 1, .infer = infer_where,
+    PREDICATE("Not", NULL),
+    PREDICATE("IsNaN", NULL),
+    PREDICATE("IsInf", isinf_attrs),
+    {.name = "Cast",
+     .min_opset = 6,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = cast_attrs,
+     .check = check_cast,
+     .infer = infer_cast,
+     .prepare = prepare_cast},
+    {.name = "Where",
+     .min_inputs = 3,
+     .min_opset = 9,
+     .max_opset = 20,
+     .foldable = 1,
+     .infer = infer_where,
      .prepare = prepare_where},
     {0},
 };

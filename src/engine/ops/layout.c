@@ -29,12 +29,12 @@ static void transpose_tile_row(void *arg, size_t index) {
     for (size_t c0 = 0; c0 < j->cols; c0 += TILE) {
         size_t c1 = c0 + TILE < j->cols ? c0 + TILE : j->cols;
         for (size_t r = r0; r < r1; r++)
-            for (size_t c = c0; c < c1; c++) dst[c * j->rows + r] = src[r * j->cols + c];
+            for (size_t c = c0; c < c1; c++)
+                dst[c * j->rows + r] = src[r * j->cols + c];
     }
 }
 
-void layout_transpose_2d(const float *src, float *dst, size_t batch, size_t rows, size_t cols,
-                         pthreadpool_t pool) {
+void layout_transpose_2d(const float *src, float *dst, size_t batch, size_t rows, size_t cols, pthreadpool_t pool) {
     transpose_job j = {src, dst, rows, cols, (rows + TILE - 1) / TILE};
     if (rows == 1 || cols == 1) {
         memcpy(dst, src, batch * rows * cols * sizeof(float));
@@ -51,11 +51,11 @@ void layout_nhwc_to_nchw(const float *src, float *dst, const int64_t *nchw, pthr
     layout_transpose_2d(src, dst, (size_t)nchw[0], (size_t)(nchw[2] * nchw[3]), (size_t)nchw[1], pool);
 }
 
-void transpose_generic(const void *src, void *dst, size_t esize, int ndim, const int64_t *dims,
-                       const int64_t *perm) {
+void transpose_generic(const void *src, void *dst, size_t esize, int ndim, const int64_t *dims, const int64_t *perm) {
     kshape s = kshape_make(ndim, dims);
     int p[KERNELS_MAX_DIMS];
-    for (int i = 0; i < ndim; i++) p[i] = (int)perm[i];
+    for (int i = 0; i < ndim; i++)
+        p[i] = (int)perm[i];
     kernels_transpose(esize, src, &s, p, dst);
 }
 

@@ -26,9 +26,9 @@ static vigil_status run_xnn(step *s, vigil_error *err) {
 static vigil_status prepare_fc(op_ctx *ctx, size_t rows, size_t k, size_t n, const float *b, int transposed,
                                const float *bias, vigil_error *err) {
     step *s = ctx->step;
-    enum xnn_status x = xnn_create_fully_connected_nc_f32(k, n, k, n, b, bias, -INFINITY, INFINITY,
-                                                          transposed ? 0 : XNN_FLAG_TRANSPOSE_WEIGHTS,
-                                                          (xnn_operator_t *)&s->xop[0]);
+    enum xnn_status x =
+        xnn_create_fully_connected_nc_f32(k, n, k, n, b, bias, -INFINITY, INFINITY,
+                                          transposed ? 0 : XNN_FLAG_TRANSPOSE_WEIGHTS, (xnn_operator_t *)&s->xop[0]);
     if (x == xnn_status_success)
         x = xnn_setup_fully_connected_nc_f32(s->xop[0], rows, s->in[0].data, s->out[0].data, s->pool);
     if (x != xnn_status_success) return xnn_fail(ctx, "fully connected", x, err);
@@ -124,22 +124,34 @@ static vigil_status prepare_gemm(op_ctx *ctx, vigil_error *err) {
     gemm_read(ctx, g);
     const op_tensor *b = &ctx->in[1], *c = in_present(ctx, 2) ? &ctx->in[2] : NULL;
     int64_t n = ctx->out[0].dims[1];
-    int bias_ok = !c || (c->is_const && ((c->ndim == 1 && c->dims[0] == n) || (c->ndim == 2 && c->dims[0] == 1 &&
-                                                                                c->dims[1] == n)));
+    int bias_ok = !c || (c->is_const &&
+                         ((c->ndim == 1 && c->dims[0] == n) || (c->ndim == 2 && c->dims[0] == 1 && c->dims[1] == n)));
     if (b->is_const && !g->trans_a && g->alpha == 1.0f && (g->beta == 1.0f || !c) && bias_ok && n > 0 &&
         ctx->out[0].dims[0] > 0) {
         size_t k = (size_t)ctx->in[0].dims[1];
-        return prepare_fc(ctx, (size_t)ctx->in[0].dims[0], k, (size_t)n, b->data, g->trans_b,
-                          c ? c->data : NULL, err);
+        return prepare_fc(ctx, (size_t)ctx->in[0].dims[0], k, (size_t)n, b->data, g->trans_b, c ? c->data : NULL, err);
     }
     ctx->step->run = run_gemm;
     return VIGIL_OK;
 }
 
 const op_def ops_linalg[] = {
-    {.name = "MatMul", .min_inputs = 2, .min_opset = 1, .max_opset = 20, .foldable = 1, .infer = infer_matmul,
-     .prepare = prepare_matmul, .flops = flops_matmul},
-    {.name = "Gemm", .min_inputs = 2, .min_opset = 7, .max_opset = 20, .foldable = 1, .attrs = gemm_attrs, .infer = infer_gemm,
-     .prepare = prepare_gemm, .flops = flops_gemm},
+    {.name = "MatMul",
+     .min_inputs = 2,
+     .min_opset = 1,
+     .max_opset = 20,
+     .foldable = 1,
+     .infer = infer_matmul,
+     .prepare = prepare_matmul,
+     .flops = flops_matmul},
+    {.name = "Gemm",
+     .min_inputs = 2,
+     .min_opset = 7,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = gemm_attrs,
+     .infer = infer_gemm,
+     .prepare = prepare_gemm,
+     .flops = flops_gemm},
     {0},
 };

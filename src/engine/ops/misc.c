@@ -78,7 +78,9 @@ static vigil_status infer_prelu(op_ctx *ctx, vigil_error *err) {
     return VIGIL_OK;
 }
 
-static size_t scratch_prelu(const op_ctx *ctx) { return (size_t)op_count(&ctx->in[0]) * sizeof(float); }
+static size_t scratch_prelu(const op_ctx *ctx) {
+    return (size_t)op_count(&ctx->in[0]) * sizeof(float);
+}
 
 static vigil_status run_prelu(step *s, vigil_error *err) {
     kshape xs = op_kshape(&s->in[0]), ss = op_kshape(&s->in[1]);
@@ -86,7 +88,8 @@ static vigil_status run_prelu(step *s, vigil_error *err) {
     kernels_broadcast_to(sizeof(float), s->in[1].data, &ss, slope, &xs);
     const float *x = s->in[0].data;
     float *y = s->out[0].data;
-    for (int64_t i = 0; i < kshape_count(&xs); i++) y[i] = x[i] < 0 ? x[i] * slope[i] : x[i];
+    for (int64_t i = 0; i < kshape_count(&xs); i++)
+        y[i] = x[i] < 0 ? x[i] * slope[i] : x[i];
     return VIGIL_OK;
 }
 
@@ -165,8 +168,10 @@ static vigil_status run_trilu(step *s, vigil_error *err) {
             for (int64_t j = 0; j < cols; j++) {
                 size_t off = (size_t)((m * rows + i) * cols + j) * e;
                 int keep = p[1] ? j - i >= p[0] : j - i <= p[0];
-                if (keep) memcpy(dst + off, src + off, e);
-                else memset(dst + off, 0, e);
+                if (keep)
+                    memcpy(dst + off, src + off, e);
+                else
+                    memset(dst + off, 0, e);
             }
     return VIGIL_OK;
 }
@@ -212,8 +217,8 @@ static vigil_status run_scatter(step *s, vigil_error *err) {
     memcpy(s->out[0].data, s->in[0].data, (size_t)op_count(&s->in[0]) * e);
     if (strcmp(s->op, "ScatterND") == 0)
         return kernels_scatter_nd(e, s->out[0].data, &ds, s->in[1].data, &is, s->in[2].data, err);
-    return kernels_scatter_elements(e, s->out[0].data, &ds, *(const int *)s->state, s->in[1].data, s->in[1].dtype,
-                                    &is, s->in[2].data, err);
+    return kernels_scatter_elements(e, s->out[0].data, &ds, *(const int *)s->state, s->in[1].data, s->in[1].dtype, &is,
+                                    s->in[2].data, err);
 }
 
 static vigil_status prepare_scatter(op_ctx *ctx, vigil_error *err) {
@@ -225,19 +230,61 @@ static vigil_status prepare_scatter(op_ctx *ctx, vigil_error *err) {
 }
 
 const op_def ops_misc[] = {
-    {.name = "Dropout", .min_opset = 7, .max_opset = 20, .foldable = 1, .alias = 1, .attrs = dropout_attrs,
-     .infer = infer_dropout, .prepare = prepare_copy},
-    {.name = "CastLike", .min_opset = 15, .max_opset = 20, .min_inputs = 2, .foldable = 1, .attrs = castlike_attrs,
-     .infer = infer_castlike, .prepare = prepare_cast},
-    {.name = "PRelu", .min_opset = 7, .max_opset = 20, .min_inputs = 2, .foldable = 1, .infer = infer_prelu,
-     .scratch_bytes = scratch_prelu, .prepare = prepare_prelu},
-    {.name = "Shrink", .min_opset = 9, .max_opset = 20, .foldable = 1, .attrs = shrink_attrs, .infer = infer_shrink,
+    {.name = "Dropout",
+     .min_opset = 7,
+     .max_opset = 20,
+     .foldable = 1,
+     .alias = 1,
+     .attrs = dropout_attrs,
+     .infer = infer_dropout,
+     .prepare = prepare_copy},
+    {.name = "CastLike",
+     .min_opset = 15,
+     .max_opset = 20,
+     .min_inputs = 2,
+     .foldable = 1,
+     .attrs = castlike_attrs,
+     .infer = infer_castlike,
+     .prepare = prepare_cast},
+    {.name = "PRelu",
+     .min_opset = 7,
+     .max_opset = 20,
+     .min_inputs = 2,
+     .foldable = 1,
+     .infer = infer_prelu,
+     .scratch_bytes = scratch_prelu,
+     .prepare = prepare_prelu},
+    {.name = "Shrink",
+     .min_opset = 9,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = shrink_attrs,
+     .infer = infer_shrink,
      .prepare = prepare_shrink},
-    {.name = "Trilu", .min_opset = 14, .max_opset = 20, .foldable = 1, .attrs = trilu_attrs, .infer = infer_trilu,
+    {.name = "Trilu",
+     .min_opset = 14,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = trilu_attrs,
+     .infer = infer_trilu,
      .prepare = prepare_trilu},
-    {.name = "ScatterND", .min_opset = 11, .max_opset = 20, .min_inputs = 3, .foldable = 1, .attrs = scatter_attrs,
-     .check = check_scatter, .infer = infer_scatter, .prepare = prepare_scatter},
-    {.name = "ScatterElements", .min_opset = 11, .max_opset = 20, .min_inputs = 3, .foldable = 1,
-     .attrs = scatter_attrs, .check = check_scatter, .infer = infer_scatter, .prepare = prepare_scatter},
+    {.name = "ScatterND",
+     .min_opset = 11,
+     .max_opset = 20,
+     .min_inputs = 3,
+     .foldable = 1,
+     .attrs = scatter_attrs,
+     .check = check_scatter,
+     .infer = infer_scatter,
+     .prepare = prepare_scatter},
+    {.name = "ScatterElements",
+     .min_opset = 11,
+     .max_opset = 20,
+     .min_inputs = 3,
+     .foldable = 1,
+     .attrs = scatter_attrs,
+     .check = check_scatter,
+     .infer = infer_scatter,
+     .prepare = prepare_scatter},
     {0},
 };

@@ -29,14 +29,20 @@ static vigil_status axis_of(const op_ctx *ctx, int64_t dflt, int rank, int *axis
 
 static vigil_status read_perm(const op_ctx *ctx, int *perm, vigil_error *err) {
     int r = ctx->in[0].ndim;
+    if (ctx->perm) { /* chosen by passes_fold_transposes for a physical view */
+        memcpy(perm, ctx->perm, (size_t)r * sizeof(int));
+        return VIGIL_OK;
+    }
     int64_t p[KERNELS_MAX_DIMS];
     int n = attr_ints(ctx->node, "perm", p, KERNELS_MAX_DIMS);
     if (n < 0) {
-        for (int i = 0; i < r; i++) perm[i] = r - 1 - i;
+        for (int i = 0; i < r; i++)
+            perm[i] = r - 1 - i;
         return VIGIL_OK;
     }
     if (n != r) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "perm must have %d entries", r);
-    for (int i = 0; i < r; i++) perm[i] = (int)p[i];
+    for (int i = 0; i < r; i++)
+        perm[i] = (int)p[i];
     return VIGIL_OK;
 }
 
@@ -61,7 +67,8 @@ static void transpose_as_2d(const op_tensor *x, transpose_state *t) {
     int r = x->ndim, k = 0;
     t->rows = 0;
     if (op_elem(x) != 4) return;
-    while (k < r && t->perm[k] == k) k++;
+    while (k < r && t->perm[k] == k)
+        k++;
     if (k >= r - 1) return;
     int j = t->perm[k]; /* first dim of the group that moves to the front */
     for (int i = 0; i < r - j; i++)
@@ -71,9 +78,12 @@ static void transpose_as_2d(const op_tensor *x, transpose_state *t) {
     t->batch = t->rows = t->cols = 1;
     for (int d = 0; d < r; d++) {
         size_t n = (size_t)x->dims[d];
-        if (d < k) t->batch *= n;
-        else if (d < j) t->rows *= n;
-        else t->cols *= n;
+        if (d < k)
+            t->batch *= n;
+        else if (d < j)
+            t->rows *= n;
+        else
+            t->cols *= n;
     }
 }
 
@@ -266,8 +276,9 @@ static vigil_status slice_params(const op_ctx *ctx, kslice *out, vigil_error *er
     }
     if (na >= 0 && na != n) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "axes must match starts");
     kshape xs = op_kshape(&ctx->in[0]);
-    return op_wrap_kernel(ctx, kernels_slice_normalize(&xs, starts, ends, na >= 0 ? axes : NULL,
-                                                       ns >= 0 ? steps : NULL, n, out, err), err);
+    return op_wrap_kernel(
+        ctx, kernels_slice_normalize(&xs, starts, ends, na >= 0 ? axes : NULL, ns >= 0 ? steps : NULL, n, out, err),
+        err);
 }
 
 static vigil_status infer_slice(op_ctx *ctx, vigil_error *err) {
@@ -319,8 +330,8 @@ static vigil_status run_gather(step *s, vigil_error *err) {
     kshape ds = op_kshape(&s->in[0]), is = op_kshape(&s->in[1]);
     int axis = *(const int *)s->state;
     if (strcmp(s->op, "GatherElements") == 0)
-        return kernels_gather_elements(op_elem(&s->in[0]), s->in[0].data, &ds, axis, s->in[1].data, s->in[1].dtype,
-                                       &is, s->out[0].data, err);
+        return kernels_gather_elements(op_elem(&s->in[0]), s->in[0].data, &ds, axis, s->in[1].data, s->in[1].dtype, &is,
+                                       s->out[0].data, err);
     return kernels_gather(op_elem(&s->in[0]), s->in[0].data, &ds, axis, s->in[1].data, s->in[1].dtype, &is,
                           s->out[0].data, err);
 }
@@ -377,8 +388,8 @@ static vigil_status check_pad(const onnx_node *node, int64_t opset, vigil_error 
 static vigil_status pad_params(const op_ctx *ctx, pad_state *p, vigil_error *err) {
     const char *m = attr_string(ctx->node, "mode", "constant");
     p->mode = !strcmp(m, "reflect") ? KERNELS_PAD_REFLECT
-            : !strcmp(m, "edge")    ? KERNELS_PAD_EDGE
-            : !strcmp(m, "wrap")    ? KERNELS_PAD_WRAP
+              : !strcmp(m, "edge")  ? KERNELS_PAD_EDGE
+              : !strcmp(m, "wrap")  ? KERNELS_PAD_WRAP
                                     : KERNELS_PAD_CONSTANT;
     int r = ctx->in[0].ndim;
     memset(p->value, 0, sizeof p->value);
@@ -399,7 +410,8 @@ static vigil_status pad_params(const op_ctx *ctx, pad_state *p, vigil_error *err
     int64_t raw[2 * KERNELS_MAX_DIMS], axes[KERNELS_MAX_DIMS];
     int n = const_ints(&ctx->in[1], raw, 2 * KERNELS_MAX_DIMS);
     int na = r;
-    for (int i = 0; i < r; i++) axes[i] = i;
+    for (int i = 0; i < r; i++)
+        axes[i] = i;
     if (in_present(ctx, 3)) {
         na = const_ints(&ctx->in[3], axes, KERNELS_MAX_DIMS);
         if (na < 0) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "bad axes");
@@ -459,9 +471,8 @@ static vigil_status check_d2s(const onnx_node *node, int64_t opset, vigil_error 
 static vigil_status infer_d2s(op_ctx *ctx, vigil_error *err) {
     kshape xs = op_kshape(&ctx->in[0]), ys;
     int64_t b = attr_int(ctx->node, "blocksize", 0);
-    vigil_status st = strcmp(ctx->node->op_type, "DepthToSpace") == 0
-                          ? kernels_depth_to_space_shape(&xs, b, &ys, err)
-                          : kernels_space_to_depth_shape(&xs, b, &ys, err);
+    vigil_status st = strcmp(ctx->node->op_type, "DepthToSpace") == 0 ? kernels_depth_to_space_shape(&xs, b, &ys, err)
+                                                                      : kernels_space_to_depth_shape(&xs, b, &ys, err);
     if (st != VIGIL_OK) return op_wrap_kernel(ctx, st, err);
     op_set_out(&ctx->out[0], ctx->in[0].dtype, &ys);
     return VIGIL_OK;
@@ -488,25 +499,84 @@ static vigil_status prepare_d2s(op_ctx *ctx, vigil_error *err) {
 }
 
 const op_def ops_movement[] = {
-    {.name = "Transpose", .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = (const char *const[]){"perm", NULL},
-     .infer = infer_transpose, .prepare = prepare_transpose},
-    {.name = "Concat", .min_opset = 4, .max_opset = 20, .layout = OP_LAYOUT_AXIS, .foldable = 1,
-     .attrs = gather_attrs, .infer = infer_concat, .prepare = prepare_concat},
-    {.name = "Split", .min_opset = 2, .max_opset = 20, .layout = OP_LAYOUT_AXIS, .layout_inputs = 1, .foldable = 1,
-     .attrs = split_attrs, .infer = infer_split, .prepare = prepare_split},
-    {.name = "Slice", .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = slice_attrs, .infer = infer_slice,
+    {.name = "Transpose",
+     .min_opset = 1,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = (const char *const[]){"perm", NULL},
+     .infer = infer_transpose,
+     .prepare = prepare_transpose},
+    {.name = "Concat",
+     .min_opset = 4,
+     .max_opset = 20,
+     .layout = OP_LAYOUT_AXIS,
+     .foldable = 1,
+     .attrs = gather_attrs,
+     .infer = infer_concat,
+     .prepare = prepare_concat},
+    {.name = "Split",
+     .min_opset = 2,
+     .max_opset = 20,
+     .layout = OP_LAYOUT_AXIS,
+     .layout_inputs = 1,
+     .foldable = 1,
+     .attrs = split_attrs,
+     .infer = infer_split,
+     .prepare = prepare_split},
+    {.name = "Slice",
+     .min_opset = 1,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = slice_attrs,
+     .infer = infer_slice,
      .prepare = prepare_slice},
-    {.name = "Gather", .min_inputs = 2, .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = gather_attrs, .infer = infer_gather,
+    {.name = "Gather",
+     .min_inputs = 2,
+     .min_opset = 1,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = gather_attrs,
+     .infer = infer_gather,
      .prepare = prepare_gather},
-    {.name = "GatherElements", .min_inputs = 2, .min_opset = 11, .max_opset = 20, .foldable = 1, .attrs = gather_attrs,
-     .infer = infer_gather, .prepare = prepare_gather},
-    {.name = "GatherND", .min_inputs = 2, .min_opset = 11, .max_opset = 20, .foldable = 1, .attrs = gathernd_attrs,
-     .infer = infer_gather_nd, .prepare = prepare_gather_nd},
-    {.name = "Pad", .min_opset = 2, .max_opset = 20, .foldable = 1, .attrs = pad_attrs, .check = check_pad,
-     .infer = infer_pad, .prepare = prepare_pad},
-    {.name = "DepthToSpace", .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = d2s_attrs, .check = check_d2s,
-     .infer = infer_d2s, .prepare = prepare_d2s},
-    {.name = "SpaceToDepth", .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = d2s_attrs,
-     .check = check_d2s, .infer = infer_d2s, .prepare = prepare_d2s},
+    {.name = "GatherElements",
+     .min_inputs = 2,
+     .min_opset = 11,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = gather_attrs,
+     .infer = infer_gather,
+     .prepare = prepare_gather},
+    {.name = "GatherND",
+     .min_inputs = 2,
+     .min_opset = 11,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = gathernd_attrs,
+     .infer = infer_gather_nd,
+     .prepare = prepare_gather_nd},
+    {.name = "Pad",
+     .min_opset = 2,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = pad_attrs,
+     .check = check_pad,
+     .infer = infer_pad,
+     .prepare = prepare_pad},
+    {.name = "DepthToSpace",
+     .min_opset = 1,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = d2s_attrs,
+     .check = check_d2s,
+     .infer = infer_d2s,
+     .prepare = prepare_d2s},
+    {.name = "SpaceToDepth",
+     .min_opset = 1,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = d2s_attrs,
+     .check = check_d2s,
+     .infer = infer_d2s,
+     .prepare = prepare_d2s},
     {0},
 };

@@ -34,8 +34,10 @@ static vigil_status layernorm_split(const op_ctx *ctx, int64_t *outer, int64_t *
     *outer = 1;
     *inner = 1;
     for (int d = 0; d < x->ndim; d++) {
-        if (d < *axis) *outer *= x->dims[d];
-        else *inner *= x->dims[d];
+        if (d < *axis)
+            *outer *= x->dims[d];
+        else
+            *inner *= x->dims[d];
     }
     return VIGIL_OK;
 }
@@ -50,9 +52,11 @@ static vigil_status infer_layernorm(op_ctx *ctx, vigil_error *err) {
         if (in_present(ctx, i) && op_count(&ctx->in[i]) != inner)
             return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "scale and bias must have the normalised shape");
     kshape ys = op_kshape(&ctx->in[0]), stats = ys;
-    for (int d = axis; d < stats.ndim; d++) stats.dims[d] = 1;
+    for (int d = axis; d < stats.ndim; d++)
+        stats.dims[d] = 1;
     op_set_out(&ctx->out[0], VIGIL_DTYPE_F32, &ys);
-    for (int i = 1; i < ctx->n_out && i < 3; i++) op_set_out(&ctx->out[i], VIGIL_DTYPE_F32, &stats);
+    for (int i = 1; i < ctx->n_out && i < 3; i++)
+        op_set_out(&ctx->out[i], VIGIL_DTYPE_F32, &stats);
     return VIGIL_OK;
 }
 
@@ -152,11 +156,30 @@ static vigil_status prepare_lrn(op_ctx *ctx, vigil_error *err) {
 }
 
 const op_def ops_norm[] = {
-    {.name = "LayerNormalization", .min_opset = 17, .max_opset = 20, .min_inputs = 2, .foldable = 1,
-     .attrs = layernorm_attrs, .check = check_layernorm, .infer = infer_layernorm, .prepare = prepare_layernorm},
-    {.name = "InstanceNormalization", .min_opset = 6, .max_opset = 20, .min_inputs = 3, .foldable = 1,
-     .attrs = eps_attr, .infer = infer_instancenorm, .prepare = prepare_instancenorm},
-    {.name = "LRN", .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = lrn_attrs, .check = check_lrn,
-     .infer = infer_lrn, .prepare = prepare_lrn},
+    {.name = "LayerNormalization",
+     .min_opset = 17,
+     .max_opset = 20,
+     .min_inputs = 2,
+     .foldable = 1,
+     .attrs = layernorm_attrs,
+     .check = check_layernorm,
+     .infer = infer_layernorm,
+     .prepare = prepare_layernorm},
+    {.name = "InstanceNormalization",
+     .min_opset = 6,
+     .max_opset = 20,
+     .min_inputs = 3,
+     .foldable = 1,
+     .attrs = eps_attr,
+     .infer = infer_instancenorm,
+     .prepare = prepare_instancenorm},
+    {.name = "LRN",
+     .min_opset = 1,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = lrn_attrs,
+     .check = check_lrn,
+     .infer = infer_lrn,
+     .prepare = prepare_lrn},
     {0},
 };

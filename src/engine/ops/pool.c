@@ -14,13 +14,15 @@
 
 #include "engine/ops/ops.h"
 
-static const char *const maxpool_attrs[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape",
-                                            "pads",     "storage_order", "strides", NULL};
+static const char *const maxpool_attrs[] = {"auto_pad", "ceil_mode",     "dilations", "kernel_shape",
+                                            "pads",     "storage_order", "strides",   NULL};
 static const char *const avgpool_attrs[] = {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape",
-                                            "pads",     "strides",   "dilations", NULL};
+                                            "pads",     "strides",   "dilations",         NULL};
 static const vigil_dtype f32_only[] = {VIGIL_DTYPE_F32};
 
-static int is_maxpool(const op_ctx *ctx) { return strcmp(ctx->node->op_type, "MaxPool") == 0; }
+static int is_maxpool(const op_ctx *ctx) {
+    return strcmp(ctx->node->op_type, "MaxPool") == 0;
+}
 
 static vigil_status check_pool(const onnx_node *node, int64_t opset, vigil_error *err) {
     kernels_auto_pad ap;
@@ -124,14 +126,14 @@ static vigil_status prepare_xnn_pool(op_ctx *ctx, const kernels_window *w, vigil
     size_t c = (size_t)x->dims[3];
     enum xnn_status st;
     if (is_maxpool(ctx)) {
-        st = xnn_create_max_pooling2d_nhwc_f32(
-            (uint32_t)w->pad_begin[0], (uint32_t)pad_end[1], (uint32_t)pad_end[0], (uint32_t)w->pad_begin[1],
-            (uint32_t)w->kernel[0], (uint32_t)w->kernel[1], (uint32_t)w->stride[0], (uint32_t)w->stride[1],
-            (uint32_t)w->dilation[0], (uint32_t)w->dilation[1], c, c, c, -INFINITY, INFINITY, 0,
-            (xnn_operator_t *)&s->xop[0]);
+        st = xnn_create_max_pooling2d_nhwc_f32((uint32_t)w->pad_begin[0], (uint32_t)pad_end[1], (uint32_t)pad_end[0],
+                                               (uint32_t)w->pad_begin[1], (uint32_t)w->kernel[0],
+                                               (uint32_t)w->kernel[1], (uint32_t)w->stride[0], (uint32_t)w->stride[1],
+                                               (uint32_t)w->dilation[0], (uint32_t)w->dilation[1], c, c, c, -INFINITY,
+                                               INFINITY, 0, (xnn_operator_t *)&s->xop[0]);
         if (st == xnn_status_success)
-            st = xnn_setup_max_pooling2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1],
-                                                  (size_t)x->dims[2], x->data, y->data, s->pool);
+            st = xnn_setup_max_pooling2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
+                                                  x->data, y->data, s->pool);
     } else {
         st = xnn_create_average_pooling2d_nhwc_f32(
             (uint32_t)w->pad_begin[0], (uint32_t)pad_end[1], (uint32_t)pad_end[0], (uint32_t)w->pad_begin[1],
@@ -168,7 +170,8 @@ static vigil_status infer_global(op_ctx *ctx, vigil_error *err) {
     const op_tensor *x = &ctx->in[0];
     if (x->ndim < 3) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "input must have rank >= 3");
     kshape ys = op_kshape(x);
-    for (int d = 2; d < ys.ndim; d++) ys.dims[d] = 1;
+    for (int d = 2; d < ys.ndim; d++)
+        ys.dims[d] = 1;
     op_set_out(&ctx->out[0], VIGIL_DTYPE_F32, &ys);
     return VIGIL_OK;
 }
@@ -192,26 +195,52 @@ static vigil_status prepare_global(op_ctx *ctx, vigil_error *err) {
     enum xnn_status st =
         xnn_create_global_average_pooling_nwc_f32(c, c, c, -INFINITY, INFINITY, 0, (xnn_operator_t *)&s->xop[0]);
     if (st == xnn_status_success)
-        st = xnn_setup_global_average_pooling_nwc_f32(s->xop[0], (size_t)x->dims[0],
-                                                      (size_t)(x->dims[1] * x->dims[2]), x->data, s->out[0].data,
-                                                      s->pool);
+        st = xnn_setup_global_average_pooling_nwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)(x->dims[1] * x->dims[2]),
+                                                      x->data, s->out[0].data, s->pool);
     if (st != xnn_status_success) return xnn_fail(ctx, "global average pooling", st, err);
     s->run = run_xnn;
     return VIGIL_OK;
 }
 
-static int global_nhwc_ok(const onnx_node *node) { return strcmp(node->op_type, "GlobalAveragePool") == 0; }
+static int global_nhwc_ok(const onnx_node *node) {
+    return strcmp(node->op_type, "GlobalAveragePool") == 0;
+}
 
 const op_def ops_pool[] = {
-    {.name = "MaxPool", .min_opset = 1, .max_opset = 20, .layout = OP_LAYOUT_NHWC, .layout_inputs = 1,
-     .attrs = maxpool_attrs, .check = check_pool, .infer = infer_pool, .prepare = prepare_pool,
+    {.name = "MaxPool",
+     .min_opset = 1,
+     .max_opset = 20,
+     .layout = OP_LAYOUT_NHWC,
+     .layout_inputs = 1,
+     .attrs = maxpool_attrs,
+     .check = check_pool,
+     .infer = infer_pool,
+     .prepare = prepare_pool,
      .nhwc_ok = maxpool_nhwc_ok},
-    {.name = "AveragePool", .min_opset = 1, .max_opset = 20, .layout = OP_LAYOUT_NHWC, .layout_inputs = 1,
-     .attrs = avgpool_attrs, .check = check_pool, .infer = infer_pool, .prepare = prepare_pool,
+    {.name = "AveragePool",
+     .min_opset = 1,
+     .max_opset = 20,
+     .layout = OP_LAYOUT_NHWC,
+     .layout_inputs = 1,
+     .attrs = avgpool_attrs,
+     .check = check_pool,
+     .infer = infer_pool,
+     .prepare = prepare_pool,
      .nhwc_ok = avgpool_nhwc_ok},
-    {.name = "GlobalAveragePool", .min_opset = 1, .max_opset = 20, .layout = OP_LAYOUT_NHWC, .layout_inputs = 1,
-     .infer = infer_global, .prepare = prepare_global, .nhwc_ok = global_nhwc_ok},
-    {.name = "GlobalMaxPool", .min_opset = 1, .max_opset = 20, .layout = OP_LAYOUT_ONNX, .infer = infer_global,
-     .prepare = prepare_global, .nhwc_ok = global_nhwc_ok},
+    {.name = "GlobalAveragePool",
+     .min_opset = 1,
+     .max_opset = 20,
+     .layout = OP_LAYOUT_NHWC,
+     .layout_inputs = 1,
+     .infer = infer_global,
+     .prepare = prepare_global,
+     .nhwc_ok = global_nhwc_ok},
+    {.name = "GlobalMaxPool",
+     .min_opset = 1,
+     .max_opset = 20,
+     .layout = OP_LAYOUT_ONNX,
+     .infer = infer_global,
+     .prepare = prepare_global,
+     .nhwc_ok = global_nhwc_ok},
     {0},
 };

@@ -10,6 +10,7 @@
 #include <xnnpack.h>
 
 #include "engine/ops/ops.h"
+#include "engine/ops/vmath.h"
 
 static const vigil_dtype f32_only[] = {VIGIL_DTYPE_F32};
 
@@ -19,9 +20,12 @@ static void split_dims(const op_tensor *t, int axis, int coerce, int64_t *outer,
     *len = 1;
     *inner = 1;
     for (int d = 0; d < t->ndim; d++) {
-        if (d < axis) *outer *= t->dims[d];
-        else if (d == axis || coerce) *len *= t->dims[d];
-        else *inner *= t->dims[d];
+        if (d < axis)
+            *outer *= t->dims[d];
+        else if (d == axis || coerce)
+            *len *= t->dims[d];
+        else
+            *inner *= t->dims[d];
     }
 }
 
@@ -51,9 +55,21 @@ typedef struct softmax_state {
     int64_t outer, len, inner;
 } softmax_state;
 
+/* The strided float32 softmax keeps a running max and sum per inner position. */
+static size_t scratch_softmax(const op_ctx *ctx) {
+    int axis;
+    int64_t outer, len, inner;
+    if (ctx->in[0].dtype != VIGIL_DTYPE_F32 || softmax_axis(ctx, &axis, NULL) != VIGIL_OK) return 0;
+    split_dims(&ctx->in[0], axis, ctx->opset < 13, &outer, &len, &inner);
+    return inner > 1 ? 2 * sizeof(float) * (size_t)inner : 0;
+}
+
 static vigil_status run_softmax(step *s, vigil_error *err) {
     const softmax_state *m = s->state;
-    if (strcmp(s->op, "Softmax") == 0)
+    if (strcmp(s->op, "Softmax") == 0 && m->inner > 1)
+        softmax_f32_strided(s->in[0].data, s->out[0].data, (size_t)m->outer, (size_t)m->len, (size_t)m->inner,
+                            s->scratch);
+    else if (strcmp(s->op, "Softmax") == 0)
         kernels_softmax_f32(s->in[0].data, s->out[0].data, m->outer, m->len, m->inner);
     else if (strcmp(s->op, "LogSoftmax") == 0)
         kernels_log_softmax_f32(s->in[0].data, s->out[0].data, m->outer, m->len, m->inner);
@@ -98,11 +114,16 @@ typedef struct reduce_info {
 } reduce_info;
 
 static const reduce_info reduces[] = {
-    {"ReduceSum", KERNELS_REDUCE_SUM},       {"ReduceMean", KERNELS_REDUCE_MEAN},
-    {"ReduceMax", KERNELS_REDUCE_MAX},       {"ReduceMin", KERNELS_REDUCE_MIN},
-    {"ReduceProd", KERNELS_REDUCE_PROD},     {"ReduceL1", KERNELS_REDUCE_L1},
-    {"ReduceL2", KERNELS_REDUCE_L2},         {"ReduceLogSum", KERNELS_REDUCE_LOG_SUM},
-    {"ReduceLogSumExp", KERNELS_REDUCE_LOG_SUM_EXP}, {"ReduceSumSquare", KERNELS_REDUCE_SUM_SQUARE},
+    {"ReduceSum", KERNELS_REDUCE_SUM},
+    {"ReduceMean", KERNELS_REDUCE_MEAN},
+    {"ReduceMax", KERNELS_REDUCE_MAX},
+    {"ReduceMin", KERNELS_REDUCE_MIN},
+    {"ReduceProd", KERNELS_REDUCE_PROD},
+    {"ReduceL1", KERNELS_REDUCE_L1},
+    {"ReduceL2", KERNELS_REDUCE_L2},
+    {"ReduceLogSum", KERNELS_REDUCE_LOG_SUM},
+    {"ReduceLogSumExp", KERNELS_REDUCE_LOG_SUM_EXP},
+    {"ReduceSumSquare", KERNELS_REDUCE_SUM_SQUARE},
 };
 
 static kernels_reduce_op reduce_op(const char *name) {
@@ -145,8 +166,8 @@ static vigil_status infer_reduce(op_ctx *ctx, vigil_error *err) {
     kshape ys;
     if (st == VIGIL_OK) st = reduce_params(ctx, &r, &ys, err);
     if (st != VIGIL_OK) return st;
-    if (ctx->in[0].dtype != VIGIL_DTYPE_F32 && (r.op == KERNELS_REDUCE_L2 || r.op == KERNELS_REDUCE_LOG_SUM ||
-                                                r.op == KERNELS_REDUCE_LOG_SUM_EXP))
+    if (ctx->in[0].dtype != VIGIL_DTYPE_F32 &&
+        (r.op == KERNELS_REDUCE_L2 || r.op == KERNELS_REDUCE_LOG_SUM || r.op == KERNELS_REDUCE_LOG_SUM_EXP))
         return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "integer input is not supported");
     op_set_out(&ctx->out[0], ctx->in[0].dtype, &ys);
     return VIGIL_OK;
@@ -180,7 +201,8 @@ static vigil_status infer_arg(op_ctx *ctx, vigil_error *err) {
     if (attr_int(ctx->node, "keepdims", 1)) {
         ys.dims[axis] = 1;
     } else {
-        for (int d = axis; d + 1 < ys.ndim; d++) ys.dims[d] = ys.dims[d + 1];
+        for (int d = axis; d + 1 < ys.ndim; d++)
+            ys.dims[d] = ys.dims[d + 1];
         ys.ndim--;
     }
     op_set_out(&ctx->out[0], VIGIL_DTYPE_I64, &ys);
@@ -236,8 +258,7 @@ static vigil_status infer_cumsum(op_ctx *ctx, vigil_error *err) {
 
 static vigil_status run_cumsum(step *s, vigil_error *err) {
     const int64_t *p = s->state; /* outer, len, inner, exclusive, reverse */
-    return kernels_cumsum(s->in[0].dtype, s->in[0].data, s->out[0].data, p[0], p[1], p[2], (int)p[3], (int)p[4],
-                          err);
+    return kernels_cumsum(s->in[0].dtype, s->in[0].data, s->out[0].data, p[0], p[1], p[2], (int)p[3], (int)p[4], err);
 }
 
 static vigil_status prepare_cumsum(op_ctx *ctx, vigil_error *err) {
@@ -309,25 +330,59 @@ static vigil_status prepare_topk(op_ctx *ctx, vigil_error *err) {
     return VIGIL_OK;
 }
 
-#define REDUCE(n) \
-    {.name = n, .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = reduce_attrs, .infer = infer_reduce, \
-     .prepare = prepare_reduce}
-#define SOFTMAX(n) \
-    {.name = n, .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = axis_attr, .infer = infer_softmax, \
-     .prepare = prepare_softmax}
+#define REDUCE(n)                                                                                                      \
+    {                                                                                                                  \
+        .name = n, .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = reduce_attrs, .infer = infer_reduce,       \
+        .prepare = prepare_reduce                                                                                      \
+    }
+#define SOFTMAX(n)                                                                                                     \
+    {                                                                                                                  \
+        .name = n, .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = axis_attr, .infer = infer_softmax,         \
+        .scratch_bytes = scratch_softmax, .prepare = prepare_softmax                                                   \
+    }
 
 const op_def ops_reduce[] = {
-    SOFTMAX("Softmax"), SOFTMAX("LogSoftmax"), SOFTMAX("Hardmax"),
-    REDUCE("ReduceSum"), REDUCE("ReduceMean"), REDUCE("ReduceMax"), REDUCE("ReduceMin"), REDUCE("ReduceProd"),
-    REDUCE("ReduceL1"), REDUCE("ReduceL2"), REDUCE("ReduceLogSum"), REDUCE("ReduceLogSumExp"),
+    SOFTMAX("Softmax"),
+    SOFTMAX("LogSoftmax"),
+    SOFTMAX("Hardmax"),
+    REDUCE("ReduceSum"),
+    REDUCE("ReduceMean"),
+    REDUCE("ReduceMax"),
+    REDUCE("ReduceMin"),
+    REDUCE("ReduceProd"),
+    REDUCE("ReduceL1"),
+    REDUCE("ReduceL2"),
+    REDUCE("ReduceLogSum"),
+    REDUCE("ReduceLogSumExp"),
     REDUCE("ReduceSumSquare"),
-    {.name = "ArgMax", .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = arg_attrs, .infer = infer_arg,
+    {.name = "ArgMax",
+     .min_opset = 1,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = arg_attrs,
+     .infer = infer_arg,
      .prepare = prepare_arg},
-    {.name = "ArgMin", .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = arg_attrs, .infer = infer_arg,
+    {.name = "ArgMin",
+     .min_opset = 1,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = arg_attrs,
+     .infer = infer_arg,
      .prepare = prepare_arg},
-    {.name = "CumSum", .min_inputs = 2, .min_opset = 11, .max_opset = 20, .foldable = 1, .attrs = cumsum_attrs,
-     .infer = infer_cumsum, .prepare = prepare_cumsum},
-    {.name = "TopK", .min_opset = 1, .max_opset = 20, .foldable = 1, .attrs = topk_attrs, .infer = infer_topk,
+    {.name = "CumSum",
+     .min_inputs = 2,
+     .min_opset = 11,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = cumsum_attrs,
+     .infer = infer_cumsum,
+     .prepare = prepare_cumsum},
+    {.name = "TopK",
+     .min_opset = 1,
+     .max_opset = 20,
+     .foldable = 1,
+     .attrs = topk_attrs,
+     .infer = infer_topk,
      .prepare = prepare_topk},
     {0},
 };

@@ -23,7 +23,9 @@ const op_def *ops_find(const char *domain, const char *name) {
     return find(name, 0);
 }
 
-const op_def *ops_find_internal(const char *name) { return find(name, 1); }
+const op_def *ops_find_internal(const char *name) {
+    return find(name, 1);
+}
 
 vigil_status ops_check_node(const onnx_node *node, int64_t opset, vigil_error *err) {
     const op_def *op = ops_find(node->domain, node->op_type);
@@ -36,8 +38,7 @@ vigil_status ops_check_node(const onnx_node *node, int64_t opset, vigil_error *e
     if (opset < op->min_opset || opset > op->max_opset)
         return op_check_fail(node, VIGIL_ERR_UNSUPPORTED, err, "opset %lld is not supported (only %d..%d)",
                              (long long)opset, op->min_opset, op->max_opset);
-    if (node->n_outputs < 1 || !node->outputs[0][0])
-        return op_check_fail(node, VIGIL_ERR_PARSE, err, "has no output");
+    if (node->n_outputs < 1 || !node->outputs[0][0]) return op_check_fail(node, VIGIL_ERR_PARSE, err, "has no output");
     int min_in = op->min_inputs < 0 ? 0 : op->min_inputs ? op->min_inputs : 1;
     if (node->n_inputs < (size_t)min_in)
         return op_check_fail(node, VIGIL_ERR_PARSE, err, "needs at least %d inputs", min_in);

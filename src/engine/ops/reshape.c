@@ -51,7 +51,8 @@ static vigil_status infer_shape(op_ctx *ctx, vigil_error *err) {
     set_shape(ctx, VIGIL_DTYPE_I64, &s);
     int64_t *d = op_const_alloc(ctx, &ctx->out[0]);
     if (!d) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
-    for (int64_t i = 0; i < n; i++) d[i] = ctx->in[0].dims[start + i];
+    for (int64_t i = 0; i < n; i++)
+        d[i] = ctx->in[0].dims[start + i];
     return VIGIL_OK;
 }
 
@@ -66,7 +67,7 @@ static vigil_status infer_size(op_ctx *ctx, vigil_error *err) {
 
 /* ---- Constant ---- */
 
-static const char *const constant_attrs[] = {"value", "value_float", "value_floats", "value_int", "value_ints",
+static const char *const constant_attrs[] = {"value",        "value_float",  "value_floats",  "value_int", "value_ints",
                                              "sparse_value", "value_string", "value_strings", NULL};
 
 static vigil_status check_constant(const onnx_node *node, int64_t opset, vigil_error *err) {
@@ -288,27 +289,61 @@ static const char *const axis_attr[] = {"axis", NULL};
 static const char *const axes_attr[] = {"axes", NULL};
 static const char *const cos_attrs[] = {"value", NULL};
 
-#define ALIAS_OP(n, a, inf) \
-    {.name = n, .min_opset = 1, .max_opset = 20, .foldable = 1, .alias = 1, .attrs = a, .infer = inf, \
-     .prepare = prepare_alias}
+#define ALIAS_OP(n, a, inf)                                                                                            \
+    {                                                                                                                  \
+        .name = n, .min_opset = 1, .max_opset = 20, .foldable = 1, .alias = 1, .attrs = a, .infer = inf,               \
+        .prepare = prepare_alias                                                                                       \
+    }
 
 const op_def ops_shape[] = {
-    {.name = "Shape", .min_opset = 1, .max_opset = 20, .attrs = shape_attrs, .infer = infer_shape,
+    {.name = "Shape",
+     .min_opset = 1,
+     .max_opset = 20,
+     .attrs = shape_attrs,
+     .infer = infer_shape,
      .prepare = prepare_none},
     {.name = "Size", .min_opset = 1, .max_opset = 20, .infer = infer_size, .prepare = prepare_none},
-    {.name = "Constant", .min_inputs = -1, .min_opset = 1, .max_opset = 20, .attrs = constant_attrs, .check = check_constant,
-     .infer = infer_constant, .prepare = prepare_none},
-    {.name = "ConstantOfShape", .min_opset = 9, .max_opset = 20, .attrs = cos_attrs,
-     .infer = infer_constant_of_shape, .prepare = prepare_none},
+    {.name = "Constant",
+     .min_inputs = -1,
+     .min_opset = 1,
+     .max_opset = 20,
+     .attrs = constant_attrs,
+     .check = check_constant,
+     .infer = infer_constant,
+     .prepare = prepare_none},
+    {.name = "ConstantOfShape",
+     .min_opset = 9,
+     .max_opset = 20,
+     .attrs = cos_attrs,
+     .infer = infer_constant_of_shape,
+     .prepare = prepare_none},
     {.name = "Range", .min_inputs = 3, .min_opset = 11, .max_opset = 20, .infer = infer_range, .prepare = prepare_none},
-    {.name = "Reshape", .min_opset = 5, .max_opset = 20, .min_inputs = 2, .foldable = 1, .alias = 1,
-     .attrs = reshape_attrs, .infer = infer_reshape, .prepare = prepare_alias},
+    {.name = "Reshape",
+     .min_opset = 5,
+     .max_opset = 20,
+     .min_inputs = 2,
+     .foldable = 1,
+     .alias = 1,
+     .attrs = reshape_attrs,
+     .infer = infer_reshape,
+     .prepare = prepare_alias},
     ALIAS_OP("Flatten", axis_attr, infer_flatten),
     ALIAS_OP("Squeeze", axes_attr, infer_squeeze),
     ALIAS_OP("Unsqueeze", axes_attr, infer_unsqueeze),
     ALIAS_OP("Identity", NULL, infer_identity),
-    {.name = "Expand", .min_inputs = 2, .min_opset = 8, .max_opset = 20, .foldable = 1, .infer = infer_expand,
+    {.name = "Expand",
+     .min_inputs = 2,
+     .min_opset = 8,
+     .max_opset = 20,
+     .foldable = 1,
+     .infer = infer_expand,
      .prepare = prepare_expand},
-    {.name = "Tile", .min_inputs = 2, .min_opset = 6, .max_opset = 20, .foldable = 1, .infer = infer_tile, .prepare = prepare_tile},
+    {.name = "Tile",
+     .min_inputs = 2,
+     .min_opset = 6,
+     .max_opset = 20,
+     .foldable = 1,
+     .infer = infer_tile,
+     .prepare = prepare_tile},
     {0},
 };

@@ -13,9 +13,16 @@
 
 #include "engine/ops/ops.h"
 
-static const char *const resize_attrs[] = {"mode", "coordinate_transformation_mode", "nearest_mode",
-                                           "cubic_coeff_a", "exclude_outside", "extrapolation_value",
-                                           "antialias", "axes", "keep_aspect_ratio_policy", NULL};
+static const char *const resize_attrs[] = {"mode",
+                                           "coordinate_transformation_mode",
+                                           "nearest_mode",
+                                           "cubic_coeff_a",
+                                           "exclude_outside",
+                                           "extrapolation_value",
+                                           "antialias",
+                                           "axes",
+                                           "keep_aspect_ratio_policy",
+                                           NULL};
 static const char *const upsample_attrs[] = {"mode", "scales", NULL};
 
 typedef struct name_value {
@@ -23,8 +30,11 @@ typedef struct name_value {
     int value;
 } name_value;
 
-static const name_value modes[] = {{"nearest", KERNELS_RESIZE_NEAREST}, {"linear", KERNELS_RESIZE_LINEAR},
-                                   {"bilinear", KERNELS_RESIZE_LINEAR}, {"cubic", KERNELS_RESIZE_CUBIC}, {0, 0}};
+static const name_value modes[] = {{"nearest", KERNELS_RESIZE_NEAREST},
+                                   {"linear", KERNELS_RESIZE_LINEAR},
+                                   {"bilinear", KERNELS_RESIZE_LINEAR},
+                                   {"cubic", KERNELS_RESIZE_CUBIC},
+                                   {0, 0}};
 static const name_value coords[] = {{"half_pixel", KERNELS_COORD_HALF_PIXEL},
                                     {"half_pixel_symmetric", KERNELS_COORD_HALF_PIXEL_SYMMETRIC},
                                     {"pytorch_half_pixel", KERNELS_COORD_PYTORCH_HALF_PIXEL},
@@ -46,7 +56,9 @@ static int lookup(const name_value *t, const char *s) {
     return -1;
 }
 
-static int is_upsample(const onnx_node *node) { return strcmp(node->op_type, "Upsample") == 0; }
+static int is_upsample(const onnx_node *node) {
+    return strcmp(node->op_type, "Upsample") == 0;
+}
 
 static vigil_status check_resize(const onnx_node *node, int64_t opset, vigil_error *err) {
     const char *m = attr_string(node, "mode", "nearest");
@@ -85,10 +97,9 @@ static vigil_status resize_params(const op_ctx *ctx, resize_state *r, kshape *ys
         p->coord = KERNELS_COORD_ASYMMETRIC;
         p->nearest = KERNELS_NEAREST_FLOOR;
     } else {
-        p->coord = (kernels_resize_coord)lookup(coords, attr_string(node, "coordinate_transformation_mode",
-                                                                    "half_pixel"));
-        p->nearest = (kernels_resize_nearest)lookup(nearests, attr_string(node, "nearest_mode",
-                                                                          "round_prefer_floor"));
+        p->coord =
+            (kernels_resize_coord)lookup(coords, attr_string(node, "coordinate_transformation_mode", "half_pixel"));
+        p->nearest = (kernels_resize_nearest)lookup(nearests, attr_string(node, "nearest_mode", "round_prefer_floor"));
     }
     p->cubic_coeff_a = attr_float(node, "cubic_coeff_a", -0.75f);
     p->exclude_outside = (int)attr_int(node, "exclude_outside", 0);
@@ -174,7 +185,8 @@ static int try_xnn_bilinear(op_ctx *ctx, const resize_state *r, vigil_error *err
     }
     uint32_t flags;
     switch (p->coord) {
-    case KERNELS_COORD_HALF_PIXEL: case KERNELS_COORD_PYTORCH_HALF_PIXEL: flags = 0; break;
+    case KERNELS_COORD_HALF_PIXEL:
+    case KERNELS_COORD_PYTORCH_HALF_PIXEL: flags = 0; break;
     case KERNELS_COORD_ALIGN_CORNERS: flags = XNN_FLAG_ALIGN_CORNERS; break;
     case KERNELS_COORD_ASYMMETRIC: flags = XNN_FLAG_TENSORFLOW_LEGACY_MODE; break;
     default: return 0;
@@ -182,9 +194,8 @@ static int try_xnn_bilinear(op_ctx *ctx, const resize_state *r, vigil_error *err
     size_t c = (size_t)x->dims[3];
     enum xnn_status xs = xnn_create_resize_bilinear2d_nhwc_f32(c, c, c, flags, (xnn_operator_t *)&s->xop[0]);
     if (xs == xnn_status_success)
-        xs = xnn_setup_resize_bilinear2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1],
-                                                  (size_t)x->dims[2], (size_t)y->dims[1], (size_t)y->dims[2],
-                                                  x->data, y->data, s->pool);
+        xs = xnn_setup_resize_bilinear2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
+                                                  (size_t)y->dims[1], (size_t)y->dims[2], x->data, y->data, s->pool);
     if (xs != xnn_status_success) *st = xnn_fail(ctx, "resize", xs, err);
     s->run = run_xnn;
     return 1;
@@ -215,11 +226,27 @@ static vigil_status prepare_resize(op_ctx *ctx, vigil_error *err) {
 }
 
 const op_def ops_resize[] = {
-    {.name = "Resize", .min_opset = 10, .max_opset = 20, .layout = OP_LAYOUT_NHWC, .layout_inputs = 1,
-     .foldable = 1, .attrs = resize_attrs, .check = check_resize, .infer = infer_resize, .prepare = prepare_resize,
+    {.name = "Resize",
+     .min_opset = 10,
+     .max_opset = 20,
+     .layout = OP_LAYOUT_NHWC,
+     .layout_inputs = 1,
+     .foldable = 1,
+     .attrs = resize_attrs,
+     .check = check_resize,
+     .infer = infer_resize,
+     .prepare = prepare_resize,
      .nhwc_ok = resize_nhwc_ok},
-    {.name = "Upsample", .min_opset = 7, .max_opset = 9, .layout = OP_LAYOUT_NHWC, .layout_inputs = 1,
-     .foldable = 1, .attrs = upsample_attrs, .check = check_resize, .infer = infer_resize,
-     .prepare = prepare_resize, .nhwc_ok = resize_nhwc_ok},
+    {.name = "Upsample",
+     .min_opset = 7,
+     .max_opset = 9,
+     .layout = OP_LAYOUT_NHWC,
+     .layout_inputs = 1,
+     .foldable = 1,
+     .attrs = upsample_attrs,
+     .check = check_resize,
+     .infer = infer_resize,
+     .prepare = prepare_resize,
+     .nhwc_ok = resize_nhwc_ok},
     {0},
 };

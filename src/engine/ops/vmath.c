@@ -1,6 +1,8 @@
 /*
- * silu.c - the fused SiLU (x * sigmoid(x)) that follows most convolutions of
- * YOLOv5/v8/11, applied in place to a convolution's output.
+ * vmath.c - vectorised float32 math where the engine's hot paths need it and
+ * XNNPACK (2022) has nothing: the fused SiLU (x * sigmoid(x)) that follows
+ * most convolutions of YOLOv5/v8/11, and softmax along a non-innermost axis
+ * (YOLOv8's distribution-focal-loss head).
  *
  * XNNPACK (2022) has no SiLU, and sigmoid-then-multiply costs two extra passes
  * over memory and two thread-pool dispatches per layer.  This is one pass:
@@ -8,13 +10,13 @@
  * polynomial (relative error ~2e-7), written with GCC vector extensions so
  * that it is portable C; target_clones builds an AVX2+FMA variant next to the
  * baseline one and picks it at load time on CPUs that have it.  The plain-C
- * reference is kernels_unary_f32(KERNELS_SILU); test_engine_kernels.c compares
- * the two.
+ * references are kernels_unary_f32(KERNELS_SILU) and kernels_softmax_f32;
+ * test_engine_kernels.c compares them.
  */
 #include <math.h>
 #include <string.h>
 
-#include "engine/ops/silu.h"
+#include "engine/ops/vmath.h"
 
 /* The 8-lane helpers are static and inlined: the ABI of passing 32-byte
  * vectors without AVX, which GCC warns about, never applies. */
@@ -25,17 +27,19 @@ typedef int32_t vi __attribute__((vector_size(32)));
 #define LANES 8
 #define CHUNK 4096 /* elements per thread-pool task: 16 KiB, stays in L1/L2 */
 
-static inline __attribute__((always_inline)) vf splat(float f) { return (vf){f, f, f, f, f, f, f, f}; }
+static inline __attribute__((always_inline)) vf splat(float f) {
+    return (vf){f, f, f, f, f, f, f, f};
+}
 
 static inline __attribute__((always_inline)) vf clamp(vf x, float lo, float hi) {
-    vi below = x < splat(lo), above = x > splat(hi);
+    vi below = x<splat(lo), above = x> splat(hi);
     vf y = (vf)(((vi)splat(lo) & below) | ((vi)x & ~below));
     return (vf)(((vi)splat(hi) & above) | ((vi)y & ~above));
 }
 
 static inline __attribute__((always_inline)) vf vexp(vf x) {
     x = clamp(x, -87.0f, 88.0f);
-    const vf magic = splat(12582912.0f);          /* 1.5 * 2^23: rounds to nearest */
+    const vf magic = splat(12582912.0f); /* 1.5 * 2^23: rounds to nearest */
     vf n = (x * splat(1.44269504088896341f) + magic) - magic;
     vf r = x - n * splat(0.693359375f);
     r = r - n * splat(-2.12194440e-4f);
@@ -60,10 +64,13 @@ __attribute__((target_clones("avx2,fma", "default"))) static void silu_block(flo
         v = (vf)((vi)v & ~tiny);
         memcpy(x + i, &v, sizeof v);
     }
-    for (; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+    for (; i < n; i++)
+        x[i] = x[i] / (1.0f + expf(-x[i]));
 }
 
-void silu_f32_inplace(float *x, size_t n) { silu_block(x, n); }
+void silu_f32_inplace(float *x, size_t n) {
+    silu_block(x, n);
+}
 
 typedef struct silu_job {
     float *x;
@@ -83,4 +90,44 @@ void silu_f32_parallel(float *x, size_t n, pthreadpool_t pool) {
         return;
     }
     pthreadpool_parallelize_1d_tile_1d(pool, silu_task, &j, n, CHUNK, 0);
+}
+
+/* y = exp(x - m) for n elements (m broadcast), returns nothing; tail scalar. */
+__attribute__((target_clones("avx2,fma", "default"))) static void exp_shifted(const float *x, const float *m, float *y,
+                                                                              size_t n) {
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        vf v, mv;
+        memcpy(&v, x + i, sizeof v);
+        memcpy(&mv, m + i, sizeof mv);
+        v = vexp(v - mv);
+        memcpy(y + i, &v, sizeof v);
+    }
+    for (; i < n; i++)
+        y[i] = expf(x[i] - m[i]);
+}
+
+void softmax_f32_strided(const float *x, float *y, size_t outer, size_t len, size_t inner, float *scratch) {
+    float *mx = scratch, *sum = scratch + inner;
+    for (size_t o = 0; o < outer; o++) {
+        const float *xo = x + o * len * inner;
+        float *yo = y + o * len * inner;
+        for (size_t i = 0; i < inner; i++)
+            mx[i] = xo[i];
+        for (size_t k = 1; k < len; k++)
+            for (size_t i = 0; i < inner; i++)
+                mx[i] = xo[k * inner + i] > mx[i] ? xo[k * inner + i] : mx[i];
+        for (size_t i = 0; i < inner; i++)
+            sum[i] = 0.0f;
+        for (size_t k = 0; k < len; k++) {
+            exp_shifted(xo + k * inner, mx, yo + k * inner, inner);
+            for (size_t i = 0; i < inner; i++)
+                sum[i] += yo[k * inner + i];
+        }
+        for (size_t i = 0; i < inner; i++)
+            sum[i] = 1.0f / sum[i];
+        for (size_t k = 0; k < len; k++)
+            for (size_t i = 0; i < inner; i++)
+                yo[k * inner + i] *= sum[i];
+    }
 }
