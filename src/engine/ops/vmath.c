@@ -25,6 +25,15 @@
 typedef float vf __attribute__((vector_size(32)));
 typedef int32_t vi __attribute__((vector_size(32)));
 #define LANES 8
+
+/* GCC on x86-64 builds an AVX2 and an FMA clone beside the baseline and picks
+ * one at load time; other compilers and ISAs get the portable loop (clang 14
+ * rejects GCC's clone spelling, and ARM has no such targets). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VMATH_CLONES __attribute__((target_clones("avx2,fma", "default")))
+#else
+#define VMATH_CLONES
+#endif
 #define CHUNK 4096 /* elements per thread-pool task: 16 KiB, stays in L1/L2 */
 
 static inline __attribute__((always_inline)) vf splat(float f) {
@@ -54,7 +63,7 @@ static inline __attribute__((always_inline)) vf vexp(vf x) {
     return p * (vf)e;
 }
 
-__attribute__((target_clones("avx2,fma", "default"))) static void silu_block(float *x, size_t n) {
+VMATH_CLONES static void silu_block(float *x, size_t n) {
     size_t i = 0;
     for (; i + LANES <= n; i += LANES) {
         vf v;
@@ -93,7 +102,7 @@ void silu_f32_parallel(float *x, size_t n, pthreadpool_t pool) {
 }
 
 /* y = exp(x - m) for n elements (m broadcast), returns nothing; tail scalar. */
-__attribute__((target_clones("avx2,fma", "default"))) static void exp_shifted(const float *x, const float *m, float *y,
+VMATH_CLONES static void exp_shifted(const float *x, const float *m, float *y,
                                                                               size_t n) {
     size_t i = 0;
     for (; i + LANES <= n; i += LANES) {
