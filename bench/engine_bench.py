@@ -79,6 +79,24 @@ def vigil_bench(vigil, model, threads, batch, iterations):
                      "--iterations", str(iterations), "--json"], f"vigil {model.name}")
 
 
+def conv_peak_model(directory):
+    """A single 3x3 convolution, 80x80x128 -> 128 (padding 1): the shape DESIGN.md
+    quotes for XNNPACK's peak, and nearly all of it is XNNPACK's own kernel."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((128, 128, 3, 3)).astype(np.float32) * 0.05, "w")
+    b = numpy_helper.from_array(np.zeros(128, np.float32), "b")
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    graph = helper.make_graph([node], "conv_peak",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 128, 80, 80])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 128, 80, 80])], [w, b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = directory / "conv_peak.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
 def fmt_ms(result):
     return f"{result['median_ms']:.1f}" if "median_ms" in result else "failed"
 
@@ -111,6 +129,12 @@ def main():
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
+        conv = conv_peak_model(tmp)
+        peak = {}
+        for threads in threads_list:
+            r = vigil_bench(args.vigil, conv, threads, 1, max(args.iterations, 20))
+            peak[threads] = r.get("gflops")
+            print(f"XNNPACK 3x3 conv peak, {threads} thread(s): {peak[threads]} GFLOP/s", flush=True)
         for name in models:
             fixed = shared / "models" / f"{name}.onnx"
             dyn = shared / "models" / f"{name}_dynbatch.onnx"
@@ -124,10 +148,11 @@ def main():
                         if "error" in r:
                             errors.append(r["error"])
                     gflops = v_fixed.get("gflops", v_dyn.get("gflops"))
+                    share = f"{100 * gflops / peak[threads]:.0f}%" if gflops and peak.get(threads) else "-"
                     rows.append(f"| {name} | {batch} | {threads} | {fmt_ms(ort)} "
                                 f"({'fixed' if batch == 1 else 'dynbatch'}) | {fmt_ms(v_fixed)} | {fmt_ms(v_dyn)} | "
                                 f"{fmt_ratio(v_fixed, ort)} | {fmt_ratio(v_dyn, ort)} | "
-                                f"{gflops if gflops is not None else '-'} |")
+                                f"{gflops if gflops is not None else '-'} | {share} |")
                     print(rows[-1], flush=True)
     header = [
         "# Engine benchmark: vigil vs ONNX Runtime",
@@ -139,9 +164,12 @@ def main():
         f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.",
         "",
         "| model | batch | threads | ORT median ms (file) | vigil median ms (fixed) | vigil median ms (dynbatch) "
-        "| ratio fixed | ratio dynbatch | vigil GFLOP/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| ratio fixed | ratio dynbatch | vigil GFLOP/s | of conv peak |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    header.insert(-2, "XNNPACK convolution peak on this machine (one 3x3 conv, 80x80x128 -> 128, through "
+                      "`vigil bench`): " + ", ".join(f"{t} thread(s) {peak.get(t)} GFLOP/s" for t in threads_list)
+                  + ".\n")
     text = "\n".join(header + rows) + "\n"
     if errors:
         text += "\nFailures:\n\n" + "\n".join(f"- {e}" for e in errors) + "\n"

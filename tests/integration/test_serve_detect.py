@@ -98,27 +98,12 @@ def test_models_list_shows_tasks(detect_server):
     assert meta["inputs"][0]["name"] == "images" and meta["inputs"][0]["shape"] == [1, 3, 640, 640]
 
 
-def test_priority_jumps_the_queue(detect_server):
-    """One detection runs at a time: while the first runs, a normal and then an
-    urgent request queue up; the urgent one must finish first."""
-    import concurrent.futures
-    import time
+def test_detect_priority_query_is_validated(detect_server):
+    """priority is an integer; the ordering itself is tested deterministically in
+    test_serve_scheduler.py with a model slow enough to hold the worker."""
     image = shared_path("images/bus.jpg").read_bytes()
-
-    def detect(priority):
-        url = detect_server.url + "/api/v1/detect?model=yolov8n" + (f"&priority={priority}" if priority else "")
-        r = requests.post(url, data=image, timeout=120)
-        assert r.status_code == 200, r.text
-        return time.monotonic()
-
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        first = pool.submit(detect, None)
-        time.sleep(0.15)  # the first is running
-        normal = pool.submit(detect, None)
-        time.sleep(0.05)
-        urgent = pool.submit(detect, 10)
-        assert urgent.result() < normal.result()
-        first.result()
+    r = requests.post(detect_server.url + "/api/v1/detect?model=yolov8n&priority=5", data=image, timeout=120)
+    assert r.status_code == 200, r.text
     assert requests.post(detect_server.url + "/api/v1/detect?priority=high", data=image, timeout=10).status_code == 400
 
 
