@@ -129,6 +129,7 @@ int cmd_serve(int argc, char **argv) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP); /* reloads the auth keys */
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -147,7 +148,10 @@ int cmd_serve(int argc, char **argv) {
         return 1;
     }
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+        if (server_reload_auth(server, &err)) LOG_E("SIGHUP: %s (keeping the current keys)", err.message);
+        else LOG_I("SIGHUP: auth keys reloaded");
+    }
     LOG_I("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     grpc_frontend_stop(grpc); /* drains gRPC calls and streams while the schedulers still run */
     server_destroy(server);

@@ -41,6 +41,8 @@ static const setting settings[] = {
     INT_SETTING("http.port", http_port, 0, 65535, "HTTP port (0 picks a free port)"),
     INT_SETTING("http.threads", http_threads, 1, 256, "HTTP I/O threads"),
     INT_SETTING("http.max_body_bytes", max_body_bytes, 1024, INT64_C(1) << 34, "largest request body accepted"),
+    INT_SETTING("http.max_upload_bytes", max_upload_bytes, 1024, INT64_C(1) << 40,
+                "largest model upload (PUT /api/v1/models/{m}/versions/{v})"),
     INT_SETTING("grpc.port", grpc_port, 0, 65535, "gRPC port"),
     STR_SETTING("models", models_dir, NULL, "model repository directory"),
     STR_SETTING("repository.mode", repository_mode, "none|poll|explicit", "how models are loaded"),
@@ -52,12 +54,26 @@ static const setting settings[] = {
     INT_SETTING("limits.max_queue", max_queue, 1, 1000000, "per-model queue bound"),
     INT_SETTING("limits.request_timeout_ms", request_timeout_ms, 1, 3600000, "per-request deadline"),
     INT_SETTING("limits.shutdown_timeout_ms", shutdown_timeout_ms, 0, 3600000, "drain time on SIGTERM"),
+    INT_SETTING("cache.max_bytes", cache_max_bytes, 0, INT64_C(1) << 40,
+                "response cache size for models with response_cache: true (0 = off)"),
+    STR_SETTING("auth.mode", auth_mode, "off|jwt", "caller authentication"),
+    STR_SETTING("auth.secret_file", auth_secret_file, NULL, "file holding the HS256 shared secret"),
+    STR_SETTING("auth.public_key_file", auth_public_key_file, NULL, "PEM public key for RS256/ES256 tokens"),
+    STR_SETTING("auth.jwks_file", auth_jwks_file, NULL, "JWKS file with RS256/ES256 keys selected by kid"),
+    STR_SETTING("auth.issuer", auth_issuer, NULL, "required token issuer (iss)"),
+    STR_SETTING("auth.audience", auth_audience, NULL, "required token audience (aud)"),
+    INT_SETTING("auth.clock_skew_s", auth_clock_skew_s, 0, 3600, "leeway for token exp and nbf"),
+    INT_SETTING("auth.open_health", auth_open_health, 0, 1, "1: health endpoints need no token"),
+    INT_SETTING("auth.open_metrics", auth_open_metrics, 0, 1, "1: /metrics needs no token"),
+    STR_SETTING("tls.cert_file", tls_cert_file, NULL, "PEM certificate chain: serve HTTPS"),
+    STR_SETTING("tls.key_file", tls_key_file, NULL, "PEM private key for tls.cert_file"),
+    STR_SETTING("tls.client_ca_file", tls_client_ca_file, NULL, "PEM CA bundle: require client certificates (mTLS)"),
 };
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
 
 /* VIGIL_ variables that belong to tools and tests, not to the server. */
 static const char *const env_foreign[] = {"VIGIL_SHARED_DIR", "VIGIL_BINARY", "VIGIL_SOURCE_DIR", "VIGIL_MODEL",
-                                          "VIGIL_BUILD_DIR", "VIGIL_CONFIG"};
+                                          "VIGIL_BUILD_DIR", "VIGIL_CONFIG", "VIGIL_SANITIZED"};
 
 void config_defaults(vigil_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -72,10 +88,16 @@ void config_defaults(vigil_config *cfg) {
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     snprintf(cfg->log_format, sizeof cfg->log_format, "json");
     cfg->max_body_bytes = 64 << 20;
+    cfg->max_upload_bytes = INT64_C(2) << 30;
     cfg->max_image_pixels = 40000000;
     cfg->max_queue = 256;
     cfg->request_timeout_ms = 30000;
     cfg->shutdown_timeout_ms = 10000;
+    cfg->cache_max_bytes = 256 << 20;
+    snprintf(cfg->auth_mode, sizeof cfg->auth_mode, "off");
+    cfg->auth_clock_skew_s = 60;
+    cfg->auth_open_health = 1;
+    cfg->auth_open_metrics = 1;
 }
 
 static int choice_allowed(const char *choices, const char *value) {

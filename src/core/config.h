@@ -29,10 +29,24 @@ typedef struct vigil_config {
     char log_level[16];               /* debug | info | warn | error */
     char log_format[16];              /* json | text */
     int64_t max_body_bytes;
+    int64_t max_upload_bytes;         /* model uploads (streamed to disk) */
     int64_t max_image_pixels;
     int64_t max_queue;                /* per-model queue bound */
     int64_t request_timeout_ms;
     int64_t shutdown_timeout_ms;
+    int64_t cache_max_bytes;          /* response cache bound (models opt in) */
+    char auth_mode[16];               /* off | jwt */
+    char auth_secret_file[CONFIG_STR_MAX];     /* HS256 shared secret */
+    char auth_public_key_file[CONFIG_STR_MAX]; /* RS256/ES256 public key (PEM) */
+    char auth_jwks_file[CONFIG_STR_MAX];       /* RS256/ES256 keys by kid (JWKS) */
+    char auth_issuer[256];            /* required iss ("" = not checked) */
+    char auth_audience[256];          /* required aud ("" = not checked) */
+    int64_t auth_clock_skew_s;        /* leeway for exp and nbf */
+    int64_t auth_open_health;         /* 1: health endpoints need no token */
+    int64_t auth_open_metrics;        /* 1: /metrics needs no token */
+    char tls_cert_file[CONFIG_STR_MAX];      /* HTTPS when set (with tls_key_file) */
+    char tls_key_file[CONFIG_STR_MAX];
+    char tls_client_ca_file[CONFIG_STR_MAX]; /* mTLS: client certificates required */
 } vigil_config;
 
 /* Fills cfg with the defaults. */

@@ -93,7 +93,7 @@ struct grpc_frontend {
     grpc_server *gs;
     grpc_completion_queue *cq;
     uint16_t port;
-    auth_verifier *auth; /* from the same auth.* settings as the HTTP side */
+    auth_verifier *auth; /* the HTTP server's verifier (borrowed): one key set, one SIGHUP reload */
     atomic_int stopping;
     registration regs[GRPC_MAX_METHODS];
     size_t n_regs;
@@ -684,15 +684,7 @@ vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, 
     fe->t_shutdown = (gtag){NULL, TAG_SHUTDOWN};
     pthread_mutex_init(&fe->lock, NULL);
     pthread_cond_init(&fe->cond, NULL);
-    auth_settings auth;
-    auth_settings_from_config(cfg, &auth);
-    vigil_status st = auth_verifier_create(&auth, &fe->auth, err);
-    if (st) {
-        pthread_cond_destroy(&fe->cond);
-        pthread_mutex_destroy(&fe->lock);
-        vigil_free(fe);
-        return st;
-    }
+    fe->auth = server->auth;
     grpc_init();
     /* No BDP probing: it lets the transport announce receive windows of many
      * megabytes per stream, buffered whether or not vigil reads; without it a
@@ -708,7 +700,7 @@ vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, 
     fe->gs = grpc_server_create(&channel_args, NULL);
     fe->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(fe->gs, fe->cq, NULL);
-    st = register_methods(fe, grpc_kserve_methods, err);
+    vigil_status st = register_methods(fe, grpc_kserve_methods, err);
     if (!st) st = register_methods(fe, grpc_detect_methods, err);
     if (!st) st = register_methods(fe, grpc_health_methods, err);
     if (!st) st = frontend_bind(fe, cfg, err);
@@ -719,7 +711,6 @@ vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, 
         }
         grpc_completion_queue_destroy(fe->cq);
         grpc_shutdown();
-        auth_verifier_destroy(fe->auth);
         pthread_cond_destroy(&fe->cond);
         pthread_mutex_destroy(&fe->lock);
         vigil_free(fe);
@@ -795,7 +786,6 @@ void grpc_frontend_stop(grpc_frontend *fe) {
     pthread_mutex_unlock(&fe->lock);
     for (size_t i = 0; i < fe->n_finishers; i++) pthread_join(fe->finishers[i], NULL);
     grpc_shutdown();
-    auth_verifier_destroy(fe->auth);
     pthread_cond_destroy(&fe->cond);
     pthread_mutex_destroy(&fe->lock);
     LOG_I("grpc stopped (drained in %.0f ms)", (double)(sched_now_ns() - t0) / 1e6);

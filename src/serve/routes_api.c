@@ -243,6 +243,8 @@ static void route_metrics(http_exchange *ex) {
                          "# TYPE vigil_process_resident_memory_bytes gauge\n"
                          "vigil_process_resident_memory_bytes %lld\n",
                    (long long)device_info_rss_bytes());
+    char auth_text[1024];
+    if (auth_metrics_render(ex->server->auth, auth_text, sizeof auth_text)) textbuf_printf(&out, "%s", auth_text);
     if (out.status) {
         textbuf_free(&out);
         respond_error(ex, VIGIL_ERR_NO_MEMORY, "cannot render the metrics");

@@ -323,6 +323,7 @@ static enum MHD_Result exchange_send(http_exchange *ex) {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ex->content_type ? ex->content_type : "application/json");
     MHD_add_response_header(resp, "X-Request-Id", ex->request_id);
     if (ex->retry_after[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ex->retry_after);
+    if (ex->code == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vigil\"");
     if (ex->header_length[0]) MHD_add_response_header(resp, "Inference-Header-Content-Length", ex->header_length);
     if (atomic_load(&ex->server->stopping)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(ex->conn, (unsigned)ex->code, resp);
@@ -349,6 +350,24 @@ static int declared_too_large(http_exchange *ex) {
     return 1;
 }
 
+/* Runs on the headers, before any body is read: with mTLS the client
+ * certificate must verify, with auth.mode jwt the bearer token must carry
+ * the scope the route needs (src/auth/scopes.c).  Returns 1 to go on;
+ * otherwise the refusal (401/403, {"error": ...}) is the response. */
+static int exchange_authorized(http_exchange *ex) {
+    vigil_server *server = ex->server;
+    if (tls_client_ca_pem(server->tls) && !tls_client_verified(ex->conn)) {
+        respond_error(ex, VIGIL_ERR_UNAUTHENTICATED, "a client certificate signed by tls.client_ca_file is required");
+        return 0;
+    }
+    auth_result result;
+    vigil_status st = auth_check(server->auth, exchange_header(ex, MHD_HTTP_HEADER_AUTHORIZATION),
+                                 auth_http_scope(ex->method, ex->url), &result);
+    if (st == VIGIL_OK) return 1;
+    respond_error(ex, st, result.message);
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size,
                                   void **con_cls) {
@@ -359,6 +378,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!ex) return MHD_NO;
         *con_cls = ex;
         atomic_fetch_add(&server->request_count, 1);
+        if (!exchange_authorized(ex)) return exchange_send(ex);
         upload_begin(ex);
         if (ex->upload_fd < 0 && !ex->upload_status && declared_too_large(ex)) return exchange_send(ex);
         return MHD_YES;
@@ -408,6 +428,10 @@ vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_er
     server->cfg = *cfg;
     vigil_status st = metrics_create(&server->metrics, err);
     if (!st) st = cache_create((size_t)cfg->cache_max_bytes, &server->cache, err);
+    auth_settings auth;
+    auth_settings_from_config(cfg, &auth);
+    if (!st) st = auth_verifier_create(&auth, &server->auth, err);
+    if (!st) st = tls_material_load(cfg, &server->tls, err);
     if (!st) st = repository_create(&server->cfg, server->metrics, &server->repo, err);
     if (st) {
         server_destroy(server);
@@ -435,7 +459,19 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "host '%s' is not an IPv4 or IPv6 address",
                                server->cfg.host);
     }
+    struct MHD_OptionItem tls_options[4] = {{MHD_OPTION_END, 0, NULL}};
+    if (server->tls) {
+        flags |= MHD_USE_TLS;
+        size_t k = 0;
+        tls_options[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tls_cert_pem(server->tls)};
+        tls_options[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls_key_pem(server->tls)};
+        if (tls_client_ca_pem(server->tls))
+            tls_options[k++] =
+                (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)tls_client_ca_pem(server->tls)};
+        tls_options[k] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     server->daemon = MHD_start_daemon(flags, (uint16_t)server->cfg.http_port, NULL, NULL, on_request, server,
+                                      MHD_OPTION_ARRAY, tls_options,
                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)server->cfg.http_threads,
                                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
@@ -445,7 +481,9 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
                                server->cfg.host, (long long)server->cfg.http_port);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
     server->http_port = info ? info->port : (uint16_t)server->cfg.http_port;
-    LOG_I("listening on http://%s:%u", server->cfg.host, server->http_port);
+    LOG_I("listening on %s://%s:%u%s%s", server->tls ? "https" : "http", server->cfg.host, server->http_port,
+          tls_client_ca_pem(server->tls) ? " (client certificates required)" : "",
+          auth_enabled(server->auth) ? " (bearer tokens required)" : "");
     /* Live while models load; ready once the repository has started. */
     vigil_status st = repository_start(server->repo, err);
     if (st) return st;
@@ -455,6 +493,10 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
 }
 
 uint16_t server_http_port(const vigil_server *server) { return server->http_port; }
+
+vigil_status server_reload_auth(vigil_server *server, vigil_error *err) {
+    return auth_verifier_reload(server->auth, err);
+}
 
 void server_stop(vigil_server *server) {
     if (!server->daemon) return;
@@ -479,5 +521,7 @@ void server_destroy(vigil_server *server) {
     repository_destroy(server->repo);
     cache_destroy(server->cache);
     metrics_destroy(server->metrics);
+    auth_verifier_destroy(server->auth);
+    tls_material_destroy(server->tls);
     vigil_free(server);
 }

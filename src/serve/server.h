@@ -28,6 +28,9 @@ uint16_t server_http_port(const vigil_server *server);
 void server_stop(vigil_server *server);
 void server_destroy(vigil_server *server);
 
+/* Re-reads the auth key files (SIGHUP); on failure the old keys stay. */
+vigil_status server_reload_auth(vigil_server *server, vigil_error *err);
+
 /* The HTTP status for a vigil_status: the one mapping the server uses. */
 int http_status_for(vigil_status status);
 

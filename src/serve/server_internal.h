@@ -15,6 +15,8 @@
 #include <microhttpd.h>
 #include <stdatomic.h>
 
+#include "auth/auth.h"
+#include "auth/tls.h"
 #include "core/arena.h"
 #include "serve/cache.h"
 #include "serve/infer_codec.h"
@@ -34,6 +36,8 @@ struct vigil_server {
     metrics *metrics;
     repository *repo;
     result_cache *cache;
+    auth_verifier *auth; /* auth.* settings (mode off accepts everything) */
+    tls_material *tls;   /* tls.* files; NULL = plain HTTP */
 };
 
 typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE } exchange_state;

@@ -3,7 +3,7 @@ import pytest
 
 from conftest import run_vigil
 
-SUBCOMMANDS = ["serve", "detect", "infer", "bench", "models", "version"]
+SUBCOMMANDS = ["serve", "detect", "infer", "bench", "models", "version", "token"]
 
 
 def test_top_level_help_lists_every_subcommand():
