@@ -17,6 +17,10 @@ for pkg in $wanted; do
   fi
 done
 
+# npm ships with some Node.js builds (NodeSource's) and separately in Debian:
+# ask for Debian's only when no npm is on PATH.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     sudo=()
