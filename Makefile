@@ -6,6 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 FUZZ_SECONDS ?= 120
+MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build run check test asan fuzz bench clean help
 
@@ -49,6 +50,7 @@ fuzz: deps
 bench: build
 	@/usr/bin/python3 bench/engine_bench.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/detect_timing.py --vigil $(BUILD)/vigil
+	@/usr/bin/python3 bench/serve_bench.py --vigil $(BUILD)/vigil
 
 clean:
 	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

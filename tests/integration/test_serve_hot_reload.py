@@ -1,0 +1,88 @@
+"""Hot reload under load (issue 6, item 2): in poll mode a new version copied
+into the repository replaces the old one while clients keep sending requests,
+and not one request fails across the switch."""
+import os
+import threading
+import time
+
+import requests
+
+from conftest import make_affine_onnx, ready_daemon
+
+THREADS = 4
+BODY = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1.0, 2.0, 3.0, 4.0]}]}
+V1 = [2.0 * v + 1.0 for v in (1, 2, 3, 4)]   # scale 2, offset 1
+V2 = [3.0 * v + 1.0 for v in (1, 2, 3, 4)]   # scale 3, offset 1
+
+
+def load_loop(url, stop, results, lock):
+    """Sends infer requests until stop is set; records (t, status, version, data) or the exception."""
+    session = requests.Session()
+    while not stop.is_set():
+        t = time.monotonic()
+        try:
+            r = session.post(f"{url}/v2/models/affine/infer", json=BODY, timeout=10)
+            if r.status_code == 200:
+                j = r.json()
+                entry = (t, 200, j.get("model_version"), j["outputs"][0]["data"])
+            else:
+                entry = (t, r.status_code, None, r.text[:200])
+        except requests.RequestException as e:
+            entry = (t, "error", None, repr(e))
+        with lock:
+            results.append(entry)
+
+
+def install_version(models, version, scale):
+    """Writes models/affine/<version>/ under a temporary name, then renames it
+    into place so the poller never sees a half-written version."""
+    tmp = models / "affine" / f".tmp-{version}"
+    make_affine_onnx(tmp / "model.onnx", scale=scale, offset=1.0)
+    os.rename(tmp, models / "affine" / str(version))
+
+
+def test_new_version_replaces_old_without_failed_requests(tmp_path):
+    models = tmp_path / "models"
+    (models / "affine").mkdir(parents=True)
+    install_version(models, 1, 2.0)
+    d = ready_daemon("--models", models, "--repository-mode", "poll",
+                     "--repository-poll-interval-ms", "200")
+    stop, lock, results = threading.Event(), threading.Lock(), []
+    threads = [threading.Thread(target=load_loop, args=(d.url, stop, results, lock)) for _ in range(THREADS)]
+    try:
+        for th in threads:
+            th.start()
+        time.sleep(1.5)
+        install_version(models, 2, 3.0)
+        # Wait until version 2 answers, then take version 1 away.
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            with lock:
+                if any(e[2] == "2" for e in results):
+                    break
+            time.sleep(0.05)
+        (models / "affine" / "1" / "model.onnx").unlink()
+        (models / "affine" / "1").rmdir()
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=15)
+        code = d.stop()
+    assert code == 0, d.stderr[-2000:]
+
+    results.sort(key=lambda e: e[0])
+    failed = [e for e in results if e[1] != 200]
+    assert not failed, f"{len(failed)} of {len(results)} requests failed, first: {failed[:3]}"
+    assert len(results) > 50, f"only {len(results)} requests in the load window"
+    for _, _, version, data in results:
+        assert (version, data) in (("1", V1), ("2", V2)), f"version {version} answered {data}"
+    versions = [e[2] for e in results]
+    assert versions[0] == "1", "the load started before version 1 answered"
+    assert versions[-1] == "2", "version 2 never took over"
+    first_v2 = versions.index("2")
+    # After the switch settles (requests in flight at that moment may still
+    # finish on version 1), only version 2 answers.
+    settled = [e for e in results if e[0] > results[first_v2][0] + 1.0]
+    assert settled and all(e[2] == "2" for e in settled), "version 1 still answered after the switch"
+    assert versions[:first_v2].count("1") > 10, "too few version 1 answers before the switch"
