@@ -179,13 +179,7 @@ static int detect_cache_hit(gwork *w, detect_ctx *ctx) {
     cache_hasher h;
     if (!gwork_cache_begin(w, "detect", &h)) return 0;
     sched_job *job = w->job;
-    const vigil_detect_options *o = &job->detect;
-    cache_hasher_add(&h, job->image, job->image_size);
-    cache_hasher_add(&h, &o->conf_threshold, sizeof o->conf_threshold);
-    cache_hasher_add(&h, &o->iou_threshold, sizeof o->iou_threshold);
-    cache_hasher_add(&h, &o->max_detections, sizeof o->max_detections);
-    cache_hasher_add(&h, &job->render, sizeof job->render);
-    cache_hasher_add_str(&h, job->classes_spec ? job->classes_spec : "");
+    sched_job_cache_key(job, &h);
     void *body;
     size_t size;
     ctx->cache_use = 1;

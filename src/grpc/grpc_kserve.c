@@ -307,14 +307,7 @@ static int infer_cache_hit(gwork *w, infer_ctx *ctx) {
     cache_hasher h;
     if (!gwork_cache_begin(w, "infer", &h)) return 0;
     const sched_job *job = w->job;
-    for (size_t i = 0; i < job->n_inputs; i++) {
-        const vigil_tensor *t = &job->inputs[i];
-        size_t bytes = vigil_dtype_size(t->dtype);
-        for (int d = 0; d < t->ndim; d++) bytes *= (size_t)t->dims[d];
-        cache_hasher_add(&h, &t->dtype, sizeof t->dtype);
-        cache_hasher_add(&h, t->dims, (size_t)t->ndim * sizeof t->dims[0]);
-        cache_hasher_add(&h, t->data, bytes);
-    }
+    sched_job_cache_key(job, &h);
     void *blob;
     size_t size;
     ctx->cache_use = 1;

@@ -154,13 +154,7 @@ static int detect_cache_hit(http_exchange *ex) {
     cache_hasher h;
     if (!exchange_cache_begin(ex, "detect", &h)) return 0;
     sched_job *job = ex->job;
-    const vigil_detect_options *o = &job->detect;
-    cache_hasher_add(&h, job->image, job->image_size);
-    cache_hasher_add(&h, &o->conf_threshold, sizeof o->conf_threshold);
-    cache_hasher_add(&h, &o->iou_threshold, sizeof o->iou_threshold);
-    cache_hasher_add(&h, &o->max_detections, sizeof o->max_detections);
-    cache_hasher_add(&h, &job->render, sizeof job->render);
-    cache_hasher_add_str(&h, job->classes_spec ? job->classes_spec : "");
+    sched_job_cache_key(job, &h);
     void *body;
     size_t size;
     if (!exchange_cache_lookup(ex, &h, &body, &size)) return 0;

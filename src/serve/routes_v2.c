@@ -82,14 +82,7 @@ static int infer_cache_hit(http_exchange *ex) {
     cache_hasher h;
     if (!exchange_cache_begin(ex, "infer", &h)) return 0;
     const sched_job *job = ex->job;
-    for (size_t i = 0; i < job->n_inputs; i++) {
-        const vigil_tensor *t = &job->inputs[i];
-        size_t bytes = vigil_dtype_size(t->dtype);
-        for (int d = 0; d < t->ndim; d++) bytes *= (size_t)t->dims[d];
-        cache_hasher_add(&h, &t->dtype, sizeof t->dtype);
-        cache_hasher_add(&h, t->dims, (size_t)t->ndim * sizeof t->dims[0]);
-        cache_hasher_add(&h, t->data, bytes);
-    }
+    sched_job_cache_key(job, &h);
     void *blob;
     size_t size;
     return exchange_cache_lookup(ex, &h, &blob, &size) && infer_outputs_unpack(blob, size, ex->job);

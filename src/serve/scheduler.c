@@ -416,3 +416,24 @@ size_t sched_queue_length(sched *s) {
     pthread_mutex_unlock(&s->lock);
     return n;
 }
+
+void sched_job_cache_key(const sched_job *job, cache_hasher *h) {
+    if (job->kind == SCHED_JOB_DETECT) {
+        const vigil_detect_options *o = &job->detect;
+        cache_hasher_add(h, job->image, job->image_size);
+        cache_hasher_add(h, &o->conf_threshold, sizeof o->conf_threshold);
+        cache_hasher_add(h, &o->iou_threshold, sizeof o->iou_threshold);
+        cache_hasher_add(h, &o->max_detections, sizeof o->max_detections);
+        cache_hasher_add(h, &job->render, sizeof job->render);
+        cache_hasher_add_str(h, job->classes_spec ? job->classes_spec : "");
+        return;
+    }
+    for (size_t i = 0; i < job->n_inputs; i++) {
+        const vigil_tensor *t = &job->inputs[i];
+        size_t bytes = vigil_dtype_size(t->dtype);
+        for (int d = 0; d < t->ndim; d++) bytes *= (size_t)t->dims[d];
+        cache_hasher_add(h, &t->dtype, sizeof t->dtype);
+        cache_hasher_add(h, t->dims, (size_t)t->ndim * sizeof t->dims[0]);
+        cache_hasher_add(h, t->data, bytes);
+    }
+}

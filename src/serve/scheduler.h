@@ -20,6 +20,7 @@
 
 #include "backends/backend.h"
 #include "core/arena.h"
+#include "serve/cache.h"
 #include "serve/metrics.h"
 #include "serve/model_config.h"
 #include "vigil/vision.h"
@@ -74,6 +75,12 @@ typedef struct sched_options {
  * are unloaded by sched_destroy, or here on failure). */
 vigil_status sched_create(const sched_options *options, backend_model **instances, size_t n, sched **out,
                           vigil_error *err);
+
+/* Adds what identifies job's answer to a response-cache key: for raw jobs
+ * each input's dtype, dims and bytes; for detect jobs the image bytes,
+ * thresholds, max detections, render flag and class filter.  REST and gRPC
+ * both use it, so either front end hits what the other stored. */
+void sched_job_cache_key(const sched_job *job, cache_hasher *h);
 
 /* Queues job behind every job of its priority or higher.  VIGIL_ERR_UNAVAILABLE when the queue is full or the scheduler
  * is draining (the job is then not taken: the caller still owns it). */
