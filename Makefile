@@ -40,7 +40,7 @@ test: check
 asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIL_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
-	@VIGIL_SANITIZED=1 bash scripts/check.sh $(ASAN_BUILD)
+	@bash scripts/check.sh $(ASAN_BUILD) sanitized
 
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIGIL_FUZZ=ON -DVIGIL_SANITIZE=ON >/dev/null

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# check.sh BUILD_DIR - runs every test suite against one build and ends with
+# check.sh BUILD_DIR [sanitized] - runs every test suite against one build and ends with
 # one summary line "check: N passed, N failed".  Suites: C unit, conformance
 # and fuzz-corpus replays (ctest), then the integration tests (pytest) against
 # BUILD_DIR/vigil.  A suite whose tools are missing fails; it never skips.
@@ -11,7 +11,7 @@ export VIGIL_BINARY="$root/$build/vigil"
 export VIGIL_SOURCE_DIR="$root"
 export VIGIL_SHARED_DIR="${VIGIL_SHARED_DIR:-$root/../shared}"
 [ -d "$VIGIL_SHARED_DIR" ] || echo "check: $VIGIL_SHARED_DIR is missing: tests that need the shared models and images will skip"
-if [ -n "${VIGIL_SANITIZED:-}" ]; then
+if [ "${2:-}" = sanitized ]; then  # the ASan+UBSan build: leak checks on, stop at the first report
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi

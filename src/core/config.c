@@ -73,7 +73,7 @@ static const setting settings[] = {
 
 /* VIGIL_ variables that belong to tools and tests, not to the server. */
 static const char *const env_foreign[] = {"VIGIL_SHARED_DIR", "VIGIL_BINARY", "VIGIL_SOURCE_DIR", "VIGIL_MODEL",
-                                          "VIGIL_BUILD_DIR", "VIGIL_CONFIG", "VIGIL_SANITIZED"};
+                                          "VIGIL_BUILD_DIR", "VIGIL_CONFIG"};
 
 void config_defaults(vigil_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
