@@ -33,15 +33,18 @@ async function tabTo(page, id, limit = 30) {
 // drops the activation when the input became visible only just before (its
 // guard against click-jacking), so a second press is allowed, as a user would.
 async function pressForFileChooser(page) {
-  for (let attempt = 1; ; attempt++) {
+  // Chromium sometimes drops the activation of a file input that has only just
+  // appeared or been focused; both Enter and Space are keyboard ways to open it.
+  const keys = ['Enter', 'Space', 'Enter', 'Space', 'Enter'];
+  for (let attempt = 0; ; attempt++) {
     await page.waitForTimeout(600);
     const chooser = page.waitForEvent('filechooser', { timeout: 5000 });
-    await page.keyboard.press('Enter');
+    await page.keyboard.press(keys[attempt]);
     try {
       return await chooser;
     } catch (e) {
-      if (attempt === 3) throw e;
-      console.log(`# Enter on ${await page.evaluate(() => document.activeElement?.id)} opened no chooser; again`);
+      if (attempt === keys.length - 1) throw e;
+      console.log(`# ${keys[attempt]} on ${await page.evaluate(() => document.activeElement?.id)} opened no chooser; again`);
     }
   }
 }
