@@ -16,6 +16,7 @@
 
 #include "core/alloc.h"
 #include "detection.pb-c.h"
+#include "grpc/grpc_codec.h"
 #include "grpc/grpc_internal.h"
 
 typedef struct detect_ctx {
@@ -26,38 +27,6 @@ typedef struct detect_ctx {
 } detect_ctx;
 
 /* ------------------------------------------------------------ request */
-
-static vigil_status detect_options(const served_model *m, const Vigil__V1__DetectOptions *o, gwork *w,
-                                   vigil_error *err) {
-    sched_job *job = w->job;
-    vigil_detect_options *d = &job->detect;
-    *d = vigil_detect_options_default();
-    if (m->config.conf_threshold >= 0) d->conf_threshold = (float)m->config.conf_threshold;
-    if (m->config.iou_threshold >= 0) d->iou_threshold = (float)m->config.iou_threshold;
-    if (!o) return VIGIL_OK;
-    if (!(o->conf_threshold >= 0 && o->conf_threshold <= 1) || !(o->iou_threshold >= 0 && o->iou_threshold <= 1) ||
-        o->max_detections < 0)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                               "options: conf_threshold and iou_threshold are in [0, 1], max_detections >= 0 (0 = default)");
-    if (o->conf_threshold > 0) d->conf_threshold = o->conf_threshold;
-    if (o->iou_threshold > 0) d->iou_threshold = o->iou_threshold;
-    if (o->max_detections > 0) d->max_detections = o->max_detections;
-    if (o->n_classes) { /* the REST form, "0,bus", resolved by the worker */
-        size_t size = 1;
-        for (size_t i = 0; i < o->n_classes; i++) size += strlen(o->classes[i]) + 1;
-        char *spec = arena_alloc(w->arena, size, 1);
-        if (!spec) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
-        spec[0] = '\0';
-        for (size_t i = 0; i < o->n_classes; i++) {
-            if (!*o->classes[i] || strchr(o->classes[i], ','))
-                return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "options.classes: one id or name per entry");
-            if (i) strcat(spec, ",");
-            strcat(spec, o->classes[i]);
-        }
-        job->classes_spec = spec;
-    }
-    return VIGIL_OK;
-}
 
 static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, gwork *w, vigil_error *err) {
     char name[MODEL_NAME_MAX];
@@ -87,7 +56,7 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
     job->priority = req->priority;
     if (*req->image_name && !(job->image_name = arena_strdup(w->arena, req->image_name)))
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
-    return detect_options(w->served, req->options, w, err);
+    return grpc_detect_options(w->served, req->options, w->arena, w->job, err);
 }
 
 /* ------------------------------------------------------------ response */

@@ -95,7 +95,4 @@ int gwork_cache_begin(gwork *w, const char *kind, cache_hasher *h);
  * copied into w's arena. */
 int gwork_cache_lookup(gwork *w, const cache_hasher *h, cache_key *key, void **value, size_t *size);
 
-/* Parses a positive version string ("" = 0: the served one). */
-int grpc_parse_version(const char *text, int64_t *out);
-
 #endif

@@ -17,19 +17,11 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "grpc/grpc_codec.h"
 #include "grpc/grpc_internal.h"
 #include "health.pb-c.h"
 #include "inference.pb-c.h"
 
-typedef struct infer_ctx {
-    int cache_use;    /* the model caches answers: store this one under cache_key */
-    cache_key cache_key;
-    int raw;          /* answer in raw_output_contents */
-    int streaming;
-    char *id;         /* in the arena; "" when none */
-    size_t n_selected; /* 0 = every output */
-    size_t selected[BACKEND_MAX_IO];
-} infer_ctx;
 
 /* Unpacks a request of type desc, or fails the call and returns NULL. */
 static void *unpack(gcall *c, const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len) {
@@ -40,169 +32,6 @@ static void *unpack(gcall *c, const ProtobufCMessageDescriptor *desc, const uint
         gcall_fail(c, VIGIL_ERR_PARSE, message);
     }
     return m;
-}
-
-/* ------------------------------------------------------------ infer: parse */
-
-static int find_input(const served_model *m, const char *name) {
-    for (size_t i = 0; i < m->io.n_inputs; i++)
-        if (strcmp(m->io.inputs[i]->name, name) == 0) return (int)i;
-    return -1;
-}
-
-/* Shape and batch checks (the REST codec's rules); sets t->dims, *count. */
-static vigil_status check_shape(const served_model *m, const vigil_tensor_info *info,
-                                const Inference__ModelInferRequest__InferInputTensor *in, vigil_tensor *t,
-                                sched_job *job, int first, size_t *count, vigil_error *err) {
-    if ((int)in->n_shape != info->ndim)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape has %zu dimensions, the model expects %d",
-                               info->name, in->n_shape, info->ndim);
-    int64_t total = 1;
-    t->ndim = info->ndim;
-    for (size_t d = 0; d < in->n_shape; d++) {
-        int64_t dim = in->shape[d];
-        int batch_dim = d == 0 && m->config.max_batch_size >= 1;
-        if (dim < 0 || dim > (INT64_C(1) << 34))
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape[%zu] is not a valid size", info->name, d);
-        if (!batch_dim && info->dims[d] >= 0 && dim != info->dims[d])
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape[%zu] is %lld, the model expects %lld",
-                                   info->name, d, (long long)dim, (long long)info->dims[d]);
-        if (dim && total > (INT64_C(1) << 34) / dim)
-            return vigil_error_set(err, VIGIL_ERR_LIMIT, "input '%s': too many elements", info->name);
-        t->dims[d] = dim;
-        total *= dim;
-    }
-    int64_t items = t->ndim > 0 ? t->dims[0] : 1;
-    if (m->config.max_batch_size >= 1) {
-        if (t->ndim == 0)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': needs a batch dimension", info->name);
-        if (items < 1 || items > m->config.max_batch_size)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': batch of %lld is outside 1..%lld (max_batch_size)",
-                                   info->name, (long long)items, (long long)m->config.max_batch_size);
-    }
-    if (!first && items != job->batch)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': batch %lld differs from the other inputs' %lld",
-                               info->name, (long long)items, (long long)job->batch);
-    job->batch = items;
-    *count = (size_t)total;
-    return VIGIL_OK;
-}
-
-/* Copies typed contents into dst (count elements of dt). */
-static vigil_status fill_typed(const Inference__InferTensorContents *tc, vigil_dtype dt, void *dst, size_t count,
-                               const char *name, vigil_error *err) {
-    size_t have = 0;
-    if (tc) switch (dt) {
-        case VIGIL_DTYPE_F32: have = tc->n_fp32_contents; break;
-        case VIGIL_DTYPE_F64: have = tc->n_fp64_contents; break;
-        case VIGIL_DTYPE_I64: have = tc->n_int64_contents; break;
-        case VIGIL_DTYPE_I32:
-        case VIGIL_DTYPE_I8: have = tc->n_int_contents; break;
-        case VIGIL_DTYPE_U8: have = tc->n_uint_contents; break;
-        case VIGIL_DTYPE_BOOL: have = tc->n_bool_contents; break;
-        case VIGIL_DTYPE_F16:
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': FP16 has no typed field: use raw_input_contents",
-                                   name);
-        }
-    if (have != count)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                               "input '%s': %zu elements in contents for a shape of %zu (or the wrong contents field for %s)",
-                               name, have, count, infer_datatype_name(dt));
-    for (size_t i = 0; i < count; i++) {
-        switch (dt) {
-        case VIGIL_DTYPE_F32: ((float *)dst)[i] = tc->fp32_contents[i]; break;
-        case VIGIL_DTYPE_F64: ((double *)dst)[i] = tc->fp64_contents[i]; break;
-        case VIGIL_DTYPE_I64: ((int64_t *)dst)[i] = tc->int64_contents[i]; break;
-        case VIGIL_DTYPE_I32: ((int32_t *)dst)[i] = tc->int_contents[i]; break;
-        case VIGIL_DTYPE_BOOL: ((uint8_t *)dst)[i] = tc->bool_contents[i] != 0; break;
-        case VIGIL_DTYPE_I8:
-            if (tc->int_contents[i] < -128 || tc->int_contents[i] > 127) goto range;
-            ((int8_t *)dst)[i] = (int8_t)tc->int_contents[i];
-            break;
-        case VIGIL_DTYPE_U8:
-            if (tc->uint_contents[i] > 255) goto range;
-            ((uint8_t *)dst)[i] = (uint8_t)tc->uint_contents[i];
-            break;
-        default: break;
-        }
-    }
-    return VIGIL_OK;
-range:
-    return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': an element is out of range for %s", name,
-                           infer_datatype_name(dt));
-}
-
-static vigil_status parse_input(const served_model *m, const Inference__ModelInferRequest *req, size_t i, gwork *w,
-                                int *seen, vigil_error *err) {
-    const Inference__ModelInferRequest__InferInputTensor *in = req->inputs[i];
-    sched_job *job = w->job;
-    int index = find_input(m, in->name);
-    if (index < 0) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model '%s' has no input '%.100s'", m->name, in->name);
-    if (seen[index]) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s' given twice", in->name);
-    const vigil_tensor_info *info = m->io.inputs[index];
-    if (infer_datatype_parse(in->datatype) != (int)info->dtype)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': datatype %.20s, the model expects %s", in->name,
-                               in->datatype, infer_datatype_name(info->dtype));
-    vigil_tensor *t = &job->inputs[index];
-    t->dtype = info->dtype;
-    size_t count = 0;
-    vigil_status st = check_shape(m, info, in, t, job, job->n_inputs == 0, &count, err);
-    if (st) return st;
-    size_t bytes = count * vigil_dtype_size(info->dtype);
-    t->data = arena_alloc(w->arena, bytes ? bytes : 1, 64);
-    if (!t->data) return vigil_error_set(err, VIGIL_ERR_LIMIT, "input '%s': request memory limit reached", in->name);
-    if (req->n_raw_input_contents) {
-        if (in->contents)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                                   "input '%s': contents and raw_input_contents cannot be mixed", in->name);
-        if (req->raw_input_contents[i].len != bytes)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': raw_input_contents[%zu] has %zu bytes, the shape needs %zu",
-                                   in->name, i, req->raw_input_contents[i].len, bytes);
-        memcpy(t->data, req->raw_input_contents[i].data, bytes);
-    } else {
-        st = fill_typed(in->contents, info->dtype, t->data, count, in->name, err);
-        if (st) return st;
-    }
-    seen[index] = 1;
-    job->n_inputs++;
-    return VIGIL_OK;
-}
-
-static vigil_status parse_infer(const Inference__ModelInferRequest *req, gwork *w, infer_ctx *ctx, vigil_error *err) {
-    const served_model *m = w->served;
-    if (req->n_raw_input_contents && req->n_raw_input_contents != req->n_inputs)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%zu raw_input_contents for %zu inputs: one per input, in order",
-                               req->n_raw_input_contents, req->n_inputs);
-    ctx->raw = req->n_raw_input_contents > 0;
-    w->job->kind = SCHED_JOB_RAW;
-    int seen[BACKEND_MAX_IO] = {0};
-    for (size_t i = 0; i < req->n_inputs; i++) {
-        vigil_status st = parse_input(m, req, i, w, seen, err);
-        if (st) return st;
-    }
-    for (size_t k = 0; k < m->io.n_inputs; k++)
-        if (!seen[k]) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "missing input '%s'", m->io.inputs[k]->name);
-    for (size_t i = 0; i < req->n_outputs; i++) {
-        const char *name = req->outputs[i]->name;
-        size_t k = 0;
-        while (k < m->io.n_outputs && strcmp(m->io.outputs[k]->name, name) != 0) k++;
-        if (k == m->io.n_outputs)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model '%s' has no output '%.100s'", m->name, name);
-        if (ctx->n_selected == BACKEND_MAX_IO)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "too many outputs requested");
-        ctx->selected[ctx->n_selected++] = k;
-    }
-    for (size_t i = 0; i < req->n_parameters; i++) { /* Triton's request parameter "priority" */
-        const Inference__InferParameter *v = req->parameters[i]->value;
-        if (strcmp(req->parameters[i]->key, "priority") != 0) continue;
-        if (!v || v->parameter_choice_case != INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM ||
-            v->int64_param < -1000 || v->int64_param > 1000)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "parameter priority is an int64_param in [-1000, 1000]");
-        w->job->priority = (int)v->int64_param;
-    }
-    ctx->id = arena_strdup(w->arena, req->id);
-    if (!ctx->id) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
-    return VIGIL_OK;
 }
 
 /* ------------------------------------------------------------ infer: reply */
@@ -237,7 +66,7 @@ static Inference__InferTensorContents *typed_contents(arena *a, const vigil_tens
 }
 
 /* The response for a completed job, in w's arena (NULL: out of memory). */
-static Inference__ModelInferResponse *infer_response(gwork *w, const infer_ctx *ctx) {
+static Inference__ModelInferResponse *infer_response(gwork *w, const grpc_infer_ctx *ctx) {
     const served_model *m = w->served;
     const sched_job *job = w->job;
     arena *a = w->arena;
@@ -303,7 +132,7 @@ static void infer_answer(gcall *c, uint64_t seq, int streaming, Inference__Model
  * pieces in the same order as routes_v2.c's (kind "infer", model, version,
  * then each input's dtype, dims and bytes), so either front end hits what
  * the other stored.  Returns 1 with w->job->outputs set on a hit. */
-static int infer_cache_hit(gwork *w, infer_ctx *ctx) {
+static int infer_cache_hit(gwork *w, grpc_infer_ctx *ctx) {
     cache_hasher h;
     if (!gwork_cache_begin(w, "infer", &h)) return 0;
     const sched_job *job = w->job;
@@ -314,7 +143,7 @@ static int infer_cache_hit(gwork *w, infer_ctx *ctx) {
     return gwork_cache_lookup(w, &h, &ctx->cache_key, &blob, &size) && infer_outputs_unpack(blob, size, w->job);
 }
 
-static void infer_cache_store(gwork *w, const infer_ctx *ctx) {
+static void infer_cache_store(gwork *w, const grpc_infer_ctx *ctx) {
     vigil_server *server = gcall_server(w->call);
     textbuf blob;
     textbuf_init(&blob, (size_t)server->cfg.cache_max_bytes);
@@ -323,7 +152,7 @@ static void infer_cache_store(gwork *w, const infer_ctx *ctx) {
 }
 
 static void infer_finish(gwork *w) {
-    const infer_ctx *ctx = w->ctx;
+    const grpc_infer_ctx *ctx = w->ctx;
     if (w->job->status) {
         infer_answer(w->call, w->seq, ctx->streaming, NULL, w->job->status, w->job->error.message);
         return;
@@ -338,13 +167,13 @@ static void infer_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len,
     vigil_error err = {0};
     Inference__ModelInferRequest *req = inference__model_infer_request__unpack(NULL, len, data);
     gwork *w = req ? gwork_create(c, seq) : NULL;
-    infer_ctx *ctx = w ? arena_calloc(w->arena, 1, sizeof *ctx) : NULL;
+    grpc_infer_ctx *ctx = w ? arena_calloc(w->arena, 1, sizeof *ctx) : NULL;
     int64_t version = 0;
     if (!req) vigil_error_set(&err, VIGIL_ERR_PARSE, "malformed ModelInferRequest message");
     else if (!ctx) vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
     else if (!grpc_parse_version(req->model_version, &version))
         vigil_error_set(&err, VIGIL_ERR_INVALID_ARGUMENT, "model_version must be empty or a positive integer");
-    else if (!gwork_acquire(w, req->model_name, version, &err) && parse_infer(req, w, ctx, &err))
+    else if (!gwork_acquire(w, req->model_name, version, &err) && grpc_infer_parse(w->served, req, w->arena, w->job, ctx, &err))
         metrics_inference(gcall_server(c)->metrics, w->served->name, METRICS_ERROR);
     if (req) inference__model_infer_request__free_unpacked(req, NULL);
     if (err.status) {

@@ -152,16 +152,6 @@ static int http_code_for(grpc_status_code code) {
     }
 }
 
-int grpc_parse_version(const char *text, int64_t *out) {
-    *out = 0;
-    if (!text || !*text) return 1;
-    char *end;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end || v < 1) return 0;
-    *out = v;
-    return 1;
-}
-
 /* ------------------------------------------------------------ calls */
 
 static gcall *gcall_create(grpc_frontend *fe, const registration *reg) {

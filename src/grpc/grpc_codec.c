@@ -1,0 +1,214 @@
+/*
+ * grpc_codec.c - gRPC request messages to scheduler jobs (see grpc_codec.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "grpc/grpc_codec.h"
+
+/* ------------------------------------------------------------ ModelInferRequest */
+
+static int find_input(const served_model *m, const char *name) {
+    for (size_t i = 0; i < m->io.n_inputs; i++)
+        if (strcmp(m->io.inputs[i]->name, name) == 0) return (int)i;
+    return -1;
+}
+
+/* Shape and batch checks (the REST codec's rules); sets t->dims, *count. */
+static vigil_status check_shape(const served_model *m, const vigil_tensor_info *info,
+                                const Inference__ModelInferRequest__InferInputTensor *in, vigil_tensor *t,
+                                sched_job *job, int first, size_t *count, vigil_error *err) {
+    if ((int)in->n_shape != info->ndim)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape has %zu dimensions, the model expects %d",
+                               info->name, in->n_shape, info->ndim);
+    int64_t total = 1;
+    t->ndim = info->ndim;
+    for (size_t d = 0; d < in->n_shape; d++) {
+        int64_t dim = in->shape[d];
+        int batch_dim = d == 0 && m->config.max_batch_size >= 1;
+        if (dim < 0 || dim > (INT64_C(1) << 34))
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape[%zu] is not a valid size", info->name, d);
+        if (!batch_dim && info->dims[d] >= 0 && dim != info->dims[d])
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape[%zu] is %lld, the model expects %lld",
+                                   info->name, d, (long long)dim, (long long)info->dims[d]);
+        if (dim && total > (INT64_C(1) << 34) / dim)
+            return vigil_error_set(err, VIGIL_ERR_LIMIT, "input '%s': too many elements", info->name);
+        t->dims[d] = dim;
+        total *= dim;
+    }
+    int64_t items = t->ndim > 0 ? t->dims[0] : 1;
+    if (m->config.max_batch_size >= 1) {
+        if (t->ndim == 0)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': needs a batch dimension", info->name);
+        if (items < 1 || items > m->config.max_batch_size)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': batch of %lld is outside 1..%lld (max_batch_size)",
+                                   info->name, (long long)items, (long long)m->config.max_batch_size);
+    }
+    if (!first && items != job->batch)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': batch %lld differs from the other inputs' %lld",
+                               info->name, (long long)items, (long long)job->batch);
+    job->batch = items;
+    *count = (size_t)total;
+    return VIGIL_OK;
+}
+
+/* Copies typed contents into dst (count elements of dt). */
+static vigil_status fill_typed(const Inference__InferTensorContents *tc, vigil_dtype dt, void *dst, size_t count,
+                               const char *name, vigil_error *err) {
+    size_t have = 0;
+    if (tc) switch (dt) {
+        case VIGIL_DTYPE_F32: have = tc->n_fp32_contents; break;
+        case VIGIL_DTYPE_F64: have = tc->n_fp64_contents; break;
+        case VIGIL_DTYPE_I64: have = tc->n_int64_contents; break;
+        case VIGIL_DTYPE_I32:
+        case VIGIL_DTYPE_I8: have = tc->n_int_contents; break;
+        case VIGIL_DTYPE_U8: have = tc->n_uint_contents; break;
+        case VIGIL_DTYPE_BOOL: have = tc->n_bool_contents; break;
+        case VIGIL_DTYPE_F16:
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': FP16 has no typed field: use raw_input_contents",
+                                   name);
+        }
+    if (have != count)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "input '%s': %zu elements in contents for a shape of %zu (or the wrong contents field for %s)",
+                               name, have, count, infer_datatype_name(dt));
+    for (size_t i = 0; i < count; i++) {
+        switch (dt) {
+        case VIGIL_DTYPE_F32: ((float *)dst)[i] = tc->fp32_contents[i]; break;
+        case VIGIL_DTYPE_F64: ((double *)dst)[i] = tc->fp64_contents[i]; break;
+        case VIGIL_DTYPE_I64: ((int64_t *)dst)[i] = tc->int64_contents[i]; break;
+        case VIGIL_DTYPE_I32: ((int32_t *)dst)[i] = tc->int_contents[i]; break;
+        case VIGIL_DTYPE_BOOL: ((uint8_t *)dst)[i] = tc->bool_contents[i] != 0; break;
+        case VIGIL_DTYPE_I8:
+            if (tc->int_contents[i] < -128 || tc->int_contents[i] > 127) goto range;
+            ((int8_t *)dst)[i] = (int8_t)tc->int_contents[i];
+            break;
+        case VIGIL_DTYPE_U8:
+            if (tc->uint_contents[i] > 255) goto range;
+            ((uint8_t *)dst)[i] = (uint8_t)tc->uint_contents[i];
+            break;
+        default: break;
+        }
+    }
+    return VIGIL_OK;
+range:
+    return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': an element is out of range for %s", name,
+                           infer_datatype_name(dt));
+}
+
+static vigil_status parse_input(const served_model *m, const Inference__ModelInferRequest *req, size_t i, arena *a,
+                                sched_job *job, int *seen, vigil_error *err) {
+    const Inference__ModelInferRequest__InferInputTensor *in = req->inputs[i];
+    int index = find_input(m, in->name);
+    if (index < 0) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model '%s' has no input '%.100s'", m->name, in->name);
+    if (seen[index]) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s' given twice", in->name);
+    const vigil_tensor_info *info = m->io.inputs[index];
+    if (infer_datatype_parse(in->datatype) != (int)info->dtype)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': datatype %.20s, the model expects %s", in->name,
+                               in->datatype, infer_datatype_name(info->dtype));
+    vigil_tensor *t = &job->inputs[index];
+    t->dtype = info->dtype;
+    size_t count = 0;
+    vigil_status st = check_shape(m, info, in, t, job, job->n_inputs == 0, &count, err);
+    if (st) return st;
+    size_t bytes = count * vigil_dtype_size(info->dtype);
+    t->data = arena_alloc(a, bytes ? bytes : 1, 64);
+    if (!t->data) return vigil_error_set(err, VIGIL_ERR_LIMIT, "input '%s': request memory limit reached", in->name);
+    if (req->n_raw_input_contents) {
+        if (in->contents)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                   "input '%s': contents and raw_input_contents cannot be mixed", in->name);
+        if (req->raw_input_contents[i].len != bytes)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': raw_input_contents[%zu] has %zu bytes, the shape needs %zu",
+                                   in->name, i, req->raw_input_contents[i].len, bytes);
+        memcpy(t->data, req->raw_input_contents[i].data, bytes);
+    } else {
+        st = fill_typed(in->contents, info->dtype, t->data, count, in->name, err);
+        if (st) return st;
+    }
+    seen[index] = 1;
+    job->n_inputs++;
+    return VIGIL_OK;
+}
+
+vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInferRequest *req, arena *a, sched_job *job,
+                              grpc_infer_ctx *ctx, vigil_error *err) {
+    if (req->n_raw_input_contents && req->n_raw_input_contents != req->n_inputs)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%zu raw_input_contents for %zu inputs: one per input, in order",
+                               req->n_raw_input_contents, req->n_inputs);
+    ctx->raw = req->n_raw_input_contents > 0;
+    job->kind = SCHED_JOB_RAW;
+    int seen[BACKEND_MAX_IO] = {0};
+    for (size_t i = 0; i < req->n_inputs; i++) {
+        vigil_status st = parse_input(m, req, i, a, job, seen, err);
+        if (st) return st;
+    }
+    for (size_t k = 0; k < m->io.n_inputs; k++)
+        if (!seen[k]) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "missing input '%s'", m->io.inputs[k]->name);
+    for (size_t i = 0; i < req->n_outputs; i++) {
+        const char *name = req->outputs[i]->name;
+        size_t k = 0;
+        while (k < m->io.n_outputs && strcmp(m->io.outputs[k]->name, name) != 0) k++;
+        if (k == m->io.n_outputs)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model '%s' has no output '%.100s'", m->name, name);
+        if (ctx->n_selected == BACKEND_MAX_IO)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "too many outputs requested");
+        ctx->selected[ctx->n_selected++] = k;
+    }
+    for (size_t i = 0; i < req->n_parameters; i++) { /* Triton's request parameter "priority" */
+        const Inference__InferParameter *v = req->parameters[i]->value;
+        if (strcmp(req->parameters[i]->key, "priority") != 0) continue;
+        if (!v || v->parameter_choice_case != INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM ||
+            v->int64_param < -1000 || v->int64_param > 1000)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "parameter priority is an int64_param in [-1000, 1000]");
+        job->priority = (int)v->int64_param;
+    }
+    ctx->id = arena_strdup(a, req->id);
+    if (!ctx->id) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    return VIGIL_OK;
+}
+
+/* ------------------------------------------------------------ DetectOptions */
+
+vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectOptions *o, arena *a, sched_job *job,
+                                 vigil_error *err) {
+    vigil_detect_options *d = &job->detect;
+    *d = vigil_detect_options_default();
+    if (m->config.conf_threshold >= 0) d->conf_threshold = (float)m->config.conf_threshold;
+    if (m->config.iou_threshold >= 0) d->iou_threshold = (float)m->config.iou_threshold;
+    if (!o) return VIGIL_OK;
+    if (!(o->conf_threshold >= 0 && o->conf_threshold <= 1) || !(o->iou_threshold >= 0 && o->iou_threshold <= 1) ||
+        o->max_detections < 0)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "options: conf_threshold and iou_threshold are in [0, 1], max_detections >= 0 (0 = default)");
+    if (o->conf_threshold > 0) d->conf_threshold = o->conf_threshold;
+    if (o->iou_threshold > 0) d->iou_threshold = o->iou_threshold;
+    if (o->max_detections > 0) d->max_detections = o->max_detections;
+    if (o->n_classes) { /* the REST form, "0,bus", resolved by the worker */
+        size_t size = 1;
+        for (size_t i = 0; i < o->n_classes; i++) size += strlen(o->classes[i]) + 1;
+        char *spec = arena_alloc(a, size, 1);
+        if (!spec) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+        spec[0] = '\0';
+        for (size_t i = 0; i < o->n_classes; i++) {
+            if (!*o->classes[i] || strchr(o->classes[i], ','))
+                return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "options.classes: one id or name per entry");
+            if (i) strcat(spec, ",");
+            strcat(spec, o->classes[i]);
+        }
+        job->classes_spec = spec;
+    }
+    return VIGIL_OK;
+}
+
+/* ------------------------------------------------------------ versions */
+
+int grpc_parse_version(const char *text, int64_t *out) {
+    *out = 0;
+    if (!text || !*text) return 1;
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end || v < 1) return 0;
+    *out = v;
+    return 1;
+}

@@ -1,0 +1,44 @@
+/*
+ * grpc_codec.h - turning decoded gRPC request messages into scheduler jobs:
+ * the checks shared by ModelInfer / ModelStreamInfer (grpc_kserve.c) and
+ * the DetectOptions of vigil.v1.Detection (grpc_detect.c).  Kept apart
+ * from the call machinery so that the fuzz target (tests/fuzz/fuzz_grpc.c)
+ * drives exactly the code that hostile requests reach.
+ */
+#ifndef VIGIL_GRPC_CODEC_H
+#define VIGIL_GRPC_CODEC_H
+
+#include <stddef.h>
+
+#include "core/arena.h"
+#include "detection.pb-c.h"
+#include "inference.pb-c.h"
+#include "serve/server_internal.h"
+
+/* What a parsed ModelInferRequest asks of the reply. */
+typedef struct grpc_infer_ctx {
+    int cache_use;    /* the model caches answers: store this one under cache_key */
+    cache_key cache_key;
+    int raw;          /* answer in raw_output_contents */
+    int streaming;
+    char *id;         /* in the arena; "" when none */
+    size_t n_selected; /* 0 = every output */
+    size_t selected[BACKEND_MAX_IO];
+} grpc_infer_ctx;
+
+/* Checks req against m's inputs (names, datatypes, ranks, fixed dimensions,
+ * batch range, element counts; the REST codec's rules) and fills job's
+ * inputs (copied into a), kind, batch and priority, and ctx's output
+ * selection and id.  On failure err says why; job may be half filled. */
+vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInferRequest *req, arena *a, sched_job *job,
+                              grpc_infer_ctx *ctx, vigil_error *err);
+
+/* Fills job->detect (and job->classes_spec, in a) from m's thresholds and
+ * the request's options o (NULL = defaults). */
+vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectOptions *o, arena *a, sched_job *job,
+                                 vigil_error *err);
+
+/* Parses a positive version string ("" = 0: the served one); 0 when bad. */
+int grpc_parse_version(const char *text, int64_t *out);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * fuzz_grpc.c - libFuzzer target for the gRPC request handlers' input side:
+ * protobuf-c's decoding of every request message the services accept, then
+ * what the handlers do with a decoded ModelInferRequest (grpc_infer_parse,
+ * against a served model with an FP32 [-1, 4] and an INT64 [-1, 2] input,
+ * like fuzz_infer_request) and with DetectOptions, and the version strings.
+ * The first byte picks the message type; the rest is the wire message.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "grpc/grpc_codec.h"
+#include "health.pb-c.h"
+
+static const vigil_tensor_info input_x = {"x", VIGIL_DTYPE_F32, 2, {-1, 4}, {"batch"}};
+static const vigil_tensor_info input_ids = {"ids", VIGIL_DTYPE_I64, 2, {-1, 2}, {"batch"}};
+static const vigil_tensor_info output_y = {"y", VIGIL_DTYPE_F32, 2, {-1, 4}, {"batch"}};
+
+static const ProtobufCMessageDescriptor *const other_requests[] = {
+    &inference__server_live_request__descriptor,      &inference__server_ready_request__descriptor,
+    &inference__model_ready_request__descriptor,      &inference__server_metadata_request__descriptor,
+    &inference__model_metadata_request__descriptor,   &inference__model_statistics_request__descriptor,
+    &inference__repository_index_request__descriptor, &inference__repository_model_load_request__descriptor,
+    &inference__repository_model_unload_request__descriptor, &grpc__health__v1__health_check_request__descriptor,
+};
+
+static void fuzz_model(served_model *model) {
+    memset(model, 0, sizeof *model);
+    strcpy(model->name, "fuzz");
+    model->version = 1;
+    model->task = MODEL_TASK_DETECT;
+    model->config.max_batch_size = 8;
+    model->config.conf_threshold = -1;
+    model->config.iou_threshold = -1;
+    model->io.n_inputs = 2;
+    model->io.inputs[0] = &input_x;
+    model->io.inputs[1] = &input_ids;
+    model->io.n_outputs = 1;
+    model->io.outputs[0] = &output_y;
+}
+
+/* Every refusal says why. */
+static void check_refusal(vigil_status st, const vigil_error *err) {
+    if (st != VIGIL_OK && err->message[0] == '\0') __builtin_trap();
+}
+
+static void fuzz_infer(const served_model *model, const uint8_t *data, size_t size) {
+    Inference__ModelInferRequest *req = inference__model_infer_request__unpack(NULL, size, data);
+    if (!req) return;
+    int64_t version;
+    (void)grpc_parse_version(req->model_version, &version);
+    arena *a = arena_create(0, 64u << 20);
+    if (a) {
+        sched_job job;
+        grpc_infer_ctx ctx;
+        memset(&job, 0, sizeof job);
+        memset(&ctx, 0, sizeof ctx);
+        vigil_error err = {0};
+        check_refusal(grpc_infer_parse(model, req, a, &job, &ctx, &err), &err);
+        arena_destroy(a);
+    }
+    inference__model_infer_request__free_unpacked(req, NULL);
+}
+
+static void fuzz_detect(const served_model *model, const uint8_t *data, size_t size) {
+    Vigil__V1__DetectRequest *req = vigil__v1__detect_request__unpack(NULL, size, data);
+    if (!req) return;
+    arena *a = arena_create(0, 64u << 20);
+    if (a) {
+        sched_job job;
+        memset(&job, 0, sizeof job);
+        vigil_error err = {0};
+        check_refusal(grpc_detect_options(model, req->options, a, &job, &err), &err);
+        arena_destroy(a);
+    }
+    vigil__v1__detect_request__free_unpacked(req, NULL);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    served_model model;
+    fuzz_model(&model);
+    size_t n_other = sizeof other_requests / sizeof other_requests[0];
+    size_t which = data[0] % (2 + n_other);
+    data++, size--;
+    if (which == 0) fuzz_infer(&model, data, size);
+    else if (which == 1) fuzz_detect(&model, data, size);
+    else {
+        ProtobufCMessage *m = protobuf_c_message_unpack(other_requests[which - 2], NULL, size, data);
+        if (m) protobuf_c_message_free_unpacked(m, NULL);
+    }
+    return 0;
+}
