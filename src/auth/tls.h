@@ -1,17 +1,33 @@
 /*
- * tls.h - TLS material for the HTTP listener (libmicrohttpd over GnuTLS):
- * the certificate chain, its private key and, for mutual TLS, the CA bundle
- * that client certificates must chain to.  Loading checks the files up front
- * (cert and key present together and matching, the CA bundle parseable) so
- * that a misconfiguration is a clear start-up error, not a failed listen.
+ * tls.h - TLS material for the HTTP (libmicrohttpd over GnuTLS) and gRPC
+ * listeners: the certificate chain, its private key and, for mutual TLS,
+ * the CA bundle that client certificates must chain to.  Loading checks the
+ * files up front (cert and key present together and matching, the CA bundle
+ * parseable) so that a misconfiguration is a clear start-up error, not a
+ * failed listen.
  *
- * GnuTLS only *requests* a client certificate when a trust store is set, so
- * the HTTP side must also call tls_client_verified on every request when
- * tls_client_ca_pem is not NULL: no certificate, or one that does not verify,
- * is refused there.
+ * Reloadable: tls_material_reload (on SIGHUP) reads the same files again
+ * and, when they check out, makes them the current generation; new
+ * handshakes use it, connections already open keep theirs.  Old generations
+ * stay allocated until the material is destroyed (a reload is rare and a
+ * handshake in progress may still point into one), so nothing is freed
+ * under a reader.
+ *
+ * HTTP: the daemon is started with tls_http_cert_callback as
+ * MHD_OPTION_HTTPS_CERT_CALLBACK and tls_http_attach called for every new
+ * connection (MHD_OPTION_NOTIFY_CONNECTION), which is how the callback finds
+ * the material.  GnuTLS only *requests* a client certificate when a trust
+ * store is given to the daemon (tls_client_ca_pem at start-up), so the HTTP
+ * side must also call tls_client_verified on every request when mTLS is on:
+ * no certificate, or one that does not chain to the current CA bundle, is
+ * refused there.
  */
 #ifndef VIGIL_AUTH_TLS_H
 #define VIGIL_AUTH_TLS_H
+
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <stdint.h>
 
 #include "core/config.h"
 #include "vigil/status.h"
@@ -26,14 +42,34 @@ typedef struct tls_material tls_material;
 vigil_status tls_material_load(const vigil_config *cfg, tls_material **out, vigil_error *err);
 void tls_material_destroy(tls_material *tls);
 
-/* PEM texts, valid while tls lives (for MHD_OPTION_HTTPS_MEM_*). */
-const char *tls_cert_pem(const tls_material *tls);
-const char *tls_key_pem(const tls_material *tls);
-const char *tls_client_ca_pem(const tls_material *tls); /* NULL: no mTLS */
+/* Reads the files again; on success they serve every new handshake (HTTP
+ * and gRPC), on failure the current ones stay and err says why. */
+vigil_status tls_material_reload(tls_material *tls, vigil_error *err);
 
-/* 1 when the TLS connection presented a client certificate that verifies
- * against the trust store given to libmicrohttpd; 0 otherwise (also for a
- * plain connection). */
-int tls_client_verified(struct MHD_Connection *conn);
+/* Counts successful loads (1 after tls_material_load); gRPC compares it to
+ * decide whether to hand its transport a new configuration. */
+uint64_t tls_material_generation(tls_material *tls);
+
+/* Copies of the current PEM texts (caller frees each with vigil_free; *ca is
+ * NULL without mTLS) and their generation.  VIGIL_ERR_NO_MEMORY on failure. */
+vigil_status tls_material_copy(tls_material *tls, char **cert, char **key, char **ca, uint64_t *generation);
+
+/* The start-up CA bundle (for MHD_OPTION_HTTPS_MEM_TRUST, which makes GnuTLS
+ * request client certificates); NULL without mTLS. */
+const char *tls_client_ca_pem(const tls_material *tls);
+
+/* For MHD_OPTION_HTTPS_CERT_CALLBACK: the current certificate and key of the
+ * material attached to the session. */
+int tls_http_cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                           const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
+                           unsigned int *pcert_length, gnutls_privkey_t *pkey);
+
+/* Attaches tls to a new connection's TLS session (before its handshake). */
+void tls_http_attach(tls_material *tls, struct MHD_Connection *conn);
+
+/* 1 when the TLS connection presented a client certificate chain that
+ * verifies against the current CA bundle; 0 otherwise (also for a plain
+ * connection). */
+int tls_client_verified(tls_material *tls, struct MHD_Connection *conn);
 
 #endif

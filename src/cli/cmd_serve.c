@@ -129,7 +129,7 @@ int cmd_serve(int argc, char **argv) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGHUP); /* reloads the auth keys */
+    sigaddset(&stop_signals, SIGHUP); /* reloads the auth keys and TLS files */
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -151,6 +151,8 @@ int cmd_serve(int argc, char **argv) {
     while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
         if (server_reload_auth(server, &err)) LOG_E("SIGHUP: %s (keeping the current keys)", err.message);
         else LOG_I("SIGHUP: auth keys reloaded");
+        if (server_reload_tls(server, &err)) LOG_E("SIGHUP: %s (keeping the current certificate)", err.message);
+        else if (cfg.tls_cert_file[0]) LOG_I("SIGHUP: TLS certificate reloaded");
     }
     LOG_I("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     grpc_frontend_stop(grpc); /* drains gRPC calls and streams while the schedulers still run */

@@ -40,6 +40,9 @@ static const setting settings[] = {
     STR_SETTING("host", host, NULL, "address to listen on"),
     INT_SETTING("http.port", http_port, 0, 65535, "HTTP port (0 picks a free port)"),
     INT_SETTING("http.threads", http_threads, 1, 256, "HTTP I/O threads"),
+    INT_SETTING("http.max_connections", max_connections, 1, 1000000,
+                "open HTTP connections at once (more wait in the listen backlog)"),
+    INT_SETTING("http.idle_timeout_s", idle_timeout_s, 1, 86400, "an idle HTTP connection is closed after this"),
     INT_SETTING("http.max_body_bytes", max_body_bytes, 1024, INT64_C(1) << 34, "largest request body accepted"),
     INT_SETTING("http.max_upload_bytes", max_upload_bytes, 1024, INT64_C(1) << 40,
                 "largest model upload (PUT /api/v1/models/{m}/versions/{v})"),
@@ -51,6 +54,8 @@ static const setting settings[] = {
     STR_SETTING("log.level", log_level, "debug|info|warn|error", "minimum log level"),
     STR_SETTING("log.format", log_format, "json|text", "log line format"),
     INT_SETTING("limits.max_image_pixels", max_image_pixels, 1, INT64_C(1) << 32, "largest decoded image"),
+    INT_SETTING("limits.max_tensor_elements", max_tensor_elements, 1, INT64_C(1) << 34,
+                "elements in one input tensor of an infer request"),
     INT_SETTING("limits.max_queue", max_queue, 1, 1000000, "per-model queue bound"),
     INT_SETTING("limits.request_timeout_ms", request_timeout_ms, 1, 3600000, "per-request deadline"),
     INT_SETTING("limits.shutdown_timeout_ms", shutdown_timeout_ms, 0, 3600000, "drain time on SIGTERM"),
@@ -85,11 +90,14 @@ void config_defaults(vigil_config *cfg) {
     cfg->poll_interval_ms = 2000;
     cfg->threads = 0;
     cfg->http_threads = 4;
+    cfg->max_connections = 1024;
+    cfg->idle_timeout_s = 60;
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     snprintf(cfg->log_format, sizeof cfg->log_format, "json");
     cfg->max_body_bytes = 64 << 20;
     cfg->max_upload_bytes = INT64_C(2) << 30;
     cfg->max_image_pixels = 40000000;
+    cfg->max_tensor_elements = INT64_C(1) << 26;
     cfg->max_queue = 256;
     cfg->request_timeout_ms = 30000;
     cfg->shutdown_timeout_ms = 10000;
@@ -316,6 +324,10 @@ vigil_status config_validate(const vigil_config *cfg, vigil_error *err) {
     if (cfg->http_port != 0 && cfg->http_port == cfg->grpc_port)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "http.port and grpc.port are both %lld",
                                (long long)cfg->http_port);
+    if (cfg->max_connections < cfg->http_threads)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "http.max_connections (%lld) is below http.threads (%lld): each I/O thread needs one",
+                               (long long)cfg->max_connections, (long long)cfg->http_threads);
     if (cfg->models_dir[0] == '\0')
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "models: the repository directory is empty");
     return VIGIL_OK;

@@ -26,11 +26,14 @@ typedef struct vigil_config {
     int64_t poll_interval_ms;
     int64_t threads;                  /* engine threads; 0 = all cores */
     int64_t http_threads;             /* I/O threads */
+    int64_t max_connections;          /* open HTTP connections at once */
+    int64_t idle_timeout_s;           /* an idle HTTP connection is closed after this */
     char log_level[16];               /* debug | info | warn | error */
     char log_format[16];              /* json | text */
     int64_t max_body_bytes;
     int64_t max_upload_bytes;         /* model uploads (streamed to disk) */
     int64_t max_image_pixels;
+    int64_t max_tensor_elements;      /* elements in one input tensor */
     int64_t max_queue;                /* per-model queue bound */
     int64_t request_timeout_ms;
     int64_t shutdown_timeout_ms;

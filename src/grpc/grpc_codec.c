@@ -14,44 +14,6 @@ static int find_input(const served_model *m, const char *name) {
     return -1;
 }
 
-/* Shape and batch checks (the REST codec's rules); sets t->dims, *count. */
-static vigil_status check_shape(const served_model *m, const vigil_tensor_info *info,
-                                const Inference__ModelInferRequest__InferInputTensor *in, vigil_tensor *t,
-                                sched_job *job, int first, size_t *count, vigil_error *err) {
-    if ((int)in->n_shape != info->ndim)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape has %zu dimensions, the model expects %d",
-                               info->name, in->n_shape, info->ndim);
-    int64_t total = 1;
-    t->ndim = info->ndim;
-    for (size_t d = 0; d < in->n_shape; d++) {
-        int64_t dim = in->shape[d];
-        int batch_dim = d == 0 && m->config.max_batch_size >= 1;
-        if (dim < 0 || dim > (INT64_C(1) << 34))
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape[%zu] is not a valid size", info->name, d);
-        if (!batch_dim && info->dims[d] >= 0 && dim != info->dims[d])
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape[%zu] is %lld, the model expects %lld",
-                                   info->name, d, (long long)dim, (long long)info->dims[d]);
-        if (dim && total > (INT64_C(1) << 34) / dim)
-            return vigil_error_set(err, VIGIL_ERR_LIMIT, "input '%s': too many elements", info->name);
-        t->dims[d] = dim;
-        total *= dim;
-    }
-    int64_t items = t->ndim > 0 ? t->dims[0] : 1;
-    if (m->config.max_batch_size >= 1) {
-        if (t->ndim == 0)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': needs a batch dimension", info->name);
-        if (items < 1 || items > m->config.max_batch_size)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': batch of %lld is outside 1..%lld (max_batch_size)",
-                                   info->name, (long long)items, (long long)m->config.max_batch_size);
-    }
-    if (!first && items != job->batch)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': batch %lld differs from the other inputs' %lld",
-                               info->name, (long long)items, (long long)job->batch);
-    job->batch = items;
-    *count = (size_t)total;
-    return VIGIL_OK;
-}
-
 /* Copies typed contents into dst (count elements of dt). */
 static vigil_status fill_typed(const Inference__InferTensorContents *tc, vigil_dtype dt, void *dst, size_t count,
                                const char *name, vigil_error *err) {
@@ -96,8 +58,8 @@ range:
                            infer_datatype_name(dt));
 }
 
-static vigil_status parse_input(const served_model *m, const Inference__ModelInferRequest *req, size_t i, arena *a,
-                                sched_job *job, int *seen, vigil_error *err) {
+static vigil_status parse_input(const served_model *m, const Inference__ModelInferRequest *req, size_t i,
+                                int64_t max_elements, arena *a, sched_job *job, int *seen, vigil_error *err) {
     const Inference__ModelInferRequest__InferInputTensor *in = req->inputs[i];
     int index = find_input(m, in->name);
     if (index < 0) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model '%s' has no input '%.100s'", m->name, in->name);
@@ -109,7 +71,10 @@ static vigil_status parse_input(const served_model *m, const Inference__ModelInf
     vigil_tensor *t = &job->inputs[index];
     t->dtype = info->dtype;
     size_t count = 0;
-    vigil_status st = check_shape(m, info, in, t, job, job->n_inputs == 0, &count, err);
+    vigil_status st = in->n_shape > VIGIL_MAX_DIMS
+        ? vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape has %zu dimensions, the model expects %d",
+                          in->name, in->n_shape, info->ndim)
+        : infer_check_shape(m, info, in->shape, in->n_shape, max_elements, job, job->n_inputs == 0, t, &count, err);
     if (st) return st;
     size_t bytes = count * vigil_dtype_size(info->dtype);
     t->data = arena_alloc(a, bytes ? bytes : 1, 64);
@@ -131,8 +96,8 @@ static vigil_status parse_input(const served_model *m, const Inference__ModelInf
     return VIGIL_OK;
 }
 
-vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInferRequest *req, arena *a, sched_job *job,
-                              grpc_infer_ctx *ctx, vigil_error *err) {
+vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInferRequest *req, int64_t max_elements,
+                              arena *a, sched_job *job, grpc_infer_ctx *ctx, vigil_error *err) {
     if (req->n_raw_input_contents && req->n_raw_input_contents != req->n_inputs)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%zu raw_input_contents for %zu inputs: one per input, in order",
                                req->n_raw_input_contents, req->n_inputs);
@@ -140,7 +105,7 @@ vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInfer
     job->kind = SCHED_JOB_RAW;
     int seen[BACKEND_MAX_IO] = {0};
     for (size_t i = 0; i < req->n_inputs; i++) {
-        vigil_status st = parse_input(m, req, i, a, job, seen, err);
+        vigil_status st = parse_input(m, req, i, max_elements, a, job, seen, err);
         if (st) return st;
     }
     for (size_t k = 0; k < m->io.n_inputs; k++)

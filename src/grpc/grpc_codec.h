@@ -27,11 +27,11 @@ typedef struct grpc_infer_ctx {
 } grpc_infer_ctx;
 
 /* Checks req against m's inputs (names, datatypes, ranks, fixed dimensions,
- * batch range, element counts; the REST codec's rules) and fills job's
+ * batch range, at most max_elements per input: infer_check_shape) and fills job's
  * inputs (copied into a), kind, batch and priority, and ctx's output
  * selection and id.  On failure err says why; job may be half filled. */
-vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInferRequest *req, arena *a, sched_job *job,
-                              grpc_infer_ctx *ctx, vigil_error *err);
+vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInferRequest *req, int64_t max_elements,
+                              arena *a, sched_job *job, grpc_infer_ctx *ctx, vigil_error *err);
 
 /* Fills job->detect (and job->classes_spec, in a) from m's thresholds and
  * the request's options o (NULL = defaults). */

@@ -173,7 +173,8 @@ static void infer_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len,
     else if (!ctx) vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
     else if (!grpc_parse_version(req->model_version, &version))
         vigil_error_set(&err, VIGIL_ERR_INVALID_ARGUMENT, "model_version must be empty or a positive integer");
-    else if (!gwork_acquire(w, req->model_name, version, &err) && grpc_infer_parse(w->served, req, w->arena, w->job, ctx, &err))
+    else if (!gwork_acquire(w, req->model_name, version, &err) &&
+             grpc_infer_parse(w->served, req, gcall_server(c)->cfg.max_tensor_elements, w->arena, w->job, ctx, &err))
         metrics_inference(gcall_server(c)->metrics, w->served->name, METRICS_ERROR);
     if (req) inference__model_infer_request__free_unpacked(req, NULL);
     if (err.status) {

@@ -94,6 +94,7 @@ struct grpc_frontend {
     grpc_completion_queue *cq;
     uint16_t port;
     auth_verifier *auth; /* the HTTP server's verifier (borrowed): one key set, one SIGHUP reload */
+    atomic_uint_least64_t tls_generation; /* of the certificates last handed to gRPC */
     atomic_int stopping;
     registration regs[GRPC_MAX_METHODS];
     size_t n_regs;
@@ -610,40 +611,40 @@ static vigil_status register_methods(grpc_frontend *fe, const gmethod *methods, 
     return VIGIL_OK;
 }
 
-/* Reads a PEM file (at most 1 MiB) into a NUL-terminated string. */
-static char *read_pem(const char *path, const char *what, vigil_error *err) {
-    FILE *f = fopen(path, "rb");
-    char *text = f ? vigil_malloc((size_t)1 << 20) : NULL;
-    size_t n = text ? fread(text, 1, ((size_t)1 << 20) - 1, f) : 0;
-    int whole = f && feof(f);
-    if (f) fclose(f);
-    if (!text || !whole || n == 0) {
-        vigil_free(text);
-        vigil_error_set(err, VIGIL_ERR_IO, "grpc: cannot read %s %s (missing, empty or over 1 MiB)", what, path);
-        return NULL;
-    }
-    text[n] = '\0';
-    return text;
-}
-
-/* TLS with the tls.* settings the HTTP side uses (mTLS with a client CA);
- * plaintext when tls.cert_file is unset.  NULL (err set) on failure. */
-static grpc_server_credentials *frontend_credentials(const vigil_config *cfg, vigil_error *err) {
-    if (!cfg->tls_cert_file[0]) return grpc_insecure_server_credentials_create();
-    char *cert = read_pem(cfg->tls_cert_file, "tls.cert_file", err);
-    char *key = cert ? read_pem(cfg->tls_key_file, "tls.key_file", err) : NULL;
-    char *ca = key && cfg->tls_client_ca_file[0] ? read_pem(cfg->tls_client_ca_file, "tls.client_ca_file", err) : NULL;
-    grpc_server_credentials *creds = NULL;
-    if (key && (ca || !cfg->tls_client_ca_file[0])) {
-        grpc_ssl_pem_key_cert_pair pair = {key, cert};
-        creds = grpc_ssl_server_credentials_create_ex(
-            ca, &pair, 1, ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
-            NULL);
-        if (!creds) vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "grpc: the tls.* files are not a usable certificate and key");
-    }
+/* gRPC asks for its certificate configuration at start and before each
+ * handshake; a new one is handed over whenever the server's TLS material
+ * has been reloaded (SIGHUP) since the last.  Called from gRPC's threads. */
+static grpc_ssl_certificate_config_reload_status fetch_certificates(void *user,
+                                                                   grpc_ssl_server_certificate_config **config) {
+    grpc_frontend *fe = user;
+    tls_material *tls = fe->server->tls;
+    if (tls_material_generation(tls) == atomic_load(&fe->tls_generation))
+        return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+    char *cert, *key, *ca;
+    uint64_t generation;
+    if (tls_material_copy(tls, &cert, &key, &ca, &generation)) return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+    grpc_ssl_pem_key_cert_pair pair = {key, cert};
+    /* gRPC insists on root certificates in a reloaded configuration even
+     * when it requests no client certificate; they are unused then. */
+    *config = grpc_ssl_server_certificate_config_create(ca ? ca : cert, &pair, 1); /* copies the texts */
+    memset(key, 0, strlen(key));
     vigil_free(cert);
     vigil_free(key);
     vigil_free(ca);
+    atomic_store(&fe->tls_generation, generation);
+    return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+}
+
+/* TLS with the server's tls.* material (mTLS with a client CA), reloaded on
+ * SIGHUP; plaintext when tls.cert_file is unset.  NULL (err set) on failure. */
+static grpc_server_credentials *frontend_credentials(grpc_frontend *fe, vigil_error *err) {
+    if (!fe->server->tls) return grpc_insecure_server_credentials_create();
+    grpc_ssl_server_credentials_options *options = grpc_ssl_server_credentials_create_options_using_config_fetcher(
+        tls_client_ca_pem(fe->server->tls) ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                           : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        fetch_certificates, fe);
+    grpc_server_credentials *creds = options ? grpc_ssl_server_credentials_create_with_options(options) : NULL;
+    if (!creds) vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "grpc: the tls.* files are not a usable certificate and key");
     return creds;
 }
 
@@ -651,7 +652,7 @@ static vigil_status frontend_bind(grpc_frontend *fe, const vigil_config *cfg, vi
     char addr[CONFIG_STR_MAX + 16];
     if (strchr(cfg->host, ':')) snprintf(addr, sizeof addr, "[%s]:%lld", cfg->host, (long long)cfg->grpc_port);
     else snprintf(addr, sizeof addr, "%s:%lld", cfg->host, (long long)cfg->grpc_port);
-    grpc_server_credentials *creds = frontend_credentials(cfg, err);
+    grpc_server_credentials *creds = frontend_credentials(fe, err);
     if (!creds) return err->status;
     int port = grpc_server_add_http2_port(fe->gs, addr, creds);
     grpc_server_credentials_release(creds);

@@ -13,7 +13,6 @@
 #include <string.h>
 
 #define INFER_MAX_NESTING 32
-#define INFER_MAX_ELEMENTS (INT64_C(1) << 34)
 
 static const struct {
     vigil_dtype dtype;
@@ -103,22 +102,17 @@ static int find_model_input(const served_model *m, const char *name) {
     return -1;
 }
 
-/* Reads "shape" into t->dims and checks it against the model's input. */
-static vigil_status parse_shape(const served_model *m, const vigil_tensor_info *info, const json_t *shape,
-                                vigil_tensor *t, size_t *count, vigil_error *err) {
-    if (!json_is_array(shape))
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape must be a list of integers",
-                               info->name);
-    size_t rank = json_array_size(shape);
+vigil_status infer_check_shape(const served_model *m, const vigil_tensor_info *info, const int64_t *dims, size_t rank,
+                               int64_t max_elements, sched_job *job, int first, vigil_tensor *t, size_t *count,
+                               vigil_error *err) {
     if ((int)rank != info->ndim)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape has %zu dimensions, the model expects %d",
                                info->name, rank, info->ndim);
     int64_t total = 1;
     t->ndim = info->ndim;
     for (size_t d = 0; d < rank; d++) {
-        const json_t *v = json_array_get(shape, d);
-        json_int_t dim = json_is_integer(v) ? json_integer_value(v) : -1;
-        if (dim < 0 || dim > INFER_MAX_ELEMENTS)
+        int64_t dim = dims[d];
+        if (dim < 0)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape[%zu] is not a valid size",
                                    info->name, d);
         int batch_dim = d == 0 && m->config.max_batch_size >= 1;
@@ -126,31 +120,43 @@ static vigil_status parse_shape(const served_model *m, const vigil_tensor_info *
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape[%zu] is %lld, the model expects %lld",
                                    info->name, d, (long long)dim, (long long)info->dims[d]);
         t->dims[d] = dim;
-        if (dim && total > INFER_MAX_ELEMENTS / dim)
-            return vigil_error_set(err, VIGIL_ERR_LIMIT, "input '%s': too many elements", info->name);
+        if (dim && total > max_elements / dim)
+            return vigil_error_set(err, VIGIL_ERR_LIMIT,
+                                   "input '%s': more than limits.max_tensor_elements (%lld) elements", info->name,
+                                   (long long)max_elements);
         total *= dim;
     }
-    *count = (size_t)total;
-    return VIGIL_OK;
-}
-
-/* The batch items of one input, checked against max_batch_size and the
- * other inputs. */
-static vigil_status check_batch(const served_model *m, const vigil_tensor *t, const char *name, sched_job *job,
-                                int first, vigil_error *err) {
     int64_t items = t->ndim > 0 ? t->dims[0] : 1;
     if (m->config.max_batch_size >= 1) {
         if (t->ndim == 0)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': needs a batch dimension", name);
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': needs a batch dimension", info->name);
         if (items < 1 || items > m->config.max_batch_size)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                                   "input '%s': batch of %lld is outside 1..%lld (max_batch_size)", name,
+                                   "input '%s': batch of %lld is outside 1..%lld (max_batch_size)", info->name,
                                    (long long)items, (long long)m->config.max_batch_size);
     }
     if (!first && items != job->batch)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': batch %lld differs from the other inputs' %lld",
-                               name, (long long)items, (long long)job->batch);
+                               info->name, (long long)items, (long long)job->batch);
     job->batch = items;
+    *count = (size_t)total;
+    return VIGIL_OK;
+}
+
+/* Reads "shape" (a list of integers) into dims. */
+static vigil_status json_shape(const vigil_tensor_info *info, const json_t *shape, int64_t *dims, size_t *rank,
+                               vigil_error *err) {
+    if (!json_is_array(shape))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape must be a list of integers",
+                               info->name);
+    *rank = json_array_size(shape);
+    if (*rank > VIGIL_MAX_DIMS)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape has %zu dimensions, the model expects %d",
+                               info->name, *rank, info->ndim);
+    for (size_t d = 0; d < *rank; d++) {
+        const json_t *v = json_array_get(shape, d);
+        dims[d] = json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+    }
     return VIGIL_OK;
 }
 
@@ -159,8 +165,8 @@ typedef struct binary_cursor {
     size_t left;
 } binary_cursor;
 
-static vigil_status parse_input(const served_model *m, const json_t *in, arena *a, binary_cursor *bin,
-                                sched_job *job, int *seen, vigil_error *err) {
+static vigil_status parse_input(const served_model *m, const json_t *in, int64_t max_elements, arena *a,
+                                binary_cursor *bin, sched_job *job, int *seen, vigil_error *err) {
     const char *name = json_string_value(json_object_get(in, "name"));
     const char *datatype = json_string_value(json_object_get(in, "datatype"));
     if (!name || !datatype)
@@ -177,8 +183,10 @@ static vigil_status parse_input(const served_model *m, const json_t *in, arena *
     vigil_tensor *t = &job->inputs[index];
     t->dtype = info->dtype;
     size_t count = 0;
-    vigil_status st = parse_shape(m, info, json_object_get(in, "shape"), t, &count, err);
-    if (!st) st = check_batch(m, t, name, job, job->n_inputs == 0, err);
+    int64_t dims[VIGIL_MAX_DIMS];
+    size_t rank = 0;
+    vigil_status st = json_shape(info, json_object_get(in, "shape"), dims, &rank, err);
+    if (!st) st = infer_check_shape(m, info, dims, rank, max_elements, job, job->n_inputs == 0, t, &count, err);
     if (st) return st;
     size_t bytes = count * vigil_dtype_size(info->dtype);
     t->data = arena_alloc(a, bytes ? bytes : 1, 64);
@@ -250,8 +258,8 @@ static vigil_status parse_priority(const json_t *v, sched_job *job, vigil_error 
     return VIGIL_OK;
 }
 
-vigil_status infer_parse(const served_model *m, const char *body, size_t body_len, size_t json_len, arena *a,
-                         infer_request *req, sched_job *job, vigil_error *err) {
+vigil_status infer_parse(const served_model *m, const char *body, size_t body_len, size_t json_len,
+                         int64_t max_elements, arena *a, infer_request *req, sched_job *job, vigil_error *err) {
     memset(req, 0, sizeof *req);
     if (json_len > body_len)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
@@ -284,7 +292,7 @@ vigil_status infer_parse(const served_model *m, const char *body, size_t body_le
                 st = vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "inputs[%zu] is not an object", i);
                 break;
             }
-            if ((st = parse_input(m, in, a, &bin, job, seen, err))) break;
+            if ((st = parse_input(m, in, max_elements, a, &bin, job, seen, err))) break;
         }
         for (size_t k = 0; !st && k < m->io.n_inputs; k++)
             if (!seen[k])

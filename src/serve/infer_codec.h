@@ -37,8 +37,17 @@ int infer_datatype_parse(const char *name);
  * body_len when there is no binary part).  On success job->inputs,
  * job->n_inputs and job->batch are set (data in a).  Top-level keys other
  * than the v2 ones are ignored (the seed's /api/v1/inference adds "model"). */
-vigil_status infer_parse(const served_model *m, const char *body, size_t body_len, size_t json_len, arena *a,
-                         infer_request *req, sched_job *job, vigil_error *err);
+vigil_status infer_parse(const served_model *m, const char *body, size_t body_len, size_t json_len,
+                         int64_t max_elements, arena *a, infer_request *req, sched_job *job, vigil_error *err);
+
+/* Checks one input's shape (rank dims) against m's input info: rank, fixed
+ * dimensions, at most max_elements elements (VIGIL_ERR_LIMIT), the batch
+ * range and (unless first) the same batch as the inputs before it.  Sets
+ * t->ndim, t->dims, job->batch and *count (elements).  Shared by the REST
+ * and gRPC front ends. */
+vigil_status infer_check_shape(const served_model *m, const vigil_tensor_info *info, const int64_t *dims, size_t rank,
+                               int64_t max_elements, sched_job *job, int first, vigil_tensor *t, size_t *count,
+                               vigil_error *err);
 
 /* Writes the response for a completed job; *json_len is the length of the
  * JSON part (== out->len unless some output is binary). */

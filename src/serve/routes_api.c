@@ -237,6 +237,14 @@ static void route_metrics(http_exchange *ex) {
                          "# TYPE vigil_process_resident_memory_bytes gauge\n"
                          "vigil_process_resident_memory_bytes %lld\n",
                    (long long)device_info_rss_bytes());
+    const union MHD_DaemonInfo *open = MHD_get_daemon_info(ex->server->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    textbuf_printf(&out, "# HELP vigil_http_connections Open HTTP connections (http.max_connections is the bound).\n"
+                         "# TYPE vigil_http_connections gauge\n"
+                         "vigil_http_connections %u\n"
+                         "# HELP vigil_http_max_connections The configured bound on open HTTP connections.\n"
+                         "# TYPE vigil_http_max_connections gauge\n"
+                         "vigil_http_max_connections %lld\n",
+                   open ? open->num_connections : 0u, (long long)ex->server->cfg.max_connections);
     char auth_text[1024];
     if (auth_metrics_render(ex->server->auth, auth_text, sizeof auth_text)) textbuf_printf(&out, "%s", auth_text);
     if (out.status) {

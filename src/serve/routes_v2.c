@@ -108,8 +108,8 @@ static void infer_start(http_exchange *ex, const char *model, int64_t version) {
         return;
     }
     vigil_error err = {0};
-    if (infer_parse(ex->served, ex->body.data ? ex->body.data : "", body_len, json_len, ex->arena, ex->infer, ex->job,
-                    &err)) {
+    if (infer_parse(ex->served, ex->body.data ? ex->body.data : "", body_len, json_len,
+                    ex->server->cfg.max_tensor_elements, ex->arena, ex->infer, ex->job, &err)) {
         metrics_inference(ex->server->metrics, ex->model, METRICS_ERROR);
         respond_error(ex, err.status, err.message);
         return;

@@ -356,7 +356,7 @@ static int declared_too_large(http_exchange *ex) {
  * otherwise the refusal (401/403, {"error": ...}) is the response. */
 static int exchange_authorized(http_exchange *ex) {
     vigil_server *server = ex->server;
-    if (tls_client_ca_pem(server->tls) && !tls_client_verified(ex->conn)) {
+    if (tls_client_ca_pem(server->tls) && !tls_client_verified(server->tls, ex->conn)) {
         respond_error(ex, VIGIL_ERR_UNAUTHENTICATED, "a client certificate signed by tls.client_ca_file is required");
         return 0;
     }
@@ -441,6 +441,14 @@ vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_er
     return VIGIL_OK;
 }
 
+/* Attaches the TLS material to each new connection before its handshake. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    (void)socket_context;
+    vigil_server *server = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) tls_http_attach(server->tls, conn);
+}
+
 vigil_status server_start(vigil_server *server, vigil_error *err) {
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
@@ -463,8 +471,9 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
     if (server->tls) {
         flags |= MHD_USE_TLS;
         size_t k = 0;
-        tls_options[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tls_cert_pem(server->tls)};
-        tls_options[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls_key_pem(server->tls)};
+        /* The certificate comes from a callback so that SIGHUP can swap it. */
+        tls_options[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)tls_http_cert_callback};
+        tls_options[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, server};
         if (tls_client_ca_pem(server->tls))
             tls_options[k++] =
                 (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)tls_client_ca_pem(server->tls)};
@@ -475,7 +484,9 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)server->cfg.http_threads,
                                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
-                                      MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)server->cfg.max_connections,
+                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)server->cfg.idle_timeout_s,
+                                      MHD_OPTION_END);
     if (!server->daemon)
         return vigil_error_set(err, VIGIL_ERR_IO, "cannot listen on %s:%lld (port in use or not permitted)",
                                server->cfg.host, (long long)server->cfg.http_port);
@@ -496,6 +507,10 @@ uint16_t server_http_port(const vigil_server *server) { return server->http_port
 
 vigil_status server_reload_auth(vigil_server *server, vigil_error *err) {
     return auth_verifier_reload(server->auth, err);
+}
+
+vigil_status server_reload_tls(vigil_server *server, vigil_error *err) {
+    return tls_material_reload(server->tls, err);
 }
 
 void server_stop(vigil_server *server) {

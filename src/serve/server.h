@@ -30,6 +30,9 @@ void server_destroy(vigil_server *server);
 
 /* Re-reads the auth key files (SIGHUP); on failure the old keys stay. */
 vigil_status server_reload_auth(vigil_server *server, vigil_error *err);
+/* Reads the tls.* files again (SIGHUP): new HTTP and gRPC handshakes use
+ * them; on failure the current ones stay and err says why. */
+vigil_status server_reload_tls(vigil_server *server, vigil_error *err);
 
 /* The HTTP status for a vigil_status: the one mapping the server uses. */
 int http_status_for(vigil_status status);

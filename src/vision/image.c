@@ -28,7 +28,7 @@ static vigil_status image_check_size(int64_t width, int64_t height, int64_t max_
         return vigil_error_set(err, VIGIL_ERR_PARSE, "image has an empty size (%lld x %lld)", (long long)width,
                                (long long)height);
     if (width > INT_MAX / 4 || height > INT_MAX / 4 || width * height > image_pixel_limit(max_pixels))
-        return vigil_error_set(err, VIGIL_ERR_LIMIT, "image of %lld x %lld pixels exceeds the limit of %lld pixels",
+        return vigil_error_set(err, VIGIL_ERR_LIMIT, "image of %lld x %lld pixels exceeds limits.max_image_pixels (%lld)",
                                (long long)width, (long long)height, (long long)image_pixel_limit(max_pixels));
     return VIGIL_OK;
 }

@@ -57,7 +57,7 @@ static void fuzz_infer(const served_model *model, const uint8_t *data, size_t si
         memset(&job, 0, sizeof job);
         memset(&ctx, 0, sizeof ctx);
         vigil_error err = {0};
-        check_refusal(grpc_infer_parse(model, req, a, &job, &ctx, &err), &err);
+        check_refusal(grpc_infer_parse(model, req, INT64_C(1) << 26, a, &job, &ctx, &err), &err);
         arena_destroy(a);
     }
     inference__model_infer_request__free_unpacked(req, NULL);

@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&req, 0, sizeof req);
     memset(&job, 0, sizeof job);
     vigil_error err = {0};
-    vigil_status st = infer_parse(&model, (const char *)data + 2, body_len, json_len, a, &req, &job, &err);
+    vigil_status st = infer_parse(&model, (const char *)data + 2, body_len, json_len, INT64_C(1) << 26, a, &req, &job, &err);
     if (st != VIGIL_OK && err.message[0] == '\0') __builtin_trap(); /* every refusal says why */
     arena_destroy(a);
     return 0;

@@ -378,3 +378,72 @@ def test_mismatched_tls_files_fail_at_start(tmp_path):
     res = run_vigil("serve", "--models", models, "--http-port", "0", "--tls-cert-file", pki / "ca-server.pem",
                     timeout=30)
     assert res.returncode != 0 and "tls.key_file" in res.stderr
+
+
+def test_sighup_reloads_certificates_for_https_and_grpc(tmp_path):
+    """The served certificate, key and client CA are files that SIGHUP
+    reloads: after the files are replaced by a new PKI ("rogue") and the
+    signal is sent, new HTTPS and gRPC handshakes present the new
+    certificate and accept only clients of the new CA; a broken file on a
+    later SIGHUP keeps the current certificate."""
+    import shutil
+
+    import grpc
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    make_pki(pki)
+    make_pki(pki, "rogue")
+    live = tmp_path / "live"
+    live.mkdir()
+    for src, dst in (("ca-server.pem", "server.pem"), ("ca-server.key", "server.key"), ("ca.pem", "client-ca.pem")):
+        shutil.copy(pki / src, live / dst)
+    models = tmp_path / "models"
+    models.mkdir()
+    TlsDaemon.pki, TlsDaemon.client = pki, "ca"
+    d = TlsDaemon("--models", models, "--tls-cert-file", live / "server.pem", "--tls-key-file", live / "server.key",
+                  "--tls-client-ca-file", live / "client-ca.pem")
+
+    def grpc_live(ca, client):
+        creds = grpc.ssl_channel_credentials(root_certificates=(pki / f"{ca}.pem").read_bytes(),
+                                             private_key=(pki / f"{client}-client.key").read_bytes(),
+                                             certificate_chain=(pki / f"{client}-client.pem").read_bytes())
+        ch = grpc.secure_channel(f"127.0.0.1:{d.grpc_port}", creds)
+        try:
+            grpc.channel_ready_future(ch).result(timeout=10)
+            return True
+        except grpc.FutureTimeoutError:
+            return False
+        finally:
+            ch.close()
+
+    def wait_for(check, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            time.sleep(0.2)
+        return False
+
+    try:
+        assert d.curl("/healthz", client="ca")[:2] == (0, 200)
+        assert grpc_live("ca", "ca")
+        assert d.curl("/healthz", client="rogue", ca="rogue")[0] != 0  # not trusted yet
+        for src, dst in (("rogue-server.pem", "server.pem"), ("rogue-server.key", "server.key"),
+                         ("rogue.pem", "client-ca.pem")):
+            shutil.copy(pki / src, live / dst)
+        d.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: d.curl("/healthz", client="rogue", ca="rogue")[:2] == (0, 200))
+        rc, code, _ = d.curl("/healthz", client="ca", ca="rogue")  # the old CA's client is refused now
+        assert rc != 0 or code == 401
+        assert d.curl("/healthz", client="ca", ca="ca")[0] != 0  # the old certificate is no longer served
+        assert wait_for(lambda: grpc_live("rogue", "rogue"))
+        assert not grpc_live("ca", "ca")
+        (live / "server.key").write_text("junk\n")  # a broken reload keeps what is served
+        d.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert d.curl("/healthz", client="rogue", ca="rogue")[:2] == (0, 200)
+        assert grpc_live("rogue", "rogue")
+        assert d.stop() == 0
+        assert "keeping the current certificate" in d.read_log()
+    finally:
+        d.stop()

@@ -690,6 +690,45 @@ def test_auth_jwt_on_grpc(pb, tmp_path):
         d.stop()
 
 
+def test_every_grpc_auth_refusal_is_counted(pb, tmp_path):
+    """The refusals of test_auth.py (no token, malformed, wrong signature,
+    expired, not yet valid, wrong issuer, wrong audience), sent as gRPC
+    metadata: each is UNAUTHENTICATED without echoing the token, and
+    vigil_auth_failures_total counts it under its reason; an infer-scoped
+    token on an admin method is PERMISSION_DENIED and counted as scope."""
+    from test_auth import AUDIENCE, ISSUER, SECRET, claims, mint, refusal_cases
+    (tmp_path / "secret").write_bytes(SECRET)
+    models = tmp_path / "models"
+    add_model(models, "affine")
+    d = ready_daemon("--models", models, "--auth-mode", "jwt", "--auth-secret-file", tmp_path / "secret",
+                     "--auth-issuer", ISSUER, "--auth-audience", AUDIENCE)
+    try:
+        ch = connect(d.grpc_port)
+        ipb = pb["inference_pb2"]
+        stub = pb["inference_pb2_grpc"].GRPCInferenceServiceStub(ch)
+        req = infer_request(pb, "affine", np.ones((1, 4), dtype=np.float32))
+        counted = {}
+        for reason, token in refusal_cases():
+            metadata = [("authorization", f"Bearer {token}")] if token else []
+            code, details = rpc_error(stub.ModelInfer, req, metadata=metadata)
+            assert code == grpc.StatusCode.UNAUTHENTICATED, (reason, code, details)
+            assert details and (not token or token not in details), reason
+            counted[reason] = counted.get(reason, 0) + 1
+        code, details = rpc_error(stub.RepositoryIndex, ipb.RepositoryIndexRequest(),
+                                  metadata=[("authorization", "Bearer " + mint(claims(scope="infer")))])
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "admin" in details
+        counted["scope"] = 1
+        ok = stub.ModelInfer(req, metadata=[("authorization", "Bearer " + mint(claims(scope="infer")))])
+        assert ok.outputs[0].name == "y"
+        text = requests.get(d.url + "/metrics", timeout=5).text
+        for reason, n in counted.items():
+            assert metric_value(text, "vigil_auth_failures_total", reason=reason) == n, reason
+        ch.close()
+        assert d.stop() == 0, d.stderr[-4000:]
+    finally:
+        d.stop()
+
+
 def test_message_over_the_body_limit_is_resource_exhausted(pb, tmp_path):
     models = tmp_path / "models"
     add_model(models, "affine")

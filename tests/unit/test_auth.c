@@ -757,9 +757,28 @@ static void test_tls_material(void) {
     snprintf(cfg.tls_key_file, sizeof cfg.tls_key_file, "%s", tmp_path("tls.key"));
     CHECK_EQ_INT(tls_material_load(&cfg, &tls, &err), VIGIL_OK);
     CHECK(tls != NULL);
-    CHECK(tls_cert_pem(tls) && strstr(tls_cert_pem(tls), "BEGIN CERTIFICATE") != NULL);
-    CHECK(tls_key_pem(tls) && strstr(tls_key_pem(tls), "PRIVATE KEY") != NULL);
+    char *cert = NULL, *pem_key = NULL, *ca = NULL;
+    uint64_t generation = 0;
+    CHECK_EQ_INT(tls_material_copy(tls, &cert, &pem_key, &ca, &generation), VIGIL_OK);
+    CHECK(cert && strstr(cert, "BEGIN CERTIFICATE") != NULL);
+    CHECK(pem_key && strstr(pem_key, "PRIVATE KEY") != NULL);
+    CHECK(ca == NULL);
+    CHECK_EQ_INT((int)generation, 1);
+    vigil_free(cert);
+    vigil_free(pem_key);
     CHECK(tls_client_ca_pem(tls) == NULL);
+    /* reload: a new certificate and key become generation 2 */
+    write_cert("tls.pem", other);
+    write_pem("tls.key", other, 1);
+    CHECK_EQ_INT(tls_material_reload(tls, &err), VIGIL_OK);
+    CHECK_EQ_INT((int)tls_material_generation(tls), 2);
+    /* a broken file on reload keeps the current generation */
+    write_file("tls.key", "junk\n", 5);
+    CHECK_EQ_INT(tls_material_reload(tls, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "tls.key_file") != NULL);
+    CHECK_EQ_INT((int)tls_material_generation(tls), 2);
+    write_cert("tls.pem", key);
+    write_pem("tls.key", key, 1);
     tls_material_destroy(tls);
     tls = NULL;
     /* mTLS: the CA bundle must parse */
