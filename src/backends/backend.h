@@ -5,7 +5,7 @@
  * a backend by the name in a model's config.yaml ("cpu" by default) and goes
  * through these functions:
  *
- *   open(options)  -> device          once per server and backend
+ *   open(threads)  -> device          once per server and backend
  *   describe(device)                  one line for /api/v1/device/info
  *   load(device, file, options) -> compiled model + its input/output tensors
  *   run(model, batch, inputs)   -> outputs (valid until the next run)
@@ -13,8 +13,11 @@
  *
  * A compiled model belongs to one worker thread (one instance of the model in
  * the scheduler): run is not thread-safe, and several instances load the same
- * file several times.  Ownership: open/load return objects the caller owns and
- * releases with close/unload.
+ * file several times.  Compute threads belong to the device, not the model:
+ * every model and instance on a device shares the device's threads, so that
+ * loading more models or instances never oversubscribes the cores.
+ * Ownership: open/load return objects the caller owns and releases with
+ * close/unload (every model before its device).
  */
 #ifndef VIGIL_BACKENDS_BACKEND_H
 #define VIGIL_BACKENDS_BACKEND_H
@@ -30,10 +33,6 @@
 typedef struct backend_device backend_device;
 typedef struct backend_model backend_model;
 
-typedef struct backend_load_options {
-    int threads; /* kernel threads for this instance; 0 = all cores */
-} backend_load_options;
-
 /* What a loaded model consumes and produces.  The pointers stay valid until
  * the model is unloaded. */
 typedef struct backend_io {
@@ -46,12 +45,13 @@ typedef struct backend_io {
 typedef struct backend_ops {
     const char *name;       /* "cpu" */
     const char *model_file; /* the file a version directory holds: "model.onnx" */
-    vigil_status (*open)(backend_device **out, vigil_error *err);
+    /* threads: compute threads the device's models share (0 = all cores). */
+    vigil_status (*open)(int threads, backend_device **out, vigil_error *err);
     void (*close)(backend_device *device);
     /* A short human description ("cpu: vigil ONNX engine, 16 threads"). */
     void (*describe)(const backend_device *device, char *out, size_t size);
-    vigil_status (*load)(backend_device *device, const char *path, const backend_load_options *options,
-                         backend_model **out, backend_io *io, vigil_error *err);
+    vigil_status (*load)(backend_device *device, const char *path, backend_model **out, backend_io *io,
+                         vigil_error *err);
     void (*unload)(backend_model *model);
     /* Runs batch items.  inputs follow io->inputs' order with dims[0] == batch
      * (for models with a batch dimension).  OUT: outputs[i] points at output i,

@@ -1,10 +1,12 @@
 /*
  * cpu.c - the CPU backend: vigil's own ONNX engine behind the backend vtable.
  *
- * Each compiled model owns an engine (its kernel thread pool, sized by the
- * scheduler so that instances x threads stays within the cores), the loaded
- * ONNX model, and one plan per batch size it has been asked to run, compiled
- * on first use and kept (at most CPU_PLAN_SLOTS; the least recently used is
+ * The device owns one engine, and with it the one kernel thread pool that
+ * every model and instance shares (pthreadpool runs one parallel operator at
+ * a time, so concurrent instances interleave operators instead of
+ * oversubscribing the cores).  Each compiled model owns the loaded ONNX
+ * model and one plan per batch size it has been asked to run, compiled on
+ * first use and kept (at most CPU_PLAN_SLOTS; the least recently used is
  * dropped beyond that).
  */
 #include <stdio.h>
@@ -17,6 +19,7 @@
 
 struct backend_device {
     int cores;
+    vigil_engine *engine; /* shared by every model on the device */
 };
 
 typedef struct cpu_plan_slot {
@@ -26,42 +29,49 @@ typedef struct cpu_plan_slot {
 } cpu_plan_slot;
 
 struct backend_model {
-    vigil_engine *engine;
     vigil_model *model;
     cpu_plan_slot slots[CPU_PLAN_SLOTS];
     uint64_t runs;
 };
 
-static vigil_status cpu_open(backend_device **out, vigil_error *err) {
+static void cpu_close(backend_device *dev) {
+    if (!dev) return;
+    vigil_engine_destroy(dev->engine);
+    vigil_free(dev);
+}
+
+static vigil_status cpu_open(int threads, backend_device **out, vigil_error *err) {
     backend_device *dev = vigil_calloc(1, sizeof *dev);
     if (!dev) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cpu backend: out of memory");
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     dev->cores = n > 0 ? (int)n : 1;
+    vigil_engine_options eo = {.threads = threads > 0 ? threads : dev->cores};
+    vigil_status st = vigil_engine_create(&eo, &dev->engine, err);
+    if (st) {
+        cpu_close(dev);
+        return st;
+    }
     *out = dev;
     return VIGIL_OK;
 }
 
-static void cpu_close(backend_device *dev) { vigil_free(dev); }
-
 static void cpu_describe(const backend_device *dev, char *out, size_t size) {
-    snprintf(out, size, "vigil ONNX engine (XNNPACK kernels), %d cores", dev->cores);
+    snprintf(out, size, "vigil ONNX engine (XNNPACK kernels), %d cores, %d compute threads shared by all models",
+             dev->cores, vigil_engine_threads(dev->engine));
 }
 
 static void cpu_unload(backend_model *m) {
     if (!m) return;
     for (int i = 0; i < CPU_PLAN_SLOTS; i++) vigil_plan_destroy(m->slots[i].plan);
     vigil_model_free(m->model);
-    vigil_engine_destroy(m->engine);
     vigil_free(m);
 }
 
-static vigil_status cpu_load(backend_device *dev, const char *path, const backend_load_options *options,
-                             backend_model **out, backend_io *io, vigil_error *err) {
+static vigil_status cpu_load(backend_device *dev, const char *path, backend_model **out, backend_io *io,
+                             vigil_error *err) {
     backend_model *m = vigil_calloc(1, sizeof *m);
     if (!m) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cpu backend: out of memory");
-    vigil_engine_options eo = {.threads = options && options->threads > 0 ? options->threads : dev->cores};
-    vigil_status st = vigil_engine_create(&eo, &m->engine, err);
-    if (!st) st = vigil_model_load(m->engine, path, &m->model, err);
+    vigil_status st = vigil_model_load(dev->engine, path, &m->model, err);
     if (st) {
         cpu_unload(m);
         return st;

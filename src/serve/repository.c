@@ -200,12 +200,10 @@ static vigil_status served_build(repository *repo, served_model *m, const char *
     while (backend_at(backend_index) != m->ops) backend_index++;
     backend_model *instances[64] = {0};
     size_t n = (size_t)m->config.instances;
-    int threads = total_threads(repo) / (int)n;
-    backend_load_options lo = {.threads = threads > 0 ? threads : 1};
     vigil_status st = VIGIL_OK;
     for (size_t i = 0; i < n && !st; i++) {
         backend_io io;
-        st = m->ops->load(repo->devices[backend_index], path, &lo, &instances[i], &io, err);
+        st = m->ops->load(repo->devices[backend_index], path, &instances[i], &io, err);
         if (!st && i == 0) m->io = io;
     }
     if (st) {
@@ -360,10 +358,9 @@ vigil_status repository_check_file(repository *repo, const char *name, const cha
     const backend_ops *ops = backend_at(index);
     if (!ops || index >= REPO_MAX_BACKENDS)
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s: unknown backend '%s'", config_path, cfg.backend);
-    backend_load_options lo = {.threads = 1};
     backend_model *model = NULL;
     backend_io io;
-    st = ops->load(repo->devices[index], path, &lo, &model, &io, err);
+    st = ops->load(repo->devices[index], path, &model, &io, err);
     if (st) {
         vigil_error_prefix(err, "the uploaded model does not load");
         return st;
@@ -476,7 +473,7 @@ vigil_status repository_create(const vigil_config *cfg, metrics *m, repository *
     pthread_cond_init(&repo->poll_wake, &attr);
     pthread_condattr_destroy(&attr);
     for (size_t i = 0; backend_at(i) && i < REPO_MAX_BACKENDS; i++) {
-        vigil_status st = backend_at(i)->open(&repo->devices[i], err);
+        vigil_status st = backend_at(i)->open(total_threads(repo), &repo->devices[i], err);
         if (st) {
             repository_destroy(repo);
             return st;
@@ -591,4 +588,10 @@ vigil_status repository_default_detector(repository *repo, char *name, size_t si
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%d detection models are ready: choose one with ?model=",
                                found);
     return VIGIL_OK;
+}
+
+int repository_describe_backend(const repository *repo, size_t index, char *out, size_t size) {
+    if (index >= REPO_MAX_BACKENDS || !backend_at(index) || !repo->devices[index]) return 0;
+    backend_at(index)->describe(repo->devices[index], out, size);
+    return 1;
 }

@@ -106,4 +106,8 @@ void repository_each(repository *repo, void (*fn)(const repository_item *item, v
  * is none, VIGIL_ERR_INVALID_ARGUMENT when there are several. */
 vigil_status repository_default_detector(repository *repo, char *name, size_t size, vigil_error *err);
 
+/* The device description of backend index (backend_at order) into out;
+ * 0 when that backend has no open device. */
+int repository_describe_backend(const repository *repo, size_t index, char *out, size_t size);
+
 #endif

@@ -73,8 +73,12 @@ static void route_device(http_exchange *ex) {
     device_info d;
     device_info_collect(&d);
     json_t *backends = json_array();
-    for (size_t i = 0; backend_at(i); i++)
-        json_array_append_new(backends, json_pack("{s:s,s:b}", "name", backend_at(i)->name, "available", 1));
+    for (size_t i = 0; backend_at(i); i++) {
+        char description[256];
+        int open = repository_describe_backend(ex->server->repo, i, description, sizeof description);
+        json_array_append_new(backends, json_pack("{s:s,s:b,s:s}", "name", backend_at(i)->name, "available", open,
+                                                  "description", open ? description : "not opened"));
+    }
     json_t *obj = json_pack("{s:{s:s,s:i,s:{s:b,s:b,s:b,s:b}},s:{s:I,s:I},s:o}", "cpu", "model", d.cpu_model,
                             "cores", d.cores, "isa", "avx2", d.avx2, "avx512f", d.avx512f, "fma", d.fma, "neon",
                             d.neon, "memory", "total_bytes", (json_int_t)d.mem_total_bytes, "available_bytes",
