@@ -45,6 +45,9 @@ struct vigil_plan {
     size_t arena_bytes;
     void *scratch;
     size_t scratch_bytes;
+    /* per graph input: the step that reads it straight from the caller's
+     * buffer (its only consumer, a layout conversion), or -1: copied in */
+    int *direct_step;
     vigil_tensor *outputs; /* what vigil_plan_output returns */
     void **output_copies;  /* per output, batch-sized buffers when repeats > 1 */
     double flops;
