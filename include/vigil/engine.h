@@ -108,6 +108,23 @@ vigil_status vigil_plan_run(vigil_plan *plan, const vigil_tensor *inputs, size_t
 /* Output i of the last run; the data stays valid until the next run or destroy. */
 const vigil_tensor *vigil_plan_output(const vigil_plan *plan, size_t index);
 
+/* Activation memory shared by plans that never run at the same time (one
+ * worker's plans for different batch sizes): each plan needs its own peak,
+ * the arena holds the largest instead of their sum.  Running one plan
+ * overwrites the outputs of the others.  Not thread-safe: one owner. */
+typedef struct vigil_arena vigil_arena;
+vigil_status vigil_arena_create(vigil_arena **out, vigil_error *err);
+/* Every plan created on the arena must be destroyed first. */
+void vigil_arena_destroy(vigil_arena *arena);
+size_t vigil_arena_bytes(const vigil_arena *arena);
+
+/* vigil_plan_create with the activations in arena.  The arena grows when
+ * no plan uses it; when the plan needs more than it holds while other
+ * plans use it, the result is VIGIL_ERR_LIMIT (nothing created): destroy
+ * those plans and call again. */
+vigil_status vigil_plan_create_in(vigil_model *model, int64_t batch, vigil_arena *arena, vigil_plan **out,
+                                  vigil_error *err);
+
 int64_t vigil_plan_batch(const vigil_plan *plan);
 size_t vigil_plan_peak_activation_bytes(const vigil_plan *plan);
 double vigil_plan_flops(const vigil_plan *plan); /* floating-point operations per run */

@@ -7,7 +7,9 @@
  * oversubscribing the cores).  Each compiled model owns the loaded ONNX
  * model and one plan per batch size it has been asked to run, compiled on
  * first use and kept (at most CPU_PLAN_SLOTS; the least recently used is
- * dropped beyond that).
+ * dropped beyond that).  Its plans run one at a time, so they share one
+ * activation arena sized for the largest: memory grows with the largest
+ * batch seen, not with the number of batch sizes.
  */
 #include <stdio.h>
 #include <unistd.h>
@@ -30,6 +32,7 @@ typedef struct cpu_plan_slot {
 
 struct backend_model {
     vigil_model *model;
+    vigil_arena *arena; /* shared by the plans below */
     cpu_plan_slot slots[CPU_PLAN_SLOTS];
     uint64_t runs;
 };
@@ -63,6 +66,7 @@ static void cpu_describe(const backend_device *dev, char *out, size_t size) {
 static void cpu_unload(backend_model *m) {
     if (!m) return;
     for (int i = 0; i < CPU_PLAN_SLOTS; i++) vigil_plan_destroy(m->slots[i].plan);
+    vigil_arena_destroy(m->arena);
     vigil_model_free(m->model);
     vigil_free(m);
 }
@@ -71,7 +75,8 @@ static vigil_status cpu_load(backend_device *dev, const char *path, backend_mode
                              vigil_error *err) {
     backend_model *m = vigil_calloc(1, sizeof *m);
     if (!m) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cpu backend: out of memory");
-    vigil_status st = vigil_model_load(dev->engine, path, &m->model, err);
+    vigil_status st = vigil_arena_create(&m->arena, err);
+    if (!st) st = vigil_model_load(dev->engine, path, &m->model, err);
     if (st) {
         cpu_unload(m);
         return st;
@@ -102,7 +107,14 @@ static vigil_status cpu_plan_for(backend_model *m, int64_t batch, vigil_plan **o
         if (!s->plan || (victim->plan && s->last_used < victim->last_used)) victim = s;
     }
     vigil_plan *plan = NULL;
-    vigil_status st = vigil_plan_create(m->model, batch, &plan, err);
+    vigil_status st = vigil_plan_create_in(m->model, batch, m->arena, &plan, err);
+    if (st == VIGIL_ERR_LIMIT) { /* a larger batch than the arena holds: recompile the others later */
+        for (int i = 0; i < CPU_PLAN_SLOTS; i++) {
+            vigil_plan_destroy(m->slots[i].plan);
+            m->slots[i].plan = NULL;
+        }
+        st = vigil_plan_create_in(m->model, batch, m->arena, &plan, err);
+    }
     if (st) return st;
     vigil_plan_destroy(victim->plan);
     victim->plan = plan;

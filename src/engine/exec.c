@@ -160,11 +160,54 @@ static int max_io(const graph *g) {
     return m;
 }
 
-static vigil_status plan_buffers(vigil_plan *p, vigil_error *err) {
+struct vigil_arena {
+    uint8_t *base;
+    size_t bytes;
+    int plans; /* alive on it */
+};
+
+vigil_status vigil_arena_create(vigil_arena **out, vigil_error *err) {
+    *out = vigil_calloc(1, sizeof **out);
+    return *out ? VIGIL_OK : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+}
+
+void vigil_arena_destroy(vigil_arena *a) {
+    if (!a) return;
+    vigil_free(a->base);
+    vigil_free(a);
+}
+
+size_t vigil_arena_bytes(const vigil_arena *a) { return a ? a->bytes : 0; }
+
+/* Points the plan at bytes of shared, growing it when nothing else uses it. */
+static vigil_status arena_take(vigil_plan *p, vigil_arena *shared, size_t bytes, vigil_error *err) {
+    if (bytes > shared->bytes) {
+        if (shared->plans > 0)
+            return vigil_error_set(err, VIGIL_ERR_LIMIT, "the shared arena holds %zu bytes, the plan needs %zu",
+                                   shared->bytes, bytes);
+        uint8_t *grown = vigil_aligned_alloc(ENGINE_ALIGN, bytes);
+        if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory (activation arena)");
+        vigil_free(shared->base);
+        shared->base = grown;
+        shared->bytes = bytes;
+    }
+    shared->plans++;
+    p->shared = shared;
+    p->arena = shared->base;
+    return VIGIL_OK;
+}
+
+static vigil_status plan_buffers(vigil_plan *p, vigil_arena *shared, vigil_error *err) {
     graph *g = p->g;
     vigil_status st = plan_memory(g, g->order, g->n_order, &p->arena_bytes, err);
     if (st != VIGIL_OK) return st;
-    p->arena = vigil_aligned_alloc(ENGINE_ALIGN, p->arena_bytes ? p->arena_bytes : ENGINE_ALIGN);
+    size_t bytes = p->arena_bytes ? p->arena_bytes : ENGINE_ALIGN;
+    if (shared) {
+        st = arena_take(p, shared, bytes, err);
+        if (st) return st;
+    } else {
+        p->arena = vigil_aligned_alloc(ENGINE_ALIGN, bytes);
+    }
     if (!p->arena) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory (activation arena)");
     for (int v = 0; v < g->n_values; v++) {
         gvalue *val = &g->values[v];
@@ -262,6 +305,11 @@ static vigil_status plan_outputs(vigil_plan *p, vigil_error *err) {
 }
 
 vigil_status vigil_plan_create(vigil_model *model, int64_t batch, vigil_plan **out, vigil_error *err) {
+    return vigil_plan_create_in(model, batch, NULL, out, err);
+}
+
+vigil_status vigil_plan_create_in(vigil_model *model, int64_t batch, vigil_arena *arena, vigil_plan **out,
+                                  vigil_error *err) {
     if (!model || !out || batch < 1)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "plan: need a model and a batch >= 1");
     *out = NULL;
@@ -285,7 +333,7 @@ vigil_status vigil_plan_create(vigil_model *model, int64_t batch, vigil_plan **o
     p->batch = batch;
     p->repeats = repeats;
     vigil_status st = exec_compile_graph(model->onnx, compile, &p->g, err);
-    if (st == VIGIL_OK) st = plan_buffers(p, err);
+    if (st == VIGIL_OK) st = plan_buffers(p, arena, err);
     if (st == VIGIL_OK) st = plan_steps(p, err);
     if (st == VIGIL_OK) st = plan_direct_inputs(p, err);
     if (st == VIGIL_OK) st = plan_outputs(p, err);
@@ -309,7 +357,8 @@ void vigil_plan_destroy(vigil_plan *p) {
     vigil_free(p->output_copies);
     vigil_free(p->outputs);
     vigil_free(p->direct_step);
-    vigil_free(p->arena);
+    if (p->shared) p->shared->plans--;
+    else vigil_free(p->arena);
     vigil_free(p->scratch);
     graph_free(p->g);
     vigil_free(p);

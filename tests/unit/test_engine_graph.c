@@ -527,6 +527,57 @@ static void test_gemm_fixed_batch_repeats(void) {
     gemm_batch(1);
 }
 
+/* ---- plans sharing one activation arena ---- */
+
+static void test_plans_share_an_arena(void) {
+    float x[4 * 4], w[4 * 5], c[5];
+    fill(x, 16);
+    fill(w, 20);
+    fill(c, 5);
+    onnx_builder ob = {.opset = 13};
+    int64_t xd[2] = {-1, 4}, wd[2] = {4, 5}, cd[1] = {5}, yd[2] = {-1, 5};
+    ob_input(&ob, "x", 2, xd);
+    ob_output(&ob, "y", 2, yd);
+    ob_initializer(&ob, "w", 1, 2, wd, w, sizeof w);
+    ob_initializer(&ob, "c", 1, 1, cd, c, sizeof c);
+    pbuf n = ob_node("Gemm", "fc", 3, (const char *[]){"x", "w", "c"}, 1, (const char *[]){"y"});
+    ob_node_end(&ob, &n);
+    vigil_engine *e = make_engine(1);
+    vigil_model *m = NULL;
+    vigil_error err;
+    vigil_arena *arena = NULL;
+    CHECK_EQ_INT(load_bytes(e, &ob, &m, &err), VIGIL_OK);
+    CHECK_EQ_INT(vigil_arena_create(&arena, &err), VIGIL_OK);
+    vigil_plan *one = NULL, *four = NULL, *alone = NULL;
+    CHECK_EQ_INT(vigil_plan_create_in(m, 1, arena, &one, &err), VIGIL_OK);
+    size_t small = vigil_arena_bytes(arena);
+    CHECK(small >= vigil_plan_peak_activation_bytes(one));
+    /* batch 4 needs more while the batch-1 plan uses the arena: refused */
+    CHECK_EQ_INT(vigil_plan_create_in(m, 4, arena, &four, &err), VIGIL_ERR_LIMIT);
+    CHECK(four == NULL);
+    vigil_plan_destroy(one);
+    CHECK_EQ_INT(vigil_plan_create_in(m, 4, arena, &four, &err), VIGIL_OK);
+    CHECK(vigil_arena_bytes(arena) > small);
+    CHECK_EQ_INT(vigil_plan_create_in(m, 1, arena, &one, &err), VIGIL_OK); /* fits now */
+    CHECK_EQ_INT(vigil_plan_create(m, 4, &alone, &err), VIGIL_OK);
+    /* alternating runs on the shared memory give what a plan of its own gives */
+    vigil_tensor t4 = {.dtype = VIGIL_DTYPE_F32, .ndim = 2, .dims = {4, 4}, .data = x};
+    vigil_tensor t1 = {.dtype = VIGIL_DTYPE_F32, .ndim = 2, .dims = {1, 4}, .data = x + 12};
+    CHECK_EQ_INT(vigil_plan_run(alone, &t4, 1, &err), VIGIL_OK);
+    for (int round = 0; round < 2; round++) {
+        CHECK_EQ_INT(vigil_plan_run(one, &t1, 1, &err), VIGIL_OK);
+        CHECK(max_diff(vigil_plan_output(one, 0)->data, (const float *)vigil_plan_output(alone, 0)->data + 15, 5) == 0);
+        CHECK_EQ_INT(vigil_plan_run(four, &t4, 1, &err), VIGIL_OK);
+        CHECK(max_diff(vigil_plan_output(four, 0)->data, vigil_plan_output(alone, 0)->data, 20) == 0);
+    }
+    vigil_plan_destroy(alone);
+    vigil_plan_destroy(one);
+    vigil_plan_destroy(four);
+    vigil_arena_destroy(arena);
+    vigil_model_free(m);
+    vigil_engine_destroy(e);
+}
+
 /* ---- validation ---- */
 
 static vigil_status load_single(const char *op, const char *attr, const char *input, vigil_error *err) {
@@ -637,6 +688,7 @@ int main(void) {
     RUN(test_shape_subgraph_folds);
     RUN(test_gemm_symbolic_batch);
     RUN(test_gemm_fixed_batch_repeats);
+    RUN(test_plans_share_an_arena);
     RUN(test_validation_errors);
     RUN(test_corrupted_models_fail_cleanly);
     return testing_report();
