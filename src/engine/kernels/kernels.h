@@ -215,6 +215,10 @@ void kernels_transpose(size_t elem, const void *x, const kshape *xs, const int *
 /* Concat n inputs along axis (non-negative): all dims but axis must match. */
 vigil_status kernels_concat_shape(int axis, int n, const kshape *in, kshape *out, vigil_error *err);
 void kernels_concat(size_t elem, int axis, int n, const void *const *x, const kshape *xs, void *y);
+/* The part of kernels_concat for outer indices [o0, o1) (the dimensions
+ * before axis, flattened): disjoint ranges may run in parallel. */
+void kernels_concat_rows(size_t elem, int axis, int n, const void *const *x, const kshape *xs, void *y, int64_t o0,
+                         int64_t o1);
 
 /* Split x along axis (non-negative) into n outputs of sizes[i] along axis. */
 vigil_status kernels_split_check(const kshape *xs, int axis, int n, const int64_t *sizes, vigil_error *err);
@@ -223,6 +227,9 @@ vigil_status kernels_split_check(const kshape *xs, int axis, int n, const int64_
  * dim must divide evenly, checked when exact is set). */
 vigil_status kernels_split_even(int64_t dim, int n, int exact, int64_t *sizes, vigil_error *err);
 void kernels_split(size_t elem, const void *x, const kshape *xs, int axis, int n, const int64_t *sizes, void *const *y);
+/* kernels_split for outer indices [o0, o1) only (see kernels_concat_rows). */
+void kernels_split_rows(size_t elem, const void *x, const kshape *xs, int axis, int n, const int64_t *sizes,
+                        void *const *y, int64_t o0, int64_t o1);
 
 /* Slice, normalised: per input dim a start index and a step (dims not sliced
  * have start 0, step 1) and the output shape. */

@@ -193,10 +193,12 @@ vigil_status kernels_concat_shape(int axis, int n, const kshape *in, kshape *out
     return VIGIL_OK;
 }
 
-void kernels_concat(size_t elem, int axis, int n, const void *const *x, const kshape *xs, void *y) {
-    int64_t outer = kshape_range_count(&xs[0], 0, axis), inner = kshape_range_count(&xs[0], axis + 1, xs[0].ndim);
-    char *dst = y;
-    for (int64_t o = 0; o < outer; o++) {
+void kernels_concat_rows(size_t elem, int axis, int n, const void *const *x, const kshape *xs, void *y, int64_t o0,
+                         int64_t o1) {
+    int64_t inner = kshape_range_count(&xs[0], axis + 1, xs[0].ndim), row = 0;
+    for (int i = 0; i < n; i++) row += xs[i].dims[axis] * inner;
+    char *dst = (char *)y + (size_t)(o0 * row) * elem;
+    for (int64_t o = o0; o < o1; o++) {
         for (int i = 0; i < n; i++) {
             size_t chunk = (size_t)(xs[i].dims[axis] * inner) * elem;
             if (!chunk) continue; /* empty inputs may have no buffer */
@@ -204,6 +206,10 @@ void kernels_concat(size_t elem, int axis, int n, const void *const *x, const ks
             dst += chunk;
         }
     }
+}
+
+void kernels_concat(size_t elem, int axis, int n, const void *const *x, const kshape *xs, void *y) {
+    kernels_concat_rows(elem, axis, n, x, xs, y, 0, kshape_range_count(&xs[0], 0, axis));
 }
 
 vigil_status kernels_split_check(const kshape *xs, int axis, int n, const int64_t *sizes, vigil_error *err) {
@@ -235,10 +241,11 @@ vigil_status kernels_split_even(int64_t dim, int n, int exact, int64_t *sizes, v
     return VIGIL_OK;
 }
 
-void kernels_split(size_t elem, const void *x, const kshape *xs, int axis, int n, const int64_t *sizes, void *const *y) {
-    int64_t outer = kshape_range_count(xs, 0, axis), inner = kshape_range_count(xs, axis + 1, xs->ndim);
-    const char *src = x;
-    for (int64_t o = 0; o < outer; o++) {
+void kernels_split_rows(size_t elem, const void *x, const kshape *xs, int axis, int n, const int64_t *sizes,
+                        void *const *y, int64_t o0, int64_t o1) {
+    int64_t inner = kshape_range_count(xs, axis + 1, xs->ndim);
+    const char *src = (const char *)x + (size_t)(o0 * xs->dims[axis] * inner) * elem;
+    for (int64_t o = o0; o < o1; o++) {
         for (int i = 0; i < n; i++) {
             size_t chunk = (size_t)(sizes[i] * inner) * elem;
             if (!chunk) continue;
@@ -246,6 +253,10 @@ void kernels_split(size_t elem, const void *x, const kshape *xs, int axis, int n
             src += chunk;
         }
     }
+}
+
+void kernels_split(size_t elem, const void *x, const kshape *xs, int axis, int n, const int64_t *sizes, void *const *y) {
+    kernels_split_rows(elem, x, xs, axis, n, sizes, y, 0, kshape_range_count(xs, 0, axis));
 }
 
 /* ---- Slice ---- */

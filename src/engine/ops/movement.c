@@ -140,9 +140,30 @@ static void destroy_concat(step *s) {
     if (c) vigil_free(c->srcs);
 }
 
+/* Concat and Split of large tensors spread their rows (the dimensions
+ * before the axis) over the pool; small ones are not worth waking it. */
+#define MOVE_PARALLEL_BYTES (256 * 1024)
+
+static size_t rows_tile(pthreadpool_t pool, int64_t outer) {
+    size_t per = (size_t)outer / (4 * pthreadpool_get_threads_count(pool));
+    return per ? per : 1;
+}
+
+static void concat_task(void *arg, size_t start, size_t count) {
+    const step *s = arg;
+    const concat_state *c = s->state;
+    kernels_concat_rows(op_elem(&s->out[0]), c->axis, s->n_in, c->srcs, c->shapes, s->out[0].data, (int64_t)start,
+                        (int64_t)(start + count));
+}
+
 static vigil_status run_concat(step *s, vigil_error *err) {
     const concat_state *c = s->state;
-    kernels_concat(op_elem(&s->out[0]), c->axis, s->n_in, c->srcs, c->shapes, s->out[0].data);
+    kshape ys = op_kshape(&s->out[0]);
+    int64_t outer = kshape_range_count(&ys, 0, c->axis);
+    if (s->pool && outer > 1 && kshape_count(&ys) * op_elem(&s->out[0]) >= MOVE_PARALLEL_BYTES)
+        pthreadpool_parallelize_1d_tile_1d(s->pool, concat_task, s, (size_t)outer, rows_tile(s->pool, outer), 0);
+    else
+        kernels_concat(op_elem(&s->out[0]), c->axis, s->n_in, c->srcs, c->shapes, s->out[0].data);
     return VIGIL_OK;
 }
 
@@ -219,10 +240,22 @@ static void destroy_split(step *s) {
     if (sp) vigil_free(sp->sizes);
 }
 
+static void split_task(void *arg, size_t start, size_t count) {
+    const step *s = arg;
+    const split_state *sp = s->state;
+    kshape xs = op_kshape(&s->in[0]);
+    kernels_split_rows(op_elem(&s->in[0]), s->in[0].data, &xs, sp->axis, s->n_out, sp->sizes, sp->dsts,
+                       (int64_t)start, (int64_t)(start + count));
+}
+
 static vigil_status run_split(step *s, vigil_error *err) {
     const split_state *sp = s->state;
     kshape xs = op_kshape(&s->in[0]);
-    kernels_split(op_elem(&s->in[0]), s->in[0].data, &xs, sp->axis, s->n_out, sp->sizes, sp->dsts);
+    int64_t outer = kshape_range_count(&xs, 0, sp->axis);
+    if (s->pool && outer > 1 && kshape_count(&xs) * op_elem(&s->in[0]) >= MOVE_PARALLEL_BYTES)
+        pthreadpool_parallelize_1d_tile_1d(s->pool, split_task, s, (size_t)outer, rows_tile(s->pool, outer), 0);
+    else
+        kernels_split(op_elem(&s->in[0]), s->in[0].data, &xs, sp->axis, s->n_out, sp->sizes, sp->dsts);
     return VIGIL_OK;
 }
 
