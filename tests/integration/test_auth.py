@@ -365,13 +365,19 @@ def test_tls_with_jwt(tmp_path):
         d.stop()
 
 
-def test_mismatched_tls_files_fail_at_start(tmp_path):
+def two_pkis(tmp_path):
+    """tmp_path/pki with the "ca" and "rogue" PKIs, and an empty tmp_path/models."""
     pki = tmp_path / "pki"
     pki.mkdir()
     make_pki(pki)
     make_pki(pki, "rogue")
     models = tmp_path / "models"
     models.mkdir()
+    return pki, models
+
+
+def test_mismatched_tls_files_fail_at_start(tmp_path):
+    pki, models = two_pkis(tmp_path)
     res = run_vigil("serve", "--models", models, "--http-port", "0", "--tls-cert-file", pki / "ca-server.pem",
                     "--tls-key-file", pki / "rogue-server.key", timeout=30)
     assert res.returncode != 0 and "tls" in res.stderr
@@ -389,16 +395,11 @@ def test_sighup_reloads_certificates_for_https_and_grpc(tmp_path):
     import shutil
 
     import grpc
-    pki = tmp_path / "pki"
-    pki.mkdir()
-    make_pki(pki)
-    make_pki(pki, "rogue")
+    pki, models = two_pkis(tmp_path)
     live = tmp_path / "live"
     live.mkdir()
     for src, dst in (("ca-server.pem", "server.pem"), ("ca-server.key", "server.key"), ("ca.pem", "client-ca.pem")):
         shutil.copy(pki / src, live / dst)
-    models = tmp_path / "models"
-    models.mkdir()
     TlsDaemon.pki, TlsDaemon.client = pki, "ca"
     d = TlsDaemon("--models", models, "--tls-cert-file", live / "server.pem", "--tls-key-file", live / "server.key",
                   "--tls-client-ca-file", live / "client-ca.pem")

@@ -481,19 +481,24 @@ static void test_shape_subgraph_folds(void) {
 
 /* ---- Gemm on a fixed batch-1 model run at batch 3 (item by item) ---- */
 
+/* y = x w + c, x [model_batch, 4] (-1: symbolic), w and c filled here. */
+static void gemm_model(onnx_builder *ob, int64_t model_batch, float w[4 * 5], float c[5]) {
+    fill(w, 20);
+    fill(c, 5);
+    int64_t xd[2] = {model_batch, 4}, wd[2] = {4, 5}, cd[1] = {5}, yd[2] = {model_batch, 5};
+    ob_input(ob, "x", 2, xd);
+    ob_output(ob, "y", 2, yd);
+    ob_initializer(ob, "w", 1, 2, wd, w, sizeof(float) * 20);
+    ob_initializer(ob, "c", 1, 1, cd, c, sizeof(float) * 5);
+    pbuf n = ob_node("Gemm", "fc", 3, (const char *[]){"x", "w", "c"}, 1, (const char *[]){"y"});
+    ob_node_end(ob, &n);
+}
+
 static void gemm_batch(int64_t model_batch) {
     float x[3 * 4], w[4 * 5], c[5], want[3 * 5];
     fill(x, 12);
-    fill(w, 20);
-    fill(c, 5);
     onnx_builder ob = {.opset = 13};
-    int64_t xd[2] = {model_batch, 4}, wd[2] = {4, 5}, cd[1] = {5}, yd[2] = {model_batch, 5};
-    ob_input(&ob, "x", 2, xd);
-    ob_output(&ob, "y", 2, yd);
-    ob_initializer(&ob, "w", 1, 2, wd, w, sizeof w);
-    ob_initializer(&ob, "c", 1, 1, cd, c, sizeof c);
-    pbuf n = ob_node("Gemm", "fc", 3, (const char *[]){"x", "w", "c"}, 1, (const char *[]){"y"});
-    ob_node_end(&ob, &n);
+    gemm_model(&ob, model_batch, w, c);
     for (int r = 0; r < 3; r++)
         for (int j = 0; j < 5; j++) {
             double s = c[j];
@@ -532,16 +537,8 @@ static void test_gemm_fixed_batch_repeats(void) {
 static void test_plans_share_an_arena(void) {
     float x[4 * 4], w[4 * 5], c[5];
     fill(x, 16);
-    fill(w, 20);
-    fill(c, 5);
     onnx_builder ob = {.opset = 13};
-    int64_t xd[2] = {-1, 4}, wd[2] = {4, 5}, cd[1] = {5}, yd[2] = {-1, 5};
-    ob_input(&ob, "x", 2, xd);
-    ob_output(&ob, "y", 2, yd);
-    ob_initializer(&ob, "w", 1, 2, wd, w, sizeof w);
-    ob_initializer(&ob, "c", 1, 1, cd, c, sizeof c);
-    pbuf n = ob_node("Gemm", "fc", 3, (const char *[]){"x", "w", "c"}, 1, (const char *[]){"y"});
-    ob_node_end(&ob, &n);
+    gemm_model(&ob, -1, w, c);
     vigil_engine *e = make_engine(1);
     vigil_model *m = NULL;
     vigil_error err;
