@@ -17,7 +17,7 @@ void textbuf_free(textbuf *b) {
     textbuf_init(b, b->max);
 }
 
-static vigil_status textbuf_reserve(textbuf *b, size_t extra) {
+vigil_status textbuf_reserve(textbuf *b, size_t extra) {
     if (b->status) return b->status;
     if (extra > b->max - b->len) return b->status = VIGIL_ERR_LIMIT;
     size_t need = b->len + extra + 1;

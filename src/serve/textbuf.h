@@ -25,6 +25,8 @@ typedef struct textbuf {
 void textbuf_init(textbuf *b, size_t max);
 void textbuf_free(textbuf *b);
 vigil_status textbuf_append(textbuf *b, const void *data, size_t size);
+/* Makes room for extra more bytes at once (a body of known length). */
+vigil_status textbuf_reserve(textbuf *b, size_t extra);
 vigil_status textbuf_printf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hands the bytes to the caller (vigil_free them); the buffer is left empty. */
 char *textbuf_take(textbuf *b, size_t *len);
