@@ -198,18 +198,13 @@ int tls_http_cert_callback(gnutls_session_t session, const gnutls_datum_t *req_c
     return 0;
 }
 
-void tls_http_attach(tls_material *tls, struct MHD_Connection *conn) {
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (tls && info && info->tls_session) gnutls_session_set_ptr((gnutls_session_t)info->tls_session, tls);
-}
-
-int tls_client_verified(tls_material *tls, struct MHD_Connection *conn) {
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (!tls || !info || !info->tls_session) return 0;
+/* 1 when the session's peer sent a chain that verifies against the current
+ * CA bundle. */
+static int peer_verified(tls_material *tls, gnutls_session_t session) {
     const tls_generation *g = current(tls);
     if (!g->trust) return 0;
     unsigned count = 0;
-    const gnutls_datum_t *chain = gnutls_certificate_get_peers((gnutls_session_t)info->tls_session, &count);
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &count);
     if (!chain || count == 0) return 0;
     if (count > TLS_PEER_MAX) count = TLS_PEER_MAX;
     gnutls_x509_crt_t crts[TLS_PEER_MAX];
@@ -226,4 +221,27 @@ int tls_client_verified(tls_material *tls, struct MHD_Connection *conn) {
     if (ok) ok = gnutls_x509_trust_list_verify_crt(g->trust, crts, n, 0, &verdict, NULL) >= 0 && verdict == 0;
     for (unsigned i = 0; i < n; i++) gnutls_x509_crt_deinit(crts[i]);
     return ok;
+}
+
+/* GnuTLS calls this during the handshake (mTLS): a client without a
+ * certificate of the current CA never gets a session. */
+static int verify_during_handshake(gnutls_session_t session) {
+    tls_material *tls = gnutls_session_get_ptr(session);
+    return tls && peer_verified(tls, session) ? 0 : GNUTLS_E_CERTIFICATE_ERROR;
+}
+
+void tls_http_attach(tls_material *tls, struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!tls || !info || !info->tls_session) return;
+    gnutls_session_t session = (gnutls_session_t)info->tls_session;
+    gnutls_session_set_ptr(session, tls);
+    if (tls->startup_ca) { /* mTLS: refuse in the handshake, not only per request */
+        gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
+        gnutls_session_set_verify_function(session, verify_during_handshake);
+    }
+}
+
+int tls_client_verified(tls_material *tls, struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    return tls && info && info->tls_session && peer_verified(tls, (gnutls_session_t)info->tls_session);
 }

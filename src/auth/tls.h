@@ -16,11 +16,10 @@
  * HTTP: the daemon is started with tls_http_cert_callback as
  * MHD_OPTION_HTTPS_CERT_CALLBACK and tls_http_attach called for every new
  * connection (MHD_OPTION_NOTIFY_CONNECTION), which is how the callback finds
- * the material.  GnuTLS only *requests* a client certificate when a trust
- * store is given to the daemon (tls_client_ca_pem at start-up), so the HTTP
- * side must also call tls_client_verified on every request when mTLS is on:
- * no certificate, or one that does not chain to the current CA bundle, is
- * refused there.
+ * the material.  With mTLS, tls_http_attach also makes the session require
+ * a client certificate and verify it in the handshake against the current
+ * CA bundle, so a client without a good one gets no session; the HTTP side
+ * still calls tls_client_verified on every request (defence in depth).
  */
 #ifndef VIGIL_AUTH_TLS_H
 #define VIGIL_AUTH_TLS_H
