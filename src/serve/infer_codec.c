@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #define INFER_MAX_NESTING 32
@@ -189,9 +190,10 @@ static vigil_status parse_input(const served_model *m, const json_t *in, int64_t
     if (!st) st = infer_check_shape(m, info, dims, rank, max_elements, job, job->n_inputs == 0, t, &count, err);
     if (st) return st;
     size_t bytes = count * vigil_dtype_size(info->dtype);
-    t->data = arena_alloc(a, bytes ? bytes : 1, 64);
-    if (!t->data) return vigil_error_set(err, VIGIL_ERR_LIMIT, "input '%s': request memory limit reached", name);
     const json_t *binary_size = json_object_get(json_object_get(in, "parameters"), "binary_data_size");
+    int in_place = binary_size && bin->left >= bytes && bytes && (uintptr_t)bin->at % vigil_dtype_size(info->dtype) == 0;
+    t->data = in_place ? (void *)(uintptr_t)bin->at : arena_alloc(a, bytes ? bytes : 1, 64);
+    if (!t->data) return vigil_error_set(err, VIGIL_ERR_LIMIT, "input '%s': request memory limit reached", name);
     if (binary_size) {
         json_int_t size = json_is_integer(binary_size) ? json_integer_value(binary_size) : -1;
         if (size < 0 || (size_t)size != bytes)
@@ -199,7 +201,7 @@ static vigil_status parse_input(const served_model *m, const json_t *in, int64_t
                                    name, bytes);
         if (bin->left < bytes)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': the binary part is too short", name);
-        memcpy(t->data, bin->at, bytes);
+        if (!in_place) memcpy(t->data, bin->at, bytes);
         bin->at += bytes;
         bin->left -= bytes;
     } else {

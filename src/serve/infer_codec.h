@@ -35,7 +35,9 @@ int infer_datatype_parse(const char *name);
 
 /* Parses body (of which the first json_len bytes are JSON; json_len ==
  * body_len when there is no binary part).  On success job->inputs,
- * job->n_inputs and job->batch are set (data in a).  Top-level keys other
+ * job->n_inputs and job->batch are set: JSON data is converted into a;
+ * binary tensors aligned for their type are used where they lie in body
+ * (no copy), so body must outlive the job.  Top-level keys other
  * than the v2 ones are ignored (the seed's /api/v1/inference adds "model"). */
 vigil_status infer_parse(const served_model *m, const char *body, size_t body_len, size_t json_len,
                          int64_t max_elements, arena *a, infer_request *req, sched_job *job, vigil_error *err);
