@@ -14,8 +14,12 @@
  * an oversubscribed machine every pool dispatch waits for a worker that the
  * scheduler has parked (a YOLO run has ~130 dispatches), and running alone is
  * then several times faster.  The plan therefore times its runs in both modes
- * (alternating for the first runs, then re-probing the other mode every 16th
- * run) and uses the faster; the configured thread count stays the upper bound.
+ * (alternating for the first runs, then re-probing the other mode now and
+ * then) and uses the faster; the configured thread count stays the upper
+ * bound.  A probe costs a slow run, so the gap between probes doubles (16 to
+ * 256 runs) while they keep confirming the choice and falls back to 16 when
+ * one changes it; the mode in use is timed on every run, so it is dropped as
+ * soon as it gets slower than the other's last time.
  */
 #include <stdio.h>
 #include <string.h>
@@ -394,7 +398,8 @@ static void pool_noop(void *arg, size_t i) {
 }
 
 #define PROBE_FIRST_RUNS 6
-#define PROBE_EVERY 16
+#define PROBE_GAP_MIN 16
+#define PROBE_GAP_MAX 256
 
 static double now_ms(void) {
     struct timespec ts;
@@ -408,12 +413,14 @@ static void choose_mode(vigil_plan *p) {
     int serial = 1;
     if (pool) {
         int best = p->run_ms[1] > 0 && p->run_ms[1] < p->run_ms[0];
-        if (p->runs < PROBE_FIRST_RUNS)
+        if (p->runs < PROBE_FIRST_RUNS) {
             serial = (int)(p->runs & 1);
-        else if (p->runs % PROBE_EVERY == PROBE_EVERY - 1)
-            serial = !best;
-        else
-            serial = best;
+            p->probe_gap = PROBE_GAP_MIN;
+            p->next_probe = PROBE_FIRST_RUNS + PROBE_GAP_MIN;
+        } else {
+            p->probing = p->runs >= p->next_probe;
+            serial = p->probing ? !best : best;
+        }
     }
     if (serial != p->serial || p->runs == 0)
         for (int s = 0; s < p->n_steps; s++)
@@ -425,6 +432,11 @@ static void record_mode(vigil_plan *p, double ms) {
     double *t = &p->run_ms[p->serial];
     *t = *t > 0 ? 0.5 * *t + 0.5 * ms : ms;
     p->runs++;
+    if (!p->probing) return;
+    int probe_won = (p->run_ms[p->serial] < p->run_ms[!p->serial]);
+    p->probe_gap = probe_won ? PROBE_GAP_MIN : (p->probe_gap * 2 > PROBE_GAP_MAX ? PROBE_GAP_MAX : p->probe_gap * 2);
+    p->next_probe = p->runs + p->probe_gap;
+    p->probing = 0;
 }
 
 vigil_status vigil_plan_run(vigil_plan *p, const vigil_tensor *inputs, size_t n_inputs, vigil_error *err) {

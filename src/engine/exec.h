@@ -57,6 +57,9 @@ struct vigil_plan {
     double run_ms[2];
     uint64_t runs;
     int serial;
+    int probing;          /* this run tries the other mode */
+    uint64_t probe_gap;   /* runs between probes */
+    uint64_t next_probe;  /* run number of the next probe */
 };
 
 /* Validates every node of m against the op table (opset, attributes). */
