@@ -211,6 +211,25 @@ vigil_status vigil_detector_run(vigil_detector *det, const void *bytes, size_t s
 vigil_status vigil_detector_run_image(vigil_detector *det, const vigil_image *image,
                                       const vigil_detect_options *options, vigil_detect_result *result,
                                       vigil_error *err);
+
+/* Decodes image bytes as vigil_detector_run does (the detector's pixel limit
+ * and EXIF handling, DCT scaling towards its input size); info->orig_width
+ * and orig_height are what boxes map back to. */
+vigil_status vigil_detector_decode(const vigil_detector *det, const void *bytes, size_t size, vigil_image *image,
+                                   vigil_decode_info *info, vigil_error *err);
+
+#define VIGIL_DETECT_BATCH_MAX 32
+
+/* Runs n decoded images as one batch of the model (the server's dynamic
+ * batcher): each is letterboxed into its slot, the model runs once at batch
+ * n (a plan per batch size, kept), and each item is decoded, NMS-ed and
+ * mapped back to its orig_w[i] x orig_h[i] pixels with its own options
+ * (options may be NULL, or hold NULLs, for defaults).  results[i] stay
+ * valid until the next batch; their inference time is the whole batch's.
+ * Segmentation models are VIGIL_ERR_UNSUPPORTED here (run them one by one). */
+vigil_status vigil_detector_run_batch(vigil_detector *det, size_t n, const vigil_image *images, const int *orig_w,
+                                      const int *orig_h, const vigil_detect_options *const *options,
+                                      vigil_detect_result *results, vigil_error *err);
 /* ---------------------------------------------------------------- render */
 
 /* Draws boxes, class names and scores onto image, sized for legibility at

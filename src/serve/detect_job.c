@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 
@@ -118,6 +119,18 @@ static vigil_status render_body(detect_worker *w, sched_job *job, const vigil_de
     return st;
 }
 
+/* The JSON body for a finished detection. */
+static vigil_status json_body(const char *model_name, sched_job *job, const vigil_detect_result *result,
+                              vigil_error *err) {
+    json_t *obj = detections_json(model_name, job->image_name ? job->image_name : "upload", result);
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(obj);
+    if (!text) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detect: cannot build the JSON response");
+    vigil_status st = body_from(job, text, strlen(text), err);
+    free(text); /* jansson allocates with malloc */
+    return st;
+}
+
 vigil_status detect_worker_run(detect_worker *w, const char *model_name, sched_job *job, vigil_error *err) {
     vigil_detect_result result;
     memset(&result, 0, sizeof result);
@@ -126,11 +139,51 @@ vigil_status detect_worker_run(detect_worker *w, const char *model_name, sched_j
     st = vigil_detector_run(w->detector, job->image, job->image_size, &job->detect, &result, err);
     if (st) return st;
     if (job->render) return render_body(w, job, &result, err);
-    json_t *obj = detections_json(model_name, job->image_name ? job->image_name : "upload", &result);
-    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
-    json_decref(obj);
-    if (!text) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detect: cannot build the JSON response");
-    st = body_from(job, text, strlen(text), err);
-    free(text); /* jansson allocates with malloc */
-    return st;
+    return json_body(model_name, job, &result, err);
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void detect_worker_run_batch(detect_worker *w, const char *model_name, sched_job **jobs, size_t n) {
+    vigil_image images[VIGIL_DETECT_BATCH_MAX];
+    int orig_w[VIGIL_DETECT_BATCH_MAX], orig_h[VIGIL_DETECT_BATCH_MAX];
+    const vigil_detect_options *opts[VIGIL_DETECT_BATCH_MAX];
+    vigil_detect_result results[VIGIL_DETECT_BATCH_MAX];
+    double decode_ms[VIGIL_DETECT_BATCH_MAX];
+    sched_job *ok[VIGIL_DETECT_BATCH_MAX];
+    size_t m = 0;
+    if (n > VIGIL_DETECT_BATCH_MAX) n = VIGIL_DETECT_BATCH_MAX; /* the scheduler never gathers more */
+    for (size_t j = 0; j < n; j++) { /* a job whose image or classes are bad fails alone */
+        sched_job *job = jobs[j];
+        double t0 = now_ms();
+        vigil_decode_info info;
+        job->status = resolve_classes(w, job, &job->error);
+        if (!job->status)
+            job->status = vigil_detector_decode(w->detector, job->image, job->image_size, &images[m], &info, &job->error);
+        if (job->status) continue;
+        orig_w[m] = info.orig_width;
+        orig_h[m] = info.orig_height;
+        opts[m] = &job->detect;
+        decode_ms[m] = now_ms() - t0;
+        ok[m++] = job;
+    }
+    if (m == 0) return;
+    vigil_error err = {0};
+    vigil_status st = vigil_detector_run_batch(w->detector, m, images, orig_w, orig_h, opts, results, &err);
+    for (size_t k = 0; k < m; k++) {
+        sched_job *job = ok[k];
+        if (st) {
+            job->status = st;
+            job->error = err;
+        } else {
+            results[k].timing.decode_ms = decode_ms[k];
+            results[k].timing.total_ms += decode_ms[k];
+            job->status = json_body(model_name, job, &results[k], &job->error);
+        }
+        vigil_image_free(&images[k]);
+    }
 }

@@ -18,4 +18,10 @@ void detect_worker_destroy(detect_worker *w);
 /* Fills job->body / body_len (in job->arena) or returns an error. */
 vigil_status detect_worker_run(detect_worker *w, const char *model_name, sched_job *job, vigil_error *err);
 
+/* Runs jobs[0..n) (none rendered, n <= VIGIL_DETECT_BATCH_MAX) as one batch
+ * of the model: each job's image decoded on its own, one model run, each
+ * answered on its own.  Sets every job's status (and body or error); a bad
+ * image or class list fails only its job. */
+void detect_worker_run_batch(detect_worker *w, const char *model_name, sched_job **jobs, size_t n);
+
 #endif

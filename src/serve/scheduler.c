@@ -94,8 +94,15 @@ static size_t tensor_bytes(const vigil_tensor *t) {
     return n;
 }
 
-/* Raw jobs a and b can share a batch: same inputs apart from dimension 0. */
+/* Detection jobs batch with each other unless they want the rendered image
+ * (which needs the full-size decode of its own). */
+static int detect_batchable(const sched_job *j) { return j->kind == SCHED_JOB_DETECT && !j->render; }
+
+/* Jobs a and b can share a batch: detections (at most
+ * VIGIL_DETECT_BATCH_MAX), or raw jobs with the same inputs apart from
+ * dimension 0. */
 static int jobs_compatible(const sched_job *a, const sched_job *b) {
+    if (detect_batchable(a) && detect_batchable(b)) return 1;
     if (a->kind != SCHED_JOB_RAW || b->kind != SCHED_JOB_RAW || a->n_inputs != b->n_inputs) return 0;
     for (size_t i = 0; i < a->n_inputs; i++) {
         const vigil_tensor *x = &a->inputs[i], *y = &b->inputs[i];
@@ -111,8 +118,10 @@ static size_t batch_gather(sched *s, sched_worker *w, int64_t *items) {
     size_t n = 0;
     *items = 0;
     sched_job *head = s->head;
-    int batching = head->kind == SCHED_JOB_RAW && s->config.dynamic_batching && s->config.max_batch_size > 1;
-    for (sched_job *j = head; j && n < SCHED_MAX_BATCH_JOBS; j = j->next) {
+    int batching = (head->kind == SCHED_JOB_RAW || detect_batchable(head)) && s->config.dynamic_batching &&
+                   s->config.max_batch_size > 1;
+    size_t max_jobs = head->kind == SCHED_JOB_DETECT ? VIGIL_DETECT_BATCH_MAX : SCHED_MAX_BATCH_JOBS;
+    for (sched_job *j = head; j && n < max_jobs; j = j->next) {
         if (j != head && (!batching || !jobs_compatible(head, j))) continue;
         if (j != head && *items + j->batch > s->config.max_batch_size) continue;
         w->batch[n++] = j;
@@ -124,7 +133,9 @@ static size_t batch_gather(sched *s, sched_worker *w, int64_t *items) {
 
 static int batch_ready(const sched *s, size_t n, int64_t items, int64_t now) {
     const sched_job *head = s->head;
-    if (head->kind != SCHED_JOB_RAW || !s->config.dynamic_batching || s->stopping || s->closed) return 1;
+    if ((head->kind != SCHED_JOB_RAW && !detect_batchable(head)) || !s->config.dynamic_batching || s->stopping ||
+        s->closed)
+        return 1;
     if (items >= s->config.max_batch_size) return 1;
     if (now >= head->enqueue_ns + s->config.max_queue_delay_us * 1000) return 1;
     for (size_t i = 0; i < s->config.n_preferred; i++)
@@ -235,24 +246,32 @@ static void run_raw(sched *s, sched_worker *w, sched_job **jobs, size_t n, int64
     }
 }
 
-static void run_detect(sched *s, sched_worker *w, sched_job *job) {
+/* Detection jobs: one alone, or several as one batch of the model. */
+static void run_detect(sched *s, sched_worker *w, sched_job **jobs, size_t n) {
     vigil_status st = VIGIL_OK;
+    vigil_error err = {0};
     if (!w->detector) {
         vigil_model *model = s->ops->engine_model ? s->ops->engine_model(w->model) : NULL;
         if (!model)
-            st = vigil_error_set(&job->error, VIGIL_ERR_UNSUPPORTED, "backend %s cannot run detection", s->ops->name);
+            st = vigil_error_set(&err, VIGIL_ERR_UNSUPPORTED, "backend %s cannot run detection", s->ops->name);
         else
             st = detect_worker_create(model, s->labels_path[0] ? s->labels_path : NULL, s->max_image_pixels,
-                                      &w->detector, &job->error);
+                                      &w->detector, &err);
     }
     int64_t t0 = sched_now_ns();
-    if (!st) st = detect_worker_run(w->detector, s->model, job, &job->error);
-    job->status = st;
-    if (s->metrics) {
-        metrics_observe(s->metrics, s->model, METRICS_BATCH_SIZE, 1);
-        metrics_observe(s->metrics, s->model, METRICS_COMPUTE_SECONDS, (double)(sched_now_ns() - t0) * 1e-9);
+    if (st) {
+        for (size_t j = 0; j < n; j++) jobs[j]->status = st, jobs[j]->error = err;
+    } else if (n == 1) {
+        jobs[0]->status = detect_worker_run(w->detector, s->model, jobs[0], &jobs[0]->error);
+    } else {
+        detect_worker_run_batch(w->detector, s->model, jobs, n);
     }
-    job_finish(s, job, st ? METRICS_ERROR : METRICS_SUCCESS);
+    double compute = (double)(sched_now_ns() - t0) * 1e-9;
+    if (s->metrics) metrics_observe(s->metrics, s->model, METRICS_BATCH_SIZE, (double)n);
+    for (size_t j = 0; j < n; j++) {
+        if (s->metrics) metrics_observe(s->metrics, s->model, METRICS_COMPUTE_SECONDS, compute);
+        job_finish(s, jobs[j], jobs[j]->status ? METRICS_ERROR : METRICS_SUCCESS);
+    }
 }
 
 /* Runs what the worker took: expired jobs fail, the rest run as one batch. */
@@ -272,7 +291,7 @@ static void run_batch(sched *s, sched_worker *w, size_t n) {
         items += job->batch;
     }
     if (live == 0) return;
-    if (w->batch[0]->kind == SCHED_JOB_DETECT) run_detect(s, w, w->batch[0]);
+    if (w->batch[0]->kind == SCHED_JOB_DETECT) run_detect(s, w, w->batch, live);
     else run_raw(s, w, w->batch, live, items);
 }
 

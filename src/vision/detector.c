@@ -33,6 +33,13 @@ struct vigil_detector {
     head_boxes boxes;
     vigil_detection *dets;
     size_t dets_cap, n_dets;
+    /* batches (vigil_detector_run_batch): a plan per size, one input, and
+     * each item's detections */
+    vigil_plan *batch_plans[VIGIL_DETECT_BATCH_MAX + 1];
+    float *batch_input;
+    size_t batch_input_items;
+    vigil_detection *batch_dets[VIGIL_DETECT_BATCH_MAX];
+    size_t batch_caps[VIGIL_DETECT_BATCH_MAX];
 };
 
 vigil_detect_options vigil_detect_options_default(void) {
@@ -70,6 +77,9 @@ void vigil_detector_destroy(vigil_detector *det) {
     if (!det) return;
     detector_free_masks(det);
     vigil_plan_destroy(det->plan);
+    for (int i = 0; i <= VIGIL_DETECT_BATCH_MAX; i++) vigil_plan_destroy(det->batch_plans[i]);
+    for (int i = 0; i < VIGIL_DETECT_BATCH_MAX; i++) vigil_free(det->batch_dets[i]);
+    vigil_free(det->batch_input);
     vigil_free(det->input);
     vigil_labels_free(det->labels);
     head_boxes_free(&det->boxes);
@@ -261,15 +271,20 @@ vigil_status vigil_detector_run_image(vigil_detector *det, const vigil_image *im
     return st;
 }
 
+vigil_status vigil_detector_decode(const vigil_detector *det, const void *bytes, size_t size, vigil_image *image,
+                                   vigil_decode_info *info, vigil_error *err) {
+    vigil_decode_options dec = det->options.decode;
+    if (det->options.use_dct_scaling) dec.target_size = det->in_w > det->in_h ? det->in_w : det->in_h;
+    return vigil_image_decode(bytes, size, &dec, image, info, err);
+}
+
 vigil_status vigil_detector_run(vigil_detector *det, const void *bytes, size_t size,
                                 const vigil_detect_options *options, vigil_detect_result *result, vigil_error *err) {
     memset(result, 0, sizeof *result);
     double t0 = detector_now_ms();
-    vigil_decode_options dec = det->options.decode;
-    if (det->options.use_dct_scaling) dec.target_size = det->in_w > det->in_h ? det->in_w : det->in_h;
     vigil_image image;
     vigil_decode_info info;
-    vigil_status st = vigil_image_decode(bytes, size, &dec, &image, &info, err);
+    vigil_status st = vigil_detector_decode(det, bytes, size, &image, &info, err);
     if (st) return st;
     double decode_ms = detector_now_ms() - t0;
     st = detector_infer(det, &image, info.orig_width, info.orig_height, options, result, err);
@@ -277,4 +292,116 @@ vigil_status vigil_detector_run(vigil_detector *det, const void *bytes, size_t s
     result->timing.decode_ms = decode_ms;
     result->timing.total_ms = detector_now_ms() - t0;
     return st;
+}
+
+/* ------------------------------------------------------------ batches */
+
+/* Grows *dets to hold n detections. */
+static vigil_status dets_reserve(vigil_detection **dets, size_t *cap, size_t n, vigil_error *err) {
+    if (n <= *cap) return VIGIL_OK;
+    vigil_detection *grown = vigil_realloc(*dets, n * sizeof *grown);
+    if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for %zu detections", n);
+    *dets = grown;
+    *cap = n;
+    return VIGIL_OK;
+}
+
+/* The plan and input buffer for a batch of n. */
+static vigil_status batch_prepare(vigil_detector *det, size_t n, vigil_error *err) {
+    if (!det->batch_plans[n]) {
+        vigil_status st = vigil_plan_create(det->model, (int64_t)n, &det->batch_plans[n], err);
+        if (st) return st;
+    }
+    if (det->batch_input_items < n) {
+        size_t floats = (size_t)det->in_w * det->in_h * 3 * n;
+        float *grown = vigil_aligned_alloc(64, floats * sizeof(float));
+        if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory for a batch of %zu", n);
+        vigil_free(det->batch_input);
+        det->batch_input = grown;
+        det->batch_input_items = n;
+    }
+    return VIGIL_OK;
+}
+
+/* Item i of a batch output as a batch-1 tensor. */
+static vigil_tensor batch_slice(const vigil_tensor *t, size_t n, size_t i) {
+    vigil_tensor s = *t;
+    size_t bytes = vigil_dtype_size(t->dtype);
+    for (int d = 0; d < t->ndim; d++) bytes *= (size_t)t->dims[d];
+    s.dims[0] = t->dims[0] / (int64_t)n;
+    s.data = (char *)t->data + bytes / n * i;
+    return s;
+}
+
+vigil_status vigil_detector_run_batch(vigil_detector *det, size_t n, const vigil_image *images, const int *orig_w,
+                                      const int *orig_h, const vigil_detect_options *const *options,
+                                      vigil_detect_result *results, vigil_error *err) {
+    if (n < 1 || n > VIGIL_DETECT_BATCH_MAX)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: a batch is 1 to %d images",
+                               VIGIL_DETECT_BATCH_MAX);
+    if (det->layout.family == VIGIL_HEAD_YOLOV8_SEG)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "detector: segmentation models run one image at a time");
+    vigil_status st = batch_prepare(det, n, err);
+    if (st) return st;
+    size_t per_image = (size_t)det->in_w * det->in_h * 3;
+    vigil_letterbox_info lb[VIGIL_DETECT_BATCH_MAX];
+    double letterbox_ms[VIGIL_DETECT_BATCH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        memset(&results[i], 0, sizeof results[i]);
+        double t0 = detector_now_ms();
+        st = vigil_letterbox(&images[i], det->in_w, det->in_h, &det->pre, det->batch_input + i * per_image, &lb[i], err);
+        if (st) return st;
+        letterbox_ms[i] = detector_now_ms() - t0;
+    }
+    vigil_tensor input = det->input_tensor;
+    input.dims[0] = (int64_t)n;
+    input.data = det->batch_input;
+    double t1 = detector_now_ms();
+    st = vigil_plan_run(det->batch_plans[n], &input, 1, err);
+    if (st) return st;
+    double inference_ms = detector_now_ms() - t1;
+    const vigil_tensor *out0 = vigil_plan_output(det->batch_plans[n], 0);
+    vigil_detect_options defaults = vigil_detect_options_default();
+    for (size_t i = 0; i < n; i++) {
+        double t2 = detector_now_ms();
+        const vigil_detect_options *o = options && options[i] ? options[i] : &defaults;
+        const vigil_image *image = &images[i];
+        head_params hp = {.conf_threshold = o->conf_threshold,
+                          .classes = o->classes,
+                          .n_classes = o->n_classes,
+                          .input_w = det->in_w,
+                          .input_h = det->in_h};
+        vigil_tensor slice = batch_slice(out0, n, i);
+        det->boxes.count = 0;
+        st = head_decode(&det->layout, &slice, &hp, &det->boxes, err);
+        if (st) return st;
+        float iou = det->layout.family == VIGIL_HEAD_YOLOV10 ? INFINITY : o->iou_threshold;
+        size_t kept = head_nms(&det->boxes, iou, o->agnostic || iou == INFINITY, o->max_detections);
+        st = dets_reserve(&det->batch_dets[i], &det->batch_caps[i], kept, err);
+        if (st) return st;
+        head_geometry geo = {.gain_x = lb[i].scale_x * (float)image->width / (float)orig_w[i],
+                             .gain_y = lb[i].scale_y * (float)image->height / (float)orig_h[i],
+                             .pad_x = (float)lb[i].pad_left,
+                             .pad_y = (float)lb[i].pad_top,
+                             .input_w = det->in_w,
+                             .input_h = det->in_h,
+                             .orig_w = orig_w[i],
+                             .orig_h = orig_h[i]};
+        for (size_t k = 0; k < kept; k++) {
+            vigil_detection *d = &det->batch_dets[i][k];
+            head_map_box(&det->boxes.items[k], &geo, d);
+            d->class_name = vigil_labels_name(det->labels, det->boxes.items[k].class_id);
+            d->mask = (vigil_mask_rle){0};
+        }
+        vigil_detect_result *r = &results[i];
+        r->detections = det->batch_dets[i];
+        r->count = kept;
+        r->image_width = orig_w[i];
+        r->image_height = orig_h[i];
+        r->timing.letterbox_ms = letterbox_ms[i];
+        r->timing.inference_ms = inference_ms;
+        r->timing.postprocess_ms = detector_now_ms() - t2;
+        r->timing.total_ms = r->timing.letterbox_ms + inference_ms + r->timing.postprocess_ms;
+    }
+    return VIGIL_OK;
 }

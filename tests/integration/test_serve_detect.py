@@ -123,3 +123,40 @@ def test_config_labels_and_thresholds(tmp_path):
         assert sorted(x["class_name"] for x in dets) == ["thing0", "thing0", "thing0", "thing5"]
     finally:
         assert d.stop() == 0
+
+
+def test_concurrent_detections_are_batched(tmp_path):
+    """With dynamic batching on a detection model, concurrent POST
+    /api/v1/detect requests share model runs (the batch-size histogram shows
+    batches above 1), each answer equals the same request sent alone, a bad
+    image in a batch fails alone, and a rendered request still works."""
+    import concurrent.futures
+
+    from conftest import metric_value
+    from test_grpc import make_tiny_detector, png_bytes
+    models = tmp_path / "models"
+    make_tiny_detector(models / "tiny" / "1" / "model.onnx")
+    (models / "tiny" / "config.yaml").write_text(
+        "max_batch_size: 4\ndynamic_batching:\n  max_queue_delay_us: 300000\n")
+    d = ready_daemon("--models", models)
+    images = [png_bytes(48 + 8 * k, 64, seed=k) for k in range(7)] + [b"\x89PNG\r\n\x1a\ntruncated"]
+
+    def detect(body, query="conf=0.3"):
+        return requests.post(f"{d.url}/api/v1/detect?model=tiny&{query}", data=body, timeout=60,
+                             headers={"Content-Type": "image/png"})
+    try:
+        alone = [detect(b) for b in images]
+        assert [r.status_code for r in alone] == [200] * 7 + [400]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(detect, images))
+        assert [r.status_code for r in together] == [200] * 7 + [400]
+        for a, t in zip(alone[:7], together[:7]):
+            assert without_timing(t.json()) == without_timing(a.json())
+        text = requests.get(d.url + "/metrics", timeout=5).text
+        runs = metric_value(text, "vigil_batch_size_count", model="tiny")
+        assert metric_value(text, "vigil_batch_size_sum", model="tiny") == 16
+        assert runs < 16, "no two detections shared a model run"
+        r = detect(images[0], "render=1")
+        assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+    finally:
+        assert d.stop() == 0

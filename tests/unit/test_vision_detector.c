@@ -136,6 +136,25 @@ static void run_model(const char *name, vigil_head_family family) {
     CHECK_EQ_INT(vigil_image_alloc(1, 1, &tiny, &err), VIGIL_OK);
     memset(tiny.data, 128, 3);
     CHECK_EQ_INT(vigil_detector_run_image(det, &tiny, NULL, &r, &err), VIGIL_OK);
+    /* one batch of four: each image gets what it gets alone, with its own options */
+    vigil_image busimg;
+    CHECK_EQ_INT(vigil_image_decode(bus, size, NULL, &busimg, NULL, &err), VIGIL_OK);
+    vigil_image batch[4] = {busimg, img, tiny, busimg};
+    int ow[4] = {busimg.width, img.width, 1, busimg.width}, oh[4] = {busimg.height, img.height, 1, busimg.height};
+    vigil_detect_options only = vigil_detect_options_default();
+    only.classes = only_bus, only.n_classes = 1;
+    const vigil_detect_options *opts[4] = {NULL, NULL, NULL, &only};
+    vigil_detect_result rs[4];
+    for (int round = 0; round < 2; round++) {
+        CHECK_EQ_INT(vigil_detector_run_batch(det, 4, batch, ow, oh, opts, rs, &err), VIGIL_OK);
+        check_reference(name, "bus", &rs[0]);
+        check_reference(name, "zidane", &rs[1]);
+        CHECK_EQ_INT(rs[3].count, 1);
+        CHECK_STR(rs[3].count ? rs[3].detections[0].class_name : NULL, "bus");
+        CHECK(rs[0].timing.inference_ms > 0 && rs[0].timing.inference_ms == rs[1].timing.inference_ms);
+    }
+    CHECK_EQ_INT(vigil_detector_run_batch(det, 0, batch, ow, oh, NULL, rs, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    vigil_image_free(&busimg);
     vigil_image_free(&tiny);
     vigil_image_free(&img);
     free(zidane);
