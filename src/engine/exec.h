@@ -58,6 +58,12 @@ struct vigil_plan {
     uint64_t runs;
     int serial;
     int probing;          /* this run tries the other mode */
+    int serial_only;      /* a part of a split batch: never uses the pool */
+    /* a batch split across the pool's threads: n_parts plans of batch /
+     * n_parts, each run on one thread; g is NULL then */
+    struct vigil_plan **parts;
+    int n_parts;
+    size_t n_outputs;
     uint64_t probe_gap;   /* runs between probes */
     uint64_t next_probe;  /* run number of the next probe */
 };

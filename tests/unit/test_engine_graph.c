@@ -481,10 +481,8 @@ static void test_shape_subgraph_folds(void) {
 
 /* ---- Gemm on a fixed batch-1 model run at batch 3 (item by item) ---- */
 
-/* y = x w + c, x [model_batch, 4] (-1: symbolic), w and c filled here. */
-static void gemm_model(onnx_builder *ob, int64_t model_batch, float w[4 * 5], float c[5]) {
-    fill(w, 20);
-    fill(c, 5);
+/* y = x w + c, x [model_batch, 4] (-1: symbolic), w [4, 5], c [5]. */
+static void gemm_model(onnx_builder *ob, int64_t model_batch, const float w[4 * 5], const float c[5]) {
     int64_t xd[2] = {model_batch, 4}, wd[2] = {4, 5}, cd[1] = {5}, yd[2] = {model_batch, 5};
     ob_input(ob, "x", 2, xd);
     ob_output(ob, "y", 2, yd);
@@ -497,6 +495,8 @@ static void gemm_model(onnx_builder *ob, int64_t model_batch, float w[4 * 5], fl
 static void gemm_batch(int64_t model_batch) {
     float x[3 * 4], w[4 * 5], c[5], want[3 * 5];
     fill(x, 12);
+    fill(w, 20);
+    fill(c, 5);
     onnx_builder ob = {.opset = 13};
     gemm_model(&ob, model_batch, w, c);
     for (int r = 0; r < 3; r++)
@@ -537,6 +537,8 @@ static void test_gemm_fixed_batch_repeats(void) {
 static void test_plans_share_an_arena(void) {
     float x[4 * 4], w[4 * 5], c[5];
     fill(x, 16);
+    fill(w, 20);
+    fill(c, 5);
     onnx_builder ob = {.opset = 13};
     gemm_model(&ob, -1, w, c);
     vigil_engine *e = make_engine(1);
@@ -573,6 +575,54 @@ static void test_plans_share_an_arena(void) {
     vigil_arena_destroy(arena);
     vigil_model_free(m);
     vigil_engine_destroy(e);
+}
+
+/* ---- a batch split across the pool's threads ---- */
+
+static void split_case(int64_t model_batch) {
+    float x[6 * 4], w[4 * 5], c[5];
+    fill(x, 24);
+    fill(w, 20);
+    fill(c, 5);
+    onnx_builder ob1 = {.opset = 13}, ob2 = {.opset = 13}; /* loading consumes a builder */
+    gemm_model(&ob1, model_batch, w, c);
+    gemm_model(&ob2, model_batch, w, c);
+    vigil_engine *one = make_engine(1), *two = make_engine(2);
+    vigil_model *m1 = NULL, *m2 = NULL;
+    vigil_error err;
+    CHECK_EQ_INT(load_bytes(one, &ob1, &m1, &err), VIGIL_OK);
+    CHECK_EQ_INT(load_bytes(two, &ob2, &m2, &err), VIGIL_OK);
+    for (int64_t batch = 2; batch <= 6; batch += 2) { /* 2, 4 and 6 split in two on two threads */
+        vigil_plan *ref = NULL, *split = NULL;
+        CHECK_EQ_INT(vigil_plan_create(m1, batch, &ref, &err), VIGIL_OK);
+        CHECK_EQ_INT(vigil_plan_create(m2, batch, &split, &err), VIGIL_OK);
+        vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = 2, .dims = {batch, 4}, .data = x};
+        for (int round = 0; round < 8 && ref && split; round++) { /* both modes of the probing */
+            CHECK_EQ_INT(vigil_plan_run(ref, &t, 1, &err), VIGIL_OK);
+            vigil_status sst = vigil_plan_run(split, &t, 1, &err);
+            if (sst) fprintf(stderr, "split run: %s\n", err.message);
+            CHECK_EQ_INT(sst, VIGIL_OK);
+            const vigil_tensor *a = vigil_plan_output(ref, 0), *b = vigil_plan_output(split, 0);
+            CHECK(a && b && b->dims[0] == batch && b->dims[1] == 5);
+            if (a && b) CHECK(max_diff(a->data, b->data, (size_t)batch * 5) == 0);
+        }
+        /* a wrong batch is refused with a clear status */
+        vigil_tensor bad = {.dtype = VIGIL_DTYPE_F32, .ndim = 2, .dims = {batch + 1, 4}, .data = x};
+        if (split) CHECK_EQ_INT(vigil_plan_run(split, &bad, 1, &err), VIGIL_ERR_INVALID_ARGUMENT);
+        vigil_plan_destroy(ref);
+        vigil_plan_destroy(split);
+    }
+    vigil_model_free(m1);
+    vigil_model_free(m2);
+    vigil_engine_destroy(one);
+    vigil_engine_destroy(two);
+}
+
+static void test_batch_split_symbolic(void) {
+    split_case(-1);
+}
+static void test_batch_split_fixed(void) {
+    split_case(1);
 }
 
 /* ---- validation ---- */
@@ -686,6 +736,8 @@ int main(void) {
     RUN(test_gemm_symbolic_batch);
     RUN(test_gemm_fixed_batch_repeats);
     RUN(test_plans_share_an_arena);
+    RUN(test_batch_split_symbolic);
+    RUN(test_batch_split_fixed);
     RUN(test_validation_errors);
     RUN(test_corrupted_models_fail_cleanly);
     return testing_report();
