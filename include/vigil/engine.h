@@ -121,7 +121,9 @@ size_t vigil_arena_bytes(const vigil_arena *arena);
 /* vigil_plan_create with the activations in arena.  The arena grows when
  * no plan uses it; when the plan needs more than it holds while other
  * plans use it, the result is VIGIL_ERR_LIMIT (nothing created): destroy
- * those plans and call again. */
+ * those plans and call again.  A batch that splits across the engine's
+ * threads (see exec.c) keeps its parts' activations to itself, since the
+ * parts run at the same time. */
 vigil_status vigil_plan_create_in(vigil_model *model, int64_t batch, vigil_arena *arena, vigil_plan **out,
                                   vigil_error *err);
 
