@@ -36,6 +36,8 @@ struct vigil_detector {
     /* batches (vigil_detector_run_batch): a plan per size, one input, and
      * each item's detections */
     vigil_plan *batch_plans[VIGIL_DETECT_BATCH_MAX + 1];
+    uint64_t batch_used[VIGIL_DETECT_BATCH_MAX + 1]; /* for evicting the least recently used */
+    uint64_t batch_runs;
     float *batch_input;
     size_t batch_input_items;
     vigil_detection *batch_dets[VIGIL_DETECT_BATCH_MAX];
@@ -306,9 +308,24 @@ static vigil_status dets_reserve(vigil_detection **dets, size_t *cap, size_t n, 
     return VIGIL_OK;
 }
 
+/* Batch plans kept at once: each holds its activations and XNNPACK's
+ * packed weights, so a batcher that forms many sizes must not keep them all. */
+#define DETECT_BATCH_PLANS 4
+
 /* The plan and input buffer for a batch of n. */
 static vigil_status batch_prepare(vigil_detector *det, size_t n, vigil_error *err) {
+    det->batch_used[n] = ++det->batch_runs;
     if (!det->batch_plans[n]) {
+        size_t kept = 0, oldest = 0;
+        for (size_t k = 1; k <= VIGIL_DETECT_BATCH_MAX; k++) {
+            if (!det->batch_plans[k]) continue;
+            kept++;
+            if (!oldest || det->batch_used[k] < det->batch_used[oldest]) oldest = k;
+        }
+        if (kept >= DETECT_BATCH_PLANS) {
+            vigil_plan_destroy(det->batch_plans[oldest]);
+            det->batch_plans[oldest] = NULL;
+        }
         vigil_status st = vigil_plan_create(det->model, (int64_t)n, &det->batch_plans[n], err);
         if (st) return st;
     }

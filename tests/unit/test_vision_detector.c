@@ -144,7 +144,7 @@ static void run_model(const char *name, vigil_head_family family) {
     vigil_detect_options only = vigil_detect_options_default();
     only.classes = only_bus, only.n_classes = 1;
     const vigil_detect_options *opts[4] = {NULL, NULL, NULL, &only};
-    vigil_detect_result rs[4];
+    vigil_detect_result rs[6];
     for (int round = 0; round < 2; round++) {
         CHECK_EQ_INT(vigil_detector_run_batch(det, 4, batch, ow, oh, opts, rs, &err), VIGIL_OK);
         check_reference(name, "bus", &rs[0]);
@@ -154,6 +154,16 @@ static void run_model(const char *name, vigil_head_family family) {
         CHECK(rs[0].timing.inference_ms > 0 && rs[0].timing.inference_ms == rs[1].timing.inference_ms);
     }
     CHECK_EQ_INT(vigil_detector_run_batch(det, 0, batch, ow, oh, NULL, rs, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    if (strcmp(name, "yolov8n") == 0) { /* more batch sizes than the detector keeps plans for, then an evicted one */
+        vigil_image same[6] = {busimg, busimg, busimg, busimg, busimg, busimg};
+        int sw[6], sh[6];
+        for (int k = 0; k < 6; k++) sw[k] = busimg.width, sh[k] = busimg.height;
+        static const size_t sizes[] = {2, 3, 5, 6, 2};
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            CHECK_EQ_INT(vigil_detector_run_batch(det, sizes[i], same, sw, sh, NULL, rs, &err), VIGIL_OK);
+            check_reference(name, "bus", &rs[0]);
+        }
+    }
     vigil_image_free(&busimg);
     vigil_image_free(&tiny);
     vigil_image_free(&img);
