@@ -180,12 +180,13 @@ vigil_status vigil_detector_create(vigil_model *model, const vigil_detector_opti
     return VIGIL_OK;
 }
 
-static vigil_status detector_reserve(vigil_detector *det, size_t n, vigil_error *err) {
-    if (n <= det->dets_cap) return VIGIL_OK;
-    vigil_detection *grown = vigil_realloc(det->dets, n * sizeof *grown);
+/* Grows *dets to hold n detections. */
+static vigil_status dets_reserve(vigil_detection **dets, size_t *cap, size_t n, vigil_error *err) {
+    if (n <= *cap) return VIGIL_OK;
+    vigil_detection *grown = vigil_realloc(*dets, n * sizeof *grown);
     if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for %zu detections", n);
-    det->dets = grown;
-    det->dets_cap = n;
+    *dets = grown;
+    *cap = n;
     return VIGIL_OK;
 }
 
@@ -196,26 +197,61 @@ static const vigil_tensor *detector_protos(const vigil_detector *det) {
     return p && p->ndim == 4 && p->dtype == VIGIL_DTYPE_F32 && p->dims[1] == det->layout.n_mask_coeffs ? p : NULL;
 }
 
-/* NMS, then boxes into original pixels, names, masks. */
-static vigil_status detector_finish(vigil_detector *det, const vigil_detect_options *o, const head_geometry *geo,
+/* How boxes in the network input map back to the orig_w x orig_h original
+ * of image (which a DCT-scaled decode may have made smaller). */
+static head_geometry detector_geometry(const vigil_detector *det, const vigil_letterbox_info *lb,
+                                       const vigil_image *image, int orig_w, int orig_h) {
+    return (head_geometry){.gain_x = lb->scale_x * (float)image->width / (float)orig_w,
+                           .gain_y = lb->scale_y * (float)image->height / (float)orig_h,
+                           .pad_x = (float)lb->pad_left,
+                           .pad_y = (float)lb->pad_top,
+                           .input_w = det->in_w,
+                           .input_h = det->in_h,
+                           .orig_w = orig_w,
+                           .orig_h = orig_h};
+}
+
+/* One image's output (out0, batch 1): head decode, NMS, and the kept boxes
+ * in original pixels with their names into *dets (grown as needed, masks
+ * empty), *n of them.  det->boxes keeps the kept head boxes in the same
+ * order (masks need their anchors). */
+static vigil_status detector_select(vigil_detector *det, const vigil_detect_options *o, const vigil_tensor *out0,
+                                    const head_geometry *geo, vigil_detection **dets, size_t *cap, size_t *n,
                                     vigil_error *err) {
+    head_params hp = {.conf_threshold = o->conf_threshold,
+                      .classes = o->classes,
+                      .n_classes = o->n_classes,
+                      .input_w = det->in_w,
+                      .input_h = det->in_h};
+    det->boxes.count = 0;
+    *n = 0;
+    vigil_status st = head_decode(&det->layout, out0, &hp, &det->boxes, err);
+    if (st) return st;
     /* YOLOv10 did its NMS in the graph: rank and cap only. */
     float iou = det->layout.family == VIGIL_HEAD_YOLOV10 ? INFINITY : o->iou_threshold;
     size_t kept = head_nms(&det->boxes, iou, o->agnostic || iou == INFINITY, o->max_detections);
-    vigil_status st = detector_reserve(det, kept, err);
+    st = dets_reserve(dets, cap, kept, err);
     if (st) return st;
-    const vigil_tensor *out0 = vigil_plan_output(det->plan, 0);
-    const vigil_tensor *protos = o->with_masks ? detector_protos(det) : NULL;
     for (size_t i = 0; i < kept; i++) {
         const head_box *b = &det->boxes.items[i];
-        vigil_detection *d = &det->dets[i];
+        vigil_detection *d = &(*dets)[i];
         head_map_box(b, geo, d);
         d->class_name = vigil_labels_name(det->labels, b->class_id);
         d->mask = (vigil_mask_rle){0};
-        det->n_dets = i + 1;
-        if (protos)
-            st = head_mask_rle(&det->layout, out0->data, protos->data, (int)protos->dims[2], (int)protos->dims[3],
-                               b->anchor, d, geo, &d->mask, err);
+    }
+    *n = kept;
+    return VIGIL_OK;
+}
+
+/* Masks for the selected detections of a seg model (when asked for). */
+static vigil_status detector_masks(vigil_detector *det, const vigil_detect_options *o, const head_geometry *geo,
+                                   vigil_error *err) {
+    const vigil_tensor *out0 = vigil_plan_output(det->plan, 0);
+    const vigil_tensor *protos = o->with_masks ? detector_protos(det) : NULL;
+    for (size_t i = 0; protos && i < det->n_dets; i++) {
+        vigil_detection *d = &det->dets[i];
+        vigil_status st = head_mask_rle(&det->layout, out0->data, protos->data, (int)protos->dims[2],
+                                        (int)protos->dims[3], det->boxes.items[i].anchor, d, geo, &d->mask, err);
         if (st) return st;
     }
     return VIGIL_OK;
@@ -227,7 +263,6 @@ static vigil_status detector_infer(vigil_detector *det, const vigil_image *image
     vigil_detect_options defaults = vigil_detect_options_default();
     const vigil_detect_options *o = options ? options : &defaults;
     detector_free_masks(det);
-    det->boxes.count = 0;
     double t0 = detector_now_ms();
     vigil_letterbox_info lb;
     vigil_status st = vigil_letterbox(image, det->in_w, det->in_h, &det->pre, det->input, &lb, err);
@@ -236,21 +271,9 @@ static vigil_status detector_infer(vigil_detector *det, const vigil_image *image
     st = vigil_plan_run(det->plan, &det->input_tensor, 1, err);
     if (st) return st;
     double t2 = detector_now_ms();
-    head_params hp = {.conf_threshold = o->conf_threshold,
-                      .classes = o->classes,
-                      .n_classes = o->n_classes,
-                      .input_w = det->in_w,
-                      .input_h = det->in_h};
-    st = head_decode(&det->layout, vigil_plan_output(det->plan, 0), &hp, &det->boxes, err);
-    head_geometry geo = {.gain_x = lb.scale_x * (float)image->width / (float)orig_w,
-                         .gain_y = lb.scale_y * (float)image->height / (float)orig_h,
-                         .pad_x = (float)lb.pad_left,
-                         .pad_y = (float)lb.pad_top,
-                         .input_w = det->in_w,
-                         .input_h = det->in_h,
-                         .orig_w = orig_w,
-                         .orig_h = orig_h};
-    if (!st) st = detector_finish(det, o, &geo, err);
+    head_geometry geo = detector_geometry(det, &lb, image, orig_w, orig_h);
+    st = detector_select(det, o, vigil_plan_output(det->plan, 0), &geo, &det->dets, &det->dets_cap, &det->n_dets, err);
+    if (!st) st = detector_masks(det, o, &geo, err);
     if (st) return st;
     double t3 = detector_now_ms();
     res->detections = det->dets;
@@ -297,16 +320,6 @@ vigil_status vigil_detector_run(vigil_detector *det, const void *bytes, size_t s
 }
 
 /* ------------------------------------------------------------ batches */
-
-/* Grows *dets to hold n detections. */
-static vigil_status dets_reserve(vigil_detection **dets, size_t *cap, size_t n, vigil_error *err) {
-    if (n <= *cap) return VIGIL_OK;
-    vigil_detection *grown = vigil_realloc(*dets, n * sizeof *grown);
-    if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for %zu detections", n);
-    *dets = grown;
-    *cap = n;
-    return VIGIL_OK;
-}
 
 /* Batch plans kept at once: each holds its activations and XNNPACK's
  * packed weights, so a batcher that forms many sizes must not keep them all. */
@@ -382,34 +395,11 @@ vigil_status vigil_detector_run_batch(vigil_detector *det, size_t n, const vigil
     for (size_t i = 0; i < n; i++) {
         double t2 = detector_now_ms();
         const vigil_detect_options *o = options && options[i] ? options[i] : &defaults;
-        const vigil_image *image = &images[i];
-        head_params hp = {.conf_threshold = o->conf_threshold,
-                          .classes = o->classes,
-                          .n_classes = o->n_classes,
-                          .input_w = det->in_w,
-                          .input_h = det->in_h};
+        head_geometry geo = detector_geometry(det, &lb[i], &images[i], orig_w[i], orig_h[i]);
         vigil_tensor slice = batch_slice(out0, n, i);
-        det->boxes.count = 0;
-        st = head_decode(&det->layout, &slice, &hp, &det->boxes, err);
+        size_t kept = 0;
+        st = detector_select(det, o, &slice, &geo, &det->batch_dets[i], &det->batch_caps[i], &kept, err);
         if (st) return st;
-        float iou = det->layout.family == VIGIL_HEAD_YOLOV10 ? INFINITY : o->iou_threshold;
-        size_t kept = head_nms(&det->boxes, iou, o->agnostic || iou == INFINITY, o->max_detections);
-        st = dets_reserve(&det->batch_dets[i], &det->batch_caps[i], kept, err);
-        if (st) return st;
-        head_geometry geo = {.gain_x = lb[i].scale_x * (float)image->width / (float)orig_w[i],
-                             .gain_y = lb[i].scale_y * (float)image->height / (float)orig_h[i],
-                             .pad_x = (float)lb[i].pad_left,
-                             .pad_y = (float)lb[i].pad_top,
-                             .input_w = det->in_w,
-                             .input_h = det->in_h,
-                             .orig_w = orig_w[i],
-                             .orig_h = orig_h[i]};
-        for (size_t k = 0; k < kept; k++) {
-            vigil_detection *d = &det->batch_dets[i][k];
-            head_map_box(&det->boxes.items[k], &geo, d);
-            d->class_name = vigil_labels_name(det->labels, det->boxes.items[k].class_id);
-            d->mask = (vigil_mask_rle){0};
-        }
         vigil_detect_result *r = &results[i];
         r->detections = det->batch_dets[i];
         r->count = kept;
