@@ -12,7 +12,6 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alloc.h"
 
@@ -142,12 +141,6 @@ vigil_status detect_worker_run(detect_worker *w, const char *model_name, sched_j
     return json_body(model_name, job, &result, err);
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 void detect_worker_run_batch(detect_worker *w, const char *model_name, sched_job **jobs, size_t n) {
     vigil_image images[VIGIL_DETECT_BATCH_MAX];
     int orig_w[VIGIL_DETECT_BATCH_MAX], orig_h[VIGIL_DETECT_BATCH_MAX];
@@ -159,7 +152,7 @@ void detect_worker_run_batch(detect_worker *w, const char *model_name, sched_job
     if (n > VIGIL_DETECT_BATCH_MAX) n = VIGIL_DETECT_BATCH_MAX; /* the scheduler never gathers more */
     for (size_t j = 0; j < n; j++) { /* a job whose image or classes are bad fails alone */
         sched_job *job = jobs[j];
-        double t0 = now_ms();
+        int64_t t0 = sched_now_ns();
         vigil_decode_info info;
         job->status = resolve_classes(w, job, &job->error);
         if (!job->status)
@@ -168,7 +161,7 @@ void detect_worker_run_batch(detect_worker *w, const char *model_name, sched_job
         orig_w[m] = info.orig_width;
         orig_h[m] = info.orig_height;
         opts[m] = &job->detect;
-        decode_ms[m] = now_ms() - t0;
+        decode_ms[m] = (double)(sched_now_ns() - t0) * 1e-6;
         ok[m++] = job;
     }
     if (m == 0) return;
