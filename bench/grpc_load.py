@@ -36,6 +36,8 @@ import time
 
 import numpy as np
 
+import benchdoc
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
@@ -184,20 +186,6 @@ def row(name, rec, elapsed):
             f"{np.percentile(lat, 99):.2f} | {rec.errors} |")
 
 
-def write_section(text):
-    path = ROOT / "docs" / "BENCHMARKS.md"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    head = "## gRPC and REST"
-    if head in old:
-        start = old.index(head)
-        end = old.find("\n## ", start + len(head))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
-    print(f"wrote {path}")
-
-
 def main():
     args = parse_args()
     os.environ["VIGIL_BINARY"] = args.vigil
@@ -250,7 +238,7 @@ def main():
     ])
     print(text)
     if not args.no_write:
-        write_section(text)
+        benchdoc.write_section("## gRPC and REST", text)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ import time
 
 import numpy as np
 
+import benchdoc
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 import requests  # noqa: E402
@@ -334,20 +336,7 @@ def main():
     ])
     print(text)
     if not args.no_write:
-        write_section(text)
-
-
-def write_section(text):
-    path = ROOT / "docs" / "BENCHMARKS.md"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION + "\n" in old:
-        start = old.index(SECTION + "\n")
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
-    print(f"wrote {path}")
+        benchdoc.write_section(SECTION, text)
 
 
 if __name__ == "__main__":
