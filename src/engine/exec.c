@@ -350,10 +350,9 @@ static vigil_status plan_split(vigil_model *model, int64_t batch, int threads, v
     p->model = model;
     p->batch = batch;
     p->repeats = 1;
-    p->n_outputs = model->n_outputs;
     p->parts = vigil_calloc((size_t)threads, sizeof *p->parts);
-    p->outputs = vigil_calloc(p->n_outputs + 1, sizeof(vigil_tensor));
-    p->output_copies = vigil_calloc(p->n_outputs + 1, sizeof(void *));
+    p->outputs = vigil_calloc(model->n_outputs + 1, sizeof(vigil_tensor));
+    p->output_copies = vigil_calloc(model->n_outputs + 1, sizeof(void *));
     vigil_status st = p->parts && p->outputs && p->output_copies
                           ? VIGIL_OK
                           : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
@@ -361,7 +360,7 @@ static vigil_status plan_split(vigil_model *model, int64_t batch, int threads, v
         st = plan_compile(model, batch / threads, NULL, 1, &p->parts[k], err);
         if (!st) p->n_parts++;
     }
-    for (size_t i = 0; i < p->n_outputs && !st; i++) {
+    for (size_t i = 0; i < model->n_outputs && !st; i++) {
         const vigil_tensor *part = vigil_plan_output(p->parts[0], i);
         vigil_tensor *t = &p->outputs[i];
         *t = *part;
@@ -436,9 +435,8 @@ void vigil_plan_destroy(vigil_plan *p) {
     for (int i = 0; i < p->n_steps; i++)
         step_release(&p->steps[i]);
     vigil_free(p->steps);
-    size_t n_copies = p->g ? (size_t)p->g->n_outputs : p->n_outputs;
     if (p->output_copies)
-        for (size_t i = 0; i < n_copies; i++)
+        for (size_t i = 0; i < p->model->n_outputs; i++)
             vigil_free(p->output_copies[i]);
     vigil_free(p->output_copies);
     vigil_free(p->outputs);
@@ -544,7 +542,7 @@ static void split_task(void *arg, size_t k) {
     }
     r->status[k] = vigil_plan_run(part, slices, r->n_inputs, &r->errors[k]);
     if (r->status[k]) return;
-    for (size_t i = 0; i < p->n_outputs; i++) {
+    for (size_t i = 0; i < p->model->n_outputs; i++) {
         const vigil_tensor *o = vigil_plan_output(part, i);
         size_t bytes = tensor_bytes(o->dtype, o->ndim, o->dims);
         if (bytes) memcpy((uint8_t *)p->output_copies[i] + bytes * k, o->data, bytes);
@@ -565,8 +563,8 @@ static vigil_status split_run_all(vigil_plan *p, const vigil_tensor *inputs, siz
     if (p->serial) {
         for (int k = 0; k < p->n_parts; k++) split_task(&r, (size_t)k);
     } else {
-        pthreadpool_parallelize_1d(p->model->engine->pool, split_task, &r, (size_t)p->n_parts, 0);
-        pthreadpool_parallelize_1d(p->model->engine->pool, pool_noop, NULL, (size_t)p->n_parts,
+        /* the parts are whole runs: the workers may sleep as soon as theirs is done */
+        pthreadpool_parallelize_1d(p->model->engine->pool, split_task, &r, (size_t)p->n_parts,
                                    PTHREADPOOL_FLAG_YIELD_WORKERS);
     }
     record_mode(p, now_ms() - start);
@@ -624,7 +622,7 @@ vigil_status vigil_plan_run(vigil_plan *p, const vigil_tensor *inputs, size_t n_
 }
 
 const vigil_tensor *vigil_plan_output(const vigil_plan *p, size_t index) {
-    if (!p || index >= (p->g ? (size_t)p->g->n_outputs : p->n_outputs)) return NULL;
+    if (!p || index >= p->model->n_outputs) return NULL;
     return &p->outputs[index];
 }
 

@@ -63,7 +63,6 @@ struct vigil_plan {
      * n_parts, each run on one thread; g is NULL then */
     struct vigil_plan **parts;
     int n_parts;
-    size_t n_outputs;
     uint64_t probe_gap;   /* runs between probes */
     uint64_t next_probe;  /* run number of the next probe */
 };
