@@ -334,11 +334,13 @@ static enum MHD_Result exchange_send(http_exchange *ex) {
     return ret;
 }
 
-/* A body whose declared length is over the limit is answered 413 before it is
- * read (MHD then closes the connection); bodies without a length are read and
- * dropped as they come, then answered 413.  A body within the limit gets its
- * whole buffer at once instead of growing through a dozen copies. */
-static int declared_too_large(http_exchange *ex) {
+/* Sizes the body buffer from Content-Length, or refuses the body; returns 1
+ * when it answered.  A body whose declared length is over the limit is
+ * answered 413 before it is read (MHD then closes the connection); bodies
+ * without a length are read and dropped as they come, then answered 413.  A
+ * body within the limit gets its whole buffer at once instead of growing
+ * through a dozen copies. */
+static int size_body_or_refuse(http_exchange *ex) {
     const char *length = exchange_header(ex, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!length) return 0;
     char *end;
@@ -385,7 +387,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&server->request_count, 1);
         if (!exchange_authorized(ex)) return exchange_send(ex);
         upload_begin(ex);
-        if (ex->upload_fd < 0 && !ex->upload_status && declared_too_large(ex)) return exchange_send(ex);
+        if (ex->upload_fd < 0 && !ex->upload_status && size_body_or_refuse(ex)) return exchange_send(ex);
         return MHD_YES;
     }
     if (*upload_size && ex->upload_fd >= 0) {
