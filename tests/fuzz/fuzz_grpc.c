@@ -2,20 +2,17 @@
  * fuzz_grpc.c - libFuzzer target for the gRPC request handlers' input side:
  * protobuf-c's decoding of every request message the services accept, then
  * what the handlers do with a decoded ModelInferRequest (grpc_infer_parse,
- * against a served model with an FP32 [-1, 4] and an INT64 [-1, 2] input,
- * like fuzz_infer_request) and with DetectOptions, and the version strings.
- * The first byte picks the message type; the rest is the wire message.
+ * against the served model of fuzz_served_model.h), with DetectOptions and
+ * with version strings.  The first byte picks the message type; the rest is
+ * the wire message.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "core/arena.h"
+#include "fuzz_served_model.h"
 #include "grpc/grpc_codec.h"
 #include "health.pb-c.h"
-
-static const vigil_tensor_info input_x = {"x", VIGIL_DTYPE_F32, 2, {-1, 4}, {"batch"}};
-static const vigil_tensor_info input_ids = {"ids", VIGIL_DTYPE_I64, 2, {-1, 2}, {"batch"}};
-static const vigil_tensor_info output_y = {"y", VIGIL_DTYPE_F32, 2, {-1, 4}, {"batch"}};
 
 static const ProtobufCMessageDescriptor *const other_requests[] = {
     &inference__server_live_request__descriptor,      &inference__server_ready_request__descriptor,
@@ -24,21 +21,6 @@ static const ProtobufCMessageDescriptor *const other_requests[] = {
     &inference__repository_index_request__descriptor, &inference__repository_model_load_request__descriptor,
     &inference__repository_model_unload_request__descriptor, &grpc__health__v1__health_check_request__descriptor,
 };
-
-static void fuzz_model(served_model *model) {
-    memset(model, 0, sizeof *model);
-    strcpy(model->name, "fuzz");
-    model->version = 1;
-    model->task = MODEL_TASK_DETECT;
-    model->config.max_batch_size = 8;
-    model->config.conf_threshold = -1;
-    model->config.iou_threshold = -1;
-    model->io.n_inputs = 2;
-    model->io.inputs[0] = &input_x;
-    model->io.inputs[1] = &input_ids;
-    model->io.n_outputs = 1;
-    model->io.outputs[0] = &output_y;
-}
 
 /* Every refusal says why. */
 static void check_refusal(vigil_status st, const vigil_error *err) {
@@ -80,7 +62,7 @@ static void fuzz_detect(const served_model *model, const uint8_t *data, size_t s
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     served_model model;
-    fuzz_model(&model);
+    fuzz_served_model(&model);
     size_t n_other = sizeof other_requests / sizeof other_requests[0];
     size_t which = data[0] % (2 + n_other);
     data++, size--;

@@ -1,19 +1,16 @@
 /*
  * fuzz_infer_request.c - libFuzzer target for the KServe v2 REST request
- * parser (infer_codec.c), JSON and binary-tensor forms, against a served
- * model with two inputs (FP32 [-1, 4] and INT64 [-1, 2]).  The first two
- * bytes choose how much of the input is the JSON header, as the
- * Inference-Header-Content-Length header would; the rest is the body.
+ * parser (infer_codec.c), JSON and binary-tensor forms, against the served
+ * model of fuzz_served_model.h.  The first two bytes choose how much of the
+ * input is the JSON header, as the Inference-Header-Content-Length header
+ * would; the rest is the body.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "core/arena.h"
+#include "fuzz_served_model.h"
 #include "serve/infer_codec.h"
-
-static const vigil_tensor_info input_x = {"x", VIGIL_DTYPE_F32, 2, {-1, 4}, {"batch"}};
-static const vigil_tensor_info input_ids = {"ids", VIGIL_DTYPE_I64, 2, {-1, 2}, {"batch"}};
-static const vigil_tensor_info output_y = {"y", VIGIL_DTYPE_F32, 2, {-1, 4}, {"batch"}};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
@@ -22,15 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (json_len == 0 || json_len > body_len) json_len = body_len;
 
     served_model model;
-    memset(&model, 0, sizeof model);
-    strcpy(model.name, "fuzz");
-    model.version = 1;
-    model.config.max_batch_size = 8;
-    model.io.n_inputs = 2;
-    model.io.inputs[0] = &input_x;
-    model.io.inputs[1] = &input_ids;
-    model.io.n_outputs = 1;
-    model.io.outputs[0] = &output_y;
+    fuzz_served_model(&model);
 
     arena *a = arena_create(0, 64u << 20);
     if (!a) return 0;
