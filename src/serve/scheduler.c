@@ -113,13 +113,18 @@ static int jobs_compatible(const sched_job *a, const sched_job *b) {
     return 1;
 }
 
+/* The queue's head waits for others to batch with (dynamic batching). */
+static int head_batches(const sched *s) {
+    return (s->head->kind == SCHED_JOB_RAW || detect_batchable(s->head)) && s->config.dynamic_batching &&
+           s->config.max_batch_size > 1;
+}
+
 /* Collects the jobs that would run with the head.  Lock held. */
 static size_t batch_gather(sched *s, sched_worker *w, int64_t *items) {
     size_t n = 0;
     *items = 0;
     sched_job *head = s->head;
-    int batching = (head->kind == SCHED_JOB_RAW || detect_batchable(head)) && s->config.dynamic_batching &&
-                   s->config.max_batch_size > 1;
+    int batching = head_batches(s);
     size_t max_jobs = head->kind == SCHED_JOB_DETECT ? VIGIL_DETECT_BATCH_MAX : SCHED_MAX_BATCH_JOBS;
     for (sched_job *j = head; j && n < max_jobs; j = j->next) {
         if (j != head && (!batching || !jobs_compatible(head, j))) continue;
@@ -133,9 +138,7 @@ static size_t batch_gather(sched *s, sched_worker *w, int64_t *items) {
 
 static int batch_ready(const sched *s, size_t n, int64_t items, int64_t now) {
     const sched_job *head = s->head;
-    if ((head->kind != SCHED_JOB_RAW && !detect_batchable(head)) || !s->config.dynamic_batching || s->stopping ||
-        s->closed)
-        return 1;
+    if (!head_batches(s) || s->stopping || s->closed) return 1;
     if (items >= s->config.max_batch_size) return 1;
     if (now >= head->enqueue_ns + s->config.max_queue_delay_us * 1000) return 1;
     for (size_t i = 0; i < s->config.n_preferred; i++)
