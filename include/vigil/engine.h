@@ -78,6 +78,11 @@ typedef struct vigil_engine_options {
 vigil_status vigil_engine_create(const vigil_engine_options *options, vigil_engine **out, vigil_error *err);
 void vigil_engine_destroy(vigil_engine *engine);
 int vigil_engine_threads(const vigil_engine *engine);
+/* Runs task(ctx, 0) .. task(ctx, n - 1) on the engine's pool, the calling
+ * thread taking part, and returns when all are done; one after another on
+ * the calling thread when engine is NULL or has one thread.  For work around
+ * inference (pre-processing) that would otherwise leave the pool idle. */
+void vigil_engine_parallelize(vigil_engine *engine, void (*task)(void *ctx, size_t index), void *ctx, size_t n);
 
 /* Loads and validates path.  Every node is checked: an unsupported operator,
  * attribute or opset is VIGIL_ERR_UNSUPPORTED with a message naming the node,
@@ -92,6 +97,8 @@ const vigil_tensor_info *vigil_model_output(const vigil_model *model, size_t ind
 /* metadata_props value for key (Ultralytics: names, stride, imgsz, task), or NULL. */
 const char *vigil_model_metadata(const vigil_model *model, const char *key);
 int64_t vigil_model_opset(const vigil_model *model);
+/* The engine the model was loaded on. */
+vigil_engine *vigil_model_engine(const vigil_model *model);
 /* Largest batch the model's own graph accepts in one run: 0 when the batch
  * dimension is symbolic (any), else the fixed leading dimension. */
 int64_t vigil_model_native_batch(const vigil_model *model);

@@ -83,6 +83,19 @@ int vigil_engine_threads(const vigil_engine *e) {
     return e ? e->threads : 0;
 }
 
+void vigil_engine_parallelize(vigil_engine *e, void (*task)(void *ctx, size_t index), void *ctx, size_t n) {
+    if (e && e->pool && n > 1) {
+        pthreadpool_parallelize_1d(e->pool, task, ctx, n, 0);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        task(ctx, i);
+}
+
+vigil_engine *vigil_model_engine(const vigil_model *m) {
+    return m ? m->engine : NULL;
+}
+
 vigil_status exec_validate(const onnx_model *m, vigil_error *err) {
     if (m->opset < ENGINE_MIN_OPSET || m->opset > ENGINE_MAX_OPSET)
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "opset %lld is outside the supported %d..%d",

@@ -19,6 +19,7 @@
 #include "core/alloc.h"
 #include "vigil/vision.h"
 #include "vision/heads.h"
+#include "vision/jpeg_letterbox.h"
 
 struct vigil_detector {
     vigil_model *model; /* borrowed */
@@ -79,8 +80,10 @@ void vigil_detector_destroy(vigil_detector *det) {
     if (!det) return;
     detector_free_masks(det);
     vigil_plan_destroy(det->plan);
-    for (int i = 0; i <= VIGIL_DETECT_BATCH_MAX; i++) vigil_plan_destroy(det->batch_plans[i]);
-    for (int i = 0; i < VIGIL_DETECT_BATCH_MAX; i++) vigil_free(det->batch_dets[i]);
+    for (int i = 0; i <= VIGIL_DETECT_BATCH_MAX; i++)
+        vigil_plan_destroy(det->batch_plans[i]);
+    for (int i = 0; i < VIGIL_DETECT_BATCH_MAX; i++)
+        vigil_free(det->batch_dets[i]);
     vigil_free(det->batch_input);
     vigil_free(det->input);
     vigil_labels_free(det->labels);
@@ -165,7 +168,10 @@ vigil_status vigil_detector_create(vigil_model *model, const vigil_detector_opti
         det->pre = detector_preprocess(det->layout.family, layout);
         size_t n = (size_t)det->in_w * det->in_h * 3;
         det->input = vigil_aligned_alloc(64, n * sizeof(float));
-        if (!det->input) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory for the input");
+        if (!det->input)
+            st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory for the input");
+        else /* touched now, so the first image does not pay the page faults of megabytes of fresh memory */
+            memset(det->input, 0, n * sizeof(float));
         det->input_tensor = (vigil_tensor){.dtype = VIGIL_DTYPE_F32, .ndim = 4, .data = det->input};
         int64_t dims[4] = {1, 3, det->in_h, det->in_w};
         if (layout == VIGIL_LAYOUT_NHWC) dims[1] = det->in_h, dims[2] = det->in_w, dims[3] = 3;
@@ -199,10 +205,10 @@ static const vigil_tensor *detector_protos(const vigil_detector *det) {
 
 /* How boxes in the network input map back to the orig_w x orig_h original
  * of image (which a DCT-scaled decode may have made smaller). */
-static head_geometry detector_geometry(const vigil_detector *det, const vigil_letterbox_info *lb,
-                                       const vigil_image *image, int orig_w, int orig_h) {
-    return (head_geometry){.gain_x = lb->scale_x * (float)image->width / (float)orig_w,
-                           .gain_y = lb->scale_y * (float)image->height / (float)orig_h,
+static head_geometry detector_geometry(const vigil_detector *det, const vigil_letterbox_info *lb, int decoded_w,
+                                       int decoded_h, int orig_w, int orig_h) {
+    return (head_geometry){.gain_x = lb->scale_x * (float)decoded_w / (float)orig_w,
+                           .gain_y = lb->scale_y * (float)decoded_h / (float)orig_h,
                            .pad_x = (float)lb->pad_left,
                            .pad_y = (float)lb->pad_top,
                            .input_w = det->in_w,
@@ -257,21 +263,18 @@ static vigil_status detector_masks(vigil_detector *det, const vigil_detect_optio
     return VIGIL_OK;
 }
 
-/* Letterbox, infer, post-process; orig_w/h is the size boxes map back to. */
-static vigil_status detector_infer(vigil_detector *det, const vigil_image *image, int orig_w, int orig_h,
-                                   const vigil_detect_options *options, vigil_detect_result *res, vigil_error *err) {
+/* Infers on det->input, letterboxed as lb says from a decoded_w x decoded_h
+ * image, and post-processes; orig_w/h is the size boxes map back to. */
+static vigil_status detector_infer(vigil_detector *det, const vigil_letterbox_info *lb, int decoded_w, int decoded_h,
+                                   int orig_w, int orig_h, const vigil_detect_options *options,
+                                   vigil_detect_result *res, vigil_error *err) {
     vigil_detect_options defaults = vigil_detect_options_default();
     const vigil_detect_options *o = options ? options : &defaults;
-    detector_free_masks(det);
-    double t0 = detector_now_ms();
-    vigil_letterbox_info lb;
-    vigil_status st = vigil_letterbox(image, det->in_w, det->in_h, &det->pre, det->input, &lb, err);
-    if (st) return st;
     double t1 = detector_now_ms();
-    st = vigil_plan_run(det->plan, &det->input_tensor, 1, err);
+    vigil_status st = vigil_plan_run(det->plan, &det->input_tensor, 1, err);
     if (st) return st;
     double t2 = detector_now_ms();
-    head_geometry geo = detector_geometry(det, &lb, image, orig_w, orig_h);
+    head_geometry geo = detector_geometry(det, lb, decoded_w, decoded_h, orig_w, orig_h);
     st = detector_select(det, o, vigil_plan_output(det->plan, 0), &geo, &det->dets, &det->dets_cap, &det->n_dets, err);
     if (!st) st = detector_masks(det, o, &geo, err);
     if (st) return st;
@@ -280,10 +283,22 @@ static vigil_status detector_infer(vigil_detector *det, const vigil_image *image
     res->count = det->n_dets;
     res->image_width = orig_w;
     res->image_height = orig_h;
-    res->timing.letterbox_ms = t1 - t0;
     res->timing.inference_ms = t2 - t1;
     res->timing.postprocess_ms = t3 - t2;
     return VIGIL_OK;
+}
+
+/* Letterbox an image in memory, infer, post-process. */
+static vigil_status detector_infer_image(vigil_detector *det, const vigil_image *image, int orig_w, int orig_h,
+                                         const vigil_detect_options *options, vigil_detect_result *res,
+                                         vigil_error *err) {
+    detector_free_masks(det);
+    double t0 = detector_now_ms();
+    vigil_letterbox_info lb;
+    vigil_status st = vigil_letterbox(image, det->in_w, det->in_h, &det->pre, det->input, &lb, err);
+    if (st) return st;
+    res->timing.letterbox_ms = detector_now_ms() - t0;
+    return detector_infer(det, &lb, image->width, image->height, orig_w, orig_h, options, res, err);
 }
 
 vigil_status vigil_detector_run_image(vigil_detector *det, const vigil_image *image,
@@ -291,30 +306,62 @@ vigil_status vigil_detector_run_image(vigil_detector *det, const vigil_image *im
                                       vigil_error *err) {
     memset(result, 0, sizeof *result);
     if (!image || !image->data) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no image");
-    vigil_status st = detector_infer(det, image, image->width, image->height, options, result, err);
+    vigil_status st = detector_infer_image(det, image, image->width, image->height, options, result, err);
     result->timing.total_ms = result->timing.letterbox_ms + result->timing.inference_ms + result->timing.postprocess_ms;
     return st;
 }
 
-vigil_status vigil_detector_decode(const vigil_detector *det, const void *bytes, size_t size, vigil_image *image,
-                                   vigil_decode_info *info, vigil_error *err) {
+static vigil_decode_options detector_decode_options(const vigil_detector *det) {
     vigil_decode_options dec = det->options.decode;
     if (det->options.use_dct_scaling) dec.target_size = det->in_w > det->in_h ? det->in_w : det->in_h;
+    return dec;
+}
+
+vigil_status vigil_detector_decode(const vigil_detector *det, const void *bytes, size_t size, vigil_image *image,
+                                   vigil_decode_info *info, vigil_error *err) {
+    vigil_decode_options dec = detector_decode_options(det);
     return vigil_image_decode(bytes, size, &dec, image, info, err);
+}
+
+/* A JPEG that needs no rotation is decoded straight into the input, in bands
+ * spread over the engine's pool (jpeg_letterbox.c): no whole image in
+ * memory, and the cores inference will use are not idle meanwhile. */
+static vigil_status detector_run_jpeg(vigil_detector *det, const void *bytes, size_t size,
+                                      const vigil_detect_options *options, vigil_detect_result *result,
+                                      vigil_error *err) {
+    vigil_decode_options dec = detector_decode_options(det);
+    vigil_engine *engine = vigil_model_engine(det->model);
+    vigil_decode_info info;
+    vigil_letterbox_info lb;
+    jpeg_letterbox_stats timing;
+    detector_free_masks(det);
+    vigil_status st = jpeg_letterbox(bytes, size, &dec, det->in_w, det->in_h, &det->pre, det->input, engine,
+                                     vigil_engine_threads(engine), &info, &lb, &timing, err);
+    if (st) return st;
+    result->timing.decode_ms = timing.decode_ms;
+    result->timing.letterbox_ms = timing.letterbox_ms;
+    int decoded_w = (info.orig_width + info.scale_denom - 1) / info.scale_denom;
+    int decoded_h = (info.orig_height + info.scale_denom - 1) / info.scale_denom;
+    return detector_infer(det, &lb, decoded_w, decoded_h, info.orig_width, info.orig_height, options, result, err);
 }
 
 vigil_status vigil_detector_run(vigil_detector *det, const void *bytes, size_t size,
                                 const vigil_detect_options *options, vigil_detect_result *result, vigil_error *err) {
     memset(result, 0, sizeof *result);
     double t0 = detector_now_ms();
-    vigil_image image;
-    vigil_decode_info info;
-    vigil_status st = vigil_detector_decode(det, bytes, size, &image, &info, err);
-    if (st) return st;
-    double decode_ms = detector_now_ms() - t0;
-    st = detector_infer(det, &image, info.orig_width, info.orig_height, options, result, err);
-    vigil_image_free(&image);
-    result->timing.decode_ms = decode_ms;
+    vigil_decode_options dec = detector_decode_options(det);
+    vigil_status st;
+    if (jpeg_letterbox_applies(bytes, size, &dec)) {
+        st = detector_run_jpeg(det, bytes, size, options, result, err);
+    } else {
+        vigil_image image;
+        vigil_decode_info info;
+        st = vigil_image_decode(bytes, size, &dec, &image, &info, err);
+        if (st) return st;
+        result->timing.decode_ms = detector_now_ms() - t0;
+        st = detector_infer_image(det, &image, info.orig_width, info.orig_height, options, result, err);
+        vigil_image_free(&image);
+    }
     result->timing.total_ms = detector_now_ms() - t0;
     return st;
 }
@@ -357,7 +404,8 @@ static vigil_status batch_prepare(vigil_detector *det, size_t n, vigil_error *er
 static vigil_tensor batch_slice(const vigil_tensor *t, size_t n, size_t i) {
     vigil_tensor s = *t;
     size_t bytes = vigil_dtype_size(t->dtype);
-    for (int d = 0; d < t->ndim; d++) bytes *= (size_t)t->dims[d];
+    for (int d = 0; d < t->ndim; d++)
+        bytes *= (size_t)t->dims[d];
     s.dims[0] = t->dims[0] / (int64_t)n;
     s.data = (char *)t->data + bytes / n * i;
     return s;
@@ -379,7 +427,8 @@ vigil_status vigil_detector_run_batch(vigil_detector *det, size_t n, const vigil
     for (size_t i = 0; i < n; i++) {
         memset(&results[i], 0, sizeof results[i]);
         double t0 = detector_now_ms();
-        st = vigil_letterbox(&images[i], det->in_w, det->in_h, &det->pre, det->batch_input + i * per_image, &lb[i], err);
+        st =
+            vigil_letterbox(&images[i], det->in_w, det->in_h, &det->pre, det->batch_input + i * per_image, &lb[i], err);
         if (st) return st;
         letterbox_ms[i] = detector_now_ms() - t0;
     }
@@ -395,7 +444,7 @@ vigil_status vigil_detector_run_batch(vigil_detector *det, size_t n, const vigil
     for (size_t i = 0; i < n; i++) {
         double t2 = detector_now_ms();
         const vigil_detect_options *o = options && options[i] ? options[i] : &defaults;
-        head_geometry geo = detector_geometry(det, &lb[i], &images[i], orig_w[i], orig_h[i]);
+        head_geometry geo = detector_geometry(det, &lb[i], images[i].width, images[i].height, orig_w[i], orig_h[i]);
         vigil_tensor slice = batch_slice(out0, n, i);
         size_t kept = 0;
         st = detector_select(det, o, &slice, &geo, &det->batch_dets[i], &det->batch_caps[i], &kept, err);

@@ -18,18 +18,20 @@
 #include "core/alloc.h"
 #include "vigil/vision.h"
 #include "vision/exif.h"
+#include "vision/image.h"
 
 static int64_t image_pixel_limit(int64_t max_pixels) {
     return max_pixels > 0 ? max_pixels : VIGIL_DEFAULT_MAX_PIXELS;
 }
 
-static vigil_status image_check_size(int64_t width, int64_t height, int64_t max_pixels, vigil_error *err) {
+vigil_status image_check_size(int64_t width, int64_t height, int64_t max_pixels, vigil_error *err) {
     if (width <= 0 || height <= 0)
         return vigil_error_set(err, VIGIL_ERR_PARSE, "image has an empty size (%lld x %lld)", (long long)width,
                                (long long)height);
     if (width > INT_MAX / 4 || height > INT_MAX / 4 || width * height > image_pixel_limit(max_pixels))
-        return vigil_error_set(err, VIGIL_ERR_LIMIT, "image of %lld x %lld pixels exceeds limits.max_image_pixels (%lld)",
-                               (long long)width, (long long)height, (long long)image_pixel_limit(max_pixels));
+        return vigil_error_set(err, VIGIL_ERR_LIMIT,
+                               "image of %lld x %lld pixels exceeds limits.max_image_pixels (%lld)", (long long)width,
+                               (long long)height, (long long)image_pixel_limit(max_pixels));
     return VIGIL_OK;
 }
 
@@ -59,8 +61,8 @@ void vigil_image_free(vigil_image *image) {
  * decoded smaller (4K frames become 960 or 1920 pixels wide), so the final
  * resize still interpolates from more pixels than it produces, and photos
  * near the network size decode exactly as OpenCV would decode them. */
-static tjscalingfactor jpeg_pick_scale(int width, int height, int target) {
-    tjscalingfactor best = {1, 1};
+int image_jpeg_scale_denom(int width, int height, int target) {
+    int best = 1;
     if (target <= 0) return best;
     int count = 0;
     tjscalingfactor *factors = tjGetScalingFactors(&count);
@@ -69,7 +71,7 @@ static tjscalingfactor jpeg_pick_scale(int width, int height, int target) {
         tjscalingfactor f = factors[i];
         if (f.num != 1) continue;
         if (long_side * 2 < (int64_t)target * 3 * f.denom) continue; /* long_side / denom < 1.5 target */
-        if (f.denom > best.denom) best = f;
+        if (f.denom > best) best = f.denom;
     }
     return best;
 }
@@ -91,7 +93,7 @@ static vigil_status jpeg_decode(const uint8_t *bytes, size_t size, const vigil_d
     }
     st = image_check_size(width, height, opt->max_pixels, err);
     if (st) goto done;
-    tjscalingfactor f = jpeg_pick_scale(width, height, opt->target_size);
+    tjscalingfactor f = {1, image_jpeg_scale_denom(width, height, opt->target_size)};
     int dw = TJSCALED(width, f), dh = TJSCALED(height, f);
     st = vigil_image_alloc(dw, dh, out, err);
     if (st) goto done;

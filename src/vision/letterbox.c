@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "vigil/vision.h"
+#include "vision/letterbox.h"
 
 #define LB_COEF_BITS 11
 #define LB_COEF_SCALE (1 << LB_COEF_BITS)
@@ -44,98 +44,21 @@ static short lb_weight(float w) {
     return (short)lrintf(w * LB_COEF_SCALE);
 }
 
-/* Per destination column: source offset (in bytes of a packed RGB row) and
- * the two weights, for each of the 3 channels. */
-typedef struct lb_plan {
-    int *xofs;      /* [dw] first source pixel * 3 */
-    short *alpha;   /* [dw * 2] */
-    int *yofs;      /* [dh] first source row (may be -1 or h-1) */
-    short *beta;    /* [dh * 2] */
-    int *rows[2];   /* horizontally filtered rows, planar: [3][dw], padded to LB_BLOCK */
-    int row_src[2]; /* which source row each holds, -1 = none */
-    int *out;       /* one resized row, planar [3][dw] grey levels, padded to LB_BLOCK */
-} lb_plan;
-
-static void lb_plan_free(lb_plan *p) {
-    vigil_free(p->xofs);
-    vigil_free(p->alpha);
-    vigil_free(p->yofs);
-    vigil_free(p->beta);
-    vigil_free(p->rows[0]);
-    vigil_free(p->rows[1]);
-    vigil_free(p->out);
-}
-
-static int lb_plan_init(lb_plan *p, int sw, int sh, int dw, int dh) {
-    memset(p, 0, sizeof *p);
-    p->xofs = vigil_malloc(sizeof(int) * (size_t)dw);
-    p->alpha = vigil_malloc(sizeof(short) * 2 * (size_t)dw);
-    p->yofs = vigil_malloc(sizeof(int) * (size_t)dh);
-    p->beta = vigil_malloc(sizeof(short) * 2 * (size_t)dh);
-    size_t padded = ((size_t)dw * 3 + LB_BLOCK - 1) / LB_BLOCK * LB_BLOCK;
-    p->rows[0] = vigil_calloc(padded, sizeof(int));
-    p->rows[1] = vigil_calloc(padded, sizeof(int));
-    p->out = vigil_calloc(padded, sizeof(int));
-    if (!p->xofs || !p->alpha || !p->yofs || !p->beta || !p->rows[0] || !p->rows[1] || !p->out) return -1;
-    p->row_src[0] = p->row_src[1] = -1;
-    double scale_x = (double)sw / dw, scale_y = (double)sh / dh;
-    for (int dx = 0; dx < dw; dx++) {
-        float fx = (float)((dx + 0.5) * scale_x - 0.5);
-        int sx = (int)floorf(fx);
-        fx -= (float)sx;
-        if (sx < 0) fx = 0, sx = 0;
-        if (sx >= sw - 1) fx = 0, sx = sw - 1;
-        p->xofs[dx] = sx * 3;
-        p->alpha[2 * dx] = lb_weight(1.f - fx);
-        p->alpha[2 * dx + 1] = lb_weight(fx);
-    }
-    for (int dy = 0; dy < dh; dy++) {
-        float fy = (float)((dy + 0.5) * scale_y - 0.5);
-        int sy = (int)floorf(fy);
-        fy -= (float)sy;
-        p->yofs[dy] = sy;
-        p->beta[2 * dy] = lb_weight(1.f - fy);
-        p->beta[2 * dy + 1] = lb_weight(fy);
-    }
-    return 0;
-}
-
-/* Horizontal pass of one packed RGB source row into planar dst [3][dw]. */
-static void lb_hresize(const lb_plan *p, const uint8_t *restrict src, int sw, int dw, int *restrict dst) {
-    int *restrict d0 = dst, *restrict d1 = dst + dw, *restrict d2 = dst + 2 * dw;
-    for (int dx = 0; dx < dw; dx++) {
-        int o = p->xofs[dx];
-        int a0 = p->alpha[2 * dx], a1 = p->alpha[2 * dx + 1];
-        int o1 = o + 3 < sw * 3 ? o + 3 : o; /* right edge: weight a1 is 0 there */
-        d0[dx] = src[o] * a0 + src[o1] * a1;
-        d1[dx] = src[o + 1] * a0 + src[o1 + 1] * a1;
-        d2[dx] = src[o + 2] * a0 + src[o1 + 2] * a1;
-    }
-}
-
-/* Returns the filtered row for source row sy (clamped), computing it into
- * the cache slot that is not holding `keep`. */
-static const int *lb_row(lb_plan *p, const vigil_image *img, int sy, int keep, int dw) {
-    if (sy < 0) sy = 0;
-    if (sy > img->height - 1) sy = img->height - 1;
-    for (int i = 0; i < 2; i++)
-        if (p->row_src[i] == sy) return p->rows[i];
-    int slot = p->row_src[0] == keep ? 1 : 0;
-    lb_hresize(p, img->data + (size_t)sy * img->stride, img->width, dw, p->rows[slot]);
-    p->row_src[slot] = sy;
-    return p->rows[slot];
-}
-
 static inline int lb_clamp_row(int sy, int h) {
     return sy < 0 ? 0 : sy > h - 1 ? h - 1 : sy;
 }
 
-/* Vertical pass: OpenCV's VResizeLinearVec_32s8u arithmetic, over n
+/* Vertical pass: OpenCV's VResizeLinearVec_32s8u arithmetic on rows that
+ * hold S >> 4 (which fits 16 bits, as OpenCV packs it): the high half of
+ * each 16-bit product, summed, + 2 >> 2.  In 16-bit lanes the compiler
+ * uses the multiply-high instruction (pmulhw, vqdmulh).  Runs over n
  * elements rounded up to whole blocks (the buffers are padded). */
-static void lb_vresize(const int *restrict s0, const int *restrict s1, int b0, int b1, int n, int *restrict out) {
+static void lb_vresize(const short *restrict s0, const short *restrict s1, short b0, short b1, int n,
+                       short *restrict out) {
     for (int i = 0; i < n; i += LB_BLOCK)
         for (int k = i; k < i + LB_BLOCK; k++) {
-            int v = (((b0 * (s0[k] >> 4)) >> 16) + ((b1 * (s1[k] >> 4)) >> 16) + 2) >> 2;
+            short x = (short)((b0 * s0[k]) >> 16), y = (short)((b1 * s1[k]) >> 16);
+            short v = (short)((x + y + 2) >> 2);
             out[k] = v < 0 ? 0 : v > 255 ? 255 : v;
         }
 }
@@ -155,18 +78,48 @@ static float lb_value(const lb_target *t, int c, int v) {
     return ((float)v - t->mean[c]) * t->mul[c] / t->div[c];
 }
 
+/* A planned letterbox (letterbox.h): geometry, pixel convention and the
+ * per-column / per-row interpolation tables, read-only once created. */
+struct letterbox {
+    lb_target t;
+    int src_w, src_h; /* the image */
+    int nw, nh;       /* its resized size */
+    int left, top;    /* where the resized image sits in the input */
+    float scale_x, scale_y;
+    uint8_t pad;
+    int copy;     /* 1 = already at the resized size: no tables */
+    int *xofs;    /* [nw] first source pixel * 3 */
+    short *alpha; /* [nw * 2] */
+    int *yofs;    /* [nh] first source row (may be -1 or h-1) */
+    short *beta;  /* [nh * 2] */
+};
+
+/* Horizontal pass of one packed RGB source row into planar dst [3][dw],
+ * each value the 32-bit sum shifted right by 4 as the vertical pass wants. */
+static void lb_hresize(const letterbox *p, const uint8_t *restrict src, int sw, int dw, short *restrict dst) {
+    short *restrict d0 = dst, *restrict d1 = dst + dw, *restrict d2 = dst + 2 * dw;
+    for (int dx = 0; dx < dw; dx++) {
+        int o = p->xofs[dx];
+        int a0 = p->alpha[2 * dx], a1 = p->alpha[2 * dx + 1];
+        int o1 = o + 3 < sw * 3 ? o + 3 : o; /* right edge: weight a1 is 0 there */
+        d0[dx] = (short)((src[o] * a0 + src[o1] * a1) >> 4);
+        d1[dx] = (short)((src[o + 1] * a0 + src[o1 + 1] * a1) >> 4);
+        d2[dx] = (short)((src[o + 2] * a0 + src[o1 + 2] * a1) >> 4);
+    }
+}
+
 /* Four lanes of GCC/clang's portable vector extension: the compiler maps
  * them to SSE, NEON or scalar code, so there is no per-ISA file to keep. */
-typedef int lb_v4i __attribute__((vector_size(16)));
+typedef short lb_v4s __attribute__((vector_size(8)));
 typedef float lb_v4f __attribute__((vector_size(16)));
 
 /* Converts n grey levels of one channel into d (contiguous). */
-static void lb_convert(const int *restrict src, int n, float mean, float mul, float div, float *restrict d) {
+static void lb_convert(const short *restrict src, int n, float mean, float mul, float div, float *restrict d) {
     int x = 0;
     for (; x + 4 <= n; x += 4) {
-        lb_v4i vi;
-        memcpy(&vi, src + x, sizeof vi);
-        lb_v4f vf = (__builtin_convertvector(vi, lb_v4f) - mean) * mul / div;
+        lb_v4s vs;
+        memcpy(&vs, src + x, sizeof vs);
+        lb_v4f vf = (__builtin_convertvector(vs, lb_v4f) - mean) * mul / div;
         memcpy(d + x, &vf, sizeof vf);
     }
     for (; x < n; x++)
@@ -175,10 +128,10 @@ static void lb_convert(const int *restrict src, int n, float mean, float mul, fl
 
 /* Writes one planar row ([3][stride] bytes, n used) into the tensor at
  * input row y, columns x0.. */
-static void lb_store_row(const lb_target *t, const int *row, int stride, int n, int y, int x0) {
+static void lb_store_row(const lb_target *t, const short *row, int stride, int n, int y, int x0) {
     size_t plane = (size_t)t->in_w * t->in_h;
     for (int c = 0; c < 3; c++) {
-        const int *src = row + (size_t)(t->swap_rb ? 2 - c : c) * stride;
+        const short *src = row + (size_t)(t->swap_rb ? 2 - c : c) * stride;
         if (t->layout == VIGIL_LAYOUT_NCHW) {
             lb_convert(src, n, t->mean[c], t->mul[c], t->div[c], t->dst + c * plane + (size_t)y * t->in_w + x0);
         } else {
@@ -212,30 +165,16 @@ static void lb_fill_span(const lb_target *t, int y, int x0, int x1, uint8_t pad)
 
 /* Pads only what the image does not cover: whole rows above and below, the
  * side columns next to it. */
-static void lb_fill_pad(const lb_target *t, int left, int top, int nw, int nh, uint8_t pad) {
+void letterbox_fill_pad(const letterbox *lb) {
+    const lb_target *t = &lb->t;
     for (int y = 0; y < t->in_h; y++) {
-        if (y < top || y >= top + nh) {
-            lb_fill_span(t, y, 0, t->in_w, pad);
+        if (y < lb->top || y >= lb->top + lb->nh) {
+            lb_fill_span(t, y, 0, t->in_w, lb->pad);
             continue;
         }
-        if (left > 0) lb_fill_span(t, y, 0, left, pad);
-        if (left + nw < t->in_w) lb_fill_span(t, y, left + nw, t->in_w, pad);
+        if (lb->left > 0) lb_fill_span(t, y, 0, lb->left, lb->pad);
+        if (lb->left + lb->nw < t->in_w) lb_fill_span(t, y, lb->left + lb->nw, t->in_w, lb->pad);
     }
-}
-
-/* Image already at the resized size: deinterleave each row and store it. */
-static vigil_status lb_copy(const lb_target *t, const vigil_image *img, int left, int top, vigil_error *err) {
-    int *planar = vigil_malloc(3 * sizeof(int) * (size_t)img->width);
-    if (!planar) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "letterbox: out of memory");
-    for (int y = 0; y < img->height; y++) {
-        const uint8_t *src = img->data + (size_t)y * img->stride;
-        for (int x = 0; x < img->width; x++)
-            for (int c = 0; c < 3; c++)
-                planar[(size_t)c * img->width + x] = src[3 * x + c];
-        lb_store_row(t, planar, img->width, img->width, top + y, left);
-    }
-    vigil_free(planar);
-    return VIGIL_OK;
 }
 
 /* Python 3's round(): halves go to the even neighbour. */
@@ -243,22 +182,62 @@ static int lb_round_even(double v) {
     return (int)nearbyint(v);
 }
 
-vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const vigil_preprocess *pre, float *dst,
-                             vigil_letterbox_info *info, vigil_error *err) {
+void letterbox_destroy(letterbox *lb) {
+    if (!lb) return;
+    vigil_free(lb->xofs);
+    vigil_free(lb->alpha);
+    vigil_free(lb->yofs);
+    vigil_free(lb->beta);
+    vigil_free(lb);
+}
+
+/* Interpolation tables, OpenCV's: half-pixel centres, weights from
+ * single-precision offsets, columns clamped at the edges (rows are clamped
+ * when read, as the vertical pass needs the unclamped offset). */
+static int lb_tables(letterbox *lb) {
+    int sw = lb->src_w, sh = lb->src_h, dw = lb->nw, dh = lb->nh;
+    lb->xofs = vigil_malloc(sizeof(int) * (size_t)dw);
+    lb->alpha = vigil_malloc(sizeof(short) * 2 * (size_t)dw);
+    lb->yofs = vigil_malloc(sizeof(int) * (size_t)dh);
+    lb->beta = vigil_malloc(sizeof(short) * 2 * (size_t)dh);
+    if (!lb->xofs || !lb->alpha || !lb->yofs || !lb->beta) return -1;
+    double scale_x = (double)sw / dw, scale_y = (double)sh / dh;
+    for (int dx = 0; dx < dw; dx++) {
+        float fx = (float)((dx + 0.5) * scale_x - 0.5);
+        int sx = (int)floorf(fx);
+        fx -= (float)sx;
+        if (sx < 0) fx = 0, sx = 0;
+        if (sx >= sw - 1) fx = 0, sx = sw - 1;
+        lb->xofs[dx] = sx * 3;
+        lb->alpha[2 * dx] = lb_weight(1.f - fx);
+        lb->alpha[2 * dx + 1] = lb_weight(fx);
+    }
+    for (int dy = 0; dy < dh; dy++) {
+        float fy = (float)((dy + 0.5) * scale_y - 0.5);
+        int sy = (int)floorf(fy);
+        fy -= (float)sy;
+        lb->yofs[dy] = sy;
+        lb->beta[2 * dy] = lb_weight(1.f - fy);
+        lb->beta[2 * dy + 1] = lb_weight(fy);
+    }
+    return 0;
+}
+
+vigil_status letterbox_create(int src_w, int src_h, int in_w, int in_h, const vigil_preprocess *pre, float *dst,
+                              letterbox **out, vigil_error *err) {
+    *out = NULL;
     vigil_preprocess defaults = vigil_preprocess_default();
     if (!pre) pre = &defaults;
-    if (!image || !image->data || image->width <= 0 || image->height <= 0 || image->stride < image->width * 3)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "letterbox: no image");
+    if (src_w <= 0 || src_h <= 0) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "letterbox: no image");
     if (in_w <= 0 || in_h <= 0 || !dst)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "letterbox: bad input size %d x %d", in_w, in_h);
-    int w = image->width, h = image->height;
-    double r = fmin((double)in_h / h, (double)in_w / w);
-    int nw = pre->stretch ? in_w : lb_round_even(w * r);
-    int nh = pre->stretch ? in_h : lb_round_even(h * r);
-    if (nw < 1) nw = 1;
-    if (nh < 1) nh = 1;
-    if (nw > in_w) nw = in_w;
-    if (nh > in_h) nh = in_h;
+    letterbox *lb = vigil_calloc(1, sizeof *lb);
+    if (!lb) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "letterbox: out of memory");
+    double r = fmin((double)in_h / src_h, (double)in_w / src_w);
+    int nw = pre->stretch ? in_w : lb_round_even(src_w * r);
+    int nh = pre->stretch ? in_h : lb_round_even(src_h * r);
+    nw = nw < 1 ? 1 : nw > in_w ? in_w : nw;
+    nh = nh < 1 ? 1 : nh > in_h ? in_h : nh;
     int left = 0, top = 0;
     if (pre->centred) {
         left = lb_round_even((in_w - nw) / 2.0 - 0.1);
@@ -266,35 +245,157 @@ vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const
         if (left < 0) left = 0;
         if (top < 0) top = 0;
     }
-    if (info) {
-        info->scale_x = pre->stretch ? (float)in_w / w : (float)r;
-        info->scale_y = pre->stretch ? (float)in_h / h : (float)r;
-        info->pad_left = left;
-        info->pad_top = top;
-        info->resized_w = nw;
-        info->resized_h = nh;
-    }
-    lb_target t = {.dst = dst, .in_w = in_w, .in_h = in_h, .layout = pre->layout, .swap_rb = pre->swap_rb};
+    lb->src_w = src_w, lb->src_h = src_h;
+    lb->nw = nw, lb->nh = nh, lb->left = left, lb->top = top;
+    lb->pad = pre->pad_value;
+    lb->copy = nw == src_w && nh == src_h; /* Ultralytics skips the resize too */
+    lb->scale_x = pre->stretch ? (float)in_w / src_w : (float)r;
+    lb->scale_y = pre->stretch ? (float)in_h / src_h : (float)r;
+    lb->t = (lb_target){.dst = dst, .in_w = in_w, .in_h = in_h, .layout = pre->layout, .swap_rb = pre->swap_rb};
     for (int c = 0; c < 3; c++) {
         int plain = pre->scale[c] == 1 / 255.f; /* divide, as NumPy's x / 255 does */
-        t.mean[c] = pre->mean[c];
-        t.mul[c] = plain ? 1.f : pre->scale[c];
-        t.div[c] = plain ? 255.f : 1.f;
+        lb->t.mean[c] = pre->mean[c];
+        lb->t.mul[c] = plain ? 1.f : pre->scale[c];
+        lb->t.div[c] = plain ? 255.f : 1.f;
     }
-    lb_fill_pad(&t, left, top, nw, nh, pre->pad_value);
-    if (nw == w && nh == h) return lb_copy(&t, image, left, top, err); /* Ultralytics skips the resize too */
-    lb_plan p;
-    if (lb_plan_init(&p, w, h, nw, nh) != 0) {
-        lb_plan_free(&p);
+    if (!lb->copy && lb_tables(lb) != 0) {
+        letterbox_destroy(lb);
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "letterbox: out of memory");
     }
-    for (int dy = 0; dy < nh; dy++) {
-        int sy0 = lb_clamp_row(p.yofs[dy], h), sy1 = lb_clamp_row(p.yofs[dy] + 1, h);
-        const int *r0 = lb_row(&p, image, sy0, sy1, nw);
-        const int *r1 = lb_row(&p, image, sy1, sy0, nw);
-        lb_vresize(r0, r1, p.beta[2 * dy], p.beta[2 * dy + 1], nw * 3, p.out);
-        lb_store_row(&t, p.out, nw, nw, top + dy, left);
-    }
-    lb_plan_free(&p);
+    *out = lb;
     return VIGIL_OK;
+}
+
+void letterbox_info(const letterbox *lb, vigil_letterbox_info *info) {
+    *info = (vigil_letterbox_info){.scale_x = lb->scale_x,
+                                   .scale_y = lb->scale_y,
+                                   .pad_left = lb->left,
+                                   .pad_top = lb->top,
+                                   .resized_w = lb->nw,
+                                   .resized_h = lb->nh};
+}
+
+int letterbox_rows(const letterbox *lb) {
+    return lb->nh;
+}
+
+int letterbox_first_reader(const letterbox *lb, int sy) {
+    if (lb->copy) return sy < 0 ? 0 : sy > lb->nh ? lb->nh : sy;
+    int lo = 0, hi = lb->nh; /* yofs never decreases: binary search */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (lb_clamp_row(lb->yofs[mid], lb->src_h) >= sy)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* One run's working rows: the two horizontally filtered source rows it
+ * interpolates between and the resized row, planar [3][nw] each, padded to
+ * whole LB_BLOCKs. */
+typedef struct lb_cache {
+    short *rows[2];
+    int row_src[2]; /* which source row each holds, -1 = none */
+    short *out;
+} lb_cache;
+
+static void lb_cache_free(lb_cache *c) {
+    vigil_free(c->rows[0]);
+    vigil_free(c->rows[1]);
+    vigil_free(c->out);
+}
+
+static int lb_cache_init(lb_cache *c, int nw) {
+    size_t padded = ((size_t)nw * 3 + LB_BLOCK - 1) / LB_BLOCK * LB_BLOCK;
+    c->rows[0] = vigil_calloc(padded, sizeof(short));
+    c->rows[1] = vigil_calloc(padded, sizeof(short));
+    c->out = vigil_calloc(padded, sizeof(short));
+    c->row_src[0] = c->row_src[1] = -1;
+    return c->rows[0] && c->rows[1] && c->out ? 0 : -1;
+}
+
+/* Points *out at the filtered row for source row sy, computed into the slot
+ * that is not holding `keep` unless a slot has it already. */
+static vigil_status lb_row(const letterbox *lb, lb_cache *c, const letterbox_source *src, int sy, int keep,
+                           const short **out, vigil_error *err) {
+    for (int i = 0; i < 2; i++)
+        if (c->row_src[i] == sy) {
+            *out = c->rows[i];
+            return VIGIL_OK;
+        }
+    const uint8_t *pixels;
+    vigil_status st = src->row(src->ctx, sy, &pixels, err);
+    if (st) return st;
+    int slot = c->row_src[0] == keep ? 1 : 0;
+    lb_hresize(lb, pixels, lb->src_w, lb->nw, c->rows[slot]);
+    c->row_src[slot] = sy;
+    *out = c->rows[slot];
+    return VIGIL_OK;
+}
+
+/* Image already at the resized size: deinterleave each row and store it. */
+static vigil_status lb_copy_rows(const letterbox *lb, lb_cache *c, const letterbox_source *src, int dy0, int dy1,
+                                 vigil_error *err) {
+    int w = lb->src_w;
+    for (int y = dy0; y < dy1; y++) {
+        const uint8_t *pixels;
+        vigil_status st = src->row(src->ctx, y, &pixels, err);
+        if (st) return st;
+        for (int x = 0; x < w; x++)
+            for (int ch = 0; ch < 3; ch++)
+                c->out[(size_t)ch * w + x] = (short)pixels[3 * x + ch];
+        lb_store_row(&lb->t, c->out, w, w, lb->top + y, lb->left);
+    }
+    return VIGIL_OK;
+}
+
+vigil_status letterbox_run(const letterbox *lb, const letterbox_source *src, int dy0, int dy1, vigil_error *err) {
+    lb_cache c;
+    if (lb_cache_init(&c, lb->nw) != 0) {
+        lb_cache_free(&c);
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "letterbox: out of memory");
+    }
+    vigil_status st = VIGIL_OK;
+    if (lb->copy) {
+        st = lb_copy_rows(lb, &c, src, dy0, dy1, err);
+        lb_cache_free(&c);
+        return st;
+    }
+    for (int dy = dy0; dy < dy1; dy++) {
+        int sy0 = lb_clamp_row(lb->yofs[dy], lb->src_h), sy1 = lb_clamp_row(lb->yofs[dy] + 1, lb->src_h);
+        const short *r0, *r1;
+        st = lb_row(lb, &c, src, sy0, sy1, &r0, err);
+        if (!st) st = lb_row(lb, &c, src, sy1, sy0, &r1, err);
+        if (st) break;
+        lb_vresize(r0, r1, lb->beta[2 * dy], lb->beta[2 * dy + 1], lb->nw * 3, c.out);
+        lb_store_row(&lb->t, c.out, lb->nw, lb->nw, lb->top + dy, lb->left);
+    }
+    lb_cache_free(&c);
+    return st;
+}
+
+/* ------------------------------------------------ an image in memory */
+
+static vigil_status lb_image_row(void *ctx, int y, const uint8_t **pixels, vigil_error *err) {
+    (void)err;
+    const vigil_image *img = ctx;
+    *pixels = img->data + (size_t)y * img->stride;
+    return VIGIL_OK;
+}
+
+vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const vigil_preprocess *pre, float *dst,
+                             vigil_letterbox_info *info, vigil_error *err) {
+    if (!image || !image->data || image->width <= 0 || image->height <= 0 || image->stride < image->width * 3)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "letterbox: no image");
+    letterbox *lb;
+    vigil_status st = letterbox_create(image->width, image->height, in_w, in_h, pre, dst, &lb, err);
+    if (st) return st;
+    if (info) letterbox_info(lb, info);
+    letterbox_fill_pad(lb);
+    letterbox_source src = {.row = lb_image_row, .ctx = (void *)image};
+    st = letterbox_run(lb, &src, 0, lb->nh, err);
+    letterbox_destroy(lb);
+    return st;
 }

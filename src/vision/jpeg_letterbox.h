@@ -1,0 +1,41 @@
+/*
+ * jpeg_letterbox.h - a JPEG decoded straight into the network input, row
+ * band by row band, never held whole; split across threads at the file's
+ * restart markers when it has them.
+ *
+ * Gives the same tensor, bit for bit, as vigil_image_decode followed by
+ * vigil_letterbox (the unit tests hold it to that), with the same refusals:
+ * pixel limit, truncated or corrupt data, warnings treated as errors.  It
+ * does not rotate: use it only where jpeg_letterbox_applies says so.
+ */
+#ifndef VIGIL_VISION_JPEG_LETTERBOX_H
+#define VIGIL_VISION_JPEG_LETTERBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/engine.h"
+#include "vigil/vision.h"
+
+/* 1 when bytes are a JPEG that needs no EXIF rotation under opt (NULL =
+ * defaults), so jpeg_letterbox can take it. */
+int jpeg_letterbox_applies(const uint8_t *bytes, size_t size, const vigil_decode_options *opt);
+
+/* Where the time went: libjpeg's share and the letterbox's share of the
+ * stage's wall time (when bands run in parallel, the bands' summed split of
+ * their own time divides the wall time), and how many bands ran. */
+typedef struct jpeg_letterbox_stats {
+    double decode_ms, letterbox_ms;
+    int bands;
+} jpeg_letterbox_stats;
+
+/* Decodes the JPEG in bytes into dst (in_w x in_h x 3 in pre->layout, pre
+ * NULL = Ultralytics') in up to `parts` bands, run by engine's pool (NULL =
+ * one after another on this thread).  opt->target_size asks for DCT scaling
+ * as vigil_image_decode does.  info, lb_info and stats may be NULL. */
+vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decode_options *opt, int in_w, int in_h,
+                            const vigil_preprocess *pre, float *dst, vigil_engine *engine, int parts,
+                            vigil_decode_info *info, vigil_letterbox_info *lb_info, jpeg_letterbox_stats *stats,
+                            vigil_error *err);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * letterbox.h - the letterbox in pieces, for callers that do not hold the
+ * whole image: a decoder that hands over rows as it produces them
+ * (jpeg_letterbox.c), possibly several decoders each producing one band.
+ *
+ *   letterbox_create   geometry, pixel convention and interpolation tables
+ *   letterbox_fill_pad the padding the image does not cover
+ *   letterbox_run      resized rows [dy0, dy1), pulling source rows from a
+ *                      letterbox_source in increasing order
+ *
+ * vigil_letterbox (vision.h) is these three over an image in memory; the
+ * pieces give the same values bit for bit whichever way the rows are split.
+ * A letterbox is read-only once created, so runs over disjoint row ranges may
+ * go on in parallel, each with its own source.
+ */
+#ifndef VIGIL_VISION_LETTERBOX_H
+#define VIGIL_VISION_LETTERBOX_H
+
+#include <stdint.h>
+
+#include "vigil/vision.h"
+
+typedef struct letterbox letterbox;
+
+/* Packed RGB rows of the image.  row(ctx, y, &pixels, err) points pixels
+ * at row y (valid until the next call) or fails with a status; a run asks
+ * for rows in non-decreasing order, each at most once. */
+typedef struct letterbox_source {
+    vigil_status (*row)(void *ctx, int y, const uint8_t **pixels, vigil_error *err);
+    void *ctx;
+} letterbox_source;
+
+/* Plans the letterbox of a src_w x src_h image into dst (in_w x in_h x 3 in
+ * pre->layout; pre NULL = Ultralytics' convention).  dst is borrowed. */
+vigil_status letterbox_create(int src_w, int src_h, int in_w, int in_h, const vigil_preprocess *pre, float *dst,
+                              letterbox **out, vigil_error *err);
+void letterbox_destroy(letterbox *lb);
+void letterbox_info(const letterbox *lb, vigil_letterbox_info *info);
+
+/* Rows of the resized image (the ones letterbox_run produces). */
+int letterbox_rows(const letterbox *lb);
+/* The first resized row that reads no source row above sy (rows() when
+ * none): a band of source rows from sy on can produce rows from there. */
+int letterbox_first_reader(const letterbox *lb, int sy);
+
+void letterbox_fill_pad(const letterbox *lb);
+/* Produces resized rows [dy0, dy1) from src.  Allocates a small row cache
+ * of its own, so runs over disjoint ranges may share lb. */
+vigil_status letterbox_run(const letterbox *lb, const letterbox_source *src, int dy0, int dy1, vigil_error *err);
+
+#endif

@@ -1,0 +1,248 @@
+/*
+ * test_vision_jpeg_letterbox.c - the streamed, banded JPEG letterbox gives
+ * the tensor of vigil_image_decode + vigil_letterbox bit for bit, for every
+ * way of splitting a file into bands, and refuses what that refuses.
+ *
+ * Files come from libjpeg's own encoder so that each layout the splitter
+ * handles differently is covered: a restart marker every MCU row (phones,
+ * cameras, bus.jpg), markers every few MCUs that do not fall on row starts,
+ * grey scale, 4:4:4, no markers, progressive.  bus.jpg and zidane.jpg from
+ * ../shared run too when present.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+#include "core/alloc.h"
+#include "testing.h"
+#include "vigil/vision.h"
+#include "vision/jpeg_letterbox.h"
+
+typedef struct jpeg_spec {
+    int width, height, components;
+    int h_samp;           /* luma sampling: 2 = 4:2:0, 1 = 4:4:4 */
+    int restart_in_rows;  /* marker every n MCU rows */
+    int restart_interval; /* or every n MCUs */
+    int progressive;
+} jpeg_spec;
+
+/* A smooth picture with some detail, so every band has real data. */
+static uint8_t *make_pixels(const jpeg_spec *s) {
+    size_t n = (size_t)s->width * s->height * s->components;
+    uint8_t *px = malloc(n);
+    for (int y = 0; y < s->height; y++)
+        for (int x = 0; x < s->width; x++)
+            for (int c = 0; c < s->components; c++)
+                px[((size_t)y * s->width + x) * s->components + c] =
+                    (uint8_t)((x * (c + 1) + y * (3 - c) + ((x / 7 + y / 5) % 3) * 40 + (x * y % 17)) & 255);
+    return px;
+}
+
+static uint8_t *encode(const jpeg_spec *s, size_t *size) {
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    unsigned char *out = NULL;
+    unsigned long len = 0;
+    jpeg_mem_dest(&c, &out, &len);
+    c.image_width = (JDIMENSION)s->width;
+    c.image_height = (JDIMENSION)s->height;
+    c.input_components = s->components;
+    c.in_color_space = s->components == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 90, TRUE);
+    if (s->components == 3) c.comp_info[0].h_samp_factor = c.comp_info[0].v_samp_factor = s->h_samp;
+    c.restart_in_rows = s->restart_in_rows;
+    c.restart_interval = (unsigned)s->restart_interval;
+    if (s->progressive) jpeg_simple_progression(&c);
+    jpeg_start_compress(&c, TRUE);
+    uint8_t *px = make_pixels(s);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = px + (size_t)c.next_scanline * s->width * s->components;
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    free(px);
+    uint8_t *copy = malloc(len);
+    memcpy(copy, out, len);
+    free(out);
+    *size = len;
+    return copy;
+}
+
+/* Whole decode + letterbox against the streamed one in `parts` bands; the
+ * decode facts must agree too.  Returns the streamed status; *bands (may be
+ * NULL) says how many bands ran. */
+static vigil_status compare_bands(const uint8_t *jpeg, size_t size, int in_w, int in_h, int target, int parts,
+                                  int *bands) {
+    size_t n = (size_t)in_w * in_h * 3;
+    float *want = vigil_malloc(n * sizeof(float)), *got = vigil_malloc(n * sizeof(float));
+    vigil_decode_options opt = {.target_size = target};
+    vigil_image img;
+    vigil_decode_info want_info, got_info;
+    vigil_letterbox_info want_lb, got_lb;
+    vigil_error err;
+    vigil_status want_st = vigil_image_decode(jpeg, size, &opt, &img, &want_info, &err);
+    if (!want_st) {
+        want_st = vigil_letterbox(&img, in_w, in_h, NULL, want, &want_lb, &err);
+        vigil_image_free(&img);
+    }
+    jpeg_letterbox_stats timing;
+    vigil_status st =
+        jpeg_letterbox(jpeg, size, &opt, in_w, in_h, NULL, got, NULL, parts, &got_info, &got_lb, &timing, &err);
+    CHECK_EQ_INT(st, want_st);
+    if (!st && !want_st) {
+        CHECK(memcmp(want, got, n * sizeof(float)) == 0);
+        CHECK(memcmp(&want_lb, &got_lb, sizeof want_lb) == 0);
+        CHECK_EQ_INT(got_info.orig_width, want_info.orig_width);
+        CHECK_EQ_INT(got_info.orig_height, want_info.orig_height);
+        CHECK_EQ_INT(got_info.scale_denom, want_info.scale_denom);
+        CHECK(timing.decode_ms > 0 && timing.letterbox_ms > 0);
+        CHECK(timing.bands >= 1 && timing.bands <= parts);
+        if (bands) *bands = timing.bands;
+    }
+    vigil_free(want);
+    vigil_free(got);
+    return st;
+}
+
+static vigil_status compare(const uint8_t *jpeg, size_t size, int in_w, int in_h, int target, int parts) {
+    return compare_bands(jpeg, size, in_w, in_h, target, parts, NULL);
+}
+
+/* Every split agrees with the whole decode; `split` says whether the file
+ * must actually be cut into as many bands as asked (up to 3). */
+static void check_spec(const jpeg_spec *s, int split) {
+    size_t size;
+    uint8_t *jpeg = encode(s, &size);
+    static const int parts[] = {1, 2, 3, 5, 16};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        int bands = 0;
+        CHECK_EQ_INT(compare_bands(jpeg, size, 64, 64, 0, parts[i], &bands), VIGIL_OK); /* strong reduction */
+        if (split)
+            CHECK(bands == parts[i] || (parts[i] > 3 && bands >= 3));
+        else
+            CHECK_EQ_INT(bands, 1);
+        CHECK_EQ_INT(compare(jpeg, size, 320, 256, 0, parts[i]), VIGIL_OK); /* mild, non-square */
+        CHECK_EQ_INT(compare(jpeg, size, 96, 96, 96, parts[i]), VIGIL_OK);  /* with DCT scaling */
+    }
+    free(jpeg);
+}
+
+static void test_restart_every_row(void) {
+    check_spec(&(jpeg_spec){.width = 405, .height = 540, .components = 3, .h_samp = 2, .restart_in_rows = 1}, 1);
+}
+
+static void test_restart_every_few_rows(void) {
+    check_spec(&(jpeg_spec){.width = 300, .height = 333, .components = 3, .h_samp = 2, .restart_in_rows = 3}, 1);
+}
+
+/* Markers every 7 MCUs fall on a row start only every 7 rows. */
+static void test_restart_off_row_starts(void) {
+    check_spec(&(jpeg_spec){.width = 250, .height = 410, .components = 3, .h_samp = 1, .restart_interval = 7}, 1);
+}
+
+static void test_grey_with_restarts(void) {
+    check_spec(&(jpeg_spec){.width = 200, .height = 301, .components = 1, .restart_in_rows = 1}, 1);
+}
+
+static void test_no_restarts(void) {
+    check_spec(&(jpeg_spec){.width = 320, .height = 200, .components = 3, .h_samp = 2}, 0);
+}
+
+static void test_progressive(void) {
+    check_spec(
+        &(jpeg_spec){.width = 160, .height = 400, .components = 3, .h_samp = 2, .restart_in_rows = 1, .progressive = 1},
+        0);
+}
+
+/* Images smaller than the input are enlarged; same size is copied. */
+static void test_enlarge_and_copy(void) {
+    jpeg_spec s = {.width = 48, .height = 80, .components = 3, .h_samp = 2, .restart_in_rows = 1};
+    size_t size;
+    uint8_t *jpeg = encode(&s, &size);
+    for (int parts = 1; parts <= 4; parts++) {
+        CHECK_EQ_INT(compare(jpeg, size, 320, 320, 0, parts), VIGIL_OK);
+        CHECK_EQ_INT(compare(jpeg, size, 80, 80, 0, parts), VIGIL_OK); /* r = 1: no resize */
+    }
+    free(jpeg);
+}
+
+/* Cut anywhere, or damaged markers: refused (or decoded) exactly as the
+ * whole-image decoder does, in any number of bands. */
+static void test_damage(void) {
+    jpeg_spec s = {.width = 256, .height = 256, .components = 3, .h_samp = 2, .restart_in_rows = 1};
+    size_t size;
+    uint8_t *jpeg = encode(&s, &size);
+    static const double cuts[] = {0.01, 0.3, 0.6, 0.99};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        size_t cut = (size_t)(size * cuts[i]);
+        CHECK(compare(jpeg, cut, 64, 64, 0, 3) != VIGIL_OK);
+    }
+    /* every restart marker renamed RST3: whatever libjpeg makes of that */
+    uint8_t *bad = malloc(size);
+    memcpy(bad, jpeg, size);
+    for (size_t i = 600; i + 1 < size; i++)
+        if (bad[i] == 0xFF && bad[i + 1] >= 0xD0 && bad[i + 1] <= 0xD7) bad[i + 1] = 0xD3;
+    compare(bad, size, 64, 64, 0, 2);
+    free(bad);
+    free(jpeg);
+}
+
+/* A pixel limit refuses before decoding, in bands too. */
+static void test_pixel_limit(void) {
+    jpeg_spec s = {.width = 200, .height = 200, .components = 3, .h_samp = 2, .restart_in_rows = 1};
+    size_t size;
+    uint8_t *jpeg = encode(&s, &size);
+    float tensor[3 * 32 * 32];
+    vigil_decode_options opt = {.max_pixels = 199 * 200};
+    vigil_error err;
+    CHECK_EQ_INT(jpeg_letterbox(jpeg, size, &opt, 32, 32, NULL, tensor, NULL, 2, NULL, NULL, NULL, &err),
+                 VIGIL_ERR_LIMIT);
+    CHECK(strstr(err.message, "max_image_pixels") != NULL);
+    free(jpeg);
+}
+
+static uint8_t *read_shared(const char *rel, size_t *size) {
+    char path[1024];
+    if (!testing_shared_path(path, sizeof path, rel)) return NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)len);
+    *size = fread(b, 1, (size_t)len, f);
+    fclose(f);
+    return b;
+}
+
+static void test_shared_images(void) {
+    static const char *images[] = {"images/bus.jpg", "images/zidane.jpg"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t size;
+        uint8_t *jpeg = read_shared(images[i], &size);
+        if (!jpeg) SKIP("../shared images are absent");
+        for (int parts = 1; parts <= 4; parts++)
+            CHECK_EQ_INT(compare(jpeg, size, 640, 640, 640, parts), VIGIL_OK);
+        free(jpeg);
+    }
+}
+
+int main(void) {
+    RUN(test_restart_every_row);
+    RUN(test_restart_every_few_rows);
+    RUN(test_restart_off_row_starts);
+    RUN(test_grey_with_restarts);
+    RUN(test_no_restarts);
+    RUN(test_progressive);
+    RUN(test_enlarge_and_copy);
+    RUN(test_damage);
+    RUN(test_pixel_limit);
+    RUN(test_shared_images);
+    return testing_report();
+}
