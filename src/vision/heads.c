@@ -89,6 +89,31 @@ static vigil_status head_yolov5(const head_layout *l, const float *d, const head
     return VIGIL_OK;
 }
 
+/* Anchors per step of the class maximum. */
+#define HEAD_BLOCK 16
+
+/* Four lanes of GCC/clang's portable vector extension (SSE, NEON or
+ * scalar code): a comparison gives a lane mask, which selects by bits. */
+typedef float head_v4f __attribute__((vector_size(16)));
+typedef int head_v4i __attribute__((vector_size(16)));
+
+/* best = max(best, s), best_cls = c where s won, over HEAD_BLOCK anchors. */
+static void head_max_block(const float *restrict s, int c, float *restrict best, int *restrict best_cls) {
+    head_v4i cls = {c, c, c, c};
+    for (int k = 0; k < HEAD_BLOCK; k += 4) {
+        head_v4f v, b;
+        head_v4i bc;
+        memcpy(&v, s + k, sizeof v);
+        memcpy(&b, best + k, sizeof b);
+        memcpy(&bc, best_cls + k, sizeof bc);
+        head_v4i better = v > b;
+        head_v4i nb = ((head_v4i)v & better) | ((head_v4i)b & ~better);
+        bc = (cls & better) | (bc & ~better);
+        memcpy(best + k, &nb, sizeof nb);
+        memcpy(best_cls + k, &bc, sizeof bc);
+    }
+}
+
 /* v8 and v8-seg: channels first, so the class maximum is taken a channel at
  * a time over all anchors (contiguous reads) before boxes are gathered. */
 static vigil_status head_yolov8(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
@@ -102,9 +127,12 @@ static vigil_status head_yolov8(const head_layout *l, const float *d, const head
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory decoding %zu anchors", A);
     }
     memcpy(best, d + 4 * A, A * sizeof(float));
+    size_t whole = A / HEAD_BLOCK * HEAD_BLOCK;
     for (int c = 1; c < l->n_classes; c++) {
         const float *s = d + (4 + (size_t)c) * A;
-        for (size_t a = 0; a < A; a++) {
+        for (size_t a = 0; a < whole; a += HEAD_BLOCK)
+            head_max_block(s + a, c, best + a, best_cls + a);
+        for (size_t a = whole; a < A; a++) {
             int better = s[a] > best[a];
             best[a] = better ? s[a] : best[a];
             best_cls[a] = better ? c : best_cls[a];
