@@ -28,7 +28,9 @@ struct vigil_detector {
     head_layout layout;
     vigil_preprocess pre;
     int in_w, in_h;
-    float *input; /* [1, 3, in_h, in_w] or NHWC */
+    float *input;                        /* [1, 3, in_h, in_w] or NHWC */
+    vigil_letterbox_info input_geometry; /* of the padding input holds ... */
+    int input_padded;                    /* ... when 1 */
     vigil_tensor input_tensor;
     vigil_labels *labels; /* NULL when the model names none */
     head_boxes boxes;
@@ -294,8 +296,10 @@ static vigil_status detector_infer_image(vigil_detector *det, const vigil_image 
                                          vigil_error *err) {
     detector_free_masks(det);
     double t0 = detector_now_ms();
-    vigil_letterbox_info lb;
+    vigil_letterbox_info lb = {0};
     vigil_status st = vigil_letterbox(image, det->in_w, det->in_h, &det->pre, det->input, &lb, err);
+    det->input_padded = !st;
+    det->input_geometry = lb;
     if (st) return st;
     res->timing.letterbox_ms = detector_now_ms() - t0;
     return detector_infer(det, &lb, image->width, image->height, orig_w, orig_h, options, res, err);
@@ -332,11 +336,18 @@ static vigil_status detector_run_jpeg(vigil_detector *det, const void *bytes, si
     vigil_decode_options dec = detector_decode_options(det);
     vigil_engine *engine = vigil_model_engine(det->model);
     vigil_decode_info info;
-    vigil_letterbox_info lb;
+    vigil_letterbox_info lb = {0};
     jpeg_letterbox_stats timing;
     detector_free_masks(det);
-    vigil_status st = jpeg_letterbox(bytes, size, &dec, det->in_w, det->in_h, &det->pre, det->input, engine,
-                                     vigil_engine_threads(engine), &info, &lb, &timing, err);
+    jpeg_letterbox_dst dst = {.data = det->input,
+                              .in_w = det->in_w,
+                              .in_h = det->in_h,
+                              .pre = &det->pre,
+                              .padded = det->input_padded ? &det->input_geometry : NULL};
+    vigil_status st =
+        jpeg_letterbox(bytes, size, &dec, &dst, engine, vigil_engine_threads(engine), &info, &lb, &timing, err);
+    det->input_padded = !st;
+    det->input_geometry = lb;
     if (st) return st;
     result->timing.decode_ms = timing.decode_ms;
     result->timing.letterbox_ms = timing.letterbox_ms;

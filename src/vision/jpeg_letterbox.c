@@ -42,7 +42,7 @@
 #include "vision/letterbox.h"
 
 #define JL_MAX_PARTS 16
-#define JL_STRIP_ROWS 16 /* rows libjpeg decodes per refill */
+#define JL_STRIP_ROWS 8 /* rows libjpeg decodes per refill */
 
 static double jl_now_ms(void) {
     struct timespec ts;
@@ -469,10 +469,9 @@ static void jl_plan_bands(jl_job *job, int parts) {
     }
 }
 
-vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decode_options *opt, int in_w, int in_h,
-                            const vigil_preprocess *pre, float *dst, vigil_engine *engine, int parts,
-                            vigil_decode_info *info, vigil_letterbox_info *lb_info, jpeg_letterbox_stats *stats,
-                            vigil_error *err) {
+vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decode_options *opt,
+                            const jpeg_letterbox_dst *dst, vigil_engine *engine, int parts, vigil_decode_info *info,
+                            vigil_letterbox_info *lb_info, jpeg_letterbox_stats *stats, vigil_error *err) {
     vigil_decode_options defaults = {0};
     if (!opt) opt = &defaults;
     if (!jpeg_letterbox_applies(bytes, size, opt))
@@ -491,11 +490,13 @@ vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decod
     st = jl_stream_start(first, job.denom, 0, err);
     if (st) goto done;
     double t1 = jl_now_ms();
-    st = letterbox_create((int)first->cinfo.output_width, (int)first->cinfo.output_height, in_w, in_h, pre, dst, &lb,
-                          err);
+    st = letterbox_create((int)first->cinfo.output_width, (int)first->cinfo.output_height, dst->in_w, dst->in_h,
+                          dst->pre, dst->data, &lb, err);
     if (st) goto done;
+    vigil_letterbox_info geometry;
+    letterbox_info(lb, &geometry);
+    if (dst->padded && memcmp(dst->padded, &geometry, sizeof geometry) == 0) letterbox_assume_padded(lb);
     job.lb = lb;
-    letterbox_fill_pad(lb);
     double t2 = jl_now_ms();
     job.out_rows_per_mcu_row = 0;
     if (parts > 1 && jl_read_headers(&layout, bytes, size) && layout.width == width && layout.height == height &&
@@ -526,7 +527,7 @@ vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decod
         stats->letterbox_ms = (t2 - t1) + (t3 - t2) * (1 - share);
         stats->bands = job.n_bands;
     }
-    if (lb_info) letterbox_info(lb, lb_info);
+    if (lb_info) *lb_info = geometry;
     if (info)
         *info = (vigil_decode_info){
             .orig_width = width, .orig_height = height, .scale_num = 1, .scale_denom = job.denom, .orientation = 1};

@@ -29,13 +29,22 @@ typedef struct jpeg_letterbox_stats {
     int bands;
 } jpeg_letterbox_stats;
 
-/* Decodes the JPEG in bytes into dst (in_w x in_h x 3 in pre->layout, pre
- * NULL = Ultralytics') in up to `parts` bands, run by engine's pool (NULL =
- * one after another on this thread).  opt->target_size asks for DCT scaling
- * as vigil_image_decode does.  info, lb_info and stats may be NULL. */
-vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decode_options *opt, int in_w, int in_h,
-                            const vigil_preprocess *pre, float *dst, vigil_engine *engine, int parts,
-                            vigil_decode_info *info, vigil_letterbox_info *lb_info, jpeg_letterbox_stats *stats,
-                            vigil_error *err);
+/* Where the letterbox goes. */
+typedef struct jpeg_letterbox_dst {
+    float *data; /* in_w x in_h x 3 in pre->layout (borrowed) */
+    int in_w, in_h;
+    const vigil_preprocess *pre; /* NULL = Ultralytics' convention */
+    /* The geometry whose padding data already holds (NULL = none): when
+     * this image's is the same, the padding is not written again. */
+    const vigil_letterbox_info *padded;
+} jpeg_letterbox_dst;
+
+/* Decodes the JPEG in bytes into dst in up to `parts` bands, run by engine's
+ * pool (NULL = one after another on this thread).  opt->target_size asks for
+ * DCT scaling as vigil_image_decode does.  info, lb_info and stats may be
+ * NULL.  On failure dst->data is partly written. */
+vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decode_options *opt,
+                            const jpeg_letterbox_dst *dst, vigil_engine *engine, int parts, vigil_decode_info *info,
+                            vigil_letterbox_info *lb_info, jpeg_letterbox_stats *stats, vigil_error *err);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "core/alloc.h"
 #include "vision/letterbox.h"
+#include "vision/letterbox_kernels.h"
 
 #define LB_COEF_BITS 11
 #define LB_COEF_SCALE (1 << LB_COEF_BITS)
@@ -87,25 +88,44 @@ struct letterbox {
     int left, top;    /* where the resized image sits in the input */
     float scale_x, scale_y;
     uint8_t pad;
-    int copy;     /* 1 = already at the resized size: no tables */
-    int *xofs;    /* [nw] first source pixel * 3 */
-    short *alpha; /* [nw * 2] */
-    int *yofs;    /* [nh] first source row (may be -1 or h-1) */
-    short *beta;  /* [nh * 2] */
+    int padded;            /* 1 = dst holds the padding already */
+    int copy;              /* 1 = already at the resized size: no tables */
+    int *xofs;             /* [nw] first source pixel * 3 */
+    short *alpha;          /* [nw * 2] */
+    int *yofs;             /* [nh] first source row (may be -1 or h-1) */
+    short *beta;           /* [nh * 2] */
+    lb_hresize_fn hresize; /* the CPU's horizontal kernel ... */
+    int kernel_cols;       /* ... for columns [0, kernel_cols) */
 };
 
-/* Horizontal pass of one packed RGB source row into planar dst [3][dw],
- * each value the 32-bit sum shifted right by 4 as the vertical pass wants. */
-static void lb_hresize(const letterbox *p, const uint8_t *restrict src, int sw, int dw, short *restrict dst) {
-    short *restrict d0 = dst, *restrict d1 = dst + dw, *restrict d2 = dst + 2 * dw;
-    for (int dx = 0; dx < dw; dx++) {
-        int o = p->xofs[dx];
-        int a0 = p->alpha[2 * dx], a1 = p->alpha[2 * dx + 1];
-        int o1 = o + 3 < sw * 3 ? o + 3 : o; /* right edge: weight a1 is 0 there */
-        d0[dx] = (short)((src[o] * a0 + src[o1] * a1) >> 4);
-        d1[dx] = (short)((src[o + 1] * a0 + src[o1 + 1] * a1) >> 4);
-        d2[dx] = (short)((src[o + 2] * a0 + src[o1 + 2] * a1) >> 4);
+void lb_hresize_c(const uint8_t *src, const int *xofs, const short *alpha, int n, short *d0, short *d1, short *d2) {
+    for (int dx = 0; dx < n; dx++) {
+        const uint8_t *a = src + xofs[dx];
+        int a0 = alpha[2 * dx], a1 = alpha[2 * dx + 1];
+        d0[dx] = (short)((a[0] * a0 + a[3] * a1) >> 4);
+        d1[dx] = (short)((a[1] * a0 + a[4] * a1) >> 4);
+        d2[dx] = (short)((a[2] * a0 + a[5] * a1) >> 4);
     }
+}
+
+/* Horizontal pass of one packed RGB source row into planar dst [3][dw],
+ * each value the 32-bit sum shifted right by 4 as the vertical pass wants:
+ * the CPU's kernel over the columns it may read 8 bytes at, the reference
+ * over the last few, and a one-pixel-wide image on its own. */
+static void lb_hresize(const letterbox *p, const uint8_t *restrict src, int sw, int dw, short *restrict dst) {
+    short *d0 = dst, *d1 = dst + dw, *d2 = dst + 2 * dw;
+    if (sw == 1) {
+        for (int dx = 0; dx < dw; dx++) {
+            int a = p->alpha[2 * dx] + p->alpha[2 * dx + 1];
+            d0[dx] = (short)((src[0] * a) >> 4);
+            d1[dx] = (short)((src[1] * a) >> 4);
+            d2[dx] = (short)((src[2] * a) >> 4);
+        }
+        return;
+    }
+    int k = p->kernel_cols;
+    p->hresize(src, p->xofs, p->alpha, k, d0, d1, d2);
+    lb_hresize_c(src, p->xofs + k, p->alpha + 2 * k, dw - k, d0 + k, d1 + k, d2 + k);
 }
 
 /* Four lanes of GCC/clang's portable vector extension: the compiler maps
@@ -165,9 +185,11 @@ static void lb_fill_span(const lb_target *t, int y, int x0, int x1, uint8_t pad)
 
 /* Pads only what the image does not cover: whole rows above and below, the
  * side columns next to it. */
-void letterbox_fill_pad(const letterbox *lb) {
+/* Pads only what the image does not cover in input rows [y0, y1): whole
+ * rows above and below it, the side columns next to it. */
+static void lb_fill_pad(const letterbox *lb, int y0, int y1) {
     const lb_target *t = &lb->t;
-    for (int y = 0; y < t->in_h; y++) {
+    for (int y = y0; y < y1; y++) {
         if (y < lb->top || y >= lb->top + lb->nh) {
             lb_fill_span(t, y, 0, t->in_w, lb->pad);
             continue;
@@ -211,6 +233,12 @@ static int lb_tables(letterbox *lb) {
         lb->xofs[dx] = sx * 3;
         lb->alpha[2 * dx] = lb_weight(1.f - fx);
         lb->alpha[2 * dx + 1] = lb_weight(fx);
+        if (sx == sw - 1 && sw > 1) { /* the last pixel, read as the second of a pair inside the row */
+            lb->xofs[dx] = (sx - 1) * 3;
+            lb->alpha[2 * dx] = 0;
+            lb->alpha[2 * dx + 1] = LB_COEF_SCALE;
+        }
+        if (lb->xofs[dx] + 8 <= sw * 3) lb->kernel_cols = dx + 1; /* offsets never decrease */
     }
     for (int dy = 0; dy < dh; dy++) {
         float fy = (float)((dy + 0.5) * scale_y - 0.5);
@@ -258,6 +286,7 @@ vigil_status letterbox_create(int src_w, int src_h, int in_w, int in_h, const vi
         lb->t.mul[c] = plain ? 1.f : pre->scale[c];
         lb->t.div[c] = plain ? 255.f : 1.f;
     }
+    lb->hresize = lb_hresize_best();
     if (!lb->copy && lb_tables(lb) != 0) {
         letterbox_destroy(lb);
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "letterbox: out of memory");
@@ -273,6 +302,10 @@ void letterbox_info(const letterbox *lb, vigil_letterbox_info *info) {
                                    .pad_top = lb->top,
                                    .resized_w = lb->nw,
                                    .resized_h = lb->nh};
+}
+
+void letterbox_assume_padded(letterbox *lb) {
+    lb->padded = 1;
 }
 
 int letterbox_rows(const letterbox *lb) {
@@ -358,6 +391,9 @@ vigil_status letterbox_run(const letterbox *lb, const letterbox_source *src, int
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "letterbox: out of memory");
     }
     vigil_status st = VIGIL_OK;
+    /* the padding of these rows: with the first row everything above, with
+     * the last everything below */
+    if (!lb->padded) lb_fill_pad(lb, dy0 == 0 ? 0 : lb->top + dy0, dy1 == lb->nh ? lb->t.in_h : lb->top + dy1);
     if (lb->copy) {
         st = lb_copy_rows(lb, &c, src, dy0, dy1, err);
         lb_cache_free(&c);
@@ -393,7 +429,6 @@ vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const
     vigil_status st = letterbox_create(image->width, image->height, in_w, in_h, pre, dst, &lb, err);
     if (st) return st;
     if (info) letterbox_info(lb, info);
-    letterbox_fill_pad(lb);
     letterbox_source src = {.row = lb_image_row, .ctx = (void *)image};
     st = letterbox_run(lb, &src, 0, lb->nh, err);
     letterbox_destroy(lb);

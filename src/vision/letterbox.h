@@ -4,11 +4,12 @@
  * (jpeg_letterbox.c), possibly several decoders each producing one band.
  *
  *   letterbox_create   geometry, pixel convention and interpolation tables
- *   letterbox_fill_pad the padding the image does not cover
- *   letterbox_run      resized rows [dy0, dy1), pulling source rows from a
- *                      letterbox_source in increasing order
+ *   letterbox_run      resized rows [dy0, dy1) and the padding beside them
+ *                      (above and below too for the first and last rows),
+ *                      pulling source rows from a letterbox_source in
+ *                      increasing order
  *
- * vigil_letterbox (vision.h) is these three over an image in memory; the
+ * vigil_letterbox (vision.h) is the two over an image in memory; the
  * pieces give the same values bit for bit whichever way the rows are split.
  * A letterbox is read-only once created, so runs over disjoint row ranges may
  * go on in parallel, each with its own source.
@@ -37,14 +38,18 @@ vigil_status letterbox_create(int src_w, int src_h, int in_w, int in_h, const vi
 void letterbox_destroy(letterbox *lb);
 void letterbox_info(const letterbox *lb, vigil_letterbox_info *info);
 
+/* Says dst already holds this letterbox's padding (the last image letterboxed
+ * into it had the same geometry: letterbox_info equal), so runs leave it:
+ * frames of one camera are all the same size. */
+void letterbox_assume_padded(letterbox *lb);
+
 /* Rows of the resized image (the ones letterbox_run produces). */
 int letterbox_rows(const letterbox *lb);
 /* The first resized row that reads no source row above sy (rows() when
  * none): a band of source rows from sy on can produce rows from there. */
 int letterbox_first_reader(const letterbox *lb, int sy);
 
-void letterbox_fill_pad(const letterbox *lb);
-/* Produces resized rows [dy0, dy1) from src.  Allocates a small row cache
+/* Produces resized rows [dy0, dy1) from src, and their padding.  Allocates a small row cache
  * of its own, so runs over disjoint ranges may share lb. */
 vigil_status letterbox_run(const letterbox *lb, const letterbox_source *src, int dy0, int dy1, vigil_error *err);
 

@@ -5,6 +5,8 @@
  * Input: any bytes.  They are decoded as an encoded image (with a small
  * pixel limit so that the fuzzer explores parsers, not big allocations and
  * with DCT scaling on for half the inputs); what decodes is letterboxed.
+ * JPEGs also go through the streamed decoder (jpeg_letterbox.c), split into
+ * 1 to 3 bands at their restart markers, which parses the markers itself.
  * The same bytes are also read as a raw frame whose format and size come
  * from the first bytes.  Nothing may crash, leak or read out of bounds:
  * every failure must be a status.
@@ -13,6 +15,7 @@
 #include <stdint.h>
 
 #include "vigil/vision.h"
+#include "vision/jpeg_letterbox.h"
 
 #define FUZZ_MAX_PIXELS (1 << 20)
 
@@ -35,8 +38,17 @@ static void fuzz_raw(const uint8_t *data, size_t size) {
     }
 }
 
+static void fuzz_streamed(const uint8_t *data, size_t size, const vigil_decode_options *opt) {
+    static float tensor[3 * 48 * 32];
+    if (!jpeg_letterbox_applies(data, size, opt)) return;
+    jpeg_letterbox_dst dst = {.data = tensor, .in_w = 48, .in_h = 32};
+    vigil_error err;
+    jpeg_letterbox(data, size, opt, &dst, NULL, 1 + (int)(size % 3), NULL, NULL, NULL, &err);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     vigil_decode_options opt = {.max_pixels = FUZZ_MAX_PIXELS, .target_size = size % 2 ? 16 : 0};
+    fuzz_streamed(data, size, &opt);
     vigil_image img;
     vigil_decode_info info;
     vigil_error err;

@@ -92,8 +92,8 @@ static vigil_status compare_bands(const uint8_t *jpeg, size_t size, int in_w, in
         vigil_image_free(&img);
     }
     jpeg_letterbox_stats timing;
-    vigil_status st =
-        jpeg_letterbox(jpeg, size, &opt, in_w, in_h, NULL, got, NULL, parts, &got_info, &got_lb, &timing, &err);
+    jpeg_letterbox_dst dst = {.data = got, .in_w = in_w, .in_h = in_h};
+    vigil_status st = jpeg_letterbox(jpeg, size, &opt, &dst, NULL, parts, &got_info, &got_lb, &timing, &err);
     CHECK_EQ_INT(st, want_st);
     if (!st && !want_st) {
         CHECK(memcmp(want, got, n * sizeof(float)) == 0);
@@ -170,6 +170,11 @@ static void test_enlarge_and_copy(void) {
         CHECK_EQ_INT(compare(jpeg, size, 80, 80, 0, parts), VIGIL_OK); /* r = 1: no resize */
     }
     free(jpeg);
+    s = (jpeg_spec){.width = 1, .height = 40, .components = 3, .h_samp = 2, .restart_in_rows = 1}; /* one column */
+    jpeg = encode(&s, &size);
+    for (int parts = 1; parts <= 3; parts++)
+        CHECK_EQ_INT(compare(jpeg, size, 16, 16, 0, parts), VIGIL_OK);
+    free(jpeg);
 }
 
 /* Cut anywhere, or damaged markers: refused (or decoded) exactly as the
@@ -201,9 +206,48 @@ static void test_pixel_limit(void) {
     float tensor[3 * 32 * 32];
     vigil_decode_options opt = {.max_pixels = 199 * 200};
     vigil_error err;
-    CHECK_EQ_INT(jpeg_letterbox(jpeg, size, &opt, 32, 32, NULL, tensor, NULL, 2, NULL, NULL, NULL, &err),
-                 VIGIL_ERR_LIMIT);
+    jpeg_letterbox_dst dst = {.data = tensor, .in_w = 32, .in_h = 32};
+    CHECK_EQ_INT(jpeg_letterbox(jpeg, size, &opt, &dst, NULL, 2, NULL, NULL, NULL, &err), VIGIL_ERR_LIMIT);
     CHECK(strstr(err.message, "max_image_pixels") != NULL);
+    free(jpeg);
+}
+
+/* A tensor that already holds this geometry's padding keeps it (the
+ * padding is not written again); any other geometry is written whole. */
+static void test_padding_reused(void) {
+    jpeg_spec s = {.width = 120, .height = 200, .components = 3, .h_samp = 2, .restart_in_rows = 1};
+    size_t size;
+    uint8_t *jpeg = encode(&s, &size);
+    enum { W = 64, H = 64, N = 3 * W * H };
+    static float want[N], got[N];
+    vigil_error err;
+    vigil_letterbox_info geometry, other;
+    jpeg_letterbox_dst dst = {.data = want, .in_w = W, .in_h = H};
+    CHECK_EQ_INT(jpeg_letterbox(jpeg, size, NULL, &dst, NULL, 2, NULL, &geometry, NULL, &err), VIGIL_OK);
+    CHECK(geometry.pad_left > 0);
+    for (int i = 0; i < N; i++)
+        got[i] = -7.f;
+    dst = (jpeg_letterbox_dst){.data = got, .in_w = W, .in_h = H, .padded = &geometry};
+    CHECK_EQ_INT(jpeg_letterbox(jpeg, size, NULL, &dst, NULL, 2, NULL, NULL, NULL, &err), VIGIL_OK);
+    int kept = 0, image_equal = 1;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int i = (c * H + y) * W + x;
+                int in_image = x >= geometry.pad_left && x < geometry.pad_left + geometry.resized_w &&
+                               y >= geometry.pad_top && y < geometry.pad_top + geometry.resized_h;
+                if (in_image)
+                    image_equal &= got[i] == want[i];
+                else
+                    kept += got[i] == -7.f;
+            }
+    CHECK(image_equal);
+    CHECK_EQ_INT(kept, 3 * (W * H - geometry.resized_w * geometry.resized_h));
+    other = geometry;
+    other.pad_left++;
+    dst.padded = &other;
+    CHECK_EQ_INT(jpeg_letterbox(jpeg, size, NULL, &dst, NULL, 2, NULL, NULL, NULL, &err), VIGIL_OK);
+    CHECK(memcmp(got, want, sizeof want) == 0);
     free(jpeg);
 }
 
@@ -243,6 +287,7 @@ int main(void) {
     RUN(test_enlarge_and_copy);
     RUN(test_damage);
     RUN(test_pixel_limit);
+    RUN(test_padding_reused);
     RUN(test_shared_images);
     return testing_report();
 }

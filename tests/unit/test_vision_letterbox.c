@@ -10,6 +10,7 @@
 #include "core/npy.h"
 #include "testing.h"
 #include "vigil/vision.h"
+#include "vision/letterbox_kernels.h"
 
 static vigil_image make_image(int w, int h) {
     vigil_image img;
@@ -154,7 +155,40 @@ static void test_bus_matches_reference(void) {
     vigil_image_free(&img);
 }
 
+/* The CPU's horizontal kernel against the C reference: random rows, random
+ * non-decreasing offsets (repeats and skips, as reductions and
+ * enlargements make them) and random 11-bit weights, every width up to 37
+ * columns so that every tail length is seen. */
+static void test_hresize_kernel_matches_reference(void) {
+    lb_hresize_fn best = lb_hresize_best();
+    enum { SW = 64, MAXN = 37 };
+    uint8_t row[SW * 3];
+    int xofs[MAXN];
+    short alpha[2 * MAXN], want[3][MAXN], got[3][MAXN];
+    unsigned seed = 12345;
+    for (int round = 0; round < 200; round++) {
+        for (int i = 0; i < SW * 3; i++)
+            row[i] = (uint8_t)((seed = seed * 1103515245u + 12345u) >> 16);
+        int n = 1 + round % MAXN, sx = 0;
+        for (int dx = 0; dx < n; dx++) {
+            seed = seed * 1103515245u + 12345u;
+            sx += (int)(seed >> 16) % 3;  /* 0, 1 or 2 pixels on */
+            if (sx > SW - 3) sx = SW - 3; /* 8 bytes from xofs stay in the row */
+            xofs[dx] = sx * 3;
+            short w = (short)((seed >> 8) % 2049);
+            alpha[2 * dx] = (short)(2048 - w);
+            alpha[2 * dx + 1] = w;
+        }
+        lb_hresize_c(row, xofs, alpha, n, want[0], want[1], want[2]);
+        memset(got, 0x55, sizeof got);
+        best(row, xofs, alpha, n, got[0], got[1], got[2]);
+        for (int c = 0; c < 3; c++)
+            CHECK(memcmp(want[c], got[c], sizeof(short) * (size_t)n) == 0);
+    }
+}
+
 int main(void) {
+    RUN(test_hresize_kernel_matches_reference);
     RUN(test_pad_only);
     RUN(test_halving);
     RUN(test_upscale_blend);
