@@ -73,6 +73,8 @@ typedef struct lb_target {
     vigil_layout layout;
     int swap_rb;
     float mean[3], mul[3], div[3]; /* per fed channel */
+    double factor[3];              /* mul / div, where the fast conversion is exact */
+    int fast[3];                   /* 1 = (float)(((float)v - mean) * factor) gives every value */
 } lb_target;
 
 static float lb_value(const lb_target *t, int c, int v) {
@@ -132,6 +134,8 @@ static void lb_hresize(const letterbox *p, const uint8_t *restrict src, int sw, 
  * them to SSE, NEON or scalar code, so there is no per-ISA file to keep. */
 typedef short lb_v4s __attribute__((vector_size(8)));
 typedef float lb_v4f __attribute__((vector_size(16)));
+typedef float lb_v2f __attribute__((vector_size(8)));
+typedef double lb_v2d __attribute__((vector_size(16)));
 
 /* Converts n grey levels of one channel into d (contiguous). */
 static void lb_convert(const short *restrict src, int n, float mean, float mul, float div, float *restrict d) {
@@ -146,6 +150,37 @@ static void lb_convert(const short *restrict src, int n, float mean, float mul, 
         d[x] = ((float)src[x] - mean) * mul / div;
 }
 
+/* The same values by one double-precision multiply instead of a float
+ * divide (the divider was the slowest part of the letterbox): only used
+ * where lb_fast_is_exact found every grey level to come out identical. */
+static float lb_fast_value(float mean, double factor, int v) {
+    return (float)((double)((float)v - mean) * factor);
+}
+
+static void lb_convert_fast(const short *restrict src, int n, float mean, double factor, float *restrict d) {
+    int x = 0;
+    for (; x + 4 <= n; x += 4) {
+        lb_v4s vs;
+        memcpy(&vs, src + x, sizeof vs);
+        lb_v4f vf = __builtin_convertvector(vs, lb_v4f) - mean;
+        lb_v2f lo = {vf[0], vf[1]}, hi = {vf[2], vf[3]};
+        lb_v2f rlo = __builtin_convertvector(__builtin_convertvector(lo, lb_v2d) * factor, lb_v2f);
+        lb_v2f rhi = __builtin_convertvector(__builtin_convertvector(hi, lb_v2d) * factor, lb_v2f);
+        memcpy(d + x, &rlo, sizeof rlo);
+        memcpy(d + x + 2, &rhi, sizeof rhi);
+    }
+    for (; x < n; x++)
+        d[x] = lb_fast_value(mean, factor, src[x]);
+}
+
+/* 1 when the fast conversion of channel c equals the exact one for all 256
+ * grey levels (it does for the plain / 255: checked, not assumed). */
+static int lb_fast_is_exact(const lb_target *t, int c, double factor) {
+    for (int v = 0; v < 256; v++)
+        if (lb_fast_value(t->mean[c], factor, v) != lb_value(t, c, v)) return 0;
+    return 1;
+}
+
 /* Writes one planar row ([3][stride] bytes, n used) into the tensor at
  * input row y, columns x0.. */
 static void lb_store_row(const lb_target *t, const short *row, int stride, int n, int y, int x0) {
@@ -153,7 +188,11 @@ static void lb_store_row(const lb_target *t, const short *row, int stride, int n
     for (int c = 0; c < 3; c++) {
         const short *src = row + (size_t)(t->swap_rb ? 2 - c : c) * stride;
         if (t->layout == VIGIL_LAYOUT_NCHW) {
-            lb_convert(src, n, t->mean[c], t->mul[c], t->div[c], t->dst + c * plane + (size_t)y * t->in_w + x0);
+            float *d = t->dst + c * plane + (size_t)y * t->in_w + x0;
+            if (t->fast[c])
+                lb_convert_fast(src, n, t->mean[c], t->factor[c], d);
+            else
+                lb_convert(src, n, t->mean[c], t->mul[c], t->div[c], d);
         } else {
             float *d = t->dst + ((size_t)y * t->in_w + x0) * 3 + c;
             for (int x = 0; x < n; x++)
@@ -285,6 +324,9 @@ vigil_status letterbox_create(int src_w, int src_h, int in_w, int in_h, const vi
         lb->t.mean[c] = pre->mean[c];
         lb->t.mul[c] = plain ? 1.f : pre->scale[c];
         lb->t.div[c] = plain ? 255.f : 1.f;
+        double factor = (double)lb->t.mul[c] / (double)lb->t.div[c];
+        lb->t.fast[c] = lb_fast_is_exact(&lb->t, c, factor);
+        lb->t.factor[c] = factor;
     }
     lb->hresize = lb_hresize_best();
     if (!lb->copy && lb_tables(lb) != 0) {
