@@ -86,6 +86,10 @@ static int jl_read_headers(jl_layout *l, const uint8_t *b, size_t size) {
             i++;
             continue;
         }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { /* TEM, RSTn, SOI: no length, skipped as libjpeg does */
+            i += 2;
+            continue;
+        }
         size_t len = (size_t)jl_u16(b + i + 2);
         if (len < 2 || len > size - i - 2) return 0;
         const uint8_t *seg = b + i + 4;

@@ -173,6 +173,56 @@ static void run_model(const char *name, vigil_head_family family) {
     vigil_model_free(m);
 }
 
+/* A photo whose EXIF says "rotate 90 degrees clockwise" is not streamed
+ * into the letterbox (that path does not rotate): it is decoded whole and
+ * turned, and finds what the turned image finds. */
+static void test_rotated_photo_takes_the_whole_image_path(void) {
+    vigil_model *m = load("yolov8n");
+    if (!m) return;
+    size_t size = 0;
+    uint8_t *bus = image_bytes("bus", &size);
+    static const uint8_t app1[] = {
+        0xFF, 0xE1, 0x00, 0x22, 'E',  'x',  'i',  'f',  0,    0,                /* marker, length 34 */
+        'M',  'M',  0x00, 0x2A, 0x00, 0x00, 0x00, 0x08,                         /* big-endian TIFF, IFD0 at 8 */
+        0x00, 0x01,                                                             /* one entry */
+        0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00, /* orientation = 6 */
+        0x00, 0x00, 0x00, 0x00,                                                 /* no next IFD */
+    };
+    size_t n = size + sizeof app1;
+    uint8_t *turned = malloc(n);
+    memcpy(turned, bus, 2);
+    memcpy(turned + 2, app1, sizeof app1);
+    memcpy(turned + 2 + sizeof app1, bus + 2, size - 2);
+    vigil_detector *det = NULL;
+    vigil_error err;
+    CHECK_EQ_INT(vigil_detector_create(m, NULL, &det, &err), VIGIL_OK);
+    vigil_detect_result r;
+    CHECK_EQ_INT(vigil_detector_run(det, turned, n, NULL, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(r.image_width, 1080);
+    CHECK_EQ_INT(r.image_height, 810);
+    size_t count = r.count;
+    vigil_detection first = count ? r.detections[0] : (vigil_detection){0};
+    vigil_image img;
+    CHECK_EQ_INT(vigil_image_decode(turned, n, NULL, &img, NULL, &err), VIGIL_OK);
+    CHECK_EQ_INT(vigil_detector_run_image(det, &img, NULL, &r, &err), VIGIL_OK);
+    CHECK(count > 0 && r.count == count);
+    CHECK(count && r.detections[0].x1 == first.x1 && r.detections[0].y2 == first.y2);
+    CHECK(count && r.detections[0].score == first.score);
+    /* ignoring EXIF, the same bytes stream and find what bus.jpg finds */
+    vigil_detector_destroy(det);
+    vigil_detector_options o = vigil_detector_options_default();
+    o.decode.ignore_exif = 1;
+    CHECK_EQ_INT(vigil_detector_create(m, &o, &det, &err), VIGIL_OK);
+    CHECK_EQ_INT(vigil_detector_run(det, turned, n, NULL, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(r.image_width, 810);
+    check_reference("yolov8n", "bus", &r);
+    vigil_image_free(&img);
+    vigil_detector_destroy(det);
+    free(turned);
+    free(bus);
+    vigil_model_free(m);
+}
+
 static void test_yolov8n(void) {
     if (!testing_shared_dir()) SKIP("../shared is absent");
     run_model("yolov8n", VIGIL_HEAD_YOLOV8);
@@ -208,6 +258,7 @@ int main(void) {
         return 1;
     }
     RUN(test_yolov8n);
+    RUN(test_rotated_photo_takes_the_whole_image_path);
     RUN(test_yolov5n);
     RUN(test_wrong_family_is_refused);
     vigil_engine_destroy(engine);
