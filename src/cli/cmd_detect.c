@@ -77,7 +77,8 @@ static void detect_usage(FILE *out) {
             "                   \"score\", \"box\": [x1, y1, x2, y2]}], \"timing_ms\": {...}}\n"
             "  --out FILE|DIR   write annotated images (.jpg or .png); a directory for several images\n"
             "  --timing         print the time split: decode, letterbox, inference, postprocess\n"
-            "  --threads N      inference threads (default: all CPUs)\n"
+            "  --threads N      compute threads, for inference and for decoding JPEGs in bands\n"
+            "                   (default: all CPUs)\n"
             "  -h, --help       this help\n");
 }
 
