@@ -1,9 +1,11 @@
 /*
  * image.c - turning bytes into RGB pixels and back.
  *
- * JPEG goes through libturbojpeg (with DCT scaling when the caller only needs
- * about the network's size, which makes big photos several times cheaper to
- * decode) and PNG through libspng.  Both are told the pixel limit before they
+ * JPEG goes through libjpeg(-turbo), by the same decoder the streamed path
+ * uses (jpeg_letterbox.c: the two must accept the same files), with DCT
+ * scaling when the caller only needs about the network's size, which makes
+ * big photos several times cheaper to decode; PNG through libspng; encoding
+ * through TurboJPEG.  Both decoders are told the pixel limit before they
  * allocate anything, and warnings (a truncated JPEG decodes to grey rows
  * otherwise) are treated as errors: a detector must not silently run on half
  * an image.  The JPEG EXIF orientation is applied after decoding, as OpenCV's
@@ -19,6 +21,7 @@
 #include "vigil/vision.h"
 #include "vision/exif.h"
 #include "vision/image.h"
+#include "vision/jpeg_letterbox.h"
 
 static int64_t image_pixel_limit(int64_t max_pixels) {
     return max_pixels > 0 ? max_pixels : VIGIL_DEFAULT_MAX_PIXELS;
@@ -63,53 +66,10 @@ void vigil_image_free(vigil_image *image) {
  * near the network size decode exactly as OpenCV would decode them. */
 int image_jpeg_scale_denom(int width, int height, int target) {
     int best = 1;
-    if (target <= 0) return best;
-    int count = 0;
-    tjscalingfactor *factors = tjGetScalingFactors(&count);
     int64_t long_side = width > height ? width : height;
-    for (int i = 0; factors && i < count; i++) {
-        tjscalingfactor f = factors[i];
-        if (f.num != 1) continue;
-        if (long_side * 2 < (int64_t)target * 3 * f.denom) continue; /* long_side / denom < 1.5 target */
-        if (f.denom > best) best = f.denom;
-    }
+    for (int denom = 2; target > 0 && denom <= 8; denom *= 2)
+        if (long_side * 2 >= (int64_t)target * 3 * denom) best = denom; /* long_side / denom >= 1.5 target */
     return best;
-}
-
-static vigil_status jpeg_decode(const uint8_t *bytes, size_t size, const vigil_decode_options *opt, vigil_image *out,
-                                vigil_decode_info *info, vigil_error *err) {
-    if (size > ULONG_MAX) return vigil_error_set(err, VIGIL_ERR_LIMIT, "JPEG too large");
-    tjhandle tj = tjInitDecompress();
-    if (!tj) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cannot create a JPEG decoder");
-    vigil_status st = VIGIL_OK;
-    int width = 0, height = 0, subsamp = 0, colorspace = 0;
-    if (tjDecompressHeader3(tj, bytes, (unsigned long)size, &width, &height, &subsamp, &colorspace) != 0) {
-        st = vigil_error_set(err, VIGIL_ERR_PARSE, "corrupt JPEG header: %s", tjGetErrorStr2(tj));
-        goto done;
-    }
-    if (width <= 0 || height <= 0) { /* header cut before its frame (SOF) marker */
-        st = vigil_error_set(err, VIGIL_ERR_PARSE, "truncated or corrupt JPEG: no frame header");
-        goto done;
-    }
-    st = image_check_size(width, height, opt->max_pixels, err);
-    if (st) goto done;
-    tjscalingfactor f = {1, image_jpeg_scale_denom(width, height, opt->target_size)};
-    int dw = TJSCALED(width, f), dh = TJSCALED(height, f);
-    st = vigil_image_alloc(dw, dh, out, err);
-    if (st) goto done;
-    if (tjDecompress2(tj, bytes, (unsigned long)size, out->data, dw, out->stride, dh, TJPF_RGB, TJFLAG_STOPONWARNING) !=
-        0) {
-        st = vigil_error_set(err, VIGIL_ERR_PARSE, "corrupt or truncated JPEG: %s", tjGetErrorStr2(tj));
-        vigil_image_free(out);
-        goto done;
-    }
-    info->scale_num = f.num;
-    info->scale_denom = f.denom;
-    info->orig_width = width;
-    info->orig_height = height;
-done:
-    tjDestroy(tj);
-    return st;
 }
 
 /* ------------------------------------------------------------------- PNG */
@@ -239,7 +199,7 @@ vigil_status vigil_image_decode(const void *bytes, size_t size, const vigil_deco
     if (!b || size == 0) return vigil_error_set(err, VIGIL_ERR_PARSE, "empty image (0 bytes)");
     vigil_status st;
     if (size >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) {
-        st = jpeg_decode(b, size, opt, out, inf, err);
+        st = jpeg_decode_image(b, size, opt, out, inf, err);
         if (!st && !opt->ignore_exif) {
             inf->orientation = exif_jpeg_orientation(b, size);
             st = image_apply_orientation(out, inf->orientation, err);

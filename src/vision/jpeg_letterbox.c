@@ -186,6 +186,7 @@ typedef struct jl_stream {
     size_t next_marker;  /* index into layout->markers */
     size_t first_marker; /* the marker that now reads as RST0 */
     uint8_t marker[2];
+    vigil_image *image; /* jpeg_decode_image: every row goes here */
     /* rows [base, base + count) of the image sit in strip */
     uint8_t *strip;
     int stride;
@@ -295,6 +296,15 @@ static void jl_do_finish(jl_stream *s) {
     jpeg_finish_decompress(&s->cinfo);
 }
 
+/* Decodes every row into s->image and reads to the end of the file. */
+static void jl_do_read_image(jl_stream *s) {
+    while (s->cinfo.output_scanline < s->cinfo.output_height) {
+        JSAMPROW row = s->image->data + (size_t)s->cinfo.output_scanline * (size_t)s->image->stride;
+        jpeg_read_scanlines(&s->cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&s->cinfo);
+}
+
 static void jl_stream_close(jl_stream *s) {
     if (!s) return;
     if (s->created) jpeg_destroy_decompress(&s->cinfo);
@@ -378,6 +388,35 @@ static vigil_status jl_stream_row(void *ctx, int y, const uint8_t **pixels, vigi
     }
     if (y < s->base) return vigil_error_set(err, VIGIL_ERR_INTERNAL, "JPEG row %d asked for after row %d", y, s->base);
     *pixels = s->strip + (size_t)(y - s->base) * (size_t)s->stride;
+    return VIGIL_OK;
+}
+
+/* ------------------------------------------------------- whole image */
+
+vigil_status jpeg_decode_image(const uint8_t *bytes, size_t size, const vigil_decode_options *opt, vigil_image *out,
+                               vigil_decode_info *info, vigil_error *err) {
+    memset(out, 0, sizeof *out);
+    if (size > ULONG_MAX) return vigil_error_set(err, VIGIL_ERR_LIMIT, "JPEG too large");
+    jl_stream *s;
+    vigil_status st = jl_stream_open(bytes, size, NULL, 0, opt->max_pixels, &s, err);
+    if (st) return st;
+    int width = (int)s->cinfo.image_width, height = (int)s->cinfo.image_height;
+    int denom = image_jpeg_scale_denom(width, height, opt->target_size);
+    st = jl_stream_start(s, denom, 0, err);
+    if (!st) st = vigil_image_alloc((int)s->cinfo.output_width, (int)s->cinfo.output_height, out, err);
+    if (!st) {
+        s->image = out;
+        st = jl_guard(s, jl_do_read_image, err);
+    }
+    jl_stream_close(s);
+    if (st) {
+        vigil_image_free(out);
+        return st;
+    }
+    info->orig_width = width;
+    info->orig_height = height;
+    info->scale_num = 1;
+    info->scale_denom = denom;
     return VIGIL_OK;
 }
 

@@ -21,6 +21,13 @@
  * defaults), so jpeg_letterbox can take it. */
 int jpeg_letterbox_applies(const uint8_t *bytes, size_t size, const vigil_decode_options *opt);
 
+/* Decodes a JPEG whole into *out (RGB; caller frees), DCT-scaled as
+ * opt->target_size asks, and fills info's size and scale (not the
+ * orientation: image.c applies that).  The decoder jpeg_letterbox uses, so
+ * the two accept and refuse the same files. */
+vigil_status jpeg_decode_image(const uint8_t *bytes, size_t size, const vigil_decode_options *opt, vigil_image *out,
+                               vigil_decode_info *info, vigil_error *err);
+
 /* Where the time went: libjpeg's share and the letterbox's share of the
  * stage's wall time (when bands run in parallel, the bands' summed split of
  * their own time divides the wall time), and how many bands ran. */
