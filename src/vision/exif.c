@@ -6,6 +6,8 @@
  * Every offset is bounds-checked against the segment, so a hostile file can
  * at worst make the answer "1" (no rotation).
  */
+#include <string.h>
+
 #include "vision/exif.h"
 
 static unsigned exif_u16(const uint8_t *p, int big_endian) {
@@ -42,28 +44,36 @@ static int exif_tiff_orientation(const uint8_t *t, size_t n) {
     return 1;
 }
 
-int exif_jpeg_orientation(const uint8_t *jpeg, size_t size) {
-    size_t pos = 2; /* after SOI */
-    while (pos + 4 <= size) {
-        if (jpeg[pos] != 0xFF) return 1;
-        uint8_t marker = jpeg[pos + 1];
+int jpeg_next_segment(const uint8_t *jpeg, size_t size, size_t *pos, jpeg_segment *seg) {
+    size_t i = *pos;
+    while (i + 2 <= size && jpeg[i] == 0xFF) {
+        int marker = jpeg[i + 1];
         if (marker == 0xFF) { /* fill byte */
-            pos++;
+            i++;
             continue;
         }
-        if (marker == 0xDA || marker == 0xD9) return 1; /* start of scan / end: no Exif */
-        size_t len = (size_t)jpeg[pos + 2] << 8 | jpeg[pos + 3];
-        if (len < 2 || pos + 2 + len > size) return 1;
-        const uint8_t *seg = jpeg + pos + 4;
-        size_t seg_len = len - 2;
-        static const uint8_t tag[6] = {'E', 'x', 'i', 'f', 0, 0};
-        if (marker == 0xE1 && seg_len >= 6) {
-            int match = 1;
-            for (int i = 0; i < 6; i++)
-                match &= seg[i] == tag[i];
-            if (match) return exif_tiff_orientation(seg + 6, seg_len - 6);
+        if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) { /* no length */
+            i += 2;
+            continue;
         }
-        pos += 2 + len;
+        if (marker == 0xD9 || i + 4 > size) return 0;
+        size_t len = (size_t)jpeg[i + 2] << 8 | jpeg[i + 3];
+        if (len < 2 || len > size - i - 2) return 0;
+        *seg = (jpeg_segment){.marker = marker, .at = i, .payload = jpeg + i + 4, .len = len - 2};
+        *pos = i + 2 + len;
+        return 1;
+    }
+    return 0;
+}
+
+int exif_jpeg_orientation(const uint8_t *jpeg, size_t size) {
+    static const uint8_t tag[6] = {'E', 'x', 'i', 'f', 0, 0};
+    size_t pos = 2; /* after SOI */
+    jpeg_segment seg;
+    while (jpeg_next_segment(jpeg, size, &pos, &seg)) {
+        if (seg.marker == 0xDA) return 1; /* start of scan: no Exif */
+        if (seg.marker == 0xE1 && seg.len >= 6 && memcmp(seg.payload, tag, sizeof tag) == 0)
+            return exif_tiff_orientation(seg.payload + 6, seg.len - 6);
     }
     return 1;
 }

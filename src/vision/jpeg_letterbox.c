@@ -77,47 +77,36 @@ static int jl_u16(const uint8_t *p) {
  * Huffman frame of 8-bit samples, one scan holding every component, and a
  * restart interval.  Returns 1 when all of that holds. */
 static int jl_read_headers(jl_layout *l, const uint8_t *b, size_t size) {
-    size_t i = 2;
     int ncomp = 0, hmax = 1, vmax = 1;
-    while (i + 4 <= size) {
-        if (b[i] != 0xFF) return 0;
-        int m = b[i + 1];
-        if (m == 0xFF) { /* fill byte */
-            i++;
-            continue;
-        }
-        if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { /* TEM, RSTn, SOI: no length, skipped as libjpeg does */
-            i += 2;
-            continue;
-        }
-        size_t len = (size_t)jl_u16(b + i + 2);
-        if (len < 2 || len > size - i - 2) return 0;
-        const uint8_t *seg = b + i + 4;
-        size_t n = len - 2;
+    size_t pos = 2;
+    jpeg_segment seg;
+    while (jpeg_next_segment(b, size, &pos, &seg)) {
+        int m = seg.marker;
+        const uint8_t *p = seg.payload;
+        size_t n = seg.len;
         if (m == 0xC0 || m == 0xC1) {
-            if (n < 6 || seg[0] != 8) return 0;
-            l->height = jl_u16(seg + 1);
-            l->width = jl_u16(seg + 3);
-            ncomp = seg[5];
+            if (n < 6 || p[0] != 8) return 0;
+            l->height = jl_u16(p + 1);
+            l->width = jl_u16(p + 3);
+            ncomp = p[5];
             if ((ncomp != 1 && ncomp != 3) || n < 6 + 3 * (size_t)ncomp) return 0;
             for (int c = 0; c < ncomp; c++) {
-                int h = seg[7 + 3 * c] >> 4, v = seg[7 + 3 * c] & 15;
+                int h = p[7 + 3 * c] >> 4, v = p[7 + 3 * c] & 15;
                 if (h < 1 || h > 4 || v < 1 || v > 4) return 0;
                 hmax = h > hmax ? h : hmax;
                 vmax = v > vmax ? v : vmax;
             }
-            l->sof_height_at = i + 5;
+            l->sof_height_at = seg.at + 5;
         } else if (m >= 0xC2 && m <= 0xCF && m != 0xC4 && m != 0xC8) {
             return 0; /* progressive, lossless or arithmetic coding */
         } else if (m == 0xDD) {
             if (n < 2) return 0;
-            l->restart_interval = jl_u16(seg);
+            l->restart_interval = jl_u16(p);
         } else if (m == 0xDA) {
-            if (!ncomp || n < 1 || seg[0] != ncomp) return 0;
-            l->scan_at = i + 2 + len;
+            if (!ncomp || n < 1 || p[0] != ncomp) return 0;
+            l->scan_at = pos;
             break;
         }
-        i += 2 + len;
     }
     if (!l->scan_at || !l->restart_interval || l->width < 1 || l->height < 1) return 0;
     int mcu_w = ncomp == 1 ? 8 : 8 * hmax; /* a one-component scan is not interleaved */

@@ -12,18 +12,6 @@
 #include "vigil/engine.h"
 #include "vigil/vision.h"
 
-static uint8_t *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n);
-    *size = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    return buf;
-}
-
 /* Checks result against reference/<model>__<image>.json, pairing each
  * reference detection with the closest unused one of its class. */
 static void check_reference(const char *model, const char *image, const vigil_detect_result *r) {
@@ -80,7 +68,7 @@ static vigil_model *load(const char *name) {
 static uint8_t *image_bytes(const char *name, size_t *size) {
     char rel[256], path[4096];
     snprintf(rel, sizeof rel, "images/%s.jpg", name);
-    return testing_shared_path(path, sizeof path, rel) ? read_all(path, size) : NULL;
+    return testing_shared_path(path, sizeof path, rel) ? testing_read_file(path, size) : NULL;
 }
 
 static void run_model(const char *name, vigil_head_family family) {
@@ -157,7 +145,8 @@ static void run_model(const char *name, vigil_head_family family) {
     if (strcmp(name, "yolov8n") == 0) { /* more batch sizes than the detector keeps plans for, then an evicted one */
         vigil_image same[6] = {busimg, busimg, busimg, busimg, busimg, busimg};
         int sw[6], sh[6];
-        for (int k = 0; k < 6; k++) sw[k] = busimg.width, sh[k] = busimg.height;
+        for (int k = 0; k < 6; k++)
+            sw[k] = busimg.width, sh[k] = busimg.height;
         static const size_t sizes[] = {2, 3, 5, 6, 2};
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
             CHECK_EQ_INT(vigil_detector_run_batch(det, sizes[i], same, sw, sh, NULL, rs, &err), VIGIL_OK);
@@ -181,18 +170,8 @@ static void test_rotated_photo_takes_the_whole_image_path(void) {
     if (!m) return;
     size_t size = 0;
     uint8_t *bus = image_bytes("bus", &size);
-    static const uint8_t app1[] = {
-        0xFF, 0xE1, 0x00, 0x22, 'E',  'x',  'i',  'f',  0,    0,                /* marker, length 34 */
-        'M',  'M',  0x00, 0x2A, 0x00, 0x00, 0x00, 0x08,                         /* big-endian TIFF, IFD0 at 8 */
-        0x00, 0x01,                                                             /* one entry */
-        0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00, /* orientation = 6 */
-        0x00, 0x00, 0x00, 0x00,                                                 /* no next IFD */
-    };
-    size_t n = size + sizeof app1;
-    uint8_t *turned = malloc(n);
-    memcpy(turned, bus, 2);
-    memcpy(turned + 2, app1, sizeof app1);
-    memcpy(turned + 2 + sizeof app1, bus + 2, size - 2);
+    size_t n;
+    uint8_t *turned = testing_jpeg_with_orientation(bus, size, 6, &n);
     vigil_detector *det = NULL;
     vigil_error err;
     CHECK_EQ_INT(vigil_detector_create(m, NULL, &det, &err), VIGIL_OK);

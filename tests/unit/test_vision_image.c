@@ -193,18 +193,8 @@ static void test_exif_orientation(void) {
     vigil_error err;
     size_t size;
     uint8_t *jpg = encode(&img, VIGIL_IMAGE_JPEG, &size);
-    static const uint8_t app1[] = {
-        0xFF, 0xE1, 0x00, 0x22, 'E',  'x',  'i',  'f',  0,    0,                /* marker, length 34 */
-        'M',  'M',  0x00, 0x2A, 0x00, 0x00, 0x00, 0x08,                         /* big-endian TIFF, IFD0 at 8 */
-        0x00, 0x01,                                                             /* one entry */
-        0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00, /* orientation = 6 */
-        0x00, 0x00, 0x00, 0x00,                                                 /* no next IFD */
-    };
-    size_t n = size + sizeof app1;
-    uint8_t *with = malloc(n);
-    memcpy(with, jpg, 2);
-    memcpy(with + 2, app1, sizeof app1);
-    memcpy(with + 2 + sizeof app1, jpg + 2, size - 2);
+    size_t n;
+    uint8_t *with = testing_jpeg_with_orientation(jpg, size, 6, &n);
     vigil_decode_info info;
     CHECK_EQ_INT(vigil_image_decode(with, n, NULL, &out, &info, &err), VIGIL_OK);
     CHECK_EQ_INT(info.orientation, 6);

@@ -251,25 +251,11 @@ static void test_padding_reused(void) {
     free(jpeg);
 }
 
-static uint8_t *read_shared(const char *rel, size_t *size) {
-    char path[1024];
-    if (!testing_shared_path(path, sizeof path, rel)) return NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)len);
-    *size = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
-
 static void test_shared_images(void) {
     static const char *images[] = {"images/bus.jpg", "images/zidane.jpg"};
     for (size_t i = 0; i < 2; i++) {
         size_t size;
-        uint8_t *jpeg = read_shared(images[i], &size);
+        uint8_t *jpeg = testing_read_shared(images[i], &size);
         if (!jpeg) SKIP("../shared images are absent");
         for (int parts = 1; parts <= 4; parts++)
             CHECK_EQ_INT(compare(jpeg, size, 640, 640, 640, parts), VIGIL_OK);

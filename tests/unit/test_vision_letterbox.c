@@ -100,18 +100,6 @@ static void test_bad_arguments(void) {
     vigil_image_free(&img);
 }
 
-static uint8_t *read_all(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n);
-    *size = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    return buf;
-}
-
 /* The letterbox of bus.jpg within 2/255 of the reference on >= 99.9% of values. */
 static void test_bus_matches_reference(void) {
     char img_path[4096], ref_path[4096];
@@ -119,7 +107,7 @@ static void test_bus_matches_reference(void) {
         !testing_shared_path(ref_path, sizeof ref_path, "reference/yolov8n__bus__input.npy"))
         SKIP("../shared (bus.jpg and its reference input) is absent");
     size_t size = 0;
-    uint8_t *bytes = read_all(img_path, &size);
+    uint8_t *bytes = testing_read_file(img_path, &size);
     CHECK(bytes != NULL);
     if (!bytes) return;
     vigil_image img;
