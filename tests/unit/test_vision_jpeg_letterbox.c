@@ -198,6 +198,30 @@ static void test_damage(void) {
     free(jpeg);
 }
 
+/* Junk between a segment's data and its restart marker changes no pixel:
+ * accepted by both paths (libjpeg only reports it at the next marker it
+ * reads itself, which a band that stops early never reaches). */
+static void test_junk_before_markers(void) {
+    jpeg_spec s = {.width = 96, .height = 128, .components = 3, .h_samp = 2, .restart_in_rows = 1};
+    size_t size;
+    uint8_t *jpeg = encode(&s, &size);
+    uint8_t *junk = malloc(size * 2);
+    size_t n = 0, markers = 0;
+    for (size_t i = 0; i < size; i++) {
+        int rst = i > 600 && i + 1 < size && jpeg[i] == 0xFF && jpeg[i + 1] >= 0xD0 && jpeg[i + 1] <= 0xD7;
+        if (rst) {
+            junk[n++] = 0x12, junk[n++] = 0x34, junk[n++] = 0x56;
+            markers++;
+        }
+        junk[n++] = jpeg[i];
+    }
+    CHECK(markers >= 4);
+    for (int parts = 1; parts <= 3; parts++)
+        CHECK_EQ_INT(compare(junk, n, 64, 64, 0, parts), VIGIL_OK);
+    free(junk);
+    free(jpeg);
+}
+
 /* A pixel limit refuses before decoding, in bands too. */
 static void test_pixel_limit(void) {
     jpeg_spec s = {.width = 200, .height = 200, .components = 3, .h_samp = 2, .restart_in_rows = 1};
@@ -272,6 +296,7 @@ int main(void) {
     RUN(test_progressive);
     RUN(test_enlarge_and_copy);
     RUN(test_damage);
+    RUN(test_junk_before_markers);
     RUN(test_pixel_limit);
     RUN(test_padding_reused);
     RUN(test_shared_images);
