@@ -26,7 +26,9 @@
  */
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdio.h> /* jpeglib.h needs FILE */
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +177,8 @@ typedef struct jl_stream {
     size_t next_marker;  /* index into layout->markers */
     size_t first_marker; /* the marker that now reads as RST0 */
     uint8_t marker[2];
-    vigil_image *image; /* jpeg_decode_image: every row goes here */
+    vigil_image *image;   /* jpeg_decode_image: every row goes here */
+    struct jl_pipe *pipe; /* jl_pipe_run: rows go to its ring */
     /* rows [base, base + count) of the image sit in strip */
     uint8_t *strip;
     int stride;
@@ -467,6 +470,128 @@ static void jl_band_run(void *ctx, size_t b) {
     band->total_ms = jl_now_ms() - t0;
 }
 
+/* ----------------------------------------------- one band, two threads */
+
+/* A file that cannot be split (no restart markers, progressive) still
+ * leaves a second thread idle: the letterbox of the rows already decoded
+ * can run beside the decoding of the next ones.  The decoder (producer)
+ * writes rows into a ring of JL_RING_ROWS; the letterbox (consumer) reads
+ * them in order.  needed says which rows the consumer may still ask for
+ * (it asks in increasing order and filters each row before asking for the
+ * next), so the producer may reuse a slot once its row is below needed.
+ * Each side only waits for the other, so both must run at once: only used
+ * when the engine has at least two threads, whose pool gives each of the
+ * two tasks its own thread. */
+#define JL_RING_ROWS 64
+#define JL_PIPE_DONE (INT_MAX / 2) /* needed once the letterbox is done: every row is free */
+
+typedef struct jl_pipe {
+    jl_stream *stream;
+    const letterbox *lb;
+    uint8_t *ring;
+    int stride;
+    /* each on its own cache line: one side writes it, the other reads it */
+    _Alignas(64) atomic_int produced; /* rows [0, produced) are in the ring */
+    _Alignas(64) atomic_int needed;   /* the consumer may still read rows >= needed */
+    _Alignas(64) atomic_int failed;   /* a side gave up: the other stops waiting */
+    int seen_produced, seen_needed;   /* each side's last look at the other's counter */
+    vigil_status status[2];
+    vigil_error err[2];
+    double busy_ms[2]; /* decoding, letterboxing: time not spent waiting */
+    double wait_ms;    /* the letterbox's waits for rows */
+} jl_pipe;
+
+/* Waits until *value >= target or the other side failed; returns the value
+ * seen, or -1 when the other side failed. */
+static int jl_pipe_wait(jl_pipe *p, atomic_int *value, int target) {
+    int v;
+    for (unsigned spins = 0; (v = atomic_load_explicit(value, memory_order_acquire)) < target; spins++) {
+        if (atomic_load_explicit(&p->failed, memory_order_acquire)) return -1;
+        if (spins > 256) sched_yield();
+    }
+    return v;
+}
+
+/* Producer, inside jl_guard: every row into the ring, up to JL_STRIP_ROWS
+ * at a time (not past the ring's end, nor onto a row still needed), then on
+ * to EOI. */
+static void jl_do_produce(jl_stream *s) {
+    jl_pipe *p = s->pipe;
+    int rows = (int)s->cinfo.output_height;
+    while ((int)s->cinfo.output_scanline < rows) {
+        int r = (int)s->cinfo.output_scanline;
+        if (r >= p->seen_needed + JL_RING_ROWS) {
+            p->seen_needed = jl_pipe_wait(p, &p->needed, r - JL_RING_ROWS + 1);
+            if (p->seen_needed < 0) return;
+        }
+        int n = p->seen_needed + JL_RING_ROWS - r, to_end = JL_RING_ROWS - r % JL_RING_ROWS;
+        n = n < to_end ? n : to_end;
+        n = n < JL_STRIP_ROWS ? n : JL_STRIP_ROWS;
+        JSAMPROW slots[JL_STRIP_ROWS];
+        for (int i = 0; i < n; i++)
+            slots[i] = p->ring + (size_t)((r + i) % JL_RING_ROWS) * (size_t)p->stride;
+        double t0 = jl_now_ms();
+        int got = (int)jpeg_read_scanlines(&s->cinfo, slots, (JDIMENSION)n);
+        p->busy_ms[0] += jl_now_ms() - t0;
+        atomic_store_explicit(&p->produced, r + got, memory_order_release);
+    }
+    double t0 = jl_now_ms();
+    jpeg_finish_decompress(&s->cinfo);
+    p->busy_ms[0] += jl_now_ms() - t0;
+}
+
+/* letterbox_source for the consumer: row y once the producer has it. */
+static vigil_status jl_pipe_row(void *ctx, int y, const uint8_t **pixels, vigil_error *err) {
+    jl_pipe *p = ctx;
+    atomic_store_explicit(&p->needed, y, memory_order_release);
+    if (p->seen_produced <= y) {
+        double t0 = jl_now_ms();
+        p->seen_produced = jl_pipe_wait(p, &p->produced, y + 1);
+        p->wait_ms += jl_now_ms() - t0;
+        if (p->seen_produced < 0)
+            return vigil_error_set(err, VIGIL_ERR_PARSE, "JPEG decoding stopped before row %d", y);
+    }
+    *pixels = p->ring + (size_t)(y % JL_RING_ROWS) * (size_t)p->stride;
+    return VIGIL_OK;
+}
+
+static void jl_pipe_task(void *ctx, size_t side) {
+    jl_pipe *p = ctx;
+    double t0 = jl_now_ms();
+    vigil_status st;
+    if (side == 0) {
+        st = jl_guard(p->stream, jl_do_produce, &p->err[0]);
+    } else {
+        letterbox_source src = {.row = jl_pipe_row, .ctx = p};
+        st = letterbox_run(p->lb, &src, 0, letterbox_rows(p->lb), &p->err[1]);
+        atomic_store_explicit(&p->needed, JL_PIPE_DONE, memory_order_release); /* the producer reads on to EOI */
+        p->busy_ms[1] = jl_now_ms() - t0 - p->wait_ms;
+    }
+    p->status[side] = st;
+    if (st) atomic_store_explicit(&p->failed, 1, memory_order_release);
+}
+
+/* Runs the decoder and the letterbox of one band side by side on engine's
+ * pool; *decode_ms and *letterbox_ms get their busy times. */
+static vigil_status jl_pipe_run(jl_stream *s, const letterbox *lb, vigil_engine *engine, double *decode_ms,
+                                double *letterbox_ms, vigil_error *err) {
+    jl_pipe p = {.stream = s, .lb = lb, .stride = s->stride};
+    p.ring = vigil_malloc((size_t)p.stride * JL_RING_ROWS);
+    if (!p.ring) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for JPEG rows");
+    atomic_init(&p.produced, 0);
+    atomic_init(&p.needed, 0);
+    atomic_init(&p.failed, 0);
+    s->pipe = &p;
+    vigil_engine_parallelize(engine, jl_pipe_task, &p, 2);
+    s->pipe = NULL;
+    vigil_free(p.ring);
+    int side = p.status[0] ? 0 : 1; /* the decoder's failure is the cause when both stopped */
+    if (p.status[side] && err) *err = p.err[side];
+    *decode_ms = p.busy_ms[0];
+    *letterbox_ms = p.busy_ms[1];
+    return p.status[side];
+}
+
 /* What a band costs, in bytes of entropy-coded data: Huffman decoding
  * scales with the bytes, the rest (IDCT, upsampling, colour, letterbox) with
  * the pixels.  Measured on bus.jpg: 7.3 ns a byte against 3.4 ns a pixel, so
@@ -545,25 +670,35 @@ vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decod
         job.n_bands = 1;
         job.bands[0] = (jl_band){.dy0 = 0, .dy1 = letterbox_rows(lb)};
     }
-    job.bands[0].stream = first;
-    first = NULL;
-    vigil_engine_parallelize(job.n_bands > 1 ? engine : NULL, jl_band_run, &job, (size_t)job.n_bands);
-    double t3 = jl_now_ms();
-    double decode = 0, total = 0;
-    for (int b = 0; b < job.n_bands; b++) {
-        if (job.bands[b].status && !st) {
-            st = job.bands[b].status;
-            if (err) *err = job.bands[b].err;
+    double decode = 0, total = 0, t3;
+    int pipelined = job.n_bands == 1 && parts > 1 && vigil_engine_threads(engine) > 1;
+    if (pipelined) {
+        double letterbox_ms = 0;
+        st = jl_pipe_run(first, lb, engine, &decode, &letterbox_ms, err);
+        t3 = jl_now_ms();
+        total = decode + letterbox_ms;
+        if (st) goto done;
+    } else {
+        job.bands[0].stream = first;
+        first = NULL;
+        vigil_engine_parallelize(job.n_bands > 1 ? engine : NULL, jl_band_run, &job, (size_t)job.n_bands);
+        t3 = jl_now_ms();
+        for (int b = 0; b < job.n_bands; b++) {
+            if (job.bands[b].status && !st) {
+                st = job.bands[b].status;
+                if (err) *err = job.bands[b].err;
+            }
+            decode += job.bands[b].decode_ms;
+            total += job.bands[b].total_ms;
         }
-        decode += job.bands[b].decode_ms;
-        total += job.bands[b].total_ms;
+        if (st) goto done;
     }
-    if (st) goto done;
     double share = total > 0 ? decode / total : 0;
     if (stats) {
         stats->decode_ms = (t1 - t0) + (t3 - t2) * share;
         stats->letterbox_ms = (t2 - t1) + (t3 - t2) * (1 - share);
         stats->bands = job.n_bands;
+        stats->pipelined = pipelined;
     }
     if (lb_info) *lb_info = geometry;
     if (info)

@@ -30,10 +30,11 @@ vigil_status jpeg_decode_image(const uint8_t *bytes, size_t size, const vigil_de
 
 /* Where the time went: libjpeg's share and the letterbox's share of the
  * stage's wall time (when bands run in parallel, the bands' summed split of
- * their own time divides the wall time), and how many bands ran. */
+ * their own time divides the wall time), how many bands ran and how. */
 typedef struct jpeg_letterbox_stats {
     double decode_ms, letterbox_ms;
     int bands;
+    int pipelined; /* 1 = one band, decoded and letterboxed on two threads side by side */
 } jpeg_letterbox_stats;
 
 /* Where the letterbox goes. */

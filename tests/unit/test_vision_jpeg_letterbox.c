@@ -77,6 +77,9 @@ static uint8_t *encode(const jpeg_spec *s, size_t *size) {
 /* Whole decode + letterbox against the streamed one in `parts` bands; the
  * decode facts must agree too.  Returns the streamed status; *bands (may be
  * NULL) says how many bands ran. */
+/* Runs the bands on this engine's pool (NULL: one after another here). */
+static vigil_engine *pool;
+
 static vigil_status compare_bands(const uint8_t *jpeg, size_t size, int in_w, int in_h, int target, int parts,
                                   int *bands) {
     size_t n = (size_t)in_w * in_h * 3;
@@ -93,7 +96,7 @@ static vigil_status compare_bands(const uint8_t *jpeg, size_t size, int in_w, in
     }
     jpeg_letterbox_stats timing;
     jpeg_letterbox_dst dst = {.data = got, .in_w = in_w, .in_h = in_h};
-    vigil_status st = jpeg_letterbox(jpeg, size, &opt, &dst, NULL, parts, &got_info, &got_lb, &timing, &err);
+    vigil_status st = jpeg_letterbox(jpeg, size, &opt, &dst, pool, parts, &got_info, &got_lb, &timing, &err);
     CHECK_EQ_INT(st, want_st);
     if (!st && !want_st) {
         CHECK(memcmp(want, got, n * sizeof(float)) == 0);
@@ -103,6 +106,7 @@ static vigil_status compare_bands(const uint8_t *jpeg, size_t size, int in_w, in
         CHECK_EQ_INT(got_info.scale_denom, want_info.scale_denom);
         CHECK(timing.decode_ms > 0 && timing.letterbox_ms > 0);
         CHECK(timing.bands >= 1 && timing.bands <= parts);
+        CHECK_EQ_INT(timing.pipelined, pool && parts > 1 && timing.bands == 1);
         if (bands) *bands = timing.bands;
     }
     vigil_free(want);
@@ -275,6 +279,45 @@ static void test_padding_reused(void) {
     free(jpeg);
 }
 
+/* On a real pool: bands run on two threads, and a file that cannot be
+ * split is decoded and letterboxed side by side (producer and consumer on a
+ * ring of rows).  Repeated, so that a race has many chances to show. */
+static void test_on_two_threads(void) {
+    vigil_engine_options eo = {.threads = 2};
+    vigil_error err;
+    CHECK_EQ_INT(vigil_engine_create(&eo, &pool, &err), VIGIL_OK);
+    static const jpeg_spec specs[] = {
+        {.width = 320, .height = 200, .components = 3, .h_samp = 2},                       /* no markers */
+        {.width = 160, .height = 400, .components = 3, .h_samp = 2, .progressive = 1},     /* progressive */
+        {.width = 405, .height = 540, .components = 3, .h_samp = 2, .restart_in_rows = 1}, /* bands */
+        {.width = 30, .height = 700, .components = 1},                                     /* tall, grey */
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        size_t size;
+        uint8_t *jpeg = encode(&specs[i], &size);
+        for (int round = 0; round < 20; round++) {
+            int bands = 0;
+            CHECK_EQ_INT(compare_bands(jpeg, size, 64, 64, 0, 2, &bands), VIGIL_OK);
+            CHECK_EQ_INT(bands, specs[i].restart_in_rows ? 2 : 1);
+            CHECK_EQ_INT(compare(jpeg, size, 320, 320, 0, 2), VIGIL_OK); /* enlarged: rows asked twice */
+        }
+        for (int cut = 1; cut < 4; cut++) /* a cut file stops both sides, whichever fails first */
+            CHECK(compare(jpeg, size * (size_t)cut / 4, 64, 64, 0, 2) != VIGIL_OK);
+        free(jpeg);
+    }
+    size_t bus_size = 0, zidane_size = 0;
+    uint8_t *bus = testing_read_shared("images/bus.jpg", &bus_size);
+    uint8_t *zidane = testing_read_shared("images/zidane.jpg", &zidane_size);
+    for (int round = 0; bus && zidane && round < 5; round++) { /* bands, and one band side by side */
+        CHECK_EQ_INT(compare(bus, bus_size, 640, 640, 640, 2), VIGIL_OK);
+        CHECK_EQ_INT(compare(zidane, zidane_size, 640, 640, 640, 2), VIGIL_OK);
+    }
+    free(bus);
+    free(zidane);
+    vigil_engine_destroy(pool);
+    pool = NULL;
+}
+
 static void test_shared_images(void) {
     static const char *images[] = {"images/bus.jpg", "images/zidane.jpg"};
     for (size_t i = 0; i < 2; i++) {
@@ -300,5 +343,6 @@ int main(void) {
     RUN(test_pixel_limit);
     RUN(test_padding_reused);
     RUN(test_shared_images);
+    RUN(test_on_two_threads);
     return testing_report();
 }
