@@ -18,11 +18,16 @@
  * upsampling (which looks at the row above); its output is used from the
  * next iMCU row, where it equals a whole-file decode bit for bit.  The band
  * before decodes that far (and one row more, for the vertical interpolation).
- * Files without markers, progressive or arithmetic-coded, run as one band.
+ * Files without markers, progressive or arithmetic-coded, run as one band,
+ * whose decoder and letterbox still run side by side on two threads when
+ * the engine has them (jl_pipe_run).
  *
  * libjpeg reports errors by longjmp: every call into it goes through
  * jl_guard, whose setjmp turns that into a status; warnings (a truncated
- * file decodes to grey rows otherwise) are errors too, as in image.c.
+ * file decodes to grey rows otherwise) are errors too, but for one that
+ * changes no pixel (jl_emit_message).  jpeg_decode_image is the whole-image
+ * decoder on the same machinery, which vigil_image_decode uses, so both
+ * paths accept and refuse the same files.
  */
 #include <limits.h>
 #include <math.h>
