@@ -302,7 +302,7 @@ static vigil_status load_locked(repository *repo, const char *name, vigil_error 
           (long long)fresh->config.instances, fresh->config.instances == 1 ? "" : "s",
           (long long)fresh->config.max_batch_size, (double)(sched_now_ns() - t0) / 1e6);
     if (old) {
-        sched_drain(old->sched, repo->cfg->shutdown_timeout_ms);
+        sched_retire(old->sched, repo->cfg->shutdown_timeout_ms);
         repository_release(repo, old);
     }
     return VIGIL_OK;
@@ -331,7 +331,7 @@ static vigil_status unload_locked(repository *repo, const char *name, vigil_erro
     }
     pthread_mutex_unlock(&repo->lock);
     if (st || !old) return st;
-    sched_drain(old->sched, repo->cfg->shutdown_timeout_ms);
+    sched_retire(old->sched, repo->cfg->shutdown_timeout_ms);
     repository_release(repo, old);
     entry_set(repo, name, MODEL_UNAVAILABLE, 0, "unloaded");
     LOG_I("model %s unloaded", name);

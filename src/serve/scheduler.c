@@ -51,6 +51,7 @@ struct sched {
     size_t queued;
     int running;  /* batches in progress */
     int closed;   /* no more submissions */
+    int retiring; /* being drained, still taking jobs from holders of its model */
     int stopping; /* workers exit when the queue is empty */
     size_t n_workers;
     sched_worker *workers;
@@ -138,7 +139,7 @@ static size_t batch_gather(sched *s, sched_worker *w, int64_t *items) {
 
 static int batch_ready(const sched *s, size_t n, int64_t items, int64_t now) {
     const sched_job *head = s->head;
-    if (!head_batches(s) || s->stopping || s->closed) return 1;
+    if (!head_batches(s) || s->stopping || s->closed || s->retiring) return 1;
     if (items >= s->config.max_batch_size) return 1;
     if (now >= head->enqueue_ns + s->config.max_queue_delay_us * 1000) return 1;
     for (size_t i = 0; i < s->config.n_preferred; i++)
@@ -389,9 +390,12 @@ vigil_status sched_submit(sched *s, sched_job *job, vigil_error *err) {
     return st;
 }
 
-void sched_drain(sched *s, int64_t timeout_ms) {
+/* Waits up to timeout_ms for the queue to empty and the running batches to
+ * finish, then fails what is still queued; close = take no more jobs. */
+static void sched_wait_empty(sched *s, int64_t timeout_ms, int close) {
     pthread_mutex_lock(&s->lock);
-    s->closed = 1;
+    if (close) s->closed = 1;
+    else s->retiring = 1;
     pthread_cond_broadcast(&s->wake); /* batchers stop waiting for more */
     int64_t deadline = sched_now_ns() + timeout_ms * 1000000;
     while ((s->head || s->running) && sched_now_ns() < deadline) wait_until(&s->idle, &s->lock, deadline);
@@ -411,6 +415,10 @@ void sched_drain(sched *s, int64_t timeout_ms) {
     while (s->running) pthread_cond_wait(&s->idle, &s->lock);
     pthread_mutex_unlock(&s->lock);
 }
+
+void sched_drain(sched *s, int64_t timeout_ms) { sched_wait_empty(s, timeout_ms, 1); }
+
+void sched_retire(sched *s, int64_t timeout_ms) { sched_wait_empty(s, timeout_ms, 0); }
 
 void sched_destroy(sched *s) {
     if (!s) return;

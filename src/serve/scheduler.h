@@ -83,13 +83,20 @@ vigil_status sched_create(const sched_options *options, backend_model **instance
 void sched_job_cache_key(const sched_job *job, cache_hasher *h);
 
 /* Queues job behind every job of its priority or higher.  VIGIL_ERR_UNAVAILABLE when the queue is full or the scheduler
- * is draining (the job is then not taken: the caller still owns it). */
+ * was drained (the job is then not taken: the caller still owns it); a retired one still takes jobs. */
 vigil_status sched_submit(sched *s, sched_job *job, vigil_error *err);
 
 /* Stops accepting jobs and waits up to timeout_ms for the queue and the
  * running batches to finish; jobs still queued then complete with
  * VIGIL_ERR_UNAVAILABLE.  Returns after every job's done has been called. */
 void sched_drain(sched *s, int64_t timeout_ms);
+
+/* sched_drain for a model version the repository has already taken out
+ * (replaced by a new version, or unloaded): nobody new can reach it, but a
+ * request that acquired it before the swap may still submit, and is served
+ * by the version it was parsed for instead of failing.  Its workers live
+ * until the last reference goes (sched_destroy). */
+void sched_retire(sched *s, int64_t timeout_ms);
 
 /* Drains with no wait if not drained, joins the workers, unloads the models. */
 void sched_destroy(sched *s);
