@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/commands.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "vigil/engine.h"
 
 static void bench_usage(FILE *out) {
@@ -80,12 +80,6 @@ static int bench_parse(int argc, char **argv, bench_args *a) {
         return 2;
     }
     return 0;
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static int by_value(const void *a, const void *b) {
@@ -174,9 +168,9 @@ static int bench_run(const bench_args *a) {
     for (long i = 0; st == VIGIL_OK && i < a->warmup; i++)
         st = vigil_plan_run(p, in, n_in, &err);
     for (long i = 0; st == VIGIL_OK && i < a->iterations; i++) {
-        double t0 = now_ms();
+        double t0 = clock_now_ms();
         st = vigil_plan_run(p, in, n_in, &err);
-        ms[i] = now_ms() - t0;
+        ms[i] = clock_now_ms() - t0;
     }
     if (st == VIGIL_OK)
         report(a, e, p, ms);

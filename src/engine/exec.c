@@ -32,13 +32,13 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #define PLAN_SPLIT_MAX 16        /* threads a batch splits across, at most */
 #define PLAN_SPLIT_MAX_INPUTS 16 /* inputs of a model whose batches split */
 #include <xnnpack.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "engine/exec.h"
 
 void step_release(step *s) {
@@ -481,12 +481,6 @@ static void pool_noop(void *arg, size_t i) {
 #define PROBE_GAP_MIN 16
 #define PROBE_GAP_MAX 256
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Chooses this run's mode and points every step at the pool or at none. */
 static void choose_mode(vigil_plan *p) {
     pthreadpool_t pool = p->serial_only ? NULL : p->model->engine->pool;
@@ -559,7 +553,7 @@ static vigil_status split_run_all(vigil_plan *p, const vigil_tensor *inputs, siz
                                    p->model->inputs[i].name, (long long)p->batch);
     split_run r = {.p = p, .inputs = inputs, .n_inputs = n_inputs};
     choose_mode(p); /* the same probing as a single plan: parts in parallel, or one after another */
-    double start = now_ms();
+    double start = clock_now_ms();
     if (p->serial) {
         for (int k = 0; k < p->n_parts; k++) split_task(&r, (size_t)k);
     } else {
@@ -567,7 +561,7 @@ static vigil_status split_run_all(vigil_plan *p, const vigil_tensor *inputs, siz
         pthreadpool_parallelize_1d(p->model->engine->pool, split_task, &r, (size_t)p->n_parts,
                                    PTHREADPOOL_FLAG_YIELD_WORKERS);
     }
-    record_mode(p, now_ms() - start);
+    record_mode(p, clock_now_ms() - start);
     for (int k = 0; k < p->n_parts; k++)
         if (r.status[k]) {
             *err = r.errors[k];
@@ -587,7 +581,7 @@ vigil_status vigil_plan_run(vigil_plan *p, const vigil_tensor *inputs, size_t n_
         if (st != VIGIL_OK) return st;
     }
     choose_mode(p);
-    double start = now_ms();
+    double start = clock_now_ms();
     for (int64_t r = 0; r < p->repeats; r++) {
         for (size_t i = 0; i < n_inputs; i++) {
             const gvalue *v = &g->values[g->inputs[i]];
@@ -613,7 +607,7 @@ vigil_status vigil_plan_run(vigil_plan *p, const vigil_tensor *inputs, size_t n_
             if (bytes) memcpy((uint8_t *)p->output_copies[i] + (size_t)r * bytes, v->data, bytes);
         }
     }
-    record_mode(p, now_ms() - start);
+    record_mode(p, clock_now_ms() - start);
     pthreadpool_t pool = p->model->engine->pool;
     if (pool && !p->serial)
         pthreadpool_parallelize_1d(pool, pool_noop, NULL, pthreadpool_get_threads_count(pool),

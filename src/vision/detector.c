@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "vigil/vision.h"
 #include "vision/heads.h"
 #include "vision/jpeg_letterbox.h"
@@ -62,12 +62,6 @@ vigil_head_family vigil_detector_family(const vigil_detector *det) {
 }
 const vigil_labels *vigil_detector_labels(const vigil_detector *det) {
     return det->labels;
-}
-
-static double detector_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static void detector_free_masks(vigil_detector *det) {
@@ -272,15 +266,15 @@ static vigil_status detector_infer(vigil_detector *det, const vigil_letterbox_in
                                    vigil_detect_result *res, vigil_error *err) {
     vigil_detect_options defaults = vigil_detect_options_default();
     const vigil_detect_options *o = options ? options : &defaults;
-    double t1 = detector_now_ms();
+    double t1 = clock_now_ms();
     vigil_status st = vigil_plan_run(det->plan, &det->input_tensor, 1, err);
     if (st) return st;
-    double t2 = detector_now_ms();
+    double t2 = clock_now_ms();
     head_geometry geo = detector_geometry(det, lb, decoded_w, decoded_h, orig_w, orig_h);
     st = detector_select(det, o, vigil_plan_output(det->plan, 0), &geo, &det->dets, &det->dets_cap, &det->n_dets, err);
     if (!st) st = detector_masks(det, o, &geo, err);
     if (st) return st;
-    double t3 = detector_now_ms();
+    double t3 = clock_now_ms();
     res->detections = det->dets;
     res->count = det->n_dets;
     res->image_width = orig_w;
@@ -295,13 +289,13 @@ static vigil_status detector_infer_image(vigil_detector *det, const vigil_image 
                                          const vigil_detect_options *options, vigil_detect_result *res,
                                          vigil_error *err) {
     detector_free_masks(det);
-    double t0 = detector_now_ms();
+    double t0 = clock_now_ms();
     vigil_letterbox_info lb = {0};
     vigil_status st = vigil_letterbox(image, det->in_w, det->in_h, &det->pre, det->input, &lb, err);
     det->input_padded = !st;
     det->input_geometry = lb;
     if (st) return st;
-    res->timing.letterbox_ms = detector_now_ms() - t0;
+    res->timing.letterbox_ms = clock_now_ms() - t0;
     return detector_infer(det, &lb, image->width, image->height, orig_w, orig_h, options, res, err);
 }
 
@@ -359,7 +353,7 @@ static vigil_status detector_run_jpeg(vigil_detector *det, const void *bytes, si
 vigil_status vigil_detector_run(vigil_detector *det, const void *bytes, size_t size,
                                 const vigil_detect_options *options, vigil_detect_result *result, vigil_error *err) {
     memset(result, 0, sizeof *result);
-    double t0 = detector_now_ms();
+    double t0 = clock_now_ms();
     vigil_decode_options dec = detector_decode_options(det);
     vigil_status st;
     if (jpeg_letterbox_applies(bytes, size, &dec)) {
@@ -369,11 +363,11 @@ vigil_status vigil_detector_run(vigil_detector *det, const void *bytes, size_t s
         vigil_decode_info info;
         st = vigil_image_decode(bytes, size, &dec, &image, &info, err);
         if (st) return st;
-        result->timing.decode_ms = detector_now_ms() - t0;
+        result->timing.decode_ms = clock_now_ms() - t0;
         st = detector_infer_image(det, &image, info.orig_width, info.orig_height, options, result, err);
         vigil_image_free(&image);
     }
-    result->timing.total_ms = detector_now_ms() - t0;
+    result->timing.total_ms = clock_now_ms() - t0;
     return st;
 }
 
@@ -437,23 +431,23 @@ vigil_status vigil_detector_run_batch(vigil_detector *det, size_t n, const vigil
     double letterbox_ms[VIGIL_DETECT_BATCH_MAX];
     for (size_t i = 0; i < n; i++) {
         memset(&results[i], 0, sizeof results[i]);
-        double t0 = detector_now_ms();
+        double t0 = clock_now_ms();
         st =
             vigil_letterbox(&images[i], det->in_w, det->in_h, &det->pre, det->batch_input + i * per_image, &lb[i], err);
         if (st) return st;
-        letterbox_ms[i] = detector_now_ms() - t0;
+        letterbox_ms[i] = clock_now_ms() - t0;
     }
     vigil_tensor input = det->input_tensor;
     input.dims[0] = (int64_t)n;
     input.data = det->batch_input;
-    double t1 = detector_now_ms();
+    double t1 = clock_now_ms();
     st = vigil_plan_run(det->batch_plans[n], &input, 1, err);
     if (st) return st;
-    double inference_ms = detector_now_ms() - t1;
+    double inference_ms = clock_now_ms() - t1;
     const vigil_tensor *out0 = vigil_plan_output(det->batch_plans[n], 0);
     vigil_detect_options defaults = vigil_detect_options_default();
     for (size_t i = 0; i < n; i++) {
-        double t2 = detector_now_ms();
+        double t2 = clock_now_ms();
         const vigil_detect_options *o = options && options[i] ? options[i] : &defaults;
         head_geometry geo = detector_geometry(det, &lb[i], images[i].width, images[i].height, orig_w[i], orig_h[i]);
         vigil_tensor slice = batch_slice(out0, n, i);
@@ -467,7 +461,7 @@ vigil_status vigil_detector_run_batch(vigil_detector *det, size_t n, const vigil
         r->image_height = orig_h[i];
         r->timing.letterbox_ms = letterbox_ms[i];
         r->timing.inference_ms = inference_ms;
-        r->timing.postprocess_ms = detector_now_ms() - t2;
+        r->timing.postprocess_ms = clock_now_ms() - t2;
         r->timing.total_ms = r->timing.letterbox_ms + inference_ms + r->timing.postprocess_ms;
     }
     return VIGIL_OK;

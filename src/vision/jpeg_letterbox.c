@@ -37,12 +37,12 @@
 #include <stdio.h> /* jpeglib.h needs FILE */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jerror.h>
 #include <jpeglib.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "vision/exif.h"
 #include "vision/image.h"
 #include "vision/jpeg_letterbox.h"
@@ -50,12 +50,6 @@
 
 #define JL_MAX_PARTS 16
 #define JL_STRIP_ROWS 8 /* rows libjpeg decodes per refill */
-
-static double jl_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 int jpeg_letterbox_applies(const uint8_t *bytes, size_t size, const vigil_decode_options *opt) {
     if (!bytes || size < 3 || bytes[0] != 0xFF || bytes[1] != 0xD8 || bytes[2] != 0xFF) return 0;
@@ -383,9 +377,9 @@ static vigil_status jl_stream_start(jl_stream *s, int denom, int first_row, vigi
 static vigil_status jl_stream_row(void *ctx, int y, const uint8_t **pixels, vigil_error *err) {
     jl_stream *s = ctx;
     while (y >= s->base + s->count) {
-        double t0 = jl_now_ms();
+        double t0 = clock_now_ms();
         vigil_status st = jl_guard(s, jl_do_refill, err);
-        s->decode_ms += jl_now_ms() - t0;
+        s->decode_ms += clock_now_ms() - t0;
         if (st) return st;
         if (s->count == 0) return vigil_error_set(err, VIGIL_ERR_PARSE, "truncated JPEG: no row %d", y);
     }
@@ -450,29 +444,29 @@ typedef struct jl_job {
 static void jl_band_run(void *ctx, size_t b) {
     jl_job *job = ctx;
     jl_band *band = &job->bands[b];
-    double t0 = jl_now_ms();
+    double t0 = clock_now_ms();
     vigil_status st = VIGIL_OK;
     double open_ms = 0;
     if (!band->stream) { /* reading the headers and starting libjpeg count as decoding */
         st = jl_stream_open(job->bytes, job->size, job->layout, band->mcu_row, job->max_pixels, &band->stream,
                             &band->err);
         if (!st) st = jl_stream_start(band->stream, job->denom, band->mcu_row * job->out_rows_per_mcu_row, &band->err);
-        open_ms = jl_now_ms() - t0;
+        open_ms = clock_now_ms() - t0;
     }
     if (!st) {
         letterbox_source src = {.row = jl_stream_row, .ctx = band->stream};
         st = letterbox_run(job->lb, &src, band->dy0, band->dy1, &band->err);
     }
     if (!st && b + 1 == (size_t)job->n_bands) {
-        double t1 = jl_now_ms();
+        double t1 = clock_now_ms();
         st = jl_guard(band->stream, jl_do_finish, &band->err);
-        band->stream->decode_ms += jl_now_ms() - t1;
+        band->stream->decode_ms += clock_now_ms() - t1;
     }
     band->status = st;
     band->decode_ms = open_ms + (band->stream ? band->stream->decode_ms : 0);
     jl_stream_close(band->stream);
     band->stream = NULL;
-    band->total_ms = jl_now_ms() - t0;
+    band->total_ms = clock_now_ms() - t0;
 }
 
 /* ----------------------------------------------- one band, two threads */
@@ -535,14 +529,14 @@ static void jl_do_produce(jl_stream *s) {
         JSAMPROW slots[JL_STRIP_ROWS];
         for (int i = 0; i < n; i++)
             slots[i] = p->ring + (size_t)((r + i) % JL_RING_ROWS) * (size_t)p->stride;
-        double t0 = jl_now_ms();
+        double t0 = clock_now_ms();
         int got = (int)jpeg_read_scanlines(&s->cinfo, slots, (JDIMENSION)n);
-        p->busy_ms[0] += jl_now_ms() - t0;
+        p->busy_ms[0] += clock_now_ms() - t0;
         atomic_store_explicit(&p->produced, r + got, memory_order_release);
     }
-    double t0 = jl_now_ms();
+    double t0 = clock_now_ms();
     jpeg_finish_decompress(&s->cinfo);
-    p->busy_ms[0] += jl_now_ms() - t0;
+    p->busy_ms[0] += clock_now_ms() - t0;
 }
 
 /* letterbox_source for the consumer: row y once the producer has it. */
@@ -550,9 +544,9 @@ static vigil_status jl_pipe_row(void *ctx, int y, const uint8_t **pixels, vigil_
     jl_pipe *p = ctx;
     atomic_store_explicit(&p->needed, y, memory_order_release);
     if (p->seen_produced <= y) {
-        double t0 = jl_now_ms();
+        double t0 = clock_now_ms();
         p->seen_produced = jl_pipe_wait(p, &p->produced, y + 1);
-        p->wait_ms += jl_now_ms() - t0;
+        p->wait_ms += clock_now_ms() - t0;
         if (p->seen_produced < 0)
             return vigil_error_set(err, VIGIL_ERR_PARSE, "JPEG decoding stopped before row %d", y);
     }
@@ -562,7 +556,7 @@ static vigil_status jl_pipe_row(void *ctx, int y, const uint8_t **pixels, vigil_
 
 static void jl_pipe_task(void *ctx, size_t side) {
     jl_pipe *p = ctx;
-    double t0 = jl_now_ms();
+    double t0 = clock_now_ms();
     vigil_status st;
     if (side == 0) {
         st = jl_guard(p->stream, jl_do_produce, &p->err[0]);
@@ -570,7 +564,7 @@ static void jl_pipe_task(void *ctx, size_t side) {
         letterbox_source src = {.row = jl_pipe_row, .ctx = p};
         st = letterbox_run(p->lb, &src, 0, letterbox_rows(p->lb), &p->err[1]);
         atomic_store_explicit(&p->needed, JL_PIPE_DONE, memory_order_release); /* the producer reads on to EOI */
-        p->busy_ms[1] = jl_now_ms() - t0 - p->wait_ms;
+        p->busy_ms[1] = clock_now_ms() - t0 - p->wait_ms;
     }
     p->status[side] = st;
     if (st) atomic_store_explicit(&p->failed, 1, memory_order_release);
@@ -646,7 +640,7 @@ vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decod
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "not a JPEG that needs no rotation");
     if (size > ULONG_MAX) return vigil_error_set(err, VIGIL_ERR_LIMIT, "JPEG too large");
     parts = parts < 1 ? 1 : parts > JL_MAX_PARTS ? JL_MAX_PARTS : parts;
-    double t0 = jl_now_ms();
+    double t0 = clock_now_ms();
     jl_layout layout = {0};
     jl_job job = {.bytes = bytes, .size = size, .layout = &layout, .max_pixels = opt->max_pixels};
     letterbox *lb = NULL;
@@ -657,7 +651,7 @@ vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decod
     job.denom = image_jpeg_scale_denom(width, height, opt->target_size);
     st = jl_stream_start(first, job.denom, 0, err);
     if (st) goto done;
-    double t1 = jl_now_ms();
+    double t1 = clock_now_ms();
     st = letterbox_create((int)first->cinfo.output_width, (int)first->cinfo.output_height, dst->in_w, dst->in_h,
                           dst->pre, dst->data, &lb, err);
     if (st) goto done;
@@ -665,7 +659,7 @@ vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decod
     letterbox_info(lb, &geometry);
     if (dst->padded && memcmp(dst->padded, &geometry, sizeof geometry) == 0) letterbox_assume_padded(lb);
     job.lb = lb;
-    double t2 = jl_now_ms();
+    double t2 = clock_now_ms();
     job.out_rows_per_mcu_row = 0;
     if (parts > 1 && jl_read_headers(&layout, bytes, size) && layout.width == width && layout.height == height &&
         (layout.mcu_h % job.denom) == 0 && jl_read_markers(&layout, bytes, size)) {
@@ -680,14 +674,14 @@ vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decod
     if (pipelined) {
         double letterbox_ms = 0;
         st = jl_pipe_run(first, lb, engine, &decode, &letterbox_ms, err);
-        t3 = jl_now_ms();
+        t3 = clock_now_ms();
         total = decode + letterbox_ms;
         if (st) goto done;
     } else {
         job.bands[0].stream = first;
         first = NULL;
         vigil_engine_parallelize(job.n_bands > 1 ? engine : NULL, jl_band_run, &job, (size_t)job.n_bands);
-        t3 = jl_now_ms();
+        t3 = clock_now_ms();
         for (int b = 0; b < job.n_bands; b++) {
             if (job.bands[b].status && !st) {
                 st = job.bands[b].status;
