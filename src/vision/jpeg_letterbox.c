@@ -58,63 +58,43 @@ int jpeg_letterbox_applies(const uint8_t *bytes, size_t size, const vigil_decode
 
 /* ------------------------------------------------------------- layout */
 
-/* What splitting needs to know of the file, read from its markers.  Anything
- * unexpected leaves it unsplittable, for libjpeg to judge in one band. */
+/* What splitting needs to know of the file.  Anything unexpected leaves it
+ * unsplittable, for libjpeg to judge in one band. */
 typedef struct jl_layout {
     int width, height; /* the frame */
     int mcu_h, mcus_per_row, mcu_rows;
-    int restart_interval; /* MCUs between markers, 0 = none */
+    int restart_interval; /* MCUs between markers */
     size_t sof_height_at; /* offset of the frame header's height */
     size_t scan_at;       /* first byte of entropy-coded data */
     size_t *markers;      /* offset of each RSTn in the scan, in order */
     size_t n_markers;
 } jl_layout;
 
-static int jl_u16(const uint8_t *p) {
-    return p[0] << 8 | p[1];
-}
-
-/* Walks the marker segments up to the first scan: a baseline or extended
- * Huffman frame of 8-bit samples, one scan holding every component, and a
- * restart interval.  Returns 1 when all of that holds. */
-static int jl_read_headers(jl_layout *l, const uint8_t *b, size_t size) {
-    int ncomp = 0, hmax = 1, vmax = 1;
+/* The geometry comes from libjpeg's own reading of the headers (c has
+ * started decoding); only two byte offsets are read here: the frame
+ * header's height and the start of the scan.  Returns 1 for what bands can
+ * split: Huffman-coded sequential 8-bit samples, one scan holding every
+ * component, and a restart interval. */
+static int jl_read_layout(jl_layout *l, const struct jpeg_decompress_struct *c, const uint8_t *b, size_t size) {
+    if (c->progressive_mode || c->arith_code || c->data_precision != 8 || c->restart_interval == 0 ||
+        c->comps_in_scan != c->num_components)
+        return 0;
+    l->width = (int)c->image_width;
+    l->height = (int)c->image_height;
+    l->restart_interval = (int)c->restart_interval;
+    l->mcus_per_row = (int)c->MCUs_per_row;
+    l->mcu_rows = (int)c->MCU_rows_in_scan;
+    l->mcu_h = c->comps_in_scan == 1 ? DCTSIZE : DCTSIZE * c->max_v_samp_factor; /* one component: not interleaved */
     size_t pos = 2;
     jpeg_segment seg;
     while (jpeg_next_segment(b, size, &pos, &seg)) {
-        int m = seg.marker;
-        const uint8_t *p = seg.payload;
-        size_t n = seg.len;
-        if (m == 0xC0 || m == 0xC1) {
-            if (n < 6 || p[0] != 8) return 0;
-            l->height = jl_u16(p + 1);
-            l->width = jl_u16(p + 3);
-            ncomp = p[5];
-            if ((ncomp != 1 && ncomp != 3) || n < 6 + 3 * (size_t)ncomp) return 0;
-            for (int c = 0; c < ncomp; c++) {
-                int h = p[7 + 3 * c] >> 4, v = p[7 + 3 * c] & 15;
-                if (h < 1 || h > 4 || v < 1 || v > 4) return 0;
-                hmax = h > hmax ? h : hmax;
-                vmax = v > vmax ? v : vmax;
-            }
-            l->sof_height_at = seg.at + 5;
-        } else if (m >= 0xC2 && m <= 0xCF && m != 0xC4 && m != 0xC8) {
-            return 0; /* progressive, lossless or arithmetic coding */
-        } else if (m == 0xDD) {
-            if (n < 2) return 0;
-            l->restart_interval = jl_u16(p);
-        } else if (m == 0xDA) {
-            if (!ncomp || n < 1 || p[0] != ncomp) return 0;
+        if (seg.marker == 0xC0 || seg.marker == 0xC1) l->sof_height_at = seg.at + 5;
+        if (seg.marker == 0xDA) {
             l->scan_at = pos;
             break;
         }
     }
-    if (!l->scan_at || !l->restart_interval || l->width < 1 || l->height < 1) return 0;
-    int mcu_w = ncomp == 1 ? 8 : 8 * hmax; /* a one-component scan is not interleaved */
-    l->mcu_h = ncomp == 1 ? 8 : 8 * vmax;
-    l->mcus_per_row = (l->width + mcu_w - 1) / mcu_w;
-    l->mcu_rows = (l->height + l->mcu_h - 1) / l->mcu_h;
-    return 1;
+    return l->sof_height_at && l->scan_at;
 }
 
 /* Finds the restart markers of the scan, which must count up RST0..RST7 in
@@ -323,6 +303,10 @@ static vigil_status jl_stream_open(const uint8_t *bytes, size_t size, const jl_l
     s->jerr.mgr.emit_message = jl_emit_message;
     vigil_status st = jl_guard(s, jl_do_create, err);
     if (st) goto fail;
+    if (size > ULONG_MAX) {
+        st = vigil_error_set(err, VIGIL_ERR_LIMIT, "JPEG too large");
+        goto fail;
+    }
     if (mcu_row == 0) {
         jpeg_mem_src(&s->cinfo, bytes, (unsigned long)size);
     } else {
@@ -367,18 +351,25 @@ static vigil_status jl_stream_start(jl_stream *s, int denom, int first_row, vigi
     vigil_status st = jl_guard(s, jl_do_start, err);
     if (st) return st;
     s->stride = (int)s->cinfo.output_width * 3;
-    s->strip = vigil_malloc((size_t)s->stride * JL_STRIP_ROWS);
-    if (!s->strip) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for JPEG rows");
     s->base = first_row;
     return VIGIL_OK;
+}
+
+/* The strip a band decodes into (the whole-image decode and the pipeline
+ * write straight to their own rows and never ask for it). */
+static vigil_status jl_stream_strip(jl_stream *s, vigil_error *err) {
+    if (!s->strip) s->strip = vigil_malloc((size_t)s->stride * JL_STRIP_ROWS);
+    return s->strip ? VIGIL_OK : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory for JPEG rows");
 }
 
 /* letterbox_source: row y of the whole image, decoding forward to it. */
 static vigil_status jl_stream_row(void *ctx, int y, const uint8_t **pixels, vigil_error *err) {
     jl_stream *s = ctx;
+    vigil_status st = jl_stream_strip(s, err);
+    if (st) return st;
     while (y >= s->base + s->count) {
         double t0 = clock_now_ms();
-        vigil_status st = jl_guard(s, jl_do_refill, err);
+        st = jl_guard(s, jl_do_refill, err);
         s->decode_ms += clock_now_ms() - t0;
         if (st) return st;
         if (s->count == 0) return vigil_error_set(err, VIGIL_ERR_PARSE, "truncated JPEG: no row %d", y);
@@ -393,7 +384,6 @@ static vigil_status jl_stream_row(void *ctx, int y, const uint8_t **pixels, vigi
 vigil_status jpeg_decode_image(const uint8_t *bytes, size_t size, const vigil_decode_options *opt, vigil_image *out,
                                vigil_decode_info *info, vigil_error *err) {
     memset(out, 0, sizeof *out);
-    if (size > ULONG_MAX) return vigil_error_set(err, VIGIL_ERR_LIMIT, "JPEG too large");
     jl_stream *s;
     vigil_status st = jl_stream_open(bytes, size, NULL, 0, opt->max_pixels, &s, err);
     if (st) return st;
@@ -459,7 +449,8 @@ static void jl_band_run(void *ctx, size_t b) {
     }
     if (!st && b + 1 == (size_t)job->n_bands) {
         double t1 = clock_now_ms();
-        st = jl_guard(band->stream, jl_do_finish, &band->err);
+        st = jl_stream_strip(band->stream, &band->err);
+        if (!st) st = jl_guard(band->stream, jl_do_finish, &band->err);
         band->stream->decode_ms += clock_now_ms() - t1;
     }
     band->status = st;
@@ -638,7 +629,6 @@ vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decod
     if (!opt) opt = &defaults;
     if (!jpeg_letterbox_applies(bytes, size, opt))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "not a JPEG that needs no rotation");
-    if (size > ULONG_MAX) return vigil_error_set(err, VIGIL_ERR_LIMIT, "JPEG too large");
     parts = parts < 1 ? 1 : parts > JL_MAX_PARTS ? JL_MAX_PARTS : parts;
     double t0 = clock_now_ms();
     jl_layout layout = {0};
@@ -661,8 +651,8 @@ vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decod
     job.lb = lb;
     double t2 = clock_now_ms();
     job.out_rows_per_mcu_row = 0;
-    if (parts > 1 && jl_read_headers(&layout, bytes, size) && layout.width == width && layout.height == height &&
-        (layout.mcu_h % job.denom) == 0 && jl_read_markers(&layout, bytes, size)) {
+    if (parts > 1 && jl_read_layout(&layout, &first->cinfo, bytes, size) && layout.mcu_h % job.denom == 0 &&
+        jl_read_markers(&layout, bytes, size)) {
         job.out_rows_per_mcu_row = layout.mcu_h / job.denom;
         jl_plan_bands(&job, parts);
     } else {
