@@ -18,6 +18,7 @@
 #include "core/alloc.h"
 #include "testing.h"
 #include "vigil/vision.h"
+#include "vision/exif.h"
 #include "vision/jpeg_letterbox.h"
 
 typedef struct jpeg_spec {
@@ -118,6 +119,20 @@ static vigil_status compare(const uint8_t *jpeg, size_t size, int in_w, int in_h
     return compare_bands(jpeg, size, in_w, in_h, target, parts, NULL);
 }
 
+/* Where the scan starts: the offset after the SOS segment. */
+static size_t scan_start(const uint8_t *jpeg, size_t size) {
+    size_t pos = 2;
+    jpeg_segment seg;
+    while (jpeg_next_segment(jpeg, size, &pos, &seg))
+        if (seg.marker == 0xDA) return pos;
+    return size;
+}
+
+/* 1 when an RSTn marker starts at offset i, inside the scan. */
+static int restart_marker_at(const uint8_t *jpeg, size_t size, size_t scan, size_t i) {
+    return i >= scan && i + 1 < size && jpeg[i] == 0xFF && jpeg[i + 1] >= 0xD0 && jpeg[i + 1] <= 0xD7;
+}
+
 /* Every split agrees with the whole decode; `split` says whether the file
  * must actually be cut into as many bands as asked (up to 3). */
 static void check_spec(const jpeg_spec *s, int split) {
@@ -195,8 +210,9 @@ static void test_damage(void) {
     /* every restart marker renamed RST3: whatever libjpeg makes of that */
     uint8_t *bad = malloc(size);
     memcpy(bad, jpeg, size);
-    for (size_t i = 600; i + 1 < size; i++)
-        if (bad[i] == 0xFF && bad[i + 1] >= 0xD0 && bad[i + 1] <= 0xD7) bad[i + 1] = 0xD3;
+    size_t scan = scan_start(bad, size);
+    for (size_t i = 0; i < size; i++)
+        if (restart_marker_at(bad, size, scan, i)) bad[i + 1] = 0xD3;
     compare(bad, size, 64, 64, 0, 2);
     free(bad);
     free(jpeg);
@@ -210,10 +226,9 @@ static void test_junk_before_markers(void) {
     size_t size;
     uint8_t *jpeg = encode(&s, &size);
     uint8_t *junk = malloc(size * 2);
-    size_t n = 0, markers = 0;
+    size_t n = 0, markers = 0, scan = scan_start(jpeg, size);
     for (size_t i = 0; i < size; i++) {
-        int rst = i > 600 && i + 1 < size && jpeg[i] == 0xFF && jpeg[i + 1] >= 0xD0 && jpeg[i + 1] <= 0xD7;
-        if (rst) {
+        if (restart_marker_at(jpeg, size, scan, i)) {
             junk[n++] = 0x12, junk[n++] = 0x34, junk[n++] = 0x56;
             markers++;
         }
