@@ -46,7 +46,9 @@ typedef enum vigil_pixel_format {
 typedef struct vigil_decode_options {
     int64_t max_pixels; /* refuse images with more pixels than this (VIGIL_ERR_LIMIT); 0 = default */
     int target_size;    /* JPEG: decode with DCT scaling (1/2, 1/4, 1/8) while the long side
-                           stays >= 1.5 x this (the network size); 0 = full resolution */
+                           stays >= 1.5 x this (the network size); 0 = full resolution.
+                           Reduced scale changes the pixels (not the reference's pre-processing):
+                           the detector sets it only with jpeg_reduced_scale */
     int ignore_exif;    /* 1 = do not apply the JPEG EXIF orientation */
 } vigil_decode_options;
 
@@ -144,8 +146,8 @@ typedef struct vigil_detection {
 
 /* Post-processing knobs (vigil_detect_options_default: 0.25, 0.45, 300). */
 typedef struct vigil_detect_options {
-    float conf_threshold; /* keep scores >= this */
-    float iou_threshold;  /* suppress overlaps > this */
+    float conf_threshold; /* keep scores > this (strictly, as Ultralytics: equal is dropped) */
+    float iou_threshold;  /* suppress overlaps with IoU > this (strictly, as torchvision's nms) */
     int max_detections;
     int agnostic;       /* 1 = NMS across classes */
     const int *classes; /* keep only these class ids (NULL = all) */
@@ -177,8 +179,14 @@ typedef struct vigil_detector vigil_detector;
 typedef struct vigil_detector_options {
     vigil_head_family family;    /* AUTO = from output shapes and metadata */
     const char *labels_path;     /* overrides the model's names; NULL = metadata */
-    vigil_decode_options decode; /* pixel limit, EXIF; target_size is set by use_dct_scaling */
-    int use_dct_scaling;         /* 1 (the default) = JPEG DCT scaling towards the input size */
+    vigil_decode_options decode; /* pixel limit, EXIF; target_size is set by jpeg_reduced_scale */
+    int jpeg_reduced_scale;      /* 0 (the default) = every JPEG decoded at full size, then resized,
+                                    as the reference (Ultralytics) does: the detections equal those
+                                    of the same pixels as PNG.  1 = JPEGs at least 3x the input size
+                                    are decoded at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling
+                                    (long side kept >= 1.5x the input): much faster on big photos,
+                                    but scores and boxes drift from the reference (docs/BENCHMARKS.md
+                                    "Reduced-scale JPEG decoding" gives the measured cost) */
     int nanodet_reg_max;         /* 0 = 7 */
 } vigil_detector_options;
 
@@ -213,7 +221,8 @@ vigil_status vigil_detector_run_image(vigil_detector *det, const vigil_image *im
                                       vigil_error *err);
 
 /* Decodes image bytes as vigil_detector_run does (the detector's pixel limit
- * and EXIF handling, DCT scaling towards its input size); info->orig_width
+ * and EXIF handling; DCT scaling towards its input size only with
+ * jpeg_reduced_scale); info->orig_width
  * and orig_height are what boxes map back to. */
 vigil_status vigil_detector_decode(const vigil_detector *det, const void *bytes, size_t size, vigil_image *image,
                                    vigil_decode_info *info, vigil_error *err);

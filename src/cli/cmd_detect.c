@@ -40,6 +40,7 @@ typedef struct detect_args {
     vigil_detect_options options;
     vigil_head_family family;
     int json, timing, threads;
+    int jpeg_reduced_scale; /* --jpeg-reduced-scale */
     char **inputs;
     int n_inputs;
 } detect_args;
@@ -79,6 +80,11 @@ static void detect_usage(FILE *out) {
             "  --timing         print the time split: decode, letterbox, inference, postprocess\n"
             "  --threads N      compute threads, for inference and for decoding JPEGs in bands\n"
             "                   (default: all CPUs)\n"
+            "  --jpeg-reduced-scale\n"
+            "                   decode JPEGs at least 3x the model's input at 1/2, 1/4 or 1/8 scale\n"
+            "                   (libjpeg DCT scaling): faster on big photos, but scores and boxes\n"
+            "                   drift from the reference's (full decode, then resize; the default);\n"
+            "                   docs/BENCHMARKS.md gives the measured cost\n"
             "  -h, --help       this help\n");
 }
 
@@ -117,7 +123,8 @@ static int detect_parse_args(int argc, char **argv, detect_args *a, int *done) {
         OPT_LABELS,
         OPT_FAMILY,
         OPT_AGNOSTIC,
-        OPT_MASKS
+        OPT_MASKS,
+        OPT_JPEG_REDUCED_SCALE
     };
     static const struct option longopts[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -133,6 +140,7 @@ static int detect_parse_args(int argc, char **argv, detect_args *a, int *done) {
         {"family", required_argument, 0, OPT_FAMILY},
         {"agnostic", no_argument, 0, OPT_AGNOSTIC},
         {"masks", no_argument, 0, OPT_MASKS},
+        {"jpeg-reduced-scale", no_argument, 0, OPT_JPEG_REDUCED_SCALE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -161,6 +169,7 @@ static int detect_parse_args(int argc, char **argv, detect_args *a, int *done) {
         case OPT_LABELS: a->labels_path = optarg; break;
         case OPT_AGNOSTIC: a->options.agnostic = 1; break;
         case OPT_MASKS: a->options.with_masks = 1; break;
+        case OPT_JPEG_REDUCED_SCALE: a->jpeg_reduced_scale = 1; break;
         case OPT_FAMILY: {
             int f = vigil_head_family_parse(optarg);
             bad = f < 0;
@@ -492,6 +501,7 @@ int cmd_detect(int argc, char **argv) {
     vigil_detector_options dopt = vigil_detector_options_default();
     dopt.family = a.family;
     dopt.labels_path = a.labels_path;
+    dopt.jpeg_reduced_scale = a.jpeg_reduced_scale;
     rc = 1;
     if (vigil_engine_create(&eo, &engine, &err) || vigil_model_load(engine, a.model_path, &model, &err) ||
         vigil_detector_create(model, &dopt, &det, &err)) {

@@ -21,12 +21,13 @@ struct detect_worker {
 };
 
 vigil_status detect_worker_create(vigil_model *model, const char *labels_path, int64_t max_image_pixels,
-                                  detect_worker **out, vigil_error *err) {
+                                  int jpeg_reduced_scale, detect_worker **out, vigil_error *err) {
     detect_worker *w = vigil_calloc(1, sizeof *w);
     if (!w) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory");
     vigil_detector_options opts = vigil_detector_options_default();
     opts.labels_path = labels_path;
     opts.decode.max_pixels = max_image_pixels;
+    opts.jpeg_reduced_scale = jpeg_reduced_scale; /* the batched path decodes through the detector too */
     vigil_status st = vigil_detector_create(model, &opts, &w->detector, err);
     if (st) {
         vigil_free(w);

@@ -10,9 +10,11 @@
 
 typedef struct detect_worker detect_worker;
 
-/* model must outlive the worker; labels_path may be NULL. */
+/* model must outlive the worker; labels_path may be NULL.  jpeg_reduced_scale
+ * is the model config's opt-in to DCT-scaled JPEG decoding (0 = full size,
+ * the reference's pixels). */
 vigil_status detect_worker_create(vigil_model *model, const char *labels_path, int64_t max_image_pixels,
-                                  detect_worker **out, vigil_error *err);
+                                  int jpeg_reduced_scale, detect_worker **out, vigil_error *err);
 void detect_worker_destroy(detect_worker *w);
 
 /* Fills job->body / body_len (in job->arena) or returns an error. */

@@ -182,19 +182,27 @@ static vigil_status key_thresholds(yaml_ctx *c, const yaml_node_t *v, const char
     return walk_mapping(c, v, key, threshold_keys, sizeof threshold_keys / sizeof threshold_keys[0]);
 }
 
-static vigil_status key_cache(yaml_ctx *c, const yaml_node_t *v, const char *key) {
-    const char *text = scalar_text(v);
+static vigil_status get_bool(yaml_ctx *c, const yaml_node_t *node, const char *key, int *out) {
+    const char *text = scalar_text(node);
     if (text && (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)) {
-        c->cfg->response_cache = text[0] == 't';
+        *out = text[0] == 't';
         return VIGIL_OK;
     }
-    return bad(c, v, key, "expected true or false");
+    return bad(c, node, key, "expected true or false");
+}
+
+static vigil_status key_cache(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return get_bool(c, v, key, &c->cfg->response_cache);
+}
+
+static vigil_status key_jpeg_reduced_scale(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return get_bool(c, v, key, &c->cfg->jpeg_reduced_scale);
 }
 
 static const key_entry top_keys[] = {
     {"backend", key_backend},     {"task", key_task},         {"max_batch_size", key_max_batch},
     {"dynamic_batching", key_batching}, {"instances", key_instances}, {"labels", key_labels},
-    {"thresholds", key_thresholds}, {"response_cache", key_cache},
+    {"thresholds", key_thresholds}, {"response_cache", key_cache}, {"jpeg_reduced_scale", key_jpeg_reduced_scale},
 };
 
 vigil_status model_config_parse(const char *text, size_t len, const char *name, model_config *cfg,

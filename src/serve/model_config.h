@@ -33,6 +33,8 @@ typedef struct model_config {
     double conf_threshold;   /* < 0 = detector default */
     double iou_threshold;    /* < 0 = detector default */
     int response_cache;      /* 1 = answers are kept in the server's response cache */
+    int jpeg_reduced_scale;  /* 1 = detect decodes big JPEGs at 1/2..1/8 scale (faster, drifts from the
+                                reference); 0 (default) = full-size decode, the reference's pixels */
 } model_config;
 
 void model_config_defaults(model_config *cfg);

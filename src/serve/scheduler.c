@@ -260,7 +260,7 @@ static void run_detect(sched *s, sched_worker *w, sched_job **jobs, size_t n) {
             st = vigil_error_set(&err, VIGIL_ERR_UNSUPPORTED, "backend %s cannot run detection", s->ops->name);
         else
             st = detect_worker_create(model, s->labels_path[0] ? s->labels_path : NULL, s->max_image_pixels,
-                                      &w->detector, &err);
+                                      s->config.jpeg_reduced_scale, &w->detector, &err);
     }
     int64_t t0 = sched_now_ns();
     if (st) {

@@ -2,9 +2,10 @@
  * detector.c - one model, one compiled plan and the buffers around it:
  * image bytes in, boxes in original pixels out.
  *
- *   decode (JPEG DCT-scaled towards the input size) -> letterbox into the
- *   plan's input -> run the plan -> decode the head -> NMS -> map boxes back
- *   through the letterbox and the DCT scale, clip -> masks for seg models.
+ *   decode (full size; JPEG DCT-scaled towards the input size only with
+ *   jpeg_reduced_scale) -> letterbox into the plan's input -> run the plan ->
+ *   decode the head -> NMS -> map boxes back through the letterbox and any
+ *   DCT scale, clip -> masks for seg models.
  *
  * Everything a run needs is owned here and reused across runs (input tensor,
  * candidate list, detection array), so steady-state runs allocate only the
@@ -53,7 +54,7 @@ vigil_detect_options vigil_detect_options_default(void) {
 }
 
 vigil_detector_options vigil_detector_options_default(void) {
-    vigil_detector_options o = {.family = VIGIL_HEAD_AUTO, .use_dct_scaling = 1};
+    vigil_detector_options o = {.family = VIGIL_HEAD_AUTO}; /* full-size JPEG decode */
     return o;
 }
 
@@ -311,7 +312,8 @@ vigil_status vigil_detector_run_image(vigil_detector *det, const vigil_image *im
 
 static vigil_decode_options detector_decode_options(const vigil_detector *det) {
     vigil_decode_options dec = det->options.decode;
-    if (det->options.use_dct_scaling) dec.target_size = det->in_w > det->in_h ? det->in_w : det->in_h;
+    /* Only on request: a reduced-scale decode changes the pixels the resize sees. */
+    if (det->options.jpeg_reduced_scale) dec.target_size = det->in_w > det->in_h ? det->in_w : det->in_h;
     return dec;
 }
 

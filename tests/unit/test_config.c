@@ -1,6 +1,8 @@
 /* test_config.c - configuration precedence (defaults < file < environment <
- * flags) and the errors for unknown keys, bad values and bad YAML. */
+ * flags) and the errors for unknown keys, bad values and bad YAML; a model's
+ * config.yaml (serve/model_config.c). */
 #include "core/config.h"
+#include "serve/model_config.h"
 #include "testing.h"
 
 static void test_defaults(void) {
@@ -77,11 +79,33 @@ static void test_precedence(void) {
     CHECK_EQ_INT(config_validate(&cfg, &err), VIGIL_ERR_INVALID_ARGUMENT); /* same port twice */
 }
 
+/* Reduced-scale JPEG decoding is an opt-in per model: off unless the key says true. */
+static void test_model_jpeg_reduced_scale(void) {
+    model_config cfg;
+    vigil_error err = {0};
+    model_config_defaults(&cfg);
+    CHECK_EQ_INT(cfg.jpeg_reduced_scale, 0);
+    const char *plain = "task: detect\n";
+    CHECK_EQ_INT(model_config_parse(plain, strlen(plain), "m/config.yaml", &cfg, &err), VIGIL_OK);
+    CHECK_EQ_INT(cfg.jpeg_reduced_scale, 0);
+    const char *on = "task: detect\njpeg_reduced_scale: true\n";
+    CHECK_EQ_INT(model_config_parse(on, strlen(on), "m/config.yaml", &cfg, &err), VIGIL_OK);
+    CHECK_EQ_INT(cfg.jpeg_reduced_scale, 1);
+    const char *off = "jpeg_reduced_scale: false\n";
+    CHECK_EQ_INT(model_config_parse(off, strlen(off), "m/config.yaml", &cfg, &err), VIGIL_OK);
+    CHECK_EQ_INT(cfg.jpeg_reduced_scale, 0);
+    const char *bad = "task: detect\njpeg_reduced_scale: 2\n";
+    CHECK_EQ_INT(model_config_parse(bad, strlen(bad), "m/config.yaml", &cfg, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "m/config.yaml:2") && strstr(err.message, "jpeg_reduced_scale") &&
+          strstr(err.message, "true or false"));
+}
+
 int main(void) {
     RUN(test_defaults);
     RUN(test_yaml_file_values);
     RUN(test_unknown_key_names_key_and_line);
     RUN(test_bad_values);
     RUN(test_precedence);
+    RUN(test_model_jpeg_reduced_scale);
     return testing_report();
 }
