@@ -166,6 +166,7 @@ static void run_model(const char *name, vigil_head_family family) {
  * into the letterbox (that path does not rotate): it is decoded whole and
  * turned, and finds what the turned image finds. */
 static void test_rotated_photo_takes_the_whole_image_path(void) {
+    if (!testing_shared_dir()) SKIP("../shared is absent");
     vigil_model *m = load("yolov8n");
     if (!m) return;
     size_t size = 0;

@@ -6,6 +6,12 @@
  * file:line and the expression, marks the current test failed and carries on,
  * so one run shows every broken expectation.  Data-dependent tests call
  * testing_shared_dir() and SKIP() when ../shared is absent.
+ *
+ * A test that neither checks anything nor skips fails: a test that returned
+ * early because its data was missing must say so with SKIP, never pass.  The
+ * closing line is "N passed, N failed, N skipped" (scripts/check.sh adds the
+ * lines of every binary up); a binary whose every test skipped exits with
+ * TESTING_SKIPPED so that ctest reports it as skipped, not passed.
  */
 #ifndef VIGIL_TESTING_H
 #define VIGIL_TESTING_H
@@ -23,9 +29,13 @@ static int testing_tests_failed;
 static int testing_tests_skipped;
 static int testing_current_failed;
 static int testing_current_skipped;
+static int testing_current_checks;
+
+#define TESTING_SKIPPED 77 /* exit status of a binary that skipped every test (ctest's SKIP_RETURN_CODE) */
 
 #define CHECK(cond)                                                                                                    \
     do {                                                                                                               \
+        testing_current_checks++;                                                                                      \
         if (!(cond)) {                                                                                                 \
             fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                   \
             testing_failed_checks++;                                                                                   \
@@ -35,6 +45,7 @@ static int testing_current_skipped;
 
 #define CHECK_EQ_INT(a, b)                                                                                             \
     do {                                                                                                               \
+        testing_current_checks++;                                                                                      \
         long long testing_a_ = (long long)(a), testing_b_ = (long long)(b);                                            \
         if (testing_a_ != testing_b_) {                                                                                \
             fprintf(stderr, "%s:%d: CHECK_EQ_INT failed: %s == %s (%lld vs %lld)\n", __FILE__, __LINE__, #a, #b,       \
@@ -46,6 +57,7 @@ static int testing_current_skipped;
 
 #define CHECK_STR(a, b)                                                                                                \
     do {                                                                                                               \
+        testing_current_checks++;                                                                                      \
         const char *testing_a_ = (a), *testing_b_ = (b);                                                               \
         if (!testing_a_ || !testing_b_ || strcmp(testing_a_, testing_b_) != 0) {                                       \
             fprintf(stderr, "%s:%d: CHECK_STR failed: %s == %s (\"%s\" vs \"%s\")\n", __FILE__, __LINE__, #a, #b,      \
@@ -57,6 +69,7 @@ static int testing_current_skipped;
 
 #define CHECK_NEAR(a, b, tol)                                                                                          \
     do {                                                                                                               \
+        testing_current_checks++;                                                                                      \
         double testing_a_ = (double)(a), testing_b_ = (double)(b);                                                     \
         if (!(fabs(testing_a_ - testing_b_) <= (tol))) {                                                               \
             fprintf(stderr, "%s:%d: CHECK_NEAR failed: %s ~ %s (%g vs %g, tol %g)\n", __FILE__, __LINE__, #a, #b,      \
@@ -78,11 +91,16 @@ static int testing_current_skipped;
     do {                                                                                                               \
         testing_current_failed = 0;                                                                                    \
         testing_current_skipped = 0;                                                                                   \
+        testing_current_checks = 0;                                                                                    \
         fprintf(stderr, "[ RUN  ] %s\n", #fn);                                                                         \
         fn();                                                                                                          \
         testing_tests_run++;                                                                                           \
+        if (!testing_current_failed && !testing_current_skipped && testing_current_checks == 0) {                      \
+            fprintf(stderr, "%s: ran no check (a test whose data is missing must SKIP)\n", #fn);                       \
+            testing_current_failed = 1;                                                                                \
+        }                                                                                                              \
         if (testing_current_failed) testing_tests_failed++;                                                            \
-        if (testing_current_skipped) testing_tests_skipped++;                                                          \
+        else if (testing_current_skipped) testing_tests_skipped++;                                                     \
         fprintf(stderr, "[ %s ] %s\n",                                                                                 \
                 testing_current_failed    ? "FAIL"                                                                     \
                 : testing_current_skipped ? "SKIP"                                                                     \
@@ -90,10 +108,15 @@ static int testing_current_skipped;
                 #fn);                                                                                                  \
     } while (0)
 
+/* Prints the closing lines and gives main's exit status: 1 when a test
+ * failed, TESTING_SKIPPED when every test skipped, else 0.  A failed test
+ * that also skipped counts as failed. */
 static inline int testing_report(void) {
-    fprintf(stderr, "%d tests, %d failed, %d skipped, %d failed checks\n", testing_tests_run, testing_tests_failed,
-            testing_tests_skipped, testing_failed_checks);
-    return testing_tests_failed ? 1 : 0;
+    int passed = testing_tests_run - testing_tests_failed - testing_tests_skipped;
+    if (testing_failed_checks) fprintf(stderr, "%d failed checks\n", testing_failed_checks);
+    fprintf(stderr, "%d passed, %d failed, %d skipped\n", passed, testing_tests_failed, testing_tests_skipped);
+    if (testing_tests_failed) return 1;
+    return testing_tests_run > 0 && testing_tests_skipped == testing_tests_run ? TESTING_SKIPPED : 0;
 }
 
 /* Directory of the shared test data (models, images, references), or NULL
