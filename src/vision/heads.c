@@ -14,6 +14,10 @@
  * 3x the grid cells is v5, 1x is YOLOX, 1x over four strides is NanoDet; six
  * columns with few rows is v10; a 4-D second output is seg.  The metadata's
  * class count and task break ties, and the caller may override.
+ *
+ * A candidate is kept when its score is strictly greater than the threshold,
+ * as Ultralytics (`amax(1) > conf`), YOLOv5 (obj, then obj * cls) and
+ * NanoDet (`scores > score_thr`) do: a score equal to it is dropped.
  */
 #include <math.h>
 #include <string.h>
@@ -78,10 +82,10 @@ static vigil_status head_yolov5(const head_layout *l, const float *d, const head
     for (int a = 0; a < l->n_anchors; a++) {
         const float *r = d + (size_t)a * row;
         float obj = r[4];
-        if (!(obj >= p->conf_threshold)) continue;
+        if (!(obj > p->conf_threshold)) continue;
         int c = head_argmax(r + 5, l->n_classes);
         float score = obj * r[5 + c];
-        if (score >= p->conf_threshold && head_class_allowed(p, c)) {
+        if (score > p->conf_threshold && head_class_allowed(p, c)) {
             vigil_status st = head_push_center(b, r, score, c, a, err);
             if (st) return st;
         }
@@ -140,7 +144,7 @@ static vigil_status head_yolov8(const head_layout *l, const float *d, const head
     }
     vigil_status st = VIGIL_OK;
     for (size_t a = 0; a < A && !st; a++) {
-        if (!(best[a] >= p->conf_threshold) || !head_class_allowed(p, best_cls[a])) continue;
+        if (!(best[a] > p->conf_threshold) || !head_class_allowed(p, best_cls[a])) continue;
         float box[4] = {d[a], d[A + a], d[2 * A + a], d[3 * A + a]};
         st = head_push_center(b, box, best[a], best_cls[a], (int)a, err);
     }
@@ -160,7 +164,7 @@ static vigil_status head_yolox(const head_layout *l, const float *d, const head_
                 const float *r = d + (size_t)a * row;
                 int c = head_argmax(r + 5, l->n_classes);
                 float score = r[4] * r[5 + c];
-                if (!(score >= p->conf_threshold) || !head_class_allowed(p, c)) continue;
+                if (!(score > p->conf_threshold) || !head_class_allowed(p, c)) continue;
                 float box[4] = {(r[0] + gx) * s, (r[1] + gy) * s, expf(r[2]) * s, expf(r[3]) * s};
                 vigil_status st = head_push_center(b, box, score, c, a, err);
                 if (st) return st;
@@ -193,7 +197,7 @@ static vigil_status head_nanodet(const head_layout *l, const float *d, const hea
             for (int gx = 0; gx < gw; gx++, a++) {
                 const float *r = d + (size_t)a * row;
                 int c = head_argmax(r, l->n_classes);
-                if (!(r[c] >= p->conf_threshold) || !head_class_allowed(p, c)) continue;
+                if (!(r[c] > p->conf_threshold) || !head_class_allowed(p, c)) continue;
                 const float *reg = r + l->n_classes;
                 float cx = (float)(gx * s), cy = (float)(gy * s);
                 float x1 = cx - head_dfl_distance(reg, bins) * s, y1 = cy - head_dfl_distance(reg + bins, bins) * s;
@@ -213,7 +217,7 @@ static vigil_status head_yolov10(const head_layout *l, const float *d, const hea
     for (int a = 0; a < l->n_anchors; a++) {
         const float *r = d + (size_t)a * 6;
         int c = (int)lrintf(r[5]);
-        if (!(r[4] >= p->conf_threshold) || !head_class_allowed(p, c)) continue;
+        if (!(r[4] > p->conf_threshold) || !head_class_allowed(p, c)) continue;
         vigil_status st = head_push(b, r[0], r[1], r[2], r[3], r[4], c, a, err);
         if (st) return st;
     }

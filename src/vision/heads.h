@@ -63,13 +63,15 @@ vigil_status head_detect_layout(const vigil_tensor_info *outputs, size_t n_outpu
 
 /* Decodes batch item 0 of out0 (and nothing else: seg prototypes are used
  * by head_mask_rle after NMS) into boxes, appending candidates with score
- * >= conf_threshold that pass the class filter. */
+ * > conf_threshold (strictly, as the references do) that pass the class
+ * filter. */
 vigil_status head_decode(const head_layout *layout, const vigil_tensor *out0, const head_params *params,
                          head_boxes *boxes, vigil_error *err);
 
 /* Sorts boxes by score (ties: lower anchor first), suppresses overlaps with
- * IoU > iou_threshold (within a class unless agnostic), keeps at most
- * max_det.  The kept boxes are moved to the front; returns their number. */
+ * IoU > iou_threshold (strictly, as torchvision.ops.nms: an IoU equal to it
+ * keeps both) within a class unless agnostic, keeps at most max_det.  The
+ * kept boxes are moved to the front; returns their number. */
 size_t head_nms(head_boxes *boxes, float iou_threshold, int agnostic, int max_det);
 
 /* Where the network input sits in the original image: input = orig * gain + pad. */

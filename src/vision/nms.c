@@ -4,8 +4,9 @@
  * Candidates are sorted by score (ties keep the lower anchor first, so the
  * result never depends on qsort's order), trimmed to HEAD_MAX_CANDIDATES, and
  * each box suppresses the later ones of its class (or of any class when
- * agnostic) whose IoU with it exceeds the threshold.  IoU uses areas without
- * the +1 pixel convention, like Ultralytics.
+ * agnostic) whose IoU with it is strictly greater than the threshold (an IoU
+ * equal to it keeps both).  IoU uses areas without the +1 pixel convention,
+ * like Ultralytics.
  */
 #include <stdlib.h>
 

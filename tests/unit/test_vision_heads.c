@@ -331,6 +331,192 @@ static void test_nms(void) {
     free(b.items);
 }
 
+/* ------------------------------------------------ thresholds at the edge
+ *
+ * The references keep a candidate only when its score is strictly greater
+ * than conf (Ultralytics `amax(1) > conf`, YOLOv5 `obj > conf` and then
+ * `obj * cls > conf`, NanoDet `scores > score_thr`) and suppress a box only
+ * when its IoU with a kept one is strictly greater than iou
+ * (torchvision.ops.nms).  Each family gets scores exactly at the threshold
+ * (dropped), one ulp above (kept) and one ulp below (dropped), so that a
+ * `>=` anywhere in the decoders or NMS fails here.  Scores are multiplied
+ * only by 1, which is exact. */
+
+#define EDGE_CONF 0.25f
+
+static float edge_at(void) {
+    return EDGE_CONF;
+}
+static float edge_above(void) {
+    return nextafterf(EDGE_CONF, 1.f);
+}
+static float edge_below(void) {
+    return nextafterf(EDGE_CONF, 0.f);
+}
+
+/* The boxes kept are exactly these anchors, with these scores and classes. */
+static void check_kept(const head_boxes *b, const int *anchors, const float *scores, const int *classes, size_t n) {
+    CHECK_EQ_INT(b->count, n);
+    for (size_t i = 0; i < n && i < b->count; i++) {
+        CHECK_EQ_INT(b->items[i].anchor, anchors[i]);
+        CHECK(b->items[i].score == scores[i]); /* bit for bit: no tolerance at the edge */
+        CHECK_EQ_INT(b->items[i].class_id, classes[i]);
+    }
+}
+
+static void test_yolov5_threshold_edge(void) {
+    enum { A = 7, K = 7 };
+    float d[A * K] = {0};
+    float *r;
+    /* rows 0-2: objectness 1, the class score decides (obj * cls > conf) */
+    r = d + 0 * K, r[4] = 1, r[5] = edge_at();
+    r = d + 1 * K, r[4] = 1, r[5] = edge_above();
+    r = d + 2 * K, r[4] = 1, r[5] = edge_below();
+    /* rows 3-5: objectness at the edge and a class score of 2, so obj * cls
+     * clears conf and only the objectness filter (obj > conf) decides */
+    r = d + 3 * K, r[4] = edge_at(), r[6] = 2;
+    r = d + 4 * K, r[4] = edge_above(), r[6] = 1;
+    r = d + 5 * K, r[4] = edge_below(), r[6] = 2;
+    /* row 6: a tie between the classes picks the first */
+    r = d + 6 * K, r[4] = 1, r[5] = .9f, r[6] = .9f;
+    head_layout l = {.family = VIGIL_HEAD_YOLOV5, .n_classes = 2, .n_anchors = A};
+    vigil_tensor t = tensor3(d, A, K);
+    head_params p = params(EDGE_CONF, 64, 64);
+    head_boxes b = {0};
+    vigil_error err;
+    CHECK_EQ_INT(head_decode(&l, &t, &p, &b, &err), VIGIL_OK);
+    check_kept(&b, (const int[]){1, 4, 6}, (const float[]){edge_above(), edge_above(), .9f}, (const int[]){0, 1, 0}, 3);
+    head_boxes_free(&b);
+}
+
+/* v8 (and v8-seg, the same decoder): 37 anchors are two blocks of 16 for
+ * the vectorised class maximum and a remainder of 5 for the scalar one.
+ * Edge scores sit in class 2 (reached through the maximum) in both parts and
+ * in class 0 (the starting maximum); ties between classes 1 and 2 in both
+ * parts pick class 1. */
+static void test_yolov8_threshold_edge(void) {
+    enum { A = 37, NC = 3, C = 4 + NC };
+    float d[C * A];
+    memset(d, 0, sizeof d);
+#define V8(c, a) d[(c)*A + (a)]
+    V8(6, 1) = edge_at(), V8(6, 6) = edge_above(), V8(6, 15) = edge_below(); /* block 0, lanes 1, 6, 15 */
+    V8(6, 16) = edge_above(), V8(6, 31) = edge_at();                        /* block 1 */
+    V8(4, 20) = edge_above(), V8(4, 21) = edge_at(), V8(4, 22) = edge_below(); /* class 0 */
+    V8(5, 9) = .9f, V8(6, 9) = .9f;                                          /* tie in a block */
+    V8(6, 32) = edge_at(), V8(6, 34) = edge_above(), V8(6, 36) = edge_below(); /* remainder */
+    V8(5, 35) = .9f, V8(6, 35) = .9f;                                        /* tie in the remainder */
+#undef V8
+    vigil_tensor_info info = {.ndim = 3, .dims = {1, C, A}};
+    head_layout l;
+    vigil_error err;
+    CHECK_EQ_INT(head_detect_layout(&info, 1, 0, NULL, 64, 64, VIGIL_HEAD_AUTO, 0, &l, &err), VIGIL_OK);
+    CHECK_EQ_INT(l.family, VIGIL_HEAD_YOLOV8);
+    vigil_tensor t = tensor3(d, C, A);
+    head_params p = params(EDGE_CONF, 64, 64);
+    head_boxes b = {0};
+    CHECK_EQ_INT(head_decode(&l, &t, &p, &b, &err), VIGIL_OK);
+    float up = edge_above();
+    check_kept(&b, (const int[]){6, 9, 16, 20, 34, 35}, (const float[]){up, .9f, up, up, up, .9f},
+               (const int[]){2, 1, 2, 0, 2, 1}, 6);
+    head_boxes_free(&b);
+}
+
+/* The same through the seg layout: 20 anchors (a block and a remainder of 4),
+ * one class, then two mask coefficients that must not be read as scores. */
+static void test_seg_threshold_edge(void) {
+    enum { A = 20, NC = 1, NM = 2, C = 4 + NC + NM };
+    float d[C * A];
+    memset(d, 0, sizeof d);
+    d[4 * A + 2] = edge_at(), d[4 * A + 3] = edge_above(), d[4 * A + 4] = edge_below();
+    d[4 * A + 17] = edge_at(), d[4 * A + 18] = edge_above(), d[4 * A + 19] = edge_below();
+    d[5 * A + 5] = 1.f, d[6 * A + 6] = 1.f; /* coefficients only */
+    head_layout l = {.family = VIGIL_HEAD_YOLOV8_SEG, .n_classes = NC, .n_anchors = A, .n_mask_coeffs = NM};
+    vigil_tensor t = tensor3(d, C, A);
+    head_params p = params(EDGE_CONF, 16, 16);
+    head_boxes b = {0};
+    vigil_error err;
+    CHECK_EQ_INT(head_decode(&l, &t, &p, &b, &err), VIGIL_OK);
+    check_kept(&b, (const int[]){3, 18}, (const float[]){edge_above(), edge_above()}, (const int[]){0, 0}, 2);
+    head_boxes_free(&b);
+}
+
+/* YOLOX (score = obj * cls, obj 1) and NanoDet (sigmoid scores) on 64x64,
+ * rows 0-2 at, above and below the edge, row 3 a class tie. */
+static void test_yolox_nanodet_threshold_edge(void) {
+    struct {
+        vigil_head_family family;
+        int rows, cols, first_score;
+    } fams[] = {{VIGIL_HEAD_YOLOX, 84, 5 + 2, 5}, {VIGIL_HEAD_NANODET, 85, 2 + 32, 0}};
+    for (size_t f = 0; f < 2; f++) {
+        int K = fams[f].cols, s0 = fams[f].first_score;
+        float *d = calloc((size_t)fams[f].rows * K, sizeof(float));
+        for (int a = 0; a < 4 && fams[f].family == VIGIL_HEAD_YOLOX; a++)
+            d[a * K + 4] = 1.f; /* objectness */
+        d[0 * K + s0 + 1] = edge_at(), d[1 * K + s0 + 1] = edge_above(), d[2 * K + s0 + 1] = edge_below();
+        d[3 * K + s0] = .9f, d[3 * K + s0 + 1] = .9f;
+        vigil_tensor_info info = {.ndim = 3, .dims = {1, fams[f].rows, K}};
+        head_layout l;
+        vigil_error err;
+        CHECK_EQ_INT(head_detect_layout(&info, 1, 2, NULL, 64, 64, fams[f].family, 0, &l, &err), VIGIL_OK);
+        vigil_tensor t = tensor3(d, fams[f].rows, K);
+        head_params p = params(EDGE_CONF, 64, 64);
+        head_boxes b = {0};
+        CHECK_EQ_INT(head_decode(&l, &t, &p, &b, &err), VIGIL_OK);
+        check_kept(&b, (const int[]){1, 3}, (const float[]){edge_above(), .9f}, (const int[]){1, 0}, 2);
+        head_boxes_free(&b);
+        free(d);
+    }
+}
+
+static void test_yolov10_threshold_edge(void) {
+    static float d[300 * 6];
+    memset(d, 0, sizeof d);
+    d[0 * 6 + 4] = edge_at(), d[1 * 6 + 4] = edge_above(), d[2 * 6 + 4] = edge_below();
+    d[1 * 6 + 5] = 3;
+    head_layout l = {.family = VIGIL_HEAD_YOLOV10, .n_classes = 80, .n_anchors = 300};
+    vigil_tensor t = tensor3(d, 300, 6);
+    head_params p = params(EDGE_CONF, 640, 640);
+    head_boxes b = {0};
+    vigil_error err;
+    CHECK_EQ_INT(head_decode(&l, &t, &p, &b, &err), VIGIL_OK);
+    check_kept(&b, (const int[]){1}, (const float[]){edge_above()}, (const int[]){3}, 1);
+    head_boxes_free(&b);
+}
+
+/* Boxes whose IoU in float is exactly a chosen threshold: at it both stay,
+ * with the threshold one ulp lower (the IoU one ulp above it) the second
+ * goes, one ulp higher both stay; class-aware and agnostic alike. */
+static void test_nms_iou_at_threshold(void) {
+    struct {
+        head_box a, b;
+        float iou;
+    } cases[] = {
+        /* intersection 1, union 2: 0.5 */
+        {box(0, 0, 2, 1, .9f, 0, 0), box(0, 0, 1, 1, .8f, 0, 1), .5f},
+        /* [0,9] inside [0,20]: 9 / 20 rounds to the float nearest 0.45, the default --iou */
+        {box(0, 0, 20, 1, .9f, 0, 0), box(0, 0, 9, 1, .8f, 0, 1), .45f},
+        /* 100 / 150: 2/3, not representable, taken as head_iou computes it */
+        {box(0, 0, 10, 10, .9f, 0, 0), box(0, 0, 10, 15, .8f, 0, 1), 0},
+    };
+    head_boxes b = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float iou = head_iou(&cases[i].a, &cases[i].b);
+        if (cases[i].iou != 0) CHECK(memcmp(&iou, &cases[i].iou, sizeof iou) == 0);
+        for (int agnostic = 0; agnostic <= 1; agnostic++) {
+            head_box pair[2] = {cases[i].a, cases[i].b};
+            pair[1].class_id = agnostic; /* agnostic: different classes still compete */
+            fill(&b, pair, 2);
+            CHECK_EQ_INT(head_nms(&b, iou, agnostic, 300), 2);
+            fill(&b, pair, 2);
+            CHECK_EQ_INT(head_nms(&b, nextafterf(iou, 0.f), agnostic, 300), 1);
+            CHECK_EQ_INT(b.items[0].anchor, 0);
+            fill(&b, pair, 2);
+            CHECK_EQ_INT(head_nms(&b, nextafterf(iou, 1.f), agnostic, 300), 2);
+        }
+    }
+    free(b.items);
+}
+
 /* Boxes at and beyond the image border map back clipped. */
 static void test_map_box_border(void) {
     /* 1280x720 letterboxed into 640x640: gain 0.5, pad top 140 */
@@ -397,6 +583,12 @@ int main(void) {
     RUN(test_seg_decode_and_mask);
     RUN(test_family_from_real_shapes);
     RUN(test_nms);
+    RUN(test_yolov5_threshold_edge);
+    RUN(test_yolov8_threshold_edge);
+    RUN(test_seg_threshold_edge);
+    RUN(test_yolox_nanodet_threshold_edge);
+    RUN(test_yolov10_threshold_edge);
+    RUN(test_nms_iou_at_threshold);
     RUN(test_map_box_border);
     RUN(test_labels);
     return testing_report();
