@@ -27,7 +27,7 @@ static void bench_usage(FILE *out) {
                  "  --iterations K    timed runs (default 20)\n"
                  "  --warmup W        untimed runs first (default 3)\n"
                  "  --json            one JSON object instead of text\n"
-                 "  --help            show this help\n");
+                 "  -h, --help        show this help\n");
 }
 
 typedef struct bench_args {
@@ -54,7 +54,7 @@ static int bench_parse(int argc, char **argv, bench_args *a) {
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int ok = 1;
         switch (c) {
         case 'm': a->model = optarg; break;

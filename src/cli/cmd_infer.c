@@ -28,7 +28,7 @@ static void infer_usage(FILE *out) {
                  "  --model PATH    ONNX model file (required)\n"
                  "  --threads N     worker threads (default: all CPUs)\n"
                  "  --out DIR       output directory, created if missing (required)\n"
-                 "  --help          show this help\n");
+                 "  -h, --help      show this help\n");
 }
 
 static int npy_to_vigil(npy_dtype d, vigil_dtype *out) {
@@ -85,7 +85,7 @@ static int infer_parse(int argc, char **argv, infer_args *a) {
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1 || optind < argc) {
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1 || optind < argc) {
         if (c == -1) { /* a positional input: collect it and continue parsing */
             argv[a->n_inputs++] = argv[optind++];
             continue;

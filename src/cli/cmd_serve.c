@@ -2,11 +2,18 @@
  * cmd_serve.c - `vigil serve`: loads the configuration (defaults, then the
  * YAML file, then VIGIL_* variables, then flags), starts the server and runs
  * until SIGINT or SIGTERM, then shuts down gracefully and exits 0.
+ *
+ * What would stop the server half-way (a missing model repository, an HTTP
+ * or gRPC port already taken) is checked before anything starts, and is
+ * refused with one line saying what to change, like a configuration error:
+ * no listener is left open and no model is loaded for nothing.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "core/config.h"
@@ -118,10 +125,39 @@ static void serve_describe_repository(const char *dir) {
     }
 }
 
+/* The checks that need no server: 0 to go on, or 1 with one line printed.
+ * The ports are checked again when they are bound (another program may
+ * take one in between); this is what keeps a busy gRPC port from being
+ * found only after HTTP listens and the models have loaded. */
+static int serve_preflight(const vigil_config *cfg) {
+    char sources[160];
+    struct stat st;
+    int found = stat(cfg->models_dir, &st) == 0;
+    if (!found || !S_ISDIR(st.st_mode)) {
+        int missing = !found && errno == ENOENT;
+        config_setting_sources("models", sources, sizeof sources);
+        if (missing)
+            fprintf(stderr, "vigil serve: model repository %s does not exist (%s); create it with: mkdir -p %s\n",
+                    cfg->models_dir, sources, cfg->models_dir);
+        else
+            fprintf(stderr, "vigil serve: model repository %s is not a readable directory (%s)\n", cfg->models_dir,
+                    sources);
+        return 1;
+    }
+    vigil_error err = {0};
+    if (server_port_check(cfg->host, cfg->http_port, "HTTP", "http.port", &err) ||
+        server_port_check(cfg->host, cfg->grpc_port, "gRPC", "grpc.port", &err)) {
+        fprintf(stderr, "vigil serve: %s\n", err.message);
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
     vigil_config cfg;
     int code = serve_configure(argc, argv, &cfg);
     if (code >= 0) return code;
+    if (serve_preflight(&cfg)) return 1;
     log_configure((log_level)log_level_parse(cfg.log_level), strcmp(cfg.log_format, "json") == 0, stderr);
 
     /* Block the stop signals before any thread starts, then wait for them here. */

@@ -59,7 +59,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(name, "--version") == 0) return cmd_version(1, &argv[1]);
     if (strcmp(name, "help") == 0) {
-        if (argc < 3) {
+        /* `vigil help`, `vigil help --help` and `vigil help help` all mean
+         * the overview: every command answers --help with exit status 0. */
+        if (argc < 3 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0 ||
+            strcmp(argv[2], "help") == 0) {
             print_help(stdout);
             return 0;
         }

@@ -341,3 +341,15 @@ void config_describe(void (*fn)(const char *flag, const char *value_name, const 
         fn(name, s->type == SETTING_INT ? "N" : (s->choices ? s->choices : "TEXT"), s->help, user);
     }
 }
+
+void config_setting_sources(const char *path, char *out, size_t size) {
+    const setting *s = setting_find_path(path);
+    if (!s) {
+        snprintf(out, size, "setting %s", path);
+        return;
+    }
+    char flag[128], env[128];
+    setting_name(s, 'f', flag, sizeof flag);
+    setting_name(s, 'e', env, sizeof env);
+    snprintf(out, size, "setting %s, flag --%s, variable %s", s->path, flag, env);
+}

@@ -11,6 +11,7 @@
 #ifndef VIGIL_CORE_CONFIG_H
 #define VIGIL_CORE_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vigil/status.h"
@@ -75,5 +76,11 @@ vigil_status config_validate(const vigil_config *cfg, vigil_error *err);
 /* Calls fn for each setting with its flag name and a one-line help; used by
  * `vigil serve --help`. */
 void config_describe(void (*fn)(const char *flag, const char *value_name, const char *help, void *user), void *user);
+
+/* Writes where a setting can be changed, derived from its table entry:
+ * "setting http.port, flag --http-port, variable VIGIL_HTTP_PORT".  For
+ * messages that tell the user what to change; an unknown path is written
+ * as "setting <path>". */
+void config_setting_sources(const char *path, char *out, size_t size);
 
 #endif

@@ -29,6 +29,8 @@ void log_configure(log_level min_level, int json, FILE *sink) {
 
 log_level log_min_level(void) { return log_config.min_level; }
 
+int log_json(void) { return log_config.json; }
+
 int log_level_parse(const char *name) {
     for (int i = 0; i <= LOG_OFF; i++)
         if (strcmp(name, level_names[i]) == 0) return i;
@@ -53,11 +55,27 @@ static void log_json_escape(FILE *out, const char *s) {
 }
 
 void log_write(log_level level, const char *file, int line, const char *fmt, ...) {
-    char message[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    log_vwrite(level, file, line, fmt, ap);
     va_end(ap);
+}
+
+void log_line(const char *text) {
+    pthread_mutex_lock(&log_config.lock);
+    FILE *out = log_config.sink ? log_config.sink : stderr;
+    fputs(text, out);
+    fputc('\n', out);
+    fflush(out);
+    pthread_mutex_unlock(&log_config.lock);
+}
+
+void log_vwrite(log_level level, const char *file, int line, const char *fmt, va_list ap) {
+    char message[2048];
+    vsnprintf(message, sizeof message, fmt, ap);
+    /* Library messages (libmicrohttpd's) end with a newline of their own. */
+    size_t len = strlen(message);
+    while (len && message[len - 1] == '\n') message[--len] = '\0';
 
     pthread_mutex_lock(&log_config.lock);
     FILE *out = log_config.sink ? log_config.sink : stderr;

@@ -26,6 +26,7 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -656,9 +657,23 @@ static vigil_status frontend_bind(grpc_frontend *fe, const vigil_config *cfg, vi
     if (!creds) return err->status;
     int port = grpc_server_add_http2_port(fe->gs, addr, creds);
     grpc_server_credentials_release(creds);
-    if (port <= 0) return vigil_error_set(err, VIGIL_ERR_IO, "grpc: cannot listen on %s (port in use or not permitted)", addr);
+    if (port <= 0) {
+        /* Say why in the words server_port_check uses (setting and flag). */
+        vigil_status st = server_port_check(cfg->host, cfg->grpc_port, "gRPC", "grpc.port", err);
+        if (st) return st;
+        return vigil_error_set(err, VIGIL_ERR_IO, "grpc: cannot listen on %s", addr);
+    }
     fe->port = (uint16_t)port;
     return VIGIL_OK;
+}
+
+/* gRPC core's own messages (errors only, at its default verbosity) go
+ * through vigil's log, so that log.format governs them like every line. */
+static void grpc_log_bridge(gpr_log_func_args *args) {
+    log_level level = args->severity == GPR_LOG_SEVERITY_ERROR  ? LOG_ERROR
+                      : args->severity == GPR_LOG_SEVERITY_INFO ? LOG_INFO
+                                                                : LOG_DEBUG;
+    if (level >= log_min_level()) log_write(level, args->file, args->line, "grpc core: %s", args->message);
 }
 
 static size_t thread_count(const vigil_config *cfg) {
@@ -676,18 +691,23 @@ vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, 
     pthread_mutex_init(&fe->lock, NULL);
     pthread_cond_init(&fe->cond, NULL);
     fe->auth = server->auth;
+    gpr_set_log_function(grpc_log_bridge);
     grpc_init();
     /* No BDP probing: it lets the transport announce receive windows of many
      * megabytes per stream, buffered whether or not vigil reads; without it a
      * stream's window is the lookahead plus the message being read. */
-    grpc_arg args[4] = {
+    grpc_arg args[5] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = cfg->max_body_bytes > INT32_MAX ? INT32_MAX : (int)cfg->max_body_bytes},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_BDP_PROBE, .value.integer = 0},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, .value.integer = GRPC_LOOKAHEAD_BYTES},
+        /* gRPC core binds with SO_REUSEPORT by default: a second vigil on the
+         * same port would start and the kernel would split the calls between
+         * the two.  One listener per port, as for HTTP. */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
     };
-    grpc_channel_args channel_args = {4, args};
+    grpc_channel_args channel_args = {5, args};
     fe->gs = grpc_server_create(&channel_args, NULL);
     fe->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(fe->gs, fe->cq, NULL);

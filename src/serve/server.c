@@ -16,8 +16,10 @@
  * the daemon stops once the last response is out.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,27 +294,52 @@ static void exchange_destroy(http_exchange *ex) {
     vigil_free(ex);
 }
 
+/* Appends text with control bytes replaced: MHD hands over the path
+ * percent-decoded, and a decoded newline must not start a forged line. */
+static void text_append_clean(textbuf *b, const char *text) {
+    for (const char *c = text; *c; c++) {
+        unsigned char u = (unsigned char)*c;
+        textbuf_printf(b, "%c", u < 0x20 || u == 0x7f ? '?' : *c);
+    }
+}
+
+/* One line per answered request, in the form log.format asks for: a JSON
+ * object ("type":"access") or a text line like the other log lines. */
 static void access_log(const http_exchange *ex) {
     if (log_min_level() > LOG_INFO) return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    double ms = (double)(sched_now_ns() - ex->start_ns) / 1e6;
     textbuf b;
     textbuf_init(&b, 4096);
-    textbuf_printf(&b, "{\"ts\":%lld.%03ld,\"level\":\"info\",\"type\":\"access\",\"request_id\":",
-                   (long long)ts.tv_sec, ts.tv_nsec / 1000000);
-    json_append_string(&b, ex->request_id);
-    textbuf_printf(&b, ",\"method\":");
-    json_append_string(&b, ex->method);
-    textbuf_printf(&b, ",\"path\":");
-    json_append_string(&b, ex->url);
-    textbuf_printf(&b, ",\"route\":\"%s\",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f", ex->route,
-                   ex->code, ex->body.len, ex->resp_len, (double)(sched_now_ns() - ex->start_ns) / 1e6);
-    if (ex->model[0]) {
-        textbuf_printf(&b, ",\"model\":");
-        json_append_string(&b, ex->model);
+    if (log_json()) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        textbuf_printf(&b, "{\"ts\":%lld.%03ld,\"level\":\"info\",\"type\":\"access\",\"request_id\":",
+                       (long long)ts.tv_sec, ts.tv_nsec / 1000000);
+        json_append_string(&b, ex->request_id);
+        textbuf_printf(&b, ",\"method\":");
+        json_append_string(&b, ex->method);
+        textbuf_printf(&b, ",\"path\":");
+        json_append_string(&b, ex->url);
+        textbuf_printf(&b, ",\"route\":\"%s\",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f",
+                       ex->route, ex->code, ex->body.len, ex->resp_len, ms);
+        if (ex->model[0]) {
+            textbuf_printf(&b, ",\"model\":");
+            json_append_string(&b, ex->model);
+        }
+        textbuf_printf(&b, "}");
+    } else {
+        textbuf_printf(&b, "vigil: access: ");
+        text_append_clean(&b, ex->method);
+        textbuf_printf(&b, " ");
+        text_append_clean(&b, ex->url);
+        textbuf_printf(&b, " %d route=%s bytes_in=%zu bytes_out=%zu ms=%.3f request_id=%s", ex->code, ex->route,
+                       ex->body.len, ex->resp_len, ms, ex->request_id);
+        if (ex->model[0]) {
+            textbuf_printf(&b, " model=");
+            text_append_clean(&b, ex->model);
+        }
     }
-    textbuf_printf(&b, "}\n");
-    if (!b.status) fputs(b.data, stderr);
+    if (!b.status) log_line(b.data);
     textbuf_free(&b);
 }
 
@@ -456,6 +483,71 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (code == MHD_CONNECTION_NOTIFY_STARTED) tls_http_attach(server->tls, conn);
 }
 
+/* libmicrohttpd's messages go through vigil's log (in log.format).  While
+ * the daemon starts they are kept instead: a failed start is reported once,
+ * in vigil's words (server_start), not as MHD's raw "Failed to bind". */
+static void on_mhd_message(void *cls, const char *fmt, va_list ap) {
+    vigil_server *server = cls;
+    if (!atomic_load(&server->mhd_started)) {
+        vsnprintf(server->listen_error, sizeof server->listen_error, fmt, ap);
+        size_t len = strlen(server->listen_error);
+        while (len && server->listen_error[len - 1] == '\n') server->listen_error[--len] = '\0';
+        return;
+    }
+    if (log_min_level() <= LOG_WARN) log_vwrite(LOG_WARN, __FILE__, __LINE__, fmt, ap);
+}
+
+vigil_status server_port_check(const char *host, int64_t port, const char *what, const char *setting,
+                               vigil_error *err) {
+    if (port == 0) return VIGIL_OK; /* the kernel picks a free one */
+    struct sockaddr_storage addr;
+    memset(&addr, 0, sizeof addr);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
+    socklen_t len;
+    char sources[160];
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        len = sizeof *v6;
+    } else {
+        config_setting_sources("host", sources, sizeof sources);
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "host '%s' is not an IPv4 or IPv6 address (%s)", host,
+                               sources);
+    }
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return vigil_error_set(err, VIGIL_ERR_IO, "cannot open a socket: %s", strerror(errno));
+    /* SO_REUSEADDR as the listeners themselves set it (a port whose old
+     * connections linger in TIME_WAIT is free); never SO_REUSEPORT, which
+     * would let this probe share the port with a running listener. */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, (struct sockaddr *)&addr, len);
+    int bind_errno = errno;
+    close(fd);
+    if (rc == 0) return VIGIL_OK;
+    config_setting_sources(setting, sources, sizeof sources);
+    switch (bind_errno) {
+    case EADDRINUSE:
+        return vigil_error_set(err, VIGIL_ERR_EXISTS, "%s port %lld is already in use (%s)", what, (long long)port,
+                               sources);
+    case EACCES:
+        return vigil_error_set(err, VIGIL_ERR_PERMISSION, "%s port %lld needs privileges this user lacks (%s)", what,
+                               (long long)port, sources);
+    case EADDRNOTAVAIL:
+        config_setting_sources("host", sources, sizeof sources);
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "host %s is not an address of this machine (%s)", host,
+                               sources);
+    default:
+        return vigil_error_set(err, VIGIL_ERR_IO, "%s port %lld: cannot listen on %s: %s (%s)", what, (long long)port,
+                               host, strerror(bind_errno), sources);
+    }
+}
+
 vigil_status server_start(vigil_server *server, vigil_error *err) {
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
@@ -463,6 +555,8 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC;
+    vigil_status st = server_port_check(server->cfg.host, server->cfg.http_port, "HTTP", "http.port", err);
+    if (st) return st;
     if (inet_pton(AF_INET, server->cfg.host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons((uint16_t)server->cfg.http_port);
@@ -487,6 +581,7 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
         tls_options[k] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     }
     server->daemon = MHD_start_daemon(flags, (uint16_t)server->cfg.http_port, NULL, NULL, on_request, server,
+                                      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, server,
                                       MHD_OPTION_ARRAY, tls_options,
                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)server->cfg.http_threads,
@@ -494,16 +589,23 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
                                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)server->cfg.max_connections,
                                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)server->cfg.idle_timeout_s,
                                       MHD_OPTION_END);
-    if (!server->daemon)
-        return vigil_error_set(err, VIGIL_ERR_IO, "cannot listen on %s:%lld (port in use or not permitted)",
-                               server->cfg.host, (long long)server->cfg.http_port);
+    if (!server->daemon) {
+        /* The port may have been taken since the check above. */
+        st = server_port_check(server->cfg.host, server->cfg.http_port, "HTTP", "http.port", err);
+        if (st) return st;
+        return vigil_error_set(err, VIGIL_ERR_IO, "cannot start the HTTP server on %s:%lld: %s", server->cfg.host,
+                               (long long)server->cfg.http_port,
+                               server->listen_error[0] ? server->listen_error : "libmicrohttpd refused");
+    }
+    atomic_store(&server->mhd_started, 1);
+    if (server->listen_error[0]) LOG_W("%s", server->listen_error); /* a warning while starting */
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(server->daemon, MHD_DAEMON_INFO_BIND_PORT);
     server->http_port = info ? info->port : (uint16_t)server->cfg.http_port;
     LOG_I("listening on %s://%s:%u%s%s", server->tls ? "https" : "http", server->cfg.host, server->http_port,
           tls_client_ca_pem(server->tls) ? " (client certificates required)" : "",
           auth_enabled(server->auth) ? " (bearer tokens required)" : "");
     /* Live while models load; ready once the repository has started. */
-    vigil_status st = repository_start(server->repo, err);
+    st = repository_start(server->repo, err);
     if (st) return st;
     atomic_store(&server->ready, 1);
     LOG_I("ready (repository %s, mode %s)", server->cfg.models_dir, server->cfg.repository_mode);

@@ -34,6 +34,18 @@ vigil_status server_reload_auth(vigil_server *server, vigil_error *err);
  * them; on failure the current ones stay and err says why. */
 vigil_status server_reload_tls(vigil_server *server, vigil_error *err);
 
+/* Checks that this process could listen on host:port before anything starts
+ * (port 0 always can): bound without SO_REUSEPORT, so a port another vigil
+ * or any other program listens on is refused.  what names the listener in
+ * the message ("HTTP", "gRPC") and setting its port's configuration path
+ * ("http.port"): a refusal is one sentence that names the port and where to
+ * change it, e.g. "HTTP port 8000 is already in use (setting http.port, flag
+ * --http-port, variable VIGIL_HTTP_PORT)".  VIGIL_ERR_EXISTS when in use,
+ * VIGIL_ERR_PERMISSION when not permitted, VIGIL_ERR_INVALID_ARGUMENT for a
+ * host that is no address of this machine, VIGIL_ERR_IO otherwise. */
+vigil_status server_port_check(const char *host, int64_t port, const char *what, const char *setting,
+                               vigil_error *err);
+
 /* The HTTP status for a vigil_status: the one mapping the server uses. */
 int http_status_for(vigil_status status);
 

@@ -38,6 +38,8 @@ struct vigil_server {
     result_cache *cache;
     auth_verifier *auth; /* auth.* settings (mode off accepts everything) */
     tls_material *tls;   /* tls.* files; NULL = plain HTTP */
+    atomic_int mhd_started;     /* 0 while MHD_start_daemon runs: its messages go to listen_error */
+    char listen_error[256];     /* libmicrohttpd's last message while starting, for the failure */
 };
 
 typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE } exchange_state;
