@@ -16,6 +16,11 @@ if [ -z "$(ls -A models 2>/dev/null)" ] && [ -d ../shared/models ]; then
   done
   echo "run: offering the sample models from ../shared/models (linked, not copied) in ./models"
 fi
+# The sample repository holds four detection models: requests that name none
+# go to yolov8n (a setting of your own in the environment wins).
+if [ -z "${VIGIL_DETECT_DEFAULT_MODEL:-}" ] && [ -d models/yolov8n ]; then
+  export VIGIL_DETECT_DEFAULT_MODEL=yolov8n
+fi
 if [ -z "$(ls -A models 2>/dev/null)" ]; then
   echo "run: ./models is empty. Add a model: mkdir -p models/mymodel/1 && cp my.onnx models/mymodel/1/model.onnx"
 fi

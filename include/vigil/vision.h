@@ -128,6 +128,16 @@ const char *vigil_head_family_name(vigil_head_family family);
 /* Parses "yolov5", "yolov8", "yolo11", "yolox", "nanodet", "yolov10", "yolov8-seg"; -1 if unknown. */
 int vigil_head_family_parse(const char *name);
 
+/* The head family a model's tensors describe, as vigil_detector_create would
+ * choose it, without compiling anything: input is the model's input 0,
+ * outputs its n_outputs outputs; names, task and imgsz are the Ultralytics
+ * metadata_props (NULL when absent).  VIGIL_HEAD_AUTO when the model is no
+ * detector vigil can decode: a task other than detect or segment, or outputs
+ * that match no head (a [N, a, b] output is read as YOLOv8 without a task
+ * only when b is the anchor count of the input's stride 8/16/32 grid). */
+vigil_head_family vigil_head_family_of(const vigil_tensor_info *input, const vigil_tensor_info *outputs,
+                                       size_t n_outputs, const char *names, const char *task, const char *imgsz);
+
 /* A segmentation mask as run-length encoding over the original image, row
  * major, alternating runs of background and foreground starting with
  * background (so counts[0] may be 0). */

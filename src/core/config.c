@@ -49,6 +49,8 @@ static const setting settings[] = {
     INT_SETTING("grpc.port", grpc_port, 0, 65535, "gRPC port"),
     STR_SETTING("models", models_dir, NULL, "model repository directory"),
     STR_SETTING("repository.mode", repository_mode, "none|poll|explicit", "how models are loaded"),
+    STR_SETTING("detect.default_model", default_detect_model, NULL,
+                "detection model for requests that name none (empty: the only detection model ready)"),
     INT_SETTING("repository.poll_interval_ms", poll_interval_ms, 100, 3600000, "poll mode scan interval"),
     INT_SETTING("threads", threads, 0, 1024, "inference threads (0 = all cores)"),
     STR_SETTING("log.level", log_level, "debug|info|warn|error", "minimum log level"),

@@ -24,6 +24,7 @@ typedef struct vigil_config {
     int64_t grpc_port;
     char models_dir[CONFIG_STR_MAX];  /* model repository root */
     char repository_mode[16];         /* none | poll | explicit */
+    char default_detect_model[128];   /* detection model for requests naming none ("" = the only one) */
     int64_t poll_interval_ms;
     int64_t threads;                  /* engine threads; 0 = all cores */
     int64_t http_threads;             /* I/O threads */

@@ -193,6 +193,22 @@ static int total_threads(const repository *repo) {
     return n > 0 ? (int)n : 1;
 }
 
+/* The task and head family: config.yaml's task when it names one, else
+ * what the tensors and metadata say (a YOLOv5 export carries no task
+ * metadata, yet its [1, 25200, 85] output is a detection head). */
+static void served_infer_task(served_model *m, const backend_model *first) {
+    vigil_tensor_info outputs[BACKEND_MAX_IO];
+    for (size_t i = 0; i < m->io.n_outputs; i++)
+        outputs[i] = *m->io.outputs[i];
+    m->family = m->io.n_inputs ? vigil_head_family_of(m->io.inputs[0], outputs, m->io.n_outputs,
+                                                      m->ops->metadata(first, "names"),
+                                                      m->ops->metadata(first, "task"), m->ops->metadata(first, "imgsz"))
+                               : VIGIL_HEAD_AUTO;
+    m->task = m->config.task != MODEL_TASK_AUTO ? m->config.task
+              : m->family != VIGIL_HEAD_AUTO    ? MODEL_TASK_DETECT
+                                                : MODEL_TASK_RAW;
+}
+
 /* Loads the instances of one version into a new scheduler. */
 static vigil_status served_build(repository *repo, served_model *m, const char *dir, const char *path,
                                  vigil_error *err) {
@@ -212,10 +228,7 @@ static vigil_status served_build(repository *repo, served_model *m, const char *
         return st;
     }
     if (m->config.max_batch_size < 0) m->config.max_batch_size = m->io.native_batch == 0 ? 8 : 1;
-    const char *meta_task = m->ops->metadata(instances[0], "task");
-    m->task = m->config.task != MODEL_TASK_AUTO ? m->config.task
-              : (meta_task && strcmp(meta_task, "detect") == 0) ? MODEL_TASK_DETECT
-                                                                 : MODEL_TASK_RAW;
+    served_infer_task(m, instances[0]);
     char labels[3100] = "";
     if (m->config.labels[0]) snprintf(labels, sizeof labels, "%s/%s", dir, m->config.labels);
     sched_options so = {.model = m->name,
@@ -554,7 +567,8 @@ void repository_each(repository *repo, void (*fn)(const repository_item *item, v
                                 .state = e->state,
                                 .reason = e->reason,
                                 .queue_length = e->served ? sched_queue_length(e->served->sched) : 0,
-                                .task = e->served ? e->served->task : MODEL_TASK_AUTO};
+                                .task = e->served ? e->served->task : MODEL_TASK_AUTO,
+                                .family = e->served ? e->served->family : VIGIL_HEAD_AUTO};
         fn(&item, user);
     }
     /* Directories never loaded (explicit mode) are listed as UNAVAILABLE. */
@@ -573,21 +587,39 @@ void repository_each(repository *repo, void (*fn)(const repository_item *item, v
 }
 
 vigil_status repository_default_detector(repository *repo, char *name, size_t size, vigil_error *err) {
+    const char *chosen = repo->cfg->default_detect_model;
+    if (chosen[0]) { /* detect.default_model: that one, or a reason why not */
+        snprintf(name, size, "%s", chosen);
+        return VIGIL_OK;
+    }
     int found = 0;
+    char candidates[512] = "";
+    size_t used = 0;
     pthread_mutex_lock(&repo->lock);
     for (size_t i = 0; i < repo->n_entries; i++) {
         const repo_entry *e = repo->entries[i];
-        if (e->state == MODEL_READY && e->served->task == MODEL_TASK_DETECT) {
-            if (!found) snprintf(name, size, "%s", e->name);
-            found++;
+        if (e->state != MODEL_READY || e->served->task != MODEL_TASK_DETECT) continue;
+        if (!found) snprintf(name, size, "%s", e->name);
+        if (used < sizeof candidates) {
+            int n = snprintf(candidates + used, sizeof candidates - used, "%s%s", found ? ", " : "", e->name);
+            used += n > 0 ? (size_t)n : 0;
         }
+        found++;
     }
     pthread_mutex_unlock(&repo->lock);
     if (found == 0) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "no detection model is ready");
     if (found > 1)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%d detection models are ready: choose one with ?model=",
-                               found);
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "the request names no model and %d detection models are ready (%s): name one, or "
+                               "set a default with detect.default_model (flag --detect-default-model)",
+                               found, candidates);
     return VIGIL_OK;
+}
+
+const char *repository_default_detector_name(repository *repo, char *name, size_t size) {
+    vigil_error ignored;
+    if (repository_default_detector(repo, name, size, &ignored) != VIGIL_OK) return NULL;
+    return name;
 }
 
 int repository_describe_backend(const repository *repo, size_t index, char *out, size_t size) {

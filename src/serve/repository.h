@@ -25,6 +25,7 @@
 #include "serve/metrics.h"
 #include "serve/model_config.h"
 #include "serve/scheduler.h"
+#include "vigil/vision.h"
 
 typedef enum model_state {
     MODEL_LOADING = 0,
@@ -46,6 +47,7 @@ typedef struct served_model {
     int64_t version;
     model_config config;
     model_task task;      /* resolved: RAW or DETECT */
+    vigil_head_family family; /* the detection head the tensors describe (AUTO: none) */
     const backend_ops *ops;
     backend_io io;        /* of the first instance */
     sched *sched;
@@ -96,15 +98,21 @@ typedef struct repository_item {
     const char *reason; /* "" when none */
     size_t queue_length;
     model_task task;
+    vigil_head_family family; /* AUTO when the tensors describe no detection head */
 } repository_item;
 
 /* Calls fn for every model, in name order, under the repository lock: fn
  * must not call back into the repository. */
 void repository_each(repository *repo, void (*fn)(const repository_item *item, void *user), void *user);
 
-/* The name of the only READY detection model; VIGIL_ERR_NOT_FOUND when there
- * is none, VIGIL_ERR_INVALID_ARGUMENT when there are several. */
+/* The detection model for requests that name none: detect.default_model
+ * when it is set (whatever its state: acquiring it says why it cannot
+ * serve), else the only READY detection model.  VIGIL_ERR_NOT_FOUND when
+ * there is none, VIGIL_ERR_INVALID_ARGUMENT, naming the candidates, when
+ * there are several. */
 vigil_status repository_default_detector(repository *repo, char *name, size_t size, vigil_error *err);
+/* The same as a name for listings: name, or NULL when there is no default. */
+const char *repository_default_detector_name(repository *repo, char *name, size_t size);
 
 /* The device description of backend index (backend_at order) into out;
  * 0 when that backend has no open device. */
