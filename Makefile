@@ -50,6 +50,7 @@ fuzz: deps
 bench: build
 	@/usr/bin/python3 bench/engine_bench.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/detect_timing.py --vigil $(BUILD)/vigil
+	@/usr/bin/python3 bench/jpeg_reduced_scale.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/serve_bench.py --vigil $(BUILD)/vigil
 
 clean:
