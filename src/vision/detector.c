@@ -153,13 +153,13 @@ vigil_status vigil_detector_create(vigil_model *model, const vigil_detector_opti
     vigil_status st = detector_input_size(det, &layout, err);
     if (!st) st = detector_labels(det, options ? options->labels_path : NULL, err);
     size_t n_out = vigil_model_output_count(model);
-    vigil_tensor_info infos[4];
-    for (size_t i = 0; !st && i < n_out && i < 4; i++)
+    vigil_tensor_info infos[HEAD_MAX_OUTPUTS];
+    for (size_t i = 0; !st && i < n_out && i < HEAD_MAX_OUTPUTS; i++)
         infos[i] = *vigil_model_output(model, i);
     if (!st)
-        st = head_detect_layout(infos, n_out < 4 ? n_out : 4, (int)vigil_labels_count(det->labels),
-                                vigil_model_metadata(model, "task"), det->in_w, det->in_h, det->options.family,
-                                det->options.nanodet_reg_max, &det->layout, err);
+        st = head_detect_layout(infos, n_out < HEAD_MAX_OUTPUTS ? n_out : HEAD_MAX_OUTPUTS,
+                                (int)vigil_labels_count(det->labels), vigil_model_metadata(model, "task"), det->in_w,
+                                det->in_h, det->options.family, det->options.nanodet_reg_max, &det->layout, err);
     if (!st) st = vigil_plan_create(model, 1, &det->plan, err);
     if (!st) {
         det->pre = detector_preprocess(det->layout.family, layout);
@@ -214,13 +214,34 @@ static head_geometry detector_geometry(const vigil_detector *det, const vigil_le
                            .orig_h = orig_h};
 }
 
-/* One image's output (out0, batch 1): head decode, NMS, and the kept boxes
+/* Item i of a batch output as a batch-1 tensor. */
+static vigil_tensor batch_slice(const vigil_tensor *t, size_t n, size_t i) {
+    vigil_tensor s = *t;
+    size_t bytes = vigil_dtype_size(t->dtype);
+    for (int d = 0; d < t->ndim; d++)
+        bytes *= (size_t)t->dims[d];
+    s.dims[0] = t->dims[0] / (int64_t)n;
+    s.data = (char *)t->data + bytes / n * i;
+    return s;
+}
+
+/* Item i of a batch of n: the outputs the head reads (one, or six for
+ * NanoDet's original export) into outs[]; returns how many. */
+static size_t detector_head_outputs(const vigil_detector *det, const vigil_plan *plan, size_t n, size_t i,
+                                    vigil_tensor outs[HEAD_MAX_OUTPUTS]) {
+    size_t count = det->layout.n_outputs > 1 ? (size_t)det->layout.n_outputs : 1, k = 0;
+    for (const vigil_tensor *t; k < count && (t = vigil_plan_output(plan, k)) != NULL; k++)
+        outs[k] = batch_slice(t, n, i);
+    return k; /* fewer than the head reads: head_decode_outputs says so */
+}
+
+/* One image's outputs (batch 1): head decode, NMS, and the kept boxes
  * in original pixels with their names into *dets (grown as needed, masks
  * empty), *n of them.  det->boxes keeps the kept head boxes in the same
  * order (masks need their anchors). */
-static vigil_status detector_select(vigil_detector *det, const vigil_detect_options *o, const vigil_tensor *out0,
-                                    const head_geometry *geo, vigil_detection **dets, size_t *cap, size_t *n,
-                                    vigil_error *err) {
+static vigil_status detector_select(vigil_detector *det, const vigil_detect_options *o, const vigil_tensor *outs,
+                                    size_t n_outs, const head_geometry *geo, vigil_detection **dets, size_t *cap,
+                                    size_t *n, vigil_error *err) {
     head_params hp = {.conf_threshold = o->conf_threshold,
                       .classes = o->classes,
                       .n_classes = o->n_classes,
@@ -228,7 +249,7 @@ static vigil_status detector_select(vigil_detector *det, const vigil_detect_opti
                       .input_h = det->in_h};
     det->boxes.count = 0;
     *n = 0;
-    vigil_status st = head_decode(&det->layout, out0, &hp, &det->boxes, err);
+    vigil_status st = head_decode_outputs(&det->layout, outs, n_outs, &hp, &det->boxes, err);
     if (st) return st;
     /* YOLOv10 did its NMS in the graph: rank and cap only. */
     float iou = det->layout.family == VIGIL_HEAD_YOLOV10 ? INFINITY : o->iou_threshold;
@@ -272,7 +293,9 @@ static vigil_status detector_infer(vigil_detector *det, const vigil_letterbox_in
     if (st) return st;
     double t2 = clock_now_ms();
     head_geometry geo = detector_geometry(det, lb, decoded_w, decoded_h, orig_w, orig_h);
-    st = detector_select(det, o, vigil_plan_output(det->plan, 0), &geo, &det->dets, &det->dets_cap, &det->n_dets, err);
+    vigil_tensor outs[HEAD_MAX_OUTPUTS];
+    size_t n_outs = detector_head_outputs(det, det->plan, 1, 0, outs);
+    st = detector_select(det, o, outs, n_outs, &geo, &det->dets, &det->dets_cap, &det->n_dets, err);
     if (!st) st = detector_masks(det, o, &geo, err);
     if (st) return st;
     double t3 = clock_now_ms();
@@ -407,17 +430,6 @@ static vigil_status batch_prepare(vigil_detector *det, size_t n, vigil_error *er
     return VIGIL_OK;
 }
 
-/* Item i of a batch output as a batch-1 tensor. */
-static vigil_tensor batch_slice(const vigil_tensor *t, size_t n, size_t i) {
-    vigil_tensor s = *t;
-    size_t bytes = vigil_dtype_size(t->dtype);
-    for (int d = 0; d < t->ndim; d++)
-        bytes *= (size_t)t->dims[d];
-    s.dims[0] = t->dims[0] / (int64_t)n;
-    s.data = (char *)t->data + bytes / n * i;
-    return s;
-}
-
 vigil_status vigil_detector_run_batch(vigil_detector *det, size_t n, const vigil_image *images, const int *orig_w,
                                       const int *orig_h, const vigil_detect_options *const *options,
                                       vigil_detect_result *results, vigil_error *err) {
@@ -446,15 +458,15 @@ vigil_status vigil_detector_run_batch(vigil_detector *det, size_t n, const vigil
     st = vigil_plan_run(det->batch_plans[n], &input, 1, err);
     if (st) return st;
     double inference_ms = clock_now_ms() - t1;
-    const vigil_tensor *out0 = vigil_plan_output(det->batch_plans[n], 0);
     vigil_detect_options defaults = vigil_detect_options_default();
     for (size_t i = 0; i < n; i++) {
         double t2 = clock_now_ms();
         const vigil_detect_options *o = options && options[i] ? options[i] : &defaults;
         head_geometry geo = detector_geometry(det, &lb[i], images[i].width, images[i].height, orig_w[i], orig_h[i]);
-        vigil_tensor slice = batch_slice(out0, n, i);
+        vigil_tensor outs[HEAD_MAX_OUTPUTS];
+        size_t n_outs = detector_head_outputs(det, det->batch_plans[n], n, i, outs);
         size_t kept = 0;
-        st = detector_select(det, o, &slice, &geo, &det->batch_dets[i], &det->batch_caps[i], &kept, err);
+        st = detector_select(det, o, outs, n_outs, &geo, &det->batch_dets[i], &det->batch_caps[i], &kept, err);
         if (st) return st;
         vigil_detect_result *r = &results[i];
         r->detections = det->batch_dets[i];

@@ -76,8 +76,9 @@ static int head_grid_cells(int w, int h, const int *strides, int n) {
 
 /* ------------------------------------------------------------- families */
 
-static vigil_status head_yolov5(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
+static vigil_status head_yolov5(const head_layout *l, const vigil_tensor *out, const head_params *p, head_boxes *b,
                                 vigil_error *err) {
+    const float *d = out[0].data;
     int row = 5 + l->n_classes;
     for (int a = 0; a < l->n_anchors; a++) {
         const float *r = d + (size_t)a * row;
@@ -120,8 +121,9 @@ static void head_max_block(const float *restrict s, int c, float *restrict best,
 
 /* v8 and v8-seg: channels first, so the class maximum is taken a channel at
  * a time over all anchors (contiguous reads) before boxes are gathered. */
-static vigil_status head_yolov8(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
+static vigil_status head_yolov8(const head_layout *l, const vigil_tensor *out, const head_params *p, head_boxes *b,
                                 vigil_error *err) {
+    const float *d = out[0].data;
     size_t A = (size_t)l->n_anchors;
     float *best = vigil_malloc(A * sizeof(float));
     int *best_cls = vigil_calloc(A, sizeof(int));
@@ -153,8 +155,9 @@ static vigil_status head_yolov8(const head_layout *l, const float *d, const head
     return st;
 }
 
-static vigil_status head_yolox(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
+static vigil_status head_yolox(const head_layout *l, const vigil_tensor *out, const head_params *p, head_boxes *b,
                                vigil_error *err) {
+    const float *d = out[0].data;
     int row = 5 + l->n_classes, a = 0;
     for (int si = 0; si < 3; si++) {
         int s = head_strides3[si];
@@ -187,33 +190,52 @@ static float head_dfl_distance(const float *logits, int n) {
     return acc / sum;
 }
 
-static vigil_status head_nanodet(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
-                                 vigil_error *err) {
-    int bins = l->reg_max + 1, row = l->n_classes + 4 * bins, a = 0;
-    for (int si = 0; si < 4; si++) {
-        int s = head_strides4[si];
-        int gw = (p->input_w + s - 1) / s, gh = (p->input_h + s - 1) / s;
-        for (int gy = 0; gy < gh; gy++)
-            for (int gx = 0; gx < gw; gx++, a++) {
-                const float *r = d + (size_t)a * row;
-                int c = head_argmax(r, l->n_classes);
-                if (!(r[c] > p->conf_threshold) || !head_class_allowed(p, c)) continue;
-                const float *reg = r + l->n_classes;
-                float cx = (float)(gx * s), cy = (float)(gy * s);
-                float x1 = cx - head_dfl_distance(reg, bins) * s, y1 = cy - head_dfl_distance(reg + bins, bins) * s;
-                float x2 = cx + head_dfl_distance(reg + 2 * bins, bins) * s;
-                float y2 = cy + head_dfl_distance(reg + 3 * bins, bins) * s;
-                x1 = fmaxf(x1, 0), y1 = fmaxf(y1, 0);
-                x2 = fminf(x2, (float)p->input_w), y2 = fminf(y2, (float)p->input_h);
-                vigil_status st = head_push(b, x1, y1, x2, y2, r[c], c, a, err);
-                if (st) return st;
-            }
-    }
+/* One NanoDet stride level of gw x gh cells, anchors numbered from `anchor`:
+ * cell i has its sigmoid scores at cls + i * cls_step and its four sides'
+ * distributions (left, top, right, bottom) at reg + i * reg_step. */
+static vigil_status head_nanodet_level(const head_layout *l, const float *cls, size_t cls_step, const float *reg,
+                                       size_t reg_step, int s, int anchor, const head_params *p, head_boxes *b,
+                                       vigil_error *err) {
+    int bins = l->reg_max + 1;
+    int gw = (p->input_w + s - 1) / s, gh = (p->input_h + s - 1) / s;
+    for (int gy = 0; gy < gh; gy++)
+        for (int gx = 0; gx < gw; gx++, anchor++, cls += cls_step, reg += reg_step) {
+            int c = head_argmax(cls, l->n_classes);
+            if (!(cls[c] > p->conf_threshold) || !head_class_allowed(p, c)) continue;
+            float cx = ((float)gx + l->nanodet_offset) * (float)s, cy = ((float)gy + l->nanodet_offset) * (float)s;
+            float x1 = cx - head_dfl_distance(reg, bins) * s, y1 = cy - head_dfl_distance(reg + bins, bins) * s;
+            float x2 = cx + head_dfl_distance(reg + 2 * bins, bins) * s;
+            float y2 = cy + head_dfl_distance(reg + 3 * bins, bins) * s;
+            x1 = fmaxf(x1, 0), y1 = fmaxf(y1, 0);
+            x2 = fminf(x2, (float)p->input_w), y2 = fminf(y2, (float)p->input_h);
+            vigil_status st = head_push(b, x1, y1, x2, y2, cls[c], c, anchor, err);
+            if (st) return st;
+        }
     return VIGIL_OK;
 }
 
-static vigil_status head_yolov10(const head_layout *l, const float *d, const head_params *p, head_boxes *b,
+/* NanoDet: one output of rows [scores, distributions] over all levels, or
+ * (the original export) a scores and a distributions output per level. */
+static vigil_status head_nanodet(const head_layout *l, const vigil_tensor *out, const head_params *p, head_boxes *b,
                                  vigil_error *err) {
+    size_t nc = (size_t)l->n_classes, row = nc + 4 * (size_t)(l->reg_max + 1);
+    const float *d = out[0].data;
+    vigil_status st = VIGIL_OK;
+    for (int lv = 0, anchor = 0; lv < l->nanodet_levels && !st; lv++) {
+        int s = head_strides4[lv];
+        if (l->n_outputs == 6)
+            st = head_nanodet_level(l, out[l->nanodet_cls_output[lv]].data, nc, out[l->nanodet_dis_output[lv]].data,
+                                    row - nc, s, anchor, p, b, err);
+        else
+            st = head_nanodet_level(l, d + anchor * row, row, d + anchor * row + nc, row, s, anchor, p, b, err);
+        anchor += head_grid_cells(p->input_w, p->input_h, &s, 1);
+    }
+    return st;
+}
+
+static vigil_status head_yolov10(const head_layout *l, const vigil_tensor *out, const head_params *p, head_boxes *b,
+                                 vigil_error *err) {
+    const float *d = out[0].data;
     for (int a = 0; a < l->n_anchors; a++) {
         const float *r = d + (size_t)a * 6;
         int c = (int)lrintf(r[5]);
@@ -226,7 +248,7 @@ static vigil_status head_yolov10(const head_layout *l, const float *d, const hea
 
 /* ------------------------------------------------------------- dispatch */
 
-typedef vigil_status (*head_decode_fn)(const head_layout *, const float *, const head_params *, head_boxes *,
+typedef vigil_status (*head_decode_fn)(const head_layout *, const vigil_tensor *, const head_params *, head_boxes *,
                                        vigil_error *);
 
 static const struct {
@@ -256,30 +278,56 @@ int vigil_head_family_parse(const char *name) {
     return -1;
 }
 
-vigil_status head_decode(const head_layout *layout, const vigil_tensor *out0, const head_params *params,
-                         head_boxes *boxes, vigil_error *err) {
-    if (!out0 || out0->dtype != VIGIL_DTYPE_F32 || !out0->data)
+/* Item 0 of output t holds rows x cols float32 values. */
+static vigil_status head_check_output(const head_layout *l, const vigil_tensor *t, int64_t rows, int64_t cols,
+                                      vigil_error *err) {
+    if (t->dtype != VIGIL_DTYPE_F32 || !t->data)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detection output must be float32");
     int64_t per_item = 1;
-    for (int i = 1; i < out0->ndim; i++)
-        per_item *= out0->dims[i];
-    int64_t need = (int64_t)layout->n_anchors;
-    switch (layout->family) {
-    case VIGIL_HEAD_YOLOV5:
-    case VIGIL_HEAD_YOLOX: need *= 5 + layout->n_classes; break;
-    case VIGIL_HEAD_YOLOV8: need *= 4 + layout->n_classes; break;
-    case VIGIL_HEAD_YOLOV8_SEG: need *= 4 + layout->n_classes + layout->n_mask_coeffs; break;
-    case VIGIL_HEAD_NANODET: need *= layout->n_classes + 4 * (layout->reg_max + 1); break;
-    case VIGIL_HEAD_YOLOV10: need *= 6; break;
-    default: return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "no head family chosen");
-    }
-    if (out0->ndim != 3 || per_item != need || (layout->n_classes < 1 && layout->family != VIGIL_HEAD_YOLOV10))
+    for (int i = 1; i < t->ndim; i++)
+        per_item *= t->dims[i];
+    if (t->ndim != 3 || per_item != rows * cols)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
                                "%s output has %lld values per image, the layout expects %lld",
-                               vigil_head_family_name(layout->family), (long long)per_item, (long long)need);
+                               vigil_head_family_name(l->family), (long long)per_item, (long long)(rows * cols));
+    return VIGIL_OK;
+}
+
+vigil_status head_decode_outputs(const head_layout *layout, const vigil_tensor *outputs, size_t n_outputs,
+                                 const head_params *params, head_boxes *boxes, vigil_error *err) {
+    int n_read = layout->n_outputs > 1 ? layout->n_outputs : 1, nc = layout->n_classes;
+    if (!outputs || n_outputs < (size_t)n_read)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "the %s head reads %d outputs, got %zu",
+                               vigil_head_family_name(layout->family), n_read, outputs ? n_outputs : 0);
+    int64_t cols;
+    switch (layout->family) {
+    case VIGIL_HEAD_YOLOV5:
+    case VIGIL_HEAD_YOLOX: cols = 5 + nc; break;
+    case VIGIL_HEAD_YOLOV8: cols = 4 + nc; break;
+    case VIGIL_HEAD_YOLOV8_SEG: cols = 4 + nc + layout->n_mask_coeffs; break;
+    case VIGIL_HEAD_NANODET: cols = nc + 4 * (layout->reg_max + 1); break;
+    case VIGIL_HEAD_YOLOV10: cols = 6; break;
+    default: return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "no head family chosen");
+    }
+    if (nc < 1 && layout->family != VIGIL_HEAD_YOLOV10)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s layout has no classes",
+                               vigil_head_family_name(layout->family));
+    vigil_status st = VIGIL_OK;
+    if (n_read == 1) st = head_check_output(layout, &outputs[0], layout->n_anchors, cols, err);
+    for (int lv = 0; n_read > 1 && lv < layout->nanodet_levels && !st; lv++) { /* NanoDet, six outputs */
+        int64_t rows = head_grid_cells(params->input_w, params->input_h, &head_strides4[lv], 1);
+        st = head_check_output(layout, &outputs[layout->nanodet_cls_output[lv]], rows, nc, err);
+        if (!st) st = head_check_output(layout, &outputs[layout->nanodet_dis_output[lv]], rows, cols - nc, err);
+    }
+    if (st) return st;
     for (size_t i = 0; i < HEAD_TABLE_SIZE; i++)
-        if (head_table[i].family == layout->family) return head_table[i].decode(layout, out0->data, params, boxes, err);
+        if (head_table[i].family == layout->family) return head_table[i].decode(layout, outputs, params, boxes, err);
     return vigil_error_set(err, VIGIL_ERR_INTERNAL, "no decoder for family %d", (int)layout->family);
+}
+
+vigil_status head_decode(const head_layout *layout, const vigil_tensor *out0, const head_params *params,
+                         head_boxes *boxes, vigil_error *err) {
+    return head_decode_outputs(layout, out0, out0 ? 1 : 0, params, boxes, err);
 }
 
 static float head_clip(float v, float hi) {
@@ -304,13 +352,47 @@ static vigil_head_family head_guess_rows(int64_t A, int64_t K, int nc, int w, in
     if (A == 3LL * cells3 && K > 5) return VIGIL_HEAD_YOLOV5;
     if (A == cells3 && K > 5 && (nc == 0 || K == 5 + nc)) return VIGIL_HEAD_YOLOX;
     if (A == cells4 && K > nano_cols && (nc == 0 || K == nc + nano_cols)) return VIGIL_HEAD_NANODET;
+    if (A == cells3 && nc > 0 && K == nc + nano_cols) return VIGIL_HEAD_NANODET; /* the original head, one output */
     if (K == 6 && A <= 1000) return VIGIL_HEAD_YOLOV10;
     if (nc > 0 && K == 5 + nc) return VIGIL_HEAD_YOLOV5; /* anchor count off the usual grid */
     return VIGIL_HEAD_AUTO;
 }
 
+/* NanoDet's original export has six outputs: for strides 8, 16 and 32 the
+ * sigmoid class scores [1, cells, nc] and the distributions [1, cells,
+ * 4 (R+1)], interleaved (cls_pred_stride_8, dis_pred_stride_8,
+ * cls_pred_stride_16, ...) or grouped (three scores, then three
+ * distributions; the original export_onnx.py).  They are matched by shape,
+ * the scores first where both have 4 (R+1) columns.  1 when the six outputs
+ * fit, with l's output indices, levels and class count filled in. */
+static int head_nanodet_split(const vigil_tensor_info *o, size_t n, int w, int h, head_layout *l) {
+    if (n != 6) return 0;
+    int64_t dis_cols = 4 * (l->reg_max + 1), nc = 0;
+    for (int lv = 0; lv < 3; lv++) {
+        int64_t cells = head_grid_cells(w, h, &head_strides3[lv], 1);
+        int found[2], n_found = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (o[i].ndim != 3 || o[i].dims[1] != cells || o[i].dims[2] <= 0) continue;
+            if (n_found < 2) found[n_found] = (int)i;
+            n_found++;
+        }
+        if (n_found != 2) return 0;
+        int dis_second = o[found[1]].dims[2] == dis_cols;
+        if (!dis_second && o[found[0]].dims[2] != dis_cols) return 0;
+        int cls = found[dis_second ? 0 : 1], dis = found[dis_second ? 1 : 0];
+        if (nc && o[cls].dims[2] != nc) return 0;
+        nc = o[cls].dims[2];
+        l->nanodet_cls_output[lv] = cls, l->nanodet_dis_output[lv] = dis;
+    }
+    l->n_outputs = 6, l->n_classes = (int)nc, l->n_anchors = head_grid_cells(w, h, head_strides3, 3);
+    l->nanodet_levels = 3, l->nanodet_offset = 0.5f;
+    return 1;
+}
+
 static vigil_head_family head_guess(const vigil_tensor_info *o, size_t n, int nc, const char *task, int w, int h,
                                     int reg_max) {
+    head_layout split = {.reg_max = reg_max};
+    if (head_nanodet_split(o, n, w, h, &split)) return VIGIL_HEAD_NANODET;
     if (o[0].ndim != 3) return VIGIL_HEAD_AUTO;
     int64_t d1 = o[0].dims[1], d2 = o[0].dims[2];
     int seg_task = task && strcmp(task, "segment") == 0;
@@ -324,6 +406,7 @@ vigil_status head_detect_layout(const vigil_tensor_info *outputs, size_t n_outpu
                                 const char *task, int input_w, int input_h, vigil_head_family requested, int reg_max,
                                 head_layout *out, vigil_error *err) {
     memset(out, 0, sizeof *out);
+    out->n_outputs = 1;
     if (n_outputs < 1 || !outputs) return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "model has no outputs to decode");
     const vigil_tensor_info *o = outputs;
     if (o[0].ndim != 3 || o[0].dims[1] <= 0 || o[0].dims[2] <= 0)
@@ -346,12 +429,23 @@ vigil_status head_detect_layout(const vigil_tensor_info *outputs, size_t n_outpu
         break;
     case VIGIL_HEAD_YOLOV5:
     case VIGIL_HEAD_YOLOX: out->n_anchors = (int)d1, out->n_classes = (int)d2 - 5; break;
-    case VIGIL_HEAD_NANODET:
+    case VIGIL_HEAD_NANODET: {
+        if (head_nanodet_split(o, n_outputs, input_w, input_h, out)) break;
+        int cells3 = head_grid_cells(input_w, input_h, head_strides3, 3);
+        int cells4 = head_grid_cells(input_w, input_h, head_strides4, 4);
         out->n_anchors = (int)d1, out->n_classes = (int)d2 - 4 * (out->reg_max + 1);
-        if (out->n_anchors != head_grid_cells(input_w, input_h, head_strides4, 4))
-            return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "nanodet: %d rows do not match a %dx%d input",
-                                   out->n_anchors, input_w, input_h);
+        /* NanoDet-Plus: strides 8-64, grid points at cell corners; the
+         * original head's single output: strides 8-32, cell centres */
+        out->nanodet_levels = d1 == cells4 ? 4 : 3;
+        out->nanodet_offset = d1 == cells4 ? 0.f : 0.5f;
+        if (d1 != cells4 && d1 != cells3)
+            return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED,
+                                   "nanodet: output 0 has %lld rows; a %dx%d input needs %d (NanoDet-Plus, strides "
+                                   "8-64) or %d (strides 8-32), or six outputs: scores and distributions of %d "
+                                   "columns per stride 8, 16 and 32",
+                                   (long long)d1, input_w, input_h, cells4, cells3, 4 * (out->reg_max + 1));
         break;
+    }
     case VIGIL_HEAD_YOLOV10:
         if (d2 != 6) return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "yolov10 output must be [N, K, 6]");
         out->n_anchors = (int)d1, out->n_classes = n_named_classes; /* ids come from the tensor */

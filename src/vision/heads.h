@@ -18,6 +18,9 @@
 /* Most candidates kept for NMS (Ultralytics' max_nms). */
 #define HEAD_MAX_CANDIDATES 30000
 
+/* Most model outputs a head reads (NanoDet's legacy export has six). */
+#define HEAD_MAX_OUTPUTS 8
+
 typedef struct head_box {
     float x1, y1, x2, y2;
     float score;
@@ -48,23 +51,39 @@ typedef struct head_params {
 typedef struct head_layout {
     vigil_head_family family;
     int n_classes;
-    int n_anchors;
+    int n_anchors;     /* over all outputs read */
+    int n_outputs;     /* model outputs the decoder reads: 1, or 6 for NanoDet's legacy export */
     int n_mask_coeffs; /* seg */
     int reg_max;       /* nanodet */
+    /* NanoDet: strides 8/16/32 (3 levels, the original head) or 8/16/32/64
+     * (4, NanoDet-Plus); the grid point of cell (x, y) is ((x + offset) s,
+     * (y + offset) s), offset 0.5 for the original head (GFL's cell
+     * centres), 0 for Plus; with six outputs, the output index of each
+     * level's scores [1, cells, nc] and distributions [1, cells, 4 (R+1)]. */
+    int nanodet_levels;
+    float nanodet_offset;
+    int nanodet_cls_output[3], nanodet_dis_output[3];
 } head_layout;
 
 /* Chooses the family from the output shapes (dims of output 0 and, for seg,
- * output 1), the number of classes the metadata names (0 = unknown), the
- * metadata task ("detect", "segment", or NULL) and the input size.  A
- * family other than AUTO is checked against the shapes instead. */
+ * output 1; all six for NanoDet's legacy export), the number of classes the
+ * metadata names (0 = unknown), the metadata task ("detect", "segment", or
+ * NULL) and the input size.  A family other than AUTO is checked against the
+ * shapes instead. */
 vigil_status head_detect_layout(const vigil_tensor_info *outputs, size_t n_outputs, int n_named_classes,
                                 const char *task, int input_w, int input_h, vigil_head_family requested, int reg_max,
                                 head_layout *out, vigil_error *err);
 
-/* Decodes batch item 0 of out0 (and nothing else: seg prototypes are used
- * by head_mask_rle after NMS) into boxes, appending candidates with score
- * > conf_threshold (strictly, as the references do) that pass the class
+/* Decodes batch item 0 of the model's outputs (the first layout->n_outputs
+ * of outputs[0 .. n_outputs); seg prototypes are used by head_mask_rle after
+ * NMS, not here) into boxes, appending candidates with score >
+ * conf_threshold (strictly, as the references do) that pass the class
  * filter. */
+vigil_status head_decode_outputs(const head_layout *layout, const vigil_tensor *outputs, size_t n_outputs,
+                                 const head_params *params, head_boxes *boxes, vigil_error *err);
+
+/* head_decode_outputs for the single-output layouts (every family but
+ * NanoDet's six-output export). */
 vigil_status head_decode(const head_layout *layout, const vigil_tensor *out0, const head_params *params,
                          head_boxes *boxes, vigil_error *err);
 

@@ -151,6 +151,120 @@ static void test_nanodet_decode(void) {
     free(d);
 }
 
+/* NanoDet's original export on 64x64: per stride 8/16/32 (64, 16 and 4
+ * cells) a score output [1, cells, 2] and a distribution output
+ * [1, cells, 32]; grid points at cell centres ((x + 0.5) s, as GFL's
+ * get_single_level_center_point).
+ *   stride 8, cell (3, 2), anchor 19: centre (28, 20); left 2 bins (16 px),
+ *     top 1 (8), right 3 (24), bottom split between 1 and 3 (16)
+ *     -> (12, 12, 52, 36), class 1 at 0.7
+ *   stride 32, cell (1, 0), anchor 64 + 16 + 1 = 81: centre (48, 16); left 1
+ *     (32), top 1 (32), right 2 (64), bottom 0 -> (16, -16, 112, 16),
+ *     clipped to the input: (16, 0, 64, 16), class 0 at 0.8 */
+static void test_nanodet_six_outputs(void) {
+    enum { NC = 2, BINS = 8, DIS = 4 * BINS };
+    static const int cells[3] = {64, 16, 4};
+    float *cls[3], *dis[3];
+    for (int lv = 0; lv < 3; lv++) {
+        cls[lv] = calloc((size_t)cells[lv] * NC, sizeof(float));
+        dis[lv] = calloc((size_t)cells[lv] * DIS, sizeof(float));
+    }
+    float *r = cls[0] + 19 * NC, *reg = dis[0] + 19 * DIS;
+    r[0] = .3f, r[1] = .7f;
+    reg[0 * BINS + 2] = 30, reg[1 * BINS + 1] = 30, reg[2 * BINS + 3] = 30, reg[3 * BINS + 1] = 30,
+                   reg[3 * BINS + 3] = 30;
+    r = cls[2] + 1 * NC, reg = dis[2] + 1 * DIS;
+    r[0] = .8f;
+    reg[0 * BINS + 1] = 30, reg[1 * BINS + 1] = 30, reg[2 * BINS + 2] = 30, reg[3 * BINS + 0] = 30;
+    /* the two orders exporters write: grouped (scores, then distributions) and
+     * interleaved (cls_pred_stride_8, dis_pred_stride_8, ...) */
+    static const int grouped[6] = {0, 1, 2, 3, 4, 5}, interleaved[6] = {0, 3, 1, 4, 2, 5};
+    const int *orders[2] = {grouped, interleaved};
+    for (int o = 0; o < 2; o++) {
+        vigil_tensor outs[6];
+        vigil_tensor_info infos[6];
+        for (int k = 0; k < 6; k++) { /* k < 3: scores of level k; else distributions of level k - 3 */
+            int lv = k % 3, at = orders[o][k];
+            int64_t cols = k < 3 ? NC : DIS;
+            outs[at] = tensor3(k < 3 ? cls[lv] : dis[lv], cells[lv], cols);
+            infos[at] = (vigil_tensor_info){.ndim = 3, .dims = {1, cells[lv], cols}};
+        }
+        for (int forced = 0; forced <= 1; forced++) {
+            head_layout l;
+            vigil_error err;
+            vigil_head_family want = forced ? VIGIL_HEAD_NANODET : VIGIL_HEAD_AUTO;
+            CHECK_EQ_INT(head_detect_layout(infos, 6, 0, NULL, 64, 64, want, 0, &l, &err), VIGIL_OK);
+            CHECK_EQ_INT(l.family, VIGIL_HEAD_NANODET);
+            CHECK_EQ_INT(l.n_outputs, 6);
+            CHECK_EQ_INT(l.n_classes, NC);
+            CHECK_EQ_INT(l.n_anchors, 84);
+            head_params p = params(.5f, 64, 64);
+            head_boxes b = {0};
+            CHECK_EQ_INT(head_decode_outputs(&l, outs, 6, &p, &b, &err), VIGIL_OK);
+            CHECK_EQ_INT(b.count, 2);
+            if (b.count == 2) {
+                check_box(&b.items[0], 12, 12, 52, 36, .7f, 1);
+                CHECK_EQ_INT(b.items[0].anchor, 19);
+                check_box(&b.items[1], 16, 0, 64, 16, .8f, 0);
+                CHECK_EQ_INT(b.items[1].anchor, 81);
+            }
+            /* fewer outputs than the layout reads is an error, not a read past the array */
+            CHECK_EQ_INT(head_decode_outputs(&l, outs, 5, &p, &b, &err), VIGIL_ERR_INVALID_ARGUMENT);
+            head_boxes_free(&b);
+        }
+    }
+    /* six outputs that do not pair up (a distribution of 31 columns) are not
+     * taken for NanoDet, and forcing the family says what it needs */
+    vigil_tensor_info odd[6];
+    for (int k = 0; k < 6; k++)
+        odd[k] = (vigil_tensor_info){.ndim = 3, .dims = {1, cells[k % 3], k < 3 ? NC : DIS}};
+    odd[4].dims[2] = 31;
+    head_layout l;
+    vigil_error err;
+    CHECK_EQ_INT(head_detect_layout(odd, 6, 0, NULL, 64, 64, VIGIL_HEAD_AUTO, 0, &l, &err), VIGIL_ERR_UNSUPPORTED);
+    CHECK_EQ_INT(head_detect_layout(odd, 6, 0, NULL, 64, 64, VIGIL_HEAD_NANODET, 0, &l, &err), VIGIL_ERR_UNSUPPORTED);
+    CHECK(strstr(err.message, "six outputs") != NULL);
+    for (int lv = 0; lv < 3; lv++)
+        free(cls[lv]), free(dis[lv]);
+}
+
+/* The original head's single output (current NanoDet export_onnx.py): rows
+ * over strides 8/16/32 only (84 at 64x64), grid points at cell centres.
+ * Stride 16, cell (1, 2) = row 64 + 2 * 4 + 1 = 73: centre (24, 40); every
+ * side 1 bin (16 px) -> (8, 24, 40, 56). */
+static void test_nanodet_original_single_output(void) {
+    enum { A = 84, K = 2 + 32 };
+    float *d = calloc(A * K, sizeof(float));
+    float *r = d + 73 * K;
+    r[0] = .9f;
+    for (int side = 0; side < 4; side++)
+        r[2 + side * 8 + 1] = 30;
+    vigil_tensor_info info = {.ndim = 3, .dims = {1, A, K}};
+    for (int named = 0; named <= 2; named += 2) { /* 2 named classes: found unasked (5 + 2 != 34 rules out YOLOX) */
+        head_layout l;
+        vigil_error err;
+        vigil_head_family want = named ? VIGIL_HEAD_AUTO : VIGIL_HEAD_NANODET;
+        CHECK_EQ_INT(head_detect_layout(&info, 1, named, NULL, 64, 64, want, 0, &l, &err), VIGIL_OK);
+        CHECK_EQ_INT(l.family, VIGIL_HEAD_NANODET);
+        CHECK_EQ_INT(l.n_classes, 2);
+        vigil_tensor t = tensor3(d, A, K);
+        head_params p = params(.5f, 64, 64);
+        head_boxes b = {0};
+        CHECK_EQ_INT(head_decode(&l, &t, &p, &b, &err), VIGIL_OK);
+        CHECK_EQ_INT(b.count, 1);
+        if (b.count) check_box(&b.items[0], 8, 24, 40, 56, .9f, 0);
+        head_boxes_free(&b);
+    }
+    /* a row count of neither grid is refused with both counts */
+    vigil_tensor_info wrong = {.ndim = 3, .dims = {1, 80, K}};
+    head_layout l;
+    vigil_error err;
+    CHECK_EQ_INT(head_detect_layout(&wrong, 1, 2, NULL, 64, 64, VIGIL_HEAD_NANODET, 0, &l, &err),
+                 VIGIL_ERR_UNSUPPORTED);
+    CHECK(strstr(err.message, "85") != NULL && strstr(err.message, "84") != NULL);
+    free(d);
+}
+
 /* YOLOv10: [1, 300, 6] corners, score, class; rows past 3 are zero. */
 static void test_yolov10_decode(void) {
     static float d[300 * 6] = {
@@ -256,6 +370,16 @@ static void test_family_from_real_shapes(void) {
     vigil_tensor_info seg[2] = {{.ndim = 3, .dims = {1, 116, 8400}}, {.ndim = 4, .dims = {1, 32, 160, 160}}};
     head_layout l;
     vigil_error err;
+    /* nanodet-m 416, the original six-output export (was "2704 rows do not match a 416x416 input") */
+    static const int64_t cells416[3] = {2704, 676, 169};
+    vigil_tensor_info six[6];
+    for (int k = 0; k < 6; k++)
+        six[k] = (vigil_tensor_info){.ndim = 3, .dims = {1, cells416[k / 2], k % 2 ? 32 : 80}};
+    CHECK_EQ_INT(head_detect_layout(six, 6, 80, NULL, 416, 416, VIGIL_HEAD_NANODET, 0, &l, &err), VIGIL_OK);
+    CHECK_EQ_INT(head_detect_layout(six, 6, 80, "detect", 416, 416, VIGIL_HEAD_AUTO, 0, &l, &err), VIGIL_OK);
+    CHECK_EQ_INT(l.family, VIGIL_HEAD_NANODET);
+    CHECK_EQ_INT(l.n_classes, 80);
+    CHECK_EQ_INT(l.n_anchors, 3549);
     CHECK_EQ_INT(head_detect_layout(seg, 2, 80, "segment", 640, 640, VIGIL_HEAD_AUTO, 0, &l, &err), VIGIL_OK);
     CHECK_EQ_INT(l.family, VIGIL_HEAD_YOLOV8_SEG);
     CHECK_EQ_INT(l.n_classes, 80);
@@ -399,12 +523,12 @@ static void test_yolov8_threshold_edge(void) {
     float d[C * A];
     memset(d, 0, sizeof d);
 #define V8(c, a) d[(c)*A + (a)]
-    V8(6, 1) = edge_at(), V8(6, 6) = edge_above(), V8(6, 15) = edge_below(); /* block 0, lanes 1, 6, 15 */
-    V8(6, 16) = edge_above(), V8(6, 31) = edge_at();                        /* block 1 */
+    V8(6, 1) = edge_at(), V8(6, 6) = edge_above(), V8(6, 15) = edge_below();   /* block 0, lanes 1, 6, 15 */
+    V8(6, 16) = edge_above(), V8(6, 31) = edge_at();                           /* block 1 */
     V8(4, 20) = edge_above(), V8(4, 21) = edge_at(), V8(4, 22) = edge_below(); /* class 0 */
-    V8(5, 9) = .9f, V8(6, 9) = .9f;                                          /* tie in a block */
+    V8(5, 9) = .9f, V8(6, 9) = .9f;                                            /* tie in a block */
     V8(6, 32) = edge_at(), V8(6, 34) = edge_above(), V8(6, 36) = edge_below(); /* remainder */
-    V8(5, 35) = .9f, V8(6, 35) = .9f;                                        /* tie in the remainder */
+    V8(5, 35) = .9f, V8(6, 35) = .9f;                                          /* tie in the remainder */
 #undef V8
     vigil_tensor_info info = {.ndim = 3, .dims = {1, C, A}};
     head_layout l;
@@ -579,6 +703,8 @@ int main(void) {
     RUN(test_yolov5_decode);
     RUN(test_yolox_decode);
     RUN(test_nanodet_decode);
+    RUN(test_nanodet_six_outputs);
+    RUN(test_nanodet_original_single_output);
     RUN(test_yolov10_decode);
     RUN(test_seg_decode_and_mask);
     RUN(test_family_from_real_shapes);
