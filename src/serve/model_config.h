@@ -1,7 +1,7 @@
 /*
  * model_config.h - a model's optional config.yaml in the repository
- * (models/<name>/config.yaml): backend, task, batching, instances, labels
- * and detection thresholds.
+ * (models/<name>/config.yaml): backend, task, batching, instances, labels,
+ * detection thresholds, response caching and the JPEG decode scale.
  *
  * Every key is known; an unknown key or a value of the wrong kind fails the
  * model's load with a message naming the key and the file line, and the rest

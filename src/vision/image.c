@@ -2,9 +2,11 @@
  * image.c - turning bytes into RGB pixels and back.
  *
  * JPEG goes through libjpeg(-turbo), by the same decoder the streamed path
- * uses (jpeg_letterbox.c: the two must accept the same files), with DCT
- * scaling when the caller only needs about the network's size, which makes
- * big photos several times cheaper to decode; PNG through libspng; encoding
+ * uses (jpeg_letterbox.c: the two must accept the same files), at full size
+ * unless the caller opts in to DCT scaling (target_size; the detector's
+ * jpeg_reduced_scale): that changes the pixels the reference would resize,
+ * and saves less than it seems, since Huffman decoding still runs whole
+ * (docs/BENCHMARKS.md measures it); PNG through libspng; encoding
  * through TurboJPEG.  Both decoders are told the pixel limit before they
  * allocate anything, and warnings (a truncated JPEG decodes to grey rows
  * otherwise) are treated as errors: a detector must not silently run on half
