@@ -125,7 +125,8 @@ vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInfer
         if (strcmp(req->parameters[i]->key, "priority") != 0) continue;
         if (!v || v->parameter_choice_case != INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM ||
             v->int64_param < -1000 || v->int64_param > 1000)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "parameter priority is an int64_param in [-1000, 1000]");
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                   "parameters[\"priority\"] must be an int64_param in [-1000, 1000]");
         job->priority = (int)v->int64_param;
     }
     ctx->id = arena_strdup(a, req->id);
@@ -142,10 +143,18 @@ vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectO
     if (m->config.conf_threshold >= 0) d->conf_threshold = (float)m->config.conf_threshold;
     if (m->config.iou_threshold >= 0) d->iou_threshold = (float)m->config.iou_threshold;
     if (!o) return VIGIL_OK;
-    if (!(o->conf_threshold >= 0 && o->conf_threshold <= 1) || !(o->iou_threshold >= 0 && o->iou_threshold <= 1) ||
-        o->max_detections < 0)
+    /* One sentence per field, naming the field as the request spells it. */
+    if (!(o->conf_threshold >= 0 && o->conf_threshold <= 1))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                               "options: conf_threshold and iou_threshold are in [0, 1], max_detections >= 0 (0 = default)");
+                               "options.conf_threshold must be in [0, 1] (0 = the model's default), got %g",
+                               (double)o->conf_threshold);
+    if (!(o->iou_threshold >= 0 && o->iou_threshold <= 1))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "options.iou_threshold must be in [0, 1] (0 = the model's default), got %g",
+                               (double)o->iou_threshold);
+    if (o->max_detections < 0)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "options.max_detections must be 0 (the default) or more, got %d", (int)o->max_detections);
     if (o->conf_threshold > 0) d->conf_threshold = o->conf_threshold;
     if (o->iou_threshold > 0) d->iou_threshold = o->iou_threshold;
     if (o->max_detections > 0) d->max_detections = o->max_detections;
@@ -157,7 +166,9 @@ vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectO
         spec[0] = '\0';
         for (size_t i = 0; i < o->n_classes; i++) {
             if (!*o->classes[i] || strchr(o->classes[i], ','))
-                return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "options.classes: one id or name per entry");
+                return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                       "options.classes must hold one class id or name per entry, got '%.64s'",
+                                       o->classes[i]);
             if (i) strcat(spec, ",");
             strcat(spec, o->classes[i]);
         }

@@ -52,7 +52,8 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
     job->batch = 1;
     job->render = req->render != 0;
     if (req->priority < -1000 || req->priority > 1000)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "priority is an integer in [-1000, 1000]");
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "priority must be in [-1000, 1000], got %d",
+                               (int)req->priority);
     job->priority = req->priority;
     if (*req->image_name && !(job->image_name = arena_strdup(w->arena, req->image_name)))
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");

@@ -97,7 +97,28 @@ static int parse_double(const char *text, double lo, double hi, double *out) {
     return 1;
 }
 
-/* Reads the query into job->detect; 0 (with the response set) on bad input. */
+/* Answers 400 for one query parameter: its name, what it must be and what
+ * came, e.g. "conf must be in [0, 1], got 2".  Returns 0 for the caller. */
+static int query_refuse(http_exchange *ex, const char *name, const char *rule, const char *got) {
+    char message[256];
+    if (*got)
+        snprintf(message, sizeof message, "%s must be %s, got %.64s%s", name, rule, got, strlen(got) > 64 ? "..." : "");
+    else snprintf(message, sizeof message, "%s must be %s, got nothing", name, rule);
+    respond_error_code(ex, MHD_HTTP_BAD_REQUEST, message);
+    return 0;
+}
+
+/* "0,bus": ids or names, none empty.  Names are resolved (and unknown ones
+ * refused) by the worker, which holds the model's labels. */
+static int classes_well_formed(const char *spec) {
+    if (!*spec || *spec == ',') return 0;
+    for (const char *c = spec; *c; c++)
+        if (*c == ',' && (c[1] == ',' || c[1] == '\0')) return 0;
+    return 1;
+}
+
+/* Reads the query into job->detect; 0 (with the response set) on bad input,
+ * naming the one parameter that was wrong. */
 static int detect_options(http_exchange *ex, sched_job *job) {
     const served_model *m = ex->served;
     vigil_detect_options *o = &job->detect;
@@ -109,29 +130,38 @@ static int detect_options(http_exchange *ex, sched_job *job) {
     const char *render = exchange_query(ex, "render"), *priority = exchange_query(ex, "priority");
     double v;
     if (conf) {
-        if (!parse_double(conf, 0, 1, &v)) goto bad;
+        if (!parse_double(conf, 0, 1, &v)) return query_refuse(ex, "conf", "in [0, 1]", conf);
         o->conf_threshold = (float)v;
     }
     if (iou) {
-        if (!parse_double(iou, 0, 1, &v)) goto bad;
+        if (!parse_double(iou, 0, 1, &v)) return query_refuse(ex, "iou", "in [0, 1]", iou);
         o->iou_threshold = (float)v;
     }
     if (max_det) {
-        if (!parse_double(max_det, 1, 100000, &v) || v != (int)v) goto bad;
+        if (!parse_double(max_det, 1, 100000, &v) || v != (int)v)
+            return query_refuse(ex, "max_det", "an integer in [1, 100000]", max_det);
         o->max_detections = (int)v;
     }
     if (priority) {
-        if (!parse_double(priority, -1000, 1000, &v) || v != (int)v) goto bad;
+        if (!parse_double(priority, -1000, 1000, &v) || v != (int)v)
+            return query_refuse(ex, "priority", "an integer in [-1000, 1000]", priority);
         job->priority = (int)v;
     }
-    if (classes && !(job->classes_spec = arena_strdup(ex->arena, classes))) goto bad;
-    job->render = render && (strcmp(render, "1") == 0 || strcmp(render, "true") == 0);
+    if (classes) {
+        if (!classes_well_formed(classes))
+            return query_refuse(ex, "classes", "class ids or names separated by commas, like 0,bus", classes);
+        if (!(job->classes_spec = arena_strdup(ex->arena, classes))) {
+            respond_error(ex, VIGIL_ERR_NO_MEMORY, "request memory limit reached");
+            return 0;
+        }
+    }
+    if (render) {
+        int on = strcmp(render, "1") == 0 || strcmp(render, "true") == 0;
+        if (!on && strcmp(render, "0") != 0 && strcmp(render, "false") != 0)
+            return query_refuse(ex, "render", "1, true, 0 or false", render);
+        job->render = on;
+    }
     return 1;
-bad:
-    respond_error_code(ex, MHD_HTTP_BAD_REQUEST,
-                       "query: conf and iou are numbers in [0, 1], max_det a positive integer, priority an integer in "
-                       "[-1000, 1000], classes ids or names like 0,bus");
-    return 0;
 }
 
 static void detect_finish(http_exchange *ex) {
