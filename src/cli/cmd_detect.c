@@ -278,21 +278,30 @@ static int detect_collect(const char *path, path_list *out) {
     return rc;
 }
 
+/* "vigil detect: PATH: problem", the path once: messages from the loaders
+ * (the ONNX reader's) may already start with it. */
+static void detect_print_error(const char *path, const char *message) {
+    size_t n = strlen(path);
+    if (strncmp(message, path, n) == 0 && message[n] == ':') fprintf(stderr, "vigil detect: %s\n", message);
+    else fprintf(stderr, "vigil detect: %s: %s\n", path, message);
+}
+
 static vigil_status detect_read_file(const char *path, uint8_t **out, size_t *size, vigil_error *err) {
     *out = NULL;
     *size = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "cannot open %s: %s", path, strerror(errno));
+    /* The messages leave the path out: every caller prints it in front. */
+    if (!f) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "%s", strerror(errno));
     struct stat st;
     vigil_status s = VIGIL_OK;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
-        s = vigil_error_set(err, VIGIL_ERR_IO, "%s is not a file", path);
+        s = vigil_error_set(err, VIGIL_ERR_IO, "not a regular file");
     else if ((uint64_t)st.st_size > DETECT_MAX_FILE_BYTES)
-        s = vigil_error_set(err, VIGIL_ERR_LIMIT, "%s is larger than %u MiB", path, DETECT_MAX_FILE_BYTES >> 20);
+        s = vigil_error_set(err, VIGIL_ERR_LIMIT, "larger than %u MiB", DETECT_MAX_FILE_BYTES >> 20);
     else if (!(*out = vigil_malloc(st.st_size > 0 ? (size_t)st.st_size : 1)))
-        s = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory reading %s", path);
+        s = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory reading the file");
     else if (fread(*out, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
-        s = vigil_error_set(err, VIGIL_ERR_IO, "cannot read %s", path);
+        s = vigil_error_set(err, VIGIL_ERR_IO, "cannot read the whole file");
     else
         *size = (size_t)st.st_size;
     fclose(f);
@@ -455,7 +464,7 @@ static int detect_one(vigil_detector *det, const detect_args *a, const char *pat
         detect_print_error_json(path, &err);
     }
     vigil_free(bytes);
-    if (st) fprintf(stderr, "vigil detect: %s: %s\n", path, err.message);
+    if (st) detect_print_error(path, err.message);
     return st ? 1 : 0;
 }
 
@@ -505,7 +514,7 @@ int cmd_detect(int argc, char **argv) {
     rc = 1;
     if (vigil_engine_create(&eo, &engine, &err) || vigil_model_load(engine, a.model_path, &model, &err) ||
         vigil_detector_create(model, &dopt, &det, &err)) {
-        fprintf(stderr, "vigil detect: %s: %s\n", a.model_path, err.message);
+        detect_print_error(a.model_path, err.message);
         goto done;
     }
     if (detect_resolve_classes(&a, vigil_detector_labels(det), class_ids, &n_class_ids) != 0) {

@@ -2,19 +2,25 @@
  * cmd_models.c - `vigil models`: look at model files and (later) the model
  * repository.
  *
- * `vigil models inspect M.onnx [--json]` loads the file with the ONNX loader
+ * `vigil models inspect M.onnx|DIR [--json]` loads the file with the ONNX loader
  * (nothing is compiled or run) and prints what a user needs before serving
  * it: inputs and outputs with dtypes and shapes (symbolic dims by name),
  * opsets, IR version, producer, node and operator counts, initializer count
  * and bytes, and the metadata_props (Ultralytics' names/stride/imgsz/task).
  * A malformed file is a one-line error and exit status 1, never a crash.
+ * DIR is a repository model folder (models/yolov8n/, its highest version
+ * folder is taken, as `vigil serve` does) or a version folder
+ * (models/yolov8n/1/); either way its model.onnx is inspected and named.
  *
  * Subcommands are a table: adding `list` (model repository) is one entry.
  */
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "core/alloc.h"
@@ -97,11 +103,13 @@ static void models_print_values(const char *title, const onnx_value_info *vis, s
     }
 }
 
-static void models_print_text(const char *path, const onnx_model *m, const op_count *ops, size_t n_ops) {
+static void models_print_text(const char *path, int64_t version, const onnx_model *m, const op_count *ops,
+                              size_t n_ops) {
     char size_text[32], weights_text[32];
     models_format_bytes(m->file_bytes, size_text, sizeof size_text);
     models_format_bytes(models_initializer_bytes(m), weights_text, sizeof weights_text);
     printf("model:        %s (%s)\n", path, size_text);
+    if (version > 0) printf("version:      %lld (the highest in the folder, as vigil serve picks)\n", (long long)version);
     printf("ir_version:   %lld\n", (long long)m->ir_version);
     printf("opset:        %lld", (long long)m->opset);
     for (size_t i = 0; i < m->n_opsets; i++)
@@ -139,7 +147,8 @@ static json_t *models_json_values(const onnx_value_info *vis, size_t n) {
     return arr;
 }
 
-static int models_print_json(const char *path, const onnx_model *m, const op_count *ops, size_t n_ops) {
+static int models_print_json(const char *path, int64_t version, const onnx_model *m, const op_count *ops,
+                             size_t n_ops) {
     json_t *opsets = json_object(), *operators = json_array(), *metadata = json_object();
     for (size_t i = 0; i < m->n_opsets; i++)
         json_object_set_new(opsets, m->opsets[i].domain[0] ? m->opsets[i].domain : "ai.onnx",
@@ -157,6 +166,7 @@ static int models_print_json(const char *path, const onnx_model *m, const op_cou
         "outputs", models_json_values(m->outputs, m->n_outputs), "node_count", (json_int_t)m->n_nodes,
         "operators", operators, "initializer_count", (json_int_t)m->n_initializers, "initializer_bytes",
         (json_int_t)models_initializer_bytes(m), "metadata", metadata);
+    if (root && version > 0) json_object_set_new(root, "version", json_integer(version));
     /* json_string returns NULL for invalid UTF-8: json_pack then fails as a whole */
     char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
@@ -170,6 +180,53 @@ static int models_print_json(const char *path, const onnx_model *m, const op_cou
     return 0;
 }
 
+#define MODEL_FILE "model.onnx" /* the file a version folder holds (the CPU backend's) */
+
+/* Highest all-digit subfolder of dir holding a readable MODEL_FILE, 0 if
+ * none: the rule repository.c's highest_version applies when serving. */
+static int64_t models_highest_version(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int64_t best = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d))) {
+        size_t len = strlen(ent->d_name);
+        if (len == 0 || len > 18 || strspn(ent->d_name, "0123456789") != len) continue;
+        int64_t v = strtoll(ent->d_name, NULL, 10);
+        char file[4200];
+        snprintf(file, sizeof file, "%s/%s/" MODEL_FILE, dir, ent->d_name);
+        if (v > best && access(file, R_OK) == 0) best = v;
+    }
+    closedir(d);
+    return best;
+}
+
+/* Turns the argument into the ONNX file to read: a file as given; a version
+ * folder's MODEL_FILE; a model folder's highest version (*version set).
+ * Returns 0, or 1 with one line printed. */
+static int models_resolve(const char *arg, char *file, size_t size, int64_t *version) {
+    struct stat st;
+    *version = 0;
+    if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) { /* a file, or an error the loader words */
+        snprintf(file, size, "%s", arg);
+        return 0;
+    }
+    size_t len = strlen(arg);
+    const char *sep = len && arg[len - 1] == '/' ? "" : "/";
+    snprintf(file, size, "%s%s" MODEL_FILE, arg, sep);
+    if (access(file, F_OK) == 0) return 0; /* a version folder */
+    *version = models_highest_version(arg);
+    if (*version == 0) {
+        fprintf(stderr,
+                "vigil models inspect: %s holds no " MODEL_FILE " and no version folder with one (like %s%s1/" MODEL_FILE
+                ")\n",
+                arg, arg, sep);
+        return 1;
+    }
+    snprintf(file, size, "%s%s%lld/" MODEL_FILE, arg, sep, (long long)*version);
+    return 0;
+}
+
 static int models_inspect(int argc, char **argv) {
     const char *path = NULL;
     int json = 0;
@@ -177,7 +234,10 @@ static int models_inspect(int argc, char **argv) {
         if (strcmp(argv[i], "--json") == 0) {
             json = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: vigil models inspect MODEL.onnx [--json]\n");
+            printf("usage: vigil models inspect MODEL.onnx|DIR [--json]\n"
+                   "\n"
+                   "DIR is a model folder of a repository (models/yolov8n/: its highest version, as\n"
+                   "vigil serve picks) or a version folder (models/yolov8n/1/); its " MODEL_FILE " is read.\n");
             return 0;
         } else if (argv[i][0] == '-' || path) {
             fprintf(stderr, "vigil models inspect: unexpected argument '%s' (see vigil models --help)\n", argv[i]);
@@ -187,12 +247,15 @@ static int models_inspect(int argc, char **argv) {
         }
     }
     if (!path) {
-        fprintf(stderr, "vigil models inspect: missing MODEL.onnx (see vigil models --help)\n");
+        fprintf(stderr, "vigil models inspect: missing MODEL.onnx or model folder (see vigil models --help)\n");
         return 2;
     }
+    char file[4200];
+    int64_t version;
+    if (models_resolve(path, file, sizeof file, &version)) return 1;
     onnx_model *m = NULL;
     vigil_error err = {0};
-    if (onnx_load_file(path, &m, &err) != VIGIL_OK) {
+    if (onnx_load_file(file, &m, &err) != VIGIL_OK) {
         fprintf(stderr, "vigil models inspect: %s (%s)\n", err.message, vigil_status_str(err.status));
         return 1;
     }
@@ -200,9 +263,9 @@ static int models_inspect(int argc, char **argv) {
     op_count *ops = models_op_histogram(m, &n_ops);
     int rc = 1;
     if (!ops) fprintf(stderr, "vigil models inspect: out of memory\n");
-    else if (json) rc = models_print_json(path, m, ops, n_ops);
+    else if (json) rc = models_print_json(file, version, m, ops, n_ops);
     else {
-        models_print_text(path, m, ops, n_ops);
+        models_print_text(file, version, m, ops, n_ops);
         rc = 0;
     }
     vigil_free(ops);
@@ -211,8 +274,8 @@ static int models_inspect(int argc, char **argv) {
 }
 
 static const models_subcommand models_subcommands[] = {
-    {"inspect", models_inspect, "inspect MODEL.onnx [--json]",
-     "show inputs, outputs, opsets, operators, weights and metadata of an ONNX file (nothing is run)"},
+    {"inspect", models_inspect, "inspect MODEL.onnx|DIR [--json]",
+     "show inputs, outputs, opsets, operators, weights and metadata of an ONNX file or model folder (nothing is run)"},
     /* "list" (the model repository) is added here */
 };
 static const size_t models_n_subcommands = sizeof models_subcommands / sizeof models_subcommands[0];

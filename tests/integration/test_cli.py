@@ -1,7 +1,10 @@
 """The `vigil` command line: help texts, usage errors, exit codes."""
+import json
+import re
+
 import pytest
 
-from conftest import run_vigil
+from conftest import make_affine_onnx, run_vigil, shared_path
 
 SUBCOMMANDS = ["serve", "detect", "infer", "bench", "models", "version", "token"]
 
@@ -52,3 +55,95 @@ def test_version_prints_version():
     res = run_vigil("version")
     assert res.returncode == 0
     assert res.stdout.startswith("vigil ")
+
+
+def listed_subcommands():
+    """The commands `vigil --help` lists (help included), read from its output."""
+    res = run_vigil("--help")
+    section = res.stdout.split("commands:\n", 1)[1].split("\n\n", 1)[0]
+    return [m.group(1) for m in re.finditer(r"^  (\S+)\s", section, re.M)]
+
+
+def test_every_listed_subcommand_accepts_help_and_h():
+    names = listed_subcommands()
+    assert set(SUBCOMMANDS + ["help"]) <= set(names), names
+    for name in names:
+        for flag in ("--help", "-h"):
+            res = run_vigil(name, flag)
+            assert res.returncode == 0, f"vigil {name} {flag}: {res.returncode} {res.stderr}"
+            assert res.stdout.strip() and not res.stderr, f"vigil {name} {flag}"
+
+
+def test_help_help_and_help_h_show_the_overview():
+    overview = run_vigil("--help").stdout
+    for args in (("help", "--help"), ("help", "-h"), ("help", "help")):
+        res = run_vigil(*args)
+        assert res.returncode == 0 and res.stdout == overview, args
+
+
+# ---- vigil models inspect on folders
+
+
+def inspect_text(*args):
+    res = run_vigil("models", "inspect", *args, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_models_inspect_takes_a_repository_model_folder(tmp_path):
+    pytest.importorskip("onnx", reason="python3-onnx builds the test models")
+    folder = tmp_path / "models" / "affine"
+    make_affine_onnx(folder / "1" / "model.onnx", width=4)
+    make_affine_onnx(folder / "3" / "model.onnx", width=6)  # the highest version is served
+    make_affine_onnx(folder / "12b" / "model.onnx", width=9)  # not a version: ignored
+    (folder / "7").mkdir()  # a version folder without a model: ignored
+    (folder / "config.yaml").write_text("max_batch_size: 4\n")
+    for arg in (folder, str(folder) + "/"):
+        out = inspect_text(arg)
+        assert f"model:        {folder / '3' / 'model.onnx'} (" in out, out
+        assert "version:      3" in out and "[batch, 6]" in out, out
+    res = run_vigil("models", "inspect", folder, "--json", timeout=60)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)
+    assert got["path"] == str(folder / "3" / "model.onnx") and got["version"] == 3
+    assert got["inputs"][0]["shape"] == ["batch", 6]
+
+
+def test_models_inspect_takes_a_version_folder(tmp_path):
+    pytest.importorskip("onnx", reason="python3-onnx builds the test models")
+    version = tmp_path / "affine" / "2"
+    make_affine_onnx(version / "model.onnx", width=5)
+    out = inspect_text(version)
+    assert f"model:        {version / 'model.onnx'} (" in out and "[batch, 5]" in out, out
+    assert "\nversion:" not in out  # the folder was the version: nothing was picked
+
+
+def test_models_inspect_folder_without_a_model_is_one_line(tmp_path):
+    (tmp_path / "empty" / "1").mkdir(parents=True)
+    res = run_vigil("models", "inspect", tmp_path / "empty")
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "holds no model.onnx" in lines[0], res.stderr
+
+
+# ---- errors name the problem once
+
+
+def test_detect_errors_name_the_path_once(tmp_path):
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"this is not an image\n")
+    missing_model = tmp_path / "missing.onnx"
+    res = run_vigil("detect", "--model", missing_model, garbage)
+    assert res.returncode == 1
+    assert res.stderr.count(str(missing_model)) == 1, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    res = run_vigil("detect", "--model", garbage, garbage)  # an image given as the model
+    assert res.returncode == 1 and res.stderr.count(str(garbage)) == 1, res.stderr
+    model = shared_path("models/yolov8n.onnx")
+    missing = tmp_path / "missing.jpg"
+    for image, problem in ((missing, "No such file"), (garbage, "not a JPEG or PNG")):
+        res = run_vigil("detect", "--model", model, image, timeout=120)
+        assert res.returncode == 1
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and problem in lines[0], res.stderr
+        assert lines[0].count(str(image)) == 1, lines[0]
