@@ -3,26 +3,42 @@
 # 50051, repository ./models).  When ./models is empty and ../shared/models
 # has the sample YOLO files, it offers them by reference (symlinks into a
 # version directory), never by copy.
+#
+# usage: scripts/run.sh [VIGIL_BINARY [vigil serve flags...]]
+# The port comes from VIGIL_HTTP_PORT or a --http-port flag, the repository
+# from VIGIL_MODELS, as for `vigil serve` itself (VIGIL_HTTP_PORT=8080 make run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vigil=${1:-build/vigil}
-mkdir -p models
-if [ -z "$(ls -A models 2>/dev/null)" ] && [ -d ../shared/models ]; then
+shift || true
+# The port announced below is the one vigil will use: flag over variable over default.
+port=${VIGIL_HTTP_PORT:-8000}
+previous=
+for arg in "$@"; do
+  case "$arg" in
+    --http-port=*) port=${arg#--http-port=} ;;
+    *) [ "$previous" = --http-port ] && port=$arg ;;
+  esac
+  previous=$arg
+done
+models=${VIGIL_MODELS:-./models}
+mkdir -p "$models"
+if [ -z "$(ls -A "$models" 2>/dev/null)" ] && [ -d ../shared/models ]; then
   for f in ../shared/models/*.onnx; do
     [ -e "$f" ] || continue
     name=$(basename "$f" .onnx)
-    mkdir -p "models/$name/1"
-    ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "models/$name/1/model.onnx"
+    mkdir -p "$models/$name/1"
+    ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$models/$name/1/model.onnx"
   done
-  echo "run: offering the sample models from ../shared/models (linked, not copied) in ./models"
+  echo "run: offering the sample models from ../shared/models (linked, not copied) in $models"
 fi
 # The sample repository holds four detection models: requests that name none
 # go to yolov8n (a setting of your own in the environment wins).
-if [ -z "${VIGIL_DETECT_DEFAULT_MODEL:-}" ] && [ -d models/yolov8n ]; then
+if [ -z "${VIGIL_DETECT_DEFAULT_MODEL:-}" ] && [ -d "$models/yolov8n" ]; then
   export VIGIL_DETECT_DEFAULT_MODEL=yolov8n
 fi
-if [ -z "$(ls -A models 2>/dev/null)" ]; then
-  echo "run: ./models is empty. Add a model: mkdir -p models/mymodel/1 && cp my.onnx models/mymodel/1/model.onnx"
+if [ -z "$(ls -A "$models" 2>/dev/null)" ]; then
+  echo "run: $models is empty. Add a model: mkdir -p $models/mymodel/1 && cp my.onnx $models/mymodel/1/model.onnx"
 fi
-echo "run: starting vigil on http://localhost:8000 (Ctrl-C stops it); try: curl localhost:8000/healthz"
-exec "$vigil" serve --models ./models --log-format text
+echo "run: starting vigil on http://localhost:$port (Ctrl-C stops it); try: curl localhost:$port/healthz"
+exec "$vigil" serve --models "$models" --log-format text "$@"
