@@ -189,7 +189,8 @@ def test_not_onnx(tmp_path, name, data, pattern):
 
 def test_missing_file_and_directory(tmp_path):
     assert_clean_error(inspect(tmp_path / "nope.onnx"), r"no such file|not found")
-    assert_clean_error(inspect(tmp_path), r"not a regular file")
+    # A folder is a model folder of a repository; one with no model.onnx says so.
+    assert_clean_error(inspect(tmp_path), r"holds no model\.onnx and no version folder")
 
 
 # ---------------------------------------------------------------------------

@@ -80,4 +80,6 @@ def test_port_in_use_fails_cleanly(daemon, tmp_path):
     res = run_vigil("serve", "--host", "127.0.0.1", "--http-port", daemon.http_port, "--grpc-port", free_port(),
                     "--models", tmp_path)
     assert res.returncode == 1
-    assert "cannot listen" in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"vigil serve: HTTP port {daemon.http_port} is already in use "
+        "(setting http.port, flag --http-port, variable VIGIL_HTTP_PORT)"], res.stderr
