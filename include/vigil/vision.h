@@ -119,7 +119,9 @@ typedef enum vigil_head_family {
     VIGIL_HEAD_YOLOV5,    /* [N, A, 5+nc]: cx, cy, w, h, objectness, class scores */
     VIGIL_HEAD_YOLOV8,    /* [N, 4+nc, A]: cx, cy, w, h, class scores (also YOLO11) */
     VIGIL_HEAD_YOLOX,     /* [N, A, 5+nc] raw grid offsets over strides 8/16/32 */
-    VIGIL_HEAD_NANODET,   /* [N, A, nc + 4*(reg_max+1)] scores + distribution-focal regression */
+    VIGIL_HEAD_NANODET,   /* [N, A, nc + 4*(reg_max+1)] scores + distribution-focal regression (Plus, or the
+                             original head), or the original six outputs: per stride 8/16/32 scores
+                             [N, cells, nc] and distributions [N, cells, 4*(reg_max+1)] */
     VIGIL_HEAD_YOLOV10,   /* [N, K, 6]: x1, y1, x2, y2, score, class; NMS-free */
     VIGIL_HEAD_YOLOV8_SEG /* [N, 4+nc+nm, A] + prototypes [N, nm, mh, mw] */
 } vigil_head_family;

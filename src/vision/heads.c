@@ -8,7 +8,10 @@
  *   YOLOX      [A, 5+nc]  raw: xy = (t + grid) * s, wh = exp(t) * s over strides 8/16/32
  *   NanoDet    [A, nc + 4(R+1)] sigmoid scores, then per side a distribution
  *              over R+1 bins whose expectation * stride is the distance from
- *              the grid point (strides 8/16/32/64)
+ *              the grid point: Plus over strides 8/16/32/64 from (x s, y s);
+ *              the original head over 8/16/32 from the cell centre, as one
+ *              output or six (scores [cells, nc] and distributions
+ *              [cells, 4(R+1)] per stride)
  *   YOLOv10    [K, 6]     x1 y1 x2 y2 score class (NMS done in the graph)
  * The family is chosen from the shapes: channels-first is v8; a row count of
  * 3x the grid cells is v5, 1x is YOLOX, 1x over four strides is NanoDet; six
