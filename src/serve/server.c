@@ -7,7 +7,8 @@
  * (MHD_suspend_connection) and the worker that completes the job resumes it,
  * after which MHD calls on_request again and the response is written.  Every
  * response carries X-Request-Id (the client's, or a generated one) and is
- * counted in /metrics and written to the JSON-lines access log.  Errors are
+ * counted in /metrics and written to the access log (one line per request,
+ * JSON or text as log.format says, through core/log.c).  Errors are
  * {"error": "..."} with the status from http_status_for, the one mapping
  * from vigil_status to HTTP for the whole server.
  *
