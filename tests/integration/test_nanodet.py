@@ -22,6 +22,7 @@ Expected boxes are decoded here as NanoDet's code does: softmax over the
 reg_max + 1 bins, expectation x stride, distances from the grid point,
 clipped to the input, then scaled back to the image.
 """
+import concurrent.futures
 import json
 import math
 import os
@@ -31,8 +32,9 @@ import zlib
 
 import numpy as np
 import pytest
+import requests
 
-from conftest import vigil_binary
+from conftest import metric_value, ready_daemon, vigil_binary
 
 onnx = pytest.importorskip("onnx", reason="the onnx Python package (Debian python3-onnx) is not installed")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -63,8 +65,8 @@ def grid(stride):
     return math.ceil(IN_W / stride), math.ceil(IN_H / stride)
 
 
-def probe_score(channel):
-    bgr = (COLOUR[2], COLOUR[1], COLOUR[0])
+def probe_score(channel, colour=COLOUR):
+    bgr = (colour[2], colour[1], colour[0])
     return 0.5 + (bgr[channel] - MEAN_BGR[channel]) / STD_BGR[channel] / 4
 
 
@@ -89,7 +91,7 @@ def level_tensors(strides, boxes):
     return levels
 
 
-def expected(boxes, offset):
+def expected(boxes, offset, colour=COLOUR):
     """NanoDet's decode of the boxes, in original-image pixels."""
     out = []
     levels = level_tensors(sorted({b[0] for b in boxes}), boxes)
@@ -101,7 +103,7 @@ def expected(boxes, offset):
         x1, y1 = max(cx - d[0], 0), max(cy - d[1], 0)
         x2, y2 = min(cx + d[2], IN_W), min(cy + d[3], IN_H)
         sx, sy = IMG_W / IN_W, IMG_H / IN_H
-        value = probe_score(score[1]) if isinstance(score, tuple) else score
+        value = probe_score(score[1], colour) if isinstance(score, tuple) else score
         out.append({"class_id": cls, "score": value, "box": [x1 * sx, y1 * sy, x2 * sx, y2 * sy]})
     return out
 
@@ -114,9 +116,10 @@ class Graph:
         self.const("zero_c", np.zeros(1, np.float32))
         self.const("quarter", np.full(1, 0.25, np.float32))
         self.const("half", np.full(1, 0.5, np.float32))
-        self.node("ReduceMean", ["images"], "mean_all", axes=[1, 2, 3], keepdims=0)  # [1]
-        self.node("Mul", ["mean_all", "zero_c"], "zero")
-        self.node("ReduceMean", ["images"], "chan", axes=[2, 3], keepdims=0)  # [1, 3]
+        self.node("ReduceMean", ["images"], "mean_all", axes=[1, 2, 3], keepdims=1)  # [N, 1, 1, 1]
+        self.node("Reshape", ["mean_all", self.const("to3", np.array([-1, 1, 1], np.int64))], "mean3")
+        self.node("Mul", ["mean3", "zero_c"], "zero")  # [N, 1, 1]
+        self.node("ReduceMean", ["images"], "chan", axes=[2, 3], keepdims=0)  # [N, 3]
         self.node("Mul", ["chan", "quarter"], "chan_q")
         self.node("Add", ["chan_q", "half"], "probe")
 
@@ -130,18 +133,18 @@ class Graph:
         return output
 
     def output(self, name, base, probes=None):
-        """Output `name` = base [1, rows, cols] (+ probe @ probes, reshaped)."""
+        """Output `name` [N, rows, cols] = base [1, rows, cols] (+ probe @ probes, reshaped)."""
         term = self.const(f"{name}_base", base)
         if probes is not None and probes.any():
             flat = self.node("MatMul", ["probe", self.const(f"{name}_probes", probes)], f"{name}_flat")
-            shape = self.const(f"{name}_shape", np.array(base.shape, np.int64))
+            shape = self.const(f"{name}_shape", np.array([-1, *base.shape[1:]], np.int64))
             placed = self.node("Reshape", [flat, shape], f"{name}_placed")
             term = self.node("Add", [term, placed], f"{name}_sum")
         self.node("Add", [term, "zero"], name)
-        self.outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(base.shape)))
+        self.outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *base.shape[1:]]))
 
     def save(self, path):
-        image = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IN_H, IN_W])
+        image = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, IN_H, IN_W])
         graph = helper.make_graph(self.nodes, "nanodet_test", [image], self.outputs, self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="vigil-test")
         model.ir_version = 8
@@ -232,6 +235,39 @@ def test_plus_single_output(tmp_path, image, family):
     model = tmp_path / "nanodet_plus.onnx"
     plus_model(model)
     check(detect(model, image, "--conf", "0.3", *family), expected(BOXES + PLUS_ONLY, offset=0.0))
+
+
+def test_server_batches_six_output_models(tmp_path):
+    """In the server, concurrent requests share model runs (the dynamic
+    batcher): each image of a batch gets its own slice of all six outputs,
+    which the probe scores of images of different colours show."""
+    models = tmp_path / "models"
+    (models / "nano" / "1").mkdir(parents=True)
+    original_model(models / "nano" / "1" / "model.onnx", "interleaved")
+    (models / "nano" / "config.yaml").write_text(
+        "max_batch_size: 4\ndynamic_batching:\n  max_queue_delay_us: 300000\n")
+    colours = [(150, 130, 200), (180, 140, 120), (200, 160, 230), (130, 125, 160)]
+    bodies = []
+    for k, colour in enumerate(colours):
+        write_png(tmp_path / f"{k}.png", IMG_W, IMG_H, colour)
+        bodies.append((tmp_path / f"{k}.png").read_bytes())
+    d = ready_daemon("--models", models)
+
+    def post(k):
+        r = requests.post(f"{d.url}/api/v1/detect?model=nano&conf=0.3", data=bodies[k], timeout=60,
+                          headers={"Content-Type": "image/png"})
+        assert r.status_code == 200, r.text
+        return r.json()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(colours)) as pool:
+            results = list(pool.map(post, range(len(colours))))
+        for result, colour in zip(results, colours):
+            check(result, expected(BOXES, offset=0.5, colour=colour))
+        text = requests.get(d.url + "/metrics", timeout=5).text
+        assert metric_value(text, "vigil_batch_size_sum", model="nano") == len(colours)
+        assert metric_value(text, "vigil_batch_size_count", model="nano") < len(colours), "no batch formed"
+    finally:
+        assert d.stop() == 0
 
 
 def test_probes_tell_the_preprocessing_apart():
