@@ -225,7 +225,7 @@ static vigil_status head_nanodet(const head_layout *l, const vigil_tensor *out, 
     const float *d = out[0].data;
     vigil_status st = VIGIL_OK;
     for (int lv = 0, anchor = 0; lv < l->nanodet_levels && !st; lv++) {
-        int s = head_strides4[lv];
+        int s = head_strides4[lv]; /* the original head's levels are the first three */
         if (l->n_outputs == 6)
             st = head_nanodet_level(l, out[l->nanodet_cls_output[lv]].data, nc, out[l->nanodet_dis_output[lv]].data,
                                     row - nc, s, anchor, p, b, err);
@@ -364,8 +364,9 @@ static vigil_head_family head_guess_rows(int64_t A, int64_t K, int nc, int w, in
 /* NanoDet's original export has six outputs: for strides 8, 16 and 32 the
  * sigmoid class scores [1, cells, nc] and the distributions [1, cells,
  * 4 (R+1)], interleaved (cls_pred_stride_8, dis_pred_stride_8,
- * cls_pred_stride_16, ...) or grouped (three scores, then three
- * distributions; the original export_onnx.py).  They are matched by shape,
+ * cls_pred_stride_16, ..., as the ncnn/MNN demos name them) or grouped
+ * (three scores, then three distributions, as NanoDet's first
+ * tools/export.py wrote them).  They are matched by shape,
  * the scores first where both have 4 (R+1) columns.  1 when the six outputs
  * fit, with l's output indices, levels and class count filled in. */
 static int head_nanodet_split(const vigil_tensor_info *o, size_t n, int w, int h, head_layout *l) {
