@@ -19,6 +19,7 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "vigil/vision.h"
+#include "vision/family.h"
 #include "vision/heads.h"
 #include "vision/jpeg_letterbox.h"
 
@@ -105,30 +106,11 @@ static vigil_preprocess detector_preprocess(vigil_head_family family, vigil_layo
     return p;
 }
 
-/* Input size from the model's input 0, falling back on the metadata's imgsz
- * ("[640, 640]") where the exporter left height and width symbolic. */
+/* Input size from the model's input 0 (family_input_size: the rule the
+ * repository's task inference applies too). */
 static vigil_status detector_input_size(vigil_detector *det, vigil_layout *layout, vigil_error *err) {
-    const vigil_tensor_info *in = vigil_model_input(det->model, 0);
-    if (!in || in->ndim != 4 || in->dtype != VIGIL_DTYPE_F32)
-        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "detection models need one float32 image input of 4 dims");
-    *layout = in->dims[1] == 3 ? VIGIL_LAYOUT_NCHW : VIGIL_LAYOUT_NHWC;
-    if (*layout == VIGIL_LAYOUT_NHWC && in->dims[3] != 3)
-        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "image input %s must have 3 channels", in->name);
-    int64_t h = *layout == VIGIL_LAYOUT_NCHW ? in->dims[2] : in->dims[1];
-    int64_t w = *layout == VIGIL_LAYOUT_NCHW ? in->dims[3] : in->dims[2];
-    if (h <= 0 || w <= 0) {
-        const char *imgsz = vigil_model_metadata(det->model, "imgsz");
-        long mh = 640, mw = 640;
-        if (imgsz && sscanf(imgsz, " [ %ld , %ld ]", &mh, &mw) < 1) mh = mw = 640;
-        h = h > 0 ? h : mh;
-        w = w > 0 ? w : mw;
-    }
-    if (h < 8 || w < 8 || h > 8192 || w > 8192)
-        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "image input size %lld x %lld is out of range", (long long)w,
-                               (long long)h);
-    det->in_w = (int)w;
-    det->in_h = (int)h;
-    return VIGIL_OK;
+    return family_input_size(vigil_model_input(det->model, 0), vigil_model_metadata(det->model, "imgsz"), layout,
+                             &det->in_w, &det->in_h, err);
 }
 
 static vigil_status detector_labels(vigil_detector *det, const char *labels_path, vigil_error *err) {

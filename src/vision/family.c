@@ -61,6 +61,7 @@ vigil_head_family vigil_head_family_of(const vigil_tensor_info *input, const vig
     if (names && vigil_labels_parse(names, &labels, &err) == VIGIL_OK) n_named = (int)vigil_labels_count(labels);
     vigil_labels_free(labels);
     head_layout found;
+    if (n_outputs > HEAD_MAX_OUTPUTS) n_outputs = HEAD_MAX_OUTPUTS; /* the detector reads no more */
     if (head_detect_layout(outputs, n_outputs, n_named, task, w, h, VIGIL_HEAD_AUTO, 0, &found, &err))
         return VIGIL_HEAD_AUTO;
     int channels_first = found.family == VIGIL_HEAD_YOLOV8 || found.family == VIGIL_HEAD_YOLOV8_SEG;
