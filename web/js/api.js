@@ -132,3 +132,12 @@ export function showError(element, message) {
   element.textContent = message || '';
   element.hidden = !message;
 }
+
+// Gives every body cell of the table its column's heading as data-label (the
+// narrow layout shows it beside the value, where the header row is hidden).
+export function labelCells(table) {
+  const heads = [...table.tHead.rows[0].cells].map((c) => c.textContent.trim());
+  for (const body of table.tBodies) {
+    for (const row of body.rows) [...row.cells].forEach((c, i) => { c.dataset.label = heads[i] ?? ''; });
+  }
+}

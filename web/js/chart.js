@@ -1,7 +1,8 @@
 // chart.js - a small time-series line chart drawn on a <canvas>: several
 // series (each with a colour and optional dash), a shared y axis from zero
-// to a rounded maximum, the last `windowSeconds` on the x axis, a legend.
-// Gaps (null values) break the line.  Sized for the device pixel ratio.
+// to a rounded maximum, the last `windowSeconds` on the x axis.  Gaps (null
+// values) break the line.  Sized for the device pixel ratio.  The legend is
+// HTML next to the canvas (renderLegend), so that it wraps at any width.
 
 const AXIS = '#6b7280';
 const GRID = 'rgba(107,114,128,0.25)';
@@ -37,7 +38,7 @@ function formatTick(v) {
 // series: [{label, color, dash: [..] | undefined, points: [{t (ms), v | null}]}]
 export function drawChart(canvas, series, { now = Date.now(), windowSeconds = 120 } = {}) {
   const { ctx, width, height } = fit(canvas);
-  const pad = { left: 44, right: 10, top: 10, bottom: 38 };
+  const pad = { left: 44, right: 10, top: 10, bottom: 22 };
   const w = Math.max(10, width - pad.left - pad.right);
   const h = Math.max(10, height - pad.top - pad.bottom);
   const t0 = now - windowSeconds * 1000;
@@ -89,17 +90,23 @@ export function drawChart(canvas, series, { now = Date.now(), windowSeconds = 12
   }
   ctx.restore();
   ctx.setLineDash([]);
+}
 
-  let lx = pad.left; // legend under the axis
-  ctx.textAlign = 'left';
-  ctx.textBaseline = 'middle';
-  const ly = height - 9;
-  for (const s of series) {
-    if (s.legend === false) continue;
-    ctx.fillStyle = s.color;
-    ctx.fillRect(lx, ly - 4, 10, 8);
-    ctx.fillStyle = AXIS;
-    ctx.fillText(s.label, lx + 14, ly);
-    lx += 24 + ctx.measureText(s.label).width;
-  }
+// Fills the list with one entry per item ({label, color, dash}): a short line
+// in the series' colour (dashed when the series is) and its label.
+export function renderLegend(list, items) {
+  const text = JSON.stringify(items.map((i) => [i.label, i.color, Boolean(i.dash)]));
+  if (list.dataset.items === text) return; // unchanged: keep the nodes
+  list.dataset.items = text;
+  list.replaceChildren(...items.map((item) => {
+    const li = document.createElement('li');
+    const key = document.createElement('span');
+    key.className = item.dash ? 'key dashed' : 'key';
+    key.style.borderTopColor = item.color;
+    key.setAttribute('aria-hidden', 'true');
+    const label = document.createElement('span');
+    label.textContent = item.label;
+    li.append(key, label);
+    return li;
+  }));
 }

@@ -45,6 +45,41 @@ function setBusy(on, message = '') {
   $('detect-download-image').disabled = on || !image || !result;
 }
 
+// Fits a label ("name score") into at most `maxWidth` pixels: a smaller font
+// first (down to `minSize`), then the name cut short with an ellipsis (the
+// score stays).  Returns {text, size, width}.
+function fitLabel(ctx, name, score, size, maxWidth, minSize = 9) {
+  const font = (px) => `${px}px system-ui, sans-serif`;
+  const measure = (text) => ctx.measureText(text).width + 8; // 4 px of padding each side
+  let text = `${name} ${score}`;
+  ctx.font = font(size);
+  let width = measure(text);
+  if (width > maxWidth) {
+    size = Math.max(minSize, Math.floor((size * (maxWidth - 8)) / (width - 8)));
+    ctx.font = font(size);
+    width = measure(text);
+  }
+  for (let keep = name.length; width > maxWidth && keep > 0;) {
+    keep = Math.max(0, Math.min(keep - 1, Math.floor((keep * maxWidth) / width)));
+    text = `${name.slice(0, keep)}… ${score}`;
+    width = measure(text);
+  }
+  return { text, size, width: Math.ceil(Math.min(width, maxWidth)) };
+}
+
+// Where a w x h label goes: above the box when there is room, else just inside
+// its top edge; moved left or up as needed so that it lies wholly inside the
+// width x height image.
+export function placeLabel(box, w, h, width, height) {
+  const [x1, y1] = box;
+  const x = Math.max(0, Math.min(Math.floor(x1), width - w));
+  const y = Math.max(0, Math.min(Math.floor(y1 - h >= 0 ? y1 - h : y1), height - h));
+  return { x, y };
+}
+
+// Draws the image, then every box, then every label (labels last, so that no
+// box line crosses a label).  The labels' places, in image pixels, are kept
+// in the canvas' data-labels attribute (JSON [{text, x, y, w, h, color}]).
 function drawImageAndBoxes() {
   const canvas = $('detect-canvas');
   const ctx = canvas.getContext('2d');
@@ -54,25 +89,28 @@ function drawImageAndBoxes() {
   const detections = result?.detections || [];
   const line = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 300));
   const fontSize = Math.max(12, Math.round(Math.max(canvas.width, canvas.height) / 50));
-  ctx.font = `${fontSize}px system-ui, sans-serif`;
-  ctx.textBaseline = 'top';
   for (const d of detections) {
     const [x1, y1, x2, y2] = d.box;
-    const color = classColor(d.class_id);
-    ctx.strokeStyle = color;
+    ctx.strokeStyle = classColor(d.class_id);
     ctx.lineWidth = line;
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const label = `${d.class_name ?? d.class_id} ${d.score.toFixed(2)}`;
-    const tw = ctx.measureText(label).width + 8;
-    const th = fontSize + 6;
-    const ty = y1 - th >= 0 ? y1 - th : y1; // above the box when it fits
-    const tx = Math.max(0, Math.min(x1, canvas.width - tw)); // inside the image
+  }
+  ctx.textBaseline = 'top';
+  const labels = [];
+  for (const d of detections) {
+    const color = classColor(d.class_id);
+    const fitted = fitLabel(ctx, String(d.class_name ?? d.class_id), d.score.toFixed(2), fontSize, canvas.width);
+    const w = fitted.width;
+    const h = Math.min(canvas.height, fitted.size + 6);
+    const { x, y } = placeLabel(d.box, w, h, canvas.width, canvas.height);
     ctx.fillStyle = color;
-    ctx.fillRect(tx, ty, tw, th);
+    ctx.fillRect(x, y, w, h);
     ctx.fillStyle = textColorOn(color);
-    ctx.fillText(label, tx + 4, ty + 3);
+    ctx.fillText(fitted.text, x + 4, y + 3);
+    labels.push({ text: fitted.text, x, y, w, h, color });
   }
   canvas.dataset.boxes = String(detections.length);
+  canvas.dataset.labels = JSON.stringify(labels);
   canvas.setAttribute('aria-label', `${image.name}: ${detections.length} detections`);
 }
 
@@ -143,6 +181,12 @@ async function runDetect() {
   }
 }
 
+function formatBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} kB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
 async function takeImage(blob, name) {
   if (!blob) return;
   if (!/^image\/(jpeg|png)$/.test(blob.type) && blob.type) {
@@ -155,6 +199,15 @@ async function takeImage(blob, name) {
   } catch {
     showError($('detect-error'), `${name} cannot be read as an image`);
     return;
+  }
+  $('detect-file-name').textContent = `${name} · ${image.bitmap.width}×${image.bitmap.height} px · ${formatBytes(blob.size)}`;
+  const input = $('detect-file');
+  if (blob instanceof File && input.files[0] !== blob) { // dropped or pasted: the file input names it too
+    try {
+      const transfer = new DataTransfer();
+      transfer.items.add(blob);
+      input.files = transfer.files;
+    } catch { /* an older browser: the line above still names it */ }
   }
   result = null;
   drawImageAndBoxes();

@@ -5,7 +5,7 @@
 // every few seconds while the page is shown; rows are rebuilt only when the
 // data changed, and keyboard focus stays on the same control.
 
-import { getJson, postJson, showError, uploadWithProgress } from './api.js';
+import { getJson, labelCells, postJson, showError, uploadWithProgress } from './api.js';
 import { refreshModels as refreshDetectModels } from './detect.js';
 
 const $ = (id) => document.getElementById(id);
@@ -68,6 +68,7 @@ function renderRows(models) {
       cell(String(m.queue_length ?? 0)), cell(actions));
     body.append(tr);
   }
+  labelCells($('models-table'));
   $('models-empty').hidden = models.length > 0;
   if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
 }
@@ -99,7 +100,10 @@ function tensorTable(title, tensors) {
     tr.append(cell(t.name), cell(t.datatype), cell(`[${(t.shape || []).join(', ')}]`));
     body.append(tr);
   }
-  wrap.append(h, table);
+  const scroll = document.createElement('div');
+  scroll.className = 'table-wrap';
+  scroll.append(table);
+  wrap.append(h, scroll);
   return wrap;
 }
 

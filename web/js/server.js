@@ -3,13 +3,14 @@
 // the browser from successive /metrics scrapes (see prom.js), over a sliding
 // window of a few seconds.  Scraping runs only while the page is shown.
 
-import { getJson, request, showError } from './api.js';
-import { drawChart } from './chart.js';
+import { getJson, labelCells, request, showError } from './api.js';
+import { drawChart, renderLegend } from './chart.js';
 import { parseMetrics, rates, summarize } from './prom.js';
 
 const $ = (id) => document.getElementById(id);
 const SCRAPE_MS = 1000;
 const WINDOW_S = 120;
+const KEY = '#6b7280'; // the latency legend's line-style entries
 const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#db2777', '#0891b2', '#4b5563'];
 
 const RATE_WINDOW_MS = 5000;         // rates and percentiles over the last 5 s: smooth yet current
@@ -66,6 +67,7 @@ function renderTable(now) {
     });
     body.append(tr);
   }
+  labelCells($('server-table'));
 }
 
 function renderCharts() {
@@ -78,9 +80,13 @@ function renderCharts() {
   }));
   const toMs = (list) => list.map((s) => ({ ...s, points: s.points.map((p) => ({ t: p.t, v: p.v === null ? null : p.v * 1000 })) }));
   drawChart($('chart-throughput'), series('throughput'), { now, windowSeconds: WINDOW_S });
-  drawChart($('chart-latency'), [...toMs(series('p50')), ...toMs(series('p99', { dash: [5, 4], legend: false }))],
+  drawChart($('chart-latency'), [...toMs(series('p50')), ...toMs(series('p99', { dash: [5, 4] }))],
     { now, windowSeconds: WINDOW_S });
   drawChart($('chart-queue'), series('queue'), { now, windowSeconds: WINDOW_S });
+  const models = names.map((name) => ({ label: name, color: color(name) }));
+  renderLegend($('legend-throughput'), models);
+  renderLegend($('legend-latency'), [...models, { label: 'p50', color: KEY }, { label: 'p99', color: KEY, dash: true }]);
+  renderLegend($('legend-queue'), models);
 }
 
 async function scrape() {
