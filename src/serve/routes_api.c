@@ -27,8 +27,11 @@ static void models_item(const repository_item *item, void *user) {
     json_t *obj = json_pack("{s:s,s:I,s:s,s:s,s:I}", "name", item->name, "version", (json_int_t)item->version, "state",
                             model_state_name(item->state), "reason", item->reason, "queue_length",
                             (json_int_t)item->queue_length);
-    if (item->state == MODEL_READY)
+    if (item->state == MODEL_READY) {
         json_object_set_new(obj, "task", json_string(item->task == MODEL_TASK_DETECT ? "detect" : "raw"));
+        if (item->family != VIGIL_HEAD_AUTO)
+            json_object_set_new(obj, "family", json_string(vigil_head_family_name(item->family)));
+    }
     json_array_append_new(list, obj);
 }
 
@@ -38,7 +41,11 @@ static int route_models(http_exchange *ex, const route_path *p) {
         if (!method_is(ex, "GET")) return respond_method(ex, "GET");
         json_t *list = json_array();
         repository_each(ex->server->repo, models_item, list);
-        respond_jansson(ex, MHD_HTTP_OK, json_pack("{s:o}", "models", list));
+        char name[MODEL_NAME_MAX];
+        const char *chosen = repository_default_detector_name(ex->server->repo, name, sizeof name);
+        respond_jansson(ex, MHD_HTTP_OK,
+                        json_pack("{s:o,s:o}", "models", list, "default_detection_model",
+                                  chosen ? json_string(chosen) : json_null()));
         return 1;
     }
     if (p->n == 6 && seg_is(p, 4, "versions")) {
@@ -210,7 +217,9 @@ static void route_detect(http_exchange *ex) {
     }
     if (!exchange_acquire(ex, name, 0)) return;
     if (ex->served->task != MODEL_TASK_DETECT) {
-        respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "this model is not a detection model (task raw in its config.yaml)");
+        respond_error_code(ex, MHD_HTTP_BAD_REQUEST,
+                           "this model is not a detection model (its outputs are no YOLO head, or its config.yaml "
+                           "says task: raw)");
         return;
     }
     const char *image = ex->body.data;
