@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run.sh - `make run`: starts `vigil serve` on its defaults (HTTP 8000, gRPC
-# 50051, repository ./models).  When ./models is empty and ../shared/models
-# has the sample YOLO files, it offers them by reference (symlinks into a
-# version directory), never by copy.
+# 50051, repository ./models).  When ./models is empty it is filled with the
+# sample models (scripts/sample_models.py): a raw `affine` model and the YOLO
+# files of ../shared/models, by reference (symlinks into a version
+# directory), never by copy.
 #
 # usage: scripts/run.sh [VIGIL_BINARY [vigil serve flags...]]
 # The port comes from VIGIL_HTTP_PORT or a --http-port flag, the repository
@@ -23,18 +24,15 @@ for arg in "$@"; do
 done
 models=${VIGIL_MODELS:-./models}
 mkdir -p "$models"
-if [ -z "$(ls -A "$models" 2>/dev/null)" ] && [ -d ../shared/models ]; then
-  for f in ../shared/models/*.onnx; do
-    [ -e "$f" ] || continue
-    name=$(basename "$f" .onnx)
-    mkdir -p "$models/$name/1"
-    ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$models/$name/1/model.onnx"
-  done
-  echo "run: offering the sample models from ../shared/models (linked, not copied) in $models"
+# An empty repository, or one that holds the samples (.samples), gets the
+# sample set every documented example runs against: affine (generated) and
+# the YOLO models of ../shared/models (linked, never copied).
+if [ -z "$(ls -A "$models" 2>/dev/null)" ] || [ -e "$models/.samples" ]; then
+  /usr/bin/python3 scripts/sample_models.py "$models" "${VIGIL_SHARED_DIR:-../shared}/models"
 fi
-# The sample repository holds four detection models: requests that name none
-# go to yolov8n (a setting of your own in the environment wins).
-if [ -z "${VIGIL_DETECT_DEFAULT_MODEL:-}" ] && [ -d "$models/yolov8n" ]; then
+# The samples hold four detection models: requests that name none go to
+# yolov8n (a setting of your own in the environment wins).
+if [ -z "${VIGIL_DETECT_DEFAULT_MODEL:-}" ] && [ -e "$models/.samples" ] && [ -d "$models/yolov8n" ]; then
   export VIGIL_DETECT_DEFAULT_MODEL=yolov8n
 fi
 if [ -z "$(ls -A "$models" 2>/dev/null)" ]; then

@@ -10,6 +10,7 @@ import pathlib
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -17,6 +18,8 @@ import pytest
 import requests
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from sample_models import make_affine_onnx  # noqa: E402  (the raw model of make run's samples)
 
 
 def vigil_binary() -> str:
@@ -119,25 +122,6 @@ def daemon(tmp_path):
 
 
 # ---- model repositories for the server tests (test_serve_*.py) ----
-
-def make_affine_onnx(path, batch="batch", width=4, scale=2.0, offset=1.0):
-    """Writes an ONNX model y = scale * x + offset, x and y float32 [batch, width]
-    (batch symbolic when a string).  Needs python3-onnx."""
-    import onnx
-    from onnx import TensorProto, helper
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, width])
-    inits = [helper.make_tensor("scale", TensorProto.FLOAT, [1], [scale]),
-             helper.make_tensor("offset", TensorProto.FLOAT, [1], [offset])]
-    nodes = [helper.make_node("Mul", ["x", "scale"], ["t"]), helper.make_node("Add", ["t", "offset"], ["y"])]
-    model = helper.make_model(helper.make_graph(nodes, "affine", [x], [y], inits),
-                              opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
-
 
 def add_model(models, name, version=1, config=None, **affine):
     """models/<name>/<version>/model.onnx (an affine model) plus config.yaml text."""
