@@ -12,9 +12,14 @@
  * folder is taken, as `vigil serve` does) or a version folder
  * (models/yolov8n/1/); either way its model.onnx is inspected and named.
  *
- * Subcommands are a table: adding `list` (model repository) is one entry.
+ * `vigil models list [--models DIR]` shows a repository as `vigil serve`
+ * would load it: served version, backend, task and head family (the
+ * repository's own rules: repository_highest_version, repository_model_task).
+ *
+ * Subcommands are a table.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +30,8 @@
 #include "cli/commands.h"
 #include "core/alloc.h"
 #include "engine/onnx.h"
+#include "serve/repository.h"
+#include "vigil/engine.h"
 
 typedef struct models_subcommand {
     const char *name;
@@ -182,25 +189,6 @@ static int models_print_json(const char *path, int64_t version, const onnx_model
 
 #define MODEL_FILE "model.onnx" /* the file a version folder holds (the CPU backend's) */
 
-/* Highest all-digit subfolder of dir holding a readable MODEL_FILE, 0 if
- * none: the rule repository.c's highest_version applies when serving. */
-static int64_t models_highest_version(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int64_t best = 0;
-    struct dirent *ent;
-    while ((ent = readdir(d))) {
-        size_t len = strlen(ent->d_name);
-        if (len == 0 || len > 18 || strspn(ent->d_name, "0123456789") != len) continue;
-        int64_t v = strtoll(ent->d_name, NULL, 10);
-        char file[4200];
-        snprintf(file, sizeof file, "%s/%s/" MODEL_FILE, dir, ent->d_name);
-        if (v > best && access(file, R_OK) == 0) best = v;
-    }
-    closedir(d);
-    return best;
-}
-
 /* Turns the argument into the ONNX file to read: a file as given; a version
  * folder's MODEL_FILE; a model folder's highest version (*version set).
  * Returns 0, or 1 with one line printed. */
@@ -215,7 +203,7 @@ static int models_resolve(const char *arg, char *file, size_t size, int64_t *ver
     const char *sep = len && arg[len - 1] == '/' ? "" : "/";
     snprintf(file, size, "%s%s" MODEL_FILE, arg, sep);
     if (access(file, F_OK) == 0) return 0; /* a version folder */
-    *version = models_highest_version(arg);
+    *version = repository_highest_version(arg, MODEL_FILE);
     if (*version == 0) {
         fprintf(stderr,
                 "vigil models inspect: %s holds no " MODEL_FILE " and no version folder with one (like %s%s1/" MODEL_FILE
@@ -273,10 +261,153 @@ static int models_inspect(int argc, char **argv) {
     return rc;
 }
 
+/* ---------------------------------------------------------------- list */
+
+/* One model folder as `vigil serve` would see it. */
+typedef struct models_row {
+    char name[MODEL_NAME_MAX];
+    char file[4200];
+    int64_t version;
+    const char *backend;
+    model_task task;
+    vigil_head_family family;
+    char problem[4800]; /* "" when the model would load */
+} models_row;
+
+/* Fills row for the folder dir/name: config.yaml, the served version, and
+ * the task and head family from the file's tensors (loaded, not compiled). */
+static void models_describe(vigil_engine *engine, const char *dir, const char *name, models_row *row) {
+    memset(row, 0, sizeof *row);
+    snprintf(row->name, sizeof row->name, "%s", name);
+    char folder[2300], config_path[2400];
+    snprintf(folder, sizeof folder, "%s/%s", dir, name);
+    snprintf(config_path, sizeof config_path, "%s/config.yaml", folder);
+    model_config cfg;
+    model_config_defaults(&cfg);
+    vigil_error err = {0};
+    const backend_ops *ops = NULL;
+    if (model_config_load(config_path, &cfg, &err)) {
+        snprintf(row->problem, sizeof row->problem, "%s", err.message);
+        return;
+    }
+    row->backend = (ops = backend_find(cfg.backend)) ? ops->name : cfg.backend;
+    if (!ops) {
+        snprintf(row->problem, sizeof row->problem, "unknown backend '%s'", cfg.backend);
+        return;
+    }
+    if (!(row->version = repository_highest_version(folder, ops->model_file))) {
+        snprintf(row->problem, sizeof row->problem, "no version folder (%s/1/%s)", folder, ops->model_file);
+        return;
+    }
+    snprintf(row->file, sizeof row->file, "%s/%lld/%s", folder, (long long)row->version, ops->model_file);
+    vigil_model *m = NULL;
+    if (vigil_model_load(engine, row->file, &m, &err)) {
+        snprintf(row->problem, sizeof row->problem, "%s", err.message);
+        return;
+    }
+    vigil_tensor_info outputs[BACKEND_MAX_IO];
+    size_t n = vigil_model_output_count(m) < BACKEND_MAX_IO ? vigil_model_output_count(m) : BACKEND_MAX_IO;
+    for (size_t i = 0; i < n; i++)
+        outputs[i] = *vigil_model_output(m, i);
+    row->task = repository_model_task(cfg.task, vigil_model_input(m, 0), outputs, n, vigil_model_metadata(m, "names"),
+                                      vigil_model_metadata(m, "task"), vigil_model_metadata(m, "imgsz"),
+                                      &row->family);
+    vigil_model_free(m);
+}
+
+static int models_name_order(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static const char *models_task_name(const models_row *row) {
+    return row->problem[0] ? "-" : row->task == MODEL_TASK_DETECT ? "detect" : "raw";
+}
+
+static int models_list(int argc, char **argv) {
+    const char *dir = getenv("VIGIL_MODELS") ? getenv("VIGIL_MODELS") : "./models";
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (strcmp(argv[i], "--models") == 0 && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: vigil models list [--models DIR] [--json]\n"
+                   "\n"
+                   "Lists the model repository DIR (default: VIGIL_MODELS, else ./models) as vigil serve\n"
+                   "would load it: each model folder's served version, backend, file, and its task and\n"
+                   "detection head family (config.yaml's task, else what the model's outputs say),\n"
+                   "or why it would not load. Nothing is compiled or run.\n");
+            return 0;
+        } else {
+            fprintf(stderr, "vigil models list: unexpected argument '%s' (see vigil models list --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "vigil models list: cannot open the model repository %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char *names[1024];
+    size_t n_names = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d)) && n_names < sizeof names / sizeof names[0]) {
+        char folder[2300];
+        struct stat st;
+        vigil_error err;
+        snprintf(folder, sizeof folder, "%s/%s", dir, ent->d_name);
+        if (repository_check_name(ent->d_name, &err) || stat(folder, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        if (!(names[n_names] = strdup(ent->d_name))) break;
+        n_names++;
+    }
+    closedir(d);
+    qsort(names, n_names, sizeof names[0], models_name_order);
+    vigil_engine *engine = NULL;
+    vigil_engine_options eo = {.threads = 1};
+    vigil_error err = {0};
+    if (vigil_engine_create(&eo, &engine, &err)) {
+        fprintf(stderr, "vigil models list: %s\n", err.message);
+        n_names = 0;
+    }
+    json_t *list = json ? json_array() : NULL;
+    if (!json) printf("%-24s %-7s %-7s %-10s %-7s %s\n", "MODEL", "VERSION", "TASK", "FAMILY", "BACKEND", "FILE / PROBLEM");
+    for (size_t i = 0; i < n_names; i++) {
+        models_row row;
+        models_describe(engine, dir, names[i], &row);
+        const char *family = row.family != VIGIL_HEAD_AUTO ? vigil_head_family_name(row.family) : NULL;
+        if (json) {
+            json_t *obj = json_pack("{s:s,s:I,s:s}", "name", row.name, "version", (json_int_t)row.version, "task",
+                                    models_task_name(&row));
+            json_object_set_new(obj, "family", family ? json_string(family) : json_null());
+            json_object_set_new(obj, "backend", row.backend ? json_string(row.backend) : json_null());
+            json_object_set_new(obj, "file", row.file[0] ? json_string(row.file) : json_null());
+            json_object_set_new(obj, "problem", row.problem[0] ? json_string(row.problem) : json_null());
+            json_array_append_new(list, obj);
+        } else {
+            char version[24] = "-";
+            if (row.version) snprintf(version, sizeof version, "%lld", (long long)row.version);
+            printf("%-24s %-7s %-7s %-10s %-7s %s\n", row.name, version, models_task_name(&row), family ? family : "-",
+                   row.backend ? row.backend : "-", row.problem[0] ? row.problem : row.file);
+        }
+        free(names[i]);
+    }
+    vigil_engine_destroy(engine);
+    if (json) {
+        char *text = json_dumps(list, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(list);
+        if (!text) return 1;
+        printf("%s\n", text);
+        free(text); /* allocated by jansson */
+    }
+    return 0;
+}
+
 static const models_subcommand models_subcommands[] = {
     {"inspect", models_inspect, "inspect MODEL.onnx|DIR [--json]",
      "show inputs, outputs, opsets, operators, weights and metadata of an ONNX file or model folder (nothing is run)"},
-    /* "list" (the model repository) is added here */
+    {"list", models_list, "list [--models DIR] [--json]",
+     "the model repository as vigil serve would load it: versions, task, detection head family"},
 };
 static const size_t models_n_subcommands = sizeof models_subcommands / sizeof models_subcommands[0];
 

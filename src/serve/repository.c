@@ -168,8 +168,7 @@ vigil_status repository_acquire(repository *repo, const char *name, int64_t vers
 /* ------------------------------------------------------------ loading */
 
 
-/* Highest all-digit subdirectory of dir that holds file; 0 if none. */
-static int64_t highest_version(const char *dir, const char *file) {
+int64_t repository_highest_version(const char *dir, const char *file) {
     DIR *d = opendir(dir);
     if (!d) return 0;
     int64_t best = 0;
@@ -193,20 +192,22 @@ static int total_threads(const repository *repo) {
     return n > 0 ? (int)n : 1;
 }
 
-/* The task and head family: config.yaml's task when it names one, else
- * what the tensors and metadata say (a YOLOv5 export carries no task
- * metadata, yet its [1, 25200, 85] output is a detection head). */
+model_task repository_model_task(model_task configured, const vigil_tensor_info *input,
+                                 const vigil_tensor_info *outputs, size_t n_outputs, const char *names,
+                                 const char *task, const char *imgsz, vigil_head_family *family) {
+    *family = vigil_head_family_of(input, outputs, n_outputs, names, task, imgsz);
+    if (configured != MODEL_TASK_AUTO) return configured;
+    return *family != VIGIL_HEAD_AUTO ? MODEL_TASK_DETECT : MODEL_TASK_RAW;
+}
+
+/* The served version's task and family, from its first instance. */
 static void served_infer_task(served_model *m, const backend_model *first) {
     vigil_tensor_info outputs[BACKEND_MAX_IO];
     for (size_t i = 0; i < m->io.n_outputs; i++)
         outputs[i] = *m->io.outputs[i];
-    m->family = m->io.n_inputs ? vigil_head_family_of(m->io.inputs[0], outputs, m->io.n_outputs,
-                                                      m->ops->metadata(first, "names"),
-                                                      m->ops->metadata(first, "task"), m->ops->metadata(first, "imgsz"))
-                               : VIGIL_HEAD_AUTO;
-    m->task = m->config.task != MODEL_TASK_AUTO ? m->config.task
-              : m->family != VIGIL_HEAD_AUTO    ? MODEL_TASK_DETECT
-                                                : MODEL_TASK_RAW;
+    m->task = repository_model_task(m->config.task, m->io.n_inputs ? m->io.inputs[0] : NULL, outputs,
+                                    m->io.n_outputs, m->ops->metadata(first, "names"),
+                                    m->ops->metadata(first, "task"), m->ops->metadata(first, "imgsz"), &m->family);
 }
 
 /* Loads the instances of one version into a new scheduler. */
@@ -256,7 +257,7 @@ static vigil_status served_load(repository *repo, const char *name, served_model
     vigil_status st = model_config_load(path, &m->config, err);
     if (!st && !(m->ops = backend_find(m->config.backend)))
         st = vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s: unknown backend '%s'", path, m->config.backend);
-    if (!st && !(m->version = highest_version(dir, m->ops->model_file)))
+    if (!st && !(m->version = repository_highest_version(dir, m->ops->model_file)))
         st = vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "%s: no version directory (%s/1/%s)", dir, dir,
                              m->ops->model_file);
     *version = m->version;
@@ -425,7 +426,7 @@ static void load_at_start(repository *repo, const char *name) {
 static void poll_model(repository *repo, const char *name) {
     char dir[2048];
     snprintf(dir, sizeof dir, "%s/%s", repo->cfg->models_dir, name);
-    int64_t on_disk = highest_version(dir, "model.onnx");
+    int64_t on_disk = repository_highest_version(dir, "model.onnx");
     pthread_mutex_lock(&repo->lock);
     repo_entry *e = entry_find(repo, name);
     int stale = !e || (e->state == MODEL_READY && on_disk > e->version) ||

@@ -66,6 +66,19 @@ vigil_status repository_start(repository *repo, vigil_error *err);
 void repository_drain(repository *repo, int64_t timeout_ms);
 void repository_destroy(repository *repo);
 
+/* The version a model folder serves: its highest all-digit subfolder that
+ * holds a readable `file` (the backend's model file, "model.onnx"); 0 if
+ * none. */
+int64_t repository_highest_version(const char *model_dir, const char *file);
+
+/* What a model is: config.yaml's task when it names one (configured), else
+ * DETECT when its tensors and Ultralytics metadata (names, task, imgsz; NULL
+ * when absent) describe a head vigil decodes (vigil_head_family_of), else
+ * RAW.  OUT: *family, that head (VIGIL_HEAD_AUTO: none). */
+model_task repository_model_task(model_task configured, const vigil_tensor_info *input,
+                                 const vigil_tensor_info *outputs, size_t n_outputs, const char *names,
+                                 const char *task, const char *imgsz, vigil_head_family *family);
+
 /* Checks a model name: [A-Za-z0-9_.-], 1..127 chars, not starting with '.'. */
 vigil_status repository_check_name(const char *name, vigil_error *err);
 

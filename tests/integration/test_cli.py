@@ -147,3 +147,36 @@ def test_detect_errors_name_the_path_once(tmp_path):
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and problem in lines[0], res.stderr
         assert lines[0].count(str(image)) == 1, lines[0]
+
+
+def test_models_list_shows_each_models_task_and_family(tmp_path):
+    """`vigil models list` reads a repository as `vigil serve` would: the
+    served version, and the task and head family from the outputs (a YOLOv5
+    export carries no task metadata), or why a folder would not load."""
+    yolov5 = shared_path("models/yolov5n.onnx")
+    models = tmp_path / "models"
+    for version in (1, 3):
+        (models / "yolov5n" / str(version)).mkdir(parents=True)
+        (models / "yolov5n" / str(version) / "model.onnx").symlink_to(yolov5)
+    make_affine_onnx(models / "affine" / "1" / "model.onnx")
+    make_affine_onnx(models / "forced" / "1" / "model.onnx")
+    (models / "forced" / "config.yaml").write_text("task: detect\n")
+    (models / "broken" / "1").mkdir(parents=True)
+    (models / "broken" / "config.yaml").write_text("colour: red\n")
+    (models / "empty").mkdir()
+    r = run_vigil("models", "list", "--models", models, "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert list(rows) == ["affine", "broken", "empty", "forced", "yolov5n"]
+    assert rows["yolov5n"]["task"] == "detect" and rows["yolov5n"]["family"] == "yolov5"
+    assert rows["yolov5n"]["version"] == 3 and rows["yolov5n"]["file"].endswith("yolov5n/3/model.onnx")
+    assert rows["affine"]["task"] == "raw" and rows["affine"]["family"] is None
+    assert rows["forced"]["task"] == "detect"  # config.yaml's task wins
+    assert "unknown key 'colour'" in rows["broken"]["problem"] and rows["broken"]["task"] == "-"
+    assert "no version folder" in rows["empty"]["problem"]
+    text = run_vigil("models", "list", "--models", models)
+    assert text.returncode == 0
+    line = next(l for l in text.stdout.splitlines() if l.startswith("yolov5n "))
+    assert line.split()[:5] == ["yolov5n", "3", "detect", "yolov5", "cpu"]
+    missing = run_vigil("models", "list", "--models", tmp_path / "nowhere")
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
