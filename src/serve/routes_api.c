@@ -205,6 +205,17 @@ static int detect_cache_hit(http_exchange *ex) {
 }
 
 static void route_detect(http_exchange *ex) {
+    static const char *const parameters[] = {"model", "conf", "iou", "max_det", "classes", "render", "priority", NULL};
+    const char *unknown = exchange_query_unknown(ex, parameters);
+    if (unknown) {
+        char message[256];
+        snprintf(message, sizeof message,
+                 "unknown query parameter '%.64s': /api/v1/detect takes model, conf, iou, max_det, classes, render "
+                 "and priority",
+                 unknown);
+        respond_error_code(ex, MHD_HTTP_BAD_REQUEST, message);
+        return;
+    }
     char model[MODEL_NAME_MAX];
     const char *name = exchange_query(ex, "model");
     vigil_error err = {0};

@@ -116,6 +116,26 @@ const char *exchange_query(http_exchange *ex, const char *key) {
     return MHD_lookup_connection_value(ex->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+typedef struct query_scan {
+    const char *const *known;
+    const char *unknown; /* the first key not in known */
+} query_scan;
+
+static enum MHD_Result query_scan_key(void *user, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind, (void)value;
+    query_scan *scan = user;
+    for (const char *const *k = scan->known; *k; k++)
+        if (strcmp(*k, key) == 0) return MHD_YES;
+    scan->unknown = key;
+    return MHD_NO;
+}
+
+const char *exchange_query_unknown(http_exchange *ex, const char *const *known) {
+    query_scan scan = {.known = known};
+    MHD_get_connection_values(ex->conn, MHD_GET_ARGUMENT_KIND, query_scan_key, &scan);
+    return scan.unknown;
+}
+
 const char *exchange_header(http_exchange *ex, const char *key) {
     return MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, key);
 }

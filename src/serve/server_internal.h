@@ -96,6 +96,9 @@ void respond_error_code(http_exchange *ex, int code, const char *message);
 
 /* ---- requests ---- */
 const char *exchange_query(http_exchange *ex, const char *key);
+/* The first query parameter whose name is not in known (NULL-terminated),
+ * or NULL: a misspelt option is refused rather than silently ignored. */
+const char *exchange_query_unknown(http_exchange *ex, const char *const *known);
 const char *exchange_header(http_exchange *ex, const char *key);
 /* Takes a reference on the model (version 0 = served one) into ex->served;
  * on failure the error response is set and 0 returned. */

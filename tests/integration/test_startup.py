@@ -226,6 +226,14 @@ def test_bad_query_parameter_names_itself_and_its_range(detectors, query, messag
     assert res.json() == {"error": message}
 
 
+def test_a_misspelt_query_parameter_is_refused_not_ignored(detectors):
+    res = requests.post(f"{detectors.url}/api/v1/detect?model=tinyA&confidence=0.9", data=png_bytes(64, 64),
+                        timeout=30)
+    assert res.status_code == 400, res.text
+    assert res.json() == {"error": "unknown query parameter 'confidence': /api/v1/detect takes model, conf, iou, "
+                                   "max_det, classes, render and priority"}
+
+
 def test_good_query_parameters_still_work(detectors):
     q = "model=tinyA&conf=0.5&iou=0.3&max_det=10&priority=-3&classes=0,thing1&render=false"
     res = requests.post(f"{detectors.url}/api/v1/detect?{q}", data=png_bytes(64, 64), timeout=30)
