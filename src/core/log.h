@@ -27,7 +27,7 @@ void log_write(log_level level, const char *file, int line, const char *fmt, ...
 /* log_write for callers holding a va_list (a library's log callback). */
 void log_vwrite(log_level level, const char *file, int line, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
-/* Writes one finished line (text ends without '\n'; it is added) to the sink,
+/* Writes one finished line (text ends without '\n'; it is added) to the sink in one write,
  * serialised with the other lines.  For records whose layout the caller
  * builds (the access log), in the form log_json() asks for. */
 void log_line(const char *text);
