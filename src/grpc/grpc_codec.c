@@ -182,9 +182,59 @@ vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectO
 int grpc_parse_version(const char *text, int64_t *out) {
     *out = 0;
     if (!text || !*text) return 1;
-    char *end;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end || v < 1) return 0;
-    *out = v;
+    return repository_parse_version(text, strlen(text), out);
+}
+
+/* ------------------------------------------------------------ strings on the wire */
+
+/* Reads a varint at *at (< end); 0 when truncated or longer than 10 bytes. */
+static int wire_varint(const uint8_t **at, const uint8_t *end, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70 && *at < end; shift += 7) {
+        uint8_t b = *(*at)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when no string field of desc (nested messages included, depth <= 32)
+ * in data holds a NUL byte. */
+static int strings_whole(const ProtobufCMessageDescriptor *desc, const uint8_t *at, const uint8_t *end, int depth) {
+    while (at < end) {
+        uint64_t tag, n;
+        if (!wire_varint(&at, end, &tag)) return 1; /* malformed: the unpacker says so */
+        switch (tag & 7) {
+        case 0:
+            if (!wire_varint(&at, end, &n)) return 1;
+            break;
+        case 1: at += (size_t)(end - at) < 8 ? (size_t)(end - at) : 8; break;
+        case 5: at += (size_t)(end - at) < 4 ? (size_t)(end - at) : 4; break;
+        case 2: {
+            if (!wire_varint(&at, end, &n) || n > (uint64_t)(end - at)) return 1;
+            const ProtobufCFieldDescriptor *f =
+                tag >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3)) : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(at, 0, (size_t)n)) return 0;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < 32 &&
+                !strings_whole(f->descriptor, at, at + n, depth + 1))
+                return 0;
+            at += n;
+            break;
+        }
+        default: return 1;
+        }
+    }
     return 1;
+}
+
+vigil_status grpc_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                                vigil_error *err) {
+    if (strings_whole(desc, data, data + len, 0)) return VIGIL_OK;
+    return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                           "%s: a string field (a model name, version, tensor or parameter name) holds a NUL byte; "
+                           "names are letters, digits, '_', '.' and '-'",
+                           desc->short_name);
 }

@@ -38,7 +38,16 @@ vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInfer
 vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectOptions *o, arena *a, sched_job *job,
                                  vigil_error *err);
 
-/* Parses a positive version string ("" = 0: the served one); 0 when bad. */
+/* Parses a version string ("" = 0: the served one) by the repository's one
+ * rule (repository_parse_version); 0 when bad. */
 int grpc_parse_version(const char *text, int64_t *out);
+#define GRPC_VERSION_RULE "empty (the served version) or " REPOSITORY_VERSION_RULE
+
+/* protobuf-c hands strings over NUL-terminated and drops their wire length,
+ * so "yolov8n\0x" would read as "yolov8n": this refuses (400, INVALID_ARGUMENT)
+ * a message of type desc whose string fields, nested ones included, hold a
+ * NUL byte on the wire. */
+vigil_status grpc_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                                vigil_error *err);
 
 #endif

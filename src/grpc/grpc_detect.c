@@ -189,7 +189,8 @@ static void detect_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len
     uint64_t frame_id = req ? req->frame_id : 0;
     if (!req) vigil_error_set(&err, VIGIL_ERR_PARSE, "malformed DetectRequest message");
     else if (!ctx) vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
-    else if (detect_parse(c, req, w, &err) && w->served)
+    else if (grpc_check_strings(&vigil__v1__detect_request__descriptor, data, len, &err)) { /* err says why */
+    } else if (detect_parse(c, req, w, &err) && w->served)
         metrics_inference(gcall_server(c)->metrics, w->served->name, METRICS_ERROR);
     if (req) vigil__v1__detect_request__free_unpacked(req, NULL);
     if (err.status) {

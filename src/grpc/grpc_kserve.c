@@ -26,10 +26,15 @@
 /* Unpacks a request of type desc, or fails the call and returns NULL. */
 static void *unpack(gcall *c, const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len) {
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
+    vigil_error err = {0};
     if (!m) {
         char message[160];
         snprintf(message, sizeof message, "malformed %s message", desc->short_name);
         gcall_fail(c, VIGIL_ERR_PARSE, message);
+    } else if (grpc_check_strings(desc, data, len, &err)) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        gcall_fail(c, err.status, err.message);
+        return NULL;
     }
     return m;
 }
@@ -171,8 +176,9 @@ static void infer_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len,
     int64_t version = 0;
     if (!req) vigil_error_set(&err, VIGIL_ERR_PARSE, "malformed ModelInferRequest message");
     else if (!ctx) vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
-    else if (!grpc_parse_version(req->model_version, &version))
-        vigil_error_set(&err, VIGIL_ERR_INVALID_ARGUMENT, "model_version must be empty or a positive integer");
+    else if (grpc_check_strings(&inference__model_infer_request__descriptor, data, len, &err)) { /* err says why */
+    } else if (!grpc_parse_version(req->model_version, &version))
+        vigil_error_set(&err, VIGIL_ERR_INVALID_ARGUMENT, "model_version: " GRPC_VERSION_RULE);
     else if (!gwork_acquire(w, req->model_name, version, &err) &&
              grpc_infer_parse(w->served, req, gcall_server(c)->cfg.max_tensor_elements, w->arena, w->job, ctx, &err))
         metrics_inference(gcall_server(c)->metrics, w->served->name, METRICS_ERROR);
@@ -224,7 +230,7 @@ static vigil_status acquire_for(gcall *c, const char *name, const char *version_
     int64_t version;
     *out = NULL;
     if (!grpc_parse_version(version_text, &version))
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "version must be empty or a positive integer");
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "version: " GRPC_VERSION_RULE);
     if (!*name) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "a model name is required");
     return repository_acquire(gcall_server(c)->repo, name, version, out, err);
 }
@@ -477,10 +483,14 @@ static void model_statistics(gcall *c, uint64_t seq, const uint8_t *data, size_t
     }
     int named = *req->name != 0;
     if (!x) gcall_fail(c, VIGIL_ERR_NO_MEMORY, "out of memory");
-    else if (!ok) gcall_fail(c, VIGIL_ERR_INVALID_ARGUMENT, "version must be empty or a positive integer");
+    vigil_error err = {0};
+    int bad_name = named && repository_check_name(req->name, &err);
+    if (!x) gcall_fail(c, VIGIL_ERR_NO_MEMORY, "out of memory");
+    else if (bad_name) gcall_fail(c, err.status, err.message);
+    else if (!ok) gcall_fail(c, VIGIL_ERR_INVALID_ARGUMENT, "version: " GRPC_VERSION_RULE);
     else if (named && x->n == 0) gcall_fail(c, VIGIL_ERR_NOT_FOUND, "no ready model with that name and version");
     inference__model_statistics_request__free_unpacked(req, NULL);
-    if (!x || !ok || (named && x->n == 0)) {
+    if (!x || bad_name || !ok || (named && x->n == 0)) {
         vigil_free(x);
         return;
     }

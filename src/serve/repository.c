@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,19 +56,92 @@ const char *model_state_name(model_state state) {
     return state >= 0 && state < MODEL_STATE_COUNT ? state_names[state] : "UNKNOWN";
 }
 
-vigil_status repository_check_name(const char *name, vigil_error *err) {
-    size_t len = strlen(name);
+void repository_quote(const char *text, size_t len, char *out, size_t size) {
+    size_t at = 0, i = 0;
+    for (; i < len && i < 64 && at + 5 < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\') out[at++] = (char)c;
+        else at += (size_t)snprintf(out + at, size - at, "\\x%02x", c);
+    }
+    if (i < len && at + 4 < size) at += (size_t)snprintf(out + at, size - at, "...");
+    out[at] = '\0';
+}
+
+vigil_status repository_check_name_bytes(const char *name, size_t len, vigil_error *err) {
+    char quoted[4 * 64 + 8];
+    repository_quote(name, len, quoted, sizeof quoted);
     if (len == 0 || len >= MODEL_NAME_MAX || name[0] == '.')
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                               "invalid model name '%.64s': 1 to 127 characters, not starting with '.'", name);
+                               "invalid model name '%s' (%zu bytes): a name is 1 to 127 characters, not starting "
+                               "with '.'",
+                               quoted, len);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (!isalnum(c) && c != '_' && c != '.' && c != '-')
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                                   "invalid model name '%.64s': only letters, digits, '_', '.' and '-' are allowed",
-                                   name);
+        if (isalnum(c) && c < 0x80) continue;
+        if (c == '_' || c == '.' || c == '-') continue;
+        char what[32];
+        if (c == 0) snprintf(what, sizeof what, "a NUL byte");
+        else if (c < 0x20 || c == 0x7f) snprintf(what, sizeof what, "the control character 0x%02x", c);
+        else if (c >= 0x80) snprintf(what, sizeof what, "the non-ASCII byte 0x%02x", c);
+        else if (c == '%' && name[i + 1] == '0' && name[i + 2] == '0') snprintf(what, sizeof what, "a NUL byte (%%00)");
+        else snprintf(what, sizeof what, "'%c'", c);
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "invalid model name '%s': it holds %s at byte %zu; only letters, digits, '_', '.' "
+                               "and '-' are allowed",
+                               quoted, what, i);
     }
     return VIGIL_OK;
+}
+
+vigil_status repository_check_name(const char *name, vigil_error *err) {
+    return repository_check_name_bytes(name, strlen(name), err);
+}
+
+int repository_parse_version(const char *text, size_t len, int64_t *out) {
+    if (len == 0 || len > 19 || text[0] == '0') return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9') return 0;
+        v = v * 10 + (uint64_t)(text[i] - '0');
+    }
+    if (v > (uint64_t)INT64_MAX) return 0;
+    *out = (int64_t)v;
+    return 1;
+}
+
+vigil_status repository_version_error(const char *text, size_t len, vigil_error *err) {
+    char quoted[4 * 64 + 8];
+    repository_quote(text, len, quoted, sizeof quoted);
+    return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "invalid version '%s': %s", quoted,
+                           REPOSITORY_VERSION_RULE);
+}
+
+/* Removes every "prefix/" from message, in place. */
+static void strip_prefix(char *message, const char *prefix) {
+    size_t n = strlen(prefix);
+    if (n == 0) return;
+    for (char *at = strstr(message, prefix); at; at = strstr(at, prefix)) {
+        unsigned char before = at == message ? ' ' : (unsigned char)at[-1];
+        if (at[n] != '/' || isalnum(before) || strchr("_.-/", before)) { /* part of a longer path */
+            at += n;
+            continue;
+        }
+        memmove(at, at + n + 1, strlen(at + n + 1) + 1);
+    }
+}
+
+void repository_relative_message(const vigil_config *cfg, vigil_error *err) {
+    if (!err) return;
+    char real[PATH_MAX];
+    if (realpath(cfg->models_dir, real)) strip_prefix(err->message, real);
+    strip_prefix(err->message, cfg->models_dir);
+    /* an upload's staging folder: name the path the file will have */
+    for (char *at = strstr(err->message, REPOSITORY_STAGING_PREFIX); at;
+         at = strstr(at, REPOSITORY_STAGING_PREFIX)) {
+        char *slash = strchr(at, '/');
+        if (!slash) break;
+        memmove(at, slash + 1, strlen(slash + 1) + 1);
+    }
 }
 
 /* ------------------------------------------------------------ entries */
@@ -141,8 +215,8 @@ static int is_dir(const char *path) {
 
 vigil_status repository_acquire(repository *repo, const char *name, int64_t version, served_model **out,
                                 vigil_error *err) {
-    vigil_status st = repository_check_name(name, err);
-    if (st) return st == VIGIL_ERR_INVALID_ARGUMENT ? (err->status = VIGIL_ERR_NOT_FOUND) : st;
+    vigil_status st = repository_check_name(name, err); /* malformed: 400, well-formed and unknown: 404 */
+    if (st) return st;
     pthread_mutex_lock(&repo->lock);
     repo_entry *e = entry_find(repo, name);
     char dir[2048];
@@ -175,9 +249,8 @@ int64_t repository_highest_version(const char *dir, const char *file) {
     struct dirent *ent;
     while ((ent = readdir(d))) {
         const char *n = ent->d_name;
-        size_t len = strlen(n);
-        if (len == 0 || len > 18 || strspn(n, "0123456789") != len) continue;
-        int64_t v = strtoll(n, NULL, 10);
+        int64_t v;
+        if (!repository_parse_version(n, strlen(n), &v)) continue; /* "01", "1x": not a version folder */
         char path[2300];
         snprintf(path, sizeof path, "%s/%s/%s", dir, n, file);
         if (v > best && access(path, R_OK) == 0) best = v;
@@ -248,7 +321,7 @@ static vigil_status served_load(repository *repo, const char *name, served_model
     char dir[2048], path[2400];
     snprintf(dir, sizeof dir, "%s/%s", repo->cfg->models_dir, name);
     *version = 0;
-    if (!is_dir(dir)) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "no model directory %s", dir);
+    if (!is_dir(dir)) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "no model folder %s in the repository", name);
     served_model *m = vigil_calloc(1, sizeof *m);
     if (!m) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     snprintf(m->name, sizeof m->name, "%s", name);
@@ -258,8 +331,8 @@ static vigil_status served_load(repository *repo, const char *name, served_model
     if (!st && !(m->ops = backend_find(m->config.backend)))
         st = vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s: unknown backend '%s'", path, m->config.backend);
     if (!st && !(m->version = repository_highest_version(dir, m->ops->model_file)))
-        st = vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "%s: no version directory (%s/1/%s)", dir, dir,
-                             m->ops->model_file);
+        st = vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "%s: no version folder holds %s (%s/1/%s)", name,
+                             m->ops->model_file, name, m->ops->model_file);
     *version = m->version;
     if (!st) {
         snprintf(path, sizeof path, "%s/%lld/%s", dir, (long long)m->version, m->ops->model_file);
@@ -287,6 +360,7 @@ static vigil_status load_locked(repository *repo, const char *name, vigil_error 
     int64_t version = 0;
     int64_t t0 = sched_now_ns();
     st = served_load(repo, name, &fresh, &version, err);
+    if (st) repository_relative_message(repo->cfg, err); /* reasons and answers never show where the repository is */
     pthread_mutex_lock(&repo->lock);
     served_model *old = NULL;
     char dir[2048];
@@ -359,29 +433,61 @@ vigil_status repository_unload(repository *repo, const char *name, vigil_error *
     return st;
 }
 
-vigil_status repository_check_file(repository *repo, const char *name, const char *path, const char **file,
-                                   vigil_error *err) {
+/* The backend name's config.yaml asks for (the CPU engine by default); OUT: *index, its backend_at index. */
+static vigil_status config_backend(repository *repo, const char *name, size_t *index, vigil_error *err) {
     model_config cfg;
     model_config_defaults(&cfg);
     char config_path[2300];
     snprintf(config_path, sizeof config_path, "%s/%s/config.yaml", repo->cfg->models_dir, name);
     vigil_status st = model_config_load(config_path, &cfg, err);
-    if (st) return st;
+    if (st) {
+        repository_relative_message(repo->cfg, err);
+        return st;
+    }
+    size_t i = 0;
+    while (backend_at(i) && strcmp(backend_at(i)->name, cfg.backend) != 0) i++;
+    if (!backend_at(i) || i >= REPO_MAX_BACKENDS)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s/config.yaml: unknown backend '%s'", name, cfg.backend);
+    *index = i;
+    return VIGIL_OK;
+}
+
+const char *repository_model_file(repository *repo, const char *name) {
     size_t index = 0;
-    while (backend_at(index) && strcmp(backend_at(index)->name, cfg.backend) != 0) index++;
+    vigil_error ignored = {0};
+    return config_backend(repo, name, &index, &ignored) ? backend_at(0)->model_file : backend_at(index)->model_file;
+}
+
+vigil_status repository_check_file(repository *repo, const char *name, const char *path, const char **file,
+                                   vigil_error *err) {
+    size_t index = 0;
+    vigil_status st = config_backend(repo, name, &index, err);
+    if (st) return st;
     const backend_ops *ops = backend_at(index);
-    if (!ops || index >= REPO_MAX_BACKENDS)
-        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "%s: unknown backend '%s'", config_path, cfg.backend);
     backend_model *model = NULL;
     backend_io io;
     st = ops->load(repo->devices[index], path, &model, &io, err);
     if (st) {
+        repository_relative_message(repo->cfg, err);
         vigil_error_prefix(err, "the uploaded model does not load");
+        /* what it points at is absent or outside its folder: the upload is at fault */
+        if (st == VIGIL_ERR_NOT_FOUND || st == VIGIL_ERR_PERMISSION) st = err->status = VIGIL_ERR_INVALID_ARGUMENT;
         return st;
     }
     ops->unload(model);
     *file = ops->model_file;
     return VIGIL_OK;
+}
+
+void repository_forget(repository *repo, const char *name) {
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s/%s", repo->cfg->models_dir, name);
+    pthread_mutex_lock(&repo->load_lock); /* not while a load of it runs */
+    pthread_mutex_lock(&repo->lock);
+    repo_entry *e = entry_find(repo, name);
+    if (e && e->state != MODEL_READY && !e->served && !is_dir(dir)) entry_remove(repo, e);
+    pthread_mutex_unlock(&repo->lock);
+    pthread_mutex_unlock(&repo->load_lock);
 }
 
 int repository_is_ready(repository *repo, const char *name) {

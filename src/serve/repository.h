@@ -66,8 +66,8 @@ vigil_status repository_start(repository *repo, vigil_error *err);
 void repository_drain(repository *repo, int64_t timeout_ms);
 void repository_destroy(repository *repo);
 
-/* The version a model folder serves: its highest all-digit subfolder that
- * holds a readable `file` (the backend's model file, "model.onnx"); 0 if
+/* The version a model folder serves: its highest subfolder named by a
+ * version (repository_parse_version: "01" is not one) that holds a readable `file` (the backend's model file, "model.onnx"); 0 if
  * none. */
 int64_t repository_highest_version(const char *model_dir, const char *file);
 
@@ -79,11 +79,38 @@ model_task repository_model_task(model_task configured, const vigil_tensor_info 
                                  const vigil_tensor_info *outputs, size_t n_outputs, const char *names,
                                  const char *task, const char *imgsz, vigil_head_family *family);
 
-/* Checks a model name: [A-Za-z0-9_.-], 1..127 chars, not starting with '.'. */
+/* Writes at most 64 bytes of text into out (size >= 4 * 64 + 8 for all of
+ * them; "..." when cut) with every byte outside printable ASCII and '\\' as
+ * \xNN, so that text a client sent can be quoted in a message (JSON, gRPC
+ * status, log line) whatever bytes it holds. */
+void repository_quote(const char *text, size_t len, char *out, size_t size);
+
+/* Checks a model name: [A-Za-z0-9_.-], 1..127 chars, not starting with '.'.
+ * VIGIL_ERR_INVALID_ARGUMENT (400) otherwise, the message quoting the name
+ * with every byte outside printable ASCII written as \xNN.  The _bytes form
+ * takes the length the client sent (a URL path or a protobuf string), so a
+ * NUL inside the name is refused instead of cutting the name short. */
 vigil_status repository_check_name(const char *name, vigil_error *err);
+vigil_status repository_check_name_bytes(const char *name, size_t len, vigil_error *err);
+
+/* The one parser for a version a client or the repository's folders name:
+ * decimal digits only, no sign, no leading zero, in [1, 2^63 - 1].  1 with
+ * *out set, else 0.  repository_version_error sets the 400 that says so. */
+#define REPOSITORY_VERSION_RULE \
+    "a version is a decimal integer from 1 to 9223372036854775807, digits only (no sign, no leading zeros)"
+int repository_parse_version(const char *text, size_t len, int64_t *out);
+vigil_status repository_version_error(const char *text, size_t len, vigil_error *err);
+
+/* Rewrites err's message so that paths inside the repository are relative
+ * to its root ("yolov8n/1/model.onnx"), and an upload's staging folder is
+ * named by the path the file will have: answers and model reasons never
+ * show where the repository lives. */
+#define REPOSITORY_STAGING_PREFIX ".staging-"
+void repository_relative_message(const vigil_config *cfg, vigil_error *err);
 
 /* The served model for name (version 0 = whichever is served), with a
- * reference the caller releases.  VIGIL_ERR_NOT_FOUND for unknown models or
+ * reference the caller releases.  VIGIL_ERR_INVALID_ARGUMENT for a malformed
+ * name (repository_check_name), VIGIL_ERR_NOT_FOUND for unknown models or
  * versions, VIGIL_ERR_UNAVAILABLE when the model is not READY. */
 vigil_status repository_acquire(repository *repo, const char *name, int64_t version, served_model **out,
                                 vigil_error *err);
@@ -97,9 +124,17 @@ vigil_status repository_unload(repository *repo, const char *name, vigil_error *
 
 /* Checks that path loads with the backend name's config.yaml asks for (the
  * CPU engine by default); OUT: *file, the file name a version directory
- * holds for that backend ("model.onnx"). */
+ * holds for that backend ("model.onnx").  Paths in the message are relative
+ * to the repository (repository_relative_message); a file it refers to that
+ * is absent or outside its folder is VIGIL_ERR_INVALID_ARGUMENT. */
 vigil_status repository_check_file(repository *repo, const char *name, const char *path, const char **file,
                                    vigil_error *err);
+/* The file name a version folder of name holds for its backend ("model.onnx"; the default backend's
+ * when config.yaml cannot be read: repository_check_file then says why). */
+const char *repository_model_file(repository *repo, const char *name);
+/* Drops name's entry when it serves nothing and its folder is gone (an
+ * upload that failed after creating the folder removed it again). */
+void repository_forget(repository *repo, const char *name);
 /* 1 when name is READY. */
 int repository_is_ready(repository *repo, const char *name);
 

@@ -121,12 +121,33 @@ static void infer_start(http_exchange *ex, const char *model, int64_t version) {
     exchange_submit(ex, infer_finish);
 }
 
-static int parse_version(const char *text, int64_t *out) {
-    char *end;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end || v < 1) return 0;
-    *out = v;
-    return 1;
+/* A version from the path or a body, by the repository's one rule; 0 with a
+ * 400 set when it is not one. */
+static int parse_version(http_exchange *ex, const char *text, int64_t *out) {
+    if (repository_parse_version(text, strlen(text), out)) return 1;
+    vigil_error err = {0};
+    repository_version_error(text, strlen(text), &err);
+    respond_error(ex, err.status, err.message);
+    return 0;
+}
+
+size_t route_unescape(void *cls, struct MHD_Connection *connection, char *text) {
+    (void)cls, (void)connection;
+    static const char hex[] = "0123456789abcdef0123456789ABCDEF";
+    char *out = text;
+    for (const char *in = text; *in;) {
+        const char *hi = in[0] == '%' && in[1] ? strchr(hex, in[1]) : NULL;
+        const char *lo = hi && in[2] ? strchr(hex, in[2]) : NULL;
+        int byte = lo ? (int)((hi - hex) % 16) * 16 + (int)((lo - hex) % 16) : -1;
+        if (byte > 0) { /* %00 stays as it was sent: a NUL would cut the C string short */
+            *out++ = (char)byte;
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - text);
 }
 
 /* /v2/models/{m}[/versions/{v}][/ready|/infer] */
@@ -135,9 +156,8 @@ static int route_model(http_exchange *ex, const route_path *p) {
     int64_t version = 0;
     size_t at = 3;
     if (p->n >= 5 && strcmp(p->seg[3], "versions") == 0) {
-        if (!parse_version(p->seg[4], &version)) {
+        if (!parse_version(ex, p->seg[4], &version)) {
             ex->route = "/v2/models/{m}/versions/{v}";
-            respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "a version is a positive integer");
             return 1;
         }
         at = 5;
@@ -231,11 +251,12 @@ static int route_seed_inference(http_exchange *ex) {
     const char *model = json_string_value(json_object_get(root, "model"));
     const json_t *jversion = json_object_get(root, "version");
     int64_t version = 0;
-    if (json_is_integer(jversion)) version = json_integer_value(jversion);
-    else if (json_is_string(jversion) && !parse_version(json_string_value(jversion), &version)) version = -1;
+    int version_ok = !jversion || (json_is_integer(jversion) && (version = json_integer_value(jversion)) >= 1) ||
+                     (json_is_string(jversion) &&
+                      repository_parse_version(json_string_value(jversion), json_string_length(jversion), &version));
     if (!root) respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "malformed JSON body");
     else if (!model) respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "the body needs \"model\": the model's name");
-    else if (version < 0) respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "\"version\" is a positive integer");
+    else if (!version_ok) respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "\"version\": " REPOSITORY_VERSION_RULE);
     else infer_start(ex, model, version);
     json_decref(root);
     return 1;

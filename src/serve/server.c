@@ -607,6 +607,7 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)server->cfg.http_threads,
                                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
+                                      MHD_OPTION_UNESCAPE_CALLBACK, route_unescape, NULL, /* %00 kept: routes_v2.c */
                                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)server->cfg.max_connections,
                                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)server->cfg.idle_timeout_s,
                                       MHD_OPTION_END);

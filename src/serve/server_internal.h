@@ -124,6 +124,11 @@ void upload_finish(http_exchange *ex, const char *model, const char *version);
 /* Removes a temp file left by an unfinished upload. */
 void upload_abort(http_exchange *ex);
 
+/* MHD_OPTION_UNESCAPE_CALLBACK (routes_v2.c): percent-decoding of the path
+ * and the query, except that %00 is kept as sent, so that no decoded string
+ * is cut short by a NUL ("yolov8n%00.evil" is an invalid name, not yolov8n). */
+size_t route_unescape(void *cls, struct MHD_Connection *connection, char *text);
+
 /* ---- routes: path segments after splitting on '/' ---- */
 #define ROUTE_MAX_SEGMENTS 8
 typedef struct route_path {
