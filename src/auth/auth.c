@@ -55,7 +55,8 @@ struct auth_verifier {
 };
 
 static const char *const reason_names[AUTH_REASON_COUNT] = {
-    "none", "missing", "malformed", "signature", "expired", "not_yet_valid", "issuer", "audience", "scope"};
+    "none", "missing", "malformed", "signature", "algorithm", "expired", "not_yet_valid", "issuer", "audience",
+    "scope"};
 
 const char *auth_reason_name(auth_reason reason) {
     return reason >= 0 && reason < AUTH_REASON_COUNT ? reason_names[reason] : "unknown";
@@ -309,28 +310,77 @@ static int verify_public(const keyset *ks, jwt_alg_t alg, const char *kid, const
     return n > 0 && keys_verify(key, token, (size_t)(dot2 - token), sig, (size_t)n);
 }
 
-/* Verifies the signature; the header's alg must be one vigil accepts. */
+/* The algorithm header names, JWT_ALG_INVAL unless it is one vigil accepts. */
+static jwt_alg_t header_alg(json_t *header) {
+    const char *alg_name = json_string_value(json_object_get(header, "alg"));
+    if (alg_name && strcmp(alg_name, "HS256") == 0) return JWT_ALG_HS256;
+    if (alg_name && strcmp(alg_name, "RS256") == 0) return JWT_ALG_RS256;
+    if (alg_name && strcmp(alg_name, "ES256") == 0) return JWT_ALG_ES256;
+    return JWT_ALG_INVAL;
+}
+
+/* Why header's alg is refused, for the client: names it when it is a short
+ * word ("none", "HS384"), never echoes anything else. */
+static const char *alg_refusal(json_t *header) {
+    const char *alg = json_string_value(json_object_get(header, "alg"));
+    if (!alg) return "token header has no \"alg\" string: vigil accepts HS256, RS256 and ES256";
+    if (strcasecmp(alg, "none") == 0)
+        return "unsigned token (alg \"none\") refused: vigil accepts HS256, RS256 and ES256";
+    static const char *const known[] = {"HS384", "HS512", "RS384", "RS512", "ES384", "ES512", "PS256", "PS384",
+                                        "PS512", "EdDSA", "ES256K"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(alg, known[i]) == 0) return "token algorithm not supported: vigil accepts HS256, RS256 and ES256";
+    return "unknown token algorithm: vigil accepts HS256, RS256 and ES256";
+}
+
+/* 1 when ks holds a key for alg. */
+static int keyset_has(const keyset *ks, jwt_alg_t alg) {
+    if (alg == JWT_ALG_HS256) return ks->secret != NULL;
+    for (size_t i = 0; i < ks->count; i++)
+        if (ks->keys[i].alg == alg) return 1;
+    return 0;
+}
+
+/* Verifies the signature; the header's alg must be one vigil accepts and
+ * one a key is configured for. */
 static auth_reason verify_signature(auth_verifier *v, const char *token, const parsed_token *pt, const char **why) {
-    const char *alg_name = json_string_value(json_object_get(pt->header, "alg"));
     const char *kid = json_string_value(json_object_get(pt->header, "kid"));
     if (json_object_get(pt->header, "crit")) {
         *why = "token uses critical header extensions";
         return AUTH_REASON_MALFORMED;
     }
-    jwt_alg_t alg = JWT_ALG_INVAL;
-    if (alg_name && strcmp(alg_name, "HS256") == 0) alg = JWT_ALG_HS256;
-    if (alg_name && strcmp(alg_name, "RS256") == 0) alg = JWT_ALG_RS256;
-    if (alg_name && strcmp(alg_name, "ES256") == 0) alg = JWT_ALG_ES256;
+    jwt_alg_t alg = header_alg(pt->header);
     if (alg == JWT_ALG_INVAL) {
-        *why = "token algorithm not accepted";
-        return AUTH_REASON_SIGNATURE;
+        *why = alg_refusal(pt->header);
+        return AUTH_REASON_ALGORITHM;
     }
     pthread_rwlock_rdlock(&v->lock);
-    int ok = alg == JWT_ALG_HS256 ? verify_hs256(v->keys, token) : verify_public(v->keys, alg, kid, token);
+    int have = keyset_has(v->keys, alg);
+    int ok = !have ? -1 : alg == JWT_ALG_HS256 ? verify_hs256(v->keys, token) : verify_public(v->keys, alg, kid, token);
     pthread_rwlock_unlock(&v->lock);
     if (ok == 1) return AUTH_REASON_NONE;
-    *why = ok < 0 ? "no key accepts this token (algorithm or kid)" : "invalid token signature";
+    if (!have) {
+        *why = alg == JWT_ALG_HS256 ? "HS256 tokens are not accepted here: no auth.secret_file is configured"
+                                    : "this token's algorithm is not accepted here: no key of that kind is configured "
+                                      "(auth.public_key_file or auth.jwks_file)";
+        return AUTH_REASON_ALGORITHM;
+    }
+    *why = ok < 0 ? "no key has this token's kid" : "invalid token signature";
     return AUTH_REASON_SIGNATURE;
+}
+
+/* A token that is not well-formed (an empty signature, the classic unsigned
+ * form) but whose header decodes and names an algorithm vigil refuses: say
+ * so, not "malformed".  1 with *why set when that is the case. */
+static int refused_algorithm(const char *token, size_t len, const char **why) {
+    const char *dot = memchr(token, '.', len);
+    const char *dot2 = dot ? memchr(dot + 1, '.', len - (size_t)(dot + 1 - token)) : NULL;
+    if (!dot2 || dot2 + 1 != token + len) return 0; /* only the unsigned form "header.payload." */
+    json_t *header = segment_json(token, (size_t)(dot - token));
+    int refused = header && header_alg(header) == JWT_ALG_INVAL;
+    if (refused) *why = alg_refusal(header);
+    json_decref(header);
+    return refused;
 }
 
 /* Reads a NumericDate claim: 1 present and valid, 0 absent, -1 not a number. */
@@ -422,7 +472,9 @@ vigil_status auth_check(auth_verifier *v, const char *authorization, auth_scope 
     if (!copy) return deny(v, out, AUTH_REASON_MALFORMED, "token could not be processed");
     parsed_token pt = {0};
     const char *why = "malformed token";
-    auth_reason reason = token_parse(copy, len, &pt) ? AUTH_REASON_NONE : AUTH_REASON_MALFORMED;
+    auth_reason reason = token_parse(copy, len, &pt)              ? AUTH_REASON_NONE
+                         : refused_algorithm(copy, len, &why) ? AUTH_REASON_ALGORITHM
+                                                              : AUTH_REASON_MALFORMED;
     if (!reason) reason = verify_signature(v, copy, &pt, &why);
     if (!reason) reason = check_claims(v, pt.claims, &why);
     unsigned grants = reason ? 0 : claim_grants(pt.claims);

@@ -42,7 +42,8 @@ typedef enum auth_reason {
     AUTH_REASON_NONE = 0,
     AUTH_REASON_MISSING,       /* no Authorization header or not "Bearer" */
     AUTH_REASON_MALFORMED,     /* not a well-formed JWT, or required claims absent */
-    AUTH_REASON_SIGNATURE,     /* bad signature, no key for it, algorithm not accepted */
+    AUTH_REASON_SIGNATURE,     /* bad signature, or no key with the token's kid */
+    AUTH_REASON_ALGORITHM,     /* alg not HS256/RS256/ES256 ("none", HS384, absent), or no key of that kind */
     AUTH_REASON_EXPIRED,       /* exp passed (beyond the skew) */
     AUTH_REASON_NOT_YET_VALID, /* nbf in the future (beyond the skew) */
     AUTH_REASON_ISSUER,        /* iss differs from auth.issuer */

@@ -85,7 +85,9 @@ def refusal_cases():
         ("malformed", "not-a-jwt"),
         ("malformed", "a.b"),
         ("signature", mint(claims(), key=b"k" * 40)),
-        ("signature", mint(claims(), header={"alg": "none"}, signed=False) + "AAAA"),
+        ("algorithm", mint(claims(), header={"alg": "none"}, signed=False) + "AAAA"),
+        ("algorithm", mint(claims(), header={"alg": "none"}, signed=False)),  # the classic unsigned form
+        ("algorithm", mint(claims(), header={"alg": "HS384"}, signed=False) + "AAAA"),
         ("expired", mint(claims(exp=now - 600))),
         ("not_yet_valid", mint(claims(nbf=now + 600))),
         ("issuer", mint(claims(iss="https://evil.test"))),
