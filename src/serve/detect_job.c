@@ -9,11 +9,13 @@
  */
 #include "serve/detect_job.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "serve/repository.h"
 
 struct detect_worker {
     vigil_detector *detector;
@@ -80,13 +82,35 @@ static vigil_status resolve_classes(detect_worker *w, sched_job *job, vigil_erro
     char *copy = arena_strdup(job->arena, spec);
     if (!ids || !copy) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "request memory limit reached");
     const vigil_labels *labels = vigil_detector_labels(w->detector);
+    size_t count = labels ? vigil_labels_count(labels) : 0; /* 0: the model names no classes */
     size_t k = 0;
     for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *end;
+        errno = 0;
         long id = strtol(tok, &end, 10);
-        if (end == tok || *end) id = labels ? vigil_labels_find(labels, tok) : -1;
-        if (id < 0 || id > 1000000)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "classes: unknown class '%.64s'", tok);
+        int numeric = end != tok && !*end;
+        if (!numeric) id = labels ? vigil_labels_find(labels, tok) : -1;
+        if (!numeric && id < 0) {
+            char quoted[64 * 4 + 8];
+            repository_quote(tok, strlen(tok), quoted, sizeof quoted);
+            if (count)
+                return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                       "classes: unknown class '%s': give class ids 0-%zu or the model's class "
+                                       "names (GET /v2/models/{m} lists the model, its labels name them)",
+                                       quoted, count - 1);
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                   "classes: unknown class '%s': the model names no classes, give class ids "
+                                   "(integers from 0)",
+                                   quoted);
+        }
+        if (count && (errno || id < 0 || (size_t)id >= count))
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                   "classes: class id %.24s is out of range: the model has %zu classes (0-%zu)", tok,
+                                   count, count - 1);
+        if (errno || id < 0 || id > 1000000)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                   "classes: class id %.24s is out of range: class ids are integers from 0 to 1000000",
+                                   tok);
         ids[k++] = (int)id;
     }
     job->detect.classes = ids;

@@ -371,11 +371,17 @@ vigil_status sched_create(const sched_options *o, backend_model **instances, siz
     return VIGIL_OK;
 }
 
+/* What a request still queued on a retired scheduler is told (%s: the model). */
+#define SCHED_RETIRED_MESSAGE                                                                                 \
+    "model %s is being unloaded (or replaced by a newer version): the request was still queued when "      \
+    "limits.shutdown_timeout_ms ran out; retry once the model is READY again"
+
 vigil_status sched_submit(sched *s, sched_job *job, vigil_error *err) {
     pthread_mutex_lock(&s->lock);
     vigil_status st = VIGIL_OK;
     if (s->closed) {
-        st = vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "model %s is shutting down", s->model);
+        st = s->retiring ? vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, SCHED_RETIRED_MESSAGE, s->model)
+                         : vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "model %s is shutting down", s->model);
     } else if ((int64_t)s->queued >= s->max_queue) {
         st = vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "model %s: queue full (%lld requests waiting)", s->model,
                              (long long)s->max_queue);
@@ -402,11 +408,16 @@ static void sched_wait_empty(sched *s, int64_t timeout_ms, int close) {
     sched_job *left = s->head;
     s->head = s->tail = NULL;
     s->queued = 0;
+    int retiring = s->retiring; /* this model version goes (unload, reload), not the server */
     pthread_mutex_unlock(&s->lock);
+    char message[sizeof s->model + 200];
+    if (retiring) snprintf(message, sizeof message, SCHED_RETIRED_MESSAGE, s->model);
+    else snprintf(message, sizeof message, "the server is shutting down: the request was still queued when "
+                                           "limits.shutdown_timeout_ms ran out");
     int dropped = 0;
     while (left) {
         sched_job *next = left->next;
-        job_fail(s, left, VIGIL_ERR_UNAVAILABLE, "the server is shutting down");
+        job_fail(s, left, VIGIL_ERR_UNAVAILABLE, message);
         left = next;
         dropped++;
     }
