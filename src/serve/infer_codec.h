@@ -4,6 +4,10 @@
  * tensor extension (Inference-Header-Content-Length, binary_data_size,
  * binary_data / binary_data_output).
  *
+ * JSON tensors are read straight into their buffers, never into a JSON
+ * tree: a request costs its tensors plus a tree of at most 64 KiB of text
+ * (see infer_codec.c).  Data is flat or nested as the shape says.
+ *
  * Parsing validates the request against the served model (names, datatypes,
  * ranks, fixed dimensions, batch size) and leaves the input tensors in the
  * request's arena, ready for the scheduler; every problem is a
@@ -41,6 +45,14 @@ int infer_datatype_parse(const char *name);
  * than the v2 ones are ignored (the seed's /api/v1/inference adds "model"). */
 vigil_status infer_parse(const served_model *m, const char *body, size_t body_len, size_t json_len,
                          int64_t max_elements, arena *a, infer_request *req, sched_job *job, vigil_error *err);
+
+/* The request's JSON as jansson would parse it (flags as json_loadb's;
+ * JSON_DISABLE_EOF_CHECK allows bytes after the value), except that each
+ * inputs[].data is replaced by 0: the tree stays small whatever the tensors
+ * hold, and the JSON apart from them is refused past 64 KiB.  For a caller
+ * that needs the request's small fields before infer_parse (the seed route's
+ * "model"); NULL with err set on malformed JSON.  The caller decrefs. */
+struct json_t *infer_json_skeleton(const char *text, size_t len, size_t flags, vigil_error *err);
 
 /* Checks one input's shape (rank dims) against m's input info: rank, fixed
  * dimensions, at most max_elements elements (VIGIL_ERR_LIMIT), the batch

@@ -247,14 +247,16 @@ static int route_repository(http_exchange *ex, const route_path *p) {
 static int route_seed_inference(http_exchange *ex) {
     ex->route = "/api/v1/inference";
     if (!method_is(ex, "POST")) return respond_method(ex, "POST");
-    json_t *root = ex->body.len ? json_loadb(ex->body.data, ex->body.len, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+    /* The skeleton: the request without its tensors, which infer_parse reads after. */
+    vigil_error err = {0};
+    json_t *root = infer_json_skeleton(ex->body.data ? ex->body.data : "", ex->body.len, JSON_DISABLE_EOF_CHECK, &err);
     const char *model = json_string_value(json_object_get(root, "model"));
     const json_t *jversion = json_object_get(root, "version");
     int64_t version = 0;
     int version_ok = !jversion || (json_is_integer(jversion) && (version = json_integer_value(jversion)) >= 1) ||
                      (json_is_string(jversion) &&
                       repository_parse_version(json_string_value(jversion), json_string_length(jversion), &version));
-    if (!root) respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "malformed JSON body");
+    if (!root) respond_error(ex, err.status, err.message);
     else if (!model) respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "the body needs \"model\": the model's name");
     else if (!version_ok) respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "\"version\": " REPOSITORY_VERSION_RULE);
     else infer_start(ex, model, version);
