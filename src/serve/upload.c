@@ -188,6 +188,7 @@ void upload_finish(http_exchange *ex, const char *model, const char *version) {
     if (!ex->upload_status && ex->upload_bytes == 0)
         upload_fail(ex, VIGIL_ERR_INVALID_ARGUMENT, "empty body: PUT the model file as the request body");
     if (ex->upload_status) {
+        upload_abort(ex); /* before the answer: a client that reads it finds nothing left */
         respond_error(ex, ex->upload_status, ex->upload_error);
         return;
     }
@@ -199,7 +200,8 @@ void upload_finish(http_exchange *ex, const char *model, const char *version) {
     vigil_status st = repository_check_file(ex->server->repo, model, ex->upload_path, &file, &err);
     if (!st) st = upload_place(ex, model, (long long)v, file, &placed, &err);
     if (st) {
-        respond_error(ex, st, err.message); /* upload_abort removes the staging folder */
+        upload_abort(ex);
+        respond_error(ex, st, err.message);
         return;
     }
     LOG_I("model %s version %lld uploaded (%zu bytes)", model, (long long)v, ex->upload_bytes);
