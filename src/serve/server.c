@@ -12,18 +12,31 @@
  * {"error": "..."} with the status from http_status_for, the one mapping
  * from vigil_status to HTTP for the whole server.
  *
+ * Framing is checked before anything else (framing_refused): a request
+ * whose length is ambiguous (two Content-Lengths, Content-Length with
+ * Transfer-Encoding, a coding other than chunked, a field name that is not
+ * a token, a space in the request target) is answered 400 and the
+ * connection closed, so that bytes a front proxy may have read as a second
+ * request never run as one.  A body that crosses http.max_body_bytes while
+ * it streams (chunked) is refused at once (exchange_refuse_now).  What
+ * libmicrohttpd refuses itself, before vigil sees the request, is listed in
+ * docs/ARCHITECTURE.md ("HTTP library").
+ *
  * Shutdown (server_stop): readiness goes to 503, the listening socket
  * closes, every model's queue drains within limits.shutdown_timeout_ms, and
  * the daemon stops once the last response is out.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -312,6 +325,7 @@ static void exchange_destroy(http_exchange *ex) {
     arena_destroy(ex->arena);
     textbuf_free(&ex->body);
     vigil_free(ex->resp);
+    body_budget_release(&ex->server->bodies, &ex->body_held); /* after the frees: it may trim the heap */
     vigil_free(ex);
 }
 
@@ -373,13 +387,195 @@ static enum MHD_Result exchange_send(http_exchange *ex) {
     if (ex->retry_after[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ex->retry_after);
     if (ex->code == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vigil\"");
     if (ex->header_length[0]) MHD_add_response_header(resp, "Inference-Header-Content-Length", ex->header_length);
-    if (atomic_load(&ex->server->stopping)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (ex->close_after || atomic_load(&ex->server->stopping))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(ex->conn, (unsigned)ex->code, resp);
     MHD_destroy_response(resp);
     ex->state = EXCHANGE_DONE;
     metrics_http_request(ex->server->metrics, ex->route, ex->code);
     access_log(ex);
     return ret;
+}
+
+/* ------------------------------------------------------------ framing */
+
+/* What on_uri hands on_request for a request target that holds a space or
+ * a control byte: only its address is used. */
+static const char target_refused_tag;
+#define TARGET_REFUSED ((void *)(uintptr_t)&target_refused_tag)
+
+/* MHD_OPTION_URI_LOG_CALLBACK: sees the request target as sent, before MHD
+ * splits off the query and percent-decodes it.  MHD takes the last space of
+ * the request line as the one before the version, so "GET /a HTTP/1.1 b"
+ * reaches here as a target with a space: refused by framing_refused (MHD's
+ * own check, STRICT_FOR_CLIENT 1, would answer with an HTML page). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+    (void)cls, (void)conn;
+    if (!uri) return NULL;
+    for (const unsigned char *c = (const unsigned char *)uri; *c; c++)
+        if (*c <= 0x20 || *c == 0x7f) return TARGET_REFUSED;
+    return NULL;
+}
+
+typedef struct framing_scan {
+    const char *length;       /* the first Content-Length value */
+    size_t length_size;
+    int lengths_differ;
+    const char *coding;       /* the first Transfer-Encoding value */
+    int codings;
+    int hosts;
+    char bad_name[64];        /* a field name that is not a token, cleaned for the message */
+} framing_scan;
+
+/* RFC 9110 5.6.2: tchar. */
+static int is_token_char(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static enum MHD_Result framing_scan_field(void *user, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                          const char *value, size_t value_size) {
+    (void)kind;
+    framing_scan *scan = user;
+    int token = key_size > 0;
+    for (size_t i = 0; i < key_size; i++) token = token && is_token_char((unsigned char)key[i]);
+    if (!token && !scan->bad_name[0]) {
+        size_t n = 0;
+        for (size_t i = 0; i < key_size && n < sizeof scan->bad_name - 1; i++) {
+            unsigned char c = (unsigned char)key[i];
+            scan->bad_name[n++] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\' ? '?' : (char)c;
+        }
+        scan->bad_name[n] = '\0';
+        if (!n) snprintf(scan->bad_name, sizeof scan->bad_name, "(empty)");
+    }
+    if (key_size == 14 && strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, 14) == 0) {
+        if (!scan->length) scan->length = value, scan->length_size = value_size;
+        else if (value_size != scan->length_size || memcmp(value, scan->length, value_size) != 0)
+            scan->lengths_differ = 1;
+    } else if (key_size == 17 && strncasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING, 17) == 0) {
+        if (!scan->coding) scan->coding = value;
+        scan->codings++;
+    } else if (key_size == 4 && strncasecmp(key, MHD_HTTP_HEADER_HOST, 4) == 0) {
+        scan->hosts++;
+    }
+    return MHD_YES;
+}
+
+/* 1 when the list of transfer codings ends with chunked and names it only
+ * there ("gzip, chunked"): a valid framing with a coding vigil lacks. */
+static int codings_chunked_last_once(const char *list) {
+    int chunked = 0, last_chunked = 0;
+    for (const char *c = list; *c;) {
+        while (*c == ' ' || *c == '\t' || *c == ',') c++;
+        const char *start = c;
+        while (*c && *c != ',') c++;
+        const char *end = c;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t')) end--;
+        if (end == start) continue;
+        last_chunked = end - start == 7 && strncasecmp(start, "chunked", 7) == 0;
+        chunked += last_chunked;
+    }
+    return chunked == 1 && last_chunked;
+}
+
+/* Checks how the request says where it ends (RFC 9112 6), on the headers,
+ * before any body is read; returns 1 when it set a 400 or 501 (the
+ * connection then closes).  libmicrohttpd takes the first Content-Length
+ * and lets Transfer-Encoding win over it: a front proxy that reads them the
+ * other way would see a different request boundary. */
+static int framing_refused(http_exchange *ex, const char *version, int target_refused) {
+    framing_scan scan = {0};
+    MHD_get_connection_values_n(ex->conn, MHD_HEADER_KIND, framing_scan_field, &scan);
+    int http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+    const char *why = NULL;
+    char message[200];
+    int code = MHD_HTTP_BAD_REQUEST;
+    if (target_refused) why = "the request target holds a space or a control character";
+    else if (scan.bad_name[0]) {
+        snprintf(message, sizeof message, "header field name '%s' is not a token (no spaces before the colon)",
+                 scan.bad_name);
+        why = message;
+    } else if (scan.lengths_differ) why = "Content-Length is given more than once with different values";
+    else if (scan.coding && scan.length) why = "Content-Length and Transfer-Encoding together: send one of them";
+    else if (scan.coding && !http11) why = "Transfer-Encoding needs HTTP/1.1";
+    else if (scan.codings > 1 || (scan.coding && strcasecmp(scan.coding, "chunked") != 0)) {
+        /* chunked not last: the length cannot be known (400); chunked
+         * after another coding: a coding vigil does not implement (501). */
+        if (scan.codings == 1 && codings_chunked_last_once(scan.coding)) code = MHD_HTTP_NOT_IMPLEMENTED;
+        why = "Transfer-Encoding must be exactly 'chunked' (no other codings, one field)";
+    } else if (http11 && scan.hosts != 1)
+        why = scan.hosts ? "Host is given more than once" : "an HTTP/1.1 request needs a Host header";
+    if (!why) return 0;
+    ex->close_after = 1;
+    respond_error_code(ex, code, why);
+    return 1;
+}
+
+/* Writes the response (an error set by respond_error_code) on the socket
+ * itself and has MHD close the connection; for a refusal in the middle of
+ * a body, where libmicrohttpd 0.9.75 accepts no response (it would read the
+ * whole body first).  Nothing of this request has been written yet, and
+ * the caller runs on the connection's I/O thread, so the bytes go out
+ * whole, in order, before the close.  Returns MHD_NO (close). */
+static enum MHD_Result exchange_refuse_now(http_exchange *ex) {
+    char date[64];
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    const char *reason = MHD_get_reason_phrase_for((unsigned)ex->code);
+    textbuf b;
+    textbuf_init(&b, 8192);
+    textbuf_printf(&b,
+                   "HTTP/1.1 %d %s\r\nConnection: close\r\nDate: %s\r\nContent-Type: application/json\r\n"
+                   "X-Request-Id: %s\r\n%s%s%sContent-Length: %zu\r\n\r\n",
+                   ex->code, reason, date, ex->request_id, ex->retry_after[0] ? "Retry-After: " : "",
+                   ex->retry_after, ex->retry_after[0] ? "\r\n" : "", ex->resp_len);
+    textbuf_append(&b, ex->resp ? ex->resp : "", ex->resp_len);
+    const union MHD_ConnectionInfo *fd_info = MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *tls_info =
+        ex->server->tls ? MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION) : NULL;
+    if (!b.status && fd_info) {
+        int fd = fd_info->connect_fd;
+        const char *data = b.data;
+        size_t left = b.len;
+        int64_t deadline = sched_now_ns() + INT64_C(1000000000); /* a client that reads nothing loses it */
+        while (left > 0 && sched_now_ns() < deadline) {
+            ssize_t n = tls_info ? (ssize_t)gnutls_record_send(tls_info->tls_session, data, left)
+                                 : send(fd, data, left, MSG_NOSIGNAL);
+            if (n > 0) {
+                data += n;
+                left -= (size_t)n;
+            } else if (tls_info ? (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+                                : (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+                struct pollfd p = {.fd = fd, .events = POLLOUT};
+                poll(&p, 1, 100);
+            } else {
+                break;
+            }
+        }
+        if (!tls_info) shutdown(fd, SHUT_WR); /* the answer, then the end of the stream */
+    }
+    textbuf_free(&b);
+    ex->state = EXCHANGE_DONE;
+    metrics_http_request(ex->server->metrics, ex->route, ex->code);
+    access_log(ex);
+    return MHD_NO;
+}
+
+/* Reserves want bytes of http.max_buffered_bytes for ex's body (what it
+ * already holds counts); returns 1, or 0 with a 503 (Retry-After) set. */
+static int body_budget_hold_or_refuse(http_exchange *ex, size_t want) {
+    vigil_server *server = ex->server;
+    if (body_budget_hold(&server->bodies, &ex->body_held, want) == 0) return 1;
+    char message[256];
+    snprintf(message, sizeof message,
+             "the request bodies being received would exceed http.max_buffered_bytes (%lld bytes for all "
+             "connections together); retry later",
+             (long long)server->cfg.max_buffered_bytes);
+    respond_error(ex, VIGIL_ERR_UNAVAILABLE, message);
+    return 0;
 }
 
 /* Sizes the body buffer from Content-Length, or refuses the body; returns 1
@@ -395,6 +591,7 @@ static int size_body_or_refuse(http_exchange *ex) {
     unsigned long long n = strtoull(length, &end, 10);
     if (end == length || *end) return 0;
     if (n <= (unsigned long long)ex->server->cfg.max_body_bytes) {
+        if (n && !body_budget_hold_or_refuse(ex, (size_t)n + 1)) return 1;
         if (n) textbuf_reserve(&ex->body, (size_t)n); /* on failure the appends report it */
         return 0;
     }
@@ -428,11 +625,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   void **con_cls) {
     vigil_server *server = cls;
     http_exchange *ex = *con_cls;
-    if (!ex) { /* first call: headers only */
+    if (!ex || ex == TARGET_REFUSED) { /* first call: headers only */
+        int target_refused = ex == TARGET_REFUSED;
+        *con_cls = NULL;
         ex = exchange_create(server, conn, url, method);
         if (!ex) return MHD_NO;
         *con_cls = ex;
         atomic_fetch_add(&server->request_count, 1);
+        if (framing_refused(ex, version, target_refused)) return exchange_send(ex);
         if (!exchange_authorized(ex)) return exchange_send(ex);
         upload_begin(ex);
         if (ex->upload_fd < 0 && !ex->upload_status && size_body_or_refuse(ex)) return exchange_send(ex);
@@ -441,11 +641,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size && ex->upload_fd >= 0) {
         upload_write(ex, upload_data, *upload_size);
         *upload_size = 0;
+        if (ex->upload_status == VIGIL_ERR_LIMIT) { /* refused now, not after the rest of the model */
+            respond_error(ex, ex->upload_status, ex->upload_error);
+            return exchange_refuse_now(ex);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!ex->body_too_large && textbuf_append(&ex->body, upload_data, *upload_size)) ex->body_too_large = 1;
-        *upload_size = 0; /* a body over the limit is read and dropped, then answered with 413 */
+        if (!body_budget_hold_or_refuse(ex, ex->body.len + *upload_size + 1)) { /* a chunked body growing */
+            *upload_size = 0;
+            return exchange_refuse_now(ex);
+        }
+        vigil_status st = textbuf_append(&ex->body, upload_data, *upload_size);
+        *upload_size = 0;
+        if (st) { /* a body without a length (chunked) that crossed the limit: refused as it crosses */
+            char message[128];
+            snprintf(message, sizeof message, "request body larger than http.max_body_bytes (%lld)",
+                     (long long)server->cfg.max_body_bytes);
+            if (st == VIGIL_ERR_LIMIT) respond_error_code(ex, MHD_HTTP_CONTENT_TOO_LARGE, message);
+            else respond_error(ex, VIGIL_ERR_UNAVAILABLE, "out of memory buffering the request body");
+            ex->route = "other";
+            return exchange_refuse_now(ex);
+        }
         return MHD_YES;
     }
     if (ex->state == EXCHANGE_WAITING) { /* resumed */
@@ -454,14 +671,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return exchange_send(ex);
     }
     if (ex->state == EXCHANGE_DONE) return MHD_YES;
-    if (ex->body_too_large) {
-        char message[128];
-        snprintf(message, sizeof message, "request body larger than http.max_body_bytes (%lld)",
-                 (long long)server->cfg.max_body_bytes);
-        ex->route = "other";
-        respond_error_code(ex, MHD_HTTP_CONTENT_TOO_LARGE, message);
-        return exchange_send(ex);
-    }
     route(ex);
     if (ex->state == EXCHANGE_WAITING) return MHD_YES;
     return exchange_send(ex);
@@ -471,7 +680,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls;
     (void)conn;
     (void)toe;
-    if (*con_cls) exchange_destroy(*con_cls);
+    if (*con_cls && *con_cls != TARGET_REFUSED) exchange_destroy(*con_cls);
     *con_cls = NULL;
 }
 
@@ -481,6 +690,7 @@ vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_er
     vigil_server *server = vigil_calloc(1, sizeof *server);
     if (!server) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "server: out of memory");
     server->cfg = *cfg;
+    body_budget_init(&server->bodies, (size_t)cfg->max_buffered_bytes);
     vigil_status st = metrics_create(&server->metrics, err);
     if (!st) st = cache_create((size_t)cfg->cache_max_bytes, &server->cache, err);
     auth_settings auth;
@@ -607,6 +817,7 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
                                       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)server->cfg.http_threads,
                                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
+                                      MHD_OPTION_URI_LOG_CALLBACK, on_uri, server,
                                       MHD_OPTION_UNESCAPE_CALLBACK, route_unescape, NULL, /* %00 kept: routes_v2.c */
                                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)server->cfg.max_connections,
                                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)server->cfg.idle_timeout_s,

@@ -18,6 +18,7 @@
 #include "auth/auth.h"
 #include "auth/tls.h"
 #include "core/arena.h"
+#include "serve/body_budget.h"
 #include "serve/cache.h"
 #include "serve/infer_codec.h"
 #include "serve/metrics.h"
@@ -38,6 +39,7 @@ struct vigil_server {
     result_cache *cache;
     auth_verifier *auth; /* auth.* settings (mode off accepts everything) */
     tls_material *tls;   /* tls.* files; NULL = plain HTTP */
+    body_budget bodies;  /* http.max_buffered_bytes: request bodies held in memory */
     atomic_int mhd_started;     /* 0 while MHD_start_daemon runs: its messages go to listen_error */
     char listen_error[256];     /* libmicrohttpd's last message while starting, for the failure */
 };
@@ -52,7 +54,8 @@ struct http_exchange {
     const char *url;
     arena *arena;     /* everything the request allocates; freed at completion */
     textbuf body;
-    int body_too_large;
+    size_t body_held; /* bytes of server->bodies this exchange holds */
+    int close_after; /* the framing was refused: answer with Connection: close */
     int64_t start_ns;
     char request_id[65];
     const char *route; /* route pattern for metrics and the access log */

@@ -1,0 +1,348 @@
+"""HTTP/1.1 framing under hostile clients (RFC 9112), and whole log lines.
+
+Every case talks raw bytes to the real daemon on loopback: the bytes on the
+wire are the point.  A request whose length is ambiguous (two different
+Content-Lengths, Content-Length with Transfer-Encoding, a coding other than
+chunked, a space before a header's colon, a space in the request target)
+gets one JSON 400 with X-Request-Id and the connection closes, so that bytes
+a proxy in front might read as a second request never run as one.  A
+chunked body that crosses http.max_body_bytes is refused while the client is
+still sending.  The inputs libmicrohttpd refuses itself, before vigil sees
+them, are pinned at the end with the answer they get (docs/ARCHITECTURE.md,
+"HTTP library").
+
+The log test runs many requests in parallel with SIGHUPs that fail to reload
+a broken secret file, on a non-blocking stderr pipe read slowly, and checks
+that every line is one JSON object.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import Daemon, free_port, vigil_binary
+
+LIMIT = 65536  # http.max_body_bytes in these tests
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    models = tmp_path_factory.mktemp("framing") / "models"
+    models.mkdir()
+    d = Daemon("--models", models, "--http-max-body-bytes", str(LIMIT), "--log-format", "json")
+    yield d
+    d.stop()
+
+
+def read_all(s, timeout=10.0):
+    """Everything the server sends until it closes the connection (or the
+    timeout passes); returns (bytes, closed)."""
+    s.settimeout(timeout)
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            return data, False
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+    return data, False
+
+
+def exchange(port, data):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return read_all(s)
+
+
+def responses(raw):
+    """Splits a byte stream into (status, headers, body) responses, using
+    Content-Length; whatever does not parse is returned as a last item with
+    status None."""
+    out = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        if not sep or not head.startswith(b"HTTP/1."):
+            out.append((None, {}, raw))
+            break
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            headers.setdefault(k.strip().lower().decode(), []).append(v.strip().decode())
+        n = int(headers.get("content-length", ["0"])[0])
+        out.append((status, headers, rest[:n]))
+        raw = rest[n:]
+    return out
+
+
+def assert_one_json_refusal(raw, closed, status):
+    """Exactly one response, status as given, a JSON {"error": ...} body, an
+    X-Request-Id, Connection: close, and the connection closed after it."""
+    got = responses(raw)
+    assert len(got) == 1, raw[:600]
+    code, headers, body = got[0]
+    assert code == status, raw[:600]
+    assert headers.get("content-type") == ["application/json"], raw[:600]
+    assert headers.get("x-request-id"), raw[:600]
+    assert headers.get("connection") == ["close"], raw[:600]
+    error = json.loads(body)
+    assert isinstance(error, dict) and list(error) == ["error"] and error["error"], body
+    assert closed, "the connection stayed open after a framing refusal"
+    return error["error"]
+
+
+SMUGGLED = b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+# ------------------------------------------------------------ Content-Length
+
+def test_two_different_content_lengths_are_refused_and_nothing_runs_after(server):
+    body = b"abc" + SMUGGLED  # 3 for the first header, 3 + len(SMUGGLED) for the second
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(body)) + body
+    message = assert_one_json_refusal(*exchange(server.http_port, req), 400)
+    assert "Content-Length" in message
+
+
+def test_content_length_given_twice_with_the_same_value_is_accepted(server):
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+           b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+    got = responses(exchange(server.http_port, req)[0])
+    assert len(got) == 1 and got[0][0] == 200, got
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_closed(server):
+    chunked = b"0\r\n\r\n" + SMUGGLED
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n" % len(chunked)) + chunked
+    message = assert_one_json_refusal(*exchange(server.http_port, req), 400)
+    assert "Transfer-Encoding" in message
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"chunked, chunked", b"xchunked", b"identity"])
+def test_transfer_codings_other_than_chunked_are_refused(server, coding):
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding +
+           b"\r\n\r\n0\r\n\r\n" + SMUGGLED)
+    assert_one_json_refusal(*exchange(server.http_port, req), 400)
+
+
+def test_chunked_after_another_coding_is_not_implemented(server):
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+           b"0\r\n\r\n" + SMUGGLED)
+    assert_one_json_refusal(*exchange(server.http_port, req), 501)
+
+
+def test_two_transfer_encoding_fields_are_refused(server):
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED)
+    assert_one_json_refusal(*exchange(server.http_port, req), 400)
+
+
+@pytest.mark.parametrize("name", [b"Transfer-Encoding ", b"Content-Length\t"])
+def test_whitespace_before_the_colon_is_refused(server, name):
+    """libmicrohttpd keeps 'Transfer-Encoding ' as a different field: a proxy
+    that trims it would see a chunked body where vigil sees none."""
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\n" + name + b": chunked\r\n\r\n"
+           b"0\r\n\r\n" + SMUGGLED)
+    message = assert_one_json_refusal(*exchange(server.http_port, req), 400)
+    assert "token" in message
+
+
+def test_space_in_the_request_target_is_refused(server):
+    assert_one_json_refusal(*exchange(server.http_port, b"GET /healthz HTTP/1.1 x HTTP/1.1\r\nHost: x\r\n\r\n"), 400)
+
+
+def test_http11_without_host_is_refused(server):
+    assert_one_json_refusal(*exchange(server.http_port, b"GET /healthz HTTP/1.1\r\n\r\n"), 400)
+    assert_one_json_refusal(*exchange(server.http_port, b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+                            400)
+
+
+def test_a_well_formed_keep_alive_pipeline_still_gets_every_answer(server):
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2 + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    got = responses(exchange(server.http_port, req)[0])
+    assert [g[0] for g in got] == [200, 200, 200]
+
+
+# ------------------------------------------------------------ chunked bodies
+
+def test_chunked_body_over_the_limit_is_refused_while_it_is_sent(server):
+    """The 413 arrives once the body crosses the limit: the client sends
+    64 KiB pieces (4 KiB chunks) and finds the answer waiting before it has
+    sent twice the limit, then the connection closes."""
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as s:
+        s.sendall(b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        piece = (b"1000\r\n" + b"a" * 4096 + b"\r\n") * 16
+        sent, answer = 0, b""
+        while sent < 64 * LIMIT:
+            try:
+                s.sendall(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(piece)
+            s.settimeout(0.2 if sent > LIMIT else 0.01)
+            try:
+                answer = s.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                break
+            if answer:
+                break
+        rest, closed = read_all(s)
+        answer += rest
+    assert answer, "no answer while the body was sent"
+    assert sent <= 2 * LIMIT + 2 * len(piece), f"the answer came after {sent} bytes (limit {LIMIT})"
+    message = assert_one_json_refusal(answer, closed, 413)
+    assert "max_body_bytes" in message
+
+
+def test_chunked_body_within_the_limit_is_read(server):
+    body = b"{}"
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+           b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    got = responses(exchange(server.http_port, req)[0])
+    assert len(got) == 1 and got[0][0] == 200, got
+
+
+def test_server_still_serves_after_the_framing_cases(server):
+    assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+
+
+# ------------------------------------------------------------ what libmicrohttpd answers itself
+
+@pytest.mark.parametrize("value", [b"-1", b"abc", b"18446744073709551617"])
+def test_invalid_content_length_is_refused_by_the_library_and_closed(server, value):
+    """libmicrohttpd 0.9.75 refuses these before vigil's handler runs: an
+    HTML 400/413 (its header block sent twice), then the connection closes.
+    Pinned so that a library upgrade that answers them better is noticed;
+    what matters here is that nothing after them runs."""
+    raw, closed = exchange(server.http_port, b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                           value + b"\r\n\r\n" + SMUGGLED)
+    assert raw.startswith(b"HTTP/1.1 4"), raw[:300]
+    assert int(raw.split(b" ", 2)[1]) in (400, 413)
+    assert b'"live"' not in raw and b"X-Request-Id" not in raw  # /v2 never ran
+    assert closed
+
+
+def test_chunk_extension_larger_than_the_read_buffer_is_refused_and_closed(server):
+    """A 200 KB chunk extension overflows libmicrohttpd's read buffer: its own
+    answer (HTML 500 in 0.9.75), the connection closed, no second request."""
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"2;" + b"e" * 200_000 + b"\r\n{}\r\n0\r\n\r\n" + SMUGGLED)
+    raw, closed = exchange(server.http_port, req)
+    assert raw.startswith(b"HTTP/1.1 5") or raw.startswith(b"HTTP/1.1 4") or raw == b"", raw[:300]
+    assert b'"live"' not in raw
+    assert closed
+
+
+def test_chunk_size_overflow_is_refused_and_closed(server):
+    """A chunk size past 2^64-1 is libmicrohttpd's 413; ffffffffffffffff
+    itself is a size it accepts, so the chunk's bytes count towards
+    max_body_bytes like any other and a client that sends them gets vigil's
+    413; one that stops gets nothing until the idle timeout."""
+    raw, closed = exchange(server.http_port, b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nabc\r\n0\r\n\r\n" + SMUGGLED)
+    assert raw.startswith(b"HTTP/1.1 413"), raw[:300]
+    assert closed
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"ffffffffffffffff\r\n" + b"a" * (2 * LIMIT))
+    message = assert_one_json_refusal(*exchange(server.http_port, req), 413)
+    assert "max_body_bytes" in message
+
+
+# ------------------------------------------------------------ whole log lines
+
+def test_every_log_line_is_one_json_object_under_load_and_sighup(tmp_path):
+    """Access lines from many connections and SIGHUP error lines (a secret
+    file too short to load) interleave on a non-blocking stderr pipe that is
+    read slowly: each line must still be one JSON object.  stdio wrote a
+    line in many writes and dropped those that hit a full pipe, cutting
+    lines ('...auth secret file /tmp/prob{"ts":...')."""
+    models = tmp_path / "models"
+    models.mkdir()
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"s" * 40 + b"\n")
+    port = free_port()
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    proc = subprocess.Popen([vigil_binary(), "serve", "--host", "127.0.0.1", "--http-port", str(port),
+                             "--grpc-port", str(free_port()), "--models", str(models), "--log-format", "json",
+                             "--auth-mode", "jwt", "--auth-secret-file", str(secret), "--http-threads", "4"],
+                            stdout=write_end, stderr=write_end)
+    os.close(write_end)
+    log = bytearray()
+
+    def drain():  # a slow reader: small reads with pauses, so the pipe fills
+        while True:
+            data = os.read(read_end, 512)
+            if not data:
+                return
+            log.extend(data)
+            time.sleep(0.001)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        secret.write_bytes(b"short")  # every SIGHUP now logs an error and keeps the old key
+        stop = time.monotonic() + 3
+
+        def hammer():
+            while time.monotonic() < stop:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(b"GET /api/v1/models HTTP/1.1\r\nHost: x\r\n\r\n" * 20 +
+                              b"GET /api/v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    read_all(s)
+
+        workers = [threading.Thread(target=hammer) for _ in range(8)]
+        for w in workers:
+            w.start()
+        hups = 0
+        while time.monotonic() < stop:
+            proc.send_signal(signal.SIGHUP)
+            hups += 1
+            time.sleep(0.003)
+        for w in workers:
+            w.join()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+        os.close(read_end)
+    lines = log.decode("utf-8", errors="replace").split("\n")
+    assert lines[-1] == "", "the log does not end with a whole line"
+    lines = lines[:-1]
+    kinds = {"access": 0, "sighup": 0}
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            pytest.fail(f"not one JSON object: {line[:300]!r}")
+        assert isinstance(record, dict), line
+        if record.get("type") == "access":
+            kinds["access"] += 1
+        elif "SIGHUP" in record.get("msg", ""):
+            kinds["sighup"] += 1
+    assert hups > 10 and kinds["access"] > 100 and kinds["sighup"] > 10, kinds
