@@ -31,7 +31,7 @@ def test_broken_models_are_reported_and_others_serve(tmp_path):
         assert idx["badcfg"]["state"] == "FAILED"
         assert "config.yaml:2" in idx["badcfg"]["reason"] and "colour" in idx["badcfg"]["reason"]
         assert idx["badvalue"]["state"] == "FAILED" and "instances" in idx["badvalue"]["reason"]
-        assert idx["empty"]["state"] == "FAILED" and "no version directory" in idx["empty"]["reason"]
+        assert idx["empty"]["state"] == "FAILED" and "no version folder" in idx["empty"]["reason"]
         assert "bad name!" not in idx
         assert requests.post(d.url + "/v2/models/good/infer", json=X, timeout=5).status_code == 200
         r = requests.post(d.url + "/v2/models/garbage/infer", json=X, timeout=5)
