@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "core/alloc.h"
@@ -44,6 +45,9 @@ static const setting settings[] = {
                 "open HTTP connections at once (more wait in the listen backlog)"),
     INT_SETTING("http.idle_timeout_s", idle_timeout_s, 1, 86400, "an idle HTTP connection is closed after this"),
     INT_SETTING("http.max_body_bytes", max_body_bytes, 1024, INT64_C(1) << 34, "largest request body accepted"),
+    INT_SETTING("http.max_buffered_bytes", max_buffered_bytes, INT64_C(1) << 20, INT64_C(1) << 44,
+                "request bodies held in memory at once, all connections together (503 beyond; default a quarter "
+                "of the machine's memory)"),
     INT_SETTING("http.max_upload_bytes", max_upload_bytes, 1024, INT64_C(1) << 40,
                 "largest model upload (PUT /api/v1/models/{m}/versions/{v})"),
     INT_SETTING("grpc.port", grpc_port, 0, 65535, "gRPC port"),
@@ -82,6 +86,15 @@ static const setting settings[] = {
 static const char *const env_foreign[] = {"VIGIL_SHARED_DIR", "VIGIL_BINARY", "VIGIL_SOURCE_DIR", "VIGIL_MODEL",
                                           "VIGIL_BUILD_DIR", "VIGIL_CONFIG"};
 
+/* A quarter of the machine's memory, at least 256 MiB: an edge box of 2 GB
+ * keeps three quarters for models and activations whatever clients send. */
+static int64_t default_buffered_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    int64_t quarter = pages > 0 && page > 0 ? (int64_t)pages / 4 * page : 0;
+    int64_t least = INT64_C(256) << 20;
+    return quarter > least ? quarter : least;
+}
+
 void config_defaults(vigil_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
@@ -98,6 +111,7 @@ void config_defaults(vigil_config *cfg) {
     snprintf(cfg->log_format, sizeof cfg->log_format, "json");
     cfg->max_body_bytes = 64 << 20;
     cfg->max_upload_bytes = INT64_C(2) << 30;
+    cfg->max_buffered_bytes = default_buffered_bytes();
     cfg->max_image_pixels = 40000000;
     cfg->max_tensor_elements = INT64_C(1) << 26;
     cfg->max_queue = 256;
@@ -330,6 +344,11 @@ vigil_status config_validate(const vigil_config *cfg, vigil_error *err) {
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
                                "http.max_connections (%lld) is below http.threads (%lld): each I/O thread needs one",
                                (long long)cfg->max_connections, (long long)cfg->http_threads);
+    if (cfg->max_buffered_bytes < cfg->max_body_bytes)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "http.max_buffered_bytes (%lld) is below http.max_body_bytes (%lld): a body of the "
+                               "largest size could never be read",
+                               (long long)cfg->max_buffered_bytes, (long long)cfg->max_body_bytes);
     if (cfg->models_dir[0] == '\0')
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "models: the repository directory is empty");
     return VIGIL_OK;

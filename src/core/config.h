@@ -34,6 +34,7 @@ typedef struct vigil_config {
     char log_format[16];              /* json | text */
     int64_t max_body_bytes;
     int64_t max_upload_bytes;         /* model uploads (streamed to disk) */
+    int64_t max_buffered_bytes;       /* request bodies held in memory, all connections together */
     int64_t max_image_pixels;
     int64_t max_tensor_elements;      /* elements in one input tensor */
     int64_t max_queue;                /* per-model queue bound */
