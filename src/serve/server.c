@@ -717,7 +717,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 /* libmicrohttpd's messages go through vigil's log (in log.format).  While
  * the daemon starts they are kept instead: a failed start is reported once,
  * in vigil's words (server_start), not as MHD's raw "Failed to bind". */
-static void on_mhd_message(void *cls, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void on_mhd_message(void *cls, const char *fmt, va_list ap) {
     vigil_server *server = cls;
     if (!atomic_load(&server->mhd_started)) {
         vsnprintf(server->listen_error, sizeof server->listen_error, fmt, ap);
