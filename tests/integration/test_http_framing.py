@@ -35,7 +35,8 @@ LIMIT = 65536  # http.max_body_bytes in these tests
 def server(tmp_path_factory):
     models = tmp_path_factory.mktemp("framing") / "models"
     models.mkdir()
-    d = Daemon("--models", models, "--http-max-body-bytes", str(LIMIT), "--log-format", "json")
+    d = Daemon("--models", models, "--http-max-body-bytes", str(LIMIT), "--http-max-upload-bytes", str(LIMIT),
+               "--log-format", "json")
     yield d
     d.stop()
 
@@ -181,12 +182,16 @@ def test_a_well_formed_keep_alive_pipeline_still_gets_every_answer(server):
 
 # ------------------------------------------------------------ chunked bodies
 
-def test_chunked_body_over_the_limit_is_refused_while_it_is_sent(server):
+@pytest.mark.parametrize("head,limit", [
+    (b"POST /v2/repository/index HTTP/1.1", "max_body_bytes"),
+    (b"PUT /api/v1/models/big/versions/1 HTTP/1.1", "max_upload_bytes"),  # streams to disk
+])
+def test_chunked_body_over_the_limit_is_refused_while_it_is_sent(server, head, limit):
     """The 413 arrives once the body crosses the limit: the client sends
     64 KiB pieces (4 KiB chunks) and finds the answer waiting before it has
     sent twice the limit, then the connection closes."""
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as s:
-        s.sendall(b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        s.sendall(head + b"\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         piece = (b"1000\r\n" + b"a" * 4096 + b"\r\n") * 16
         sent, answer = 0, b""
         while sent < 64 * LIMIT:
@@ -209,7 +214,7 @@ def test_chunked_body_over_the_limit_is_refused_while_it_is_sent(server):
     assert answer, "no answer while the body was sent"
     assert sent <= 2 * LIMIT + 2 * len(piece), f"the answer came after {sent} bytes (limit {LIMIT})"
     message = assert_one_json_refusal(answer, closed, 413)
-    assert "max_body_bytes" in message
+    assert limit in message
 
 
 def test_chunked_body_within_the_limit_is_read(server):
