@@ -580,10 +580,10 @@ static int body_budget_hold_or_refuse(http_exchange *ex, size_t want) {
 
 /* Sizes the body buffer from Content-Length, or refuses the body; returns 1
  * when it answered.  A body whose declared length is over the limit is
- * answered 413 before it is read (MHD then closes the connection); bodies
- * without a length are read and dropped as they come, then answered 413.  A
- * body within the limit gets its whole buffer at once instead of growing
- * through a dozen copies. */
+ * answered 413 before it is read (MHD then closes the connection); a body
+ * without a length (chunked) is refused in on_request the moment it crosses
+ * the limit (exchange_refuse_now).  A body within the limit gets its whole
+ * buffer at once instead of growing through a dozen copies. */
 static int size_body_or_refuse(http_exchange *ex) {
     const char *length = exchange_header(ex, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!length) return 0;
