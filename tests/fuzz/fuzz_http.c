@@ -36,17 +36,20 @@
 
 static vigil_server *fuzz_server;
 static uint16_t fuzz_port;
+static char fuzz_models[] = "/tmp/vigil-fuzz-http-XXXXXX"; /* the empty repository */
+
+static void fuzz_models_remove(void) { rmdir(fuzz_models); }
 
 static void fuzz_server_start(void) {
     if (fuzz_server) return;
     signal(SIGPIPE, SIG_IGN);
     log_configure(LOG_OFF, 1, stderr);
-    static char dir[] = "/tmp/vigil-fuzz-http-XXXXXX";
-    if (!mkdtemp(dir)) abort();
+    if (!mkdtemp(fuzz_models)) abort();
+    atexit(fuzz_models_remove);
     vigil_config cfg;
     config_defaults(&cfg);
     snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
-    snprintf(cfg.models_dir, sizeof cfg.models_dir, "%s", dir);
+    snprintf(cfg.models_dir, sizeof cfg.models_dir, "%s", fuzz_models);
     cfg.http_port = 0;
     cfg.http_threads = 1;
     cfg.idle_timeout_s = 2;
