@@ -9,7 +9,9 @@
  *   vigil_plan    - the model compiled for one batch size: shapes fixed,
  *                   passes applied, kernels created, activation memory planned.
  *                   One thread runs a plan at a time; create one per worker.
- * Destroy in reverse order: plans, then models, then the engine.
+ *   vigil_arena   - one model instance's memory: the activations and the
+ *                   packed weights that its plans (one per batch size) share.
+ * Destroy in reverse order: plans, then arenas and models, then the engine.
  *
  * Threads: plans made from one engine share its pool; runs of different plans
  * on different threads are safe (each kernel call takes the pool in turn), so
@@ -115,28 +117,50 @@ vigil_status vigil_plan_run(vigil_plan *plan, const vigil_tensor *inputs, size_t
 /* Output i of the last run; the data stays valid until the next run or destroy. */
 const vigil_tensor *vigil_plan_output(const vigil_plan *plan, size_t index);
 
-/* Activation memory shared by plans that never run at the same time (one
- * worker's plans for different batch sizes): each plan needs its own peak,
- * the arena holds the largest instead of their sum.  Running one plan
- * overwrites the outputs of the others.  Not thread-safe: one owner. */
+/* The memory of one model instance: the plans that one worker creates for
+ * the batch sizes it runs, which never run at the same time.  They share
+ *   - activation memory: the arena holds the largest plan's, not their sum;
+ *   - the weights: every operator that packs weights (Conv, ConvTranspose,
+ *     Gemm/MatMul with constant B) is created once per arena and set up
+ *     again for a plan's batch size and buffers when that plan runs after
+ *     another (a plan that runs twice in a row pays no setup), so the
+ *     instance holds one packed copy of the weights whatever batch sizes it
+ *     runs.  A batch split across the engine's threads (see
+ *     vigil_plan_create_in) runs its parts at the same time: part k uses a
+ *     k-th set of operators and activations, shared with part k of every
+ *     other split plan, so a split adds at most one copy per extra thread.
+ * Running one plan overwrites the outputs of the others.
+ * Not thread-safe: one owner (the instance's worker) creates, runs and
+ * destroys every plan on an arena, one call at a time.
+ * Ownership: the creator owns the arena; the arena owns its memory and its
+ * operators, which outlive the plans that use them (a plan created again
+ * for a batch size finds them) until vigil_arena_destroy. */
 typedef struct vigil_arena vigil_arena;
 vigil_status vigil_arena_create(vigil_arena **out, vigil_error *err);
 /* Every plan created on the arena must be destroyed first. */
 void vigil_arena_destroy(vigil_arena *arena);
-size_t vigil_arena_bytes(const vigil_arena *arena);
+size_t vigil_arena_bytes(const vigil_arena *arena); /* activation memory held */
+/* Bytes XNNPACK allocated creating the arena's weighted operators (packed
+ * weights and their small fixed state), measured at creation. */
+size_t vigil_arena_weight_bytes(const vigil_arena *arena);
 
-/* vigil_plan_create with the activations in arena.  The arena grows when
- * no plan uses it; when the plan needs more than it holds while other
- * plans use it, the result is VIGIL_ERR_LIMIT (nothing created): destroy
- * those plans and call again.  A batch that splits across the engine's
- * threads (see exec.c) keeps its parts' activations to itself, since the
- * parts run at the same time. */
+/* vigil_plan_create with the activations and weighted operators of arena.
+ * The arena grows when no plan uses it; when the plan needs more than it
+ * holds while other plans use it, the result is VIGIL_ERR_LIMIT (nothing
+ * created): destroy those plans and call again (their operators stay on the
+ * arena).  A batch of B on an engine of T threads (B a multiple of T) runs
+ * as T parts of B/T at the same time, one per thread.  Operators are shared
+ * between plans of one model; the arena drops another model's operators
+ * once none of its plans is left. */
 vigil_status vigil_plan_create_in(vigil_model *model, int64_t batch, vigil_arena *arena, vigil_plan **out,
                                   vigil_error *err);
 
 int64_t vigil_plan_batch(const vigil_plan *plan);
 size_t vigil_plan_peak_activation_bytes(const vigil_plan *plan);
 double vigil_plan_flops(const vigil_plan *plan); /* floating-point operations per run */
+/* Packed-weight bytes of the operators the plan runs (its own, or its
+ * arena's that it shares: then they are not the plan's alone). */
+size_t vigil_plan_weight_bytes(const vigil_plan *plan);
 
 #ifdef __cplusplus
 }

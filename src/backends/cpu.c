@@ -8,14 +8,18 @@
  * model and one plan per batch size it has been asked to run, compiled on
  * first use and kept (at most CPU_PLAN_SLOTS; the least recently used is
  * dropped beyond that).  Its plans run one at a time, so they share one
- * activation arena sized for the largest: memory grows with the largest
- * batch seen, not with the number of batch sizes.
+ * vigil_arena: activations sized for the largest batch, and one packed copy
+ * of the weights (XNNPACK operators created once and set up again for each
+ * batch size), so memory grows with the largest batch seen, not with the
+ * number of batch sizes.  Each compile is logged with the instance's
+ * activation and packed-weight bytes (bench/memory_bench.py reads them).
  */
 #include <stdio.h>
 #include <unistd.h>
 
 #include "backends/backend.h"
 #include "core/alloc.h"
+#include "core/log.h"
 
 #define CPU_PLAN_SLOTS 8
 
@@ -32,6 +36,7 @@ typedef struct cpu_plan_slot {
 
 struct backend_model {
     vigil_model *model;
+    char *path;         /* the model file, for the log */
     vigil_arena *arena; /* shared by the plans below */
     cpu_plan_slot slots[CPU_PLAN_SLOTS];
     uint64_t runs;
@@ -68,6 +73,7 @@ static void cpu_unload(backend_model *m) {
     for (int i = 0; i < CPU_PLAN_SLOTS; i++) vigil_plan_destroy(m->slots[i].plan);
     vigil_arena_destroy(m->arena);
     vigil_model_free(m->model);
+    vigil_free(m->path);
     vigil_free(m);
 }
 
@@ -75,7 +81,9 @@ static vigil_status cpu_load(backend_device *dev, const char *path, backend_mode
                              vigil_error *err) {
     backend_model *m = vigil_calloc(1, sizeof *m);
     if (!m) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cpu backend: out of memory");
-    vigil_status st = vigil_arena_create(&m->arena, err);
+    m->path = vigil_strdup(path);
+    vigil_status st = m->path ? vigil_arena_create(&m->arena, err)
+                              : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cpu backend: out of memory");
     if (!st) st = vigil_model_load(dev->engine, path, &m->model, err);
     if (st) {
         cpu_unload(m);
@@ -116,6 +124,8 @@ static vigil_status cpu_plan_for(backend_model *m, int64_t batch, vigil_plan **o
         st = vigil_plan_create_in(m->model, batch, m->arena, &plan, err);
     }
     if (st) return st;
+    LOG_I("cpu: %s compiled for batch %lld; instance holds %zu bytes of packed weights, %zu of activations", m->path,
+          (long long)batch, vigil_arena_weight_bytes(m->arena), vigil_arena_bytes(m->arena));
     vigil_plan_destroy(victim->plan);
     victim->plan = plan;
     victim->batch = batch;

@@ -57,7 +57,8 @@ vigil_status vigil_engine_create(const vigil_engine_options *options, vigil_engi
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
-    if (xnn_initialize(NULL) != xnn_status_success)
+    /* the allocator only counts what operator creation allocates (packed weights) */
+    if (xnn_initialize(engine_xnn_allocator()) != xnn_status_success)
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "XNNPACK does not support this CPU");
     vigil_engine *e = vigil_calloc(1, sizeof *e);
     if (!e) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");

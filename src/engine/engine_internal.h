@@ -16,7 +16,9 @@
  *             every runtime value an offset in one arena by lifetime; then each
  *             node's op `prepare`s a `step` with the final data pointers
  *             (XNNPACK operators are created and set up once, weights packed
- *             once).
+ *             once; on a vigil_arena the operators that pack weights belong
+ *             to the arena and are shared by every plan of the instance, see
+ *             instance.c).
  *   run     : copy inputs in, run steps in order, convert outputs.
  *
  * An op sees tensors through `op_tensor`: logical (ONNX) dims during
@@ -84,6 +86,10 @@ typedef struct op_ctx {
     void *scratch;     /* prepare: plan-wide scratch buffer (see scratch_bytes) */
     const int *perm;   /* prepare: Transpose permutation chosen by the passes, or NULL */
     struct step *step; /* prepare: the step to fill */
+    /* prepare: the instance whose operators the plan shares (NULL: the
+     * plan owns its operators), and the lane of the plan (instance.c) */
+    struct vigil_arena *instance;
+    int lane;
 } op_ctx;
 
 typedef struct op_def {
@@ -109,6 +115,18 @@ typedef struct op_def {
     double (*flops)(const op_ctx *ctx);
 } op_def;
 
+/* An XNNPACK operator with packed weights, owned by a vigil_arena and shared
+ * by the steps of the instance's plans for one node (instance.c). */
+typedef struct shared_op {
+    const void *node;     /* the ONNX node it was created for */
+    int lane;             /* the lane whose plans use it */
+    uint64_t fingerprint; /* hash of the create parameters and the weights */
+    void *xop;            /* xnn_operator_t */
+    size_t packed_bytes;  /* what XNNPACK allocated creating it */
+    uint64_t setup_id;    /* the step it is set up for now (0: none) */
+    uint64_t setups;      /* xnn_setup_* calls so far (tests check runs skip them) */
+} shared_op;
+
 typedef struct step {
     const char *name;
     const char *op;
@@ -116,11 +134,20 @@ typedef struct step {
     void (*destroy)(struct step *s); /* frees state beyond xop (may be NULL) */
     int n_in, n_out;
     op_tensor *in, *out; /* physical tensors with final data pointers */
-    void *xop[4];        /* xnn_operator_t, deleted by the executor */
+    void *xop[4];        /* xnn_operator_t, deleted by the executor unless shared */
     void *state;         /* op-owned, freed with vigil_free unless destroy says otherwise */
     pthreadpool_t pool;
     void *scratch;
     double flops;
+    /* Operators that pack weights: setup (may be NULL) sets xop[0] up for
+     * this step's shapes and pointers.  The executor calls it after prepare,
+     * and before a run when the operator is shared and was last set up for
+     * another step (shared->setup_id != setup_id). */
+    vigil_status (*setup)(struct step *s, vigil_error *err);
+    pthreadpool_t setup_pool; /* the pool setup tiles for (runs may use none) */
+    shared_op *shared;        /* xop[0] belongs to the arena (NULL: to the step) */
+    uint64_t setup_id;
+    size_t packed_bytes; /* XNNPACK's bytes for an operator the step owns */
 } step;
 
 /* ---- graph ---- */
@@ -210,6 +237,25 @@ const op_def *ops_find_internal(const char *name); /* vigil-internal ops ("vigil
 vigil_status ops_check_node(const onnx_node *node, int64_t opset, vigil_error *err);
 int ops_list(const char **names, int max); /* claimed operators */
 
+/* instance.c: the arena's lanes and shared operators, and the XNNPACK
+ * allocator that measures packed weights. */
+#define ARENA_LANES 16 /* parts a split batch may have, at most (exec.c) */
+const struct xnn_allocator *engine_xnn_allocator(void);
+/* Counts what XNNPACK allocates on this thread into *bytes until the end call. */
+void xnn_count_begin(size_t *bytes);
+void xnn_count_end(void);
+/* Activation memory of lane for a plan of model: *base gets the lane's
+ * memory, grown when no plan uses the lane; VIGIL_ERR_LIMIT when the plan
+ * needs more while others use it.  arena_release undoes it. */
+vigil_status arena_take(struct vigil_arena *a, const vigil_model *model, int lane, size_t bytes, uint8_t **base,
+                        vigil_error *err);
+void arena_release(struct vigil_arena *a, int lane);
+shared_op *arena_find_op(struct vigil_arena *a, const void *node, int lane, uint64_t fingerprint);
+/* Hands xop to the arena (on failure the caller still owns it). */
+vigil_status arena_keep_op(struct vigil_arena *a, const void *node, int lane, uint64_t fingerprint, void *xop,
+                           size_t packed_bytes, shared_op **out, vigil_error *err);
+uint64_t arena_setup_id(struct vigil_arena *a);
+
 /* helpers for ops (ops/common.c) */
 vigil_status op_fail(const op_ctx *ctx, vigil_status st, vigil_error *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -224,6 +270,16 @@ int const_ints(const op_tensor *t, int64_t *out, int max);
 vigil_status op_require_dtype(const op_ctx *ctx, int input, const vigil_dtype *allowed, int n, vigil_error *err);
 vigil_status op_step_alloc(op_ctx *ctx, size_t state_bytes, vigil_error *err);
 vigil_status xnn_fail(const op_ctx *ctx, const char *what, int status, vigil_error *err);
+/* Operators that pack weights (Conv, ConvTranspose, fully connected): a
+ * fingerprint of what the create call takes (hashed in pieces with
+ * op_hash, starting from OP_HASH_SEED); op_xop_find points step->xop[0]
+ * at the instance's operator for ctx's node with that fingerprint and
+ * returns 1, or returns 0 when the op must create it (counting its bytes
+ * with xnn_count_begin/end) and then call op_xop_keep. */
+#define OP_HASH_SEED 0xcbf29ce484222325ull
+uint64_t op_hash(uint64_t h, const void *data, size_t n);
+int op_xop_find(op_ctx *ctx, uint64_t fingerprint);
+vigil_status op_xop_keep(op_ctx *ctx, uint64_t fingerprint, size_t packed_bytes, vigil_error *err);
 /* Normalises axis against rank; -1 when out of range. */
 int norm_axis(int64_t axis, int rank);
 /* Broadcast shape of a and b into out; returns 0 when incompatible. */

@@ -42,6 +42,7 @@
 #include "engine/exec.h"
 
 void step_release(step *s) {
+    if (s->shared) s->xop[0] = NULL; /* the arena's */
     for (int i = 0; i < 4; i++)
         if (s->xop[i]) xnn_delete_operator((xnn_operator_t)s->xop[i]);
     if (s->destroy) s->destroy(s);
@@ -62,10 +63,19 @@ vigil_status exec_prepare_step(const op_def *op, op_ctx *ctx, step *s, vigil_err
     memcpy(s->in, ctx->in, (size_t)ctx->n_in * sizeof(op_tensor));
     memcpy(s->out, ctx->out, (size_t)ctx->n_out * sizeof(op_tensor));
     s->pool = ctx->pool;
+    s->setup_pool = ctx->pool;
     s->scratch = ctx->scratch;
     ctx->step = s;
     vigil_status st = op->prepare(ctx, err);
     if (st == VIGIL_OK && !s->run) st = vigil_error_set(err, VIGIL_ERR_INTERNAL, "op %s prepared no step", op->name);
+    if (st == VIGIL_OK && s->setup) {
+        st = s->setup(s, err);
+        if (st != VIGIL_OK) vigil_error_prefix(err, "node '%s' (%s)", s->name ? s->name : "", op->name);
+        else if (s->shared) {
+            s->shared->setup_id = s->setup_id;
+            s->shared->setups++;
+        }
+    }
     if (st != VIGIL_OK) {
         step_release(s);
         return st;
@@ -146,6 +156,8 @@ static void ctx_for_node(vigil_plan *p, int node, op_ctx *ctx, op_tensor *buf) {
     ctx->graph = g;
     ctx->pool = p->model->engine->pool;
     ctx->scratch = p->scratch;
+    ctx->instance = p->shared;
+    ctx->lane = p->lane;
     for (int k = 0; k < n->n_in; k++) {
         if (n->in[k] < 0)
             memset(&ctx->in[k], 0, sizeof ctx->in[k]);
@@ -176,51 +188,15 @@ static int max_io(const graph *g) {
     return m;
 }
 
-struct vigil_arena {
-    uint8_t *base;
-    size_t bytes;
-    int plans; /* alive on it */
-};
-
-vigil_status vigil_arena_create(vigil_arena **out, vigil_error *err) {
-    *out = vigil_calloc(1, sizeof **out);
-    return *out ? VIGIL_OK : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
-}
-
-void vigil_arena_destroy(vigil_arena *a) {
-    if (!a) return;
-    vigil_free(a->base);
-    vigil_free(a);
-}
-
-size_t vigil_arena_bytes(const vigil_arena *a) { return a ? a->bytes : 0; }
-
-/* Points the plan at bytes of shared, growing it when nothing else uses it. */
-static vigil_status arena_take(vigil_plan *p, vigil_arena *shared, size_t bytes, vigil_error *err) {
-    if (bytes > shared->bytes) {
-        if (shared->plans > 0)
-            return vigil_error_set(err, VIGIL_ERR_LIMIT, "the shared arena holds %zu bytes, the plan needs %zu",
-                                   shared->bytes, bytes);
-        uint8_t *grown = vigil_aligned_alloc(ENGINE_ALIGN, bytes);
-        if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory (activation arena)");
-        vigil_free(shared->base);
-        shared->base = grown;
-        shared->bytes = bytes;
-    }
-    shared->plans++;
-    p->shared = shared;
-    p->arena = shared->base;
-    return VIGIL_OK;
-}
-
 static vigil_status plan_buffers(vigil_plan *p, vigil_arena *shared, vigil_error *err) {
     graph *g = p->g;
     vigil_status st = plan_memory(g, g->order, g->n_order, &p->arena_bytes, err);
     if (st != VIGIL_OK) return st;
     size_t bytes = p->arena_bytes ? p->arena_bytes : ENGINE_ALIGN;
     if (shared) {
-        st = arena_take(p, shared, bytes, err);
+        st = arena_take(shared, p->model, p->lane, bytes, &p->arena, err);
         if (st) return st;
+        p->shared = shared;
     } else {
         p->arena = vigil_aligned_alloc(ENGINE_ALIGN, bytes);
     }
@@ -324,7 +300,7 @@ vigil_status vigil_plan_create(vigil_model *model, int64_t batch, vigil_plan **o
     return vigil_plan_create_in(model, batch, NULL, out, err);
 }
 
-static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena *arena, int serial_only,
+static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena *arena, int lane,
                                  vigil_plan **out, vigil_error *err);
 
 /* A batch splits across the pool when every thread gets whole parts and
@@ -344,7 +320,8 @@ static int plan_splits(const vigil_model *model, int64_t batch, int threads) {
 /* Data parallelism for batches: a batch of B on T threads as T plans of
  * B/T, one per thread, instead of one plan whose every operator is split T
  * ways. */
-static vigil_status plan_split(vigil_model *model, int64_t batch, int threads, vigil_plan **out, vigil_error *err) {
+static vigil_status plan_split(vigil_model *model, int64_t batch, int threads, vigil_arena *arena, vigil_plan **out,
+                               vigil_error *err) {
     vigil_plan *p = vigil_calloc(1, sizeof *p);
     if (!p) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     p->model = model;
@@ -357,7 +334,7 @@ static vigil_status plan_split(vigil_model *model, int64_t batch, int threads, v
                           ? VIGIL_OK
                           : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     for (int k = 0; k < threads && !st; k++) {
-        st = plan_compile(model, batch / threads, NULL, 1, &p->parts[k], err);
+        st = plan_compile(model, batch / threads, arena, k, &p->parts[k], err);
         if (!st) p->n_parts++;
     }
     for (size_t i = 0; i < model->n_outputs && !st; i++) {
@@ -385,11 +362,13 @@ static vigil_status plan_split(vigil_model *model, int64_t batch, int threads, v
 vigil_status vigil_plan_create_in(vigil_model *model, int64_t batch, vigil_arena *arena, vigil_plan **out,
                                   vigil_error *err) {
     if (model && out && plan_splits(model, batch, model->engine->pool ? model->engine->threads : 1))
-        return plan_split(model, batch, model->engine->threads, out, err);
-    return plan_compile(model, batch, arena, 0, out, err);
+        return plan_split(model, batch, model->engine->threads, arena, out, err);
+    return plan_compile(model, batch, arena, -1, out, err);
 }
 
-static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena *arena, int serial_only,
+/* part: which part of a split batch the plan is (its lane on the arena, and
+ * it never uses the pool), or -1 for a whole batch (lane 0). */
+static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena *arena, int part,
                                  vigil_plan **out, vigil_error *err) {
     if (!model || !out || batch < 1)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "plan: need a model and a batch >= 1");
@@ -413,7 +392,8 @@ static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena 
     p->model = model;
     p->batch = batch;
     p->repeats = repeats;
-    p->serial_only = serial_only;
+    p->serial_only = part >= 0;
+    p->lane = part >= 0 ? part : 0;
     vigil_status st = exec_compile_graph(model->onnx, compile, &p->g, err);
     if (st == VIGIL_OK) st = plan_buffers(p, arena, err);
     if (st == VIGIL_OK) st = plan_steps(p, err);
@@ -441,7 +421,7 @@ void vigil_plan_destroy(vigil_plan *p) {
     vigil_free(p->output_copies);
     vigil_free(p->outputs);
     vigil_free(p->direct_step);
-    if (p->shared) p->shared->plans--;
+    if (p->shared) arena_release(p->shared, p->lane);
     else vigil_free(p->arena);
     vigil_free(p->scratch);
     graph_free(p->g);
@@ -594,7 +574,16 @@ vigil_status vigil_plan_run(vigil_plan *p, const vigil_tensor *inputs, size_t n_
                 memcpy(v->data, from, bytes);
         }
         for (int s = 0; s < p->n_steps; s++) {
-            vigil_status st = p->steps[s].run(&p->steps[s], err);
+            step *x = &p->steps[s];
+            vigil_status st = VIGIL_OK;
+            if (x->shared && x->shared->setup_id != x->setup_id) { /* another plan set the operator up last */
+                st = x->setup(x, err);
+                if (st == VIGIL_OK) {
+                    x->shared->setup_id = x->setup_id;
+                    x->shared->setups++;
+                }
+            }
+            if (st == VIGIL_OK) st = x->run(x, err);
             if (st != VIGIL_OK) {
                 vigil_error_prefix(err, "node '%s' (%s)", p->steps[s].name, p->steps[s].op);
                 return st;
@@ -626,6 +615,15 @@ int64_t vigil_plan_batch(const vigil_plan *p) {
 
 size_t vigil_plan_peak_activation_bytes(const vigil_plan *p) {
     return p ? p->arena_bytes + p->scratch_bytes : 0;
+}
+
+size_t vigil_plan_weight_bytes(const vigil_plan *p) {
+    size_t n = 0;
+    if (!p) return 0;
+    for (int k = 0; k < p->n_parts; k++) n += vigil_plan_weight_bytes(p->parts[k]);
+    for (int i = 0; i < p->n_steps; i++)
+        n += p->steps[i].shared ? p->steps[i].shared->packed_bytes : p->steps[i].packed_bytes;
+    return n;
 }
 
 double vigil_plan_flops(const vigil_plan *p) {

@@ -44,6 +44,7 @@ struct vigil_plan {
     uint8_t *arena;
     size_t arena_bytes;
     struct vigil_arena *shared; /* arena's owner when not the plan (vigil_plan_create_in) */
+    int lane;                   /* the plan's lane on shared (instance.c) */
     void *scratch;
     size_t scratch_bytes;
     /* per graph input: the step that reads it straight from the caller's

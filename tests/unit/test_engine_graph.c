@@ -625,6 +625,139 @@ static void test_batch_split_fixed(void) {
     split_case(1);
 }
 
+/* ---- one packed copy of the weights per instance ---- */
+
+/* x [batch, 3, 8, 8] -> Conv 3x3 (8) -> Relu -> Conv 1x1 (4) -> Flatten ->
+ * Gemm (256 -> 5): two convolutions and a fully connected layer, the three
+ * operators that pack weights. */
+enum { WX_ITEM = 3 * 8 * 8, WY_ITEM = 5 };
+static void weighted_model(onnx_builder *ob, const float *w1, const float *w2, const float *w3, const float *c3) {
+    int64_t xd[4] = {-1, 3, 8, 8}, yd[2] = {-1, 5}, w1d[4] = {8, 3, 3, 3}, w2d[4] = {4, 8, 1, 1}, w3d[2] = {256, 5},
+            c3d[1] = {5};
+    ob_input(ob, "x", 4, xd);
+    ob_output(ob, "y", 2, yd);
+    ob_initializer(ob, "w1", 1, 4, w1d, w1, sizeof(float) * 8 * 27);
+    ob_initializer(ob, "w2", 1, 4, w2d, w2, sizeof(float) * 32);
+    ob_initializer(ob, "w3", 1, 2, w3d, w3, sizeof(float) * 256 * 5);
+    ob_initializer(ob, "c3", 1, 1, c3d, c3, sizeof(float) * 5);
+    pbuf n = ob_node("Conv", "conv1", 2, (const char *[]){"x", "w1"}, 1, (const char *[]){"a"});
+    ob_attr_ints(&n, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    ob_attr_ints(&n, "kernel_shape", 2, (int64_t[]){3, 3});
+    ob_node_end(ob, &n);
+    n = ob_node("Relu", "relu", 1, (const char *[]){"a"}, 1, (const char *[]){"r"});
+    ob_node_end(ob, &n);
+    n = ob_node("Conv", "conv2", 2, (const char *[]){"r", "w2"}, 1, (const char *[]){"b"});
+    ob_attr_ints(&n, "kernel_shape", 2, (int64_t[]){1, 1});
+    ob_node_end(ob, &n);
+    n = ob_node("Flatten", "flat", 1, (const char *[]){"b"}, 1, (const char *[]){"f"});
+    ob_node_end(ob, &n);
+    n = ob_node("Gemm", "fc", 3, (const char *[]){"f", "w3", "c3"}, 1, (const char *[]){"y"});
+    ob_node_end(ob, &n);
+}
+
+/* The plan for batch b on arena; plans[] are the arena's plans by batch, all
+ * destroyed and the call repeated when the arena must grow (as cpu.c does). */
+static vigil_plan *plan_on(vigil_model *m, vigil_arena *arena, vigil_plan **plans, int64_t b) {
+    vigil_error err;
+    if (plans[b]) return plans[b];
+    vigil_status st = vigil_plan_create_in(m, b, arena, &plans[b], &err);
+    if (st == VIGIL_ERR_LIMIT) {
+        for (int k = 0; k <= 8; k++) {
+            vigil_plan_destroy(plans[k]);
+            plans[k] = NULL;
+        }
+        st = vigil_plan_create_in(m, b, arena, &plans[b], &err);
+    }
+    if (st) fprintf(stderr, "plan %lld: %s\n", (long long)b, err.message);
+    CHECK_EQ_INT(st, VIGIL_OK);
+    return plans[b];
+}
+
+/* Setups so far of the arena operators plan uses. */
+static uint64_t plan_setups(const vigil_plan *p) {
+    uint64_t n = 0;
+    for (int k = 0; k < p->n_parts; k++) n += plan_setups(p->parts[k]);
+    for (int i = 0; i < p->n_steps; i++)
+        if (p->steps[i].shared) n += p->steps[i].shared->setups;
+    return n;
+}
+
+static void weights_per_instance(int threads) {
+    static float x[8 * WX_ITEM], w1[8 * 27], w2[32], w3[256 * 5], c3[5], ref[8 * WY_ITEM];
+    fill(x, 8 * WX_ITEM);
+    fill(w1, 8 * 27);
+    fill(w2, 32);
+    fill(w3, 256 * 5);
+    fill(c3, 5);
+    onnx_builder ob = {.opset = 13};
+    weighted_model(&ob, w1, w2, w3, c3);
+    vigil_engine *e = make_engine(threads);
+    vigil_model *m = NULL;
+    vigil_error err;
+    CHECK_EQ_INT(load_bytes(e, &ob, &m, &err), VIGIL_OK);
+    if (!m) return;
+    /* reference: each item alone, on a plan of its own */
+    vigil_plan *alone = NULL;
+    CHECK_EQ_INT(vigil_plan_create(m, 1, &alone, &err), VIGIL_OK);
+    for (int i = 0; i < 8 && alone; i++) {
+        vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 3, 8, 8}, .data = x + i * WX_ITEM};
+        CHECK_EQ_INT(vigil_plan_run(alone, &t, 1, &err), VIGIL_OK);
+        memcpy(ref + i * WY_ITEM, vigil_plan_output(alone, 0)->data, sizeof(float) * WY_ITEM);
+    }
+    size_t own = vigil_plan_weight_bytes(alone);
+    CHECK(own >= sizeof(float) * (8 * 27 + 32 + 256 * 5)); /* at least the weights themselves */
+    vigil_plan_destroy(alone);
+
+    vigil_arena *arena = NULL;
+    CHECK_EQ_INT(vigil_arena_create(&arena, &err), VIGIL_OK);
+    vigil_plan *plans[9] = {0};
+    plan_on(m, arena, plans, 1);
+    size_t one = vigil_arena_weight_bytes(arena);
+    CHECK_EQ_INT(one, own);
+    size_t most = one;
+    for (int64_t b = 2; b <= 8; b++) {
+        vigil_plan *p = plan_on(m, arena, plans, b);
+        size_t pw = p ? vigil_plan_weight_bytes(p) : 0;
+        /* a whole batch uses the one copy; a split one a copy per part */
+        CHECK(pw == one || (threads > 1 && pw == one * (size_t)threads));
+        if (pw > most) most = pw;
+    }
+    fprintf(stderr, "  threads %d: packed weights %zu bytes for one plan, %zu for the instance at batch 1-8\n",
+            threads, one, vigil_arena_weight_bytes(arena));
+    CHECK_EQ_INT(vigil_arena_weight_bytes(arena), most);
+    if (threads == 1) CHECK_EQ_INT(vigil_arena_weight_bytes(arena), one);
+
+    /* every batch, in an order that makes each plan set the operators up again */
+    static const int64_t order[] = {1, 2, 3, 4, 5, 6, 7, 8, 3, 1, 8, 2, 2, 5, 1, 1, 6, 4, 7, 3};
+    for (size_t r = 0; r < sizeof order / sizeof order[0]; r++) {
+        int64_t b = order[r];
+        vigil_plan *p = plan_on(m, arena, plans, b);
+        if (!p) continue;
+        vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {b, 3, 8, 8}, .data = x};
+        CHECK_EQ_INT(vigil_plan_run(p, &t, 1, &err), VIGIL_OK);
+        const vigil_tensor *y = vigil_plan_output(p, 0);
+        CHECK_EQ_INT(y->dims[0], b);
+        CHECK(memcmp(y->data, ref, sizeof(float) * (size_t)b * WY_ITEM) == 0);
+        /* a plan that runs again at once sets nothing up */
+        uint64_t before = plan_setups(p);
+        CHECK_EQ_INT(vigil_plan_run(p, &t, 1, &err), VIGIL_OK);
+        CHECK_EQ_INT(plan_setups(p), before);
+        CHECK(memcmp(vigil_plan_output(p, 0)->data, ref, sizeof(float) * (size_t)b * WY_ITEM) == 0);
+    }
+    CHECK_EQ_INT(vigil_arena_weight_bytes(arena), most); /* recompiled plans found the operators */
+    for (int k = 0; k <= 8; k++) vigil_plan_destroy(plans[k]);
+    vigil_arena_destroy(arena);
+    vigil_model_free(m);
+    vigil_engine_destroy(e);
+}
+
+static void test_weights_once_per_instance(void) {
+    weights_per_instance(1);
+}
+static void test_weights_once_per_instance_split(void) {
+    weights_per_instance(2);
+}
+
 /* ---- validation ---- */
 
 static vigil_status load_single(const char *op, const char *attr, const char *input, vigil_error *err) {
@@ -738,6 +871,8 @@ int main(void) {
     RUN(test_plans_share_an_arena);
     RUN(test_batch_split_symbolic);
     RUN(test_batch_split_fixed);
+    RUN(test_weights_once_per_instance);
+    RUN(test_weights_once_per_instance_split);
     RUN(test_validation_errors);
     RUN(test_corrupted_models_fail_cleanly);
     return testing_report();

@@ -84,6 +84,42 @@ vigil_status xnn_fail(const op_ctx *ctx, const char *what, int status, vigil_err
                    "XNNPACK %s failed (status %d)", what, status);
 }
 
+uint64_t op_hash(uint64_t h, const void *data, size_t n) {
+    /* FNV-1a, eight bytes a round where it can (weights are megabytes) */
+    const uint8_t *p = data;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+int op_xop_find(op_ctx *ctx, uint64_t fingerprint) {
+    if (!ctx->instance) return 0;
+    shared_op *op = arena_find_op(ctx->instance, ctx->node, ctx->lane, fingerprint);
+    if (!op) return 0;
+    ctx->step->xop[0] = op->xop;
+    ctx->step->shared = op;
+    ctx->step->setup_id = arena_setup_id(ctx->instance);
+    return 1;
+}
+
+vigil_status op_xop_keep(op_ctx *ctx, uint64_t fingerprint, size_t packed_bytes, vigil_error *err) {
+    step *s = ctx->step;
+    if (!ctx->instance) {
+        s->packed_bytes = packed_bytes;
+        return VIGIL_OK;
+    }
+    vigil_status st =
+        arena_keep_op(ctx->instance, ctx->node, ctx->lane, fingerprint, s->xop[0], packed_bytes, &s->shared, err);
+    if (st != VIGIL_OK) return st; /* the step still owns xop[0] and releases it */
+    s->setup_id = arena_setup_id(ctx->instance);
+    return VIGIL_OK;
+}
+
 int norm_axis(int64_t axis, int rank) {
     if (axis < -rank || axis >= rank) return -1;
     return (int)(axis < 0 ? axis + rank : axis);

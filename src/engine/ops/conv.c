@@ -2,7 +2,7 @@
  * conv.c - Conv, ConvTranspose and BatchNormalization.
  *
  * With constant weights and a 4-D input, Conv and ConvTranspose run as
- * XNNPACK NHWC operators whose weights are packed once at prepare (ONNX's
+ * XNNPACK NHWC operators whose weights are packed once per instance (ONNX's
  * [M, C/g, kh, kw] is reordered to XNNPACK's [g, M/g, kh, kw, C/g] first).
  * A fused activation (passes.c) becomes the operator's output clamp, or for
  * SiLU one vectorised in-place pass over the output (vmath.c).  Anything else (1-D convolution, weights computed at run
@@ -124,22 +124,51 @@ static vigil_status infer_convt(op_ctx *ctx, vigil_error *err) {
 
 /* ---- fused activation, shared by both paths ---- */
 
+/* What run and setup need beyond the step's tensors. */
+typedef struct xnn_conv_state {
+    act_kind act;        /* fused SiLU is a pass over the output after the operator */
+    int transpose;       /* deconvolution */
+    uint32_t adj_h, adj_w; /* ConvTranspose output_padding */
+} xnn_conv_state;
+
 /* Runs the XNNPACK operator, then the fused SiLU over the output if any. */
 static vigil_status run_xnn_conv(step *s, vigil_error *err) {
     enum xnn_status x = xnn_run_operator(s->xop[0], s->pool);
     if (x != xnn_status_success)
         return vigil_error_set(err, VIGIL_ERR_INTERNAL, "XNNPACK run failed (status %d)", (int)x);
-    if (s->state && *(const act_kind *)s->state == ACT_SILU)
+    if (((const xnn_conv_state *)s->state)->act == ACT_SILU)
         silu_f32_parallel(s->out[0].data, (size_t)op_count(&s->out[0]), s->pool);
     return VIGIL_OK;
 }
 
-/* Remembers the fused activation for run_xnn_conv. */
-static vigil_status xnn_conv_done(op_ctx *ctx, vigil_error *err) {
-    vigil_status st = op_step_alloc(ctx, sizeof(act_kind), err);
+/* Sets the (possibly shared) operator up for this step's batch, size and
+ * pointers: cheap next to create, which packed the weights. */
+static vigil_status setup_xnn_conv(step *s, vigil_error *err) {
+    const xnn_conv_state *c = s->state;
+    const op_tensor *x = &s->in[0];
+    enum xnn_status st =
+        c->transpose ? xnn_setup_deconvolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1],
+                                                          (size_t)x->dims[2], c->adj_h, c->adj_w, x->data,
+                                                          s->out[0].data, s->setup_pool)
+                     : xnn_setup_convolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1],
+                                                        (size_t)x->dims[2], x->data, s->out[0].data, s->setup_pool);
+    if (st != xnn_status_success)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "XNNPACK %s setup failed (status %d)",
+                               c->transpose ? "deconvolution" : "convolution", (int)st);
+    return VIGIL_OK;
+}
+
+/* Remembers what run_xnn_conv and setup_xnn_conv need. */
+static vigil_status xnn_conv_done(op_ctx *ctx, int transpose, const kernels_window *w, vigil_error *err) {
+    vigil_status st = op_step_alloc(ctx, sizeof(xnn_conv_state), err);
     if (st != VIGIL_OK) return st;
-    *(act_kind *)ctx->step->state = ctx->act;
+    xnn_conv_state *c = ctx->step->state;
+    c->act = ctx->act;
+    c->transpose = transpose;
+    c->adj_h = transpose ? (uint32_t)w->output_padding[0] : 0;
+    c->adj_w = transpose ? (uint32_t)w->output_padding[1] : 0;
     ctx->step->run = run_xnn_conv;
+    ctx->step->setup = setup_xnn_conv;
     return VIGIL_OK;
 }
 
@@ -161,13 +190,59 @@ static double flops_convt(const op_ctx *ctx) {
     return 2.0 * (double)op_count(&ctx->in[0]) * (double)op_count(w) / (double)w->dims[0];
 }
 
+/* Everything xnn_create_(de)convolution2d_nhwc_f32 takes besides the
+ * weights: with the weights' and bias's bytes, the fingerprint under which
+ * the instance's plans share the operator. */
+typedef struct xnn_conv_params {
+    uint32_t pad_top, pad_right, pad_bottom, pad_left, kh, kw, stride_h, stride_w, dil_h, dil_w, groups;
+    uint32_t transpose, has_bias;
+    uint64_t group_in, group_out, in_stride, out_stride;
+    float lo, hi;
+} xnn_conv_params;
+
+static uint64_t conv_fingerprint(const op_ctx *ctx, const xnn_conv_params *p) {
+    const step *s = ctx->step;
+    uint64_t h = op_hash(OP_HASH_SEED, p, sizeof *p);
+    h = op_hash(h, s->in[1].data, (size_t)op_count(&s->in[1]) * sizeof(float));
+    if (p->has_bias) h = op_hash(h, s->in[2].data, (size_t)op_count(&s->in[2]) * sizeof(float));
+    return h;
+}
+
+static void conv_params(const op_ctx *ctx, const kernels_window *w, int transpose, int64_t groups, int64_t gin,
+                        int64_t gout, int64_t in_stride, int64_t out_stride, int64_t kh, int64_t kw,
+                        xnn_conv_params *p) {
+    memset(p, 0, sizeof *p); /* the padding bytes are hashed too */
+    p->pad_top = (uint32_t)w->pad_begin[0];
+    p->pad_right = (uint32_t)w->pad_end[1];
+    p->pad_bottom = (uint32_t)w->pad_end[0];
+    p->pad_left = (uint32_t)w->pad_begin[1];
+    p->kh = (uint32_t)kh;
+    p->kw = (uint32_t)kw;
+    p->stride_h = (uint32_t)w->stride[0];
+    p->stride_w = (uint32_t)w->stride[1];
+    p->dil_h = (uint32_t)w->dilation[0];
+    p->dil_w = (uint32_t)w->dilation[1];
+    p->groups = (uint32_t)groups;
+    p->transpose = (uint32_t)transpose;
+    p->has_bias = (uint32_t)in_present(ctx, 2);
+    p->group_in = (uint64_t)gin;
+    p->group_out = (uint64_t)gout;
+    p->in_stride = (uint64_t)in_stride;
+    p->out_stride = (uint64_t)out_stride;
+    act_bounds(ctx, &p->lo, &p->hi);
+}
+
 static vigil_status prepare_xnn_conv(op_ctx *ctx, const kernels_window *w, vigil_error *err) {
     step *s = ctx->step;
-    const op_tensor *x = &s->in[0], *wt = &s->in[1], *y = &s->out[0];
+    const op_tensor *x = &s->in[0], *wt = &s->in[1];
     int64_t m = wt->dims[0], cg = wt->dims[1], kh = wt->dims[2], kw = wt->dims[3];
     int64_t groups = w->group, c = x->dims[3];
     if (groups < 1 || cg * groups != c || m % groups != 0)
         return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "channels do not match group");
+    xnn_conv_params p;
+    conv_params(ctx, w, 0, groups, cg, m / groups, c, m, kh, kw, &p);
+    uint64_t fingerprint = conv_fingerprint(ctx, &p);
+    if (op_xop_find(ctx, fingerprint)) return xnn_conv_done(ctx, 0, w, err);
     float *packed = vigil_malloc((size_t)(m * cg * kh * kw) * sizeof(float) + 1);
     if (!packed) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     const float *src = wt->data;
@@ -175,29 +250,32 @@ static vigil_status prepare_xnn_conv(op_ctx *ctx, const kernels_window *w, vigil
         for (int64_t i = 0; i < cg; i++)
             for (int64_t r = 0; r < kh * kw; r++)
                 packed[(o * kh * kw + r) * cg + i] = src[(o * cg + i) * kh * kw + r];
-    float lo, hi;
-    act_bounds(ctx, &lo, &hi);
+    size_t bytes = 0;
+    xnn_count_begin(&bytes);
     enum xnn_status st = xnn_create_convolution2d_nhwc_f32(
-        (uint32_t)w->pad_begin[0], (uint32_t)w->pad_end[1], (uint32_t)w->pad_end[0], (uint32_t)w->pad_begin[1],
-        (uint32_t)kh, (uint32_t)kw, (uint32_t)w->stride[0], (uint32_t)w->stride[1], (uint32_t)w->dilation[0],
-        (uint32_t)w->dilation[1], (uint32_t)groups, (size_t)cg, (size_t)(m / groups), (size_t)c, (size_t)m, packed,
-        in_present(ctx, 2) ? s->in[2].data : NULL, lo, hi, 0, (xnn_operator_t *)&s->xop[0]);
+        p.pad_top, p.pad_right, p.pad_bottom, p.pad_left, p.kh, p.kw, p.stride_h, p.stride_w, p.dil_h, p.dil_w,
+        p.groups, (size_t)cg, (size_t)(m / groups), (size_t)c, (size_t)m, packed,
+        p.has_bias ? s->in[2].data : NULL, p.lo, p.hi, 0, (xnn_operator_t *)&s->xop[0]);
+    xnn_count_end();
     vigil_free(packed);
-    if (st == xnn_status_success)
-        st = xnn_setup_convolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
-                                              x->data, y->data, s->pool);
     if (st != xnn_status_success) return xnn_fail(ctx, "convolution", st, err);
-    return xnn_conv_done(ctx, err);
+    vigil_status vs = op_xop_keep(ctx, fingerprint, bytes, err);
+    return vs != VIGIL_OK ? vs : xnn_conv_done(ctx, 0, w, err);
 }
 
 static vigil_status prepare_xnn_convt(op_ctx *ctx, const kernels_window *w, vigil_error *err) {
     step *s = ctx->step;
-    const op_tensor *x = &s->in[0], *wt = &s->in[1], *y = &s->out[0];
+    const op_tensor *x = &s->in[0], *wt = &s->in[1];
     int64_t c = wt->dims[0], mg = wt->dims[1], kh = wt->dims[2], kw = wt->dims[3];
     int64_t groups = w->group;
     if (groups < 1 || c != x->dims[3] || c % groups != 0)
         return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "channels do not match group");
     int64_t cg = c / groups, m = mg * groups;
+    if (s->out[0].dims[3] != m) return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "deconvolution channel mismatch");
+    xnn_conv_params p;
+    conv_params(ctx, w, 1, groups, cg, mg, c, m, kh, kw, &p);
+    uint64_t fingerprint = conv_fingerprint(ctx, &p);
+    if (op_xop_find(ctx, fingerprint)) return xnn_conv_done(ctx, 1, w, err);
     float *packed = vigil_malloc((size_t)(c * mg * kh * kw) * sizeof(float) + 1);
     if (!packed) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     const float *src = wt->data;
@@ -207,21 +285,17 @@ static vigil_status prepare_xnn_convt(op_ctx *ctx, const kernels_window *w, vigi
             for (int64_t r = 0; r < kh * kw; r++)
                 for (int64_t i = 0; i < cg; i++)
                     packed[((g * mg + o) * kh * kw + r) * cg + i] = src[((g * cg + i) * mg + o) * kh * kw + r];
-    float lo, hi;
-    act_bounds(ctx, &lo, &hi);
+    size_t bytes = 0;
+    xnn_count_begin(&bytes);
     enum xnn_status st = xnn_create_deconvolution2d_nhwc_f32(
-        (uint32_t)w->pad_begin[0], (uint32_t)w->pad_end[1], (uint32_t)w->pad_end[0], (uint32_t)w->pad_begin[1],
-        (uint32_t)kh, (uint32_t)kw, (uint32_t)w->stride[0], (uint32_t)w->stride[1], (uint32_t)w->dilation[0],
-        (uint32_t)w->dilation[1], (uint32_t)groups, (size_t)cg, (size_t)mg, (size_t)c, (size_t)m, packed,
-        in_present(ctx, 2) ? s->in[2].data : NULL, lo, hi, 0, (xnn_operator_t *)&s->xop[0]);
+        p.pad_top, p.pad_right, p.pad_bottom, p.pad_left, p.kh, p.kw, p.stride_h, p.stride_w, p.dil_h, p.dil_w,
+        p.groups, (size_t)cg, (size_t)mg, (size_t)c, (size_t)m, packed, p.has_bias ? s->in[2].data : NULL, p.lo,
+        p.hi, 0, (xnn_operator_t *)&s->xop[0]);
+    xnn_count_end();
     vigil_free(packed);
-    if (st == xnn_status_success)
-        st = xnn_setup_deconvolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
-                                                (uint32_t)w->output_padding[0], (uint32_t)w->output_padding[1], x->data,
-                                                y->data, s->pool);
     if (st != xnn_status_success) return xnn_fail(ctx, "deconvolution", st, err);
-    if (y->dims[3] != m) return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "deconvolution channel mismatch");
-    return xnn_conv_done(ctx, err);
+    vigil_status vs = op_xop_keep(ctx, fingerprint, bytes, err);
+    return vs != VIGIL_OK ? vs : xnn_conv_done(ctx, 1, w, err);
 }
 
 /* ---- reference path (ONNX layout) ---- */

@@ -22,17 +22,40 @@ static vigil_status run_xnn(step *s, vigil_error *err) {
     return VIGIL_OK;
 }
 
-/* y[rows, n] = a[rows, k] * B + bias with B [k, n] (transposed = 0) or [n, k]. */
+static vigil_status setup_fc(step *s, vigil_error *err) {
+    enum xnn_status x = xnn_setup_fully_connected_nc_f32(s->xop[0], *(const size_t *)s->state, s->in[0].data,
+                                                         s->out[0].data, s->setup_pool);
+    if (x != xnn_status_success)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "XNNPACK fully connected setup failed (%d)", (int)x);
+    return VIGIL_OK;
+}
+
+/* y[rows, n] = a[rows, k] * B + bias with B [k, n] (transposed = 0) or [n, k].
+ * B is packed once per instance (its plans share the operator). */
 static vigil_status prepare_fc(op_ctx *ctx, size_t rows, size_t k, size_t n, const float *b, int transposed,
                                const float *bias, vigil_error *err) {
     step *s = ctx->step;
-    enum xnn_status x =
-        xnn_create_fully_connected_nc_f32(k, n, k, n, b, bias, -INFINITY, INFINITY,
-                                          transposed ? 0 : XNN_FLAG_TRANSPOSE_WEIGHTS, (xnn_operator_t *)&s->xop[0]);
-    if (x == xnn_status_success)
-        x = xnn_setup_fully_connected_nc_f32(s->xop[0], rows, s->in[0].data, s->out[0].data, s->pool);
-    if (x != xnn_status_success) return xnn_fail(ctx, "fully connected", x, err);
+    uint64_t params[4] = {k, n, (uint64_t)transposed, bias != NULL};
+    uint64_t fingerprint = op_hash(op_hash(OP_HASH_SEED, params, sizeof params), b, k * n * sizeof(float));
+    if (bias) fingerprint = op_hash(fingerprint, bias, n * sizeof(float));
+    if (!op_xop_find(ctx, fingerprint)) {
+        size_t bytes = 0;
+        xnn_count_begin(&bytes);
+        enum xnn_status x =
+            xnn_create_fully_connected_nc_f32(k, n, k, n, b, bias, -INFINITY, INFINITY,
+                                              transposed ? 0 : XNN_FLAG_TRANSPOSE_WEIGHTS, (xnn_operator_t *)&s->xop[0]);
+        xnn_count_end();
+        if (x != xnn_status_success) return xnn_fail(ctx, "fully connected", x, err);
+        vigil_status st = op_xop_keep(ctx, fingerprint, bytes, err);
+        if (st != VIGIL_OK) return st;
+    }
+    vigil_free(s->state); /* Gemm's, which the reference path would have used */
+    s->state = NULL;
+    vigil_status st = op_step_alloc(ctx, sizeof(size_t), err);
+    if (st != VIGIL_OK) return st;
+    *(size_t *)s->state = rows;
     s->run = run_xnn;
+    s->setup = setup_fc;
     return VIGIL_OK;
 }
 

@@ -1,0 +1,213 @@
+/*
+ * instance.c - what the plans of one model instance share (vigil_arena):
+ * activation memory and the XNNPACK operators that hold packed weights.
+ *
+ * XNNPACK packs a layer's weights when its operator is created
+ * (xnn_create_*) and takes the batch size, input size and pointers when the
+ * operator is set up (xnn_setup_*, cheap: strides, and an indirection buffer
+ * per image that only an input size change rebuilds).  An instance's plans
+ * never run at the same time, so one operator per weighted node serves every
+ * batch size: a plan finds the operator its node already has on the arena
+ * and sets it up again before a run when another plan (or another part of a
+ * split batch) set it up last.  The match is by the node and a hash of the
+ * operator's create parameters and weights, so an operator is never reused
+ * for different weights.
+ *
+ * Lanes: a batch split across the pool's threads (exec.c) runs its parts at
+ * the same time, so part k needs operators and activations that no other
+ * part touches.  Part k of every split plan uses lane k; plans that do not
+ * split use lane 0.  Each lane holds its own activation memory (sized for
+ * the largest plan that used it) and its own operators, so an instance holds
+ * at most one packed copy of the weights per lane in use, whatever batch
+ * sizes it runs.
+ *
+ * Packed-weight bytes are measured, not estimated: the engine installs an
+ * XNNPACK allocator that, while a create call runs on this thread, adds
+ * every byte it allocates to a thread-local counter (xnn_count_*).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <xnnpack.h>
+
+#include "core/alloc.h"
+#include "engine/exec.h"
+
+/* ---- the XNNPACK allocator that counts what create calls allocate ---- */
+
+/* The one thread-local of the engine: where the current thread's XNNPACK
+ * allocations are counted (NULL: not counted). */
+static _Thread_local size_t *xnn_counter;
+
+static void *xnn_count_allocate(void *context, size_t size) {
+    (void)context;
+    if (xnn_counter) *xnn_counter += size;
+    return malloc(size);
+}
+
+static void *xnn_count_reallocate(void *context, void *pointer, size_t size) {
+    (void)context;
+    if (xnn_counter) *xnn_counter += size;
+    return realloc(pointer, size);
+}
+
+static void xnn_count_deallocate(void *context, void *pointer) {
+    (void)context;
+    free(pointer);
+}
+
+static void *xnn_count_aligned_allocate(void *context, size_t alignment, size_t size) {
+    (void)context;
+    void *p = NULL;
+    if (alignment < sizeof(void *)) alignment = sizeof(void *);
+    if (posix_memalign(&p, alignment, size ? size : 1) != 0) return NULL;
+    if (xnn_counter) *xnn_counter += size;
+    return p;
+}
+
+static void xnn_count_aligned_deallocate(void *context, void *pointer) {
+    (void)context;
+    free(pointer);
+}
+
+const struct xnn_allocator *engine_xnn_allocator(void) {
+    static const struct xnn_allocator allocator = {
+        .allocate = xnn_count_allocate,
+        .reallocate = xnn_count_reallocate,
+        .deallocate = xnn_count_deallocate,
+        .aligned_allocate = xnn_count_aligned_allocate,
+        .aligned_deallocate = xnn_count_aligned_deallocate,
+    };
+    return &allocator;
+}
+
+void xnn_count_begin(size_t *bytes) {
+    *bytes = 0;
+    xnn_counter = bytes;
+}
+
+void xnn_count_end(void) {
+    xnn_counter = NULL;
+}
+
+/* ---- the arena ---- */
+
+typedef struct arena_lane {
+    uint8_t *base;
+    size_t bytes;
+    int plans; /* alive on this lane */
+} arena_lane;
+
+struct shared_op_list {
+    shared_op *op;
+    struct shared_op_list *next;
+};
+
+struct vigil_arena {
+    arena_lane lanes[ARENA_LANES];
+    struct shared_op_list *ops;
+    const vigil_model *model; /* whose operators ops holds */
+    size_t weight_bytes;      /* packed bytes of ops */
+    uint64_t setup_ids;       /* the last id handed out */
+};
+
+vigil_status vigil_arena_create(vigil_arena **out, vigil_error *err) {
+    *out = vigil_calloc(1, sizeof **out);
+    return *out ? VIGIL_OK : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+}
+
+static int arena_plans(const vigil_arena *a) {
+    int n = 0;
+    for (int k = 0; k < ARENA_LANES; k++) n += a->lanes[k].plans;
+    return n;
+}
+
+static void arena_drop_ops(vigil_arena *a) {
+    while (a->ops) {
+        struct shared_op_list *l = a->ops;
+        a->ops = l->next;
+        xnn_delete_operator((xnn_operator_t)l->op->xop);
+        vigil_free(l->op);
+        vigil_free(l);
+    }
+    a->weight_bytes = 0;
+}
+
+void vigil_arena_destroy(vigil_arena *a) {
+    if (!a) return;
+    arena_drop_ops(a);
+    for (int k = 0; k < ARENA_LANES; k++) vigil_free(a->lanes[k].base);
+    vigil_free(a);
+}
+
+size_t vigil_arena_bytes(const vigil_arena *a) {
+    size_t n = 0;
+    if (a)
+        for (int k = 0; k < ARENA_LANES; k++) n += a->lanes[k].bytes;
+    return n;
+}
+
+size_t vigil_arena_weight_bytes(const vigil_arena *a) {
+    return a ? a->weight_bytes : 0;
+}
+
+vigil_status arena_take(vigil_arena *a, const vigil_model *model, int lane, size_t bytes, uint8_t **base,
+                        vigil_error *err) {
+    if (lane < 0 || lane >= ARENA_LANES) return vigil_error_set(err, VIGIL_ERR_INTERNAL, "arena: lane %d", lane);
+    /* Operators of another model are dropped as soon as nothing uses them
+     * (they would only hold memory); while plans of it live, the new plan's
+     * operators simply will not match theirs (see the fingerprint). */
+    if (model != a->model && arena_plans(a) == 0) {
+        arena_drop_ops(a);
+        a->model = model;
+    }
+    arena_lane *l = &a->lanes[lane];
+    if (bytes > l->bytes) {
+        if (l->plans > 0)
+            return vigil_error_set(err, VIGIL_ERR_LIMIT, "the shared arena holds %zu bytes, the plan needs %zu",
+                                   l->bytes, bytes);
+        uint8_t *grown = vigil_aligned_alloc(ENGINE_ALIGN, bytes);
+        if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory (activation arena)");
+        vigil_free(l->base);
+        l->base = grown;
+        l->bytes = bytes;
+    }
+    l->plans++;
+    *base = l->base;
+    return VIGIL_OK;
+}
+
+void arena_release(vigil_arena *a, int lane) {
+    a->lanes[lane].plans--;
+}
+
+shared_op *arena_find_op(vigil_arena *a, const void *node, int lane, uint64_t fingerprint) {
+    for (struct shared_op_list *l = a->ops; l; l = l->next)
+        if (l->op->node == node && l->op->lane == lane && l->op->fingerprint == fingerprint) return l->op;
+    return NULL;
+}
+
+vigil_status arena_keep_op(vigil_arena *a, const void *node, int lane, uint64_t fingerprint, void *xop,
+                           size_t packed_bytes, shared_op **out, vigil_error *err) {
+    shared_op *op = vigil_calloc(1, sizeof *op);
+    struct shared_op_list *l = vigil_calloc(1, sizeof *l);
+    if (!op || !l) {
+        vigil_free(op);
+        vigil_free(l);
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    }
+    op->node = node;
+    op->lane = lane;
+    op->fingerprint = fingerprint;
+    op->xop = xop;
+    op->packed_bytes = packed_bytes;
+    l->op = op;
+    l->next = a->ops;
+    a->ops = l;
+    a->weight_bytes += packed_bytes;
+    *out = op;
+    return VIGIL_OK;
+}
+
+uint64_t arena_setup_id(vigil_arena *a) {
+    return ++a->setup_ids;
+}
