@@ -3,13 +3,15 @@
  * parser (infer_codec.c), JSON and binary-tensor forms, against the served
  * model of fuzz_served_model.h.  The first two bytes choose how much of the
  * input is the JSON header, as the Inference-Header-Content-Length header
- * would; the rest is the body.
+ * would; the rest is the body.  A request it takes must give the tensors
+ * the jansson reader of old gives (infer_reference.h): any difference aborts.
  */
 #include <stdint.h>
 #include <string.h>
 
 #include "core/arena.h"
 #include "fuzz_served_model.h"
+#include "infer_reference.h"
 #include "serve/infer_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -30,6 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     vigil_error err = {0};
     vigil_status st = infer_parse(&model, (const char *)data + 2, body_len, json_len, INT64_C(1) << 26, a, &req, &job, &err);
     if (st != VIGIL_OK && err.message[0] == '\0') __builtin_trap(); /* every refusal says why */
+    if (st == VIGIL_OK && infer_reference_check(&model, (const char *)data + 2, json_len, &job) != 0) __builtin_trap();
     arena_destroy(a);
     return 0;
 }

@@ -93,7 +93,7 @@ def server(tmp_path_factory):
     add_model(models, "wide", width=WIDE)   # x FP32 [-1, 1228800]
     d = ready_daemon("--models", models)
     yield d
-    d.stop()
+    assert d.stop() == 0, d.stderr[-4000:]  # a clean drain; under ASan no leak or error
 
 
 def infer_body(model_width, batch, data: bytes) -> bytes:
@@ -179,7 +179,7 @@ def budget_server(tmp_path_factory):
     add_model(models, "affine")
     d = ready_daemon("--models", models, env={"VIGIL_HTTP_MAX_BUFFERED_BYTES": str(BUDGET)})
     yield d
-    d.stop()
+    assert d.stop() == 0, d.stderr[-4000:]  # a clean drain; under ASan no leak or error
 
 
 def read_response(sock):

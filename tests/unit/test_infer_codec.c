@@ -1,7 +1,7 @@
 /*
  * test_infer_codec.c - the v2 REST request parser (serve/infer_codec.c)
  * against a reference kept only here: the jansson tree and flattening walk
- * the parser used before it read tensors itself.  Random valid requests
+ * the parser used before it read tensors itself (tests/fuzz/infer_reference.h).  Random valid requests
  * (every datatype, flat and nested data, keys in any order, numbers in
  * every JSON form, white space) must give the same tensors both ways; the
  * hostile shapes that used to cost a tree fifty times their text must be
@@ -13,6 +13,7 @@
 #include "core/arena.h"
 #include "serve/infer_codec.h"
 #include "serve/textbuf.h"
+#include "../fuzz/infer_reference.h"
 #include "testing.h"
 
 /* ------------------------------------------------------------ the model */
@@ -44,45 +45,6 @@ static void test_model(served_model *m) {
 static void affine_model(served_model *m) {
     test_model(m);
     m->io.n_inputs = 1;
-}
-
-/* ------------------------------------------------------------ the reference */
-
-/* The parser of old: the whole body as a jansson tree, data flattened in
- * document order whatever its nesting, each scalar stored by these rules. */
-static int ref_store(const json_t *v, vigil_dtype dt, void *dst, size_t at) {
-    if (dt == VIGIL_DTYPE_F32 || dt == VIGIL_DTYPE_F64) {
-        if (!json_is_number(v)) return -1;
-        double x = json_number_value(v);
-        if (dt == VIGIL_DTYPE_F32) ((float *)dst)[at] = (float)x;
-        else ((double *)dst)[at] = x;
-        return 0;
-    }
-    if (dt == VIGIL_DTYPE_BOOL) {
-        if (!json_is_boolean(v) && !json_is_integer(v)) return -1;
-        ((uint8_t *)dst)[at] = json_is_true(v) || (json_is_integer(v) && json_integer_value(v) != 0);
-        return 0;
-    }
-    if (!json_is_integer(v)) return -1;
-    json_int_t x = json_integer_value(v);
-    switch (dt) {
-    case VIGIL_DTYPE_I64: ((int64_t *)dst)[at] = x; break;
-    case VIGIL_DTYPE_I32: ((int32_t *)dst)[at] = (int32_t)x; break;
-    case VIGIL_DTYPE_U8: ((uint8_t *)dst)[at] = (uint8_t)x; break;
-    default: ((int8_t *)dst)[at] = (int8_t)x; break;
-    }
-    return 0;
-}
-
-static int ref_flatten(const json_t *v, vigil_dtype dt, void *dst, size_t count, size_t *at) {
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *item;
-        json_array_foreach(v, i, item) if (ref_flatten(item, dt, dst, count, at)) return -1;
-        return 0;
-    }
-    if (*at >= count) return -1;
-    return ref_store(v, dt, dst, (*at)++);
 }
 
 /* ------------------------------------------------------------ random requests */
@@ -230,29 +192,10 @@ static int same_tensors(const char *text, size_t len) {
         fprintf(stderr, "refused: %s\n%.*s\n", err.message, (int)(len < 2000 ? len : 2000), text);
         ok = 0;
     }
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
-    if (!root) ok = 0;
-    size_t i;
-    json_t *in;
-    json_array_foreach(json_object_get(root, "inputs"), i, in) {
-        if (!ok) break;
-        const char *name = json_string_value(json_object_get(in, "name"));
-        size_t k = 0;
-        while (k < N_INPUTS && strcmp(inputs[k]->name, name) != 0) k++;
-        const vigil_tensor *t = &job.inputs[k];
-        size_t count = 1;
-        for (int d = 0; d < t->ndim; d++) count *= (size_t)t->dims[d];
-        size_t bytes = count * vigil_dtype_size(inputs[k]->dtype);
-        void *want = calloc(1, bytes + 1);
-        size_t at = 0;
-        if (ref_flatten(json_object_get(in, "data"), inputs[k]->dtype, want, count, &at) || at != count ||
-            memcmp(want, t->data, bytes) != 0) {
-            fprintf(stderr, "input %s differs from the reference\n", name);
-            ok = 0;
-        }
-        free(want);
+    if (ok && infer_reference_check(&m, text, len, &job) != 0) {
+        fprintf(stderr, "a tensor differs from the reference\n%.*s\n", (int)(len < 2000 ? len : 2000), text);
+        ok = 0;
     }
-    json_decref(root);
     arena_destroy(a);
     return ok;
 }
@@ -271,6 +214,23 @@ static void test_random_requests_match_the_reference(void) {
         CHECK(1);
         textbuf_free(&b);
     }
+}
+
+/* The comparison is not vacuous: a tensor one bit off is caught. */
+static void test_the_reference_sees_a_difference(void) {
+    const char *text = "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}]}";
+    served_model m;
+    affine_model(&m);
+    arena *a = arena_create(0, 1u << 20);
+    infer_request req;
+    sched_job job;
+    memset(&job, 0, sizeof job);
+    vigil_error err = {0};
+    CHECK_EQ_INT(infer_parse(&m, text, strlen(text), strlen(text), 1 << 20, a, &req, &job, &err), VIGIL_OK);
+    CHECK_EQ_INT(infer_reference_check(&m, text, strlen(text), &job), 0);
+    ((uint8_t *)job.inputs[0].data)[5] ^= 1;
+    CHECK_EQ_INT(infer_reference_check(&m, text, strlen(text), &job), -1);
+    arena_destroy(a);
 }
 
 /* ------------------------------------------------------------ refusals */
@@ -391,6 +351,7 @@ static void test_skeleton_for_the_seed_route(void) {
 
 int main(void) {
     RUN(test_random_requests_match_the_reference);
+    RUN(test_the_reference_sees_a_difference);
     RUN(test_data_follows_the_shape);
     RUN(test_json_rules_hold);
     RUN(test_skeleton_is_capped);
