@@ -901,10 +901,14 @@ vigil_status infer_parse(const served_model *m, const char *body, size_t body_le
 
 void json_append_string(textbuf *out, const char *s) {
     textbuf_append(out, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
+    while (p < end) {
+        size_t n = *p < 0x80 ? 1 : utf8_sequence(p, (size_t)(end - p));
         if (*p == '"' || *p == '\\') textbuf_printf(out, "\\%c", *p);
         else if (*p < 0x20) textbuf_printf(out, "\\u%04x", *p);
-        else textbuf_append(out, p, 1);
+        else if (n) textbuf_append(out, p, n);
+        else textbuf_append(out, "\\ufffd", 6); /* a byte that is no UTF-8: the JSON stays valid */
+        p += n ? n : 1;
     }
     textbuf_append(out, "\"", 1);
 }

@@ -74,7 +74,9 @@ vigil_status infer_respond(const served_model *m, const infer_request *req, cons
 vigil_status infer_outputs_pack(const sched_job *job, textbuf *out);
 int infer_outputs_unpack(void *blob, size_t size, sched_job *job);
 
-/* Appends s as a JSON string literal (quoted, escaped). */
+/* Appends s as a JSON string literal (quoted, escaped; a byte that is not
+ * part of valid UTF-8 becomes U+FFFD, so a client's raw bytes in a URL never
+ * make the access log or an error body invalid JSON). */
 void json_append_string(textbuf *out, const char *s);
 
 #endif

@@ -17,6 +17,7 @@ sends the path as given (requests would re-encode it).
 import http.client
 import json
 import pathlib
+import socket
 import threading
 import time
 
@@ -307,3 +308,30 @@ def test_unsupported_token_algorithms_are_named(tmp_path):
         assert metric(d, "malformed", mint(claims())) == 0
     finally:
         assert d.stop() == 0
+
+
+def test_raw_bytes_in_a_url_keep_the_access_log_valid_json(tmp_path):
+    """The access line quotes the URL as the client sent it: a byte that is
+    no UTF-8 (%ff decoded, or sent raw) becomes U+FFFD, so every line of the
+    log still parses as one JSON object."""
+    models = tmp_path / "models"
+    add_model(models, "affine")
+    d = ready_daemon("--models", models)
+    try:
+        for target in (b"/v2/models/aff%ffine", b"/v2/models/aff\xffine", b"/v2/models/%c3%28"):
+            with socket.create_connection(("127.0.0.1", d.http_port), timeout=10) as sock:
+                sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.split(b" ")[1] in (b"400", b"404"), head
+            json.loads(body)  # the error body is valid JSON too
+    finally:
+        assert d.stop() == 0
+    d.log.seek(0)
+    raw = d.log.buffer.read() if hasattr(d.log, "buffer") else d.log.read().encode()
+    lines = raw.decode("utf-8").splitlines()  # strict: invalid UTF-8 raises
+    access = [json.loads(line) for line in lines if '"type":"access"' in line]
+    assert len(access) >= 3
+    assert any("\ufffd" in a["path"] for a in access)
