@@ -244,12 +244,13 @@ const struct xnn_allocator *engine_xnn_allocator(void);
 /* Counts what XNNPACK allocates on this thread into *bytes until the end call. */
 void xnn_count_begin(size_t *bytes);
 void xnn_count_end(void);
-/* Activation memory of lane for a plan of model: *base gets the lane's
- * memory, grown when no plan uses the lane; VIGIL_ERR_LIMIT when the plan
- * needs more while others use it.  arena_release undoes it. */
-vigil_status arena_take(struct vigil_arena *a, const vigil_model *model, int lane, size_t bytes, uint8_t **base,
-                        vigil_error *err);
-void arena_release(struct vigil_arena *a, int lane);
+/* Activation memory for a plan of model that works on bytes at offset:
+ * *base gets the arena's memory, grown when no plan uses it;
+ * VIGIL_ERR_LIMIT when the plan needs more while others use it.
+ * arena_release undoes it. */
+vigil_status arena_take(struct vigil_arena *a, const vigil_model *model, size_t offset, size_t bytes,
+                        uint8_t **base, vigil_error *err);
+void arena_release(struct vigil_arena *a);
 shared_op *arena_find_op(struct vigil_arena *a, const void *node, int lane, uint64_t fingerprint);
 /* Hands xop to the arena (on failure the caller still owns it). */
 vigil_status arena_keep_op(struct vigil_arena *a, const void *node, int lane, uint64_t fingerprint, void *xop,

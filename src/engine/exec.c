@@ -194,9 +194,17 @@ static vigil_status plan_buffers(vigil_plan *p, vigil_arena *shared, vigil_error
     if (st != VIGIL_OK) return st;
     size_t bytes = p->arena_bytes ? p->arena_bytes : ENGINE_ALIGN;
     if (shared) {
-        st = arena_take(shared, p->model, p->lane, bytes, &p->arena, err);
+        /* Part k of a split batch works at k strides into the arena (the
+         * parts run at once; their plans are equal, so are their sizes), and
+         * part 0 reserves room for all of them, so that a split plan needs
+         * no more than a whole plan of its batch. */
+        size_t stride = (bytes + ENGINE_ALIGN - 1) / ENGINE_ALIGN * ENGINE_ALIGN;
+        size_t offset = stride * (size_t)p->lane;
+        uint8_t *base = NULL;
+        st = arena_take(shared, p->model, offset, p->lane == 0 ? stride * (size_t)p->reserve : stride, &base, err);
         if (st) return st;
         p->shared = shared;
+        p->arena = base + offset;
     } else {
         p->arena = vigil_aligned_alloc(ENGINE_ALIGN, bytes);
     }
@@ -300,7 +308,7 @@ vigil_status vigil_plan_create(vigil_model *model, int64_t batch, vigil_plan **o
     return vigil_plan_create_in(model, batch, NULL, out, err);
 }
 
-static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena *arena, int lane,
+static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena *arena, int part, int n_parts,
                                  vigil_plan **out, vigil_error *err);
 
 /* A batch splits across the pool when every thread gets whole parts and
@@ -334,7 +342,7 @@ static vigil_status plan_split(vigil_model *model, int64_t batch, int threads, v
                           ? VIGIL_OK
                           : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     for (int k = 0; k < threads && !st; k++) {
-        st = plan_compile(model, batch / threads, arena, k, &p->parts[k], err);
+        st = plan_compile(model, batch / threads, arena, k, threads, &p->parts[k], err);
         if (!st) p->n_parts++;
     }
     for (size_t i = 0; i < model->n_outputs && !st; i++) {
@@ -363,12 +371,12 @@ vigil_status vigil_plan_create_in(vigil_model *model, int64_t batch, vigil_arena
                                   vigil_error *err) {
     if (model && out && plan_splits(model, batch, model->engine->pool ? model->engine->threads : 1))
         return plan_split(model, batch, model->engine->threads, arena, out, err);
-    return plan_compile(model, batch, arena, -1, out, err);
+    return plan_compile(model, batch, arena, -1, 1, out, err);
 }
 
-/* part: which part of a split batch the plan is (its lane on the arena, and
- * it never uses the pool), or -1 for a whole batch (lane 0). */
-static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena *arena, int part,
+/* part: which of n_parts of a split batch the plan is (its lane on the
+ * arena, and it never uses the pool), or -1 for a whole batch (lane 0). */
+static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena *arena, int part, int n_parts,
                                  vigil_plan **out, vigil_error *err) {
     if (!model || !out || batch < 1)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "plan: need a model and a batch >= 1");
@@ -394,6 +402,7 @@ static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena 
     p->repeats = repeats;
     p->serial_only = part >= 0;
     p->lane = part >= 0 ? part : 0;
+    p->reserve = part >= 0 ? n_parts : 1;
     vigil_status st = exec_compile_graph(model->onnx, compile, &p->g, err);
     if (st == VIGIL_OK) st = plan_buffers(p, arena, err);
     if (st == VIGIL_OK) st = plan_steps(p, err);
@@ -421,7 +430,7 @@ void vigil_plan_destroy(vigil_plan *p) {
     vigil_free(p->output_copies);
     vigil_free(p->outputs);
     vigil_free(p->direct_step);
-    if (p->shared) arena_release(p->shared, p->lane);
+    if (p->shared) arena_release(p->shared);
     else vigil_free(p->arena);
     vigil_free(p->scratch);
     graph_free(p->g);

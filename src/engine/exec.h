@@ -45,6 +45,7 @@ struct vigil_plan {
     size_t arena_bytes;
     struct vigil_arena *shared; /* arena's owner when not the plan (vigil_plan_create_in) */
     int lane;                   /* the plan's lane on shared (instance.c) */
+    int reserve;                /* activation strides the plan takes (a split's part 0: all parts') */
     void *scratch;
     size_t scratch_bytes;
     /* per graph input: the step that reads it straight from the caller's

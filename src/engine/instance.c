@@ -15,11 +15,12 @@
  *
  * Lanes: a batch split across the pool's threads (exec.c) runs its parts at
  * the same time, so part k needs operators and activations that no other
- * part touches.  Part k of every split plan uses lane k; plans that do not
- * split use lane 0.  Each lane holds its own activation memory (sized for
- * the largest plan that used it) and its own operators, so an instance holds
- * at most one packed copy of the weights per lane in use, whatever batch
- * sizes it runs.
+ * part touches.  Part k of every split plan uses lane k, plans that do not
+ * split lane 0, and each lane has its own operators: an instance holds at
+ * most one packed copy of the weights per lane in use, whatever batch sizes
+ * it runs.  Activations stay one buffer: part k works k part-sizes into it,
+ * so a split batch of B needs what a whole plan of B needs, and the buffer
+ * is sized for the largest batch.
  *
  * Packed-weight bytes are measured, not estimated: the engine installs an
  * XNNPACK allocator that, while a create call runs on this thread, adds
@@ -91,19 +92,15 @@ void xnn_count_end(void) {
 
 /* ---- the arena ---- */
 
-typedef struct arena_lane {
-    uint8_t *base;
-    size_t bytes;
-    int plans; /* alive on this lane */
-} arena_lane;
-
 struct shared_op_list {
     shared_op *op;
     struct shared_op_list *next;
 };
 
 struct vigil_arena {
-    arena_lane lanes[ARENA_LANES];
+    uint8_t *base; /* activations */
+    size_t bytes;
+    int plans; /* alive on the arena */
     struct shared_op_list *ops;
     const vigil_model *model; /* whose operators ops holds */
     size_t weight_bytes;      /* packed bytes of ops */
@@ -113,12 +110,6 @@ struct vigil_arena {
 vigil_status vigil_arena_create(vigil_arena **out, vigil_error *err) {
     *out = vigil_calloc(1, sizeof **out);
     return *out ? VIGIL_OK : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
-}
-
-static int arena_plans(const vigil_arena *a) {
-    int n = 0;
-    for (int k = 0; k < ARENA_LANES; k++) n += a->lanes[k].plans;
-    return n;
 }
 
 static void arena_drop_ops(vigil_arena *a) {
@@ -135,49 +126,46 @@ static void arena_drop_ops(vigil_arena *a) {
 void vigil_arena_destroy(vigil_arena *a) {
     if (!a) return;
     arena_drop_ops(a);
-    for (int k = 0; k < ARENA_LANES; k++) vigil_free(a->lanes[k].base);
+    vigil_free(a->base);
     vigil_free(a);
 }
 
 size_t vigil_arena_bytes(const vigil_arena *a) {
-    size_t n = 0;
-    if (a)
-        for (int k = 0; k < ARENA_LANES; k++) n += a->lanes[k].bytes;
-    return n;
+    return a ? a->bytes : 0;
 }
 
 size_t vigil_arena_weight_bytes(const vigil_arena *a) {
     return a ? a->weight_bytes : 0;
 }
 
-vigil_status arena_take(vigil_arena *a, const vigil_model *model, int lane, size_t bytes, uint8_t **base,
+vigil_status arena_take(vigil_arena *a, const vigil_model *model, size_t offset, size_t bytes, uint8_t **base,
                         vigil_error *err) {
-    if (lane < 0 || lane >= ARENA_LANES) return vigil_error_set(err, VIGIL_ERR_INTERNAL, "arena: lane %d", lane);
     /* Operators of another model are dropped as soon as nothing uses them
      * (they would only hold memory); while plans of it live, the new plan's
      * operators simply will not match theirs (see the fingerprint). */
-    if (model != a->model && arena_plans(a) == 0) {
+    if (model != a->model && a->plans == 0) {
         arena_drop_ops(a);
         a->model = model;
     }
-    arena_lane *l = &a->lanes[lane];
-    if (bytes > l->bytes) {
-        if (l->plans > 0)
+    size_t need = offset + bytes;
+    if (need > a->bytes) {
+        if (a->plans > 0)
             return vigil_error_set(err, VIGIL_ERR_LIMIT, "the shared arena holds %zu bytes, the plan needs %zu",
-                                   l->bytes, bytes);
-        uint8_t *grown = vigil_aligned_alloc(ENGINE_ALIGN, bytes);
-        if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory (activation arena)");
-        vigil_free(l->base);
-        l->base = grown;
-        l->bytes = bytes;
+                                   a->bytes, need);
+        /* freed first: the old and the new buffer never count at once */
+        vigil_free(a->base);
+        a->bytes = 0;
+        a->base = vigil_aligned_alloc(ENGINE_ALIGN, need);
+        if (!a->base) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory (activation arena)");
+        a->bytes = need;
     }
-    l->plans++;
-    *base = l->base;
+    a->plans++;
+    *base = a->base;
     return VIGIL_OK;
 }
 
-void arena_release(vigil_arena *a, int lane) {
-    a->lanes[lane].plans--;
+void arena_release(vigil_arena *a) {
+    a->plans--;
 }
 
 shared_op *arena_find_op(vigil_arena *a, const void *node, int lane, uint64_t fingerprint) {
