@@ -239,7 +239,6 @@ int ops_list(const char **names, int max); /* claimed operators */
 
 /* instance.c: the arena's lanes and shared operators, and the XNNPACK
  * allocator that measures packed weights. */
-#define ARENA_LANES 16 /* parts a split batch may have, at most (exec.c) */
 const struct xnn_allocator *engine_xnn_allocator(void);
 /* Counts what XNNPACK allocates on this thread into *bytes until the end call. */
 void xnn_count_begin(size_t *bytes);

@@ -33,7 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PLAN_SPLIT_MAX 16        /* threads a batch splits across, at most */
+#define PLAN_SPLIT_MAX 4         /* threads a batch splits across, at most: each part holds a copy of the weights */
 #define PLAN_SPLIT_MAX_INPUTS 16 /* inputs of a model whose batches split */
 #include <xnnpack.h>
 
