@@ -182,6 +182,30 @@ def test_a_well_formed_keep_alive_pipeline_still_gets_every_answer(server):
 
 # ------------------------------------------------------------ chunked bodies
 
+def send_until_answered(s, head, piece, most):
+    """Sends head, then piece after piece (up to most bytes), until an
+    answer arrives; returns (bytes sent, the answer, closed)."""
+    s.sendall(head)
+    sent, answer = 0, b""
+    while sent < most:
+        try:
+            s.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            break
+        sent += len(piece)
+        s.settimeout(0.2 if sent > LIMIT else 0.01)
+        try:
+            answer = s.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, OSError):
+            break
+        if answer:
+            break
+    rest, closed = read_all(s)
+    return sent, answer + rest, closed
+
+
 @pytest.mark.parametrize("head,limit", [
     (b"POST /v2/repository/index HTTP/1.1", "max_body_bytes"),
     (b"PUT /api/v1/models/big/versions/1 HTTP/1.1", "max_upload_bytes"),  # streams to disk
@@ -190,31 +214,35 @@ def test_chunked_body_over_the_limit_is_refused_while_it_is_sent(server, head, l
     """The 413 arrives once the body crosses the limit: the client sends
     64 KiB pieces (4 KiB chunks) and finds the answer waiting before it has
     sent twice the limit, then the connection closes."""
+    piece = (b"1000\r\n" + b"a" * 4096 + b"\r\n") * 16
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as s:
-        s.sendall(head + b"\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        piece = (b"1000\r\n" + b"a" * 4096 + b"\r\n") * 16
-        sent, answer = 0, b""
-        while sent < 64 * LIMIT:
-            try:
-                s.sendall(piece)
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            sent += len(piece)
-            s.settimeout(0.2 if sent > LIMIT else 0.01)
-            try:
-                answer = s.recv(65536)
-            except socket.timeout:
-                continue
-            except ConnectionResetError:
-                break
-            if answer:
-                break
-        rest, closed = read_all(s)
-        answer += rest
+        sent, answer, closed = send_until_answered(
+            s, head + b"\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", piece, 64 * LIMIT)
     assert answer, "no answer while the body was sent"
     assert sent <= 2 * LIMIT + 2 * len(piece), f"the answer came after {sent} bytes (limit {LIMIT})"
     message = assert_one_json_refusal(answer, closed, 413)
     assert limit in message
+
+
+def test_chunked_body_over_the_limit_is_refused_while_it_is_sent_over_tls(tmp_path):
+    """Under HTTPS the early 413 goes through the connection's TLS session."""
+    import ssl
+
+    from test_auth import tls_daemon
+    d = tls_daemon(tmp_path, "--http-max-body-bytes", str(LIMIT))
+    try:
+        context = ssl.create_default_context(cafile=str(d.pki / "ca.pem"))
+        with socket.create_connection(("127.0.0.1", d.http_port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                piece = (b"1000\r\n" + b"a" * 4096 + b"\r\n") * 16
+                sent, answer, closed = send_until_answered(
+                    s, b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    piece, 64 * LIMIT)
+        assert answer, "no answer while the body was sent"
+        assert sent <= 2 * LIMIT + 2 * len(piece), f"the answer came after {sent} bytes (limit {LIMIT})"
+        assert "max_body_bytes" in assert_one_json_refusal(answer, closed, 413)
+    finally:
+        d.stop()
 
 
 def test_chunked_body_within_the_limit_is_read(server):
