@@ -26,44 +26,13 @@
 #include <stdint.h>
 
 #include "vigil/status.h"
+#include "vigil/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define VIGIL_MAX_DIMS 8
-
-typedef enum vigil_dtype {
-    VIGIL_DTYPE_F32 = 0,
-    VIGIL_DTYPE_I64,
-    VIGIL_DTYPE_I32,
-    VIGIL_DTYPE_U8,
-    VIGIL_DTYPE_I8,
-    VIGIL_DTYPE_BOOL,
-    VIGIL_DTYPE_F64,
-    VIGIL_DTYPE_F16,
-} vigil_dtype;
-
-const char *vigil_dtype_name(vigil_dtype dtype); /* "float32", "int64", ... */
-size_t vigil_dtype_size(vigil_dtype dtype);
-
-/* A non-owning view of a dense, C-order tensor. */
-typedef struct vigil_tensor {
-    vigil_dtype dtype;
-    int ndim;
-    int64_t dims[VIGIL_MAX_DIMS];
-    void *data;
-} vigil_tensor;
-
-/* Description of a model input or output.  dims[i] == -1 where the model
- * leaves the dimension symbolic (dim_names[i] then holds its name, if any). */
-typedef struct vigil_tensor_info {
-    const char *name;
-    vigil_dtype dtype;
-    int ndim;
-    int64_t dims[VIGIL_MAX_DIMS];
-    const char *dim_names[VIGIL_MAX_DIMS];
-} vigil_tensor_info;
+/* vigil_dtype, vigil_tensor, vigil_tensor_info and their byte size: vigil/tensor.h. */
 
 typedef struct vigil_engine vigil_engine;
 typedef struct vigil_model vigil_model;

@@ -19,33 +19,7 @@
 #define ENGINE_MIN_OPSET 1
 #define ENGINE_MAX_OPSET 20
 
-const char *vigil_dtype_name(vigil_dtype dtype) {
-    switch (dtype) {
-    case VIGIL_DTYPE_F32: return "float32";
-    case VIGIL_DTYPE_I64: return "int64";
-    case VIGIL_DTYPE_I32: return "int32";
-    case VIGIL_DTYPE_U8: return "uint8";
-    case VIGIL_DTYPE_I8: return "int8";
-    case VIGIL_DTYPE_BOOL: return "bool";
-    case VIGIL_DTYPE_F64: return "float64";
-    case VIGIL_DTYPE_F16: return "float16";
-    }
-    return "unknown";
-}
-
-size_t vigil_dtype_size(vigil_dtype dtype) {
-    switch (dtype) {
-    case VIGIL_DTYPE_F32:
-    case VIGIL_DTYPE_I32: return 4;
-    case VIGIL_DTYPE_I64:
-    case VIGIL_DTYPE_F64: return 8;
-    case VIGIL_DTYPE_U8:
-    case VIGIL_DTYPE_I8:
-    case VIGIL_DTYPE_BOOL: return 1;
-    case VIGIL_DTYPE_F16: return 2;
-    }
-    return 0;
-}
+/* vigil_dtype_name and vigil_dtype_size live in core/tensor.c (vigil/tensor.h). */
 
 vigil_status vigil_engine_create(const vigil_engine_options *options, vigil_engine **out, vigil_error *err) {
     if (!out) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "engine: out is NULL");

@@ -89,12 +89,6 @@ static void job_fail(sched *s, sched_job *job, vigil_status status, const char *
 
 /* ------------------------------------------------------------ batching */
 
-static size_t tensor_bytes(const vigil_tensor *t) {
-    size_t n = vigil_dtype_size(t->dtype);
-    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->dims[d];
-    return n;
-}
-
 /* Detection jobs batch with each other unless they want the rendered image
  * (which needs the full-size decode of its own). */
 static int detect_batchable(const sched_job *j) { return j->kind == SCHED_JOB_DETECT && !j->render; }
@@ -178,7 +172,7 @@ static vigil_status job_take_outputs(sched_job *job, const vigil_tensor **outs, 
         const vigil_tensor *o = outs[i];
         vigil_tensor *t = &job->outputs[i];
         *t = *o;
-        size_t bytes = tensor_bytes(o), start = 0;
+        size_t bytes = vigil_tensor_bytes(o), start = 0;
         if (!whole) {
             if (o->ndim < 1 || o->dims[0] != total)
                 return vigil_error_set(&job->error, VIGIL_ERR_UNSUPPORTED,
@@ -203,7 +197,7 @@ static vigil_status batch_stack(sched_worker *w, sched_job **jobs, size_t n, int
     for (size_t i = 0; i < first->n_inputs; i++) {
         inputs[i] = first->inputs[i];
         inputs[i].dims[0] = items;
-        size_t bytes = tensor_bytes(&inputs[i]);
+        size_t bytes = vigil_tensor_bytes(&inputs[i]);
         if (bytes > w->staging_size[i]) {
             void *p = vigil_aligned_alloc(64, bytes);
             if (!p) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "batch staging: out of memory");
@@ -213,7 +207,7 @@ static vigil_status batch_stack(sched_worker *w, sched_job **jobs, size_t n, int
         }
         size_t at = 0;
         for (size_t j = 0; j < n; j++) {
-            size_t part = tensor_bytes(&jobs[j]->inputs[i]);
+            size_t part = vigil_tensor_bytes(&jobs[j]->inputs[i]);
             memcpy((char *)w->staging[i] + at, jobs[j]->inputs[i].data, part);
             at += part;
         }
@@ -471,8 +465,7 @@ void sched_job_cache_key(const sched_job *job, cache_hasher *h) {
     }
     for (size_t i = 0; i < job->n_inputs; i++) {
         const vigil_tensor *t = &job->inputs[i];
-        size_t bytes = vigil_dtype_size(t->dtype);
-        for (int d = 0; d < t->ndim; d++) bytes *= (size_t)t->dims[d];
+        size_t bytes = vigil_tensor_bytes(t);
         cache_hasher_add(h, &t->dtype, sizeof t->dtype);
         cache_hasher_add(h, t->dims, (size_t)t->ndim * sizeof t->dims[0]);
         cache_hasher_add(h, t->data, bytes);

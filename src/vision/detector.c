@@ -199,9 +199,7 @@ static head_geometry detector_geometry(const vigil_detector *det, const vigil_le
 /* Item i of a batch output as a batch-1 tensor. */
 static vigil_tensor batch_slice(const vigil_tensor *t, size_t n, size_t i) {
     vigil_tensor s = *t;
-    size_t bytes = vigil_dtype_size(t->dtype);
-    for (int d = 0; d < t->ndim; d++)
-        bytes *= (size_t)t->dims[d];
+    size_t bytes = vigil_tensor_bytes(t);
     s.dims[0] = t->dims[0] / (int64_t)n;
     s.data = (char *)t->data + bytes / n * i;
     return s;
