@@ -1,16 +1,27 @@
 /*
- * vigil/vision.h - object detection on top of the engine: image decode,
- * letterbox, YOLO output decoding by family, NMS, drawing.
+ * vigil/vision.h - object detection as a library over images and tensors:
+ * image decode, letterbox, YOLO output decoding by family, NMS, masks,
+ * drawing.  It runs no model: whoever holds one (a backend, through the
+ * server's detection job or `vigil detect`) calls the steps around its run:
  *
- * The pieces are usable one by one (the server decodes on I/O threads and
- * letterboxes straight into a batch slot), and vigil_detector ties them into
- * one call: image bytes in, boxes in original pixels out, with the time spent
- * in each stage.  A detector owns one compiled plan and its buffers, so it is
- * thread-compatible, not thread-safe: create one per worker thread.
+ *   vigil_detect_spec_create   what the model's tensors and metadata say:
+ *                              head family, classes, input geometry, layout,
+ *                              the family's pixel convention
+ *   vigil_detect_preprocess    image bytes -> slot k of the caller's batch
+ *                              input tensor (JPEGs streamed in bands over a
+ *                              pool the caller lends: vigil/parallel.h)
+ *   ... the caller runs the model on the batch ...
+ *   vigil_detect_postprocess   item k of the output tensors -> boxes in the
+ *                              original image's pixels, NMS-ed, with masks
+ *
+ * Nothing here includes the engine (make check greps for it), so a model on
+ * any backend is detected the same way.
  *
  * Ownership: every *_create / *_decode fills or returns an object the caller
- * owns and releases with the matching *_destroy / *_free.  Results handed back
- * by vigil_detector_run live inside the detector until its next run.
+ * owns and releases with the matching *_destroy / *_free.  Detections handed
+ * back by vigil_detect_postprocess live in the vigil_detections store it was
+ * given, until that store's next postprocess.  A spec is read-only once
+ * created (threads may share it); a store belongs to one thread at a time.
  */
 #ifndef VIGIL_VISION_H
 #define VIGIL_VISION_H
@@ -18,8 +29,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vigil/engine.h"
+#include "vigil/parallel.h"
 #include "vigil/status.h"
+#include "vigil/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -130,8 +142,8 @@ const char *vigil_head_family_name(vigil_head_family family);
 /* Parses "yolov5", "yolov8", "yolo11", "yolox", "nanodet", "yolov10", "yolov8-seg"; -1 if unknown. */
 int vigil_head_family_parse(const char *name);
 
-/* The head family a model's tensors describe, as vigil_detector_create would
- * choose it, without compiling anything: input is the model's input 0,
+/* The head family a model's tensors describe, as vigil_detect_spec_create
+ * would choose it, without compiling anything: input is the model's input 0,
  * outputs its n_outputs outputs; names, task and imgsz are the Ultralytics
  * metadata_props (NULL when absent).  VIGIL_HEAD_AUTO when the model is no
  * detector vigil can decode: a task other than detect or segment, or outputs
@@ -184,10 +196,10 @@ const char *vigil_labels_name(const vigil_labels *labels, int id);
 /* Class id whose name is name, or -1. */
 int vigil_labels_find(const vigil_labels *labels, const char *name);
 
-/* -------------------------------------------------------------- detector */
+/* ------------------------------------------------------- detection steps */
 
-typedef struct vigil_detector vigil_detector;
-
+/* How a detection model is read (vigil_detector_options_default: the
+ * family from the tensors, names from the metadata, full-size decode). */
 typedef struct vigil_detector_options {
     vigil_head_family family;    /* AUTO = from output shapes and metadata */
     const char *labels_path;     /* overrides the model's names; NULL = metadata */
@@ -209,48 +221,81 @@ typedef struct vigil_detect_timing {
 } vigil_detect_timing;
 
 typedef struct vigil_detect_result {
-    const vigil_detection *detections; /* owned by the detector until its next run */
+    const vigil_detection *detections; /* owned by the vigil_detections store */
     size_t count;
     int image_width, image_height; /* original pixels */
     vigil_detect_timing timing;
 } vigil_detect_result;
 
-/* Builds a detector for model (not taken over: it must outlive the
- * detector).  options may be NULL. */
-vigil_status vigil_detector_create(vigil_model *model, const vigil_detector_options *options, vigil_detector **out,
-                                   vigil_error *err);
-void vigil_detector_destroy(vigil_detector *det);
-
-vigil_head_family vigil_detector_family(const vigil_detector *det);
-const vigil_labels *vigil_detector_labels(const vigil_detector *det);
-
-/* Runs encoded image bytes (JPEG/PNG) through the detector. */
-vigil_status vigil_detector_run(vigil_detector *det, const void *bytes, size_t size,
-                                const vigil_detect_options *options, vigil_detect_result *result, vigil_error *err);
-/* Runs an already decoded image (the decode time is then 0). */
-vigil_status vigil_detector_run_image(vigil_detector *det, const vigil_image *image,
-                                      const vigil_detect_options *options, vigil_detect_result *result,
-                                      vigil_error *err);
-
-/* Decodes image bytes as vigil_detector_run does (the detector's pixel limit
- * and EXIF handling; DCT scaling towards its input size only with
- * jpeg_reduced_scale); info->orig_width
- * and orig_height are what boxes map back to. */
-vigil_status vigil_detector_decode(const vigil_detector *det, const void *bytes, size_t size, vigil_image *image,
-                                   vigil_decode_info *info, vigil_error *err);
-
+/* Most images in one batch the detection steps are given. */
 #define VIGIL_DETECT_BATCH_MAX 32
 
-/* Runs n decoded images as one batch of the model (the server's dynamic
- * batcher): each is letterboxed into its slot, the model runs once at batch
- * n (a plan per batch size, kept), and each item is decoded, NMS-ed and
- * mapped back to its orig_w[i] x orig_h[i] pixels with its own options
- * (options may be NULL, or hold NULLs, for defaults).  results[i] stay
- * valid until the next batch; their inference time is the whole batch's.
- * Segmentation models are VIGIL_ERR_UNSUPPORTED here (run them one by one). */
-vigil_status vigil_detector_run_batch(vigil_detector *det, size_t n, const vigil_image *images, const int *orig_w,
-                                      const int *orig_h, const vigil_detect_options *const *options,
-                                      vigil_detect_result *results, vigil_error *err);
+typedef struct vigil_detect_spec vigil_detect_spec;
+
+/* Reads a model for detection: input is its input 0, outputs its n_outputs
+ * outputs (borrowed for the call), names/task/imgsz its Ultralytics
+ * metadata_props (NULL when absent); options may be NULL.  The labels file,
+ * when options name one, is read now.  VIGIL_ERR_UNSUPPORTED when the
+ * tensors describe no head vigil decodes (or not the family asked for). */
+vigil_status vigil_detect_spec_create(const vigil_tensor_info *input, const vigil_tensor_info *const *outputs,
+                                      size_t n_outputs, const char *names, const char *task, const char *imgsz,
+                                      const vigil_detector_options *options, vigil_detect_spec **out,
+                                      vigil_error *err);
+void vigil_detect_spec_destroy(vigil_detect_spec *spec);
+vigil_head_family vigil_detect_spec_family(const vigil_detect_spec *spec);
+/* The class names (NULL when the model names none); owned by the spec. */
+const vigil_labels *vigil_detect_spec_labels(const vigil_detect_spec *spec);
+/* The model input for a batch of n: float32, NCHW or NHWC; data NULL
+ * (vigil_tensor_bytes gives what to allocate). */
+vigil_tensor vigil_detect_spec_input(const vigil_detect_spec *spec, size_t n);
+
+/* Decodes image bytes as vigil_detect_preprocess does (the spec's pixel
+ * limit and EXIF handling; DCT scaling towards its input size only with
+ * jpeg_reduced_scale); info->orig_width and orig_height are what boxes map
+ * back to. */
+vigil_status vigil_detect_decode(const vigil_detect_spec *spec, const void *bytes, size_t size, vigil_image *image,
+                                 vigil_decode_info *info, vigil_error *err);
+
+/* One image between pre- and post-processing: where it went in its slot. */
+typedef struct vigil_detect_item {
+    vigil_letterbox_info letterbox;
+    int decoded_w, decoded_h; /* the image the letterbox read (smaller than orig after DCT scaling) */
+    int orig_w, orig_h;       /* what boxes map back to */
+    double decode_ms, letterbox_ms;
+} vigil_detect_item;
+
+/* Decodes a JPEG or PNG and letterboxes it into slot `slot` of input (a
+ * tensor shaped as vigil_detect_spec_input says, data the caller's).  A JPEG
+ * that needs no rotation is decoded straight into the slot, in bands over
+ * pool (NULL = this thread alone), never whole in memory.  padded, when not
+ * NULL, is the geometry of the image the slot held last: when this one's is
+ * the same, its padding is not written again.  On failure the slot is partly
+ * written (and its padding unknown). */
+vigil_status vigil_detect_preprocess(const vigil_detect_spec *spec, const void *bytes, size_t size,
+                                     const vigil_tensor *input, size_t slot, const vigil_parallel *pool,
+                                     const vigil_letterbox_info *padded, vigil_detect_item *item, vigil_error *err);
+/* The same for an image already decoded from an orig_w x orig_h original. */
+vigil_status vigil_detect_preprocess_image(const vigil_detect_spec *spec, const vigil_image *image, int orig_w,
+                                           int orig_h, const vigil_tensor *input, size_t slot,
+                                           vigil_detect_item *item, vigil_error *err);
+
+/* Where post-processing puts its detections and works (candidates, masks);
+ * reused run after run, so steady state allocates nothing but masks. */
+typedef struct vigil_detections vigil_detections;
+vigil_status vigil_detections_create(vigil_detections **out, vigil_error *err);
+void vigil_detections_destroy(vigil_detections *store);
+
+/* Decodes item `slot` of a batch of n from the model's outputs (in the
+ * model's order, dims[0] == n), NMS, maps the boxes back through item's
+ * letterbox to its original pixels, adds masks for seg models when options
+ * ask; options NULL = defaults.  result->detections live in store until its
+ * next postprocess; the timing has item's decode and letterbox, this step's
+ * postprocess, and inference 0 (the caller's to add, to total_ms too). */
+vigil_status vigil_detect_postprocess(const vigil_detect_spec *spec, const vigil_tensor *const *outputs,
+                                      size_t n_outputs, size_t n, size_t slot, const vigil_detect_item *item,
+                                      const vigil_detect_options *options, vigil_detections *store,
+                                      vigil_detect_result *result, vigil_error *err);
+
 /* ---------------------------------------------------------------- render */
 
 /* Draws boxes, class names and scores onto image, sized for legibility at

@@ -11,6 +11,11 @@
  *   run(model, batch, inputs)   -> outputs (valid until the next run)
  *   unload(model), close(device)
  *
+ * Raw inference and detection both reach a model only through run:
+ * detection pre-processes images into the batch input and post-processes
+ * the outputs around it (serve/detect_job.c, the vision library), so a
+ * backend that runs tensors answers detection too.
+ *
  * A compiled model belongs to one worker thread (one instance of the model in
  * the scheduler): run is not thread-safe, and several instances load the same
  * file several times.  Compute threads belong to the device, not the model:
@@ -25,8 +30,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vigil/engine.h"
+#include "vigil/parallel.h"
 #include "vigil/status.h"
+#include "vigil/tensor.h"
 
 #define BACKEND_MAX_IO 64 /* inputs or outputs per model */
 
@@ -58,11 +64,17 @@ typedef struct backend_ops {
      * valid until the next run or unload. */
     vigil_status (*run)(backend_model *model, int64_t batch, const vigil_tensor *inputs, size_t n_inputs,
                         const vigil_tensor **outputs, vigil_error *err);
+    /* Optional (may be NULL): gets model ready to run batch items, so that
+     * the first run's time is the run's alone (`vigil detect --timing`). */
+    vigil_status (*prepare)(backend_model *model, int64_t batch, vigil_error *err);
     /* A metadata_props value ("names", "task", ...) or NULL. */
     const char *(*metadata)(const backend_model *model, const char *key);
-    /* The engine model behind a compiled model, for the vision detector; NULL
-     * for backends that are not the CPU engine. */
-    vigil_model *(*engine_model)(backend_model *model);
+    /* OUT: *pool, the device's compute threads lent for work around a run
+     * of model (decoding the next batch's JPEGs in bands), valid until the
+     * model is unloaded; called on the model's worker thread, between runs.
+     * NULL (or threads < 2) for a backend whose device has no CPU threads
+     * to lend: the caller then works on its own thread. */
+    void (*pool)(backend_model *model, vigil_parallel *pool);
 } backend_ops;
 
 /* The backend called name, or NULL. */

@@ -11,7 +11,8 @@
  * vigil_arena: activations sized for the largest batch, and one packed copy
  * of the weights (XNNPACK operators created once and set up again for each
  * batch size), so memory grows with the largest batch seen, not with the
- * number of batch sizes.  Each compile is logged with the instance's
+ * number of batch sizes.  This cache is the only one: detection runs its
+ * batches through cpu_run like raw inference.  Each compile is logged with the instance's
  * activation and packed-weight bytes (bench/memory_bench.py reads them).
  */
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "backends/backend.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "vigil/engine.h"
 
 #define CPU_PLAN_SLOTS 8
 
@@ -145,11 +147,25 @@ static vigil_status cpu_run(backend_model *m, int64_t batch, const vigil_tensor 
     return VIGIL_OK;
 }
 
+static vigil_status cpu_prepare(backend_model *m, int64_t batch, vigil_error *err) {
+    vigil_plan *plan = NULL;
+    return cpu_plan_for(m, batch, &plan, err);
+}
+
 static const char *cpu_metadata(const backend_model *m, const char *key) {
     return vigil_model_metadata(m->model, key);
 }
 
-static vigil_model *cpu_engine_model(backend_model *m) { return m->model; }
+static void cpu_pool_run(void *ctx, size_t n, void (*task)(void *arg, size_t index), void *arg) {
+    vigil_engine_parallelize(ctx, task, arg, n);
+}
+
+/* The engine's pool, which a worker's runs leave idle while it decodes the
+ * next images: the same threads, so no oversubscription. */
+static void cpu_pool(backend_model *m, vigil_parallel *pool) {
+    vigil_engine *engine = vigil_model_engine(m->model);
+    *pool = (vigil_parallel){.run = cpu_pool_run, .ctx = engine, .threads = vigil_engine_threads(engine)};
+}
 
 const backend_ops backend_cpu = {
     .name = "cpu",
@@ -161,5 +177,6 @@ const backend_ops backend_cpu = {
     .unload = cpu_unload,
     .run = cpu_run,
     .metadata = cpu_metadata,
-    .engine_model = cpu_engine_model,
+    .prepare = cpu_prepare,
+    .pool = cpu_pool,
 };

@@ -1,7 +1,9 @@
 /*
  * cmd_detect.c - `vigil detect`: object detection on image files, in-process.
  *
- * Loads one model into a vigil_detector and runs every image given (files,
+ * Loads one model on the CPU backend and runs every image given through the
+ * server's detection path (serve/detect_job.c: pre-process into the batch
+ * input, the backend's run, post-process), one image a batch (files,
  * or directories whose .jpg/.jpeg/.png files are taken in name order).  The
  * output is a readable table, or with --json one JSON object per image per
  * line (JSON Lines: a single image gives a single object), failed images
@@ -24,7 +26,8 @@
 
 #include "cli/commands.h"
 #include "core/alloc.h"
-#include "vigil/engine.h"
+#include "backends/backend.h"
+#include "serve/detect_job.h"
 #include "vigil/vision.h"
 
 #define DETECT_MAX_FILE_BYTES (512u << 20)
@@ -441,13 +444,18 @@ static void timing_add(timing_sum *s, const vigil_detect_timing *t) {
 }
 
 /* Detects one image, prints it, renders it.  Returns 0 or 1. */
-static int detect_one(vigil_detector *det, const detect_args *a, const char *path, int out_is_dir, timing_sum *sum) {
+static int detect_one(detect_worker *det, const detect_args *a, const char *path, int out_is_dir, timing_sum *sum) {
     vigil_error err = {0};
     uint8_t *bytes = NULL;
     size_t size = 0;
-    vigil_detect_result r;
     vigil_status st = detect_read_file(path, &bytes, &size, &err);
-    if (!st) st = vigil_detector_run(det, bytes, size, &a->options, &r, &err);
+    detect_request req = {.image = bytes, .size = size, .options = &a->options};
+    if (!st) {
+        detect_worker_detect(det, &req, 1);
+        st = req.status;
+        if (st) err = req.error;
+    }
+    const vigil_detect_result r = req.result;
     if (!st) {
         timing_add(sum, &r.timing);
         if (a->json)
@@ -468,7 +476,7 @@ static int detect_one(vigil_detector *det, const detect_args *a, const char *pat
     return st ? 1 : 0;
 }
 
-static int detect_run_all(vigil_detector *det, const detect_args *a, const path_list *images) {
+static int detect_run_all(detect_worker *det, const detect_args *a, const path_list *images) {
     int out_is_dir = a->out_path && detect_out_is_dir(a->out_path, images->count);
     if (out_is_dir && mkdir(a->out_path, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "vigil detect: cannot create %s: %s\n", a->out_path, strerror(errno));
@@ -500,24 +508,26 @@ int cmd_detect(int argc, char **argv) {
     int rc = detect_parse_args(argc, argv, &a, &done);
     if (rc || done) return rc;
     vigil_error err = {0};
-    vigil_engine *engine = NULL;
-    vigil_model *model = NULL;
-    vigil_detector *det = NULL;
+    const backend_ops *cpu = backend_find("cpu");
+    backend_device *device = NULL;
+    backend_model *model = NULL;
+    backend_io io;
+    detect_worker *det = NULL;
     path_list images = {0};
     int class_ids[DETECT_MAX_CLASSES];
     size_t n_class_ids = 0;
-    vigil_engine_options eo = {.threads = a.threads};
     vigil_detector_options dopt = vigil_detector_options_default();
     dopt.family = a.family;
     dopt.labels_path = a.labels_path;
     dopt.jpeg_reduced_scale = a.jpeg_reduced_scale;
     rc = 1;
-    if (vigil_engine_create(&eo, &engine, &err) || vigil_model_load(engine, a.model_path, &model, &err) ||
-        vigil_detector_create(model, &dopt, &det, &err)) {
+    if (cpu->open(a.threads, &device, &err) || cpu->load(device, a.model_path, &model, &io, &err) ||
+        detect_worker_create(cpu, model, &io, &dopt, &det, &err) ||
+        cpu->prepare(model, 1, &err)) { /* compiled now: --timing's inference is the run's alone */
         detect_print_error(a.model_path, err.message);
         goto done;
     }
-    if (detect_resolve_classes(&a, vigil_detector_labels(det), class_ids, &n_class_ids) != 0) {
+    if (detect_resolve_classes(&a, detect_worker_labels(det), class_ids, &n_class_ids) != 0) {
         rc = 2;
         goto done;
     }
@@ -534,8 +544,8 @@ int cmd_detect(int argc, char **argv) {
     rc = detect_run_all(det, &a, &images);
 done:
     path_list_free(&images);
-    vigil_detector_destroy(det);
-    vigil_model_free(model);
-    vigil_engine_destroy(engine);
+    detect_worker_destroy(det);
+    if (model) cpu->unload(model);
+    if (device) cpu->close(device);
     return rc;
 }

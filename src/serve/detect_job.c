@@ -1,11 +1,18 @@
 /*
- * detect_job.c - detection on a worker thread.
+ * detect_job.c - detection through the backend, on a worker thread.
  *
- * The detector (one compiled batch-1 plan and its buffers) belongs to the
- * worker; the detections it returns live in it until the next run, so the
- * response body is written here, into the request's arena: the JSON object
- * that `vigil detect --json` prints, or with render the image with the boxes
- * drawn, as JPEG.
+ * The worker owns what a batch needs between the backend's runs: the spec
+ * (what the model's tensors say), the batch input (grown to the largest
+ * batch seen; each slot remembers the geometry of the padding it holds, so
+ * frames of one camera do not rewrite it), and one detections store per
+ * slot, since every image of a batch is answered after the one run.  The
+ * model runs through backend_ops.run alone, and JPEG bands are spread over
+ * the pool the backend lends (backend_ops.pool), so nothing here knows
+ * which backend or engine is behind the model.
+ *
+ * For the server, the response body is written here, into the request's
+ * arena: the JSON object that `vigil detect --json` prints, or with render
+ * the image with the boxes drawn, as JPEG.
  */
 #include "serve/detect_job.h"
 
@@ -15,35 +22,123 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "serve/repository.h"
 
 struct detect_worker {
-    vigil_detector *detector;
+    const backend_ops *ops;
+    backend_model *model; /* borrowed */
+    size_t n_outputs;
+    vigil_detect_spec *spec;
     int64_t max_image_pixels;
+    vigil_parallel pool; /* the backend's, or none */
+    float *input;        /* slots of the batch input */
+    size_t slots;
+    vigil_letterbox_info padded[VIGIL_DETECT_BATCH_MAX]; /* geometry of the padding slot k holds ... */
+    int slot_padded[VIGIL_DETECT_BATCH_MAX];             /* ... when 1 */
+    vigil_detections *stores[VIGIL_DETECT_BATCH_MAX];    /* created as slots are first used */
 };
 
-vigil_status detect_worker_create(vigil_model *model, const char *labels_path, int64_t max_image_pixels,
-                                  int jpeg_reduced_scale, detect_worker **out, vigil_error *err) {
+void detect_worker_destroy(detect_worker *w) {
+    if (!w) return;
+    for (size_t i = 0; i < VIGIL_DETECT_BATCH_MAX; i++) vigil_detections_destroy(w->stores[i]);
+    vigil_free(w->input);
+    vigil_detect_spec_destroy(w->spec);
+    vigil_free(w);
+}
+
+vigil_status detect_worker_create(const backend_ops *ops, backend_model *model, const backend_io *io,
+                                  const vigil_detector_options *options, detect_worker **out, vigil_error *err) {
+    *out = NULL;
+    if (io->n_inputs != 1 || io->n_outputs == 0)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED,
+                               "detector: a detection model has one image input and outputs (this one has %zu "
+                               "inputs, %zu outputs)",
+                               io->n_inputs, io->n_outputs);
     detect_worker *w = vigil_calloc(1, sizeof *w);
     if (!w) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory");
-    vigil_detector_options opts = vigil_detector_options_default();
-    opts.labels_path = labels_path;
-    opts.decode.max_pixels = max_image_pixels;
-    opts.jpeg_reduced_scale = jpeg_reduced_scale; /* the batched path decodes through the detector too */
-    vigil_status st = vigil_detector_create(model, &opts, &w->detector, err);
+    w->ops = ops;
+    w->model = model;
+    w->n_outputs = io->n_outputs;
+    const char *(*meta)(const backend_model *, const char *) = ops->metadata;
+    vigil_status st = vigil_detect_spec_create(
+        io->inputs[0], io->outputs, io->n_outputs, meta ? meta(model, "names") : NULL,
+        meta ? meta(model, "task") : NULL, meta ? meta(model, "imgsz") : NULL, options, &w->spec, err);
     if (st) {
-        vigil_free(w);
+        detect_worker_destroy(w);
         return st;
     }
-    w->max_image_pixels = max_image_pixels;
+    w->max_image_pixels = options ? options->decode.max_pixels : 0;
+    if (ops->pool) ops->pool(model, &w->pool);
     *out = w;
     return VIGIL_OK;
 }
 
-void detect_worker_destroy(detect_worker *w) {
-    if (!w) return;
-    vigil_detector_destroy(w->detector);
-    vigil_free(w);
+const vigil_labels *detect_worker_labels(const detect_worker *w) { return vigil_detect_spec_labels(w->spec); }
+vigil_head_family detect_worker_family(const detect_worker *w) { return vigil_detect_spec_family(w->spec); }
+
+/* Room for n slots in the batch input and a store for each. */
+static vigil_status worker_reserve(detect_worker *w, size_t n, vigil_error *err) {
+    for (size_t i = 0; i < n; i++)
+        if (!w->stores[i]) {
+            vigil_status st = vigil_detections_create(&w->stores[i], err);
+            if (st) return st;
+        }
+    if (n <= w->slots) return VIGIL_OK;
+    vigil_tensor t = vigil_detect_spec_input(w->spec, n);
+    size_t bytes = vigil_tensor_bytes(&t);
+    float *grown = vigil_aligned_alloc(64, bytes);
+    if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory for a batch of %zu", n);
+    /* touched now, so the first image does not pay the page faults of megabytes of fresh memory */
+    memset(grown, 0, bytes);
+    vigil_free(w->input);
+    w->input = grown;
+    w->slots = n;
+    memset(w->slot_padded, 0, sizeof w->slot_padded);
+    return VIGIL_OK;
+}
+
+void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n) {
+    vigil_error err = {0};
+    vigil_status st = n >= 1 && n <= VIGIL_DETECT_BATCH_MAX
+                          ? worker_reserve(w, n, &err)
+                          : vigil_error_set(&err, VIGIL_ERR_INVALID_ARGUMENT, "detector: a batch is 1 to %d images",
+                                            VIGIL_DETECT_BATCH_MAX);
+    for (size_t j = 0; j < n && j < VIGIL_DETECT_BATCH_MAX; j++) {
+        memset(&reqs[j].result, 0, sizeof reqs[j].result);
+        reqs[j].status = st;
+        if (st) reqs[j].error = err;
+    }
+    if (st) return;
+    vigil_tensor input = vigil_detect_spec_input(w->spec, w->slots);
+    input.data = w->input;
+    vigil_detect_item items[VIGIL_DETECT_BATCH_MAX];
+    detect_request *in_slot[VIGIL_DETECT_BATCH_MAX];
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) { /* a bad image fails alone; the next one takes its slot */
+        detect_request *r = &reqs[j];
+        r->status = vigil_detect_preprocess(w->spec, r->image, r->size, &input, m, &w->pool,
+                                            w->slot_padded[m] ? &w->padded[m] : NULL, &items[m], &r->error);
+        w->slot_padded[m] = !r->status;
+        if (r->status) continue;
+        w->padded[m] = items[m].letterbox;
+        in_slot[m++] = r;
+    }
+    if (m == 0) return;
+    input.dims[0] = (int64_t)m;
+    const vigil_tensor *outs[BACKEND_MAX_IO] = {0};
+    double t0 = clock_now_ms();
+    st = w->ops->run(w->model, (int64_t)m, &input, 1, outs, &err);
+    double inference_ms = clock_now_ms() - t0;
+    for (size_t k = 0; k < m; k++) {
+        detect_request *r = in_slot[k];
+        r->status = st ? st
+                       : vigil_detect_postprocess(w->spec, outs, w->n_outputs, m, k, &items[k], r->options,
+                                                  w->stores[k], &r->result, &r->error);
+        if (st) r->error = err;
+        r->result.timing.inference_ms = inference_ms;
+        r->result.timing.total_ms += inference_ms;
+    }
 }
 
 /* Rounds half away from zero to a multiple of unit, as `vigil detect --json` does. */
@@ -81,7 +176,7 @@ static vigil_status resolve_classes(detect_worker *w, sched_job *job, vigil_erro
     int *ids = arena_alloc(job->arena, n * sizeof *ids, 16);
     char *copy = arena_strdup(job->arena, spec);
     if (!ids || !copy) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "request memory limit reached");
-    const vigil_labels *labels = vigil_detector_labels(w->detector);
+    const vigil_labels *labels = detect_worker_labels(w);
     size_t count = labels ? vigil_labels_count(labels) : 0; /* 0: the model names no classes */
     size_t k = 0;
     for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -156,52 +251,36 @@ static vigil_status json_body(const char *model_name, sched_job *job, const vigi
 }
 
 vigil_status detect_worker_run(detect_worker *w, const char *model_name, sched_job *job, vigil_error *err) {
-    vigil_detect_result result;
-    memset(&result, 0, sizeof result);
     vigil_status st = resolve_classes(w, job, err);
     if (st) return st;
-    st = vigil_detector_run(w->detector, job->image, job->image_size, &job->detect, &result, err);
-    if (st) return st;
-    if (job->render) return render_body(w, job, &result, err);
-    return json_body(model_name, job, &result, err);
+    detect_request r = {.image = job->image, .size = job->image_size, .options = &job->detect};
+    detect_worker_detect(w, &r, 1);
+    if (r.status) {
+        *err = r.error;
+        return r.status;
+    }
+    if (job->render) return render_body(w, job, &r.result, err);
+    return json_body(model_name, job, &r.result, err);
 }
 
 void detect_worker_run_batch(detect_worker *w, const char *model_name, sched_job **jobs, size_t n) {
-    vigil_image images[VIGIL_DETECT_BATCH_MAX];
-    int orig_w[VIGIL_DETECT_BATCH_MAX], orig_h[VIGIL_DETECT_BATCH_MAX];
-    const vigil_detect_options *opts[VIGIL_DETECT_BATCH_MAX];
-    vigil_detect_result results[VIGIL_DETECT_BATCH_MAX];
-    double decode_ms[VIGIL_DETECT_BATCH_MAX];
+    detect_request reqs[VIGIL_DETECT_BATCH_MAX];
     sched_job *ok[VIGIL_DETECT_BATCH_MAX];
     size_t m = 0;
     if (n > VIGIL_DETECT_BATCH_MAX) n = VIGIL_DETECT_BATCH_MAX; /* the scheduler never gathers more */
-    for (size_t j = 0; j < n; j++) { /* a job whose image or classes are bad fails alone */
+    for (size_t j = 0; j < n; j++) { /* a job whose classes are bad fails alone */
         sched_job *job = jobs[j];
-        int64_t t0 = sched_now_ns();
-        vigil_decode_info info;
         job->status = resolve_classes(w, job, &job->error);
-        if (!job->status)
-            job->status = vigil_detector_decode(w->detector, job->image, job->image_size, &images[m], &info, &job->error);
         if (job->status) continue;
-        orig_w[m] = info.orig_width;
-        orig_h[m] = info.orig_height;
-        opts[m] = &job->detect;
-        decode_ms[m] = (double)(sched_now_ns() - t0) * 1e-6;
+        reqs[m] = (detect_request){.image = job->image, .size = job->image_size, .options = &job->detect};
         ok[m++] = job;
     }
     if (m == 0) return;
-    vigil_error err = {0};
-    vigil_status st = vigil_detector_run_batch(w->detector, m, images, orig_w, orig_h, opts, results, &err);
+    detect_worker_detect(w, reqs, m);
     for (size_t k = 0; k < m; k++) {
         sched_job *job = ok[k];
-        if (st) {
-            job->status = st;
-            job->error = err;
-        } else {
-            results[k].timing.decode_ms = decode_ms[k];
-            results[k].timing.total_ms += decode_ms[k];
-            job->status = json_body(model_name, job, &results[k], &job->error);
-        }
-        vigil_image_free(&images[k]);
+        job->status = reqs[k].status;
+        if (job->status) job->error = reqs[k].error;
+        else job->status = json_body(model_name, job, &reqs[k].result, &job->error);
     }
 }

@@ -309,6 +309,7 @@ static vigil_status served_build(repository *repo, served_model *m, const char *
                         .config = &m->config,
                         .max_queue = repo->cfg->max_queue,
                         .ops = m->ops,
+                        .io = &m->io,
                         .metrics = repo->metrics,
                         .labels_path = labels[0] ? labels : NULL,
                         .max_image_pixels = repo->cfg->max_image_pixels};

@@ -40,6 +40,7 @@ struct sched {
     model_config config;
     int64_t max_queue;
     const backend_ops *ops;
+    backend_io io; /* of instance 0: what a detect worker reads the model as */
     metrics *metrics;
     char labels_path[3100];
     int64_t max_image_pixels;
@@ -248,13 +249,12 @@ static void run_raw(sched *s, sched_worker *w, sched_job **jobs, size_t n, int64
 static void run_detect(sched *s, sched_worker *w, sched_job **jobs, size_t n) {
     vigil_status st = VIGIL_OK;
     vigil_error err = {0};
-    if (!w->detector) {
-        vigil_model *model = s->ops->engine_model ? s->ops->engine_model(w->model) : NULL;
-        if (!model)
-            st = vigil_error_set(&err, VIGIL_ERR_UNSUPPORTED, "backend %s cannot run detection", s->ops->name);
-        else
-            st = detect_worker_create(model, s->labels_path[0] ? s->labels_path : NULL, s->max_image_pixels,
-                                      s->config.jpeg_reduced_scale, &w->detector, &err);
+    if (!w->detector) { /* through the backend's run, whichever backend it is */
+        vigil_detector_options opts = vigil_detector_options_default();
+        opts.labels_path = s->labels_path[0] ? s->labels_path : NULL;
+        opts.decode.max_pixels = s->max_image_pixels;
+        opts.jpeg_reduced_scale = s->config.jpeg_reduced_scale;
+        st = detect_worker_create(s->ops, w->model, &s->io, &opts, &w->detector, &err);
     }
     int64_t t0 = sched_now_ns();
     if (st) {
@@ -338,6 +338,7 @@ vigil_status sched_create(const sched_options *o, backend_model **instances, siz
     s->config = *o->config;
     s->max_queue = o->max_queue;
     s->ops = o->ops;
+    if (o->io) s->io = *o->io;
     s->metrics = o->metrics;
     snprintf(s->labels_path, sizeof s->labels_path, "%s", o->labels_path ? o->labels_path : "");
     s->max_image_pixels = o->max_image_pixels;

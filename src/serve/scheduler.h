@@ -66,6 +66,8 @@ typedef struct sched_options {
     const model_config *config;   /* batching settings (copied) */
     int64_t max_queue;            /* jobs waiting, all kinds */
     const backend_ops *ops;
+    const backend_io *io;         /* instance 0's tensors (copied; the pointers in it live as long as the
+                                     instances): detect jobs read the model through them */
     metrics *metrics;             /* not owned; may be NULL */
     const char *labels_path;      /* detect: labels file or NULL (copied) */
     int64_t max_image_pixels;     /* detect */

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "vigil/engine.h"
+#include "vigil/tensor.h"
 #include "vigil/vision.h"
 
 /* Most candidates kept for NMS (Ultralytics' max_nms). */

@@ -20,7 +20,7 @@
  * before decodes that far (and one row more, for the vertical interpolation).
  * Files without markers, progressive or arithmetic-coded, run as one band,
  * whose decoder and letterbox still run side by side on two threads when
- * the engine has them (jl_pipe_run).
+ * the caller's pool has them (jl_pipe_run).
  *
  * libjpeg reports errors by longjmp: every call into it goes through
  * jl_guard, whose setjmp turns that into a status; warnings (a truncated
@@ -470,8 +470,8 @@ static void jl_band_run(void *ctx, size_t b) {
  * (it asks in increasing order and filters each row before asking for the
  * next), so the producer may reuse a slot once its row is below needed.
  * Each side only waits for the other, so both must run at once: only used
- * when the engine has at least two threads, whose pool gives each of the
- * two tasks its own thread. */
+ * when the caller's pool has at least two threads, which gives each of the
+ * two tasks its own thread (vigil/parallel.h). */
 #define JL_RING_ROWS 64
 #define JL_PIPE_DONE (INT_MAX / 2) /* needed once the letterbox is done: every row is free */
 
@@ -561,9 +561,9 @@ static void jl_pipe_task(void *ctx, size_t side) {
     if (st) atomic_store_explicit(&p->failed, 1, memory_order_release);
 }
 
-/* Runs the decoder and the letterbox of one band side by side on engine's
- * pool; *decode_ms and *letterbox_ms get their busy times. */
-static vigil_status jl_pipe_run(jl_stream *s, const letterbox *lb, vigil_engine *engine, double *decode_ms,
+/* Runs the decoder and the letterbox of one band side by side on the
+ * caller's pool (at least two threads); *decode_ms and *letterbox_ms get their busy times. */
+static vigil_status jl_pipe_run(jl_stream *s, const letterbox *lb, const vigil_parallel *pool, double *decode_ms,
                                 double *letterbox_ms, vigil_error *err) {
     jl_pipe p = {.stream = s, .lb = lb, .stride = s->stride};
     p.ring = vigil_malloc((size_t)p.stride * JL_RING_ROWS);
@@ -572,7 +572,7 @@ static vigil_status jl_pipe_run(jl_stream *s, const letterbox *lb, vigil_engine 
     atomic_init(&p.needed, 0);
     atomic_init(&p.failed, 0);
     s->pipe = &p;
-    vigil_engine_parallelize(engine, jl_pipe_task, &p, 2);
+    pool->run(pool->ctx, 2, jl_pipe_task, &p);
     s->pipe = NULL;
     vigil_free(p.ring);
     int side = p.status[0] ? 0 : 1; /* the decoder's failure is the cause when both stopped */
@@ -623,8 +623,9 @@ static void jl_plan_bands(jl_job *job, int parts) {
 }
 
 vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decode_options *opt,
-                            const jpeg_letterbox_dst *dst, vigil_engine *engine, int parts, vigil_decode_info *info,
-                            vigil_letterbox_info *lb_info, jpeg_letterbox_stats *stats, vigil_error *err) {
+                            const jpeg_letterbox_dst *dst, const vigil_parallel *pool, int parts,
+                            vigil_decode_info *info, vigil_letterbox_info *lb_info, jpeg_letterbox_stats *stats,
+                            vigil_error *err) {
     vigil_decode_options defaults = {0};
     if (!opt) opt = &defaults;
     if (!jpeg_letterbox_applies(bytes, size, opt))
@@ -660,17 +661,20 @@ vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decod
         job.bands[0] = (jl_band){.dy0 = 0, .dy1 = letterbox_rows(lb)};
     }
     double decode = 0, total = 0, t3;
-    int pipelined = job.n_bands == 1 && parts > 1 && vigil_engine_threads(engine) > 1;
+    int pipelined = job.n_bands == 1 && parts > 1 && pool && pool->run && pool->threads > 1;
     if (pipelined) {
         double letterbox_ms = 0;
-        st = jl_pipe_run(first, lb, engine, &decode, &letterbox_ms, err);
+        st = jl_pipe_run(first, lb, pool, &decode, &letterbox_ms, err);
         t3 = clock_now_ms();
         total = decode + letterbox_ms;
         if (st) goto done;
     } else {
         job.bands[0].stream = first;
         first = NULL;
-        vigil_engine_parallelize(job.n_bands > 1 ? engine : NULL, jl_band_run, &job, (size_t)job.n_bands);
+        if (job.n_bands > 1 && pool && pool->run && pool->threads > 1)
+            pool->run(pool->ctx, (size_t)job.n_bands, jl_band_run, &job);
+        else
+            for (int b = 0; b < job.n_bands; b++) jl_band_run(&job, (size_t)b);
         t3 = clock_now_ms();
         for (int b = 0; b < job.n_bands; b++) {
             if (job.bands[b].status && !st) {

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vigil/engine.h"
+#include "vigil/parallel.h"
 #include "vigil/vision.h"
 
 /* 1 when bytes are a JPEG that needs no EXIF rotation under opt (NULL =
@@ -47,12 +47,13 @@ typedef struct jpeg_letterbox_dst {
     const vigil_letterbox_info *padded;
 } jpeg_letterbox_dst;
 
-/* Decodes the JPEG in bytes into dst in up to `parts` bands, run by engine's
- * pool (NULL = one after another on this thread).  opt->target_size asks for
+/* Decodes the JPEG in bytes into dst in up to `parts` bands, run by the
+ * caller's pool (NULL = one after another on this thread).  opt->target_size asks for
  * DCT scaling as vigil_image_decode does.  info, lb_info and stats may be
  * NULL.  On failure dst->data is partly written. */
 vigil_status jpeg_letterbox(const uint8_t *bytes, size_t size, const vigil_decode_options *opt,
-                            const jpeg_letterbox_dst *dst, vigil_engine *engine, int parts, vigil_decode_info *info,
-                            vigil_letterbox_info *lb_info, jpeg_letterbox_stats *stats, vigil_error *err);
+                            const jpeg_letterbox_dst *dst, const vigil_parallel *pool, int parts,
+                            vigil_decode_info *info, vigil_letterbox_info *lb_info, jpeg_letterbox_stats *stats,
+                            vigil_error *err);
 
 #endif

@@ -1,15 +1,21 @@
 /*
- * test_vision_detector.c - vigil_detector on the real yolov8n and yolov5n
- * models: the reference detections for bus.jpg and zidane.jpg (same classes,
- * scores within 0.01, corners within 2 px), repeat runs, decoded-image runs,
- * class filter, max detections, bad images and a wrong family override.
+ * test_vision_detector.c - detection on the real yolov8n and yolov5n models
+ * through the CPU backend, as the server and `vigil detect` run it: the
+ * detect worker (image bytes -> batch slot -> backend run -> boxes), and the
+ * vision steps by hand for images already decoded (preprocess_image, the
+ * backend's run, postprocess per item).  The reference detections for
+ * bus.jpg and zidane.jpg (same classes, scores within 0.01, corners within
+ * 2 px), repeat runs, batches, class filter, max detections, bad images and
+ * a wrong family override.
  */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testing.h"
-#include "vigil/engine.h"
+#include "backends/backend.h"
+#include "serve/detect_job.h"
 #include "vigil/vision.h"
 
 /* Checks result against reference/<model>__<image>.json, pairing each
@@ -51,18 +57,90 @@ static void check_reference(const char *model, const char *image, const vigil_de
     json_decref(ref);
 }
 
-static vigil_engine *engine;
+/* A model on the CPU backend, read for detection. */
+static const backend_ops *cpu;
+static backend_device *device;
 
-static vigil_model *load(const char *name) {
+typedef struct tdet {
+    backend_model *model;
+    backend_io io;
+    detect_worker *worker;    /* image bytes -> detections */
+    vigil_detect_spec *spec;  /* the steps by hand, for decoded images */
+    vigil_detections *stores[6];
+    float *input;
+} tdet;
+
+static void tdet_close(tdet *t) {
+    detect_worker_destroy(t->worker);
+    vigil_detect_spec_destroy(t->spec);
+    for (int i = 0; i < 6; i++) vigil_detections_destroy(t->stores[i]);
+    free(t->input);
+    if (t->model) cpu->unload(t->model);
+    memset(t, 0, sizeof *t);
+}
+
+/* Loads models/<name>.onnx; returns the status of reading it for detection
+ * (the model stays loaded: tdet_close). */
+static vigil_status tdet_open(tdet *t, const char *name, const vigil_detector_options *o, vigil_error *err) {
     char rel[256], path[4096];
+    memset(t, 0, sizeof *t);
     snprintf(rel, sizeof rel, "models/%s.onnx", name);
-    if (!testing_shared_path(path, sizeof path, rel)) return NULL;
-    vigil_model *m = NULL;
-    vigil_error err;
-    vigil_status st = vigil_model_load(engine, path, &m, &err);
-    if (st) fprintf(stderr, "  load %s: %s\n", path, err.message);
+    if (!testing_shared_path(path, sizeof path, rel)) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "no model");
+    vigil_status st = cpu->load(device, path, &t->model, &t->io, err);
     CHECK_EQ_INT(st, VIGIL_OK);
-    return m;
+    if (st) return st;
+    st = detect_worker_create(cpu, t->model, &t->io, o, &t->worker, err);
+    if (!st)
+        st = vigil_detect_spec_create(t->io.inputs[0], t->io.outputs, t->io.n_outputs, cpu->metadata(t->model, "names"),
+                                      cpu->metadata(t->model, "task"), cpu->metadata(t->model, "imgsz"), o, &t->spec,
+                                      err);
+    for (int i = 0; !st && i < 6; i++) st = vigil_detections_create(&t->stores[i], err);
+    return st;
+}
+
+/* Image bytes through the detect worker, as the server runs one request. */
+static vigil_status run_bytes(tdet *t, const void *bytes, size_t size, const vigil_detect_options *o,
+                              vigil_detect_result *r, vigil_error *err) {
+    detect_request req = {.image = bytes, .size = size, .options = o};
+    detect_worker_detect(t->worker, &req, 1);
+    *r = req.result;
+    if (req.status) *err = req.error;
+    return req.status;
+}
+
+/* Decoded images as one batch, by the steps: each into its slot, the
+ * backend's run, each item post-processed into its own store. */
+static vigil_status run_images(tdet *t, size_t n, const vigil_image *images, const int *ow, const int *oh,
+                               const vigil_detect_options *const *opts, vigil_detect_result *rs, vigil_error *err) {
+    if (n < 1 || n > 6) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "1 to 6 images");
+    vigil_tensor input = vigil_detect_spec_input(t->spec, n);
+    free(t->input);
+    t->input = malloc(vigil_tensor_bytes(&input));
+    input.data = t->input;
+    vigil_detect_item items[6];
+    for (size_t i = 0; i < n; i++) {
+        vigil_status st = vigil_detect_preprocess_image(t->spec, &images[i], ow[i], oh[i], &input, i, &items[i], err);
+        if (st) return st;
+    }
+    const vigil_tensor *outs[BACKEND_MAX_IO] = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    vigil_status st = cpu->run(t->model, (int64_t)n, &input, 1, outs, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double inference_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
+    for (size_t i = 0; !st && i < n; i++) {
+        st = vigil_detect_postprocess(t->spec, outs, t->io.n_outputs, n, i, &items[i], opts ? opts[i] : NULL,
+                                      t->stores[i], &rs[i], err);
+        rs[i].timing.inference_ms = inference_ms;
+        rs[i].timing.total_ms += inference_ms;
+    }
+    return st;
+}
+
+static vigil_status run_image(tdet *t, const vigil_image *img, const vigil_detect_options *o, vigil_detect_result *r,
+                              vigil_error *err) {
+    const vigil_detect_options *opts[1] = {o};
+    return run_images(t, 1, img, &img->width, &img->height, opts, r, err);
 }
 
 static uint8_t *image_bytes(const char *name, size_t *size) {
@@ -72,25 +150,25 @@ static uint8_t *image_bytes(const char *name, size_t *size) {
 }
 
 static void run_model(const char *name, vigil_head_family family) {
-    vigil_model *m = load(name);
-    if (!m) return;
-    vigil_detector *det = NULL;
+    tdet det_, *det = &det_;
     vigil_error err;
-    CHECK_EQ_INT(vigil_detector_create(m, NULL, &det, &err), VIGIL_OK);
-    if (!det) {
+    vigil_status opened = tdet_open(det, name, NULL, &err);
+    CHECK_EQ_INT(opened, VIGIL_OK);
+    if (opened) {
         fprintf(stderr, "  %s\n", err.message);
-        vigil_model_free(m);
+        tdet_close(det);
         return;
     }
-    CHECK_EQ_INT(vigil_detector_family(det), family);
-    CHECK_EQ_INT(vigil_labels_count(vigil_detector_labels(det)), 80);
-    CHECK_STR(vigil_labels_name(vigil_detector_labels(det), 0), "person");
+    CHECK_EQ_INT(detect_worker_family(det->worker), family);
+    CHECK_EQ_INT(vigil_detect_spec_family(det->spec), family);
+    CHECK_EQ_INT(vigil_labels_count(detect_worker_labels(det->worker)), 80);
+    CHECK_STR(vigil_labels_name(detect_worker_labels(det->worker), 0), "person");
     vigil_detect_options o = vigil_detect_options_default();
     size_t size = 0;
     uint8_t *bus = image_bytes("bus", &size);
     vigil_detect_result r;
     for (int round = 0; round < 2; round++) { /* the second run reuses every buffer */
-        CHECK_EQ_INT(vigil_detector_run(det, bus, size, &o, &r, &err), VIGIL_OK);
+        CHECK_EQ_INT(run_bytes(det, bus, size, &o, &r, &err), VIGIL_OK);
         CHECK_EQ_INT(r.image_width, 810);
         CHECK_EQ_INT(r.image_height, 1080);
         check_reference(name, "bus", &r);
@@ -100,30 +178,30 @@ static void run_model(const char *name, vigil_head_family family) {
     /* class filter and max detections */
     int only_bus[] = {5};
     o.classes = only_bus, o.n_classes = 1;
-    CHECK_EQ_INT(vigil_detector_run(det, bus, size, &o, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(run_bytes(det, bus, size, &o, &r, &err), VIGIL_OK);
     CHECK_EQ_INT(r.count, 1);
     CHECK_STR(r.count ? r.detections[0].class_name : NULL, "bus");
     o = vigil_detect_options_default();
     o.max_detections = 2;
-    CHECK_EQ_INT(vigil_detector_run(det, bus, size, &o, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(run_bytes(det, bus, size, &o, &r, &err), VIGIL_OK);
     CHECK_EQ_INT(r.count, 2);
     /* a truncated image is an error, and the detector keeps working */
-    CHECK_EQ_INT(vigil_detector_run(det, bus, size / 3, NULL, &r, &err), VIGIL_ERR_PARSE);
+    CHECK_EQ_INT(run_bytes(det, bus, size / 3, NULL, &r, &err), VIGIL_ERR_PARSE);
     CHECK_EQ_INT(r.count, 0);
-    CHECK_EQ_INT(vigil_detector_run(det, bus, 0, NULL, &r, &err), VIGIL_ERR_PARSE);
+    CHECK_EQ_INT(run_bytes(det, bus, 0, NULL, &r, &err), VIGIL_ERR_PARSE);
     /* an already decoded image */
     size_t zsize = 0;
     uint8_t *zidane = image_bytes("zidane", &zsize);
     vigil_image img;
     CHECK_EQ_INT(vigil_image_decode(zidane, zsize, NULL, &img, NULL, &err), VIGIL_OK);
-    CHECK_EQ_INT(vigil_detector_run_image(det, &img, NULL, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(run_image(det, &img, NULL, &r, &err), VIGIL_OK);
     CHECK_EQ_INT(r.timing.decode_ms, 0);
     check_reference(name, "zidane", &r);
     /* a 1x1 image runs and finds nothing sensible to crash on */
     vigil_image tiny;
     CHECK_EQ_INT(vigil_image_alloc(1, 1, &tiny, &err), VIGIL_OK);
     memset(tiny.data, 128, 3);
-    CHECK_EQ_INT(vigil_detector_run_image(det, &tiny, NULL, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(run_image(det, &tiny, NULL, &r, &err), VIGIL_OK);
     /* one batch of four: each image gets what it gets alone, with its own options */
     vigil_image busimg;
     CHECK_EQ_INT(vigil_image_decode(bus, size, NULL, &busimg, NULL, &err), VIGIL_OK);
@@ -134,22 +212,22 @@ static void run_model(const char *name, vigil_head_family family) {
     const vigil_detect_options *opts[4] = {NULL, NULL, NULL, &only};
     vigil_detect_result rs[6];
     for (int round = 0; round < 2; round++) {
-        CHECK_EQ_INT(vigil_detector_run_batch(det, 4, batch, ow, oh, opts, rs, &err), VIGIL_OK);
+        CHECK_EQ_INT(run_images(det, 4, batch, ow, oh, opts, rs, &err), VIGIL_OK);
         check_reference(name, "bus", &rs[0]);
         check_reference(name, "zidane", &rs[1]);
         CHECK_EQ_INT(rs[3].count, 1);
         CHECK_STR(rs[3].count ? rs[3].detections[0].class_name : NULL, "bus");
         CHECK(rs[0].timing.inference_ms > 0 && rs[0].timing.inference_ms == rs[1].timing.inference_ms);
     }
-    CHECK_EQ_INT(vigil_detector_run_batch(det, 0, batch, ow, oh, NULL, rs, &err), VIGIL_ERR_INVALID_ARGUMENT);
-    if (strcmp(name, "yolov8n") == 0) { /* more batch sizes than the detector keeps plans for, then an evicted one */
+    CHECK_EQ_INT(run_images(det, 0, batch, ow, oh, NULL, rs, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    if (strcmp(name, "yolov8n") == 0) { /* many batch sizes on the backend's one plan cache, then one seen before */
         vigil_image same[6] = {busimg, busimg, busimg, busimg, busimg, busimg};
         int sw[6], sh[6];
         for (int k = 0; k < 6; k++)
             sw[k] = busimg.width, sh[k] = busimg.height;
         static const size_t sizes[] = {2, 3, 5, 6, 2};
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-            CHECK_EQ_INT(vigil_detector_run_batch(det, sizes[i], same, sw, sh, NULL, rs, &err), VIGIL_OK);
+            CHECK_EQ_INT(run_images(det, sizes[i], same, sw, sh, NULL, rs, &err), VIGIL_OK);
             check_reference(name, "bus", &rs[0]);
         }
     }
@@ -158,8 +236,7 @@ static void run_model(const char *name, vigil_head_family family) {
     vigil_image_free(&img);
     free(zidane);
     free(bus);
-    vigil_detector_destroy(det);
-    vigil_model_free(m);
+    tdet_close(det);
 }
 
 /* A photo whose EXIF says "rotate 90 degrees clockwise" is not streamed
@@ -167,40 +244,37 @@ static void run_model(const char *name, vigil_head_family family) {
  * turned, and finds what the turned image finds. */
 static void test_rotated_photo_takes_the_whole_image_path(void) {
     if (!testing_shared_dir()) SKIP("../shared is absent");
-    vigil_model *m = load("yolov8n");
-    if (!m) return;
     size_t size = 0;
     uint8_t *bus = image_bytes("bus", &size);
     size_t n;
     uint8_t *turned = testing_jpeg_with_orientation(bus, size, 6, &n);
-    vigil_detector *det = NULL;
+    tdet det_, *det = &det_;
     vigil_error err;
-    CHECK_EQ_INT(vigil_detector_create(m, NULL, &det, &err), VIGIL_OK);
+    CHECK_EQ_INT(tdet_open(det, "yolov8n", NULL, &err), VIGIL_OK);
     vigil_detect_result r;
-    CHECK_EQ_INT(vigil_detector_run(det, turned, n, NULL, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(run_bytes(det, turned, n, NULL, &r, &err), VIGIL_OK);
     CHECK_EQ_INT(r.image_width, 1080);
     CHECK_EQ_INT(r.image_height, 810);
     size_t count = r.count;
     vigil_detection first = count ? r.detections[0] : (vigil_detection){0};
     vigil_image img;
     CHECK_EQ_INT(vigil_image_decode(turned, n, NULL, &img, NULL, &err), VIGIL_OK);
-    CHECK_EQ_INT(vigil_detector_run_image(det, &img, NULL, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(run_image(det, &img, NULL, &r, &err), VIGIL_OK);
     CHECK(count > 0 && r.count == count);
     CHECK(count && r.detections[0].x1 == first.x1 && r.detections[0].y2 == first.y2);
     CHECK(count && r.detections[0].score == first.score);
     /* ignoring EXIF, the same bytes stream and find what bus.jpg finds */
-    vigil_detector_destroy(det);
+    tdet_close(det);
     vigil_detector_options o = vigil_detector_options_default();
     o.decode.ignore_exif = 1;
-    CHECK_EQ_INT(vigil_detector_create(m, &o, &det, &err), VIGIL_OK);
-    CHECK_EQ_INT(vigil_detector_run(det, turned, n, NULL, &r, &err), VIGIL_OK);
+    CHECK_EQ_INT(tdet_open(det, "yolov8n", &o, &err), VIGIL_OK);
+    CHECK_EQ_INT(run_bytes(det, turned, n, NULL, &r, &err), VIGIL_OK);
     CHECK_EQ_INT(r.image_width, 810);
     check_reference("yolov8n", "bus", &r);
     vigil_image_free(&img);
-    vigil_detector_destroy(det);
+    tdet_close(det);
     free(turned);
     free(bus);
-    vigil_model_free(m);
 }
 
 static void test_yolov8n(void) {
@@ -215,32 +289,31 @@ static void test_yolov5n(void) {
 
 static void test_wrong_family_is_refused(void) {
     if (!testing_shared_dir()) SKIP("../shared is absent");
-    vigil_model *m = load("yolov8n");
-    if (!m) return;
     vigil_detector_options opt = vigil_detector_options_default();
     opt.family = VIGIL_HEAD_YOLOV10;
-    vigil_detector *det = NULL;
+    tdet det;
     vigil_error err;
-    CHECK_EQ_INT(vigil_detector_create(m, &opt, &det, &err), VIGIL_ERR_UNSUPPORTED);
-    CHECK(det == NULL);
+    CHECK_EQ_INT(tdet_open(&det, "yolov8n", &opt, &err), VIGIL_ERR_UNSUPPORTED);
+    CHECK(det.worker == NULL);
     fprintf(stderr, "  %s\n", err.message);
+    tdet_close(&det);
     opt.family = VIGIL_HEAD_AUTO;
     opt.labels_path = "/nonexistent/labels.txt";
-    CHECK_EQ_INT(vigil_detector_create(m, &opt, &det, &err), VIGIL_ERR_NOT_FOUND);
-    vigil_model_free(m);
+    CHECK_EQ_INT(tdet_open(&det, "yolov8n", &opt, &err), VIGIL_ERR_NOT_FOUND);
+    tdet_close(&det);
 }
 
 int main(void) {
     vigil_error err;
-    vigil_engine_options eo = {.threads = 0};
-    if (vigil_engine_create(&eo, &engine, &err) != VIGIL_OK) {
-        fprintf(stderr, "engine: %s\n", err.message);
+    cpu = backend_find("cpu");
+    if (cpu->open(0, &device, &err) != VIGIL_OK) {
+        fprintf(stderr, "cpu backend: %s\n", err.message);
         return 1;
     }
     RUN(test_yolov8n);
     RUN(test_rotated_photo_takes_the_whole_image_path);
     RUN(test_yolov5n);
     RUN(test_wrong_family_is_refused);
-    vigil_engine_destroy(engine);
+    cpu->close(device);
     return testing_report();
 }
