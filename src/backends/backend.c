@@ -1,18 +1,31 @@
 /*
  * backend.c - the backend registry: the table of compiled-in backends (the
  * CPU engine today; Hailo through dlopen and CUDA later join the table).
+ *
+ * backend_test is a weak reference: only the test build of the daemon
+ * (vigil-test, tests/CMakeLists.txt) links a definition
+ * (tests/unit/backend_test.c); in the real binary the slot is NULL and
+ * skipped, so no config.yaml can select it there.
  */
 #include "backends/backend.h"
 
 #include <string.h>
 
-static const backend_ops *const backends[] = {&backend_cpu};
-#define BACKEND_COUNT (sizeof backends / sizeof backends[0])
+extern const backend_ops backend_test __attribute__((weak));
 
-const backend_ops *backend_at(size_t index) { return index < BACKEND_COUNT ? backends[index] : NULL; }
+/* The table, with the test backend's slot last and NULL when not linked. */
+static const backend_ops *backend_slot(size_t index) {
+    switch (index) {
+    case 0: return &backend_cpu;
+    case 1: return &backend_test; /* NULL unless linked in */
+    default: return NULL;
+    }
+}
+
+const backend_ops *backend_at(size_t index) { return backend_slot(index); }
 
 const backend_ops *backend_find(const char *name) {
-    for (size_t i = 0; i < BACKEND_COUNT; i++)
-        if (strcmp(backends[i]->name, name) == 0) return backends[i];
+    for (size_t i = 0; backend_at(i); i++)
+        if (strcmp(backend_at(i)->name, name) == 0) return backend_at(i);
     return NULL;
 }
