@@ -159,7 +159,7 @@ vigil_status vigil_detect_preprocess_image(const vigil_detect_spec *spec, const 
                                            vigil_detect_item *item, vigil_error *err) {
     memset(item, 0, sizeof *item);
     if (!image || !image->data) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no image");
-    float *dst;
+    float *dst = NULL;
     vigil_status st = spec_slot(spec, input, slot, &dst, err);
     if (st) return st;
     double t0 = clock_now_ms();
@@ -175,7 +175,7 @@ vigil_status vigil_detect_preprocess(const vigil_detect_spec *spec, const void *
                                      const vigil_tensor *input, size_t slot, const vigil_parallel *pool,
                                      const vigil_letterbox_info *padded, vigil_detect_item *item, vigil_error *err) {
     memset(item, 0, sizeof *item);
-    float *dst;
+    float *dst = NULL;
     vigil_status st = spec_slot(spec, input, slot, &dst, err);
     if (st) return st;
     double t0 = clock_now_ms();
