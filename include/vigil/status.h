@@ -5,7 +5,8 @@
  * value names the kind of failure.  The human-readable detail (which node,
  * which file line, which key) travels separately in a vigil_error so that the
  * status itself stays a cheap integer that callers can switch on and that the
- * servers can map to HTTP and gRPC codes in one table.
+ * servers map to HTTP and gRPC codes in one table (src/serve/request.c,
+ * printed in docs/API.md and docs/GRPC.md).
  */
 #ifndef VIGIL_STATUS_H
 #define VIGIL_STATUS_H

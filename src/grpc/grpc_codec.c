@@ -138,43 +138,22 @@ vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInfer
 
 vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectOptions *o, arena *a, sched_job *job,
                                  vigil_error *err) {
-    vigil_detect_options *d = &job->detect;
-    *d = vigil_detect_options_default();
-    if (m->config.conf_threshold >= 0) d->conf_threshold = (float)m->config.conf_threshold;
-    if (m->config.iou_threshold >= 0) d->iou_threshold = (float)m->config.iou_threshold;
-    if (!o) return VIGIL_OK;
-    /* One sentence per field, naming the field as the request spells it. */
-    if (!(o->conf_threshold >= 0 && o->conf_threshold <= 1))
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                               "options.conf_threshold must be in [0, 1] (0 = the model's default), got %g",
-                               (double)o->conf_threshold);
-    if (!(o->iou_threshold >= 0 && o->iou_threshold <= 1))
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                               "options.iou_threshold must be in [0, 1] (0 = the model's default), got %g",
-                               (double)o->iou_threshold);
-    if (o->max_detections < 0)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                               "options.max_detections must be 0 (the default) or more, got %d", (int)o->max_detections);
-    if (o->conf_threshold > 0) d->conf_threshold = o->conf_threshold;
-    if (o->iou_threshold > 0) d->iou_threshold = o->iou_threshold;
-    if (o->max_detections > 0) d->max_detections = o->max_detections;
-    if (o->n_classes) { /* the REST form, "0,bus", resolved by the worker */
-        size_t size = 1;
-        for (size_t i = 0; i < o->n_classes; i++) size += strlen(o->classes[i]) + 1;
-        char *spec = arena_alloc(a, size, 1);
-        if (!spec) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
-        spec[0] = '\0';
-        for (size_t i = 0; i < o->n_classes; i++) {
-            if (!*o->classes[i] || strchr(o->classes[i], ','))
-                return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                                       "options.classes must hold one class id or name per entry, got '%.64s'",
-                                       o->classes[i]);
-            if (i) strcat(spec, ",");
-            strcat(spec, o->classes[i]);
-        }
-        job->classes_spec = spec;
-    }
-    return VIGIL_OK;
+    static const request_detect_names names = {"options.conf_threshold", "options.iou_threshold",
+                                               "options.max_detections", "options.classes"};
+    if (!o) return request_detect_resolve(m, NULL, &names, a, job, err);
+    /* Presence, not value, says whether a field is set (each is a one-field
+     * oneof: proto/detection.proto says why). */
+    request_detect_options r = {
+        .has_conf = o->conf_threshold_set_case == VIGIL__V1__DETECT_OPTIONS__CONF_THRESHOLD_SET_CONF_THRESHOLD,
+        .conf = o->conf_threshold,
+        .has_iou = o->iou_threshold_set_case == VIGIL__V1__DETECT_OPTIONS__IOU_THRESHOLD_SET_IOU_THRESHOLD,
+        .iou = o->iou_threshold,
+        .has_max_det = o->max_detections_set_case == VIGIL__V1__DETECT_OPTIONS__MAX_DETECTIONS_SET_MAX_DETECTIONS,
+        .max_det = o->max_detections,
+        .classes = (const char *const *)o->classes,
+        .n_classes = o->n_classes,
+    };
+    return request_detect_resolve(m, &r, &names, a, job, err);
 }
 
 /* ------------------------------------------------------------ versions */

@@ -13,7 +13,10 @@
 #include "core/arena.h"
 #include "detection.pb-c.h"
 #include "inference.pb-c.h"
-#include "serve/server_internal.h"
+#include "serve/infer_codec.h"
+#include "serve/repository.h"
+#include "serve/request.h"
+#include "serve/scheduler.h"
 
 /* What a parsed ModelInferRequest asks of the reply. */
 typedef struct grpc_infer_ctx {
@@ -33,8 +36,10 @@ typedef struct grpc_infer_ctx {
 vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInferRequest *req, int64_t max_elements,
                               arena *a, sched_job *job, grpc_infer_ctx *ctx, vigil_error *err);
 
-/* Fills job->detect (and job->classes_spec, in a) from m's thresholds and
- * the request's options o (NULL = defaults). */
+/* Fills job->detect (and job->classes_spec, in a) through the request
+ * layer (request_detect_resolve): defaults < m's config.yaml < the fields o
+ * sets (presence, not value: an explicit 0 is a threshold of 0); NULL o =
+ * defaults. */
 vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectOptions *o, arena *a, sched_job *job,
                                  vigil_error *err);
 

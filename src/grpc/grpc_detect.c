@@ -32,7 +32,7 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
     char name[MODEL_NAME_MAX];
     const char *model = req->model;
     if (!*model) {
-        vigil_status st = repository_default_detector(gcall_server(c)->repo, name, sizeof name, err);
+        vigil_status st = repository_default_detector(request_repository(gcall_server(c)), name, sizeof name, err);
         if (st) return st;
         model = name;
     }
@@ -69,7 +69,6 @@ static void detect_answer(gcall *c, uint64_t seq, int streaming, Vigil__V1__Dete
 }
 
 static void detect_fail(gcall *c, uint64_t seq, int streaming, uint64_t frame_id, vigil_status st, const char *message) {
-    if (st == VIGIL_ERR_UNSUPPORTED || st == VIGIL_ERR_PARSE) st = VIGIL_ERR_INVALID_ARGUMENT; /* a bad image */
     if (!streaming) {
         gcall_fail(c, st, message);
         return;
@@ -146,14 +145,12 @@ static vigil_status response_from_json(const char *text, size_t len, arena *a, V
  * bytes, thresholds, max detections, render, classes.  1 with job->body set
  * on a hit. */
 static int detect_cache_hit(gwork *w, detect_ctx *ctx) {
-    cache_hasher h;
-    if (!gwork_cache_begin(w, "detect", &h)) return 0;
     sched_job *job = w->job;
-    sched_job_cache_key(job, &h);
     void *body;
     size_t size;
-    ctx->cache_use = 1;
-    if (!gwork_cache_lookup(w, &h, &ctx->cache_key, &body, &size)) return 0;
+    if (!request_cache_lookup(gcall_server(w->call), w->served, "detect", job, w->arena, &ctx->cache_use,
+                              &ctx->cache_key, &body, &size))
+        return 0;
     job->body = body;
     job->body_len = size;
     return 1;
@@ -163,10 +160,10 @@ static void detect_finish(gwork *w) {
     const detect_ctx *ctx = w->ctx;
     const sched_job *job = w->job;
     if (job->status) {
-        detect_fail(w->call, w->seq, ctx->streaming, ctx->frame_id, job->status, job->error.message);
+        detect_fail(w->call, w->seq, ctx->streaming, ctx->frame_id, request_job_status(job), job->error.message);
         return;
     }
-    if (ctx->cache_use) cache_put(gcall_server(w->call)->cache, &ctx->cache_key, job->body, job->body_len);
+    if (ctx->cache_use) request_cache_store(gcall_server(w->call), &ctx->cache_key, job->body, job->body_len);
     Vigil__V1__DetectResponse r = VIGIL__V1__DETECT_RESPONSE__INIT;
     r.frame_id = ctx->frame_id;
     vigil_error err = {0};
@@ -191,7 +188,7 @@ static void detect_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len
     else if (!ctx) vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
     else if (grpc_check_strings(&vigil__v1__detect_request__descriptor, data, len, &err)) { /* err says why */
     } else if (detect_parse(c, req, w, &err) && w->served)
-        metrics_inference(gcall_server(c)->metrics, w->served->name, METRICS_ERROR);
+        metrics_inference(request_metrics(gcall_server(c)), w->served->name, METRICS_ERROR);
     if (req) vigil__v1__detect_request__free_unpacked(req, NULL);
     if (err.status) {
         detect_fail(c, seq, streaming, frame_id, err.status, err.message);

@@ -4,7 +4,8 @@
  * HailoInference alias) and grpc.health.v1.Health, on gRPC's core C API.
  *
  * It serves the same repository, schedulers and metrics as the HTTP side
- * (reached through struct vigil_server): after parsing, a gRPC request is a
+ * (reached through the request layer, serve/request.h; struct vigil_server
+ * stays opaque here): after parsing, a gRPC request is a
  * sched_job like any other.  See docs/GRPC.md.
  */
 #ifndef VIGIL_GRPC_FRONTEND_H

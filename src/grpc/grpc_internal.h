@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "core/arena.h"
-#include "serve/server_internal.h"
+#include "serve/request.h"
 
 #define GSTREAM_WINDOW 8
 
@@ -60,7 +60,7 @@ void gcall_fail(gcall *c, vigil_status status, const char *message);
  * the sequence number is just consumed). */
 void gstream_answer(gcall *c, uint64_t seq, const ProtobufCMessage *message);
 
-/* gRPC status code for a vigil status. */
+/* gRPC status code for a vigil status: request_grpc_code's table. */
 grpc_status_code grpc_status_for(vigil_status status);
 
 /* ---- scheduler hand-off ---- */
@@ -86,13 +86,5 @@ void gwork_submit(gwork *w, void (*finish)(gwork *w));
 /* Releases everything w holds (called by the machinery after finish, and by
  * handlers for work they never submit). */
 void gwork_destroy(gwork *w);
-
-/* ---- response cache (shared with REST: same key pieces, same order) ---- */
-/* Starts the key for w->served (kind "infer" or "detect", model, version);
- * 0 when the model does not use the cache. */
-int gwork_cache_begin(gwork *w, const char *kind, cache_hasher *h);
-/* Finishes the key into *key, counts the lookup; 1 on a hit with the value
- * copied into w's arena. */
-int gwork_cache_lookup(gwork *w, const cache_hasher *h, cache_key *key, void **value, size_t *size);
 
 #endif

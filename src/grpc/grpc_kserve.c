@@ -138,22 +138,15 @@ static void infer_answer(gcall *c, uint64_t seq, int streaming, Inference__Model
  * then each input's dtype, dims and bytes), so either front end hits what
  * the other stored.  Returns 1 with w->job->outputs set on a hit. */
 static int infer_cache_hit(gwork *w, grpc_infer_ctx *ctx) {
-    cache_hasher h;
-    if (!gwork_cache_begin(w, "infer", &h)) return 0;
-    const sched_job *job = w->job;
-    sched_job_cache_key(job, &h);
     void *blob;
     size_t size;
-    ctx->cache_use = 1;
-    return gwork_cache_lookup(w, &h, &ctx->cache_key, &blob, &size) && infer_outputs_unpack(blob, size, w->job);
+    return request_cache_lookup(gcall_server(w->call), w->served, "infer", w->job, w->arena, &ctx->cache_use,
+                                &ctx->cache_key, &blob, &size) &&
+           infer_outputs_unpack(blob, size, w->job);
 }
 
 static void infer_cache_store(gwork *w, const grpc_infer_ctx *ctx) {
-    vigil_server *server = gcall_server(w->call);
-    textbuf blob;
-    textbuf_init(&blob, (size_t)server->cfg.cache_max_bytes);
-    if (!infer_outputs_pack(w->job, &blob)) cache_put(server->cache, &ctx->cache_key, blob.data, blob.len);
-    textbuf_free(&blob);
+    request_cache_store_outputs(gcall_server(w->call), &ctx->cache_key, w->job);
 }
 
 static void infer_finish(gwork *w) {
@@ -180,8 +173,8 @@ static void infer_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len,
     } else if (!grpc_parse_version(req->model_version, &version))
         vigil_error_set(&err, VIGIL_ERR_INVALID_ARGUMENT, "model_version: " GRPC_VERSION_RULE);
     else if (!gwork_acquire(w, req->model_name, version, &err) &&
-             grpc_infer_parse(w->served, req, gcall_server(c)->cfg.max_tensor_elements, w->arena, w->job, ctx, &err))
-        metrics_inference(gcall_server(c)->metrics, w->served->name, METRICS_ERROR);
+             grpc_infer_parse(w->served, req, request_config(gcall_server(c))->max_tensor_elements, w->arena, w->job, ctx, &err))
+        metrics_inference(request_metrics(gcall_server(c)), w->served->name, METRICS_ERROR);
     if (req) inference__model_infer_request__free_unpacked(req, NULL);
     if (err.status) {
         infer_answer(c, seq, streaming, NULL, err.status, err.message);
@@ -232,7 +225,7 @@ static vigil_status acquire_for(gcall *c, const char *name, const char *version_
     if (!grpc_parse_version(version_text, &version))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "version: " GRPC_VERSION_RULE);
     if (!*name) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "a model name is required");
-    return repository_acquire(gcall_server(c)->repo, name, version, out, err);
+    return repository_acquire(request_repository(gcall_server(c)), name, version, out, err);
 }
 
 static void model_ready(gcall *c, uint64_t seq, const uint8_t *data, size_t len) {
@@ -248,7 +241,7 @@ static void model_ready(gcall *c, uint64_t seq, const uint8_t *data, size_t len)
     }
     Inference__ModelReadyResponse r = INFERENCE__MODEL_READY_RESPONSE__INIT;
     r.ready = m != NULL;
-    repository_release(gcall_server(c)->repo, m);
+    repository_release(request_repository(gcall_server(c)), m);
     gcall_reply(c, &r.base);
 }
 
@@ -310,7 +303,7 @@ static void model_metadata(gcall *c, uint64_t seq, const uint8_t *data, size_t l
     r.n_outputs = no;
     r.outputs = list + ni;
     gcall_reply(c, &r.base);
-    repository_release(gcall_server(c)->repo, m);
+    repository_release(request_repository(gcall_server(c)), m);
 }
 
 /* ------------------------------------------------------------ repository */
@@ -351,7 +344,7 @@ static void index_item(const repository_item *item, void *user) {
 static void repository_index(gcall *c, uint64_t seq, const uint8_t *data, size_t len) {
     Inference__RepositoryIndexRequest *req = unpack(c, &inference__repository_index_request__descriptor, data, len);
     if (!req) return;
-    repository *repo = gcall_server(c)->repo;
+    repository *repo = request_repository(gcall_server(c));
     index_ctx x = {.ready_only = req->ready, .names_only = 1};
     inference__repository_index_request__free_unpacked(req, NULL);
     repository_each(repo, index_item, &x);
@@ -382,7 +375,7 @@ static void repository_index(gcall *c, uint64_t seq, const uint8_t *data, size_t
 /* Load and unload share everything but the repository call. */
 static void load_or_unload(gcall *c, const char *model, int load) {
     vigil_error err = {0};
-    repository *repo = gcall_server(c)->repo;
+    repository *repo = request_repository(gcall_server(c));
     vigil_status st = !*model ? vigil_error_set(&err, VIGIL_ERR_INVALID_ARGUMENT, "model_name is required")
                       : load  ? repository_load(repo, model, &err)
                               : repository_unload(repo, model, &err);
@@ -479,7 +472,7 @@ static void model_statistics(gcall *c, uint64_t seq, const uint8_t *data, size_t
     if (x) {
         x->want = req->name;
         x->want_version = version;
-        repository_each(gcall_server(c)->repo, stats_item, x);
+        repository_each(request_repository(gcall_server(c)), stats_item, x);
     }
     int named = *req->name != 0;
     if (!x) gcall_fail(c, VIGIL_ERR_NO_MEMORY, "out of memory");
@@ -496,7 +489,7 @@ static void model_statistics(gcall *c, uint64_t seq, const uint8_t *data, size_t
     }
     textbuf text;
     textbuf_init(&text, (size_t)64 << 20);
-    metrics_render(gcall_server(c)->metrics, &text);
+    metrics_render(request_metrics(gcall_server(c)), &text);
     Inference__ModelStatistics *ms = vigil_calloc(x->n + 1, sizeof *ms);
     Inference__ModelStatistics **list = vigil_calloc(x->n + 1, sizeof *list);
     Inference__InferStatistics *is = vigil_calloc(x->n + 1, sizeof *is);

@@ -117,42 +117,22 @@ static void stream_pump(gcall *c);
 
 /* ------------------------------------------------------------ status */
 
-grpc_status_code grpc_status_for(vigil_status status) {
-    switch (status) {
-    case VIGIL_OK: return GRPC_STATUS_OK;
-    case VIGIL_ERR_INVALID_ARGUMENT:
-    case VIGIL_ERR_PARSE: return GRPC_STATUS_INVALID_ARGUMENT;
-    case VIGIL_ERR_NOT_FOUND: return GRPC_STATUS_NOT_FOUND;
-    case VIGIL_ERR_NO_MEMORY:
-    case VIGIL_ERR_LIMIT: return GRPC_STATUS_RESOURCE_EXHAUSTED;
-    case VIGIL_ERR_UNAVAILABLE: return GRPC_STATUS_UNAVAILABLE;
-    case VIGIL_ERR_TIMEOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;
-    case VIGIL_ERR_UNAUTHENTICATED: return GRPC_STATUS_UNAUTHENTICATED;
-    case VIGIL_ERR_PERMISSION: return GRPC_STATUS_PERMISSION_DENIED;
-    case VIGIL_ERR_EXISTS: return GRPC_STATUS_ALREADY_EXISTS;
-    case VIGIL_ERR_STATE:
-    case VIGIL_ERR_UNSUPPORTED: return GRPC_STATUS_FAILED_PRECONDITION;
-    default: return GRPC_STATUS_INTERNAL;
-    }
-}
+/* request.h numbers the gRPC codes itself (the table lives in the request
+ * layer, which knows no gRPC header); they are the specification's. */
+_Static_assert((int)REQUEST_GRPC_OK == GRPC_STATUS_OK && (int)REQUEST_GRPC_INVALID_ARGUMENT == GRPC_STATUS_INVALID_ARGUMENT &&
+                   (int)REQUEST_GRPC_DEADLINE_EXCEEDED == GRPC_STATUS_DEADLINE_EXCEEDED &&
+                   (int)REQUEST_GRPC_NOT_FOUND == GRPC_STATUS_NOT_FOUND &&
+                   (int)REQUEST_GRPC_ALREADY_EXISTS == GRPC_STATUS_ALREADY_EXISTS &&
+                   (int)REQUEST_GRPC_PERMISSION_DENIED == GRPC_STATUS_PERMISSION_DENIED &&
+                   (int)REQUEST_GRPC_RESOURCE_EXHAUSTED == GRPC_STATUS_RESOURCE_EXHAUSTED &&
+                   (int)REQUEST_GRPC_FAILED_PRECONDITION == GRPC_STATUS_FAILED_PRECONDITION &&
+                   (int)REQUEST_GRPC_UNIMPLEMENTED == GRPC_STATUS_UNIMPLEMENTED &&
+                   (int)REQUEST_GRPC_INTERNAL == GRPC_STATUS_INTERNAL &&
+                   (int)REQUEST_GRPC_UNAVAILABLE == GRPC_STATUS_UNAVAILABLE &&
+                   (int)REQUEST_GRPC_UNAUTHENTICATED == GRPC_STATUS_UNAUTHENTICATED,
+               "request.h's gRPC codes are gRPC's");
 
-/* The HTTP code counted in vigil_http_requests_total for a gRPC status. */
-static int http_code_for(grpc_status_code code) {
-    switch (code) {
-    case GRPC_STATUS_OK: return 200;
-    case GRPC_STATUS_INVALID_ARGUMENT:
-    case GRPC_STATUS_FAILED_PRECONDITION: return 400;
-    case GRPC_STATUS_UNAUTHENTICATED: return 401;
-    case GRPC_STATUS_PERMISSION_DENIED: return 403;
-    case GRPC_STATUS_NOT_FOUND: return 404;
-    case GRPC_STATUS_ALREADY_EXISTS: return 409;
-    case GRPC_STATUS_RESOURCE_EXHAUSTED: return 413;
-    case GRPC_STATUS_UNIMPLEMENTED: return 501;
-    case GRPC_STATUS_UNAVAILABLE: return 503;
-    case GRPC_STATUS_DEADLINE_EXCEEDED: return 504;
-    default: return 500;
-    }
-}
+grpc_status_code grpc_status_for(vigil_status status) { return (grpc_status_code)request_grpc_code(status); }
 
 /* ------------------------------------------------------------ calls */
 
@@ -201,18 +181,17 @@ static void gcall_unref(gcall *c) {
 
 vigil_server *gcall_server(const gcall *c) { return c->fe->server; }
 const gmethod *gcall_method(const gcall *c) { return c->reg ? c->reg->method : NULL; }
-int gcall_serving(const gcall *c) { return atomic_load(&c->fe->server->ready) && !atomic_load(&c->fe->stopping); }
+int gcall_serving(const gcall *c) { return request_serving(c->fe->server) && !atomic_load(&c->fe->stopping); }
 
 int64_t gcall_job_deadline(const gcall *c) {
-    int64_t now = sched_now_ns();
-    int64_t deadline = now + c->fe->server->cfg.request_timeout_ms * INT64_C(1000000);
+    int64_t left = -1; /* the client set no deadline */
     gpr_timespec d = gpr_convert_clock_type(c->deadline, GPR_CLOCK_REALTIME);
     if (gpr_time_cmp(d, gpr_inf_future(GPR_CLOCK_REALTIME)) < 0) {
-        gpr_timespec left = gpr_time_sub(d, gpr_now(GPR_CLOCK_REALTIME));
-        int64_t ns = (int64_t)left.tv_sec * 1000000000 + left.tv_nsec;
-        if (now + ns < deadline) deadline = now + (ns > 0 ? ns : 0);
+        gpr_timespec span = gpr_time_sub(d, gpr_now(GPR_CLOCK_REALTIME));
+        int64_t ns = (int64_t)span.tv_sec * 1000000000 + span.tv_nsec;
+        left = ns > 0 ? ns : 0;
     }
-    return deadline;
+    return request_job_deadline(c->fe->server, left);
 }
 
 /* Packs message into a byte buffer (NULL when out of memory). */
@@ -243,8 +222,9 @@ static size_t add_initial(gcall *c, grpc_op *ops) {
     return 1;
 }
 
-/* Sends status (and message, unary) and counts the request; lock held. */
-static void send_final(gcall *c, grpc_byte_buffer *message, grpc_status_code code, const char *details) {
+/* Sends status (and message, unary) and counts the request under the HTTP
+ * code the REST side would have answered (http); lock held. */
+static void send_final(gcall *c, grpc_byte_buffer *message, grpc_status_code code, int http, const char *details) {
     grpc_op ops[3];
     size_t n = add_initial(c, ops);
     if (message) {
@@ -263,8 +243,12 @@ static void send_final(gcall *c, grpc_byte_buffer *message, grpc_status_code cod
     n++;
     c->status_sent = 1;
     start_batch(c, ops, n, &c->t_send);
-    metrics_http_request(c->fe->server->metrics, c->reg ? c->reg->method->path : "grpc unknown method",
-                         http_code_for(code));
+    metrics_http_request(request_metrics(c->fe->server), c->reg ? c->reg->method->path : "grpc unknown method", http);
+}
+
+/* send_final for a vigil status, by the request layer's table; lock held. */
+static void send_status(gcall *c, grpc_byte_buffer *message, vigil_status status, const char *details) {
+    send_final(c, message, grpc_status_for(status), request_http_status(status), details);
 }
 
 void gcall_reply(gcall *c, const ProtobufCMessage *message) {
@@ -273,16 +257,16 @@ void gcall_reply(gcall *c, const ProtobufCMessage *message) {
     if (c->status_sent) {
         if (buffer) grpc_byte_buffer_destroy(buffer);
     } else if (!buffer) {
-        send_final(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory packing the response");
+        send_status(c, NULL, VIGIL_ERR_NO_MEMORY, "out of memory packing the response");
     } else {
-        send_final(c, buffer, GRPC_STATUS_OK, NULL);
+        send_status(c, buffer, VIGIL_OK, NULL);
     }
     pthread_mutex_unlock(&c->lock);
 }
 
 void gcall_fail(gcall *c, vigil_status status, const char *message) {
     pthread_mutex_lock(&c->lock);
-    if (!c->status_sent) send_final(c, NULL, grpc_status_for(status), message);
+    if (!c->status_sent) send_status(c, NULL, status, message);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -332,8 +316,8 @@ static void stream_pump(gcall *c) {
         start_batch(c, &op, 1, &c->t_recv);
     }
     if ((c->half_closed || c->cancelled || stopping) && c->send_seq == c->next_seq && !c->send_pending) {
-        if (c->half_closed) send_final(c, NULL, GRPC_STATUS_OK, NULL);
-        else send_final(c, NULL, GRPC_STATUS_UNAVAILABLE, "the server is shutting down");
+        if (c->half_closed) send_status(c, NULL, VIGIL_OK, NULL);
+        else send_status(c, NULL, VIGIL_ERR_UNAVAILABLE, "the server is shutting down");
     }
 }
 
@@ -415,7 +399,7 @@ static int call_authorized(gcall *c) {
     auth_result result;
     vigil_status st = auth_check(c->fe->auth, token, auth_grpc_scope(path), &result);
     vigil_free(token);
-    if (st) send_final(c, NULL, grpc_status_for(st), result.message);
+    if (st) send_status(c, NULL, st, result.message);
     return st == VIGIL_OK;
 }
 
@@ -459,7 +443,8 @@ static void on_new(gcall *c, int ok) {
     op.data.recv_close_on_server.cancelled = &c->cancelled;
     start_batch(c, &op, 1, &c->t_close);
     int go = call_authorized(c);
-    if (go && !c->reg) send_final(c, NULL, GRPC_STATUS_UNIMPLEMENTED, "vigil does not serve this method");
+    /* No vigil_status: an unknown method is gRPC's own UNIMPLEMENTED (501). */
+    if (go && !c->reg) send_final(c, NULL, GRPC_STATUS_UNIMPLEMENTED, 501, "vigil does not serve this method");
     pthread_mutex_unlock(&c->lock);
     if (go && c->reg) call_dispatch(c);
     gcall_unref(c); /* the armed request's reference */
@@ -502,7 +487,7 @@ static void *poller_main(void *arg) {
 
 gwork *gwork_create(gcall *c, uint64_t seq) {
     gwork *w = vigil_calloc(1, sizeof *w);
-    int64_t cap = c->fe->server->cfg.max_body_bytes * 4;
+    int64_t cap = request_config(c->fe->server)->max_body_bytes * 4;
     if (w) w->arena = arena_create(0, (size_t)(cap > GRPC_ARENA_MIN_CAP ? cap : GRPC_ARENA_MIN_CAP));
     if (w && w->arena) w->job = arena_calloc(w->arena, 1, sizeof *w->job);
     if (!w || !w->job) {
@@ -519,36 +504,15 @@ gwork *gwork_create(gcall *c, uint64_t seq) {
 }
 
 vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_error *err) {
-    vigil_server *server = w->call->fe->server;
-    vigil_status st = repository_acquire(server->repo, model, version, &w->served, err);
-    if (st == VIGIL_ERR_UNAVAILABLE) metrics_inference(server->metrics, model, METRICS_REJECTED);
-    return st;
+    return request_acquire(w->call->fe->server, model, version, &w->served, err);
 }
 
 void gwork_destroy(gwork *w) {
     if (!w) return;
-    repository_release(w->call->fe->server->repo, w->served);
+    repository_release(request_repository(w->call->fe->server), w->served);
     arena_destroy(w->arena);
     gcall_unref(w->call);
     vigil_free(w);
-}
-
-int gwork_cache_begin(gwork *w, const char *kind, cache_hasher *h) {
-    vigil_server *server = w->call->fe->server;
-    if (!w->served->config.response_cache || server->cfg.cache_max_bytes == 0) return 0;
-    cache_hasher_init(server->cache, h);
-    cache_hasher_add_str(h, kind);
-    cache_hasher_add_str(h, w->served->name);
-    cache_hasher_add(h, &w->served->version, sizeof w->served->version);
-    return 1;
-}
-
-int gwork_cache_lookup(gwork *w, const cache_hasher *h, cache_key *key, void **value, size_t *size) {
-    vigil_server *server = w->call->fe->server;
-    *key = cache_hasher_done(h);
-    int hit = cache_get(server->cache, key, w->arena, value, size);
-    metrics_cache(server->metrics, w->served->name, hit);
-    return hit;
 }
 
 /* Worker thread: hand the work to a completion thread. */
@@ -572,7 +536,7 @@ void gwork_submit(gwork *w, void (*finish)(gwork *w)) {
     job->deadline_ns = gcall_job_deadline(w->call);
     w->finish = finish;
     vigil_error err = {0};
-    if (sched_submit(w->served->sched, job, &err)) {
+    if (request_submit(w->call->fe->server, w->served, job, &err)) {
         job->status = err.status;
         job->error = err;
         finish(w);
@@ -618,7 +582,7 @@ static vigil_status register_methods(grpc_frontend *fe, const gmethod *methods, 
 static grpc_ssl_certificate_config_reload_status fetch_certificates(void *user,
                                                                    grpc_ssl_server_certificate_config **config) {
     grpc_frontend *fe = user;
-    tls_material *tls = fe->server->tls;
+    tls_material *tls = request_tls(fe->server);
     if (tls_material_generation(tls) == atomic_load(&fe->tls_generation))
         return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
     char *cert, *key, *ca;
@@ -639,9 +603,9 @@ static grpc_ssl_certificate_config_reload_status fetch_certificates(void *user,
 /* TLS with the server's tls.* material (mTLS with a client CA), reloaded on
  * SIGHUP; plaintext when tls.cert_file is unset.  NULL (err set) on failure. */
 static grpc_server_credentials *frontend_credentials(grpc_frontend *fe, vigil_error *err) {
-    if (!fe->server->tls) return grpc_insecure_server_credentials_create();
+    if (!request_tls(fe->server)) return grpc_insecure_server_credentials_create();
     grpc_ssl_server_credentials_options *options = grpc_ssl_server_credentials_create_options_using_config_fetcher(
-        tls_client_ca_pem(fe->server->tls) ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+        tls_client_ca_pem(request_tls(fe->server)) ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                                            : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
         fetch_certificates, fe);
     grpc_server_credentials *creds = options ? grpc_ssl_server_credentials_create_with_options(options) : NULL;
@@ -690,7 +654,7 @@ vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, 
     fe->t_shutdown = (gtag){NULL, TAG_SHUTDOWN};
     pthread_mutex_init(&fe->lock, NULL);
     pthread_cond_init(&fe->cond, NULL);
-    fe->auth = server->auth;
+    fe->auth = request_auth(server);
     gpr_set_log_function(grpc_log_bridge);
     grpc_init();
     /* No BDP probing: it lets the transport announce receive windows of many
@@ -781,8 +745,9 @@ void grpc_frontend_stop(grpc_frontend *fe) {
     atomic_store(&fe->stopping, 1);
     grpc_server_shutdown_and_notify(fe->gs, fe->cq, &fe->t_shutdown);
     poke_streams(fe);
-    if (!wait_shutdown(fe, fe->server->cfg.shutdown_timeout_ms)) {
-        LOG_W("grpc: calls still running after %lld ms; cancelling them", (long long)fe->server->cfg.shutdown_timeout_ms);
+    int64_t timeout_ms = request_config(fe->server)->shutdown_timeout_ms;
+    if (!wait_shutdown(fe, timeout_ms)) {
+        LOG_W("grpc: calls still running after %lld ms; cancelling them", (long long)timeout_ms);
         grpc_server_cancel_all_calls(fe->gs);
         while (!wait_shutdown(fe, 1000)) {
         }

@@ -16,6 +16,7 @@
 #include "core/alloc.h"
 #include "serve/device_info.h"
 #include "serve/multipart.h"
+#include "serve/request.h"
 #include "serve/server_internal.h"
 
 static int seg_is(const route_path *p, size_t i, const char *s) { return i < p->n && strcmp(p->seg[i], s) == 0; }
@@ -115,39 +116,58 @@ static int query_refuse(http_exchange *ex, const char *name, const char *rule, c
     return 0;
 }
 
-/* "0,bus": ids or names, none empty.  Names are resolved (and unknown ones
- * refused) by the worker, which holds the model's labels. */
+/* "0,bus": ids or names, none empty; "" is no list (every class), as when
+ * the parameter is absent.  Names are resolved (and unknown ones refused)
+ * by the worker, which holds the model's labels. */
 static int classes_well_formed(const char *spec) {
-    if (!*spec || *spec == ',') return 0;
+    if (*spec == ',') return 0;
     for (const char *c = spec; *c; c++)
         if (*c == ',' && (c[1] == ',' || c[1] == '\0')) return 0;
     return 1;
 }
 
-/* Reads the query into job->detect; 0 (with the response set) on bad input,
+/* Splits a well-formed class list into o->classes (in a); 0 when out of memory. */
+static int classes_split(const char *spec, arena *a, request_detect_options *o) {
+    size_t n = *spec ? 1 : 0;
+    for (const char *c = spec; *c; c++) n += *c == ',';
+    char *copy = arena_strdup(a, spec);
+    char **list = arena_calloc(a, n ? n : 1, sizeof *list);
+    if (!copy || !list) return 0;
+    size_t i = 0;
+    for (char *at = copy; n && at;) {
+        list[i++] = at;
+        at = strchr(at, ',');
+        if (at) *at++ = '\0';
+    }
+    o->classes = (const char *const *)list;
+    o->n_classes = n;
+    return 1;
+}
+
+/* Reads the query into job->detect through the request layer's options
+ * (request_detect_resolve: an absent parameter is unset, a present one is
+ * used as sent, conf=0 included); 0 (with the response set) on bad input,
  * naming the one parameter that was wrong. */
 static int detect_options(http_exchange *ex, sched_job *job) {
-    const served_model *m = ex->served;
-    vigil_detect_options *o = &job->detect;
-    *o = vigil_detect_options_default();
-    if (m->config.conf_threshold >= 0) o->conf_threshold = (float)m->config.conf_threshold;
-    if (m->config.iou_threshold >= 0) o->iou_threshold = (float)m->config.iou_threshold;
+    static const request_detect_names names = {"conf", "iou", "max_det", "classes"};
+    request_detect_options o = {0};
     const char *conf = exchange_query(ex, "conf"), *iou = exchange_query(ex, "iou");
     const char *max_det = exchange_query(ex, "max_det"), *classes = exchange_query(ex, "classes");
     const char *render = exchange_query(ex, "render"), *priority = exchange_query(ex, "priority");
     double v;
     if (conf) {
-        if (!parse_double(conf, 0, 1, &v)) return query_refuse(ex, "conf", "in [0, 1]", conf);
-        o->conf_threshold = (float)v;
+        if (!parse_double(conf, 0, 1, &o.conf)) return query_refuse(ex, "conf", REQUEST_THRESHOLD_RULE, conf);
+        o.has_conf = 1;
     }
     if (iou) {
-        if (!parse_double(iou, 0, 1, &v)) return query_refuse(ex, "iou", "in [0, 1]", iou);
-        o->iou_threshold = (float)v;
+        if (!parse_double(iou, 0, 1, &o.iou)) return query_refuse(ex, "iou", REQUEST_THRESHOLD_RULE, iou);
+        o.has_iou = 1;
     }
     if (max_det) {
-        if (!parse_double(max_det, 1, 100000, &v) || v != (int)v)
-            return query_refuse(ex, "max_det", "an integer in [1, 100000]", max_det);
-        o->max_detections = (int)v;
+        if (!parse_double(max_det, 1, REQUEST_MAX_DET_MAX, &v) || v != (int)v)
+            return query_refuse(ex, "max_det", REQUEST_MAX_DET_RULE, max_det);
+        o.has_max_det = 1;
+        o.max_det = (int64_t)v;
     }
     if (priority) {
         if (!parse_double(priority, -1000, 1000, &v) || v != (int)v)
@@ -157,8 +177,8 @@ static int detect_options(http_exchange *ex, sched_job *job) {
     if (classes) {
         if (!classes_well_formed(classes))
             return query_refuse(ex, "classes", "class ids or names separated by commas, like 0,bus", classes);
-        if (!(job->classes_spec = arena_strdup(ex->arena, classes))) {
-            respond_error(ex, VIGIL_ERR_NO_MEMORY, "request memory limit reached");
+        if (!classes_split(classes, ex->arena, &o)) {
+            respond_error(ex, VIGIL_ERR_LIMIT, "request memory limit reached");
             return 0;
         }
     }
@@ -168,15 +188,18 @@ static int detect_options(http_exchange *ex, sched_job *job) {
             return query_refuse(ex, "render", "1, true, 0 or false", render);
         job->render = on;
     }
+    vigil_error err = {0};
+    if (request_detect_resolve(ex->served, &o, &names, ex->arena, job, &err)) {
+        respond_error(ex, err.status, err.message);
+        return 0;
+    }
     return 1;
 }
 
 static void detect_finish(http_exchange *ex) {
     const sched_job *job = ex->job;
-    if (job->status) { /* an image that is not JPEG/PNG or is corrupt is the client's error */
-        vigil_status st = job->status == VIGIL_ERR_UNSUPPORTED || job->status == VIGIL_ERR_PARSE
-                              ? VIGIL_ERR_INVALID_ARGUMENT : job->status;
-        respond_error(ex, st, job->error.message);
+    if (job->status) {
+        respond_error(ex, request_job_status(job), job->error.message);
         return;
     }
     char *body = vigil_malloc(job->body_len ? job->body_len : 1);
@@ -186,19 +209,18 @@ static void detect_finish(http_exchange *ex) {
     }
     memcpy(body, job->body, job->body_len);
     if (ex->cache_use && ex->state == EXCHANGE_WAITING)
-        cache_put(ex->server->cache, &ex->cache_key, job->body, job->body_len);
+        request_cache_store(ex->server, &ex->cache_key, job->body, job->body_len);
     respond_take(ex, MHD_HTTP_OK, job->render ? "image/jpeg" : "application/json", body, job->body_len);
 }
 
 /* Looks the image and options up in the response cache; 1 with job->body set on a hit. */
 static int detect_cache_hit(http_exchange *ex) {
-    cache_hasher h;
-    if (!exchange_cache_begin(ex, "detect", &h)) return 0;
     sched_job *job = ex->job;
-    sched_job_cache_key(job, &h);
     void *body;
     size_t size;
-    if (!exchange_cache_lookup(ex, &h, &body, &size)) return 0;
+    if (!request_cache_lookup(ex->server, ex->served, "detect", job, ex->arena, &ex->cache_use, &ex->cache_key, &body,
+                              &size))
+        return 0;
     job->body = body;
     job->body_len = size;
     return 1;

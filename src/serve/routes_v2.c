@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "serve/request.h"
 #include "serve/server_internal.h"
 
 static json_t *tensor_list(const vigil_tensor_info *const *infos, size_t n, int batch_dim) {
@@ -45,10 +46,7 @@ static void model_metadata(http_exchange *ex) {
 
 /* Keeps a successful answer's outputs for later identical requests. */
 static void infer_cache_store(http_exchange *ex) {
-    textbuf blob;
-    textbuf_init(&blob, (size_t)ex->server->cfg.cache_max_bytes);
-    if (!infer_outputs_pack(ex->job, &blob)) cache_put(ex->server->cache, &ex->cache_key, blob.data, blob.len);
-    textbuf_free(&blob);
+    request_cache_store_outputs(ex->server, &ex->cache_key, ex->job);
 }
 
 static void infer_finish(http_exchange *ex) {
@@ -79,13 +77,11 @@ static void infer_finish(http_exchange *ex) {
 
 /* Looks the parsed request up in the response cache; 1 with job->outputs set on a hit. */
 static int infer_cache_hit(http_exchange *ex) {
-    cache_hasher h;
-    if (!exchange_cache_begin(ex, "infer", &h)) return 0;
-    const sched_job *job = ex->job;
-    sched_job_cache_key(job, &h);
     void *blob;
     size_t size;
-    return exchange_cache_lookup(ex, &h, &blob, &size) && infer_outputs_unpack(blob, size, ex->job);
+    return request_cache_lookup(ex->server, ex->served, "infer", ex->job, ex->arena, &ex->cache_use, &ex->cache_key,
+                                &blob, &size) &&
+           infer_outputs_unpack(blob, size, ex->job);
 }
 
 static void infer_start(http_exchange *ex, const char *model, int64_t version) {

@@ -9,8 +9,8 @@
  * response carries X-Request-Id (the client's, or a generated one) and is
  * counted in /metrics and written to the access log (one line per request,
  * JSON or text as log.format says, through core/log.c).  Errors are
- * {"error": "..."} with the status from http_status_for, the one mapping
- * from vigil_status to HTTP for the whole server.
+ * {"error": "..."} with the status from request_http_status (request.c),
+ * the one table from vigil_status to HTTP and gRPC.
  *
  * Framing is checked before anything else (framing_refused): a request
  * whose length is ambiguous (two Content-Lengths, Content-Length with
@@ -43,30 +43,13 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "serve/request.h"
 #include "serve/server_internal.h"
 #ifdef VIGIL_HAVE_WEBUI
 #include "webui/webui.h"
 #endif
 
 #define ARENA_MIN_CAP (INT64_C(256) << 20)
-
-int http_status_for(vigil_status status) {
-    switch (status) {
-    case VIGIL_OK: return MHD_HTTP_OK;
-    case VIGIL_ERR_INVALID_ARGUMENT:
-    case VIGIL_ERR_PARSE: return MHD_HTTP_BAD_REQUEST;
-    case VIGIL_ERR_NOT_FOUND: return MHD_HTTP_NOT_FOUND;
-    case VIGIL_ERR_LIMIT: return MHD_HTTP_CONTENT_TOO_LARGE;
-    case VIGIL_ERR_UNAVAILABLE: return MHD_HTTP_SERVICE_UNAVAILABLE;
-    case VIGIL_ERR_TIMEOUT: return MHD_HTTP_GATEWAY_TIMEOUT;
-    case VIGIL_ERR_UNAUTHENTICATED: return MHD_HTTP_UNAUTHORIZED;
-    case VIGIL_ERR_PERMISSION: return MHD_HTTP_FORBIDDEN;
-    case VIGIL_ERR_EXISTS:
-    case VIGIL_ERR_STATE: return MHD_HTTP_CONFLICT;
-    case VIGIL_ERR_UNSUPPORTED: return MHD_HTTP_UNPROCESSABLE_CONTENT;
-    default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
-    }
-}
 
 /* ------------------------------------------------------------ responses */
 
@@ -108,7 +91,7 @@ void respond_error_code(http_exchange *ex, int code, const char *message) {
 }
 
 void respond_error(http_exchange *ex, vigil_status status, const char *message) {
-    int code = http_status_for(status);
+    int code = request_http_status(status);
     respond_error_code(ex, code, message);
     if (code == MHD_HTTP_SERVICE_UNAVAILABLE) snprintf(ex->retry_after, sizeof ex->retry_after, "1");
 }
@@ -158,9 +141,8 @@ const char *exchange_header(http_exchange *ex, const char *key) {
 int exchange_acquire(http_exchange *ex, const char *model, int64_t version) {
     vigil_error err = {0};
     snprintf(ex->model, sizeof ex->model, "%.127s", model);
-    if (repository_acquire(ex->server->repo, model, version, &ex->served, &err)) {
+    if (request_acquire(ex->server, model, version, &ex->served, &err)) {
         respond_error(ex, err.status, err.message);
-        if (err.status == VIGIL_ERR_UNAVAILABLE) metrics_inference(ex->server->metrics, ex->model, METRICS_REJECTED);
         return 0;
     }
     return 1;
@@ -178,34 +160,15 @@ void exchange_submit(http_exchange *ex, void (*finish)(http_exchange *ex)) {
     job->arena = ex->arena;
     job->done = exchange_job_done;
     job->user = ex;
-    job->deadline_ns = sched_now_ns() + ex->server->cfg.request_timeout_ms * 1000000;
+    job->deadline_ns = request_job_deadline(ex->server, -1);
     ex->finish = finish;
     ex->state = EXCHANGE_WAITING;
     MHD_suspend_connection(ex->conn);
     vigil_error err = {0};
-    if (atomic_load(&ex->server->stopping)) vigil_error_set(&err, VIGIL_ERR_UNAVAILABLE, "the server is shutting down");
-    else sched_submit(ex->served->sched, job, &err);
-    if (err.status) { /* answered when MHD calls back after the resume */
+    if (request_submit(ex->server, ex->served, job, &err)) { /* answered when MHD calls back after the resume */
         respond_error(ex, err.status, err.message);
         MHD_resume_connection(ex->conn);
     }
-}
-
-int exchange_cache_begin(http_exchange *ex, const char *kind, cache_hasher *h) {
-    if (!ex->served->config.response_cache || ex->server->cfg.cache_max_bytes == 0) return 0;
-    cache_hasher_init(ex->server->cache, h);
-    cache_hasher_add_str(h, kind);
-    cache_hasher_add_str(h, ex->served->name);
-    cache_hasher_add(h, &ex->served->version, sizeof ex->served->version);
-    return 1;
-}
-
-int exchange_cache_lookup(http_exchange *ex, const cache_hasher *h, void **value, size_t *size) {
-    ex->cache_key = cache_hasher_done(h);
-    ex->cache_use = 1;
-    int hit = cache_get(ex->server->cache, &ex->cache_key, ex->arena, value, size);
-    metrics_cache(ex->server->metrics, ex->served->name, hit);
-    return hit;
 }
 
 /* ------------------------------------------------------------ routing */

@@ -46,7 +46,4 @@ vigil_status server_reload_tls(vigil_server *server, vigil_error *err);
 vigil_status server_port_check(const char *host, int64_t port, const char *what, const char *setting,
                                vigil_error *err);
 
-/* The HTTP status for a vigil_status: the one mapping the server uses. */
-int http_status_for(vigil_status status);
-
 #endif

@@ -110,13 +110,6 @@ int exchange_acquire(http_exchange *ex, const char *model, int64_t version);
  * an I/O thread after the job completed. */
 void exchange_submit(http_exchange *ex, void (*finish)(http_exchange *ex));
 
-/* Starts the cache key for ex->served (model, version, kind); returns 0
- * when the model does not use the cache. */
-int exchange_cache_begin(http_exchange *ex, const char *kind, cache_hasher *h);
-/* Finishes the key and looks it up (counting the hit or miss); on a hit
- * the value is in the arena. */
-int exchange_cache_lookup(http_exchange *ex, const cache_hasher *h, void **value, size_t *size);
-
 /* ---- uploads (upload.c) ---- */
 /* Called with the headers: when ex is an upload, opens the temp file. */
 void upload_begin(http_exchange *ex);

@@ -268,7 +268,7 @@ def test_grpc_errors_name_the_request_fields_not_a_rest_query(detection_stub):
     assert "iou" not in details and "max_detections" not in details, details
     code, details = grpc_error(stub.Detect, dpb.DetectRequest(image=image, model="tinyA",
                                                               options=dpb.DetectOptions(max_detections=-1)))
-    assert details == "options.max_detections must be 0 (the default) or more, got -1", details
+    assert details == "options.max_detections must be an integer in [1, 100000], got -1", details
     code, details = grpc_error(stub.Detect, dpb.DetectRequest(image=image, model="tinyA", priority=1001))
     assert details == "priority must be in [-1000, 1000], got 1001", details
 

@@ -1,0 +1,181 @@
+/*
+ * request.c - the transport-neutral request layer (see request.h).
+ *
+ * REST and gRPC used to write each step of a request themselves and
+ * disagreed where they did: a conf of 0 was a threshold over REST and
+ * "unset" over gRPC, out of memory was 500 on one side and
+ * RESOURCE_EXHAUSTED on the other, the cache key prefix was written twice.
+ * Each step that does not depend on the wire now lives here once; the
+ * front ends turn their wire format into the structures below and the
+ * results back into their answers.
+ *
+ * The status table is the one place where a vigil_status becomes what a
+ * client sees.  Its choices (docs/API.md, docs/GRPC.md):
+ *   - bad input (invalid argument, parse) is 400 / INVALID_ARGUMENT;
+ *   - unsupported is a well-formed request for what vigil does not
+ *     implement (a backend it does not have, an operator it cannot run):
+ *     422 / UNIMPLEMENTED, gRPC's code for "not supported by this service";
+ *   - a limit is 413 / RESOURCE_EXHAUSTED, and so is out of memory: on a
+ *     request path it is nearly always the request's arena reaching its cap
+ *     (limits scale it with http.max_body_bytes), i.e. a request too large
+ *     for the memory it may use; it is neither a bug (500) nor something a
+ *     retry would cure (503);
+ *   - a state that forbids the call (409 / FAILED_PRECONDITION), exists
+ *     (409 / ALREADY_EXISTS), i/o and internal (500 / INTERNAL).
+ */
+#include "serve/request.h"
+
+#include <string.h>
+
+#include "serve/server_internal.h"
+
+/* ------------------------------------------------------------ the table */
+
+typedef struct outcome {
+    int http;
+    request_grpc grpc;
+} outcome;
+
+/* Indexed by -status (status.h's order). */
+static const outcome outcomes[VIGIL_STATUS_COUNT] = {
+    [-VIGIL_OK] = {200, REQUEST_GRPC_OK},
+    [-VIGIL_ERR_INVALID_ARGUMENT] = {400, REQUEST_GRPC_INVALID_ARGUMENT},
+    [-VIGIL_ERR_NOT_FOUND] = {404, REQUEST_GRPC_NOT_FOUND},
+    [-VIGIL_ERR_NO_MEMORY] = {413, REQUEST_GRPC_RESOURCE_EXHAUSTED},
+    [-VIGIL_ERR_IO] = {500, REQUEST_GRPC_INTERNAL},
+    [-VIGIL_ERR_PARSE] = {400, REQUEST_GRPC_INVALID_ARGUMENT},
+    [-VIGIL_ERR_UNSUPPORTED] = {422, REQUEST_GRPC_UNIMPLEMENTED},
+    [-VIGIL_ERR_LIMIT] = {413, REQUEST_GRPC_RESOURCE_EXHAUSTED},
+    [-VIGIL_ERR_UNAVAILABLE] = {503, REQUEST_GRPC_UNAVAILABLE},
+    [-VIGIL_ERR_TIMEOUT] = {504, REQUEST_GRPC_DEADLINE_EXCEEDED},
+    [-VIGIL_ERR_UNAUTHENTICATED] = {401, REQUEST_GRPC_UNAUTHENTICATED},
+    [-VIGIL_ERR_PERMISSION] = {403, REQUEST_GRPC_PERMISSION_DENIED},
+    [-VIGIL_ERR_EXISTS] = {409, REQUEST_GRPC_ALREADY_EXISTS},
+    [-VIGIL_ERR_STATE] = {409, REQUEST_GRPC_FAILED_PRECONDITION},
+    [-VIGIL_ERR_INTERNAL] = {500, REQUEST_GRPC_INTERNAL},
+};
+
+static outcome outcome_of(vigil_status status) {
+    int index = -(int)status;
+    if (index < 0 || index >= VIGIL_STATUS_COUNT) return outcomes[-VIGIL_ERR_INTERNAL];
+    return outcomes[index];
+}
+
+int request_http_status(vigil_status status) { return outcome_of(status).http; }
+request_grpc request_grpc_code(vigil_status status) { return outcome_of(status).grpc; }
+
+vigil_status request_job_status(const sched_job *job) {
+    if (job->kind == SCHED_JOB_DETECT && (job->status == VIGIL_ERR_UNSUPPORTED || job->status == VIGIL_ERR_PARSE))
+        return VIGIL_ERR_INVALID_ARGUMENT;
+    return job->status;
+}
+
+/* ------------------------------------------------------------ begin */
+
+int request_serving(const vigil_server *server) {
+    return atomic_load(&server->ready) && !atomic_load(&server->stopping);
+}
+const vigil_config *request_config(const vigil_server *server) { return &server->cfg; }
+repository *request_repository(vigil_server *server) { return server->repo; }
+metrics *request_metrics(vigil_server *server) { return server->metrics; }
+auth_verifier *request_auth(vigil_server *server) { return server->auth; }
+tls_material *request_tls(vigil_server *server) { return server->tls; }
+
+int64_t request_job_deadline(const vigil_server *server, int64_t client_left_ns) {
+    int64_t now = sched_now_ns();
+    int64_t deadline = now + server->cfg.request_timeout_ms * INT64_C(1000000);
+    if (client_left_ns >= 0 && now + client_left_ns < deadline) deadline = now + client_left_ns;
+    return deadline;
+}
+
+vigil_status request_acquire(vigil_server *server, const char *model, int64_t version, served_model **out,
+                             vigil_error *err) {
+    vigil_status st = repository_acquire(server->repo, model, version, out, err);
+    if (st == VIGIL_ERR_UNAVAILABLE) metrics_inference(server->metrics, model, METRICS_REJECTED);
+    return st;
+}
+
+vigil_status request_submit(vigil_server *server, served_model *m, sched_job *job, vigil_error *err) {
+    if (atomic_load(&server->stopping))
+        return vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "the server is shutting down");
+    return sched_submit(m->sched, job, err);
+}
+
+/* ------------------------------------------------------------ options */
+
+vigil_status request_detect_resolve(const served_model *m, const request_detect_options *o,
+                                    const request_detect_names *names, arena *a, sched_job *job, vigil_error *err) {
+    vigil_detect_options *d = &job->detect;
+    *d = vigil_detect_options_default();
+    if (m->config.conf_threshold >= 0) d->conf_threshold = (float)m->config.conf_threshold;
+    if (m->config.iou_threshold >= 0) d->iou_threshold = (float)m->config.iou_threshold;
+    job->classes_spec = NULL;
+    if (!o) return VIGIL_OK;
+    /* One sentence per field, naming the field as the request spells it. */
+    if (o->has_conf && !(o->conf >= 0 && o->conf <= 1))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s must be " REQUEST_THRESHOLD_RULE ", got %g",
+                               names->conf, o->conf);
+    if (o->has_iou && !(o->iou >= 0 && o->iou <= 1))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s must be " REQUEST_THRESHOLD_RULE ", got %g",
+                               names->iou, o->iou);
+    if (o->has_max_det && !(o->max_det >= 1 && o->max_det <= REQUEST_MAX_DET_MAX))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s must be " REQUEST_MAX_DET_RULE ", got %lld",
+                               names->max_det, (long long)o->max_det);
+    if (o->has_conf) d->conf_threshold = (float)o->conf;
+    if (o->has_iou) d->iou_threshold = (float)o->iou;
+    if (o->has_max_det) d->max_detections = (int)o->max_det;
+    if (o->n_classes == 0) return VIGIL_OK;
+    /* The worker resolves names against the model's labels (it holds them)
+     * from the comma-joined form; it is built here, in one place, from the
+     * list either front end read. */
+    size_t size = 1;
+    for (size_t i = 0; i < o->n_classes; i++) {
+        const char *c = o->classes[i];
+        if (!*c || strchr(c, ','))
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                   "%s must hold one class id or name per entry, got '%.64s'", names->classes, c);
+        size += strlen(c) + 1;
+    }
+    char *spec = arena_alloc(a, size, 1);
+    if (!spec) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
+    size_t at = 0;
+    for (size_t i = 0; i < o->n_classes; i++) {
+        size_t len = strlen(o->classes[i]);
+        if (i) spec[at++] = ',';
+        memcpy(spec + at, o->classes[i], len);
+        at += len;
+    }
+    spec[at] = '\0';
+    job->classes_spec = spec;
+    return VIGIL_OK;
+}
+
+/* ------------------------------------------------------------ cache */
+
+int request_cache_lookup(vigil_server *server, const served_model *m, const char *kind, const sched_job *job,
+                         arena *a, int *use, cache_key *key, void **value, size_t *size) {
+    *use = 0;
+    if (!m->config.response_cache || server->cfg.cache_max_bytes == 0) return 0;
+    cache_hasher h;
+    cache_hasher_init(server->cache, &h);
+    cache_hasher_add_str(&h, kind);
+    cache_hasher_add_str(&h, m->name);
+    cache_hasher_add(&h, &m->version, sizeof m->version);
+    sched_job_cache_key(job, &h);
+    *key = cache_hasher_done(&h);
+    *use = 1;
+    int hit = cache_get(server->cache, key, a, value, size);
+    metrics_cache(server->metrics, m->name, hit);
+    return hit;
+}
+
+void request_cache_store(vigil_server *server, const cache_key *key, const void *value, size_t size) {
+    cache_put(server->cache, key, value, size);
+}
+
+void request_cache_store_outputs(vigil_server *server, const cache_key *key, const sched_job *job) {
+    textbuf blob;
+    textbuf_init(&blob, (size_t)server->cfg.cache_max_bytes);
+    if (!infer_outputs_pack(job, &blob)) cache_put(server->cache, key, blob.data, blob.len);
+    textbuf_free(&blob);
+}

@@ -1,0 +1,149 @@
+/*
+ * request.h - the request layer that every front end (REST in server.c and
+ * routes_*.c, gRPC in src/grpc/) calls between its wire format and the
+ * scheduler, so that the two cannot drift apart:
+ *
+ *   begin    auth and limits (request_serving, request_job_deadline)
+ *   options  defaults < the model's config.yaml < the request, with "unset"
+ *            explicit (request_detect_options, request_detect_resolve)
+ *   cache    one key prefix and one lookup (request_cache_begin/_lookup/_store)
+ *   submit   the model's scheduler (request_acquire, sched_submit)
+ *   finish   what a job's status means to the client (request_job_status),
+ *            metrics (request_metrics) and the one table from vigil_status to
+ *            the HTTP status and the gRPC code (request_http_status,
+ *            request_grpc_code; docs/API.md and docs/GRPC.md print it).
+ *
+ * A front end keeps only what is its own: reading the wire (query text,
+ * protobuf), suspending a connection or a call, and writing the answer.
+ * struct vigil_server stays private to src/serve/: src/grpc/ reaches the
+ * repository, the metrics and the settings through the functions here.
+ */
+#ifndef VIGIL_SERVE_REQUEST_H
+#define VIGIL_SERVE_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "auth/tls.h"
+#include "core/arena.h"
+#include "core/config.h"
+#include "serve/cache.h"
+#include "serve/metrics.h"
+#include "serve/repository.h"
+#include "serve/scheduler.h"
+#include "serve/server.h"
+#include "vigil/status.h"
+
+/* ---------------------------------------------------------------- the table */
+
+/* The gRPC status codes, by their numbers in gRPC's specification
+ * (doc/statuscodes.md; the same in every implementation), so that this
+ * layer needs no gRPC header.  src/grpc/ checks them against grpc_status_code
+ * at compile time. */
+typedef enum request_grpc {
+    REQUEST_GRPC_OK = 0,
+    REQUEST_GRPC_INVALID_ARGUMENT = 3,
+    REQUEST_GRPC_DEADLINE_EXCEEDED = 4,
+    REQUEST_GRPC_NOT_FOUND = 5,
+    REQUEST_GRPC_ALREADY_EXISTS = 6,
+    REQUEST_GRPC_PERMISSION_DENIED = 7,
+    REQUEST_GRPC_RESOURCE_EXHAUSTED = 8,
+    REQUEST_GRPC_FAILED_PRECONDITION = 9,
+    REQUEST_GRPC_UNIMPLEMENTED = 12,
+    REQUEST_GRPC_INTERNAL = 13,
+    REQUEST_GRPC_UNAVAILABLE = 14,
+    REQUEST_GRPC_UNAUTHENTICATED = 16,
+} request_grpc;
+
+/* The HTTP status for a status: the one table both front ends use. */
+int request_http_status(vigil_status status);
+/* The gRPC code for a status, from the same table. */
+request_grpc request_grpc_code(vigil_status status);
+
+/* What a finished job's status means to the client: a detection job whose
+ * image is no JPEG/PNG or is corrupt (UNSUPPORTED, PARSE from the decoder)
+ * is the client's bad input, INVALID_ARGUMENT; anything else as it is. */
+vigil_status request_job_status(const sched_job *job);
+
+/* ---------------------------------------------------------------- begin */
+
+/* 1 while the server is ready and not stopping. */
+int request_serving(const vigil_server *server);
+/* The settings the server was created with (read-only, live as long as it). */
+const vigil_config *request_config(const vigil_server *server);
+repository *request_repository(vigil_server *server);
+metrics *request_metrics(vigil_server *server);
+/* The auth verifier and TLS material shared with the HTTP side (one key
+ * set, one SIGHUP reload); tls is NULL for plain text. */
+auth_verifier *request_auth(vigil_server *server);
+tls_material *request_tls(vigil_server *server);
+
+/* The CLOCK_MONOTONIC deadline of a job arriving now: limits.request_timeout_ms,
+ * or the client's own deadline (client_left_ns >= 0: nanoseconds it has
+ * left) when that is earlier. */
+int64_t request_job_deadline(const vigil_server *server, int64_t client_left_ns);
+
+/* Takes a reference on model (version 0 = the served one) into *out, counting
+ * a refusal of an unavailable model in the metrics.  Release with
+ * repository_release(request_repository(server), *out). */
+vigil_status request_acquire(vigil_server *server, const char *model, int64_t version, served_model **out,
+                             vigil_error *err);
+
+/* Queues job on m's scheduler (job->arena, done, user and deadline_ns set
+ * by the caller).  VIGIL_ERR_UNAVAILABLE, with err set and job not taken,
+ * while the server is stopping or when the queue is full. */
+vigil_status request_submit(vigil_server *server, served_model *m, sched_job *job, vigil_error *err);
+
+/* ---------------------------------------------------------------- options */
+
+/* The detection options a request asks for, as read from its wire format
+ * and before any default applies.  has_* = 0 means the request did not set
+ * the field (REST: the query parameter is absent; gRPC: the proto3 optional
+ * field is not present); an explicit value, 0 included, is used as sent.
+ * An empty class list is the same as none: every class. */
+typedef struct request_detect_options {
+    int has_conf;
+    double conf;       /* [0, 1]: keep scores above it */
+    int has_iou;
+    double iou;        /* [0, 1]: suppress overlaps above it (1 = none) */
+    int has_max_det;
+    int64_t max_det;   /* [1, 100000] */
+    const char *const *classes; /* borrowed; ids ("0") or names ("bus"), none empty */
+    size_t n_classes;
+} request_detect_options;
+
+/* How each front end spells the fields, for messages that name the field
+ * as the request wrote it ("conf" over REST, "options.conf_threshold" over
+ * gRPC). */
+typedef struct request_detect_names {
+    const char *conf, *iou, *max_det, *classes;
+} request_detect_names;
+
+#define REQUEST_THRESHOLD_RULE "in [0, 1]"
+#define REQUEST_MAX_DET_RULE "an integer in [1, 100000]"
+#define REQUEST_MAX_DET_MAX 100000
+
+/* Fills job->detect (and job->classes_spec, in a) from the defaults, then
+ * m's config.yaml thresholds, then o.  VIGIL_ERR_INVALID_ARGUMENT naming the
+ * first field out of range ("<name> must be <rule>, got <value>"). */
+vigil_status request_detect_resolve(const served_model *m, const request_detect_options *o,
+                                    const request_detect_names *names, arena *a, sched_job *job, vigil_error *err);
+
+/* ---------------------------------------------------------------- cache */
+
+/* Looks a request's answer up in the response cache: the key is kind
+ * ("infer" or "detect"), m's name and version, then what identifies the
+ * answer (sched_job_cache_key), so REST and gRPC hit what either stored.
+ * When m uses the cache, *use is set to 1 and *key to the key (store the
+ * answer under it, request_cache_store*) and the lookup is counted; on a
+ * hit the value is copied into a and 1 returned.  *use = 0 when m does not
+ * use the cache. */
+int request_cache_lookup(vigil_server *server, const served_model *m, const char *kind, const sched_job *job,
+                         arena *a, int *use, cache_key *key, void **value, size_t *size);
+/* Stores an answer (a detection body) under key. */
+void request_cache_store(vigil_server *server, const cache_key *key, const void *value, size_t size);
+/* Stores a raw job's outputs (infer_outputs_pack) under key. */
+void request_cache_store_outputs(vigil_server *server, const cache_key *key, const sched_job *job);
+
+#endif
