@@ -26,6 +26,7 @@
 
 #include "cli/commands.h"
 #include "core/alloc.h"
+#include "core/log.h"
 #include "backends/backend.h"
 #include "serve/detect_job.h"
 #include "vigil/vision.h"
@@ -521,6 +522,9 @@ int cmd_detect(int argc, char **argv) {
     dopt.labels_path = a.labels_path;
     dopt.jpeg_reduced_scale = a.jpeg_reduced_scale;
     rc = 1;
+    /* stderr carries only this command's own messages (one line per failed
+     * image): the backend's compile notes are for the server's log */
+    log_configure(LOG_WARN, 0, stderr);
     if (cpu->open(a.threads, &device, &err) || cpu->load(device, a.model_path, &model, &io, &err) ||
         detect_worker_create(cpu, model, &io, &dopt, &det, &err) ||
         cpu->prepare(model, 1, &err)) { /* compiled now: --timing's inference is the run's alone */
