@@ -11,9 +11,10 @@ yolov8n_dynbatch.onnx (linked, not copied) as `yolov8n` with
     the instance ("... holds N bytes of packed weights");
   * detect + infer: a fresh server, the same infer requests, then
     /api/v1/detect (bus.jpg) in concurrent groups of 2..8 so that the
-    batcher forms detection batches of those sizes.  Detection still
-    compiles its own plans in src/vision/detector.c, outside the backend's
-    instance, so what this row adds over the infer row is the detector's.
+    batcher forms detection batches of those sizes.  Detection runs through
+    the backend's instance like infer (no plans of its own), so what this
+    row adds over the infer row is the detection batch's input slots and
+    the decoded images.
 With --before OLD_BINARY the same runs are made with an older build and the
 table shows both.  Writes the table to docs/BENCHMARKS.md under
 "## Memory per model instance" (that section only).
@@ -177,8 +178,8 @@ def main():
             "read from /proc/<pid>/status after each; packed weights as the CPU backend logs them "
             "for the instance (empty: the build does not log them).\n\n"
             + table("Infer alone (the headline)", infer_runs)
-            + table("Infer, then detect in concurrent groups of 1..8 (detection compiles its own plans in "
-                    "src/vision/detector.c: what this adds over the infer table is the detector's)",
+            + table("Infer, then detect in concurrent groups of 1..8 (detection runs on the same instance's "
+                    "plans; before: on plans of its own in src/vision/detector.c)",
                     detect_runs))
     print(text)
     if not args.no_write:
