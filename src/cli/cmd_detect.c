@@ -2,7 +2,7 @@
  * cmd_detect.c - `vigil detect`: object detection on image files, in-process.
  *
  * Loads one model on the CPU backend and runs every image given through the
- * server's detection path (serve/detect_job.c: pre-process into the batch
+ * server's detection path (serve/job_detect.c: pre-process into the batch
  * input, the backend's run, post-process), one image a batch (files,
  * or directories whose .jpg/.jpeg/.png files are taken in name order).  The
  * output is a readable table, or with --json one JSON object per image per
@@ -28,7 +28,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "backends/backend.h"
-#include "serve/detect_job.h"
+#include "serve/job_detect.h"
 #include "vigil/vision.h"
 
 #define DETECT_MAX_FILE_BYTES (512u << 20)

@@ -68,13 +68,14 @@ static vigil_status parse_input(const served_model *m, const Inference__ModelInf
     if (infer_datatype_parse(in->datatype) != (int)info->dtype)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': datatype %.20s, the model expects %s", in->name,
                                in->datatype, infer_datatype_name(info->dtype));
-    vigil_tensor *t = &job->inputs[index];
+    job_raw *raw = job_raw_of(job);
+    vigil_tensor *t = &raw->inputs[index];
     t->dtype = info->dtype;
     size_t count = 0;
     vigil_status st = in->n_shape > VIGIL_MAX_DIMS
         ? vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': shape has %zu dimensions, the model expects %d",
                           in->name, in->n_shape, info->ndim)
-        : infer_check_shape(m, info, in->shape, in->n_shape, max_elements, job, job->n_inputs == 0, t, &count, err);
+        : infer_check_shape(m, info, in->shape, in->n_shape, max_elements, job, raw->n_inputs == 0, t, &count, err);
     if (st) return st;
     size_t bytes = count * vigil_dtype_size(info->dtype);
     t->data = arena_alloc(a, bytes ? bytes : 1, 64);
@@ -92,7 +93,7 @@ static vigil_status parse_input(const served_model *m, const Inference__ModelInf
         if (st) return st;
     }
     seen[index] = 1;
-    job->n_inputs++;
+    raw->n_inputs++;
     return VIGIL_OK;
 }
 
@@ -102,7 +103,7 @@ vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInfer
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%zu raw_input_contents for %zu inputs: one per input, in order",
                                req->n_raw_input_contents, req->n_inputs);
     ctx->raw = req->n_raw_input_contents > 0;
-    job->kind = SCHED_JOB_RAW;
+    if (!job_raw_prepare(job, a)) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
     int seen[BACKEND_MAX_IO] = {0};
     for (size_t i = 0; i < req->n_inputs; i++) {
         vigil_status st = parse_input(m, req, i, max_elements, a, job, seen, err);

@@ -36,7 +36,7 @@ typedef struct grpc_infer_ctx {
 vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInferRequest *req, int64_t max_elements,
                               arena *a, sched_job *job, grpc_infer_ctx *ctx, vigil_error *err);
 
-/* Fills job->detect (and job->classes_spec, in a) through the request
+/* Makes job a detection job and fills its options (class list included) through the request
  * layer (request_detect_resolve): defaults < m's config.yaml < the fields o
  * sets (presence, not value: an explicit 0 is a threshold of 0); NULL o =
  * defaults. */

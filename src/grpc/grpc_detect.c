@@ -3,7 +3,7 @@
  * names for the same calls, vigil.v1.HailoInference {Inference,
  * StreamInference}.
  *
- * A request becomes the same SCHED_JOB_DETECT job as POST /api/v1/detect
+ * A request becomes the same detection job (job_detect.h) as POST /api/v1/detect
  * (decode, letterbox, model, NMS on the scheduler's worker); the job's JSON
  * body (the `vigil detect --json` object) is turned into a DetectResponse on
  * a completion thread.  On a stream each frame is answered in order with
@@ -18,6 +18,7 @@
 #include "detection.pb-c.h"
 #include "grpc/grpc_codec.h"
 #include "grpc/grpc_internal.h"
+#include "serve/job_detect.h"
 
 typedef struct detect_ctx {
     uint64_t frame_id;
@@ -46,16 +47,16 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
     if (!image) return vigil_error_set(err, VIGIL_ERR_LIMIT, "image: request memory limit reached");
     memcpy(image, req->image.data, req->image.len);
     sched_job *job = w->job;
-    job->kind = SCHED_JOB_DETECT;
-    job->image = image;
-    job->image_size = req->image.len;
-    job->batch = 1;
-    job->render = req->render != 0;
+    job_detect *d = job_detect_prepare(job, w->arena);
+    if (!d) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
+    d->image = image;
+    d->image_size = req->image.len;
+    d->render = req->render != 0;
     if (req->priority < -1000 || req->priority > 1000)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "priority must be in [-1000, 1000], got %d",
                                (int)req->priority);
     job->priority = req->priority;
-    if (*req->image_name && !(job->image_name = arena_strdup(w->arena, req->image_name)))
+    if (*req->image_name && !(d->image_name = arena_strdup(w->arena, req->image_name)))
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     return grpc_detect_options(w->served, req->options, w->arena, w->job, err);
 }
@@ -142,7 +143,7 @@ static vigil_status response_from_json(const char *text, size_t len, arena *a, V
 }
 
 /* The response cache, with the REST detection key (routes_api.c): image
- * bytes, thresholds, max detections, render, classes.  1 with job->body set
+ * bytes, thresholds, max detections, render, classes.  1 with the job's body set
  * on a hit. */
 static int detect_cache_hit(gwork *w, detect_ctx *ctx) {
     sched_job *job = w->job;
@@ -151,8 +152,8 @@ static int detect_cache_hit(gwork *w, detect_ctx *ctx) {
     if (!request_cache_lookup(gcall_server(w->call), w->served, "detect", job, w->arena, &ctx->cache_use,
                               &ctx->cache_key, &body, &size))
         return 0;
-    job->body = body;
-    job->body_len = size;
+    job_detect_of(job)->body = body;
+    job_detect_of(job)->body_len = size;
     return 1;
 }
 
@@ -163,15 +164,16 @@ static void detect_finish(gwork *w) {
         detect_fail(w->call, w->seq, ctx->streaming, ctx->frame_id, request_job_status(job), job->error.message);
         return;
     }
-    if (ctx->cache_use) request_cache_store(gcall_server(w->call), &ctx->cache_key, job->body, job->body_len);
+    const job_detect *d = job_detect_of(job);
+    if (ctx->cache_use) request_cache_store(gcall_server(w->call), &ctx->cache_key, d->body, d->body_len);
     Vigil__V1__DetectResponse r = VIGIL__V1__DETECT_RESPONSE__INIT;
     r.frame_id = ctx->frame_id;
     vigil_error err = {0};
-    if (job->render) {
-        r.rendered.data = (uint8_t *)job->body;
-        r.rendered.len = job->body_len;
+    if (d->render) {
+        r.rendered.data = (uint8_t *)d->body;
+        r.rendered.len = d->body_len;
         r.model = w->served->name;
-    } else if (response_from_json(job->body, job->body_len, w->arena, &r, &err)) {
+    } else if (response_from_json(d->body, d->body_len, w->arena, &r, &err)) {
         detect_fail(w->call, w->seq, ctx->streaming, ctx->frame_id, err.status, err.message);
         return;
     }

@@ -3,7 +3,8 @@
  * Protocol, field-compatible with Triton's grpc_service.proto) and
  * grpc.health.v1.Health/Check.
  *
- * ModelInfer and ModelStreamInfer parse the request into a sched_job with
+ * ModelInfer and ModelStreamInfer parse the request into a raw job (job_raw.h)
+ * with
  * the same checks as the REST codec (names, datatypes, ranks, fixed
  * dimensions, batch range) and queue it on the model's scheduler; the reply
  * is built from the job's outputs on a completion thread.  A request that
@@ -73,7 +74,7 @@ static Inference__InferTensorContents *typed_contents(arena *a, const vigil_tens
 /* The response for a completed job, in w's arena (NULL: out of memory). */
 static Inference__ModelInferResponse *infer_response(gwork *w, const grpc_infer_ctx *ctx) {
     const served_model *m = w->served;
-    const sched_job *job = w->job;
+    const job_raw *job = job_raw_of(w->job);
     arena *a = w->arena;
     size_t order[BACKEND_MAX_IO], n = ctx->n_selected;
     if (n) memcpy(order, ctx->selected, n * sizeof order[0]);
@@ -136,7 +137,7 @@ static void infer_answer(gcall *c, uint64_t seq, int streaming, Inference__Model
 /* The response cache, shared with REST: the key is built from the same
  * pieces in the same order as routes_v2.c's (kind "infer", model, version,
  * then each input's dtype, dims and bytes), so either front end hits what
- * the other stored.  Returns 1 with w->job->outputs set on a hit. */
+ * the other stored.  Returns 1 with the job's outputs set on a hit. */
 static int infer_cache_hit(gwork *w, grpc_infer_ctx *ctx) {
     void *blob;
     size_t size;

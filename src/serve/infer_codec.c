@@ -765,13 +765,14 @@ static vigil_status parse_input(const served_model *m, const json_t *in, size_t 
     if (dt != (int)info->dtype)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': datatype %.20s, the model expects %s", name,
                                datatype, infer_datatype_name(info->dtype));
-    vigil_tensor *t = &job->inputs[index];
+    job_raw *raw = job_raw_of(job);
+    vigil_tensor *t = &raw->inputs[index];
     t->dtype = info->dtype;
     size_t count = 0;
     int64_t dims[VIGIL_MAX_DIMS];
     size_t rank = 0;
     vigil_status st = json_shape(info, json_object_get(in, "shape"), dims, &rank, err);
-    if (!st) st = infer_check_shape(m, info, dims, rank, max_elements, job, job->n_inputs == 0, t, &count, err);
+    if (!st) st = infer_check_shape(m, info, dims, rank, max_elements, job, raw->n_inputs == 0, t, &count, err);
     if (st) return st;
     size_t bytes = count * vigil_dtype_size(info->dtype);
     const json_t *binary_size = json_object_get(json_object_get(in, "parameters"), "binary_data_size");
@@ -805,7 +806,7 @@ static vigil_status parse_input(const served_model *m, const json_t *in, size_t 
         if (st) return st;
     }
     seen[index] = 1;
-    job->n_inputs++;
+    raw->n_inputs++;
     return VIGIL_OK;
 }
 
@@ -862,17 +863,19 @@ vigil_status infer_parse(const served_model *m, const char *body, size_t body_le
     if (st) return st;
     const json_t *inputs = json_object_get(root, "inputs");
     const json_t *id = json_object_get(root, "id");
+    job_raw *raw = NULL;
     if (!json_is_object(root) || !json_is_array(inputs)) {
         st = vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "the request must be an object with an \"inputs\" list");
     } else if (id && !json_is_string(id)) {
         st = vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "\"id\" must be a string");
+    } else if (!(raw = job_raw_prepare(job, a))) {
+        st = vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
     } else {
         if (id) {
             snprintf(req->id, sizeof req->id, "%s", json_string_value(id));
             req->has_id = 1;
         }
-        job->kind = SCHED_JOB_RAW;
-        job->n_inputs = 0;
+        raw->n_inputs = 0;
         int seen[BACKEND_MAX_IO] = {0};
         binary_cursor bin = {body + json_len, body_len - json_len};
         size_t i;
@@ -944,10 +947,11 @@ static void append_data(textbuf *out, const vigil_tensor *t, size_t count) {
 
 vigil_status infer_respond(const served_model *m, const infer_request *req, const sched_job *job, textbuf *out,
                            size_t *json_len) {
+    const job_raw *raw = job_raw_of(job);
     size_t order[BACKEND_MAX_IO], n = req->n_selected;
     if (n) memcpy(order, req->selected, n * sizeof order[0]);
     else
-        for (n = 0; n < job->n_outputs; n++) order[n] = n;
+        for (n = 0; n < raw->n_outputs; n++) order[n] = n;
     textbuf_printf(out, "{\"model_name\":");
     json_append_string(out, m->name);
     textbuf_printf(out, ",\"model_version\":\"%lld\"", (long long)m->version);
@@ -957,7 +961,7 @@ vigil_status infer_respond(const served_model *m, const infer_request *req, cons
     }
     textbuf_printf(out, ",\"outputs\":[");
     for (size_t k = 0; k < n; k++) {
-        const vigil_tensor *t = &job->outputs[order[k]];
+        const vigil_tensor *t = &raw->outputs[order[k]];
         size_t count = 1;
         for (int d = 0; d < t->ndim; d++) count *= (size_t)t->dims[d];
         textbuf_printf(out, "%s{\"name\":", k ? "," : "");
@@ -976,7 +980,7 @@ vigil_status infer_respond(const served_model *m, const infer_request *req, cons
     textbuf_printf(out, "]}");
     *json_len = out->len;
     for (size_t k = 0; k < n; k++) {
-        const vigil_tensor *t = &job->outputs[order[k]];
+        const vigil_tensor *t = &raw->outputs[order[k]];
         if (!req->binary[order[k]]) continue;
         size_t count = 1;
         for (int d = 0; d < t->ndim; d++) count *= (size_t)t->dims[d];
@@ -994,10 +998,11 @@ typedef struct packed_tensor {
 } packed_tensor;
 
 vigil_status infer_outputs_pack(const sched_job *job, textbuf *out) {
-    uint64_t n = job->n_outputs;
+    const job_raw *raw = job_raw_of(job);
+    uint64_t n = raw->n_outputs;
     textbuf_append(out, &n, sizeof n);
-    for (size_t i = 0; i < job->n_outputs; i++) {
-        const vigil_tensor *t = &job->outputs[i];
+    for (size_t i = 0; i < raw->n_outputs; i++) {
+        const vigil_tensor *t = &raw->outputs[i];
         packed_tensor p = {.dtype = (int32_t)t->dtype, .ndim = t->ndim};
         size_t count = 1;
         for (int d = 0; d < t->ndim; d++) {
@@ -1014,6 +1019,7 @@ vigil_status infer_outputs_pack(const sched_job *job, textbuf *out) {
 }
 
 int infer_outputs_unpack(void *blob, size_t size, sched_job *job) {
+    job_raw *raw = job_raw_of(job);
     char *at = blob, *end = at + size;
     uint64_t n;
     if (size < sizeof n) return 0;
@@ -1026,14 +1032,14 @@ int infer_outputs_unpack(void *blob, size_t size, sched_job *job) {
         memcpy(&p, at, sizeof p);
         at += sizeof p;
         if (p.ndim < 0 || p.ndim > VIGIL_MAX_DIMS || p.bytes > (uint64_t)(end - at)) return 0;
-        vigil_tensor *t = &job->outputs[i];
+        vigil_tensor *t = &raw->outputs[i];
         t->dtype = (vigil_dtype)p.dtype;
         t->ndim = p.ndim;
         memcpy(t->dims, p.dims, sizeof t->dims);
         t->data = at;
         at += p.bytes + (8 - p.bytes % 8) % 8;
     }
-    job->n_outputs = n;
+    raw->n_outputs = n;
     job->status = VIGIL_OK;
     return 1;
 }

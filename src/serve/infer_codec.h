@@ -21,7 +21,7 @@
 
 #include "core/arena.h"
 #include "serve/repository.h"
-#include "serve/scheduler.h"
+#include "serve/job_raw.h"
 #include "serve/textbuf.h"
 
 typedef struct infer_request {
@@ -38,8 +38,9 @@ const char *infer_datatype_name(vigil_dtype dtype);
 int infer_datatype_parse(const char *name);
 
 /* Parses body (of which the first json_len bytes are JSON; json_len ==
- * body_len when there is no binary part).  On success job->inputs,
- * job->n_inputs and job->batch are set: JSON data is converted into a;
+ * body_len when there is no binary part) into job, made a raw job
+ * (job_raw_prepare, in a).  On success its inputs and job->batch are set:
+ * JSON data is converted into a;
  * binary tensors aligned for their type are used where they lie in body
  * (no copy), so body must outlive the job.  Top-level keys other
  * than the v2 ones are ignored (the seed's /api/v1/inference adds "model"). */

@@ -27,6 +27,7 @@
 
 #include <string.h>
 
+#include "serve/job_detect.h"
 #include "serve/server_internal.h"
 
 /* ------------------------------------------------------------ the table */
@@ -65,7 +66,7 @@ int request_http_status(vigil_status status) { return outcome_of(status).http; }
 request_grpc request_grpc_code(vigil_status status) { return outcome_of(status).grpc; }
 
 vigil_status request_job_status(const sched_job *job) {
-    if (job->kind == SCHED_JOB_DETECT && (job->status == VIGIL_ERR_UNSUPPORTED || job->status == VIGIL_ERR_PARSE))
+    if (job->kind == &job_detect_kind && (job->status == VIGIL_ERR_UNSUPPORTED || job->status == VIGIL_ERR_PARSE))
         return VIGIL_ERR_INVALID_ARGUMENT;
     return job->status;
 }
@@ -105,11 +106,14 @@ vigil_status request_submit(vigil_server *server, served_model *m, sched_job *jo
 
 vigil_status request_detect_resolve(const served_model *m, const request_detect_options *o,
                                     const request_detect_names *names, arena *a, sched_job *job, vigil_error *err) {
-    vigil_detect_options *d = &job->detect;
+    job_detect *dj = job_detect_prepare(job, a);
+    if (!dj) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
+    vigil_detect_options *d = &dj->options;
     *d = vigil_detect_options_default();
     if (m->config.conf_threshold >= 0) d->conf_threshold = (float)m->config.conf_threshold;
     if (m->config.iou_threshold >= 0) d->iou_threshold = (float)m->config.iou_threshold;
-    job->classes_spec = NULL;
+    dj->classes = NULL;
+    dj->n_classes = 0;
     if (!o) return VIGIL_OK;
     /* One sentence per field, naming the field as the request spells it. */
     if (o->has_conf && !(o->conf >= 0 && o->conf <= 1))
@@ -125,28 +129,22 @@ vigil_status request_detect_resolve(const served_model *m, const request_detect_
     if (o->has_iou) d->iou_threshold = (float)o->iou;
     if (o->has_max_det) d->max_detections = (int)o->max_det;
     if (o->n_classes == 0) return VIGIL_OK;
-    /* The worker resolves names against the model's labels (it holds them)
-     * from the comma-joined form; it is built here, in one place, from the
-     * list either front end read. */
-    size_t size = 1;
+    /* The list goes to the detection job as it is (the worker resolves ids
+     * and names against the model's labels, which it holds), copied into
+     * the request's arena since o's strings are the front end's.  An entry
+     * holding a comma is refused over both front ends alike: over REST the
+     * comma separates entries. */
+    const char **list = arena_alloc(a, o->n_classes * sizeof *list, _Alignof(const char *));
+    if (!list) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
     for (size_t i = 0; i < o->n_classes; i++) {
         const char *c = o->classes[i];
         if (!*c || strchr(c, ','))
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
                                    "%s must hold one class id or name per entry, got '%.64s'", names->classes, c);
-        size += strlen(c) + 1;
+        if (!(list[i] = arena_strdup(a, c))) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
     }
-    char *spec = arena_alloc(a, size, 1);
-    if (!spec) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
-    size_t at = 0;
-    for (size_t i = 0; i < o->n_classes; i++) {
-        size_t len = strlen(o->classes[i]);
-        if (i) spec[at++] = ',';
-        memcpy(spec + at, o->classes[i], len);
-        at += len;
-    }
-    spec[at] = '\0';
-    job->classes_spec = spec;
+    dj->classes = list;
+    dj->n_classes = o->n_classes;
     return VIGIL_OK;
 }
 

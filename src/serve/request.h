@@ -124,9 +124,12 @@ typedef struct request_detect_names {
 #define REQUEST_MAX_DET_RULE "an integer in [1, 100000]"
 #define REQUEST_MAX_DET_MAX 100000
 
-/* Fills job->detect (and job->classes_spec, in a) from the defaults, then
- * m's config.yaml thresholds, then o.  VIGIL_ERR_INVALID_ARGUMENT naming the
- * first field out of range ("<name> must be <rule>, got <value>"). */
+/* Makes job a detection job (job_detect_prepare, in a) and fills its
+ * options from the defaults, then m's config.yaml thresholds, then o; o's
+ * class list is handed to the job as a list (copied into a), which the
+ * worker resolves against the model's labels.  VIGIL_ERR_INVALID_ARGUMENT
+ * naming the first field out of range ("<name> must be <rule>, got
+ * <value>"). */
 vigil_status request_detect_resolve(const served_model *m, const request_detect_options *o,
                                     const request_detect_names *names, arena *a, sched_job *job, vigil_error *err);
 

@@ -15,6 +15,7 @@
 
 #include "core/alloc.h"
 #include "serve/device_info.h"
+#include "serve/job_detect.h"
 #include "serve/multipart.h"
 #include "serve/request.h"
 #include "serve/server_internal.h"
@@ -144,7 +145,7 @@ static int classes_split(const char *spec, arena *a, request_detect_options *o) 
     return 1;
 }
 
-/* Reads the query into job->detect through the request layer's options
+/* Reads the query into the detection job's options through the request layer's options
  * (request_detect_resolve: an absent parameter is unset, a present one is
  * used as sent, conf=0 included); 0 (with the response set) on bad input,
  * naming the one parameter that was wrong. */
@@ -186,7 +187,7 @@ static int detect_options(http_exchange *ex, sched_job *job) {
         int on = strcmp(render, "1") == 0 || strcmp(render, "true") == 0;
         if (!on && strcmp(render, "0") != 0 && strcmp(render, "false") != 0)
             return query_refuse(ex, "render", "1, true, 0 or false", render);
-        job->render = on;
+        job_detect_of(job)->render = on;
     }
     vigil_error err = {0};
     if (request_detect_resolve(ex->served, &o, &names, ex->arena, job, &err)) {
@@ -202,15 +203,16 @@ static void detect_finish(http_exchange *ex) {
         respond_error(ex, request_job_status(job), job->error.message);
         return;
     }
-    char *body = vigil_malloc(job->body_len ? job->body_len : 1);
+    const job_detect *d = job_detect_of(job);
+    char *body = vigil_malloc(d->body_len ? d->body_len : 1);
     if (!body) {
         respond_error(ex, VIGIL_ERR_NO_MEMORY, "out of memory");
         return;
     }
-    memcpy(body, job->body, job->body_len);
+    memcpy(body, d->body, d->body_len);
     if (ex->cache_use && ex->state == EXCHANGE_WAITING)
-        request_cache_store(ex->server, &ex->cache_key, job->body, job->body_len);
-    respond_take(ex, MHD_HTTP_OK, job->render ? "image/jpeg" : "application/json", body, job->body_len);
+        request_cache_store(ex->server, &ex->cache_key, d->body, d->body_len);
+    respond_take(ex, MHD_HTTP_OK, d->render ? "image/jpeg" : "application/json", body, d->body_len);
 }
 
 /* Looks the image and options up in the response cache; 1 with job->body set on a hit. */
@@ -221,8 +223,8 @@ static int detect_cache_hit(http_exchange *ex) {
     if (!request_cache_lookup(ex->server, ex->served, "detect", job, ex->arena, &ex->cache_use, &ex->cache_key, &body,
                               &size))
         return 0;
-    job->body = body;
-    job->body_len = size;
+    job_detect_of(job)->body = body;
+    job_detect_of(job)->body_len = size;
     return 1;
 }
 
@@ -268,15 +270,14 @@ static void route_detect(http_exchange *ex) {
         return;
     }
     ex->job = arena_calloc(ex->arena, 1, sizeof *ex->job);
-    if (!ex->job) {
+    job_detect *d = ex->job ? job_detect_prepare(ex->job, ex->arena) : NULL;
+    if (!d) {
         respond_error(ex, VIGIL_ERR_NO_MEMORY, "out of memory");
         return;
     }
+    d->image = image;
+    d->image_size = size;
     if (!detect_options(ex, ex->job)) return;
-    ex->job->kind = SCHED_JOB_DETECT;
-    ex->job->image = image;
-    ex->job->image_size = size;
-    ex->job->batch = 1;
     if (detect_cache_hit(ex)) {
         detect_finish(ex);
         return;

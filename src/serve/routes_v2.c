@@ -75,7 +75,7 @@ static void infer_finish(http_exchange *ex) {
     }
 }
 
-/* Looks the parsed request up in the response cache; 1 with job->outputs set on a hit. */
+/* Looks the parsed request up in the response cache; 1 with the job's outputs set on a hit. */
 static int infer_cache_hit(http_exchange *ex) {
     void *blob;
     size_t size;

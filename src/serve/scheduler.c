@@ -1,10 +1,16 @@
 /*
  * scheduler.c - bounded per-model queue, worker threads and dynamic batcher.
  *
+ * The scheduler knows no job kind: it holds queues, priorities, deadlines,
+ * batching windows and workers, and reaches what a job asks for only
+ * through its sched_job_kind (job_raw.c, job_detect.c), which says whether
+ * a job batches, which jobs can share its batch, how a formed batch runs on
+ * the worker's instance, and what keys its answer in the cache.
+ *
  * One mutex guards the queue; workers sleep on `wake` and the drainer on
- * `idle`.  A worker that finds raw jobs at the head of the queue and dynamic
- * batching enabled gathers the jobs compatible with the head (same inputs
- * apart from dimension 0) without removing them; it dispatches when the
+ * `idle`.  A worker whose head job batches (its kind says so) and dynamic
+ * batching enabled gathers the jobs of the same kind compatible with the
+ * head without removing them; it dispatches when the
  * batch is full, when it reached a preferred size with nothing more waiting,
  * when the oldest job has waited max_queue_delay_us, or when draining.
  * Otherwise it sleeps until that moment or the next arrival and looks again,
@@ -20,18 +26,19 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
-#include "serve/detect_job.h"
 
 #define SCHED_MAX_BATCH_JOBS 1024
+#define SCHED_MAX_KINDS 8 /* distinct kinds one worker keeps state for */
 
 typedef struct sched_worker {
     sched *owner;
     pthread_t thread;
     int started;
-    backend_model *model;
-    detect_worker *detector; /* created on first detect job, on this thread */
-    void *staging[BACKEND_MAX_IO];
-    size_t staging_size[BACKEND_MAX_IO];
+    sched_instance instance; /* its model and what kinds read it with */
+    struct {
+        const sched_job_kind *kind;
+        void *state; /* the kind's, created by its run on this thread */
+    } kinds[SCHED_MAX_KINDS];
     sched_job *batch[SCHED_MAX_BATCH_JOBS];
 } sched_worker;
 
@@ -40,7 +47,7 @@ struct sched {
     model_config config;
     int64_t max_queue;
     const backend_ops *ops;
-    backend_io io; /* of instance 0: what a detect worker reads the model as */
+    backend_io io; /* of instance 0: what kinds read the model as */
     metrics *metrics;
     char labels_path[3100];
     int64_t max_image_pixels;
@@ -90,29 +97,15 @@ static void job_fail(sched *s, sched_job *job, vigil_status status, const char *
 
 /* ------------------------------------------------------------ batching */
 
-/* Detection jobs batch with each other unless they want the rendered image
- * (which needs the full-size decode of its own). */
-static int detect_batchable(const sched_job *j) { return j->kind == SCHED_JOB_DETECT && !j->render; }
-
-/* Jobs a and b can share a batch: detections (at most
- * VIGIL_DETECT_BATCH_MAX), or raw jobs with the same inputs apart from
- * dimension 0. */
+/* Jobs a and b can share a batch: same kind, both batch, and the kind
+ * says they fit together. */
 static int jobs_compatible(const sched_job *a, const sched_job *b) {
-    if (detect_batchable(a) && detect_batchable(b)) return 1;
-    if (a->kind != SCHED_JOB_RAW || b->kind != SCHED_JOB_RAW || a->n_inputs != b->n_inputs) return 0;
-    for (size_t i = 0; i < a->n_inputs; i++) {
-        const vigil_tensor *x = &a->inputs[i], *y = &b->inputs[i];
-        if (x->dtype != y->dtype || x->ndim != y->ndim || x->ndim < 1) return 0;
-        for (int d = 1; d < x->ndim; d++)
-            if (x->dims[d] != y->dims[d]) return 0;
-    }
-    return 1;
+    return a->kind == b->kind && a->kind->batches(a) && b->kind->batches(b) && a->kind->compatible(a, b);
 }
 
 /* The queue's head waits for others to batch with (dynamic batching). */
 static int head_batches(const sched *s) {
-    return (s->head->kind == SCHED_JOB_RAW || detect_batchable(s->head)) && s->config.dynamic_batching &&
-           s->config.max_batch_size > 1;
+    return s->head->kind->batches(s->head) && s->config.dynamic_batching && s->config.max_batch_size > 1;
 }
 
 /* Collects the jobs that would run with the head.  Lock held. */
@@ -121,7 +114,7 @@ static size_t batch_gather(sched *s, sched_worker *w, int64_t *items) {
     *items = 0;
     sched_job *head = s->head;
     int batching = head_batches(s);
-    size_t max_jobs = head->kind == SCHED_JOB_DETECT ? VIGIL_DETECT_BATCH_MAX : SCHED_MAX_BATCH_JOBS;
+    size_t max_jobs = head->kind->max_jobs < SCHED_MAX_BATCH_JOBS ? head->kind->max_jobs : SCHED_MAX_BATCH_JOBS;
     for (sched_job *j = head; j && n < max_jobs; j = j->next) {
         if (j != head && (!batching || !jobs_compatible(head, j))) continue;
         if (j != head && *items + j->batch > s->config.max_batch_size) continue;
@@ -165,107 +158,28 @@ static void queue_remove(sched *s, sched_job *job) {
 
 /* ------------------------------------------------------------ running */
 
-/* Copies output rows [offset, offset + rows) of each output into job's arena. */
-static vigil_status job_take_outputs(sched_job *job, const vigil_tensor **outs, size_t n_out, int64_t offset,
-                                     int64_t total, int whole) {
-    job->n_outputs = n_out;
-    for (size_t i = 0; i < n_out; i++) {
-        const vigil_tensor *o = outs[i];
-        vigil_tensor *t = &job->outputs[i];
-        *t = *o;
-        size_t bytes = vigil_tensor_bytes(o), start = 0;
-        if (!whole) {
-            if (o->ndim < 1 || o->dims[0] != total)
-                return vigil_error_set(&job->error, VIGIL_ERR_UNSUPPORTED,
-                                       "output %zu has no batch dimension to split a batch of %lld", i,
-                                       (long long)total);
-            size_t row = bytes / (size_t)total;
-            start = row * (size_t)offset;
-            bytes = row * (size_t)job->batch;
-            t->dims[0] = job->batch;
-        }
-        t->data = arena_alloc(job->arena, bytes ? bytes : 1, 64);
-        if (!t->data) return vigil_error_set(&job->error, VIGIL_ERR_NO_MEMORY, "request memory limit reached");
-        if (bytes) memcpy(t->data, (const char *)o->data + start, bytes);
+/* This worker's state slot for kind (NULL when every slot is taken). */
+static void **worker_state(sched_worker *w, const sched_job_kind *kind) {
+    for (size_t i = 0; i < SCHED_MAX_KINDS; i++) {
+        if (!w->kinds[i].kind) w->kinds[i].kind = kind;
+        if (w->kinds[i].kind == kind) return &w->kinds[i].state;
     }
-    return VIGIL_OK;
+    return NULL;
 }
 
-/* Stacks the jobs' inputs along dimension 0 into the worker's staging. */
-static vigil_status batch_stack(sched_worker *w, sched_job **jobs, size_t n, int64_t items, vigil_tensor *inputs,
-                                vigil_error *err) {
-    const sched_job *first = jobs[0];
-    for (size_t i = 0; i < first->n_inputs; i++) {
-        inputs[i] = first->inputs[i];
-        inputs[i].dims[0] = items;
-        size_t bytes = vigil_tensor_bytes(&inputs[i]);
-        if (bytes > w->staging_size[i]) {
-            void *p = vigil_aligned_alloc(64, bytes);
-            if (!p) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "batch staging: out of memory");
-            vigil_free(w->staging[i]);
-            w->staging[i] = p;
-            w->staging_size[i] = bytes;
-        }
-        size_t at = 0;
-        for (size_t j = 0; j < n; j++) {
-            size_t part = vigil_tensor_bytes(&jobs[j]->inputs[i]);
-            memcpy((char *)w->staging[i] + at, jobs[j]->inputs[i].data, part);
-            at += part;
-        }
-        inputs[i].data = w->staging[i];
-    }
-    return VIGIL_OK;
-}
-
-static void run_raw(sched *s, sched_worker *w, sched_job **jobs, size_t n, int64_t items) {
-    vigil_tensor stacked[BACKEND_MAX_IO];
-    const vigil_tensor *inputs = jobs[0]->inputs;
-    const vigil_tensor *outs[BACKEND_MAX_IO] = {0};
-    vigil_error err = {0};
-    vigil_status st = VIGIL_OK;
-    if (n > 1) {
-        st = batch_stack(w, jobs, n, items, stacked, &err);
-        inputs = stacked;
-    }
-    int64_t t0 = sched_now_ns();
-    if (!st) st = s->ops->run(w->model, items, inputs, jobs[0]->n_inputs, outs, &err);
-    double compute = (double)(sched_now_ns() - t0) * 1e-9;
-    if (s->metrics) metrics_observe(s->metrics, s->model, METRICS_BATCH_SIZE, (double)items);
-    size_t n_out = 0;
-    while (!st && n_out < BACKEND_MAX_IO && outs[n_out]) n_out++;
-    int64_t offset = 0;
-    for (size_t j = 0; j < n; j++) {
-        sched_job *job = jobs[j];
-        job->status = st;
-        if (st) job->error = err;
-        else job->status = job_take_outputs(job, outs, n_out, offset, items, n == 1);
-        offset += job->batch;
-        if (s->metrics) metrics_observe(s->metrics, s->model, METRICS_COMPUTE_SECONDS, compute);
-        job_finish(s, job, job->status ? METRICS_ERROR : METRICS_SUCCESS);
-    }
-}
-
-/* Detection jobs: one alone, or several as one batch of the model. */
-static void run_detect(sched *s, sched_worker *w, sched_job **jobs, size_t n) {
-    vigil_status st = VIGIL_OK;
-    vigil_error err = {0};
-    if (!w->detector) { /* through the backend's run, whichever backend it is */
-        vigil_detector_options opts = vigil_detector_options_default();
-        opts.labels_path = s->labels_path[0] ? s->labels_path : NULL;
-        opts.decode.max_pixels = s->max_image_pixels;
-        opts.jpeg_reduced_scale = s->config.jpeg_reduced_scale;
-        st = detect_worker_create(s->ops, w->model, &s->io, &opts, &w->detector, &err);
-    }
-    int64_t t0 = sched_now_ns();
-    if (st) {
-        for (size_t j = 0; j < n; j++) jobs[j]->status = st, jobs[j]->error = err;
-    } else if (n == 1) {
-        jobs[0]->status = detect_worker_run(w->detector, s->model, jobs[0], &jobs[0]->error);
+/* Runs jobs[0..n), all of one kind, as one batch through the kind. */
+static void run_kind(sched *s, sched_worker *w, sched_job **jobs, size_t n, int64_t items) {
+    const sched_job_kind *kind = jobs[0]->kind;
+    void **state = worker_state(w, kind);
+    double compute = 0;
+    if (state) {
+        compute = kind->run(&w->instance, state, jobs, n, items);
     } else {
-        detect_worker_run_batch(w->detector, s->model, jobs, n);
+        for (size_t j = 0; j < n; j++)
+            jobs[j]->status = vigil_error_set(&jobs[j]->error, VIGIL_ERR_INTERNAL,
+                                              "scheduler: more than %d job kinds", SCHED_MAX_KINDS);
     }
-    double compute = (double)(sched_now_ns() - t0) * 1e-9;
-    if (s->metrics) metrics_observe(s->metrics, s->model, METRICS_BATCH_SIZE, (double)n);
+    if (s->metrics) metrics_observe(s->metrics, s->model, METRICS_BATCH_SIZE, (double)items);
     for (size_t j = 0; j < n; j++) {
         if (s->metrics) metrics_observe(s->metrics, s->model, METRICS_COMPUTE_SECONDS, compute);
         job_finish(s, jobs[j], jobs[j]->status ? METRICS_ERROR : METRICS_SUCCESS);
@@ -289,8 +203,7 @@ static void run_batch(sched *s, sched_worker *w, size_t n) {
         items += job->batch;
     }
     if (live == 0) return;
-    if (w->batch[0]->kind == SCHED_JOB_DETECT) run_detect(s, w, w->batch, live);
-    else run_raw(s, w, w->batch, live, items);
+    run_kind(s, w, w->batch, live, items);
 }
 
 static void *worker_main(void *arg) {
@@ -318,8 +231,10 @@ static void *worker_main(void *arg) {
         if (!s->head && !s->running) pthread_cond_broadcast(&s->idle);
     }
     pthread_mutex_unlock(&s->lock);
-    detect_worker_destroy(w->detector);
-    w->detector = NULL;
+    for (size_t i = 0; i < SCHED_MAX_KINDS && w->kinds[i].kind; i++) {
+        if (w->kinds[i].state) w->kinds[i].kind->state_free(w->kinds[i].state);
+        w->kinds[i].state = NULL;
+    }
     return NULL;
 }
 
@@ -353,7 +268,15 @@ vigil_status sched_create(const sched_options *o, backend_model **instances, siz
     pthread_condattr_destroy(&attr);
     for (size_t i = 0; i < n; i++) {
         workers[i].owner = s;
-        workers[i].model = instances[i];
+        workers[i].instance = (sched_instance){
+            .model_name = s->model,
+            .config = &s->config,
+            .ops = s->ops,
+            .model = instances[i],
+            .io = &s->io,
+            .labels_path = s->labels_path[0] ? s->labels_path : NULL,
+            .max_image_pixels = s->max_image_pixels,
+        };
     }
     for (size_t i = 0; i < n; i++) {
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
@@ -436,8 +359,7 @@ void sched_destroy(sched *s) {
     for (size_t i = 0; i < s->n_workers; i++) {
         sched_worker *w = &s->workers[i];
         if (w->started) pthread_join(w->thread, NULL);
-        s->ops->unload(w->model);
-        for (int k = 0; k < BACKEND_MAX_IO; k++) vigil_free(w->staging[k]);
+        s->ops->unload(w->instance.model);
     }
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->idle);
@@ -454,21 +376,5 @@ size_t sched_queue_length(sched *s) {
 }
 
 void sched_job_cache_key(const sched_job *job, cache_hasher *h) {
-    if (job->kind == SCHED_JOB_DETECT) {
-        const vigil_detect_options *o = &job->detect;
-        cache_hasher_add(h, job->image, job->image_size);
-        cache_hasher_add(h, &o->conf_threshold, sizeof o->conf_threshold);
-        cache_hasher_add(h, &o->iou_threshold, sizeof o->iou_threshold);
-        cache_hasher_add(h, &o->max_detections, sizeof o->max_detections);
-        cache_hasher_add(h, &job->render, sizeof job->render);
-        cache_hasher_add_str(h, job->classes_spec ? job->classes_spec : "");
-        return;
-    }
-    for (size_t i = 0; i < job->n_inputs; i++) {
-        const vigil_tensor *t = &job->inputs[i];
-        size_t bytes = vigil_tensor_bytes(t);
-        cache_hasher_add(h, &t->dtype, sizeof t->dtype);
-        cache_hasher_add(h, t->dims, (size_t)t->ndim * sizeof t->dims[0]);
-        cache_hasher_add(h, t->data, bytes);
-    }
+    job->kind->cache_key(job, h);
 }

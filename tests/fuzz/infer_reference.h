@@ -70,7 +70,7 @@ static int infer_reference_check(const served_model *m, const char *json, size_t
             bad = 1;
             break;
         }
-        const vigil_tensor *t = &job->inputs[k];
+        const vigil_tensor *t = &job_raw_of(job)->inputs[k];
         size_t count = 1;
         for (int d = 0; d < t->ndim; d++) count *= (size_t)t->dims[d];
         size_t bytes = count * vigil_dtype_size(t->dtype);

@@ -228,7 +228,7 @@ static void test_the_reference_sees_a_difference(void) {
     vigil_error err = {0};
     CHECK_EQ_INT(infer_parse(&m, text, strlen(text), strlen(text), 1 << 20, a, &req, &job, &err), VIGIL_OK);
     CHECK_EQ_INT(infer_reference_check(&m, text, strlen(text), &job), 0);
-    ((uint8_t *)job.inputs[0].data)[5] ^= 1;
+    ((uint8_t *)job_raw_of(&job)->inputs[0].data)[5] ^= 1;
     CHECK_EQ_INT(infer_reference_check(&m, text, strlen(text), &job), -1);
     arena_destroy(a);
 }

@@ -15,7 +15,7 @@
 
 #include "testing.h"
 #include "backends/backend.h"
-#include "serve/detect_job.h"
+#include "serve/job_detect.h"
 #include "vigil/vision.h"
 
 /* Checks result against reference/<model>__<image>.json, pairing each

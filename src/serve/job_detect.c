@@ -1,5 +1,6 @@
 /*
- * detect_job.c - detection through the backend, on a worker thread.
+ * job_detect.c - detection through the backend, on a worker thread: the
+ * detect worker, and the scheduler's detection job kind built on it.
  *
  * The worker owns what a batch needs between the backend's runs: the spec
  * (what the model's tensors say), the batch input (grown to the largest
@@ -10,14 +11,19 @@
  * the pool the backend lends (backend_ops.pool), so nothing here knows
  * which backend or engine is behind the model.
  *
- * For the server, the response body is written here, into the request's
- * arena: the JSON object that `vigil detect --json` prints, or with render
- * the image with the boxes drawn, as JPEG.
+ * For the server, the job kind (job_detect_kind) resolves each job's class
+ * list (ids or names, as the request layer handed them over) against the
+ * model's labels, runs the batch through the worker and writes the response
+ * body into the request's arena: the JSON object that `vigil detect --json`
+ * prints, or with render the image with the boxes drawn, as JPEG.  The
+ * scheduler sees none of this: it holds the worker as the kind's opaque
+ * per-thread state.
  */
-#include "serve/detect_job.h"
+#include "serve/job_detect.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,19 +173,37 @@ static json_t *detections_json(const char *model_name, const char *image_name, c
                      t->total_ms, "model", model_name);
 }
 
-/* Resolves job->classes_spec ("0,bus,person") into ids in the job's arena. */
+/* ------------------------------------------------------------ the job kind */
+
+job_detect *job_detect_prepare(sched_job *job, arena *a) {
+    if (job->kind == &job_detect_kind && job->data) return job->data;
+    job_detect *d = arena_calloc(a, 1, sizeof *d);
+    if (!d) return NULL;
+    d->options = vigil_detect_options_default();
+    job->kind = &job_detect_kind;
+    job->data = d;
+    job->batch = 1;
+    return d;
+}
+
+job_detect *job_detect_of(const sched_job *job) {
+    if (job->kind != &job_detect_kind || !job->data) {
+        fprintf(stderr, "%s:%d: job_detect_of: not a detection job\n", __FILE__, __LINE__);
+        abort();
+    }
+    return job->data;
+}
+
+/* Resolves the job's class list (ids or names) into ids in the job's arena. */
 static vigil_status resolve_classes(detect_worker *w, sched_job *job, vigil_error *err) {
-    const char *spec = job->classes_spec;
-    if (!spec) return VIGIL_OK;
-    size_t n = 1;
-    for (const char *c = spec; *c; c++) n += *c == ',';
-    int *ids = arena_alloc(job->arena, n * sizeof *ids, 16);
-    char *copy = arena_strdup(job->arena, spec);
-    if (!ids || !copy) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "request memory limit reached");
+    job_detect *d = job->data;
+    if (d->n_classes == 0) return VIGIL_OK;
+    int *ids = arena_alloc(job->arena, d->n_classes * sizeof *ids, 16);
+    if (!ids) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "request memory limit reached");
     const vigil_labels *labels = detect_worker_labels(w);
     size_t count = labels ? vigil_labels_count(labels) : 0; /* 0: the model names no classes */
-    size_t k = 0;
-    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (size_t k = 0; k < d->n_classes; k++) {
+        const char *tok = d->classes[k];
         char *end;
         errno = 0;
         long id = strtol(tok, &end, 10);
@@ -206,27 +230,29 @@ static vigil_status resolve_classes(detect_worker *w, sched_job *job, vigil_erro
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
                                    "classes: class id %.24s is out of range: class ids are integers from 0 to 1000000",
                                    tok);
-        ids[k++] = (int)id;
+        ids[k] = (int)id;
     }
-    job->detect.classes = ids;
-    job->detect.n_classes = k;
+    d->options.classes = ids;
+    d->options.n_classes = d->n_classes;
     return VIGIL_OK;
 }
 
 static vigil_status body_from(sched_job *job, const void *data, size_t len, vigil_error *err) {
-    job->body = arena_alloc(job->arena, len + 1, 16);
-    if (!job->body) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "request memory limit reached");
-    memcpy(job->body, data, len);
-    job->body[len] = '\0';
-    job->body_len = len;
+    job_detect *d = job->data;
+    d->body = arena_alloc(job->arena, len + 1, 16);
+    if (!d->body) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "request memory limit reached");
+    memcpy(d->body, data, len);
+    d->body[len] = '\0';
+    d->body_len = len;
     return VIGIL_OK;
 }
 
 /* Decodes the image again at full size, draws the boxes, encodes JPEG. */
 static vigil_status render_body(detect_worker *w, sched_job *job, const vigil_detect_result *r, vigil_error *err) {
+    const job_detect *d = job->data;
     vigil_decode_options dopts = {.max_pixels = w->max_image_pixels};
     vigil_image image = {0};
-    vigil_status st = vigil_image_decode(job->image, job->image_size, &dopts, &image, NULL, err);
+    vigil_status st = vigil_image_decode(d->image, d->image_size, &dopts, &image, NULL, err);
     if (st) return st;
     vigil_render_detections(&image, r->detections, r->count);
     uint8_t *jpeg = NULL;
@@ -241,7 +267,8 @@ static vigil_status render_body(detect_worker *w, sched_job *job, const vigil_de
 /* The JSON body for a finished detection. */
 static vigil_status json_body(const char *model_name, sched_job *job, const vigil_detect_result *result,
                               vigil_error *err) {
-    json_t *obj = detections_json(model_name, job->image_name ? job->image_name : "upload", result);
+    const job_detect *d = job->data;
+    json_t *obj = detections_json(model_name, d->image_name ? d->image_name : "upload", result);
     char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(obj);
     if (!text) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detect: cannot build the JSON response");
@@ -250,37 +277,78 @@ static vigil_status json_body(const char *model_name, sched_job *job, const vigi
     return st;
 }
 
-vigil_status detect_worker_run(detect_worker *w, const char *model_name, sched_job *job, vigil_error *err) {
-    vigil_status st = resolve_classes(w, job, err);
-    if (st) return st;
-    detect_request r = {.image = job->image, .size = job->image_size, .options = &job->detect};
-    detect_worker_detect(w, &r, 1);
-    if (r.status) {
-        *err = r.error;
-        return r.status;
-    }
-    if (job->render) return render_body(w, job, &r.result, err);
-    return json_body(model_name, job, &r.result, err);
+/* A rendered job runs alone (it needs the full-size decode of its own). */
+static int detect_batches(const sched_job *job) { return !((const job_detect *)job->data)->render; }
+
+static int detect_compatible(const sched_job *a, const sched_job *b) {
+    (void)a, (void)b;
+    return 1;
 }
 
-void detect_worker_run_batch(detect_worker *w, const char *model_name, sched_job **jobs, size_t n) {
+/* Runs jobs[0..n) as one batch of the model (a single job may render). */
+static double detect_run(const sched_instance *in, void **state, sched_job **jobs, size_t n, int64_t items) {
+    (void)items;
+    vigil_error err = {0};
+    vigil_status st = VIGIL_OK;
+    if (!*state) { /* through the backend's run, whichever backend it is */
+        vigil_detector_options opts = vigil_detector_options_default();
+        opts.labels_path = in->labels_path;
+        opts.decode.max_pixels = in->max_image_pixels;
+        opts.jpeg_reduced_scale = in->config->jpeg_reduced_scale;
+        detect_worker *w = NULL;
+        st = detect_worker_create(in->ops, in->model, in->io, &opts, &w, &err);
+        *state = w;
+    }
+    int64_t t0 = sched_now_ns();
+    detect_worker *w = *state;
     detect_request reqs[VIGIL_DETECT_BATCH_MAX];
     sched_job *ok[VIGIL_DETECT_BATCH_MAX];
     size_t m = 0;
     if (n > VIGIL_DETECT_BATCH_MAX) n = VIGIL_DETECT_BATCH_MAX; /* the scheduler never gathers more */
     for (size_t j = 0; j < n; j++) { /* a job whose classes are bad fails alone */
         sched_job *job = jobs[j];
+        job_detect *d = job->data;
+        if (st) {
+            job->status = st, job->error = err;
+            continue;
+        }
         job->status = resolve_classes(w, job, &job->error);
         if (job->status) continue;
-        reqs[m] = (detect_request){.image = job->image, .size = job->image_size, .options = &job->detect};
+        reqs[m] = (detect_request){.image = d->image, .size = d->image_size, .options = &d->options};
         ok[m++] = job;
     }
-    if (m == 0) return;
-    detect_worker_detect(w, reqs, m);
+    if (m) detect_worker_detect(w, reqs, m);
     for (size_t k = 0; k < m; k++) {
         sched_job *job = ok[k];
         job->status = reqs[k].status;
         if (job->status) job->error = reqs[k].error;
-        else job->status = json_body(model_name, job, &reqs[k].result, &job->error);
+        else if (((job_detect *)job->data)->render) job->status = render_body(w, job, &reqs[k].result, &job->error);
+        else job->status = json_body(in->model_name, job, &reqs[k].result, &job->error);
     }
+    return (double)(sched_now_ns() - t0) * 1e-9;
 }
+
+static void detect_state_free(void *state) { detect_worker_destroy(state); }
+
+/* The image bytes, thresholds, max detections, render flag and class list. */
+static void detect_cache_key(const sched_job *job, cache_hasher *h) {
+    const job_detect *d = job->data;
+    const vigil_detect_options *o = &d->options;
+    cache_hasher_add(h, d->image, d->image_size);
+    cache_hasher_add(h, &o->conf_threshold, sizeof o->conf_threshold);
+    cache_hasher_add(h, &o->iou_threshold, sizeof o->iou_threshold);
+    cache_hasher_add(h, &o->max_detections, sizeof o->max_detections);
+    cache_hasher_add(h, &d->render, sizeof d->render);
+    cache_hasher_add(h, &d->n_classes, sizeof d->n_classes);
+    for (size_t k = 0; k < d->n_classes; k++) cache_hasher_add_str(h, d->classes[k]);
+}
+
+const sched_job_kind job_detect_kind = {
+    .name = "detect",
+    .max_jobs = VIGIL_DETECT_BATCH_MAX,
+    .batches = detect_batches,
+    .compatible = detect_compatible,
+    .run = detect_run,
+    .state_free = detect_state_free,
+    .cache_key = detect_cache_key,
+};

@@ -1,6 +1,7 @@
 /*
- * detect_job.h - detection through a backend: the one detection path, used
- * by the server's workers and by `vigil detect`.
+ * job_detect.h - detection through a backend: the one detection path, used
+ * by the server's workers (as the scheduler's detection job kind,
+ * job_detect_kind) and by `vigil detect` (the detect worker alone).
  *
  * A detect worker reads a loaded model (any backend) as a detection model
  * once (vigil_detect_spec), then runs batches of images: each image is
@@ -12,8 +13,8 @@
  *
  * A worker belongs to the thread that runs its model (not thread-safe).
  */
-#ifndef VIGIL_SERVE_DETECT_JOB_H
-#define VIGIL_SERVE_DETECT_JOB_H
+#ifndef VIGIL_SERVE_JOB_DETECT_H
+#define VIGIL_SERVE_JOB_DETECT_H
 
 #include "backends/backend.h"
 #include "serve/scheduler.h"
@@ -49,12 +50,38 @@ typedef struct detect_request {
  * an image that cannot be decoded fails alone. */
 void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n);
 
-/* Fills job->body / body_len (in job->arena) or returns an error. */
-vigil_status detect_worker_run(detect_worker *w, const char *model_name, sched_job *job, vigil_error *err);
+/* ------------------------------------------------------------ the job kind */
 
-/* Runs jobs[0..n) (none rendered, n <= VIGIL_DETECT_BATCH_MAX) as one batch
- * of the model.  Sets every job's status (and body or error); a bad image or
- * class list fails only its job. */
-void detect_worker_run_batch(detect_worker *w, const char *model_name, sched_job **jobs, size_t n);
+/* What a detection job asks for and gets (lives in the job's arena). */
+typedef struct job_detect {
+    /* Set by the submitter. */
+    const void *image;   /* encoded JPEG/PNG, in the arena */
+    size_t image_size;
+    vigil_detect_options options; /* thresholds, max detections (request_detect_resolve); the class
+                                     filter is set by the run from classes */
+    const char *const *classes;   /* ids ("0") or names ("bus"), in the arena, resolved against the
+                                     model's labels by the worker; NULL/0 = every class */
+    size_t n_classes;
+    const char *image_name; /* for the JSON's "image" (multipart file name); NULL = "upload" */
+    int render;             /* 1 = body is the annotated JPEG instead of JSON */
+    /* Set by the run (or a cache hit): JSON or JPEG bytes in the arena. */
+    char *body;
+    size_t body_len;
+} job_detect;
+
+/* Jobs that do not render batch with each other, at most
+ * VIGIL_DETECT_BATCH_MAX to a batch; a bad image or class list fails only
+ * its job.  The kind's worker state is a detect_worker, created on the
+ * worker's first detection job. */
+extern const sched_job_kind job_detect_kind;
+
+/* Makes job a detection job (batch 1) with an empty job_detect allocated in
+ * a; a job that already is one keeps its data.  NULL when a is out of
+ * memory. */
+job_detect *job_detect_prepare(sched_job *job, arena *a);
+
+/* job's job_detect (job must be a detection job: a programmer error aborts,
+ * naming file and line). */
+job_detect *job_detect_of(const sched_job *job);
 
 #endif
