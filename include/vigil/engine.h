@@ -43,6 +43,13 @@ typedef struct vigil_engine_options {
      * a plan that measures its runs faster on the calling thread alone (an
      * oversubscribed machine) runs there until re-probing says otherwise. */
     int threads;
+    /* Largest batch one compiled graph runs, 0 = the default (the thread
+     * count, at least 2).  A plan for a larger batch (of a model whose batch
+     * dimension is symbolic) runs as several runs of a plan of this size,
+     * each on its slice of the inputs and outputs, so activation memory
+     * follows this cap, not the largest batch.  Batching gains on a CPU stop
+     * once every thread has a whole item (docs/BENCHMARKS.md). */
+    int batch_cap;
 } vigil_engine_options;
 
 /* options may be NULL for defaults. */
@@ -74,9 +81,11 @@ vigil_engine *vigil_model_engine(const vigil_model *model);
  * dimension is symbolic (any), else the fixed leading dimension. */
 int64_t vigil_model_native_batch(const vigil_model *model);
 
-/* Compiles model for batch items.  Symbolic batch dimensions become batch;
- * a model exported with a fixed batch of 1 runs batch items one after another
- * inside the plan, so any model accepts any batch. */
+/* Compiles model for batch items.  Symbolic batch dimensions become batch
+ * (up to the engine's batch_cap: a larger batch runs as runs of a plan of
+ * the cap, and one of the remainder); a model exported with a fixed batch of
+ * 1 runs batch items one after another inside the plan, so any model accepts
+ * any batch. */
 vigil_status vigil_plan_create(vigil_model *model, int64_t batch, vigil_plan **out, vigil_error *err);
 void vigil_plan_destroy(vigil_plan *plan);
 
@@ -88,7 +97,11 @@ const vigil_tensor *vigil_plan_output(const vigil_plan *plan, size_t index);
 
 /* The memory of one model instance: the plans that one worker creates for
  * the batch sizes it runs, which never run at the same time.  They share
- *   - activation memory: the arena holds the largest plan's, not their sum;
+ *   - activation memory: the arena holds the largest plan's, not their sum
+ *     (and no plan's graph is compiled above the engine's batch_cap);
+ *   - output staging: a plan whose outputs are copies (a split or capped
+ *     batch) writes them into one buffer of the arena, sized for the
+ *     largest batch's outputs;
  *   - the weights: every operator that packs weights (Conv, ConvTranspose,
  *     Gemm/MatMul with constant B) is created once per arena and set up
  *     again for a plan's batch size and buffers when that plan runs after

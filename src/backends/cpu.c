@@ -8,13 +8,29 @@
  * model and one plan per batch size it has been asked to run, compiled on
  * first use and kept (at most CPU_PLAN_SLOTS; the least recently used is
  * dropped beyond that).  Its plans run one at a time, so they share one
- * vigil_arena: activations sized for the largest batch, and one packed copy
- * of the weights (XNNPACK operators created once and set up again for each
- * batch size), so memory grows with the largest batch seen, not with the
- * number of batch sizes.  This cache is the only one: detection runs its
+ * vigil_arena: activations sized for the largest compiled graph (at most
+ * the batch cap below), one buffer for the outputs of the largest batch, and
+ * one packed copy of the weights (XNNPACK operators created once and set up
+ * again for each batch size), so memory does not grow with the number of
+ * batch sizes.  This cache is the only one: detection runs its
  * batches through cpu_run like raw inference.  Each compile is logged with the instance's
  * activation and packed-weight bytes (bench/memory_bench.py reads them).
+ *
+ * Plans are compiled for at most the engine's batch cap (the thread count,
+ * at least 2): a larger batch runs as runs of the cap's plan on slices, so
+ * activations follow the cap, not max_batch_size (engine.h, batch_cap).
+ *
+ * Opening the device fixes glibc's mmap threshold at 1 MiB.  A server with
+ * this backend moves tensors of megabytes per request (a request body, the
+ * stacked batch, the outputs), and glibc's default threshold rises to 32 MiB
+ * after the first such buffer is freed: from then on they come from the
+ * heap, whose free space is seldom given back, and resident memory grows
+ * with the largest request seen.  At 1 MiB every such buffer is its own
+ * mapping, returned to the system when freed (docs/BENCHMARKS.md, "Memory
+ * per model instance": yolov8n at batch 8, 211 -> 157 MB resident); it
+ * costs the page faults of touching fresh pages, small beside a run.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -24,6 +40,7 @@
 #include "vigil/engine.h"
 
 #define CPU_PLAN_SLOTS 8
+#define CPU_MMAP_THRESHOLD (1 << 20) /* bytes: larger allocations are mappings of their own */
 
 struct backend_device {
     int cores;
@@ -55,6 +72,7 @@ static vigil_status cpu_open(int threads, backend_device **out, vigil_error *err
     if (!dev) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cpu backend: out of memory");
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     dev->cores = n > 0 ? (int)n : 1;
+    if (mallopt(M_MMAP_THRESHOLD, CPU_MMAP_THRESHOLD) != 1) LOG_W("cpu: cannot set the mmap threshold");
     vigil_engine_options eo = {.threads = threads > 0 ? threads : dev->cores};
     vigil_status st = vigil_engine_create(&eo, &dev->engine, err);
     if (st) {

@@ -37,6 +37,12 @@ vigil_status vigil_engine_create(const vigil_engine_options *options, vigil_engi
     vigil_engine *e = vigil_calloc(1, sizeof *e);
     if (!e) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     e->threads = threads;
+    int cap = options ? options->batch_cap : 0;
+    if (cap < 0) {
+        vigil_free(e);
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "engine: batch_cap must be >= 0, got %d", cap);
+    }
+    e->batch_cap = cap > 0 ? cap : (threads > 2 ? threads : 2);
     if (threads > 1) {
         e->pool = pthreadpool_create((size_t)threads);
         if (!e->pool) {

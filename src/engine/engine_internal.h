@@ -44,6 +44,7 @@
 
 struct vigil_engine {
     int threads;
+    int batch_cap; /* largest batch a compiled graph runs (vigil_engine_options) */
     pthreadpool_t pool; /* NULL when threads == 1 */
 };
 
@@ -250,6 +251,10 @@ void xnn_count_end(void);
 vigil_status arena_take(struct vigil_arena *a, const vigil_model *model, size_t offset, size_t bytes,
                         uint8_t **base, vigil_error *err);
 void arena_release(struct vigil_arena *a);
+/* The arena's output staging buffer, at least bytes (grown when smaller: its
+ * old contents are dead, since a run overwrites every plan's outputs), or
+ * NULL when out of memory. */
+uint8_t *arena_staging(struct vigil_arena *a, size_t bytes);
 shared_op *arena_find_op(struct vigil_arena *a, const void *node, int lane, uint64_t fingerprint);
 /* Hands xop to the arena (on failure the caller still owns it). */
 vigil_status arena_keep_op(struct vigil_arena *a, const void *node, int lane, uint64_t fingerprint, void *xop,

@@ -52,7 +52,13 @@ struct vigil_plan {
      * buffer (its only consumer, a layout conversion), or -1: copied in */
     int *direct_step;
     vigil_tensor *outputs; /* what vigil_plan_output returns */
-    void **output_copies;  /* per output, batch-sized buffers when repeats > 1 */
+    /* staged: the outputs are copies that the run writes (repeats > 1, a
+     * split or a capped batch), into the staging buffer of stage_on when
+     * the plan has an arena, else into output_copies (per output, its own);
+     * a parent plan points a staged child's outputs into its own instead */
+    int staged;
+    struct vigil_arena *stage_on;
+    void **output_copies;
     double flops;
     /* adaptive parallelism (exec.c): smoothed run time with the pool [0] and
      * on the calling thread alone [1], runs so far, mode of the last run */
@@ -65,6 +71,13 @@ struct vigil_plan {
      * n_parts, each run on one thread; g is NULL then */
     struct vigil_plan **parts;
     int n_parts;
+    /* a batch above the engine's batch_cap: chunk_runs runs of chunk (a plan
+     * of the cap), then one of rest (the remainder, or NULL), one after
+     * another on consecutive slices; own: their arena when the caller gave
+     * none, so that the two share one copy of the weights */
+    struct vigil_plan *chunk, *rest;
+    int64_t chunk_runs;
+    struct vigil_arena *own;
     uint64_t probe_gap;   /* runs between probes */
     uint64_t next_probe;  /* run number of the next probe */
 };

@@ -20,7 +20,10 @@
  * most one packed copy of the weights per lane in use, whatever batch sizes
  * it runs.  Activations stay one buffer: part k works k part-sizes into it,
  * so a split batch of B needs what a whole plan of B needs, and the buffer
- * is sized for the largest batch.
+ * is sized for the largest compiled graph (at most the engine's batch cap:
+ * exec.c runs larger batches as runs of the cap's plan).  The outputs of a
+ * plan that copies them (a split or capped batch) go to one staging buffer
+ * on the arena, sized for the largest batch's outputs.
  *
  * Packed-weight bytes are measured, not estimated: the engine installs an
  * XNNPACK allocator that, while a create call runs on this thread, adds
@@ -100,6 +103,8 @@ struct shared_op_list {
 struct vigil_arena {
     uint8_t *base; /* activations */
     size_t bytes;
+    uint8_t *staging; /* outputs of plans that copy them (arena_staging) */
+    size_t staging_bytes;
     int plans; /* alive on the arena */
     struct shared_op_list *ops;
     const vigil_model *model; /* whose operators ops holds */
@@ -127,6 +132,7 @@ void vigil_arena_destroy(vigil_arena *a) {
     if (!a) return;
     arena_drop_ops(a);
     vigil_free(a->base);
+    vigil_free(a->staging);
     vigil_free(a);
 }
 
@@ -166,6 +172,17 @@ vigil_status arena_take(vigil_arena *a, const vigil_model *model, size_t offset,
 
 void arena_release(vigil_arena *a) {
     a->plans--;
+}
+
+uint8_t *arena_staging(vigil_arena *a, size_t bytes) {
+    if (bytes > a->staging_bytes) {
+        vigil_free(a->staging); /* freed first, like the activations */
+        a->staging_bytes = 0;
+        a->staging = vigil_aligned_alloc(ENGINE_ALIGN, bytes);
+        if (!a->staging) return NULL;
+        a->staging_bytes = bytes;
+    }
+    return a->staging;
 }
 
 shared_op *arena_find_op(vigil_arena *a, const void *node, int lane, uint64_t fingerprint) {
