@@ -255,6 +255,14 @@ void arena_release(struct vigil_arena *a);
  * old contents are dead, since a run overwrites every plan's outputs), or
  * NULL when out of memory. */
 uint8_t *arena_staging(struct vigil_arena *a, size_t bytes);
+/* Plans that capped batches run on slices (a plan of the cap, one of a
+ * remainder), shared by the capped plans of an arena: get finds one of
+ * model for batch (a user more) or NULL; keep records a new one (its first
+ * user; when every place is taken it stays its creator's alone); put drops
+ * a user and destroys the plan after its last. */
+struct vigil_plan *arena_piece_get(struct vigil_arena *a, const vigil_model *model, int64_t batch);
+void arena_piece_keep(struct vigil_arena *a, struct vigil_plan *plan);
+void arena_piece_put(struct vigil_arena *a, struct vigil_plan *plan);
 shared_op *arena_find_op(struct vigil_arena *a, const void *node, int lane, uint64_t fingerprint);
 /* Hands xop to the arena (on failure the caller still owns it). */
 vigil_status arena_keep_op(struct vigil_arena *a, const void *node, int lane, uint64_t fingerprint, void *xop,

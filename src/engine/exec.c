@@ -420,6 +420,16 @@ static int plan_slices(const vigil_model *model) {
     return 1;
 }
 
+/* The arena's plan of model for batch, shared, or a new one kept there. */
+static vigil_status plan_piece(vigil_model *model, int64_t batch, vigil_arena *arena, vigil_plan **out,
+                               vigil_error *err) {
+    *out = arena_piece_get(arena, model, batch);
+    if (*out) return VIGIL_OK;
+    vigil_status st = vigil_plan_create_in(model, batch, arena, out, err);
+    if (!st) arena_piece_keep(arena, *out);
+    return st;
+}
+
 /* A batch above the engine's cap: runs of a plan of the cap, one after
  * another on consecutive slices, and one of the remainder.  Activations (and
  * the split's indirection buffers) follow the cap, not the batch; the
@@ -441,9 +451,11 @@ static vigil_status plan_capped(vigil_model *model, int64_t batch, int64_t cap, 
         st = vigil_arena_create(&p->own, err);
         arena = p->own;
     }
-    /* the larger plan first: the arena grows for it, the remainder fits */
-    if (!st) st = vigil_plan_create_in(model, cap, arena, &p->chunk, err);
-    if (!st && batch % cap) st = vigil_plan_create_in(model, batch % cap, arena, &p->rest, err);
+    p->stage_on = arena; /* where the pieces below go back when p is destroyed */
+    /* the larger plan first: the arena grows for it, the remainder fits;
+     * both are shared with the arena's other capped plans */
+    if (!st) st = plan_piece(model, cap, arena, &p->chunk, err);
+    if (!st && batch % cap) st = plan_piece(model, batch % cap, arena, &p->rest, err);
     for (size_t i = 0; i < model->n_outputs && !st; i++) {
         vigil_tensor *t = &p->outputs[i];
         *t = *vigil_plan_output(p->chunk, i);
@@ -518,8 +530,8 @@ void vigil_plan_destroy(vigil_plan *p) {
     if (!p) return;
     for (int k = 0; k < p->n_parts; k++) vigil_plan_destroy(p->parts[k]);
     vigil_free(p->parts);
-    vigil_plan_destroy(p->chunk);
-    vigil_plan_destroy(p->rest);
+    if (p->chunk) arena_piece_put(p->stage_on, p->chunk);
+    if (p->rest) arena_piece_put(p->stage_on, p->rest);
     vigil_arena_destroy(p->own); /* after the plans on it */
     for (int i = 0; i < p->n_steps; i++)
         step_release(&p->steps[i]);

@@ -95,6 +95,8 @@ void xnn_count_end(void) {
 
 /* ---- the arena ---- */
 
+#define ARENA_PIECES 8 /* pieces kept for sharing; more are owned by their capped plan alone */
+
 struct shared_op_list {
     shared_op *op;
     struct shared_op_list *next;
@@ -105,6 +107,12 @@ struct vigil_arena {
     size_t bytes;
     uint8_t *staging; /* outputs of plans that copy them (arena_staging) */
     size_t staging_bytes;
+    /* plans that capped batches run (exec.c, plan_capped): one per batch
+     * size, shared by every capped plan on the arena, users counted */
+    struct {
+        vigil_plan *plan;
+        int users;
+    } pieces[ARENA_PIECES];
     int plans; /* alive on the arena */
     struct shared_op_list *ops;
     const vigil_model *model; /* whose operators ops holds */
@@ -172,6 +180,36 @@ vigil_status arena_take(vigil_arena *a, const vigil_model *model, size_t offset,
 
 void arena_release(vigil_arena *a) {
     a->plans--;
+}
+
+vigil_plan *arena_piece_get(vigil_arena *a, const vigil_model *model, int64_t batch) {
+    for (int i = 0; i < ARENA_PIECES; i++) {
+        vigil_plan *p = a->pieces[i].plan;
+        if (p && p->model == model && p->batch == batch) {
+            a->pieces[i].users++;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+void arena_piece_keep(vigil_arena *a, vigil_plan *plan) {
+    for (int i = 0; i < ARENA_PIECES; i++)
+        if (!a->pieces[i].plan) {
+            a->pieces[i].plan = plan;
+            a->pieces[i].users = 1;
+            return;
+        }
+}
+
+void arena_piece_put(vigil_arena *a, vigil_plan *plan) {
+    for (int i = 0; i < ARENA_PIECES; i++)
+        if (a->pieces[i].plan == plan) {
+            if (--a->pieces[i].users > 0) return;
+            a->pieces[i].plan = NULL;
+            break;
+        }
+    vigil_plan_destroy(plan); /* its last user, or never kept */
 }
 
 uint8_t *arena_staging(vigil_arena *a, size_t bytes) {

@@ -737,6 +737,9 @@ static void weights_per_instance(int threads, int batch_cap) {
             threads, one, vigil_arena_weight_bytes(arena));
     CHECK_EQ_INT(vigil_arena_weight_bytes(arena), most);
     if (threads == 1) CHECK_EQ_INT(vigil_arena_weight_bytes(arena), one);
+    /* capped batches share one plan of the cap (and of each remainder) */
+    for (int64_t b = cap + 1; b <= 8; b++)
+        if (plans[b] && plans[8]) CHECK(plans[b]->chunk && plans[b]->chunk == plans[8]->chunk);
     /* activations follow the cap: the arena holds what the cap's plan needs */
     CHECK(vigil_plan_peak_activation_bytes(plans[8]) == vigil_plan_peak_activation_bytes(plans[cap]));
     CHECK(vigil_arena_bytes(arena) <= vigil_plan_peak_activation_bytes(plans[cap]) + 4096);
