@@ -13,7 +13,7 @@
  *
  * Raw inference and detection both reach a model only through run:
  * detection pre-processes images into the batch input and post-processes
- * the outputs around it (serve/detect_job.c, the vision library), so a
+ * the outputs around it (serve/job_detect.c, the vision library), so a
  * backend that runs tensors answers detection too.
  *
  * A compiled model belongs to one worker thread (one instance of the model in
