@@ -19,18 +19,7 @@
  * Plans are compiled for at most the engine's batch cap (the thread count,
  * at least 2): a larger batch runs as runs of the cap's plan on slices, so
  * activations follow the cap, not max_batch_size (engine.h, batch_cap).
- *
- * Opening the device fixes glibc's mmap threshold at 1 MiB.  A server with
- * this backend moves tensors of megabytes per request (a request body, the
- * stacked batch, the outputs), and glibc's default threshold rises to 32 MiB
- * after the first such buffer is freed: from then on they come from the
- * heap, whose free space is seldom given back, and resident memory grows
- * with the largest request seen.  At 1 MiB every such buffer is its own
- * mapping, returned to the system when freed (docs/BENCHMARKS.md, "Memory
- * per model instance": yolov8n at batch 8, 211 -> 157 MB resident); it
- * costs the page faults of touching fresh pages, small beside a run.
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -40,7 +29,6 @@
 #include "vigil/engine.h"
 
 #define CPU_PLAN_SLOTS 8
-#define CPU_MMAP_THRESHOLD (1 << 20) /* bytes: larger allocations are mappings of their own */
 
 struct backend_device {
     int cores;
@@ -72,8 +60,6 @@ static vigil_status cpu_open(int threads, backend_device **out, vigil_error *err
     if (!dev) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cpu backend: out of memory");
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     dev->cores = n > 0 ? (int)n : 1;
-    if (mallopt(M_MMAP_THRESHOLD, CPU_MMAP_THRESHOLD) != 1) /* refused by sanitizer allocators: harmless */
-        LOG_D("cpu: the allocator refused the mmap threshold (freed tensors may stay resident)");
     vigil_engine_options eo = {.threads = threads > 0 ? threads : dev->cores};
     vigil_status st = vigil_engine_create(&eo, &dev->engine, err);
     if (st) {
