@@ -5,8 +5,8 @@
  * not when the first image arrives: `/api/v1/detect` refuses a raw model,
  * `/api/v1/models` and `vigil models list` show the task and the head family,
  * and a YOLOv5 export carries no `task` metadata at all.  The answer is the
- * one vigil_detector_create would reach (the same input-size rule and the
- * same head_detect_layout), plus one guard the detector does not need: a
+ * one the detection spec (detect.c) reaches (the same input-size rule and
+ * the same head_detect_layout), plus one guard the spec does not need: a
  * [N, a, b] output with a < b is read as YOLOv8 only when b is the anchor
  * count of the input's stride-8/16/32 grid, so a raw model with a wide
  * output is not taken for a detector.
