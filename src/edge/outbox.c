@@ -117,6 +117,7 @@ static const char schema_sql[] =
     " last_status INTEGER, last_reason TEXT);"
     "CREATE INDEX IF NOT EXISTS outbox_order ON outbox(state, priority, created_ms, id);"
     "CREATE INDEX IF NOT EXISTS outbox_age ON outbox(created_ms);"
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_ms);"
     "CREATE TABLE IF NOT EXISTS events("
     " id TEXT PRIMARY KEY, priority INTEGER NOT NULL, created_ms INTEGER NOT NULL, json TEXT NOT NULL,"
     " state TEXT NOT NULL, verdict TEXT, state_ms INTEGER NOT NULL, last_status INTEGER, last_reason TEXT);"
