@@ -475,8 +475,11 @@ static void *drain_main(void *arg) {
         if (online) start_transfers(up);
         int highest;
         if (running_count(up, &highest) == 0) {
+            /* start_transfers found nothing it may start; a row due "now" that it
+             * could not claim (the clock moved back, a failed claim) must not
+             * make this loop spin */
             long budget = wait_budget_ms(up, online);
-            if (budget == 0) continue;
+            if (budget == 0) budget = 10;
             pthread_mutex_lock(&up->lock);
             if (!up->stopping && !up->kicked && up->online == online) {
                 if (budget < 0) {

@@ -73,6 +73,7 @@ struct server {
     request_rec log[LOG_MAX];
     int n, seq;
     int ready_status; /* for GET /v2/health/ready */
+    int connections;  /* TCP connections accepted */
     bool want_client_cert;
     char *bearer; /* expected token, NULL: none */
 };
@@ -92,6 +93,17 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
         free(u);
     }
     *con_cls = NULL;
+}
+
+static void connection_seen(void *cls, struct MHD_Connection *c, void **socket_context,
+                            enum MHD_ConnectionNotificationCode code) {
+    (void)c;
+    (void)socket_context;
+    server *srv = cls;
+    if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
+    pthread_mutex_lock(&srv->lock);
+    srv->connections++;
+    pthread_mutex_unlock(&srv->lock);
 }
 
 static const void *find(const upload *u, const char *needle) {
@@ -227,9 +239,10 @@ static bool server_start(server *srv, script_fn script, const char *cert_file, c
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     char *cert = NULL, *key = NULL, *trust = NULL;
-    struct MHD_OptionItem opts[8];
+    struct MHD_OptionItem opts[10];
     int k = 0;
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL};
+    opts[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_seen, srv};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr};
     opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL};
     if (cert_file) {
@@ -623,6 +636,8 @@ static void test_priority_order(void) {
         CHECK_EQ_INT(server_count(&srv, NULL), 16);
         check_strict_order(&srv);
         if (concurrency == 1) {
+            /* one connection, reused for all 16 */
+            CHECK_EQ_INT(srv.connections, 1);
             /* one at a time: exactly priority, then age */
             pthread_mutex_lock(&srv.lock);
             for (int i = 1; i < srv.n; i++) {
