@@ -504,27 +504,31 @@ static void test_quarantine_garbage(void) {
 }
 
 static void test_quarantine_truncated(void) {
-    char path[512];
-    tmp_path(path, sizeof path, "truncated.db");
-    outbox *box = open_box("truncated.db", NULL);
-    CHECK(box != NULL);
-    if (!box) return;
-    for (int i = 0; i < 40; i++) {
-        edge_event e = make_event(i % 4, 100 + i, 6000);
-        CHECK_EQ_INT(put(box, &e, 200), VIGIL_OK);
-        edge_event_clear(&e);
+    /* a real outbox cut in the middle of a page, at a page boundary, and inside the header */
+    for (int cut = 0; cut < 3; cut++) {
+        char name[32], path[512];
+        snprintf(name, sizeof name, "truncated-%d.db", cut);
+        tmp_path(path, sizeof path, name);
+        outbox *box = open_box(name, NULL);
+        CHECK(box != NULL);
+        if (!box) return;
+        for (int i = 0; i < 40; i++) {
+            edge_event e = make_event(i % 4, 100 + i, 6000);
+            CHECK_EQ_INT(put(box, &e, 200), VIGIL_OK);
+            edge_event_clear(&e);
+        }
+        outbox_close(box); /* checkpoints the WAL into the file and removes it */
+        struct stat st;
+        CHECK(stat(path, &st) == 0);
+        CHECK(st.st_size > 100000);
+        off_t at = cut == 0 ? st.st_size / 2 + 1000 : cut == 1 ? 4096 * 8 : 50;
+        CHECK(truncate(path, at) == 0);
+        box = open_box(name, NULL);
+        CHECK(box != NULL);
+        if (!box) return;
+        check_quarantined(box, path, false);
+        outbox_close(box);
     }
-    outbox_close(box); /* checkpoints the WAL into the file and removes it */
-    struct stat st;
-    CHECK(stat(path, &st) == 0);
-    CHECK(st.st_size > 100000);
-    /* cut it in the middle of a page */
-    CHECK(truncate(path, st.st_size / 2 + 1000) == 0);
-    box = open_box("truncated.db", NULL);
-    CHECK(box != NULL);
-    if (!box) return;
-    check_quarantined(box, path, false);
-    outbox_close(box);
 }
 
 static void test_sqlite_errors_surfaced(void) {
