@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
@@ -535,6 +536,9 @@ static vigil_status quarantine(outbox *box, const char *path, vigil_error *err) 
     clock_gettime(CLOCK_REALTIME, &ts);
     long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     int n = snprintf(box->quarantine_path, sizeof box->quarantine_path, "%s.corrupt-%lld", path, ms);
+    /* never rename over an earlier quarantine (two in one millisecond) */
+    for (int k = 1; n >= 0 && (size_t)n < sizeof box->quarantine_path && access(box->quarantine_path, F_OK) == 0; k++)
+        n = snprintf(box->quarantine_path, sizeof box->quarantine_path, "%s.corrupt-%lld-%d", path, ms, k);
     if (n < 0 || (size_t)n >= sizeof box->quarantine_path)
         return vigil_error_set(err, VIGIL_ERR_LIMIT, "outbox: path too long to quarantine: %s", path);
     if (rename(path, box->quarantine_path) != 0)
