@@ -404,6 +404,17 @@ static bool wait_empty(outbox *box) {
     return false;
 }
 
+/* The uplink updates its stats and calls on_attempt just after the outbox
+ * changed, so a test that read the outbox waits for the attempt too. */
+static bool wait_attempts(observed *o, int n) {
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (mono_ms() < deadline) {
+        if (observed_get(o, 1) >= n) return true;
+        sleep_ms(5);
+    }
+    return false;
+}
+
 static uplink_config base_config(const char *url, observed *o) {
     uplink_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -572,6 +583,7 @@ static void test_stats_by_result(void) {
     put_events(box, 7, prio_one, results_ids, NULL);
     uplink_set_online(up, true);
     CHECK(wait_empty(box));
+    CHECK(wait_attempts(&o, 12));
     uplink_stats us;
     uplink_stats_get(up, &us);
     CHECK_EQ_INT(us.sent_ok, 5);
@@ -707,8 +719,10 @@ static void test_refused_and_timeout(void) {
     cfg = base_config(url, &o);
     cfg.timeout_s = 0.5;
     CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_OK);
+    int before = observed_get(&o, 1);
     uplink_set_online(up, true);
     CHECK(wait_empty(box));
+    CHECK(wait_attempts(&o, before + 2));
     uplink_stats_get(up, &us);
     CHECK(us.failed_transport >= 1);
     CHECK_EQ_INT(us.sent_ok, 1);
@@ -797,6 +811,111 @@ static void test_nothing_lost(void) {
     CHECK_EQ_INT(os.acked, acked);
     CHECK_EQ_INT(os.parked, parked);
     fprintf(stderr, "  %d committed, %d acked, %d parked, %d requests\n", N, acked, parked, server_count(&srv, NULL));
+    outbox_close(box);
+    server_stop(&srv);
+}
+
+static answer retry_after_100_script(server *srv, const char *key, int nth, const request_rec *rec) {
+    (void)srv;
+    (void)key;
+    (void)rec;
+    return nth == 0 ? (answer){503, "Retry-After", "100", 0} : (answer){201, NULL, NULL, 0};
+}
+
+/* Backoff deadlines are on the edge clock: a retry 100 s away falls due as
+ * soon as the test clock jumps past it, without 100 s of real waiting. */
+static void test_clock_jump(void) {
+    char clock_file[400], tmp_file[400];
+    snprintf(clock_file, sizeof clock_file, "%s/clock", tmp_root);
+    snprintf(tmp_file, sizeof tmp_file, "%s/clock.tmp", tmp_root);
+    FILE *f = fopen(clock_file, "w");
+    CHECK(f && fputs("0\n", f) >= 0);
+    if (f) fclose(f);
+    edge_clock *clock = edge_clock_create(clock_file);
+    CHECK(clock != NULL);
+    server srv;
+    CHECK(server_start(&srv, retry_after_100_script, NULL, NULL, NULL));
+    outbox *box = open_box("clock.db");
+    CHECK(box != NULL);
+    if (!box || !clock || !srv.port) return;
+    observed o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", srv.port);
+    uplink_config cfg = base_config(url, &o);
+    uplink *up = NULL;
+    vigil_error err = {0};
+    CHECK_EQ_INT(uplink_create(&cfg, box, clock, &up, &err), VIGIL_OK);
+    char ids[1][EDGE_EVENT_ID_LEN + 1];
+    put_events(box, 1, prio_one, ids, NULL);
+    uplink_set_online(up, true);
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (mono_ms() < deadline && server_count(&srv, NULL) < 1)
+        sleep_ms(10);
+    CHECK_EQ_INT(server_count(&srv, NULL), 1);
+    sleep_ms(300);
+    CHECK_EQ_INT(server_count(&srv, NULL), 1); /* held by Retry-After: 100 */
+    CHECK_EQ_INT(outbox_depth(box), 1);
+    f = fopen(tmp_file, "w");
+    CHECK(f && fputs("200000\n", f) >= 0);
+    if (f) fclose(f);
+    CHECK(rename(tmp_file, clock_file) == 0);
+    CHECK(wait_empty(box));
+    CHECK_EQ_INT(server_count(&srv, ids[0]), 2);
+    uplink_destroy(up);
+    outbox_close(box);
+    server_stop(&srv);
+    edge_clock_destroy(clock);
+}
+
+static answer slow_script(server *srv, const char *key, int nth, const request_rec *rec) {
+    (void)srv;
+    (void)key;
+    (void)rec;
+    return (answer){201, NULL, NULL, nth == 0 ? 1500 : 0};
+}
+
+/* Going offline aborts a transfer in flight: the row is pending again at
+ * once (not after the timeout), and sent when the link is back. */
+static void test_offline_aborts(void) {
+    server srv;
+    CHECK(server_start(&srv, slow_script, NULL, NULL, NULL));
+    outbox *box = open_box("offline.db");
+    CHECK(box != NULL);
+    if (!box || !srv.port) return;
+    observed o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", srv.port);
+    uplink_config cfg = base_config(url, &o);
+    cfg.timeout_s = 30;
+    uplink *up = NULL;
+    vigil_error err = {0};
+    CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_OK);
+    char ids[1][EDGE_EVENT_ID_LEN + 1];
+    put_events(box, 1, prio_zero, ids, NULL);
+    uplink_set_online(up, true);
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (mono_ms() < deadline && server_count(&srv, NULL) < 1)
+        sleep_ms(10);
+    uplink_set_online(up, false);
+    uplink_stats us = {0};
+    while (mono_ms() < deadline && us.aborted < 1) {
+        uplink_stats_get(up, &us);
+        sleep_ms(10);
+    }
+    CHECK_EQ_INT(us.aborted, 1);
+    CHECK_EQ_INT(us.failed_transport, 0);
+    edge_event got;
+    bool found = false;
+    int attempts = 0;
+    /* pending and due: another claimer could take it now */
+    CHECK_EQ_INT(outbox_claim_next(box, edge_clock_now_ms(NULL), 3, &got, &found, &attempts, &err), VIGIL_OK);
+    CHECK(found && strcmp(got.id, ids[0]) == 0);
+    CHECK_EQ_INT(outbox_retry(box, got.id, 0, "test", &err), VIGIL_OK);
+    edge_event_clear(&got);
+    uplink_set_online(up, true);
+    CHECK(wait_empty(box));
+    uplink_destroy(up);
+    CHECK_EQ_INT(server_count(&srv, ids[0]), 2);
     outbox_close(box);
     server_stop(&srv);
 }
@@ -925,6 +1044,8 @@ int main(void) {
     RUN(test_priority_order);
     RUN(test_refused_and_timeout);
     RUN(test_nothing_lost);
+    RUN(test_clock_jump);
+    RUN(test_offline_aborts);
     RUN(test_probe);
     RUN(test_https);
     char cmd[300];
