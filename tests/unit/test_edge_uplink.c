@@ -475,13 +475,13 @@ static void test_backoff_bounds(void) {
 }
 
 /* The scripted answers of test_results, by each key's index in the run. */
-static char results_ids[7][EDGE_EVENT_ID_LEN + 1];
+static char results_ids[8][EDGE_EVENT_ID_LEN + 1];
 
 static answer results_script(server *srv, const char *key, int nth, const request_rec *rec) {
     (void)srv;
     (void)rec;
     int which = -1;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         if (strcmp(key, results_ids[i]) == 0) which = i;
     switch (which) {
     case 0: return (answer){201, NULL, NULL, 0};
@@ -491,6 +491,8 @@ static answer results_script(server *srv, const char *key, int nth, const reques
     case 4: return (answer){400, NULL, NULL, 0};
     case 5: return nth == 0 ? (answer){408, NULL, NULL, 0} : (answer){201, NULL, NULL, 0};
     case 6: return nth < 2 ? (answer){500, NULL, NULL, 0} : (answer){201, NULL, NULL, 0};
+    /* 409: the receiver is still processing the first copy (an edge restarted mid-send): ask again */
+    case 7: return nth == 0 ? (answer){409, NULL, NULL, 0} : (answer){200, "Idempotent-Replayed", "true", 0};
     default: return (answer){500, NULL, NULL, 0};
     }
 }
@@ -515,19 +517,19 @@ static void test_results(void) {
     uplink *up = NULL;
     vigil_error err = {0};
     CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_OK);
-    put_events(box, 7, prio_one, results_ids, NULL);
+    put_events(box, 8, prio_one, results_ids, NULL);
     uplink_set_online(up, true);
     CHECK(wait_empty(box));
     uplink_destroy(up);
 
-    int want_requests[7] = {1, 1, 2, 2, 1, 2, 3};
-    for (int i = 0; i < 7; i++)
+    int want_requests[8] = {1, 1, 2, 2, 1, 2, 3, 2};
+    for (int i = 0; i < 8; i++)
         CHECK_EQ_INT(server_count(&srv, results_ids[i]), want_requests[i]);
     char state[32];
     CHECK_STR(event_state(box, results_ids[0], state, sizeof state), "acked");
     CHECK_STR(event_state(box, results_ids[1], state, sizeof state), "acked");
     CHECK_STR(event_state(box, results_ids[4], state, sizeof state), "parked");
-    for (int i = 2; i < 7; i++)
+    for (int i = 2; i < 8; i++)
         if (i != 4) CHECK_STR(event_state(box, results_ids[i], state, sizeof state), "acked");
     char *json = NULL;
     CHECK_EQ_INT(outbox_event_json(box, results_ids[0], &json, &err), VIGIL_OK);
@@ -557,10 +559,10 @@ static void test_results(void) {
 
     outbox_stats os;
     CHECK_EQ_INT(outbox_stats_get(box, edge_clock_now_ms(NULL), &os, &err), VIGIL_OK);
-    CHECK_EQ_INT(os.acked, 6);
+    CHECK_EQ_INT(os.acked, 7);
     CHECK_EQ_INT(os.parked, 1);
-    CHECK_EQ_INT(observed_get(&o, 0), 6);  /* verdicts */
-    CHECK_EQ_INT(observed_get(&o, 1), 12); /* attempts: every request */
+    CHECK_EQ_INT(observed_get(&o, 0), 7);  /* verdicts */
+    CHECK_EQ_INT(observed_get(&o, 1), 14); /* attempts: every request */
     outbox_close(box);
     server_stop(&srv);
 }
@@ -580,15 +582,15 @@ static void test_stats_by_result(void) {
     uplink *up = NULL;
     vigil_error err = {0};
     CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_OK);
-    put_events(box, 7, prio_one, results_ids, NULL);
+    put_events(box, 8, prio_one, results_ids, NULL);
     uplink_set_online(up, true);
     CHECK(wait_empty(box));
-    CHECK(wait_attempts(&o, 12));
+    CHECK(wait_attempts(&o, 14));
     uplink_stats us;
     uplink_stats_get(up, &us);
     CHECK_EQ_INT(us.sent_ok, 5);
-    CHECK_EQ_INT(us.replayed, 1);
-    CHECK_EQ_INT(us.retried, 5); /* 503, 429, 408, 500, 500 */
+    CHECK_EQ_INT(us.replayed, 2);
+    CHECK_EQ_INT(us.retried, 6); /* 503, 429, 408, 500, 500, 409 */
     CHECK_EQ_INT(us.parked, 1);
     CHECK_EQ_INT(us.failed_transport, 0);
     CHECK(us.drain_rate_per_s > 0);
