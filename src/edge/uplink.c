@@ -364,7 +364,9 @@ static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
     if (t->retry_after_ms >= 0) {
         delay = t->retry_after_ms; /* the cloud's word, over backoff_max_s if it says so */
         if (delay > UPLINK_RETRY_AFTER_MAX_MS) delay = UPLINK_RETRY_AFTER_MAX_MS;
-        if (now + delay > up->hold_until_ms) up->hold_until_ms = now + delay;
+        /* 429 and 503 speak for the whole cloud; a Retry-After on anything
+         * else (the receiver's 409) for this event only */
+        if ((code == 429 || code == 503) && now + delay > up->hold_until_ms) up->hold_until_ms = now + delay;
     } else {
         delay = uplink_backoff_ms(t->attempts, up->cfg.backoff_base_s, up->cfg.backoff_max_s, rng_next(&up->rng));
     }

@@ -33,9 +33,9 @@
  * A retry waits uplink_backoff_ms (exponential, full jitter: uniform in
  * [0, min(max, base * 2^attempts)]), or the answer's Retry-After (seconds or
  * an HTTP-date) when it has one (even beyond backoff_max_s: the cloud knows
- * its load; at most an hour).  A Retry-After, or a failure to reach the
- * cloud at all, also holds every new transfer for that long (the cloud as a
- * whole asked for, or needs, the pause); the transport hold grows with
+ * its load; at most an hour).  A Retry-After on a 429 or 503, or a failure
+ * to reach the cloud at all, also holds every new transfer for that long
+ * (the cloud as a whole asked for, or needs, the pause); the transport hold grows with
  * consecutive transport failures and ends at the first answer or when the
  * link comes back online.  Deadlines are on the edge clock; the thread re-reads it at
  * least once a second while rows wait, so a test clock jump is seen.

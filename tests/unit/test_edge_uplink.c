@@ -492,7 +492,7 @@ static answer results_script(server *srv, const char *key, int nth, const reques
     case 5: return nth == 0 ? (answer){408, NULL, NULL, 0} : (answer){201, NULL, NULL, 0};
     case 6: return nth < 2 ? (answer){500, NULL, NULL, 0} : (answer){201, NULL, NULL, 0};
     /* 409: the receiver is still processing the first copy (an edge restarted mid-send): ask again */
-    case 7: return nth == 0 ? (answer){409, NULL, NULL, 0} : (answer){200, "Idempotent-Replayed", "true", 0};
+    case 7: return nth == 0 ? (answer){409, "Retry-After", "1", 0} : (answer){200, "Idempotent-Replayed", "true", 0};
     default: return (answer){500, NULL, NULL, 0};
     }
 }
@@ -543,6 +543,9 @@ static void test_results(void) {
     request_rec recs[4];
     CHECK_EQ_INT(server_find(&srv, results_ids[2], recs, 4), 2);
     CHECK(recs[1].arrive_ms - recs[0].done_ms >= 990);
+    request_rec busy[4]; /* the 409's Retry-After: 1 holds that event */
+    CHECK_EQ_INT(server_find(&srv, results_ids[7], busy, 4), 2);
+    CHECK(busy[1].arrive_ms - busy[0].done_ms >= 990);
     pthread_mutex_lock(&srv.lock);
     for (int i = 0; i < srv.n; i++)
         if (srv.log[i].arrive_seq > recs[0].done_seq) CHECK(srv.log[i].arrive_ms - recs[0].done_ms >= 990);
