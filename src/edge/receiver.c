@@ -139,15 +139,16 @@ static vigil_status receiver_detect(receiver *r, server_call *call, const char *
     char name[128];
     const char *model = r->model;
     vigil_status st;
+    vigil_error why = {0};
     if (!model[0]) {
-        st = repository_default_detector(request_repository(server), name, sizeof name, err);
-        if (st) return vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "no cloud model: %s", err->message);
+        st = repository_default_detector(request_repository(server), name, sizeof name, &why);
+        if (st) return vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "no cloud model: %s", why.message);
         model = name;
     }
     server_call_set_model(call, model);
     served_model *m = NULL;
-    st = request_acquire(server, model, 0, &m, err);
-    if (st) return vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "cloud model %s: %s", model, err->message);
+    st = request_acquire(server, model, 0, &m, &why);
+    if (st) return vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "cloud model %s: %s", model, why.message);
     if (m->task != MODEL_TASK_DETECT) {
         repository_release(request_repository(server), m);
         return vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "cloud model %s is not a detection model", model);
@@ -374,18 +375,23 @@ static void *receiver_worker(void *arg) {
 
 /* ------------------------------------------------------------ the route */
 
-/* SHA-256 over the two parts, each preceded by its name and length, so that
- * no two different (event, frame) pairs feed the same bytes. */
+/* SHA-256 over the two parts, each preceded by its name (NUL-terminated)
+ * and its length (8 bytes, little-endian), so that no two different
+ * (event, frame) pairs feed the same bytes: docs/EDGE.md spells it out for
+ * anyone checking a stored hash. */
 static int parts_sha256(const char *event, size_t event_size, const char *frame, size_t frame_size, char hex[65]) {
+    unsigned char sizes[2][8];
+    for (int i = 0; i < 8; i++) {
+        sizes[0][i] = (unsigned char)((uint64_t)event_size >> (8 * i));
+        sizes[1][i] = (unsigned char)((uint64_t)frame_size >> (8 * i));
+    }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    uint64_t sizes[2] = {event_size, frame_size};
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(ctx, "event", 6) == 1 && EVP_DigestUpdate(ctx, &sizes[0], 8) == 1 &&
-             EVP_DigestUpdate(ctx, event, event_size) == 1 && EVP_DigestUpdate(ctx, "frame", 6) == 1 &&
-             EVP_DigestUpdate(ctx, &sizes[1], 8) == 1 && EVP_DigestUpdate(ctx, frame, frame_size) == 1 &&
-             EVP_DigestFinal_ex(ctx, digest, &len) == 1 && len == 32;
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, "event", 6) == 1 &&
+             EVP_DigestUpdate(ctx, sizes[0], 8) == 1 && EVP_DigestUpdate(ctx, event, event_size) == 1 &&
+             EVP_DigestUpdate(ctx, "frame", 6) == 1 && EVP_DigestUpdate(ctx, sizes[1], 8) == 1 &&
+             EVP_DigestUpdate(ctx, frame, frame_size) == 1 && EVP_DigestFinal_ex(ctx, digest, &len) == 1 && len == 32;
     EVP_MD_CTX_free(ctx);
     if (!ok) return 0;
     static const char digits[] = "0123456789abcdef";
