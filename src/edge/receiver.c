@@ -53,10 +53,26 @@
 #include "serve/multipart.h"
 #include "serve/request.h"
 #include "serve/server.h"
+#include "serve/textbuf.h"
 
 #define RECEIVER_ROUTE "/api/v1/events"
 #define RECEIVER_EXPIRE_EVERY_MS (60 * 1000)
 #define ARENA_MIN_CAP (INT64_C(256) << 20)
+
+/* How each request ended, for /metrics (vigil_edge_receiver_requests_total). */
+typedef enum receiver_outcome {
+    OUTCOME_CREATED = 0, /* 201: processed for the first time */
+    OUTCOME_REPLAYED,    /* the stored answer again */
+    OUTCOME_BUSY,        /* 409 */
+    OUTCOME_MISMATCH,    /* 422 */
+    OUTCOME_BAD_FRAME,   /* 400 stored: the model could not read the frame */
+    OUTCOME_REFUSED,     /* 400/404 before any claim: no key, bad key, bad body */
+    OUTCOME_UNAVAILABLE, /* 503: nothing recorded, the edge retries */
+    RECEIVER_OUTCOMES
+} receiver_outcome;
+
+static const char *const outcome_names[RECEIVER_OUTCOMES] = {"created", "replayed",  "busy",       "mismatch",
+                                                             "bad_frame", "refused", "unavailable"};
 
 /* One request waiting for or held by a worker.  The pointers are into the
  * call's body, which lives while the call is deferred. */
@@ -64,6 +80,8 @@ typedef struct receiver_job {
     server_call *call;
     char key[EDGE_EVENT_ID_LEN + 1];
     char hash[65];
+    const char *event;
+    size_t event_size;
     const char *frame;
     size_t frame_size;
 } receiver_job;
@@ -82,6 +100,8 @@ struct receiver {
     pthread_t *threads;
     size_t n_threads;
     int64_t next_expire_ms; /* guarded by lock */
+    atomic_llong outcomes[RECEIVER_OUTCOMES];
+    atomic_llong expired;
 };
 
 static int64_t now_ms(void) {
@@ -246,7 +266,7 @@ static vigil_status frame_store(const receiver *r, const char *id, const char *f
 /* ------------------------------------------------------------ the work */
 
 /* A fresh claim: the model, the frame, the answer stored, then sent. */
-static void receiver_new(receiver *r, const receiver_job *job) {
+static receiver_outcome receiver_new(receiver *r, const receiver_job *job) {
     server_call *call = job->call;
     vigil_error err = {0};
     json_t *verdict = NULL;
@@ -261,7 +281,7 @@ static void receiver_new(receiver *r, const receiver_job *job) {
         if (idem_abandon(r->store, job->key, &ignored)) LOG_W("receiver: %s: %s", job->key, ignored.message);
         LOG_W("receiver: %s: %s (the edge will retry)", job->key, err.message);
         server_call_error(call, VIGIL_ERR_UNAVAILABLE, err.message);
-        return;
+        return OUTCOME_UNAVAILABLE;
     } else {
         st = frame_store(r, job->key, job->frame, job->frame_size, &err);
         if (st) {
@@ -270,7 +290,7 @@ static void receiver_new(receiver *r, const receiver_job *job) {
             idem_abandon(r->store, job->key, &ignored);
             LOG_E("receiver: %s: %s", job->key, err.message);
             server_call_error(call, VIGIL_ERR_UNAVAILABLE, err.message);
-            return;
+            return OUTCOME_UNAVAILABLE;
         }
         status = 201;
         json_t *answer = json_pack("{s:s,s:o,s:I}", "id", job->key, "verdict", verdict, "received_ms",
@@ -285,17 +305,19 @@ static void receiver_new(receiver *r, const receiver_job *job) {
         vigil_error ignored = {0};
         idem_abandon(r->store, job->key, &ignored);
         server_call_error(call, VIGIL_ERR_UNAVAILABLE, "out of memory");
-        return;
+        return OUTCOME_UNAVAILABLE;
     }
+    receiver_outcome outcome = status == 201 ? OUTCOME_CREATED : OUTCOME_BAD_FRAME;
     st = idem_finish(r->store, job->key, status, body, &err);
     if (st == VIGIL_ERR_EXISTS) {
         /* Another worker took this claim over and answered first: that
          * answer is the one every client gets. */
-        idem_outcome outcome;
+        idem_outcome again;
         int stored_status = 0;
         char *stored = NULL;
-        st = idem_begin(r->store, job->key, job->hash, &outcome, &stored_status, &stored, &err);
-        if (!st && outcome == IDEM_REPLAY) answer_text(call, stored_status, stored, 1);
+        st = idem_begin(r->store, job->key, job->hash, &again, &stored_status, &stored, &err);
+        outcome = !st && again == IDEM_REPLAY ? OUTCOME_REPLAYED : OUTCOME_UNAVAILABLE;
+        if (outcome == OUTCOME_REPLAYED) answer_text(call, stored_status, stored, 1);
         else server_call_error(call, VIGIL_ERR_UNAVAILABLE, st ? err.message : "the event is being answered");
         vigil_free(stored);
     } else if (st) {
@@ -303,13 +325,15 @@ static void receiver_new(receiver *r, const receiver_job *job) {
         idem_abandon(r->store, job->key, &ignored);
         LOG_W("receiver: %s: %s (the edge will retry)", job->key, err.message);
         server_call_error(call, VIGIL_ERR_UNAVAILABLE, err.message);
+        outcome = OUTCOME_UNAVAILABLE;
     } else {
         answer_text(call, status, body, 0);
     }
     vigil_free(body);
+    return outcome;
 }
 
-static void receiver_process(receiver *r, const receiver_job *job) {
+static receiver_outcome receiver_process(receiver *r, const receiver_job *job) {
     server_call *call = job->call;
     vigil_error err = {0};
     idem_outcome outcome;
@@ -319,24 +343,50 @@ static void receiver_process(receiver *r, const receiver_job *job) {
     if (st) {
         LOG_W("receiver: %s: %s", job->key, err.message);
         server_call_error(call, VIGIL_ERR_UNAVAILABLE, err.message);
-        return;
+        return OUTCOME_UNAVAILABLE;
     }
+    receiver_outcome result = OUTCOME_UNAVAILABLE;
     switch (outcome) {
     case IDEM_REPLAY:
         answer_text(call, status, body, 1);
+        result = OUTCOME_REPLAYED;
         break;
     case IDEM_BUSY:
         server_call_error_code(call, 409, "this Idempotency-Key is being processed now; retry later");
         server_call_header_add(call, "Retry-After", "1");
+        result = OUTCOME_BUSY;
         break;
     case IDEM_MISMATCH:
         server_call_error_code(call, 422, "this Idempotency-Key was used with a different event or frame");
+        result = OUTCOME_MISMATCH;
         break;
     case IDEM_NEW:
-        receiver_new(r, job);
+        result = receiver_new(r, job);
         break;
     }
     vigil_free(body);
+    return result;
+}
+
+/* GET /metrics: requests by outcome, the queue, expiries (server_metrics_add). */
+static void receiver_metrics(void *ctx, textbuf *out) {
+    receiver *r = ctx;
+    textbuf_printf(out, "# HELP vigil_edge_receiver_requests_total POST /api/v1/events by outcome (docs/EDGE.md).\n"
+                        "# TYPE vigil_edge_receiver_requests_total counter\n");
+    for (int i = 0; i < RECEIVER_OUTCOMES; i++)
+        textbuf_printf(out, "vigil_edge_receiver_requests_total{outcome=\"%s\"} %lld\n", outcome_names[i],
+                       (long long)atomic_load(&r->outcomes[i]));
+    pthread_mutex_lock(&r->lock);
+    size_t waiting = r->count;
+    pthread_mutex_unlock(&r->lock);
+    textbuf_printf(out,
+                   "# HELP vigil_edge_receiver_queue_length Events waiting for a receiver worker.\n"
+                   "# TYPE vigil_edge_receiver_queue_length gauge\n"
+                   "vigil_edge_receiver_queue_length %zu\n"
+                   "# HELP vigil_edge_receiver_expired_keys_total Idempotency keys removed after the retention.\n"
+                   "# TYPE vigil_edge_receiver_expired_keys_total counter\n"
+                   "vigil_edge_receiver_expired_keys_total %lld\n",
+                   waiting, (long long)atomic_load(&r->expired));
 }
 
 static void receiver_expire_due(receiver *r) {
@@ -349,7 +399,10 @@ static void receiver_expire_due(receiver *r) {
     vigil_error err = {0};
     int64_t n = idem_expire(r->store, &err);
     if (n < 0) LOG_W("receiver: expiry: %s", err.message);
-    else if (n > 0) LOG_I("receiver: %lld keys past their retention removed", (long long)n);
+    else if (n > 0) {
+        atomic_fetch_add(&r->expired, n);
+        LOG_I("receiver: %lld keys past their retention removed", (long long)n);
+    }
 }
 
 static void *receiver_worker(void *arg) {
@@ -366,8 +419,10 @@ static void *receiver_worker(void *arg) {
         r->count--;
         int stopping = r->stopping;
         pthread_mutex_unlock(&r->lock);
+        receiver_outcome outcome = OUTCOME_UNAVAILABLE;
         if (stopping) server_call_error(job.call, VIGIL_ERR_UNAVAILABLE, "the receiver is shutting down");
-        else receiver_process(r, &job);
+        else outcome = receiver_process(r, &job);
+        atomic_fetch_add(&r->outcomes[outcome], 1);
         server_call_resume(job.call);
         if (!stopping) receiver_expire_due(r);
     }
@@ -423,11 +478,11 @@ static int event_valid(server_call *call, const char *key, const char *event, si
     return ok;
 }
 
-static void receiver_route(void *ctx, server_call *call) {
-    receiver *r = ctx;
+/* The checks that need no I/O; 0 with the refusal set, or 1 with job filled. */
+static int receiver_check(server_call *call, receiver_job *job) {
     if (server_call_path(call)[0] && strcmp(server_call_path(call), "/") != 0) {
         server_call_error_code(call, 404, "POST /api/v1/events takes no path below it");
-        return;
+        return 0;
     }
     static const char *const no_parameters[] = {NULL};
     const char *unknown = server_call_query_unknown(call, no_parameters);
@@ -435,23 +490,23 @@ static void receiver_route(void *ctx, server_call *call) {
         char message[128];
         snprintf(message, sizeof message, "unknown query parameter '%.64s': POST /api/v1/events takes none", unknown);
         server_call_error_code(call, 400, message);
-        return;
+        return 0;
     }
     const char *key = server_call_header(call, "Idempotency-Key");
     if (!key) {
         server_call_error_code(call, 400, "Idempotency-Key header required: the event id");
-        return;
+        return 0;
     }
     if (!edge_uuid_valid(key)) {
         server_call_error_code(call, 400, "Idempotency-Key must be the event id, a lower-case canonical UUID");
-        return;
+        return 0;
     }
     const char *ctype = server_call_header(call, "Content-Type");
     size_t len;
     const char *body = server_call_body(call, &len);
     if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0 || !body) {
         server_call_error_code(call, 400, "the body must be multipart/form-data with parts \"event\" and \"frame\"");
-        return;
+        return 0;
     }
     const char *event, *frame;
     size_t event_size, frame_size;
@@ -461,22 +516,34 @@ static void receiver_route(void *ctx, server_call *call) {
         char message[300];
         snprintf(message, sizeof message, "%.200s (parts \"event\" and \"frame\" are required)", err.message);
         server_call_error_code(call, 400, message);
-        return;
+        return 0;
     }
     if (frame_size == 0) {
         server_call_error_code(call, 400, "the \"frame\" part is empty");
+        return 0;
+    }
+    if (!event_valid(call, key, event, event_size)) return 0;
+    *job = (receiver_job){.call = call, .event = event, .event_size = event_size, .frame = frame, .frame_size = frame_size};
+    snprintf(job->key, sizeof job->key, "%s", key);
+    return 1;
+}
+
+static void receiver_route(void *ctx, server_call *call) {
+    receiver *r = ctx;
+    receiver_job job;
+    if (!receiver_check(call, &job)) {
+        atomic_fetch_add(&r->outcomes[OUTCOME_REFUSED], 1);
         return;
     }
-    if (!event_valid(call, key, event, event_size)) return;
-    receiver_job job = {.call = call, .frame = frame, .frame_size = frame_size};
-    snprintf(job.key, sizeof job.key, "%s", key);
-    if (!parts_sha256(event, event_size, frame, frame_size, job.hash)) {
+    if (!parts_sha256(job.event, job.event_size, job.frame, job.frame_size, job.hash)) {
+        atomic_fetch_add(&r->outcomes[OUTCOME_UNAVAILABLE], 1);
         server_call_error(call, VIGIL_ERR_UNAVAILABLE, "cannot hash the request");
         return;
     }
     pthread_mutex_lock(&r->lock);
     if (r->stopping || r->count == r->queue_max) {
         pthread_mutex_unlock(&r->lock);
+        atomic_fetch_add(&r->outcomes[OUTCOME_UNAVAILABLE], 1);
         server_call_error(call, VIGIL_ERR_UNAVAILABLE,
                           r->stopping ? "the receiver is shutting down" : "the receiver's queue is full");
         return;
@@ -528,6 +595,7 @@ vigil_status receiver_create(vigil_server *server, const receiver_config *cfg, r
     double claim_timeout = cfg->claim_timeout_s > 0 ? cfg->claim_timeout_s : 120;
     if (!st) st = idem_open(cfg->store_url, cfg->retention_s, claim_timeout, &r->store, err);
     if (!st) st = server_route_add(server, "POST", RECEIVER_ROUTE, receiver_route, r, err);
+    if (!st) st = server_metrics_add(server, receiver_metrics, r, err);
     for (size_t i = 0; !st && i < workers; i++) {
         if (pthread_create(&r->threads[i], NULL, receiver_worker, r) != 0)
             st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "receiver: cannot start a worker thread");

@@ -89,6 +89,21 @@ int routes_ext(http_exchange *ex) {
     return respond_method(ex, allowed);
 }
 
+vigil_status server_metrics_add(vigil_server *server, server_metrics_fn fn, void *ctx, vigil_error *err) {
+    if (server->daemon) return vigil_error_set(err, VIGIL_ERR_STATE, "metrics are added before the server starts");
+    if (!fn) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "metrics need a function");
+    if (server->n_metrics_ext == SERVER_METRICS_MAX)
+        return vigil_error_set(err, VIGIL_ERR_LIMIT, "at most %d added metrics functions", SERVER_METRICS_MAX);
+    server->metrics_ext[server->n_metrics_ext].fn = fn;
+    server->metrics_ext[server->n_metrics_ext].ctx = ctx;
+    server->n_metrics_ext++;
+    return VIGIL_OK;
+}
+
+void routes_ext_metrics(vigil_server *server, textbuf *out) {
+    for (size_t i = 0; i < server->n_metrics_ext; i++) server->metrics_ext[i].fn(server->metrics_ext[i].ctx, out);
+}
+
 /* ------------------------------------------------------------ the request */
 
 vigil_server *server_call_server(server_call *call) { return exchange_of(call)->server; }

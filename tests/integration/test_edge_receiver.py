@@ -29,7 +29,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import free_port, ready_daemon, run_vigil, shared_path
+from conftest import free_port, metric_value, ready_daemon, run_vigil, shared_path
 
 PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
 
@@ -321,6 +321,13 @@ def test_refusals(cloud, store, frames):
     assert rows[key] == (1, 201) and rows[broken] == (1, 400)
     assert len(rows) == 2  # the refusals stored nothing
     assert cloud.frame_files() == [f"{key}.jpg"]
+    metrics = requests.get(cloud.url + "/metrics", timeout=30).text
+    counts = {o: metric_value(metrics, "vigil_edge_receiver_requests_total", outcome=o)
+              for o in ("created", "replayed", "busy", "mismatch", "bad_frame", "refused", "unavailable")}
+    assert counts == {"created": 1, "replayed": 1, "busy": 0, "mismatch": 2, "bad_frame": 1, "refused": 6,
+                      "unavailable": 0}, counts
+    assert metric_value(metrics, "vigil_edge_receiver_queue_length") == 0
+    assert metric_value(metrics, "vigil_http_requests_total", route="/api/v1/events", code="201") is not None
 
 
 def test_restart_and_kill_mid_work(cloud, store, frames):

@@ -16,6 +16,7 @@
 
 #include "core/alloc.h"
 #include "serve/server.h"
+#include "serve/textbuf.h"
 #include "testing.h"
 
 /* One HTTP/1.1 exchange with Connection: close; the whole answer in out. */
@@ -91,6 +92,12 @@ static void deferred_route(void *ctx, server_call *call) {
     }
 }
 
+static void module_metrics(void *ctx, textbuf *out) {
+    textbuf_printf(out, "# HELP vigil_test_module_things Things.\n# TYPE vigil_test_module_things gauge\n"
+                        "vigil_test_module_things %d\n",
+                   *(int *)ctx);
+}
+
 static vigil_server *start_server(const char *auth_secret_file) {
     vigil_config cfg;
     config_defaults(&cfg);
@@ -115,12 +122,15 @@ static vigil_server *start_server(const char *auth_secret_file) {
     CHECK_EQ_INT(server_route_add(server, "GET", "noslash", echo_route, NULL, &err), VIGIL_ERR_INVALID_ARGUMENT);
     CHECK_EQ_INT(server_route_add(server, "GET", "/trailing/", echo_route, NULL, &err), VIGIL_ERR_INVALID_ARGUMENT);
     CHECK_EQ_INT(server_route_add(server, "G T", "/x", echo_route, NULL, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    static int things = 42;
+    CHECK_EQ_INT(server_metrics_add(server, module_metrics, &things, &err), VIGIL_OK);
     if (server_start(server, &err)) {
         CHECK(0);
         server_destroy(server);
         return NULL;
     }
     CHECK_EQ_INT(server_route_add(server, "GET", "/late", echo_route, NULL, &err), VIGIL_ERR_STATE);
+    CHECK_EQ_INT(server_metrics_add(server, module_metrics, NULL, &err), VIGIL_ERR_STATE);
     return server;
 }
 
@@ -180,7 +190,7 @@ static void test_added_routes_answer(void) {
 static void test_deferred_answer(void) {
     vigil_server *server = start_server(NULL);
     if (!server) return;
-    static char out[8192];
+    static char out[1 << 17]; /* /metrics is long */
     CHECK_EQ_INT(http_call(server_http_port(server), "GET /later/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
                            out, sizeof out),
                  202);
@@ -191,6 +201,7 @@ static void test_deferred_answer(void) {
         http_call(server_http_port(server), "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", out, sizeof out),
         200);
     CHECK(strstr(out, "/later/{x}") != NULL); /* the label the handler set */
+    CHECK(strstr(out, "\nvigil_test_module_things 42\n") != NULL); /* a module's own lines */
     server_destroy(server);
 }
 
