@@ -11,7 +11,9 @@
  * (autocommit): when it returns, the claim or the answer is durable.
  *
  * One connection behind one mutex (statements are sub-millisecond on a
- * nearby server; the detection dominates).  A lost connection is reset once
+ * nearby server; the detection dominates).  Connecting waits at most 5 s and
+ * a statement 10 s unless the connection string sets connect_timeout or
+ * options itself.  A lost connection is reset once
  * and the statement run again; if that fails too, VIGIL_ERR_UNAVAILABLE, which
  * the receiver answers 503 so that the edge retries later.  Every result is
  * checked.
@@ -93,7 +95,13 @@ vigil_status idem_pg_open(const char *conninfo, idem_backend **out, const idem_b
         vigil_free(b);
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "idempotency store: cannot create a mutex");
     }
-    b->conn = PQconnectdb(conninfo);
+    /* Bounded waits unless the connection string says otherwise (its
+     * values come after these and win): a dead server must not hold a
+     * receiver worker, and with it a client and a clean shutdown, for
+     * minutes.  The options survive PQreset. */
+    const char *const keys[] = {"connect_timeout", "options", "dbname", NULL};
+    const char *const values[] = {"5", "-c statement_timeout=10000", conninfo, NULL};
+    b->conn = PQconnectdbParams(keys, values, 1);
     char buf[256];
     if (!b->conn || PQstatus(b->conn) != CONNECTION_OK) {
         vigil_status st = vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "idempotency store: cannot connect to PostgreSQL: %s",
