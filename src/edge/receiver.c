@@ -149,9 +149,19 @@ static void detect_done(sched_job *job) {
     pthread_mutex_unlock(&w->lock);
 }
 
+/* A detection job's failure that the same frame would meet again: not an
+ * image or a corrupt one (INVALID_ARGUMENT, as request_job_status reports
+ * it), more pixels than limits.max_image_pixels (LIMIT), more memory than a
+ * request may use (NO_MEMORY: the request's arena cap).  Only the job's own
+ * status is judged so: everything before the job ran (the model, the
+ * queue) is transient. */
+static int frame_refused(vigil_status st) {
+    return st == VIGIL_ERR_INVALID_ARGUMENT || st == VIGIL_ERR_LIMIT || st == VIGIL_ERR_NO_MEMORY;
+}
+
 /* Runs the cloud model on the frame through the request layer.  OUT:
  * *verdict, a JSON object {"model","version","detections"} owned by the
- * caller.  The status says what a failure means: INVALID_ARGUMENT for a
+ * caller.  The status says what a failure means: frame_refused() for a
  * frame the model cannot take (final), anything else transient. */
 static vigil_status receiver_detect(receiver *r, server_call *call, const char *frame, size_t size, json_t **verdict,
                                     vigil_error *err) {
@@ -191,6 +201,7 @@ static vigil_status receiver_detect(receiver *r, server_call *call, const char *
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.done_cond, NULL);
     st = request_detect_resolve(m, NULL, &names, a, job, err);
+    if (st) st = vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "cannot prepare the detection");
     if (!st) {
         job->arena = a;
         job->done = detect_done;
@@ -202,6 +213,7 @@ static vigil_status receiver_detect(receiver *r, server_call *call, const char *
             while (!w.done) pthread_cond_wait(&w.done_cond, &w.lock);
             pthread_mutex_unlock(&w.lock);
             st = request_job_status(job);
+            if (st && !frame_refused(st)) st = VIGIL_ERR_UNAVAILABLE; /* a timeout, a model unloaded meanwhile */
             if (st) vigil_error_set(err, st, "frame: %s", job->error.message);
         }
     }
@@ -273,8 +285,8 @@ static receiver_outcome receiver_new(receiver *r, const receiver_job *job) {
     vigil_status st = receiver_detect(r, call, job->frame, job->frame_size, &verdict, &err);
     int status;
     char *body = NULL;
-    if (st == VIGIL_ERR_INVALID_ARGUMENT) { /* the frame itself is bad: final */
-        status = 400;
+    if (frame_refused(st)) { /* the frame itself is bad: final */
+        status = request_http_status(st);
         body = error_body(err.message);
     } else if (st) {
         vigil_error ignored = {0};
