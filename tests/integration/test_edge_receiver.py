@@ -448,3 +448,77 @@ def test_events_scope(models, tmp_path, frames):
         assert list(store.rows()) == [key]
     finally:
         cloud.stop()
+
+
+def test_transient_failures_leave_no_record(models, tmp_path, frames):
+    """What may heal by itself is 503 + Retry-After and records nothing, so
+    that the edge's retry is processed as new: the frame not writable, the
+    store locked by someone else, the cloud model missing."""
+    store = SqliteStore(tmp_path)
+    cloud = Cloud(models, tmp_path / "data", store)
+    try:
+        key = uuid7()
+        shutil.rmtree(cloud.frames_dir)
+        cloud.frames_dir.write_text("not a directory")  # even root cannot write below a file
+        r = post_event(cloud.url, key, frames["bus"])
+        assert r.status_code == 503 and r.headers.get("Retry-After") == "1", r.text
+        assert key not in store.rows()  # the claim was abandoned
+        cloud.frames_dir.unlink()
+        cloud.frames_dir.mkdir()
+        r = post_event(cloud.url, key, frames["bus"])
+        assert r.status_code == 201 and "Idempotent-Replayed" not in r.headers
+
+        locked = uuid7()
+        holder = sqlite3.connect(store.path, timeout=10, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            r = post_event(cloud.url, locked, frames["bus"])  # waits out the store's busy timeout (5 s)
+            assert r.status_code == 503 and "sqlite" in r.json()["error"], r.text
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert locked not in store.rows()
+        assert post_event(cloud.url, locked, frames["bus"]).status_code == 201
+        assert_one_record_each(cloud, store, [key, locked])
+    finally:
+        cloud.stop()
+    missing = Cloud(models, tmp_path / "data2", SqliteStore(tmp_path / "data2"), "--edge-receiver-model", "nosuch")
+    try:
+        key = uuid7()
+        r = post_event(missing.url, key, frames["bus"])
+        assert r.status_code == 503 and "nosuch" in r.json()["error"]
+        assert missing.frame_files() == []
+    finally:
+        missing.stop()
+
+
+def test_sigterm_with_events_in_flight(models, tmp_path, frames):
+    """A graceful stop answers the events it holds (201, or 503 for those it
+    had not started) before the listener goes, and exits 0."""
+    store = SqliteStore(tmp_path)
+    cloud = Cloud(models, tmp_path / "data", store, "--edge-receiver-workers", "1")
+    keys = [uuid7() for _ in range(4)]
+    got = {}
+
+    def send(key):
+        try:
+            got[key] = post_event(cloud.url, key, frames["bus"], timeout=30).status_code
+        except requests.RequestException as e:
+            got[key] = type(e).__name__
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in keys]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    assert cloud.stop() == 0
+    for t in threads:
+        t.join()
+    log = cloud.daemon.stderr
+    assert "unanswered at shutdown" not in log
+    print("answers at SIGTERM:", sorted(map(str, got.values())))
+    assert set(got.values()) <= {201, 503, "ConnectionError"}, got
+    cloud.start()
+    for key in keys:
+        assert post_event(cloud.url, key, frames["bus"]).status_code == 201
+    assert_one_record_each(cloud, store, keys)
+    cloud.stop()
