@@ -40,7 +40,8 @@ vigil_status idem_open(const char *url, double retention_s, double claim_timeout
     store->retention_ms = (int64_t)(retention_s * 1000.0);
     store->claim_timeout_ms = (int64_t)(claim_timeout_s * 1000.0);
     vigil_status st;
-    if (strncmp(url, "sqlite:", 7) == 0) st = idem_sqlite_open(url + 7, &store->backend, &store->ops, err);
+    if (strncmp(url, "sqlite:", 7) == 0)
+        st = idem_sqlite_open(url + 7, &store->backend, &store->ops, err);
     else if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0 || strchr(url, '='))
         st = idem_pg_open(url, &store->backend, &store->ops, err);
     else
@@ -69,7 +70,9 @@ static int hash_valid(const char *hex) {
     return 1;
 }
 
-static int key_valid(const char *key) { return edge_uuid_valid(key); }
+static int key_valid(const char *key) {
+    return edge_uuid_valid(key);
+}
 
 vigil_status idem_begin(idem_store *store, const char *key, const char body_sha256_hex[65], idem_outcome *outcome,
                         int *status, char **body, vigil_error *err) {

@@ -51,8 +51,8 @@ static const char *pg_message(const PGconn *conn, char *buf, size_t size) {
 /* Runs sql with text params; *res is the result when its status is
  * expected.  A statement that failed because the connection broke is run
  * once more after PQreset. */
-static vigil_status pg_exec(idem_backend *b, const char *sql, int n, const char *const *params,
-                            ExecStatusType expected, PGresult **res, vigil_error *err) {
+static vigil_status pg_exec(idem_backend *b, const char *sql, int n, const char *const *params, ExecStatusType expected,
+                            PGresult **res, vigil_error *err) {
     char buf[256];
     for (int attempt = 0; attempt < 2; attempt++) {
         if (PQstatus(b->conn) != CONNECTION_OK) {
@@ -104,24 +104,25 @@ vigil_status idem_pg_open(const char *conninfo, idem_backend **out, const idem_b
     b->conn = PQconnectdbParams(keys, values, 1);
     char buf[256];
     if (!b->conn || PQstatus(b->conn) != CONNECTION_OK) {
-        vigil_status st = vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "idempotency store: cannot connect to PostgreSQL: %s",
-                                          pg_message(b->conn, buf, sizeof buf));
+        vigil_status st =
+            vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "idempotency store: cannot connect to PostgreSQL: %s",
+                            pg_message(b->conn, buf, sizeof buf));
         pg_close(b);
         return st;
     }
     PQsetNoticeProcessor(b->conn, pg_notice, NULL);
     /* Two replicas starting together may race on CREATE TABLE IF NOT
      * EXISTS (a unique violation in the catalog): the loser tries again. */
-    static const char *const ddl =
-        "CREATE TABLE IF NOT EXISTS vigil_idem ("
-        " key TEXT PRIMARY KEY,"
-        " body_sha256 TEXT NOT NULL,"
-        " state SMALLINT NOT NULL,"
-        " claimed_ms BIGINT NOT NULL,"
-        " finished_ms BIGINT,"
-        " status INTEGER,"
-        " body TEXT)";
-    static const char *const index = "CREATE INDEX IF NOT EXISTS vigil_idem_age ON vigil_idem (state, finished_ms, claimed_ms)";
+    static const char *const ddl = "CREATE TABLE IF NOT EXISTS vigil_idem ("
+                                   " key TEXT PRIMARY KEY,"
+                                   " body_sha256 TEXT NOT NULL,"
+                                   " state SMALLINT NOT NULL,"
+                                   " claimed_ms BIGINT NOT NULL,"
+                                   " finished_ms BIGINT,"
+                                   " status INTEGER,"
+                                   " body TEXT)";
+    static const char *const index =
+        "CREATE INDEX IF NOT EXISTS vigil_idem_age ON vigil_idem (state, finished_ms, claimed_ms)";
     vigil_status st = VIGIL_OK;
     for (int attempt = 0; attempt < 3; attempt++) {
         PGresult *res = NULL;
@@ -227,7 +228,8 @@ static vigil_status pg_finish(idem_backend *b, const char *key, int status, cons
         st = pg_exec(b, "SELECT 1 FROM vigil_idem WHERE key = $1", 1, &key, PGRES_TUPLES_OK, &res, err);
         if (!st)
             st = PQntuples(res) == 1
-                     ? vigil_error_set(err, VIGIL_ERR_EXISTS, "idempotency store: %s was answered by another worker", key)
+                     ? vigil_error_set(err, VIGIL_ERR_EXISTS, "idempotency store: %s was answered by another worker",
+                                       key)
                      : vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "idempotency store: %s is not claimed", key);
         PQclear(res);
     }
@@ -238,8 +240,8 @@ static vigil_status pg_finish(idem_backend *b, const char *key, int status, cons
 static vigil_status pg_abandon(idem_backend *b, const char *key, vigil_error *err) {
     pthread_mutex_lock(&b->lock);
     PGresult *res = NULL;
-    vigil_status st = pg_exec(b, "DELETE FROM vigil_idem WHERE key = $1 AND state = 0", 1, &key, PGRES_COMMAND_OK,
-                              &res, err);
+    vigil_status st =
+        pg_exec(b, "DELETE FROM vigil_idem WHERE key = $1 AND state = 0", 1, &key, PGRES_COMMAND_OK, &res, err);
     PQclear(res);
     pthread_mutex_unlock(&b->lock);
     return st;

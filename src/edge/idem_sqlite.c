@@ -28,7 +28,8 @@ struct idem_backend {
 
 static vigil_status sqlite_fail(idem_backend *b, int rc, const char *what, vigil_error *err) {
     vigil_status st = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? VIGIL_ERR_UNAVAILABLE : VIGIL_ERR_IO;
-    return vigil_error_set(err, st, "idempotency store (sqlite): %s: %s", what, b->db ? sqlite3_errmsg(b->db) : sqlite3_errstr(rc));
+    return vigil_error_set(err, st, "idempotency store (sqlite): %s: %s", what,
+                           b->db ? sqlite3_errmsg(b->db) : sqlite3_errstr(rc));
 }
 
 static vigil_status sqlite_exec(idem_backend *b, const char *sql, vigil_error *err) {
@@ -73,7 +74,8 @@ static vigil_status sqlite_check(idem_backend *b, vigil_error *err) {
     if (st) return st;
     int rc = sqlite3_step(stmt);
     const char *text = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(stmt, 0) : NULL;
-    if (rc != SQLITE_ROW) st = sqlite_fail(b, rc, "quick_check", err);
+    if (rc != SQLITE_ROW)
+        st = sqlite_fail(b, rc, "quick_check", err);
     else if (!text || strcmp(text, "ok") != 0)
         st = vigil_error_set(err, VIGIL_ERR_IO,
                              "idempotency store (sqlite): the database fails its integrity check (%.200s); move it "
@@ -132,8 +134,10 @@ vigil_status idem_sqlite_open(const char *path, idem_backend **out, const idem_b
 /* Binds text params 1..n, then int64 params after them. */
 static int bind_all(sqlite3_stmt *stmt, const char *const *texts, int n_texts, const int64_t *ints, int n_ints) {
     int rc = SQLITE_OK;
-    for (int i = 0; i < n_texts && rc == SQLITE_OK; i++) rc = sqlite3_bind_text(stmt, i + 1, texts[i], -1, SQLITE_STATIC);
-    for (int i = 0; i < n_ints && rc == SQLITE_OK; i++) rc = sqlite3_bind_int64(stmt, n_texts + i + 1, ints[i]);
+    for (int i = 0; i < n_texts && rc == SQLITE_OK; i++)
+        rc = sqlite3_bind_text(stmt, i + 1, texts[i], -1, SQLITE_STATIC);
+    for (int i = 0; i < n_ints && rc == SQLITE_OK; i++)
+        rc = sqlite3_bind_int64(stmt, n_texts + i + 1, ints[i]);
     return rc;
 }
 
@@ -145,8 +149,10 @@ static vigil_status sqlite_run(idem_backend *b, const char *sql, const char *con
     if (st) return st;
     int rc = bind_all(stmt, texts, n_texts, ints, n_ints);
     if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE) st = sqlite_fail(b, rc, "write", err);
-    else if (changes) *changes = sqlite3_changes(b->db);
+    if (rc != SQLITE_DONE)
+        st = sqlite_fail(b, rc, "write", err);
+    else if (changes)
+        *changes = sqlite3_changes(b->db);
     sqlite3_finalize(stmt);
     return st;
 }
@@ -258,7 +264,8 @@ static vigil_status sqlite_finish(idem_backend *b, const char *key, int status, 
         idem_row row;
         st = sqlite_read(b, key, &row, err);
         if (!st)
-            st = row.found ? vigil_error_set(err, VIGIL_ERR_EXISTS, "idempotency store: %s was answered by another worker", key)
+            st = row.found ? vigil_error_set(err, VIGIL_ERR_EXISTS,
+                                             "idempotency store: %s was answered by another worker", key)
                            : vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "idempotency store: %s is not claimed", key);
         vigil_free(row.body);
     }

@@ -71,8 +71,8 @@ typedef enum receiver_outcome {
     RECEIVER_OUTCOMES
 } receiver_outcome;
 
-static const char *const outcome_names[RECEIVER_OUTCOMES] = {"created", "replayed",  "busy",       "mismatch",
-                                                             "bad_frame", "refused", "unavailable"};
+static const char *const outcome_names[RECEIVER_OUTCOMES] = {"created",   "replayed", "busy",       "mismatch",
+                                                             "bad_frame", "refused",  "unavailable"};
 
 /* One request waiting for or held by a worker.  The pointers are into the
  * call's body, which lives while the call is deferred. */
@@ -210,7 +210,8 @@ static vigil_status receiver_detect(receiver *r, server_call *call, const char *
         st = request_submit(server, m, job, err);
         if (!st) {
             pthread_mutex_lock(&w.lock);
-            while (!w.done) pthread_cond_wait(&w.done_cond, &w.lock);
+            while (!w.done)
+                pthread_cond_wait(&w.done_cond, &w.lock);
             pthread_mutex_unlock(&w.lock);
             st = request_job_status(job);
             if (st && !frame_refused(st)) st = VIGIL_ERR_UNAVAILABLE; /* a timeout, a model unloaded meanwhile */
@@ -305,8 +306,8 @@ static receiver_outcome receiver_new(receiver *r, const receiver_job *job) {
             return OUTCOME_UNAVAILABLE;
         }
         status = 201;
-        json_t *answer = json_pack("{s:s,s:o,s:I}", "id", job->key, "verdict", verdict, "received_ms",
-                                   (json_int_t)now_ms());
+        json_t *answer =
+            json_pack("{s:s,s:o,s:I}", "id", job->key, "verdict", verdict, "received_ms", (json_int_t)now_ms());
         /* the flags /api/v1/detect answers with (job_detect.c): same numbers, same order */
         char *text = answer ? json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
         json_decref(answer);
@@ -329,8 +330,10 @@ static receiver_outcome receiver_new(receiver *r, const receiver_job *job) {
         char *stored = NULL;
         st = idem_begin(r->store, job->key, job->hash, &again, &stored_status, &stored, &err);
         outcome = !st && again == IDEM_REPLAY ? OUTCOME_REPLAYED : OUTCOME_UNAVAILABLE;
-        if (outcome == OUTCOME_REPLAYED) answer_text(call, stored_status, stored, 1);
-        else server_call_error(call, VIGIL_ERR_UNAVAILABLE, st ? err.message : "the event is being answered");
+        if (outcome == OUTCOME_REPLAYED)
+            answer_text(call, stored_status, stored, 1);
+        else
+            server_call_error(call, VIGIL_ERR_UNAVAILABLE, st ? err.message : "the event is being answered");
         vigil_free(stored);
     } else if (st) {
         vigil_error ignored = {0};
@@ -372,9 +375,7 @@ static receiver_outcome receiver_process(receiver *r, const receiver_job *job) {
         server_call_error_code(call, 422, "this Idempotency-Key was used with a different event or frame");
         result = OUTCOME_MISMATCH;
         break;
-    case IDEM_NEW:
-        result = receiver_new(r, job);
-        break;
+    case IDEM_NEW: result = receiver_new(r, job); break;
     }
     vigil_free(body);
     return result;
@@ -410,7 +411,8 @@ static void receiver_expire_due(receiver *r) {
     if (!due) return;
     vigil_error err = {0};
     int64_t n = idem_expire(r->store, &err);
-    if (n < 0) LOG_W("receiver: expiry: %s", err.message);
+    if (n < 0)
+        LOG_W("receiver: expiry: %s", err.message);
     else if (n > 0) {
         atomic_fetch_add(&r->expired, n);
         LOG_I("receiver: %lld keys past their retention removed", (long long)n);
@@ -421,7 +423,8 @@ static void *receiver_worker(void *arg) {
     receiver *r = arg;
     for (;;) {
         pthread_mutex_lock(&r->lock);
-        while (!r->count && !r->stopping) pthread_cond_wait(&r->wake, &r->lock);
+        while (!r->count && !r->stopping)
+            pthread_cond_wait(&r->wake, &r->lock);
         if (!r->count) { /* stopping and nothing left */
             pthread_mutex_unlock(&r->lock);
             return NULL;
@@ -432,8 +435,10 @@ static void *receiver_worker(void *arg) {
         int stopping = r->stopping;
         pthread_mutex_unlock(&r->lock);
         receiver_outcome outcome = OUTCOME_UNAVAILABLE;
-        if (stopping) server_call_error(job.call, VIGIL_ERR_UNAVAILABLE, "the receiver is shutting down");
-        else outcome = receiver_process(r, &job);
+        if (stopping)
+            server_call_error(job.call, VIGIL_ERR_UNAVAILABLE, "the receiver is shutting down");
+        else
+            outcome = receiver_process(r, &job);
         atomic_fetch_add(&r->outcomes[outcome], 1);
         server_call_resume(job.call);
         if (!stopping) receiver_expire_due(r);
@@ -535,7 +540,8 @@ static int receiver_check(server_call *call, receiver_job *job) {
         return 0;
     }
     if (!event_valid(call, key, event, event_size)) return 0;
-    *job = (receiver_job){.call = call, .event = event, .event_size = event_size, .frame = frame, .frame_size = frame_size};
+    *job = (receiver_job){
+        .call = call, .event = event, .event_size = event_size, .frame = frame, .frame_size = frame_size};
     snprintf(job->key, sizeof job->key, "%s", key);
     return 1;
 }
@@ -611,7 +617,8 @@ vigil_status receiver_create(vigil_server *server, const receiver_config *cfg, r
     for (size_t i = 0; !st && i < workers; i++) {
         if (pthread_create(&r->threads[i], NULL, receiver_worker, r) != 0)
             st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "receiver: cannot start a worker thread");
-        else r->n_threads++;
+        else
+            r->n_threads++;
     }
     if (st) {
         receiver_destroy(r);
@@ -630,7 +637,8 @@ void receiver_destroy(receiver *r) {
     r->stopping = 1;
     pthread_cond_broadcast(&r->wake);
     pthread_mutex_unlock(&r->lock);
-    for (size_t i = 0; i < r->n_threads; i++) pthread_join(r->threads[i], NULL);
+    for (size_t i = 0; i < r->n_threads; i++)
+        pthread_join(r->threads[i], NULL);
     idem_close(r->store);
     pthread_cond_destroy(&r->wake);
     pthread_mutex_destroy(&r->lock);

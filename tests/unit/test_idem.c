@@ -63,7 +63,7 @@ static void test_contract(void) {
         body = NULL;
     }
     CHECK_EQ_INT(idem_begin(s, key, HASH_B, &out, &status, &body, &err), VIGIL_OK);
-    CHECK_EQ_INT(out, IDEM_MISMATCH); /* a finished key with another body too */
+    CHECK_EQ_INT(out, IDEM_MISMATCH);                                     /* a finished key with another body too */
     CHECK_EQ_INT(idem_finish(s, key, 500, "{}", &err), VIGIL_ERR_EXISTS); /* the first answer stands */
     /* abandoned: the next request claims it again */
     char other[EDGE_EVENT_ID_LEN + 1];
@@ -147,8 +147,10 @@ static void run_race(idem_store *shared) {
     race r = {.store = shared, .key = new_key(key)};
     pthread_mutex_init(&r.lock, NULL);
     pthread_t t[8];
-    for (int i = 0; i < 8; i++) CHECK_EQ_INT(pthread_create(&t[i], NULL, race_one, &r), 0);
-    for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ_INT(pthread_create(&t[i], NULL, race_one, &r), 0);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
     CHECK_EQ_INT(r.news, 1);
     CHECK_EQ_INT(r.busies, 7);
     pthread_mutex_destroy(&r.lock);
