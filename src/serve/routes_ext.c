@@ -79,7 +79,7 @@ int routes_ext(http_exchange *ex) {
             ex->route = r->prefix;
             ex->call_path = ex->url + r->prefix_len;
             r->handler(r->ctx, (server_call *)(void *)ex);
-            if (!ex->have_response && !ex->call_deferred)
+            if (!ex->call_deferred && !ex->have_response) /* deferred: another thread may be answering now */
                 respond_error_code(ex, MHD_HTTP_INTERNAL_SERVER_ERROR, "the route set no answer");
             return 1;
         }
