@@ -11,14 +11,13 @@
  * result is checked; a busy or locked database is VIGIL_ERR_UNAVAILABLE
  * (the client retries), anything else VIGIL_ERR_IO.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "edge/edge_fs.h"
 #include "edge/idem_store.h"
 
 struct idem_backend {
@@ -49,16 +48,7 @@ static vigil_status make_parent_dirs(const char *path, vigil_error *err) {
     char *slash = strrchr(dir, '/');
     if (!slash || slash == dir) return VIGIL_OK;
     *slash = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-            return vigil_error_set(err, VIGIL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-        return vigil_error_set(err, VIGIL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
-    return VIGIL_OK;
+    return edge_mkdirs(dir, err);
 }
 
 static void sqlite_close(idem_backend *b) {

@@ -47,6 +47,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "edge/edge_fs.h"
 #include "edge/event.h"
 #include "edge/receiver.h"
 #include "serve/job_detect.h"
@@ -575,28 +576,13 @@ static void receiver_route(void *ctx, server_call *call) {
 
 /* ------------------------------------------------------------ lifecycle */
 
-static vigil_status make_dirs(const char *path, vigil_error *err) {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-            return vigil_error_set(err, VIGIL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
-        return vigil_error_set(err, VIGIL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
-    return VIGIL_OK;
-}
-
 vigil_status receiver_create(vigil_server *server, const receiver_config *cfg, receiver **out, vigil_error *err) {
     *out = NULL;
     if (!cfg->frames_dir || !cfg->frames_dir[0])
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "receiver: no frames directory");
     if (strlen(cfg->frames_dir) >= sizeof((receiver *)0)->frames_dir)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "receiver: frames directory path too long");
-    vigil_status st = make_dirs(cfg->frames_dir, err);
+    vigil_status st = edge_mkdirs(cfg->frames_dir, err);
     if (st) return st;
     receiver *r = vigil_calloc(1, sizeof *r);
     if (!r) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "receiver: out of memory");
