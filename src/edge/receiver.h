@@ -66,10 +66,11 @@ typedef struct receiver_config {
     int queue_max;          /* requests waiting for a worker, <= 0: 64 (beyond: 503) */
 } receiver_config;
 
-/* Opens the store, starts the workers and adds POST /api/v1/events to
- * server (before server_start).  server is borrowed and must outlive the
- * receiver... except that server_stop must come first (it waits for the
- * calls the receiver holds).  OUT: *out. */
+/* Opens the store, starts the workers and adds POST /api/v1/events (and
+ * the receiver's /metrics lines) to server, before server_start.  server is
+ * borrowed and must outlive the receiver.  Shutdown order: server_stop
+ * (which waits for the calls the workers hold, so they must still run),
+ * then receiver_destroy, then server_destroy.  OUT: *out. */
 vigil_status receiver_create(vigil_server *server, const receiver_config *cfg, receiver **out, vigil_error *err);
 /* Stops the workers (calls still queued are answered 503) and closes the store. */
 void receiver_destroy(receiver *r);
