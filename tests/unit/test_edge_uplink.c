@@ -14,12 +14,16 @@
  * with a generous deadline.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -925,6 +929,149 @@ static void test_offline_aborts(void) {
     server_stop(&srv);
 }
 
+/* Sends n events carrying a real JPEG, made at now + i, to url from a fresh
+ * outbox named name, with the given ids (made when ids[i][0] is NUL); returns how many
+ * the cloud answered as replays.  *verdict_ok counts verdicts with a person. */
+static int send_real(const char *url, const char *name, const uint8_t *jpeg, size_t jpeg_size, int n, int64_t now,
+                     char ids[][EDGE_EVENT_ID_LEN + 1], int *verdict_ok) {
+    outbox *box = open_box(name);
+    CHECK(box != NULL);
+    if (!box) return -1;
+    vigil_error err = {0};
+    for (int i = 0; i < n; i++) {
+        edge_event e = make_event(i % EDGE_PRIORITY_CLASSES, now + i);
+        if (ids[i][0])
+            snprintf(e.id, sizeof e.id, "%s", ids[i]);
+        else
+            snprintf(ids[i], EDGE_EVENT_ID_LEN + 1, "%s", e.id);
+        free(e.json);
+        char doc[400];
+        e.json_bytes = (size_t)snprintf(doc, sizeof doc,
+                                        "{\"id\":\"%s\",\"source\":\"cam1\",\"model\":\"yolov8n\",\"version\":1,"
+                                        "\"priority\":%d,\"reason\":\"band\",\"created_ms\":%lld,\"width\":810,"
+                                        "\"height\":1080,\"detections\":[]}",
+                                        e.id, e.priority, (long long)e.created_ms);
+        e.json = strdup(doc);
+        free(e.frame);
+        e.frame = malloc(jpeg_size);
+        if (!e.json || !e.frame) abort();
+        memcpy(e.frame, jpeg, jpeg_size);
+        e.frame_bytes = jpeg_size;
+        CHECK_EQ_INT(outbox_put(box, &e, e.created_ms, &err), VIGIL_OK);
+        edge_event_clear(&e);
+    }
+    observed o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uplink_config cfg = base_config(url, &o);
+    cfg.concurrency = 2;
+    cfg.timeout_s = 60;
+    uplink *up = NULL;
+    CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_OK);
+    uplink_set_online(up, true);
+    CHECK(wait_empty(box));
+    CHECK(wait_attempts(&o, n));
+    uplink_stats us;
+    uplink_stats_get(up, &us);
+    uplink_destroy(up);
+    CHECK_EQ_INT(us.sent_ok + us.replayed, n);
+    *verdict_ok = 0;
+    for (int i = 0; i < n; i++) {
+        char *json = NULL;
+        CHECK_EQ_INT(outbox_event_json(box, ids[i], &json, &err), VIGIL_OK);
+        if (json && strstr(json, "\"state\":\"acked\"") && strstr(json, "\"model\":\"yolov8n\"") &&
+            strstr(json, "\"class_name\":\"person\""))
+            (*verdict_ok)++;
+        free(json);
+    }
+    outbox_close(box);
+    return (int)us.replayed;
+}
+
+/* The uplink against the real receiver (vigil serve --role cloud with
+ * yolov8n): the wire format is the one the receiver reads, the verdict comes
+ * back, and the same ids sent again from a fresh outbox (an edge that lost
+ * its deletes) are answered as replays. */
+static void test_real_receiver(void) {
+    const char *binary = getenv("VIGIL_BINARY");
+    char model[1024], image[1024];
+    if (!binary || access(binary, X_OK) != 0) SKIP("VIGIL_BINARY is not set");
+    if (!testing_shared_path(model, sizeof model, "models/yolov8n.onnx") ||
+        !testing_shared_path(image, sizeof image, "images/bus.jpg"))
+        SKIP("../shared has no yolov8n.onnx or bus.jpg");
+    size_t jpeg_size = 0;
+    uint8_t *jpeg = testing_read_file(image, &jpeg_size);
+    CHECK(jpeg != NULL);
+    if (!jpeg) return;
+    char models[400], link_path[500], data[400], store[500], log_path[400];
+    snprintf(models, sizeof models, "%s/cloud-models/yolov8n/1", tmp_root);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", models);
+    CHECK(system(cmd) == 0);
+    snprintf(link_path, sizeof link_path, "%s/model.onnx", models);
+    CHECK(symlink(model, link_path) == 0);
+    snprintf(models, sizeof models, "%s/cloud-models", tmp_root);
+    snprintf(data, sizeof data, "%s/cloud-data", tmp_root);
+    snprintf(store, sizeof store, "sqlite:%s/cloud-receiver.db", tmp_root);
+    snprintf(log_path, sizeof log_path, "%s/cloud.log", tmp_root);
+    char http_port[16], grpc_port[16];
+    snprintf(http_port, sizeof http_port, "%d", closed_port());
+    snprintf(grpc_port, sizeof grpc_port, "%d", closed_port());
+    char *argv[] = {(char *)binary, "serve",       "--host",          "127.0.0.1", "--http-port",
+                    http_port,      "--grpc-port", grpc_port,         "--models",  models,
+                    "--role",       "cloud",       "--edge-data-dir", data,        "--edge-receiver-store",
+                    store,          NULL};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    pid_t pid = 0;
+    extern char **environ;
+    int rc = posix_spawn(&pid, binary, &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    CHECK_EQ_INT(rc, 0);
+    if (rc != 0) {
+        free(jpeg);
+        return;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%s", http_port);
+    /* the probe is how the edge learns the cloud is ready (its model loaded) */
+    outbox *probe_box = open_box("probe-real.db");
+    observed po = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uplink_config pcfg = base_config(url, &po);
+    uplink *probe = NULL;
+    vigil_error err = {0};
+    CHECK_EQ_INT(uplink_create(&pcfg, probe_box, NULL, &probe, &err), VIGIL_OK);
+    bool ready = false;
+    for (int64_t deadline = mono_ms() + 60000; !ready && mono_ms() < deadline;) {
+        ready = uplink_probe(probe);
+        if (!ready) sleep_ms(100);
+    }
+    uplink_destroy(probe);
+    outbox_close(probe_box);
+    CHECK(ready);
+    if (ready) {
+        enum { N = 6 };
+        char ids[N][EDGE_EVENT_ID_LEN + 1];
+        memset(ids, 0, sizeof ids);
+        int verdicts = 0;
+        int64_t now = edge_clock_now_ms(NULL);
+        CHECK_EQ_INT(send_real(url, "real-1.db", jpeg, jpeg_size, N, now, ids, &verdicts), 0);
+        CHECK_EQ_INT(verdicts, N);
+        /* the same events again (same documents, same frames): all replays */
+        CHECK_EQ_INT(send_real(url, "real-2.db", jpeg, jpeg_size, N, now, ids, &verdicts), N);
+        CHECK_EQ_INT(verdicts, N);
+    }
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!ready || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(cmd, sizeof cmd, "tail -20 '%s' >&2", log_path);
+        if (system(cmd) != 0) fprintf(stderr, "no cloud log\n");
+    }
+    free(jpeg);
+}
+
 static void test_probe(void) {
     server srv;
     CHECK(server_start(&srv, NULL, NULL, NULL, NULL));
@@ -1053,6 +1200,7 @@ int main(void) {
     RUN(test_offline_aborts);
     RUN(test_probe);
     RUN(test_https);
+    RUN(test_real_receiver);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);
