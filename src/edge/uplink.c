@@ -558,9 +558,12 @@ static void uplink_free(uplink *up) {
 
 vigil_status uplink_create(const uplink_config *cfg, outbox *box, const edge_clock *clock, uplink **out,
                            vigil_error *err) {
+    if (out) *out = NULL;
     if (!cfg || !box || !out || !cfg->cloud_url || !cfg->cloud_url[0])
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "uplink: no cloud_url or outbox");
-    *out = NULL;
+    if (strncasecmp(cfg->cloud_url, "https://", 8) != 0 && strncasecmp(cfg->cloud_url, "http://", 7) != 0)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "uplink: cloud_url %s is not http:// or https://",
+                               cfg->cloud_url);
     /* reference counted and thread-safe in the curl vigil builds against (7.84+) */
     CURLcode grc = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (grc != CURLE_OK)

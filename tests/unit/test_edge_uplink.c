@@ -1091,6 +1091,13 @@ static void test_probe(void) {
     pthread_mutex_unlock(&srv.lock);
     CHECK(!uplink_probe(up));
     uplink_destroy(up);
+    /* a URL curl would refuse at every send is refused at once */
+    cfg.cloud_url = "ftp://127.0.0.1:21";
+    up = (uplink *)&cfg; /* must come back NULL */
+    CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(up == NULL);
+    cfg.cloud_url = "";
+    CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_ERR_INVALID_ARGUMENT);
     outbox_close(box);
     server_stop(&srv);
 }
