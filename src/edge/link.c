@@ -97,6 +97,7 @@ struct link_monitor {
     bool net_started, monitor_started;
     unsigned jitter_seed;   /* network thread only */
     int reconnect_failures; /* network thread only: reset by a CONNACK */
+    char refusal[96];       /* network thread only: the broker's CONNACK refusal, "" when none */
 
     pthread_mutex_t lock;
     pthread_cond_t wake; /* monitor thread's sleep (monotonic) */
@@ -114,6 +115,7 @@ struct link_monitor {
     double started;    /* monotonic ms at create */
     double next_probe; /* monotonic ms */
     bool probe_failed_logged;
+    char lib_error[160]; /* libmosquitto's last error or warning line (TLS detail), for the next failure log */
 };
 
 static pthread_once_t link_lib_once = PTHREAD_ONCE_INIT;
@@ -185,8 +187,9 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
     (void)props;
     link_monitor *link = obj;
     if (rc != 0) {
-        LOG_W("link: broker %s:%d refused the connection: %s", link->host, link->port, mosquitto_reason_string(rc));
-        return; /* libmosquitto closes the socket; the network thread retries */
+        /* libmosquitto closes the socket; the network thread logs and retries */
+        snprintf(link->refusal, sizeof link->refusal, "refused: %s", mosquitto_reason_string(rc));
+        return;
     }
     pthread_mutex_lock(&link->lock);
     link->connected = true;
@@ -200,6 +203,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
     pthread_cond_signal(&link->wake);
     pthread_mutex_unlock(&link->lock);
     link->reconnect_failures = 0;
+    link->refusal[0] = '\0';
     LOG_I("link: connected to broker %s:%d as %s (epoch %lld)", link->host, link->port, link->client_id,
           (long long)epoch);
 
@@ -228,6 +232,19 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
               rc == MOSQ_ERR_KEEPALIVE ? "keepalive timeout (no answer from the broker)"
               : rc >= 128              ? mosquitto_reason_string(rc)
                                        : mosquitto_strerror(rc));
+}
+
+/* Keeps libmosquitto's own error lines (OpenSSL's reasons among them) for
+ * the next failure message, and shows everything at debug level. */
+static void on_log(struct mosquitto *mosq, void *obj, int level, const char *text) {
+    (void)mosq;
+    link_monitor *link = obj;
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
+        pthread_mutex_lock(&link->lock);
+        snprintf(link->lib_error, sizeof link->lib_error, "%s", text);
+        pthread_mutex_unlock(&link->lock);
+    }
+    LOG_D("link: libmosquitto: %s", text);
 }
 
 /* The node's entry, added (or replacing the least recently heard) when new. */
@@ -370,7 +387,7 @@ static bool net_wait(link_monitor *link, double ms) {
 
 /* Runs one connection until it ends (or stop): libmosquitto's read, write
  * and keepalive steps driven by poll(), woken by publishes through the pipe. */
-static void net_run_connection(link_monitor *link) {
+static int net_run_connection(link_monitor *link) {
     double stop_deadline = 0;
     bool disconnect_sent = false;
     for (;;) {
@@ -378,7 +395,7 @@ static void net_run_connection(link_monitor *link) {
         bool stopping = link->stopping, connected = link->connected;
         pthread_mutex_unlock(&link->lock);
         if (stopping) {
-            if (!connected) return;
+            if (!connected) return MOSQ_ERR_SUCCESS;
             if (!disconnect_sent) {
                 /* Reason 0x04: the broker publishes our Will, so the other
                  * side learns at once that this session ended. */
@@ -386,22 +403,23 @@ static void net_run_connection(link_monitor *link) {
                 disconnect_sent = true;
                 stop_deadline = clock_now_ms() + LINK_STOP_GRACE_MS;
             } else if (clock_now_ms() > stop_deadline) {
-                return;
+                return MOSQ_ERR_SUCCESS;
             }
         }
         int fd = mosquitto_socket(link->mosq);
-        if (fd < 0) return;
+        if (fd < 0) return MOSQ_ERR_NO_CONN;
         struct pollfd p[2] = {{.fd = fd, .events = POLLIN | (mosquitto_want_write(link->mosq) ? POLLOUT : 0)},
                               {.fd = link->wake_read, .events = POLLIN}};
         int n = poll(p, 2, 250);
-        if (n < 0 && errno != EINTR) return;
+        if (n < 0 && errno != EINTR) return MOSQ_ERR_ERRNO;
         int rc = MOSQ_ERR_SUCCESS;
         if (n > 0 && (p[1].revents & POLLIN)) drain_wake(link);
         if (n > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) rc = mosquitto_loop_read(link->mosq, 1);
         if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(link->mosq) >= 0 && mosquitto_want_write(link->mosq))
             rc = mosquitto_loop_write(link->mosq, 1);
         if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(link->mosq) >= 0) rc = mosquitto_loop_misc(link->mosq);
-        if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(link->mosq) < 0) return;
+        if (rc != MOSQ_ERR_SUCCESS) return rc;
+        if (mosquitto_socket(link->mosq) < 0) return MOSQ_ERR_NO_CONN;
     }
 }
 
@@ -417,23 +435,35 @@ static void *net_main(void *arg) {
         int64_t epoch = realtime_ms();
         if (epoch <= link->epoch) epoch = link->epoch + 1;
         link->epoch = epoch;
+        int64_t connections = link->connections;
+        link->lib_error[0] = '\0';
         pthread_mutex_unlock(&link->lock);
+        link->refusal[0] = '\0';
 
         char will[256];
         int wn = status_payload(will, sizeof will, link, "offline", epoch);
         int rc = mosquitto_will_set(link->mosq, link->status_topic, wn, will, 1, true);
         if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_connect_async(link->mosq, link->host, link->port, link->keepalive_s);
+        const char *cause = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
         if (rc == MOSQ_ERR_SUCCESS) {
-            net_run_connection(link);
-        } else if (link->reconnect_failures == 0) {
-            LOG_W("link: cannot reach broker %s:%d: %s", link->host, link->port,
-                  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+            rc = net_run_connection(link);
+            cause = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
         }
         pthread_mutex_lock(&link->lock);
         link->connected = false;
         link->failed_attempts++;
+        bool reached = link->connections != connections, stopping = link->stopping;
+        char detail[sizeof link->lib_error];
+        snprintf(detail, sizeof detail, "%s", link->lib_error);
         pthread_cond_signal(&link->wake);
         pthread_mutex_unlock(&link->lock);
+        if (!reached && !stopping) {
+            /* Once per streak at warn (the state says the rest); the broker's
+             * refusal or libmosquitto's own line (a TLS reason) says why. */
+            log_level level = link->reconnect_failures == 0 ? LOG_WARN : LOG_DEBUG;
+            VIGIL_LOG(level, "link: cannot connect to broker %s:%d: %s%s%s", link->host, link->port,
+                      link->refusal[0] ? link->refusal : cause, detail[0] ? "; " : "", detail);
+        }
 
         /* Doubling from 0.5 s up to the cap; half fixed, half random, so a
          * fleet that lost the same broker does not return in step. */
@@ -679,6 +709,7 @@ static vigil_status configure_client(link_monitor *link, vigil_error *err) {
     mosquitto_connect_v5_callback_set(mosq, on_connect);
     mosquitto_disconnect_v5_callback_set(mosq, on_disconnect);
     mosquitto_message_callback_set(mosq, on_message);
+    mosquitto_log_callback_set(mosq, on_log);
     return VIGIL_OK;
 }
 
