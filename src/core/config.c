@@ -79,6 +79,17 @@ static const setting settings[] = {
     STR_SETTING("tls.cert_file", tls_cert_file, NULL, "PEM certificate chain: serve HTTPS"),
     STR_SETTING("tls.key_file", tls_key_file, NULL, "PEM private key for tls.cert_file"),
     STR_SETTING("tls.client_ca_file", tls_client_ca_file, NULL, "PEM CA bundle: require client certificates (mTLS)"),
+    STR_SETTING("edge.role", edge_role, "off|edge|cloud", "edge-cloud hybrid role (also --role; docs/EDGE.md)"),
+    STR_SETTING("edge.data_dir", edge_data_dir, NULL, "directory for the edge parts' files (outbox, receiver store, frames)"),
+    STR_SETTING("edge.receiver.model", edge_receiver_model, NULL, "cloud role: the model run on escalated frames"),
+    STR_SETTING("edge.receiver.store", edge_receiver_store, NULL,
+                "cloud role: idempotency store, sqlite:/path or a PostgreSQL connection string"),
+    STR_SETTING("edge.receiver.frames_dir", edge_receiver_frames_dir, NULL, "cloud role: where escalated frames are kept"),
+    INT_SETTING("edge.receiver.retention_s", edge_receiver_retention_s, 86400, INT64_C(315360000),
+                "cloud role: keys and answers kept at least this long"),
+    INT_SETTING("edge.receiver.claim_timeout_s", edge_receiver_claim_timeout_s, 1, 86400,
+                "cloud role: an unfinished claim older than this is taken over"),
+    INT_SETTING("edge.receiver.workers", edge_receiver_workers, 1, 256, "cloud role: receiver worker threads"),
 };
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
 
@@ -122,6 +133,11 @@ void config_defaults(vigil_config *cfg) {
     cfg->auth_clock_skew_s = 60;
     cfg->auth_open_health = 1;
     cfg->auth_open_metrics = 1;
+    snprintf(cfg->edge_role, sizeof cfg->edge_role, "off");
+    snprintf(cfg->edge_data_dir, sizeof cfg->edge_data_dir, "./data");
+    cfg->edge_receiver_retention_s = 86400;
+    cfg->edge_receiver_claim_timeout_s = 120;
+    cfg->edge_receiver_workers = 4;
 }
 
 static int choice_allowed(const char *choices, const char *value) {
@@ -324,7 +340,15 @@ vigil_status config_apply_env(vigil_config *cfg, char *const *envp, vigil_error 
     return VIGIL_OK;
 }
 
+/* Short flags for settings used often enough to earn one (`vigil serve
+ * --role cloud`); the derived name works too. */
+static const struct {
+    const char *flag, *derived;
+} flag_aliases[] = {{"role", "edge-role"}};
+
 vigil_status config_apply_flag(vigil_config *cfg, const char *flag, const char *value, vigil_error *err) {
+    for (size_t i = 0; i < sizeof flag_aliases / sizeof flag_aliases[0]; i++)
+        if (strcmp(flag, flag_aliases[i].flag) == 0) flag = flag_aliases[i].derived;
     for (size_t i = 0; i < SETTING_COUNT; i++) {
         char name[128];
         setting_name(&settings[i], 'f', name, sizeof name);

@@ -53,6 +53,14 @@ typedef struct vigil_config {
     char tls_cert_file[CONFIG_STR_MAX];      /* HTTPS when set (with tls_key_file) */
     char tls_key_file[CONFIG_STR_MAX];
     char tls_client_ca_file[CONFIG_STR_MAX]; /* mTLS: client certificates required */
+    char edge_role[16];                        /* off | edge | cloud (docs/EDGE.md) */
+    char edge_data_dir[CONFIG_STR_MAX];        /* where the edge parts keep their files */
+    char edge_receiver_model[128];             /* the cloud's model ("" = detect.default_model's rule) */
+    char edge_receiver_store[CONFIG_STR_MAX];  /* "" = sqlite:<edge.data_dir>/receiver.db */
+    char edge_receiver_frames_dir[CONFIG_STR_MAX]; /* "" = <edge.data_dir>/frames */
+    int64_t edge_receiver_retention_s;         /* keys and answers kept at least this long */
+    int64_t edge_receiver_claim_timeout_s;     /* an unfinished claim older than this is taken over */
+    int64_t edge_receiver_workers;             /* threads doing the receiver's work */
 } vigil_config;
 
 /* Fills cfg with the defaults. */

@@ -26,6 +26,15 @@
 #include "serve/server.h"
 #include "serve/textbuf.h"
 
+/* A route added by a module (server_route_add). */
+typedef struct server_route {
+    char method[16];
+    char prefix[128];
+    size_t prefix_len;
+    server_route_fn handler;
+    void *ctx;
+} server_route;
+
 struct vigil_server {
     vigil_config cfg;
     struct MHD_Daemon *daemon;
@@ -42,6 +51,14 @@ struct vigil_server {
     body_budget bodies;  /* http.max_buffered_bytes: request bodies held in memory */
     atomic_int mhd_started;     /* 0 while MHD_start_daemon runs: its messages go to listen_error */
     char listen_error[256];     /* libmicrohttpd's last message while starting, for the failure */
+    server_route routes[SERVER_ROUTES_MAX]; /* added by modules before server_start (routes_ext.c) */
+    size_t n_routes;
+    atomic_int deferred; /* calls to added routes answered later (server_call_defer) */
+    struct {
+        server_metrics_fn fn;
+        void *ctx;
+    } metrics_ext[SERVER_METRICS_MAX]; /* modules' /metrics lines (server_metrics_add) */
+    size_t n_metrics_ext;
 };
 
 typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE } exchange_state;
@@ -86,6 +103,13 @@ struct http_exchange {
     const char *content_type;
     char retry_after[16];
     char header_length[32]; /* Inference-Header-Content-Length */
+    const char *extra_name[SERVER_CALL_HEADERS_MAX]; /* headers an added route asked for (in arena) */
+    const char *extra_value[SERVER_CALL_HEADERS_MAX];
+    size_t n_extra;
+
+    /* a call to an added route */
+    const char *call_path; /* the path after the route's prefix */
+    int call_deferred;     /* server_call_defer: counted in server->deferred until resumed */
 };
 
 /* ---- responses (each replaces any response already set) ---- */
@@ -135,6 +159,10 @@ typedef struct route_path {
 /* Each returns 1 when it handled the path (response set or job started). */
 int routes_v2(http_exchange *ex, const route_path *p);
 int routes_api(http_exchange *ex, const route_path *p);
+/* The routes modules added (routes_ext.c), tried after the built-in ones. */
+int routes_ext(http_exchange *ex);
+/* Appends the modules' metrics (server_metrics_add) to a /metrics answer. */
+void routes_ext_metrics(vigil_server *server, textbuf *out);
 
 /* 405 with a message naming the allowed method; returns 1. */
 int respond_method(http_exchange *ex, const char *allowed);
