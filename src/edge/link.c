@@ -98,6 +98,8 @@ struct link_monitor {
     unsigned jitter_seed;   /* network thread only */
     int reconnect_failures; /* network thread only: reset by a CONNACK */
     char refusal[96];       /* network thread only: the broker's CONNACK refusal, "" when none */
+    double connected_at;    /* network thread only: monotonic ms of the last CONNACK */
+    int short_lived;        /* network thread only: accepted connections in a row that ended within a keepalive */
 
     pthread_mutex_t lock;
     pthread_cond_t wake; /* monitor thread's sleep (monotonic) */
@@ -202,7 +204,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
     }
     pthread_cond_signal(&link->wake);
     pthread_mutex_unlock(&link->lock);
-    link->reconnect_failures = 0;
+    link->connected_at = clock_now_ms();
     link->refusal[0] = '\0';
     LOG_I("link: connected to broker %s:%d as %s (epoch %lld)", link->host, link->port, link->client_id,
           (long long)epoch);
@@ -227,7 +229,12 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
     link->connected = false;
     pthread_cond_signal(&link->wake);
     pthread_mutex_unlock(&link->lock);
-    if (was && !stopping)
+    if (!was || stopping) return;
+    if (rc == MQTT_RC_SESSION_TAKEN_OVER)
+        LOG_W("link: broker %s:%d handed our session to another client with the id %s: two nodes share the "
+              "node id \"%s\"?",
+              link->host, link->port, link->client_id, link->node_id);
+    else
         LOG_W("link: disconnected from broker %s:%d: %s", link->host, link->port,
               rc == MOSQ_ERR_KEEPALIVE ? "keepalive timeout (no answer from the broker)"
               : rc >= 128              ? mosquitto_reason_string(rc)
@@ -457,6 +464,19 @@ static void *net_main(void *arg) {
         snprintf(detail, sizeof detail, "%s", link->lib_error);
         pthread_cond_signal(&link->wake);
         pthread_mutex_unlock(&link->lock);
+        if (reached && !stopping) {
+            /* The backoff starts over only after a connection that lasted:
+             * one the broker keeps closing right after accepting it (another
+             * client with our id, an ACL) must not be retried twice a second. */
+            if (clock_now_ms() - link->connected_at >= link->keepalive_s * 1000.0) {
+                link->reconnect_failures = 0;
+                link->short_lived = 0;
+            } else if (++link->short_lived == 3) {
+                LOG_W("link: broker %s:%d keeps closing our connection right after accepting it: another client "
+                      "with the id %s (two nodes with the node id \"%s\")?",
+                      link->host, link->port, link->client_id, link->node_id);
+            }
+        }
         if (!reached && !stopping) {
             /* Once per streak at warn (the state says the rest); the broker's
              * refusal or libmosquitto's own line (a TLS reason) says why. */
@@ -595,7 +615,10 @@ static void edge_step(link_monitor *link, double now) {
         if (any_dead && !any_alive) {
             offline_reason(link, why, sizeof why);
         } else if (now - link->started >= grace) {
-            snprintf(why, sizeof why, "%s", link->connected ? "no heartbeat from the cloud" : "broker unreachable");
+            snprintf(why, sizeof why, "%s",
+                     link->connected         ? "no heartbeat from the cloud"
+                     : link->connections > 0 ? "broker disconnected"
+                                             : "broker unreachable");
         } else {
             return;
         }
@@ -803,6 +826,9 @@ vigil_status link_create(const link_config *cfg, const edge_clock *clock, link_m
     st = configure_client(link, err);
     if (st != VIGIL_OK) goto fail;
 
+    LOG_I("link: %s %s monitoring broker %s:%d (heartbeat %.0f ms, missed %d, rise %d, keepalive %d s)",
+          role_name(link->role), link->node_id, link->host, link->port, link->heartbeat_ms, link->missed, link->rise,
+          link->keepalive_s);
     if (pthread_create(&link->net_thread, NULL, net_main, link) != 0) {
         st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "link: cannot start the network thread");
         goto fail;
@@ -814,9 +840,6 @@ vigil_status link_create(const link_config *cfg, const edge_clock *clock, link_m
         return st;
     }
     link->monitor_started = true;
-    LOG_I("link: %s %s monitoring broker %s:%d (heartbeat %.0f ms, missed %d, rise %d, keepalive %d s)",
-          role_name(link->role), link->node_id, link->host, link->port, link->heartbeat_ms, link->missed, link->rise,
-          link->keepalive_s);
     *out = link;
     return VIGIL_OK;
 fail:
