@@ -35,6 +35,10 @@
  *
  * Lock order: never call libmosquitto while holding link->lock (its
  * callbacks take link->lock while libmosquitto holds its own mutexes).
+ *
+ * Process-wide effects, both libmosquitto's: mosquitto_lib_init once (kept
+ * for the process's life), and mosquitto_new sets SIGPIPE to SIG_IGN, since
+ * it writes to sockets with write() - vigil serve ignores SIGPIPE anyway.
  */
 #include "edge/link.h"
 
