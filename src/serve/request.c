@@ -203,6 +203,8 @@ vigil_status request_detect_resolve(const served_model *m, const request_detect_
     if (m->config.iou_threshold >= 0) d->iou_threshold = (float)m->config.iou_threshold;
     dj->classes = NULL;
     dj->n_classes = 0;
+    dj->render = 0;
+    job->priority = 0;
     if (!o) return VIGIL_OK;
     /* One sentence per field, naming the field as the request spells it. */
     if (o->has_conf && !(o->conf >= 0 && o->conf <= 1))
@@ -214,9 +216,14 @@ vigil_status request_detect_resolve(const served_model *m, const request_detect_
     if (o->has_max_det && !(o->max_det >= 1 && o->max_det <= REQUEST_MAX_DET_MAX))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s must be " REQUEST_MAX_DET_RULE ", got %lld",
                                names->max_det, (long long)o->max_det);
+    if (o->has_priority && !(o->priority >= -REQUEST_PRIORITY_MAX && o->priority <= REQUEST_PRIORITY_MAX))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s must be " REQUEST_PRIORITY_RULE ", got %lld",
+                               names->priority, (long long)o->priority);
     if (o->has_conf) d->conf_threshold = (float)o->conf;
     if (o->has_iou) d->iou_threshold = (float)o->iou;
     if (o->has_max_det) d->max_detections = (int)o->max_det;
+    if (o->has_priority) job->priority = (int)o->priority;
+    if (o->has_render) dj->render = o->render != 0;
     if (o->n_classes == 0) return VIGIL_OK;
     /* The list goes to the detection job as it is (the worker resolves ids
      * and names against the model's labels, which it holds), copied into

@@ -143,21 +143,28 @@ typedef struct request_detect_options {
     int64_t max_det;   /* [1, 100000] */
     const char *const *classes; /* borrowed; ids ("0") or names ("bus"), none empty */
     size_t n_classes;
+    int has_priority;
+    int64_t priority;  /* [-1000, 1000]: higher runs first (unset: 0) */
+    int has_render;
+    int render;        /* 1: answer with the image, boxes drawn (unset: 0, JSON) */
 } request_detect_options;
 
 /* How each front end spells the fields, for messages that name the field
  * as the request wrote it ("conf" over REST, "options.conf_threshold" over
  * gRPC). */
 typedef struct request_detect_names {
-    const char *conf, *iou, *max_det, *classes;
+    const char *conf, *iou, *max_det, *classes, *priority;
 } request_detect_names;
 
 #define REQUEST_THRESHOLD_RULE "in [0, 1]"
 #define REQUEST_MAX_DET_RULE "an integer in [1, 100000]"
 #define REQUEST_MAX_DET_MAX 100000
+#define REQUEST_PRIORITY_RULE "an integer in [-1000, 1000]"
+#define REQUEST_PRIORITY_MAX 1000
 
 /* Makes job a detection job (job_detect_prepare, in a) and fills its
- * options from the defaults, then m's config.yaml thresholds, then o; o's
+ * options from the defaults, then m's config.yaml thresholds, then o (its
+ * priority and render flag included: job->priority, the job's render); o's
  * class list is handed to the job as a list (copied into a), which the
  * worker resolves against the model's labels.  VIGIL_ERR_INVALID_ARGUMENT
  * naming the first field out of range ("<name> must be <rule>, got
