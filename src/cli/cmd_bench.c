@@ -65,7 +65,9 @@ static int parse_batches(const char *s, bench_args *a) {
     char buf[256];
     if (strlen(s) >= sizeof buf) return 0;
     snprintf(buf, sizeof buf, "%s", s);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *tok = buf, *next; tok; tok = next) { /* not strtok: "1,,2" has an empty entry */
+        next = strchr(tok, ',');
+        if (next) *next++ = '\0';
         char *dash = strchr(tok, '-');
         long lo, hi;
         if (dash) *dash = '\0';
