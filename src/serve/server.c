@@ -240,22 +240,7 @@ static void route(http_exchange *ex) {
 
 static void request_id_init(http_exchange *ex) {
     const char *given = exchange_header(ex, "X-Request-Id");
-    size_t n = 0;
-    if (given)
-        for (; given[n] && n < sizeof ex->request_id - 1; n++) {
-            unsigned char c = (unsigned char)given[n];
-            if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') break;
-        }
-    if (given && n > 0 && given[n] == '\0') {
-        memcpy(ex->request_id, given, n + 1);
-        return;
-    }
-    static atomic_ullong counter;
-    unsigned long long k = atomic_fetch_add(&counter, 1);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(ex->request_id, sizeof ex->request_id, "%08llx-%04x-%06llx", (unsigned long long)ts.tv_sec,
-             (unsigned)(ts.tv_nsec >> 14) & 0xffff, k & 0xffffff);
+    request_id_make(given, given ? strlen(given) : 0, ex->request_id);
 }
 
 static http_exchange *exchange_create(vigil_server *server, struct MHD_Connection *conn, const char *url,
@@ -292,53 +277,18 @@ static void exchange_destroy(http_exchange *ex) {
     vigil_free(ex);
 }
 
-/* Appends text with control bytes replaced: MHD hands over the path
- * percent-decoded, and a decoded newline must not start a forged line. */
-static void text_append_clean(textbuf *b, const char *text) {
-    for (const char *c = text; *c; c++) {
-        unsigned char u = (unsigned char)*c;
-        textbuf_printf(b, "%c", u < 0x20 || u == 0x7f ? '?' : *c);
-    }
-}
-
-/* One line per answered request, in the form log.format asks for: a JSON
- * object ("type":"access") or a text line like the other log lines. */
-static void access_log(const http_exchange *ex) {
-    if (log_min_level() > LOG_INFO) return;
-    double ms = (double)(sched_now_ns() - ex->start_ns) / 1e6;
-    textbuf b;
-    textbuf_init(&b, 4096);
-    if (log_json()) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        textbuf_printf(&b, "{\"ts\":%lld.%03ld,\"level\":\"info\",\"type\":\"access\",\"request_id\":",
-                       (long long)ts.tv_sec, ts.tv_nsec / 1000000);
-        json_append_string(&b, ex->request_id);
-        textbuf_printf(&b, ",\"method\":");
-        json_append_string(&b, ex->method);
-        textbuf_printf(&b, ",\"path\":");
-        json_append_string(&b, ex->url);
-        textbuf_printf(&b, ",\"route\":\"%s\",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f",
-                       ex->route, ex->code, ex->body.len, ex->resp_len, ms);
-        if (ex->model[0]) {
-            textbuf_printf(&b, ",\"model\":");
-            json_append_string(&b, ex->model);
-        }
-        textbuf_printf(&b, "}");
-    } else {
-        textbuf_printf(&b, "vigil: access: ");
-        text_append_clean(&b, ex->method);
-        textbuf_printf(&b, " ");
-        text_append_clean(&b, ex->url);
-        textbuf_printf(&b, " %d route=%s bytes_in=%zu bytes_out=%zu ms=%.3f request_id=%s", ex->code, ex->route,
-                       ex->body.len, ex->resp_len, ms, ex->request_id);
-        if (ex->model[0]) {
-            textbuf_printf(&b, " model=");
-            text_append_clean(&b, ex->model);
-        }
-    }
-    if (!b.status) log_line(b.data);
-    textbuf_free(&b);
+/* The request layer's finish step (metrics, access line) for an answer. */
+static void exchange_finish(const http_exchange *ex) {
+    request_record r = {.request_id = ex->request_id,
+                        .method = ex->method,
+                        .path = ex->url,
+                        .route = ex->route,
+                        .status = ex->code,
+                        .bytes_in = ex->body.len,
+                        .bytes_out = ex->resp_len,
+                        .start_ns = ex->start_ns,
+                        .model = ex->model};
+    request_finish(ex->server, &r);
 }
 
 static enum MHD_Result exchange_send(http_exchange *ex) {
@@ -356,8 +306,7 @@ static enum MHD_Result exchange_send(http_exchange *ex) {
     enum MHD_Result ret = MHD_queue_response(ex->conn, (unsigned)ex->code, resp);
     MHD_destroy_response(resp);
     ex->state = EXCHANGE_DONE;
-    metrics_http_request(ex->server->metrics, ex->route, ex->code);
-    access_log(ex);
+    exchange_finish(ex);
     return ret;
 }
 
@@ -523,8 +472,7 @@ static enum MHD_Result exchange_refuse_now(http_exchange *ex) {
     }
     textbuf_free(&b);
     ex->state = EXCHANGE_DONE;
-    metrics_http_request(ex->server->metrics, ex->route, ex->code);
-    access_log(ex);
+    exchange_finish(ex);
     return MHD_NO;
 }
 

@@ -23,6 +23,7 @@
 #include "serve/infer_codec.h"
 #include "serve/metrics.h"
 #include "serve/repository.h"
+#include "serve/request.h"
 #include "serve/server.h"
 #include "serve/textbuf.h"
 
@@ -74,7 +75,7 @@ struct http_exchange {
     size_t body_held; /* bytes of server->bodies this exchange holds */
     int close_after; /* the framing was refused: answer with Connection: close */
     int64_t start_ns;
-    char request_id[65];
+    char request_id[REQUEST_ID_SIZE];
     const char *route; /* route pattern for metrics and the access log */
     char model[MODEL_NAME_MAX];
     exchange_state state;
