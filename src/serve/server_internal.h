@@ -29,6 +29,7 @@
 struct vigil_server {
     vigil_config cfg;
     struct MHD_Daemon *daemon;
+    struct http_gate *gate; /* owns the port; hands each connection to daemon */
     uint16_t http_port;
     atomic_int ready;
     atomic_int stopping;
