@@ -118,6 +118,7 @@ struct http_gate {
     atomic_int stop_accepting;
     atomic_int active; /* links not yet closed or lingering */
     int64_t accept_paused_until;
+    int accept_full; /* at http.max_connections: the listener is out of the epoll set */
     char listen_tag, wake_tag; /* epoll data for the listening socket and the eventfd */
     gnutls_certificate_credentials_t cred;
     gate_link *links, *dead;
@@ -215,6 +216,11 @@ static void link_close(gate_link *l) {
     l->next = gate->dead;
     gate->dead = l;
     gate->n_links--;
+    if (gate->accept_full && !gate->accept_paused_until && gate->listen_fd >= 0) { /* a slot is free: accept again */
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &gate->listen_tag};
+        epoll_ctl(gate->epoll_fd, EPOLL_CTL_ADD, gate->listen_fd, &ev);
+        gate->accept_full = 0;
+    }
 }
 
 static void watch(http_gate *gate, int fd, gate_end *end, uint32_t *registered, uint32_t want) {
@@ -499,6 +505,11 @@ static void link_open(http_gate *gate, int fd, const struct sockaddr_storage *ad
 
 static void gate_accept(http_gate *gate) {
     for (;;) {
+        if (gate->n_links >= gate->opt.max_connections) { /* http.max_connections: the rest wait in the backlog */
+            epoll_ctl(gate->epoll_fd, EPOLL_CTL_DEL, gate->listen_fd, NULL);
+            gate->accept_full = 1;
+            return;
+        }
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
         int fd = accept4(gate->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -513,10 +524,6 @@ static void gate_accept(http_gate *gate) {
             }
             return;
         }
-        if (gate->n_links >= gate->opt.max_connections) { /* http.max_connections */
-            close(fd);
-            continue;
-        }
         link_open(gate, fd, &addr, len);
     }
 }
@@ -530,9 +537,12 @@ static void gate_close_listener(http_gate *gate) {
 
 static void gate_sweep(http_gate *gate, int64_t now) {
     if (gate->accept_paused_until && now >= gate->accept_paused_until && gate->listen_fd >= 0) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &gate->listen_tag};
-        epoll_ctl(gate->epoll_fd, EPOLL_CTL_ADD, gate->listen_fd, &ev);
         gate->accept_paused_until = 0;
+        gate->accept_full = gate->n_links >= gate->opt.max_connections; /* then link_close adds it back */
+        if (!gate->accept_full) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &gate->listen_tag};
+            epoll_ctl(gate->epoll_fd, EPOLL_CTL_ADD, gate->listen_fd, &ev);
+        }
     }
     for (gate_link *l = gate->links, *next; l; l = next) {
         next = l->next;

@@ -1,9 +1,10 @@
 /*
  * fuzz_http.c - libFuzzer target for HTTP/1.1 request framing: the real
- * server (server_create/server_start: libmicrohttpd with vigil's handler,
- * framing checks, body limits and routes) runs in this process on a
- * loopback port with an empty repository, and each input becomes the bytes
- * of one connection, sent, half-closed and read to the end.
+ * server (server_create/server_start: the gate with its strict parser in
+ * front of libmicrohttpd, vigil's handler, body limits and routes) runs in
+ * this process on a loopback port with an empty repository, and each input
+ * becomes the bytes of one connection, sent, half-closed and read to the
+ * end.
  *
  * Inputs are grammar-aware: one starting with an ASCII letter is sent as it
  * is (raw requests to mutate); any other is a little program whose opcodes
@@ -12,9 +13,11 @@
  * space before the colon, obs-fold), chunks with sizes and extensions of
  * every kind, last chunks with trailers, and raw bytes.  Sanitizers catch
  * memory errors in the handler and the library alike; the target itself
- * traps when the answer is not HTTP, or when a request whose head was
+ * traps when the answer is not HTTP, when a request whose head was
  * ambiguous (two Content-Lengths, Content-Length with Transfer-Encoding)
- * got more than one answer from vigil (a smuggled request ran).
+ * got more than one answer from vigil (a smuggled request ran), or when a
+ * built input got an HTML page (libmicrohttpd's own answer: the gate in
+ * front of it must have refused first, in JSON).
  */
 #include <netinet/in.h>
 #include <poll.h>
@@ -241,5 +244,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (got >= 7 && memcmp(answer, "HTTP/1.", 7) != 0) __builtin_trap(); /* not an HTTP answer */
     int ambiguous = !raw && (w.length_differs || (w.lengths && w.codings));
     if (ambiguous && count(answer, got, "X-Request-Id:") > 1) __builtin_trap(); /* a smuggled request ran */
+    if (!raw && count(answer, got, "<html>")) __builtin_trap(); /* the library answered, not vigil */
     return 0;
 }
