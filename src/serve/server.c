@@ -373,10 +373,12 @@ static int exchange_fd(http_exchange *ex) {
 
 /* The gate (http_gate.c) refused what the client sent and wrote this
  * request, or this chunked body's last chunk, in its place (marked with
- * GATE_REFUSAL_FIELD as a header or a trailer, which no client field can
- * reach the library as: the gate passes no trailers on and ends the
- * connection at the refusal).  Sets the refusal the gate keeps as the
- * response, with Connection: close; returns 1 when it did. */
+ * GATE_REFUSAL_FIELD as a header or a trailer; the gate passes no client
+ * trailers on).  Sets the refusal the gate keeps as the response, with
+ * Connection: close; returns 1 when it did.  The refusal is taken once, so
+ * a client that sends the field itself, before a request of its own that
+ * the gate refuses, only gets that refusal one request early on its own
+ * connection. */
 static int gate_refused(http_exchange *ex, enum MHD_ValueKind kind) {
     if (!MHD_lookup_connection_value(ex->conn, kind, GATE_REFUSAL_FIELD)) return 0;
     int code;
