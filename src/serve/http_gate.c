@@ -361,8 +361,24 @@ static void link_linger(gate_link *l) {
     l->counted_active = 0;
 }
 
-static void link_pump(gate_link *l) {
-    if (l->handshaking && !link_handshake(l)) return;
+/* 1 when a read that returned n of room bytes may have left more behind:
+ * a short read drained the socket (epoll says when there is more), but
+ * GnuTLS may hold decrypted bytes the socket no longer shows. */
+static int more_to_read(gate_link *l, ssize_t n, size_t room, int is_client) {
+    if (n <= 0) return 0;
+    if (is_client && l->tls && gnutls_record_check_pending(l->tls) > 0) return 1;
+    return (size_t)n == room;
+}
+
+/* Moves bytes as far as they go.  client_readable and pair_readable say
+ * which sockets epoll reported readable (or may hold bytes): only those are
+ * read, and only until a short read, so that a request costs no reads that
+ * find nothing. */
+static void link_pump(gate_link *l, int client_readable, int pair_readable) {
+    if (l->handshaking) {
+        if (!link_handshake(l)) return;
+        client_readable = pair_readable = 1; /* the handshake may have left records behind */
+    }
     if (!l->buf && !(l->buf = vigil_malloc(GATE_IN_CAP + GATE_TO_SERVER_CAP + GATE_TO_CLIENT_CAP))) {
         LOG_W("http gate: out of memory for a connection's buffers");
         link_close(l);
@@ -380,8 +396,9 @@ static void link_pump(gate_link *l) {
             progress = n > 0 || n == IO_RETRY;
             continue;
         }
-        if (!l->client_eof && !l->refusing && !l->server_eof && l->in_len < GATE_IN_CAP) {
-            ssize_t n = client_recv(l, link_in(l) + l->in_len, GATE_IN_CAP - l->in_len);
+        if (client_readable && !l->client_eof && !l->refusing && !l->server_eof && l->in_len < GATE_IN_CAP) {
+            size_t room = GATE_IN_CAP - l->in_len;
+            ssize_t n = client_recv(l, link_in(l) + l->in_len, room);
             if (n > 0) l->in_len += (size_t)n;
             else if (n == 0) l->client_eof = 1;
             else if (n == IO_FATAL) {
@@ -389,6 +406,7 @@ static void link_pump(gate_link *l) {
                 return;
             }
             progress |= n != IO_AGAIN;
+            client_readable = n == IO_RETRY || more_to_read(l, n, room, 1);
         }
         if (!l->refusing && l->in_len > 0) {
             size_t before = l->to_server_len;
@@ -419,8 +437,9 @@ static void link_pump(gate_link *l) {
             shutdown(l->pair_fd, SHUT_WR); /* the client's half-close, passed on */
             l->pair_shut = 1;
         }
-        if (l->pair_fd >= 0 && !l->server_eof && l->to_client_len < GATE_TO_CLIENT_CAP) {
-            ssize_t n = recv(l->pair_fd, link_to_client(l) + l->to_client_len, GATE_TO_CLIENT_CAP - l->to_client_len, 0);
+        if (pair_readable && l->pair_fd >= 0 && !l->server_eof && l->to_client_len < GATE_TO_CLIENT_CAP) {
+            size_t room = GATE_TO_CLIENT_CAP - l->to_client_len;
+            ssize_t n = recv(l->pair_fd, link_to_client(l) + l->to_client_len, room, 0);
             if (n > 0) {
                 l->to_client_len += (size_t)n;
                 progress = 1;
@@ -428,6 +447,7 @@ static void link_pump(gate_link *l) {
                 l->server_eof = 1;
                 progress = 1;
             }
+            pair_readable = more_to_read(l, n, room, 0);
         }
         if (l->to_client_len || l->tls_pending) {
             ssize_t n = client_send(l);
@@ -498,7 +518,7 @@ static void link_open(http_gate *gate, int fd, const struct sockaddr_storage *ad
     } else if (!link_hand_over(l)) {
         return;
     }
-    link_pump(l);
+    link_pump(l, 1, 0);
 }
 
 /* ------------------------------------------------------------ the thread */
@@ -574,8 +594,10 @@ static void *gate_run(void *arg) {
             } else if (ptr == &gate->listen_tag) {
                 if (!atomic_load(&gate->stop_accepting)) gate_accept(gate);
             } else {
-                gate_link *l = ((gate_end *)ptr)->link;
-                if (!l->closed) link_pump(l);
+                gate_end *end = ptr;
+                gate_link *l = end->link;
+                int readable = (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
+                if (!l->closed) link_pump(l, end->is_client && readable, !end->is_client && readable);
             }
         }
         gate_free_dead(gate);
