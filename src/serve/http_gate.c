@@ -1,10 +1,23 @@
 /*
  * http_gate.c - the listener in front of libmicrohttpd (see http_gate.h).
  *
- * One thread, one epoll set, level-triggered.  A connection (gate_link) is
- * the client's socket, optionally its GnuTLS session, and the gate's end of
- * a socketpair whose other end the library owns.  Every event on either
- * socket runs link_pump, which moves bytes as far as they will go:
+ * Several threads (gate_options.threads, http.threads by default), each a
+ * worker with its own epoll set, level-triggered, so that TLS record work
+ * and relaying use every core.  The workers share one listening socket,
+ * each holding it in its set with EPOLLEXCLUSIVE: a new client wakes one
+ * worker that is waiting (a busy one is skipped), which accepts it and
+ * keeps it for life, so a connection's state is only ever touched by one
+ * thread and needs no lock.  Each wake-up accepts a single client, so a
+ * burst of connections spreads over the idle workers instead of landing on
+ * the first one awake.  http.max_connections counts over all the workers
+ * (gate->n_links); a worker that finds it reached takes the listener out of
+ * its set until one of its own links closes (or, at the latest, until its
+ * next sweep).
+ *
+ * A connection (gate_link) is the client's socket, optionally its GnuTLS
+ * session, and the gate's end of a socketpair whose other end the library
+ * owns.  Every event on either socket runs link_pump, which moves bytes as
+ * far as they will go:
  *
  *   client -> in -> strict_feed -> to_server -> pair      (checked)
  *   pair -> to_client -> client                            (as they are)
@@ -37,7 +50,8 @@
  *
  * The handler runs on the library's threads and asks about a connection by
  * its end of the pair (gate_peer_verified, gate_refusal_take): the links
- * are found in by_fd, under lock.  An fd number is reused only after the
+ * are found in by_fd, under lock (shared by the workers; taken only when a
+ * connection is handed over or closed, and by those two questions).  An fd number is reused only after the
  * library closed it; an entry is overwritten then, and removed by its link
  * only while it is still its own.
  */
@@ -73,6 +87,7 @@
 enum { IO_AGAIN = -1, IO_FATAL = -2, IO_RETRY = -3 };
 
 typedef struct gate_link gate_link;
+typedef struct gate_worker gate_worker;
 
 /* What an epoll event points at: one side of a link. */
 typedef struct gate_end {
@@ -82,7 +97,8 @@ typedef struct gate_end {
 
 struct gate_link {
     http_gate *gate;
-    gate_link *prev, *next; /* gate->links, or gate->dead once closed */
+    gate_worker *worker;    /* the thread that owns it, for life */
+    gate_link *prev, *next; /* worker->links, or worker->dead once closed */
     int closed;
     int client_fd;
     int pair_fd;   /* the gate's end; -1 before the hand-over */
@@ -105,24 +121,35 @@ struct gate_link {
     uint32_t client_events, pair_events; /* registered with epoll; 0 = not registered */
 };
 
-struct http_gate {
-    gate_options opt;
-    char host[64];
-    int listen_fd;
-    uint16_t port;
+/* One epoll thread and the links it owns; only that thread touches them. */
+struct gate_worker {
+    http_gate *gate;
     int epoll_fd;
     int wake_fd;
     pthread_t thread;
     int started;
+    int listening;               /* the listening socket is in this worker's epoll set */
+    int released;                /* after gate_stop_accepting: never touches the listening socket again */
+    int64_t accept_paused_until; /* out of descriptors: the listener rests until then */
+    int accept_full;             /* at http.max_connections: the listener is out of the set */
+    char listen_tag, wake_tag;   /* epoll data for the listening socket and the eventfd */
+    gate_link *links, *dead;
+};
+
+struct http_gate {
+    gate_options opt;
+    char host[64];
+    int listen_fd; /* closed by the last worker to let go of it */
+    uint16_t port;
+    gate_worker *workers;
+    unsigned n_workers;
+    int started;
     atomic_int stop;
     atomic_int stop_accepting;
-    atomic_int active; /* links not yet closed or lingering */
-    int64_t accept_paused_until;
-    int accept_full; /* at http.max_connections: the listener is out of the epoll set */
-    char listen_tag, wake_tag; /* epoll data for the listening socket and the eventfd */
+    atomic_uint released; /* workers that let go of the listening socket */
+    atomic_int active;    /* links not yet closed or lingering */
+    atomic_uint n_links;  /* links open, over all the workers (http.max_connections) */
     gnutls_certificate_credentials_t cred;
-    gate_link *links, *dead;
-    unsigned n_links;
     pthread_mutex_t lock; /* by_fd, and the fields of a link marked "under gate->lock" */
     gate_link **by_fd;
     size_t by_fd_cap;
@@ -194,6 +221,20 @@ static char *link_in(gate_link *l) { return l->buf; }
 static char *link_to_server(gate_link *l) { return l->buf + GATE_IN_CAP; }
 static char *link_to_client(gate_link *l) { return l->buf + GATE_IN_CAP + GATE_TO_SERVER_CAP; }
 
+/* Puts the listening socket in the worker's epoll set, or takes it out.
+ * EPOLLEXCLUSIVE: a new client wakes one waiting worker, not all of them. */
+static void worker_listen(gate_worker *w, int on) {
+    if (w->released || on == w->listening) return;
+    http_gate *gate = w->gate;
+    if (on) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &w->listen_tag};
+        if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, gate->listen_fd, &ev) != 0) return;
+    } else {
+        epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, gate->listen_fd, NULL);
+    }
+    w->listening = on;
+}
+
 static void link_close(gate_link *l) {
     if (l->closed) return;
     http_gate *gate = l->gate;
@@ -209,28 +250,28 @@ static void link_close(gate_link *l) {
     if (l->counted_active) atomic_fetch_sub(&gate->active, 1);
     l->counted_active = 0;
     /* Freed after the current batch of events, which may still name it. */
+    gate_worker *w = l->worker;
     if (l->prev) l->prev->next = l->next;
-    else gate->links = l->next;
+    else w->links = l->next;
     if (l->next) l->next->prev = l->prev;
     l->prev = NULL;
-    l->next = gate->dead;
-    gate->dead = l;
-    gate->n_links--;
-    if (gate->accept_full && !gate->accept_paused_until && gate->listen_fd >= 0) { /* a slot is free: accept again */
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &gate->listen_tag};
-        epoll_ctl(gate->epoll_fd, EPOLL_CTL_ADD, gate->listen_fd, &ev);
-        gate->accept_full = 0;
+    l->next = w->dead;
+    w->dead = l;
+    atomic_fetch_sub(&gate->n_links, 1);
+    if (w->accept_full && !w->accept_paused_until) { /* a slot is free: accept again */
+        w->accept_full = 0;
+        worker_listen(w, 1);
     }
 }
 
-static void watch(http_gate *gate, int fd, gate_end *end, uint32_t *registered, uint32_t want) {
+static void watch(gate_worker *w, int fd, gate_end *end, uint32_t *registered, uint32_t want) {
     if (fd < 0 || want == *registered) return;
     struct epoll_event ev = {.events = want, .data.ptr = end};
     /* A socket nobody wants to hear from leaves the set: a hung-up one
      * would otherwise report EPOLLHUP on every wait. */
-    if (want == 0) epoll_ctl(gate->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-    else if (*registered == 0) epoll_ctl(gate->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
-    else epoll_ctl(gate->epoll_fd, EPOLL_CTL_MOD, fd, &ev);
+    if (want == 0) epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+    else if (*registered == 0) epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+    else epoll_ctl(w->epoll_fd, EPOLL_CTL_MOD, fd, &ev);
     *registered = want;
 }
 
@@ -247,8 +288,8 @@ static void link_watch(gate_link *l) {
         if (l->to_client_len < GATE_TO_CLIENT_CAP) pair |= EPOLLIN;
         if (l->to_server_len && !l->server_write_closed) pair |= EPOLLOUT;
     }
-    watch(l->gate, l->client_fd, &l->client_end, &l->client_events, client);
-    watch(l->gate, l->pair_fd, &l->pair_end, &l->pair_events, pair);
+    watch(l->worker, l->client_fd, &l->client_end, &l->client_events, client);
+    watch(l->worker, l->pair_fd, &l->pair_end, &l->pair_events, pair);
 }
 
 /* The pair, handed to the library; 0 when the link closed instead. */
@@ -477,13 +518,17 @@ static void link_pump(gate_link *l, int client_readable, int pair_readable) {
     }
 }
 
-static void link_open(http_gate *gate, int fd, const struct sockaddr_storage *addr, socklen_t addr_len) {
+/* A new client, already counted in gate->n_links. */
+static void link_open(gate_worker *w, int fd, const struct sockaddr_storage *addr, socklen_t addr_len) {
+    http_gate *gate = w->gate;
     gate_link *l = vigil_calloc(1, sizeof *l);
     if (!l) {
         close(fd);
+        atomic_fetch_sub(&gate->n_links, 1);
         return;
     }
     l->gate = gate;
+    l->worker = w;
     l->client_fd = fd;
     l->pair_fd = l->server_fd = -1;
     l->addr = *addr;
@@ -491,10 +536,9 @@ static void link_open(http_gate *gate, int fd, const struct sockaddr_storage *ad
     l->client_end = (gate_end){l, 1};
     l->pair_end = (gate_end){l, 0};
     strict_init(&l->parser);
-    l->next = gate->links;
-    if (gate->links) gate->links->prev = l;
-    gate->links = l;
-    gate->n_links++;
+    l->next = w->links;
+    if (w->links) w->links->prev = l;
+    w->links = l;
     l->counted_active = 1;
     atomic_fetch_add(&gate->active, 1);
     int one = 1;
@@ -523,76 +567,89 @@ static void link_open(http_gate *gate, int fd, const struct sockaddr_storage *ad
 
 /* ------------------------------------------------------------ the thread */
 
-static void gate_accept(http_gate *gate) {
-    for (;;) {
-        if (gate->n_links >= gate->opt.max_connections) { /* http.max_connections: the rest wait in the backlog */
-            epoll_ctl(gate->epoll_fd, EPOLL_CTL_DEL, gate->listen_fd, NULL);
-            gate->accept_full = 1;
-            return;
+/* Accepts one client (see the top of the file for why only one). */
+static void worker_accept(gate_worker *w) {
+    http_gate *gate = w->gate;
+    if (w->released || atomic_load(&gate->stop_accepting)) return;
+    /* The slot is taken before the accept, so that the workers together
+     * never pass http.max_connections; the rest wait in the backlog. */
+    if (atomic_fetch_add(&gate->n_links, 1) >= gate->opt.max_connections) {
+        atomic_fetch_sub(&gate->n_links, 1);
+        worker_listen(w, 0);
+        w->accept_full = 1;
+        return;
+    }
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    int fd = accept4(gate->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        atomic_fetch_sub(&gate->n_links, 1);
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* Out of descriptors: a level-triggered listener would wake
+             * the loop at once, so it rests a moment. */
+            LOG_W("http gate: cannot accept: %s", strerror(errno));
+            worker_listen(w, 0);
+            w->accept_paused_until = now_ns() + GATE_ACCEPT_PAUSE_NS;
         }
-        struct sockaddr_storage addr;
-        socklen_t len = sizeof addr;
-        int fd = accept4(gate->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: a level-triggered listener would wake
-                 * the loop at once, so it rests a moment. */
-                LOG_W("http gate: cannot accept: %s", strerror(errno));
-                epoll_ctl(gate->epoll_fd, EPOLL_CTL_DEL, gate->listen_fd, NULL);
-                gate->accept_paused_until = now_ns() + GATE_ACCEPT_PAUSE_NS;
-            }
-            return;
-        }
-        link_open(gate, fd, &addr, len);
+        return; /* EAGAIN: another worker took it */
+    }
+    link_open(w, fd, &addr, len);
+}
+
+/* gate_stop_accepting: this worker lets go of the listening socket, and
+ * the last one to do so closes it (no worker can be in accept4 then). */
+static void worker_release(gate_worker *w) {
+    if (w->released) return;
+    worker_listen(w, 0);
+    w->released = 1;
+    http_gate *gate = w->gate;
+    if (atomic_fetch_add(&gate->released, 1) + 1 == gate->n_workers && gate->listen_fd >= 0) {
+        close(gate->listen_fd);
+        gate->listen_fd = -1;
     }
 }
 
-static void gate_close_listener(http_gate *gate) {
-    if (gate->listen_fd < 0) return;
-    epoll_ctl(gate->epoll_fd, EPOLL_CTL_DEL, gate->listen_fd, NULL);
-    close(gate->listen_fd);
-    gate->listen_fd = -1;
-}
-
-static void gate_sweep(http_gate *gate, int64_t now) {
-    if (gate->accept_paused_until && now >= gate->accept_paused_until && gate->listen_fd >= 0) {
-        gate->accept_paused_until = 0;
-        gate->accept_full = gate->n_links >= gate->opt.max_connections; /* then link_close adds it back */
-        if (!gate->accept_full) {
-            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &gate->listen_tag};
-            epoll_ctl(gate->epoll_fd, EPOLL_CTL_ADD, gate->listen_fd, &ev);
-        }
+static void worker_sweep(gate_worker *w, int64_t now) {
+    http_gate *gate = w->gate;
+    if (w->accept_paused_until && now >= w->accept_paused_until) {
+        w->accept_paused_until = 0;
+        w->accept_full = 1; /* tried again just below */
     }
-    for (gate_link *l = gate->links, *next; l; l = next) {
+    /* Full once, with the slot freed by another worker's link. */
+    if (w->accept_full && !w->accept_paused_until && atomic_load(&gate->n_links) < gate->opt.max_connections) {
+        w->accept_full = 0;
+        worker_listen(w, 1);
+    }
+    for (gate_link *l = w->links, *next; l; l = next) {
         next = l->next;
         if (l->deadline_ns && now >= l->deadline_ns) link_close(l);
     }
 }
 
-static void gate_free_dead(http_gate *gate) {
-    for (gate_link *l = gate->dead, *next; l; l = next) {
+static void worker_free_dead(gate_worker *w) {
+    for (gate_link *l = w->dead, *next; l; l = next) {
         next = l->next;
         vigil_free(l);
     }
-    gate->dead = NULL;
+    w->dead = NULL;
 }
 
-static void *gate_run(void *arg) {
-    http_gate *gate = arg;
+static void *worker_run(void *arg) {
+    gate_worker *w = arg;
+    http_gate *gate = w->gate;
     struct epoll_event events[64];
     int64_t last_sweep = now_ns();
     while (!atomic_load(&gate->stop)) {
-        int n = epoll_wait(gate->epoll_fd, events, 64, 100);
+        int n = epoll_wait(w->epoll_fd, events, 64, 100);
         for (int i = 0; i < n; i++) {
             void *ptr = events[i].data.ptr;
-            if (ptr == &gate->wake_tag) {
+            if (ptr == &w->wake_tag) {
                 uint64_t count;
-                if (read(gate->wake_fd, &count, sizeof count) < 0) { /* nothing to do: it only wakes the loop */
+                if (read(w->wake_fd, &count, sizeof count) < 0) { /* nothing to do: it only wakes the loop */
                 }
-                if (atomic_load(&gate->stop_accepting)) gate_close_listener(gate);
-            } else if (ptr == &gate->listen_tag) {
-                if (!atomic_load(&gate->stop_accepting)) gate_accept(gate);
+                if (atomic_load(&gate->stop_accepting)) worker_release(w);
+            } else if (ptr == &w->listen_tag) {
+                worker_accept(w);
             } else {
                 gate_end *end = ptr;
                 gate_link *l = end->link;
@@ -600,11 +657,11 @@ static void *gate_run(void *arg) {
                 if (!l->closed) link_pump(l, end->is_client && readable, !end->is_client && readable);
             }
         }
-        gate_free_dead(gate);
+        worker_free_dead(w);
         int64_t now = now_ns();
         if (now - last_sweep >= GATE_SWEEP_NS) {
-            gate_sweep(gate, now);
-            gate_free_dead(gate);
+            worker_sweep(w, now);
+            worker_free_dead(w);
             last_sweep = now;
         }
     }
@@ -620,9 +677,16 @@ vigil_status gate_create(const gate_options *options, http_gate **out, vigil_err
     gate->opt = *options;
     snprintf(gate->host, sizeof gate->host, "%s", options->host);
     gate->opt.host = gate->host;
-    gate->listen_fd = gate->epoll_fd = gate->wake_fd = -1;
+    gate->listen_fd = -1;
     pthread_mutex_init(&gate->lock, NULL);
     *out = gate;
+    gate->n_workers = options->threads ? options->threads : 1;
+    if (!(gate->workers = vigil_calloc(gate->n_workers, sizeof *gate->workers)))
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "http gate: out of memory");
+    for (unsigned i = 0; i < gate->n_workers; i++) {
+        gate->workers[i].gate = gate;
+        gate->workers[i].epoll_fd = gate->workers[i].wake_fd = -1;
+    }
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
@@ -663,38 +727,54 @@ vigil_status gate_create(const gate_options *options, http_gate **out, vigil_err
                 return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "tls.client_ca_file: not a CA bundle");
         }
     }
-    gate->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    gate->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (gate->epoll_fd < 0 || gate->wake_fd < 0)
-        return vigil_error_set(err, VIGIL_ERR_IO, "http gate: epoll: %s", strerror(errno));
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &gate->listen_tag};
-    struct epoll_event wake = {.events = EPOLLIN, .data.ptr = &gate->wake_tag};
-    if (epoll_ctl(gate->epoll_fd, EPOLL_CTL_ADD, gate->listen_fd, &ev) != 0 ||
-        epoll_ctl(gate->epoll_fd, EPOLL_CTL_ADD, gate->wake_fd, &wake) != 0)
-        return vigil_error_set(err, VIGIL_ERR_IO, "http gate: epoll: %s", strerror(errno));
+    for (unsigned i = 0; i < gate->n_workers; i++) {
+        gate_worker *w = &gate->workers[i];
+        w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->epoll_fd < 0 || w->wake_fd < 0)
+            return vigil_error_set(err, VIGIL_ERR_IO, "http gate: epoll: %s", strerror(errno));
+        struct epoll_event wake = {.events = EPOLLIN, .data.ptr = &w->wake_tag};
+        if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->wake_fd, &wake) != 0)
+            return vigil_error_set(err, VIGIL_ERR_IO, "http gate: epoll: %s", strerror(errno));
+        worker_listen(w, 1);
+        if (!w->listening) return vigil_error_set(err, VIGIL_ERR_IO, "http gate: epoll: %s", strerror(errno));
+    }
     return VIGIL_OK;
 }
 
 uint16_t gate_port(const http_gate *gate) { return gate->port; }
 
+/* Starts the workers; if one cannot start, those started stop again. */
 vigil_status gate_start(http_gate *gate, vigil_error *err) {
-    int rc = pthread_create(&gate->thread, NULL, gate_run, gate);
-    if (rc) return vigil_error_set(err, VIGIL_ERR_IO, "http gate: cannot start its thread: %s", strerror(rc));
+    for (unsigned i = 0; i < gate->n_workers; i++) {
+        int rc = pthread_create(&gate->workers[i].thread, NULL, worker_run, &gate->workers[i]);
+        if (rc) {
+            atomic_store(&gate->stop, 1);
+            for (unsigned j = 0; j < i; j++) pthread_join(gate->workers[j].thread, NULL);
+            for (unsigned j = 0; j < i; j++) gate->workers[j].started = 0;
+            atomic_store(&gate->stop, 0);
+            return vigil_error_set(err, VIGIL_ERR_IO, "http gate: cannot start its threads: %s", strerror(rc));
+        }
+        gate->workers[i].started = 1;
+    }
     gate->started = 1;
     return VIGIL_OK;
 }
 
-static void gate_wake(http_gate *gate) {
+static void worker_wake(gate_worker *w) {
     uint64_t one = 1;
-    if (write(gate->wake_fd, &one, sizeof one) < 0) { /* the counter is full: the loop is awake anyway */
+    if (write(w->wake_fd, &one, sizeof one) < 0) { /* the counter is full: the loop is awake anyway */
     }
 }
 
 void gate_stop_accepting(http_gate *gate) {
     if (!gate) return;
     atomic_store(&gate->stop_accepting, 1);
-    if (gate->started) gate_wake(gate);
-    else gate_close_listener(gate);
+    if (gate->started) {
+        for (unsigned i = 0; i < gate->n_workers; i++) worker_wake(&gate->workers[i]);
+    } else {
+        for (unsigned i = 0; i < gate->n_workers; i++) worker_release(&gate->workers[i]);
+    }
 }
 
 void gate_drain(http_gate *gate, int wait_ms) {
@@ -705,17 +785,24 @@ void gate_drain(http_gate *gate, int wait_ms) {
 
 void gate_destroy(http_gate *gate) {
     if (!gate) return;
-    if (gate->started) {
-        atomic_store(&gate->stop, 1);
-        gate_wake(gate);
-        pthread_join(gate->thread, NULL);
+    atomic_store(&gate->stop, 1);
+    for (unsigned i = 0; gate->workers && i < gate->n_workers; i++)
+        if (gate->workers[i].started) worker_wake(&gate->workers[i]);
+    for (unsigned i = 0; gate->workers && i < gate->n_workers; i++) {
+        gate_worker *w = &gate->workers[i];
+        if (w->started) pthread_join(w->thread, NULL);
+        w->started = 0;
     }
-    while (gate->links) link_close(gate->links);
-    gate_free_dead(gate);
-    gate_close_listener(gate);
-    if (gate->epoll_fd >= 0) close(gate->epoll_fd);
-    if (gate->wake_fd >= 0) close(gate->wake_fd);
+    for (unsigned i = 0; gate->workers && i < gate->n_workers; i++) {
+        gate_worker *w = &gate->workers[i];
+        while (w->links) link_close(w->links);
+        worker_free_dead(w);
+        if (w->epoll_fd >= 0) close(w->epoll_fd);
+        if (w->wake_fd >= 0) close(w->wake_fd);
+    }
+    if (gate->listen_fd >= 0) close(gate->listen_fd);
     if (gate->cred) gnutls_certificate_free_credentials(gate->cred);
+    vigil_free(gate->workers);
     vigil_free(gate->by_fd);
     pthread_mutex_destroy(&gate->lock);
     vigil_free(gate);

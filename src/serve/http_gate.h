@@ -14,7 +14,7 @@
  * Each accepted client (after its TLS handshake, under HTTPS) gets a
  * socketpair; one end goes to the library through hand_over (the server
  * calls MHD_add_connection with the client's real address), the gate relays
- * between the client and the other end on one epoll thread.  The library
+ * between the client and the other end on one of its epoll threads.  The library
  * runs plain over the pair; its idle timeout, limits and suspend/resume are
  * unchanged.  What the handler needs to know of a connection that only the
  * gate knows (the client certificate's verdict, a pending refusal) it asks
@@ -41,12 +41,13 @@ typedef struct http_gate http_gate;
 typedef struct gate_options {
     const char *host;         /* an IPv4 or IPv6 address */
     uint16_t port;            /* 0: the kernel picks one */
-    unsigned max_connections; /* clients over it are closed at once */
+    unsigned threads;         /* epoll threads (0: one); a client stays on the one that accepted it */
+    unsigned max_connections; /* over all the threads; more wait in the listen backlog */
     unsigned idle_timeout_s;  /* TLS handshakes and closing clients are bounded by it */
     tls_material *tls;        /* NULL: plain HTTP; not owned */
     /* Gives the library its end of a new connection's pair (fd), with the
      * client's address; returns 0 when taken, -1 when refused (and then fd
-     * has been closed).  Called on the gate's thread. */
+     * has been closed).  Called on the gate's threads, several at once. */
     int (*hand_over)(void *user, int fd, const struct sockaddr *addr, socklen_t addr_len);
     void *user;
 } gate_options;
@@ -54,14 +55,14 @@ typedef struct gate_options {
 /* Binds and listens (nothing is accepted before gate_start). */
 vigil_status gate_create(const gate_options *options, http_gate **out, vigil_error *err);
 uint16_t gate_port(const http_gate *gate);
-/* Starts the gate's thread. */
+/* Starts the gate's threads. */
 vigil_status gate_start(http_gate *gate, vigil_error *err);
 /* Closes the listening socket; open connections carry on. */
 void gate_stop_accepting(http_gate *gate);
 /* Waits up to wait_ms for every connection to finish (after the library
  * closed its ends, each client gets what is left and is closed). */
 void gate_drain(http_gate *gate, int wait_ms);
-/* Stops the thread and closes every connection. */
+/* Stops the threads and closes every connection. */
 void gate_destroy(http_gate *gate);
 
 /* For the connection whose library end is fd: 1 when its TLS client sent

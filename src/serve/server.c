@@ -671,6 +671,7 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
     gate_options gate = {
         .host = server->cfg.host,
         .port = (uint16_t)server->cfg.http_port,
+        .threads = (unsigned)server->cfg.http_threads, /* TLS and relaying scale as the library's threads do */
         .max_connections = (unsigned)server->cfg.max_connections,
         .idle_timeout_s = (unsigned)server->cfg.idle_timeout_s,
         .tls = server->tls,
