@@ -39,6 +39,7 @@ typedef struct server_route {
 struct vigil_server {
     vigil_config cfg;
     struct MHD_Daemon *daemon;
+    struct http_gate *gate; /* owns the port; hands each connection to daemon */
     uint16_t http_port;
     atomic_int ready;
     atomic_int stopping;
