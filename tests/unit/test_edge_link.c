@@ -337,7 +337,7 @@ static void test_online_publish_and_graceful_will(void) {
     sleep_ms(300);
     const char *verdict = "{\"id\":\"x\",\"verdict\":{}}";
     CHECK_EQ_INT(link_publish(edge, topic, verdict, strlen(verdict), 1, false, &err), VIGIL_OK);
-    for (int i = 0; i < 200 && !sub.received; i++)
+    for (int i = 0; i < 200 && !__atomic_load_n(&sub.received, __ATOMIC_SEQ_CST); i++)
         sleep_ms(10);
     pthread_mutex_lock(&sub.lock);
     CHECK_EQ_INT(sub.received, 1);
@@ -351,7 +351,7 @@ static void test_online_publish_and_graceful_will(void) {
     raw_client status;
     CHECK(raw_open(&status, "t1-status"));
     CHECK_EQ_INT(mosquitto_subscribe(status.mosq, NULL, "t1/cloud/c1/status", 1), MOSQ_ERR_SUCCESS);
-    for (int i = 0; i < 200 && !status.received; i++)
+    for (int i = 0; i < 200 && !__atomic_load_n(&status.received, __ATOMIC_SEQ_CST); i++)
         sleep_ms(10);
     char birth[256];
     snprintf(birth, sizeof birth, "{\"state\":\"online\",\"epoch\":%lld,\"node\":\"c1\",\"role\":\"cloud\"}",
@@ -373,8 +373,13 @@ static void test_online_publish_and_graceful_will(void) {
     last_why(edge, &edge_rec, why, sizeof why);
     CHECK_STR(why, expect);
     /* ... and the Will replaced the retained birth. */
-    for (int i = 0; i < 200 && !strstr(status.last_payload, "offline"); i++)
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&status.lock);
+        bool seen = strstr(status.last_payload, "offline") != NULL;
+        pthread_mutex_unlock(&status.lock);
+        if (seen) break;
         sleep_ms(10);
+    }
     snprintf(birth, sizeof birth, "{\"state\":\"offline\",\"epoch\":%lld,\"node\":\"c1\",\"role\":\"cloud\"}",
              (long long)epoch);
     pthread_mutex_lock(&status.lock);
