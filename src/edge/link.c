@@ -39,6 +39,8 @@
  * Process-wide effects, both libmosquitto's: mosquitto_lib_init once (kept
  * for the process's life), and mosquitto_new sets SIGPIPE to SIG_IGN, since
  * it writes to sockets with write() - vigil serve ignores SIGPIPE anyway.
+ * Two statics of this file guard them: the once-flag of that init, and a
+ * mutex around TLS connects (see link_tls_connect_lock).
  */
 #include "edge/link.h"
 
@@ -126,6 +128,10 @@ struct link_monitor {
 
 static pthread_once_t link_lib_once = PTHREAD_ONCE_INIT;
 static int link_lib_rc;
+/* libmosquitto 2.0 sets up OpenSSL on a TLS client's first connect behind an
+ * unguarded flag, so two monitors connecting at once both run it (ASan sees
+ * the UI method of the loser leak).  TLS connects are serialised by this. */
+static pthread_mutex_t link_tls_connect_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* libmosquitto's process-wide initialisation (sockets, OpenSSL): once per
  * process, never undone, since another monitor may start at any time. */
@@ -454,7 +460,11 @@ static void *net_main(void *arg) {
         char will[256];
         int wn = status_payload(will, sizeof will, link, "offline", epoch);
         int rc = mosquitto_will_set(link->mosq, link->status_topic, wn, will, 1, true);
-        if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_connect_async(link->mosq, link->host, link->port, link->keepalive_s);
+        if (rc == MOSQ_ERR_SUCCESS) {
+            if (link->ca_file) pthread_mutex_lock(&link_tls_connect_lock);
+            rc = mosquitto_connect_async(link->mosq, link->host, link->port, link->keepalive_s);
+            if (link->ca_file) pthread_mutex_unlock(&link_tls_connect_lock);
+        }
         const char *cause = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
         if (rc == MOSQ_ERR_SUCCESS) {
             rc = net_run_connection(link);

@@ -337,7 +337,7 @@ static void test_online_publish_and_graceful_will(void) {
     sleep_ms(300);
     const char *verdict = "{\"id\":\"x\",\"verdict\":{}}";
     CHECK_EQ_INT(link_publish(edge, topic, verdict, strlen(verdict), 1, false, &err), VIGIL_OK);
-    for (int i = 0; i < 200 && !sub.received; i++)
+    for (int i = 0; i < 200 && !__atomic_load_n(&sub.received, __ATOMIC_SEQ_CST); i++)
         sleep_ms(10);
     pthread_mutex_lock(&sub.lock);
     CHECK_EQ_INT(sub.received, 1);
@@ -351,7 +351,7 @@ static void test_online_publish_and_graceful_will(void) {
     raw_client status;
     CHECK(raw_open(&status, "t1-status"));
     CHECK_EQ_INT(mosquitto_subscribe(status.mosq, NULL, "t1/cloud/c1/status", 1), MOSQ_ERR_SUCCESS);
-    for (int i = 0; i < 200 && !status.received; i++)
+    for (int i = 0; i < 200 && !__atomic_load_n(&status.received, __ATOMIC_SEQ_CST); i++)
         sleep_ms(10);
     char birth[256];
     snprintf(birth, sizeof birth, "{\"state\":\"online\",\"epoch\":%lld,\"node\":\"c1\",\"role\":\"cloud\"}",
@@ -373,8 +373,13 @@ static void test_online_publish_and_graceful_will(void) {
     last_why(edge, &edge_rec, why, sizeof why);
     CHECK_STR(why, expect);
     /* ... and the Will replaced the retained birth. */
-    for (int i = 0; i < 200 && !strstr(status.last_payload, "offline"); i++)
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&status.lock);
+        bool seen = strstr(status.last_payload, "offline") != NULL;
+        pthread_mutex_unlock(&status.lock);
+        if (seen) break;
         sleep_ms(10);
+    }
     snprintf(birth, sizeof birth, "{\"state\":\"offline\",\"epoch\":%lld,\"node\":\"c1\",\"role\":\"cloud\"}",
              (long long)epoch);
     pthread_mutex_lock(&status.lock);
@@ -629,6 +634,77 @@ static void test_unreachable_broker(void) {
     CHECK(took < 3000); /* no reconnect sleep to sit out */
 }
 
+static void test_replicas_and_test_clock(void) {
+    if (!have_broker()) SKIP("no mosquitto broker");
+    /* The edge reads an injectable clock; jumping it two hours ahead must
+     * not look like two hours of silence (waiting is in real time). */
+    char offset_file[512];
+    snprintf(offset_file, sizeof offset_file, "%s/clock-offset", tmp_dir);
+    FILE *f = fopen(offset_file, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fputs("0\n", f);
+    fclose(f);
+    edge_clock *clock = edge_clock_create(offset_file);
+    CHECK(clock != NULL);
+    recorder r1, r2, edge_rec;
+    recorder_init(&r1, 1);
+    recorder_init(&r2, 1);
+    recorder_init(&edge_rec, 1);
+    link_config c1cfg = config_for(LINK_ROLE_CLOUD, "c10a", "t10", &r1);
+    link_config c2cfg = config_for(LINK_ROLE_CLOUD, "c10b", "t10", &r2);
+    link_config ecfg = config_for(LINK_ROLE_EDGE, "e10", "t10", &edge_rec);
+    link_monitor *c1 = start(&c1cfg), *c2 = start(&c2cfg), *edge = NULL;
+    vigil_error err = {0};
+    CHECK_EQ_INT(link_create(&ecfg, clock, &edge, &err), VIGIL_OK);
+    CHECK(c1 && c2 && edge);
+    if (!c1 || !c2 || !edge) {
+        link_destroy(edge);
+        link_destroy(c2);
+        link_destroy(c1);
+        edge_clock_destroy(clock);
+        return;
+    }
+    CHECK(wait_state(edge, LINK_ONLINE, 15000) >= 0);
+    link_stats before, after;
+    link_stats_get(edge, &before);
+
+    /* Two hours ahead, written whole with rename as the clock asks. */
+    char tmp_file[600];
+    snprintf(tmp_file, sizeof tmp_file, "%s.new", offset_file);
+    f = fopen(tmp_file, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("7200000\n", f);
+        fclose(f);
+        CHECK_EQ_INT(rename(tmp_file, offset_file), 0);
+    }
+    sleep_ms(4 * HEARTBEAT_S * 1000);
+    link_stats_get(edge, &after);
+    CHECK_EQ_INT(after.state, LINK_ONLINE);
+    CHECK_EQ_INT(after.transitions, before.transitions);
+    CHECK(after.last_heartbeat_ms >= before.last_heartbeat_ms + 7200000); /* stamped with the edge clock */
+
+    /* One replica gone: the other still beats, the edge stays online. */
+    link_destroy(c1);
+    sleep_ms(4 * HEARTBEAT_S * 1000);
+    link_stats_get(edge, &after);
+    CHECK_EQ_INT(after.state, LINK_ONLINE);
+    CHECK_EQ_INT(after.transitions, before.transitions);
+
+    /* Both gone: offline, by the last one's Will. */
+    link_stats s2;
+    link_stats_get(c2, &s2);
+    link_destroy(c2);
+    CHECK(wait_state(edge, LINK_OFFLINE, 5000) >= 0);
+    char why[128], expect[128];
+    last_why(edge, &edge_rec, why, sizeof why);
+    snprintf(expect, sizeof expect, "cloud offline (will, epoch %lld)", (long long)s2.epoch);
+    CHECK_STR(why, expect);
+    link_destroy(edge);
+    edge_clock_destroy(clock);
+}
+
 /* Runs a shell command in tmp_dir; true when it exits 0. */
 static bool in_tmp(const char *command) {
     char cmd[2048];
@@ -750,6 +826,7 @@ int main(void) {
     RUN(test_stale_will_ignored);
     RUN(test_probe_failure_keeps_offline);
     RUN(test_flapping_does_not_toggle);
+    RUN(test_replicas_and_test_clock);
     RUN(test_silent_cut_sigstop);
     RUN(test_tls_and_password);
     broker_stop();
