@@ -23,6 +23,7 @@
 #include "serve/infer_codec.h"
 #include "serve/metrics.h"
 #include "serve/repository.h"
+#include "serve/request.h"
 #include "serve/server.h"
 #include "serve/textbuf.h"
 
@@ -42,6 +43,8 @@ struct vigil_server {
     body_budget bodies;  /* http.max_buffered_bytes: request bodies held in memory */
     atomic_int mhd_started;     /* 0 while MHD_start_daemon runs: its messages go to listen_error */
     char listen_error[256];     /* libmicrohttpd's last message while starting, for the failure */
+    request_detect_observer detect_observer; /* set before server_start, or NULL */
+    void *detect_observer_ctx;
 };
 
 typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE } exchange_state;
