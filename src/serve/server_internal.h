@@ -45,6 +45,9 @@ struct vigil_server {
     char listen_error[256];     /* libmicrohttpd's last message while starting, for the failure */
     request_detect_observer detect_observer; /* set before server_start, or NULL */
     void *detect_observer_ctx;
+    request_metrics_writer metrics_writers[REQUEST_METRICS_WRITERS]; /* added before server_start */
+    void *metrics_writer_ctx[REQUEST_METRICS_WRITERS];
+    int n_metrics_writers;
 };
 
 typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE } exchange_state;
