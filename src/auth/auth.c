@@ -430,7 +430,8 @@ static auth_reason check_claims(const auth_verifier *v, json_t *claims, const ch
 }
 
 static unsigned scope_word(const char *word, size_t len) {
-    if (len == 5 && strncmp(word, "admin", 5) == 0) return AUTH_GRANT_ADMIN | AUTH_GRANT_INFER;
+    if (len == 5 && strncmp(word, "admin", 5) == 0) return AUTH_GRANT_ADMIN | AUTH_GRANT_INFER | AUTH_GRANT_EVENTS;
+    if (len == 6 && strncmp(word, "events", 6) == 0) return AUTH_GRANT_EVENTS;
     if (len == 5 && strncmp(word, "infer", 5) == 0) return AUTH_GRANT_INFER;
     return 0;
 }
@@ -460,7 +461,7 @@ static int route_open(const auth_verifier *v, auth_scope needed) {
 vigil_status auth_check(auth_verifier *v, const char *authorization, auth_scope needed, auth_result *out) {
     memset(out, 0, sizeof *out);
     if (!auth_enabled(v) || route_open(v, needed)) {
-        out->grants = AUTH_GRANT_INFER | AUTH_GRANT_ADMIN;
+        out->grants = AUTH_GRANT_INFER | AUTH_GRANT_ADMIN | AUTH_GRANT_EVENTS;
         return VIGIL_OK;
     }
     const char *token = bearer_token(authorization);
@@ -489,5 +490,7 @@ vigil_status auth_check(auth_verifier *v, const char *authorization, auth_scope 
         return deny(v, out, AUTH_REASON_SCOPE, "token lacks the 'admin' scope");
     if (needed == AUTH_SCOPE_INFER && !(grants & AUTH_GRANT_INFER))
         return deny(v, out, AUTH_REASON_SCOPE, "token lacks the 'infer' scope");
+    if (needed == AUTH_SCOPE_EVENTS && !(grants & AUTH_GRANT_EVENTS))
+        return deny(v, out, AUTH_REASON_SCOPE, "token lacks the 'events' scope");
     return VIGIL_OK;
 }

@@ -27,13 +27,16 @@ typedef enum auth_mode { AUTH_MODE_OFF = 0, AUTH_MODE_JWT = 1 } auth_mode;
 
 /* What a route needs.  Public routes (the web UI's static files) are always
  * open; health and metrics are open when the settings say so and otherwise
- * need any valid token; infer and admin need that scope. */
+ * need any valid token; infer, admin and events need that scope ("events":
+ * what an edge vigil's uploads to the cloud's receiver carry, nothing else;
+ * admin implies it). */
 typedef enum auth_scope {
     AUTH_SCOPE_PUBLIC = 0,
     AUTH_SCOPE_HEALTH = 1,
     AUTH_SCOPE_METRICS = 2,
     AUTH_SCOPE_INFER = 3,
     AUTH_SCOPE_ADMIN = 4,
+    AUTH_SCOPE_EVENTS = 5,
 } auth_scope;
 
 /* Why a check failed; AUTH_REASON_NONE on success.  auth_reason_name gives
@@ -54,6 +57,7 @@ typedef enum auth_reason {
 
 #define AUTH_GRANT_INFER 1u
 #define AUTH_GRANT_ADMIN 2u
+#define AUTH_GRANT_EVENTS 4u
 
 typedef struct auth_result {
     auth_reason reason;

@@ -48,6 +48,12 @@ auth_scope auth_http_scope(const char *method, const char *path) {
         if (s.n >= 5 && seg_is(&s, 4, "versions")) return AUTH_SCOPE_ADMIN; /* upload (PUT) and its variants */
         if (method && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return AUTH_SCOPE_ADMIN;
     }
+    /* The cloud receiver's intake (docs/EDGE.md): an edge's upload token
+     * carries "events" and nothing more; reading the edge's history is
+     * like reading inference results. */
+    if (seg_is(&s, 0, "api") && seg_is(&s, 1, "v1") && seg_is(&s, 2, "events") && method &&
+        strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return AUTH_SCOPE_EVENTS;
     return AUTH_SCOPE_INFER;
 }
 

@@ -229,7 +229,7 @@ static void route(http_exchange *ex) {
 #ifdef VIGIL_HAVE_WEBUI
     if (route_webui(ex)) return;
 #endif
-    if (route_health(ex, &p) || routes_v2(ex, &p) || routes_api(ex, &p)) return;
+    if (route_health(ex, &p) || routes_v2(ex, &p) || routes_api(ex, &p) || routes_ext(ex)) return;
     ex->route = "unknown";
     char message[300];
     snprintf(message, sizeof message, "no route for %s %.200s", ex->method, ex->url);
@@ -350,6 +350,7 @@ static enum MHD_Result exchange_send(http_exchange *ex) {
     if (ex->retry_after[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ex->retry_after);
     if (ex->code == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vigil\"");
     if (ex->header_length[0]) MHD_add_response_header(resp, "Inference-Header-Content-Length", ex->header_length);
+    for (size_t i = 0; i < ex->n_extra; i++) MHD_add_response_header(resp, ex->extra_name[i], ex->extra_value[i]);
     if (ex->close_after || atomic_load(&ex->server->stopping))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(ex->conn, (unsigned)ex->code, resp);
@@ -826,6 +827,12 @@ void server_stop(vigil_server *server) {
     if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
     int64_t t0 = sched_now_ns();
     repository_drain(server->repo, server->cfg.shutdown_timeout_ms);
+    /* Calls an added route answers later (routes_ext.c) must be resumed
+     * before the daemon stops: MHD cannot stop with suspended connections. */
+    int64_t deferred_deadline = sched_now_ns() + server->cfg.shutdown_timeout_ms * INT64_C(1000000);
+    while (atomic_load(&server->deferred) > 0 && sched_now_ns() < deferred_deadline) usleep(5000);
+    if (atomic_load(&server->deferred) > 0)
+        LOG_W("%d deferred calls still unanswered at shutdown", atomic_load(&server->deferred));
     /* Every job has completed; give the I/O threads a moment to write the answers. */
     int64_t deadline = sched_now_ns() + INT64_C(2000000000);
     while (atomic_load(&server->active) > 0 && sched_now_ns() < deadline) usleep(5000);

@@ -46,4 +46,72 @@ vigil_status server_reload_tls(vigil_server *server, vigil_error *err);
 vigil_status server_port_check(const char *host, int64_t port, const char *what, const char *setting,
                                vigil_error *err);
 
+/* ---- routes added by front-end modules (routes_ext.c) ----
+ *
+ * serve must not know the modules that sit beside it (src/edge), so cli lets
+ * them add routes here before server_start.  An added route is an ordinary
+ * route in every respect but its handler: framing, auth (the scope comes
+ * from auth_http_scope, src/auth/scopes.c, like any route's), request ids,
+ * body limits and budget (the body is buffered whole before the handler
+ * runs), the access log, the metrics and the error format all apply.  The
+ * built-in routes are tried first: an added route cannot shadow one.
+ *
+ * The handler runs on an HTTP I/O thread and answers through the
+ * server_call_* functions below, either before it returns, or later from
+ * any thread: it calls server_call_defer before it hands the call on, then
+ * answers and calls server_call_resume (exactly once).  server_stop waits
+ * for deferred calls, up to limits.shutdown_timeout_ms. */
+typedef struct server_call server_call; /* one request to an added route; lives until answered */
+typedef void (*server_route_fn)(void *ctx, server_call *call);
+
+/* method: "GET" (HEAD too), "POST", ...; path_prefix: "/api/v1/events"
+ * matches that path and every path below it ("/api/v1/events/abc"), never
+ * "/api/v1/eventsx".  Several methods may share a prefix: a request whose
+ * path matches but whose method does not is answered 405.  The first added
+ * match wins.  Strings are copied; ctx is borrowed.  VIGIL_ERR_STATE after
+ * server_start, VIGIL_ERR_LIMIT beyond SERVER_ROUTES_MAX routes. */
+#define SERVER_ROUTES_MAX 16
+vigil_status server_route_add(vigil_server *server, const char *method, const char *path_prefix,
+                              server_route_fn handler, void *ctx, vigil_error *err);
+
+/* The request, read-only, valid until the call is answered. */
+vigil_server *server_call_server(server_call *call);
+const char *server_call_method(const server_call *call);
+/* The path after the prefix: "" or "/<rest>" (percent-decoded, no query). */
+const char *server_call_path(const server_call *call);
+/* A query parameter, NULL when absent. */
+const char *server_call_query(server_call *call, const char *key);
+/* The first query parameter whose name is not in known (NULL-terminated), or NULL. */
+const char *server_call_query_unknown(server_call *call, const char *const *known);
+/* A request header (case-insensitive name), NULL when absent. */
+const char *server_call_header(server_call *call, const char *name);
+/* The whole body (NULL and 0 when empty); not NUL-terminated. */
+const char *server_call_body(const server_call *call, size_t *len);
+const char *server_call_request_id(const server_call *call);
+/* Names the route in the metrics and the access log ("/api/v1/events/{id}");
+ * a static string.  Default: the prefix as added. */
+void server_call_set_route(server_call *call, const char *route_label);
+/* Names the model in the access log (copied). */
+void server_call_set_model(server_call *call, const char *model);
+
+/* The answer; each replaces any answer set before.  body: vigil_malloc'd,
+ * owned by the call from then on (NULL with len 0 for none).  content_type
+ * is copied. */
+void server_call_respond(server_call *call, int http_status, const char *content_type, char *body, size_t len);
+void server_call_respond_json(server_call *call, int http_status, const char *json);
+/* {"error": message} with the status's HTTP code (request_http_status),
+ * Retry-After on 503: the built-in routes' errors. */
+void server_call_error(server_call *call, vigil_status status, const char *message);
+void server_call_error_code(server_call *call, int http_status, const char *message);
+/* Adds a header to the answer (copied; at most SERVER_CALL_HEADERS_MAX;
+ * VIGIL_ERR_LIMIT beyond, VIGIL_ERR_INVALID_ARGUMENT for a name or value
+ * that is no valid header text). */
+#define SERVER_CALL_HEADERS_MAX 8
+vigil_status server_call_header_add(server_call *call, const char *name, const char *value);
+
+/* Asynchronous answers: see above.  defer only on the handler's thread,
+ * before anything else sees the call; resume after the answer is set. */
+void server_call_defer(server_call *call);
+void server_call_resume(server_call *call);
+
 #endif

@@ -27,6 +27,15 @@
 #include "serve/server.h"
 #include "serve/textbuf.h"
 
+/* A route added by a module (server_route_add). */
+typedef struct server_route {
+    char method[16];
+    char prefix[128];
+    size_t prefix_len;
+    server_route_fn handler;
+    void *ctx;
+} server_route;
+
 struct vigil_server {
     vigil_config cfg;
     struct MHD_Daemon *daemon;
@@ -48,6 +57,9 @@ struct vigil_server {
     request_metrics_writer metrics_writers[REQUEST_METRICS_WRITERS]; /* added before server_start */
     void *metrics_writer_ctx[REQUEST_METRICS_WRITERS];
     int n_metrics_writers;
+    server_route routes[SERVER_ROUTES_MAX]; /* added by modules before server_start (routes_ext.c) */
+    size_t n_routes;
+    atomic_int deferred; /* calls to added routes answered later (server_call_defer) */
 };
 
 typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE } exchange_state;
@@ -92,6 +104,13 @@ struct http_exchange {
     const char *content_type;
     char retry_after[16];
     char header_length[32]; /* Inference-Header-Content-Length */
+    const char *extra_name[SERVER_CALL_HEADERS_MAX]; /* headers an added route asked for (in arena) */
+    const char *extra_value[SERVER_CALL_HEADERS_MAX];
+    size_t n_extra;
+
+    /* a call to an added route */
+    const char *call_path; /* the path after the route's prefix */
+    int call_deferred;     /* server_call_defer: counted in server->deferred until resumed */
 };
 
 /* ---- responses (each replaces any response already set) ---- */
@@ -141,6 +160,8 @@ typedef struct route_path {
 /* Each returns 1 when it handled the path (response set or job started). */
 int routes_v2(http_exchange *ex, const route_path *p);
 int routes_api(http_exchange *ex, const route_path *p);
+/* The routes modules added (routes_ext.c), tried after the built-in ones. */
+int routes_ext(http_exchange *ex);
 
 /* 405 with a message naming the allowed method; returns 1. */
 int respond_method(http_exchange *ex, const char *allowed);

@@ -48,7 +48,7 @@ static void fuzz_token(const uint8_t *data, size_t size) {
     auth_result r;
     vigil_status st = auth_check(fuzz_verifier(), header, AUTH_SCOPE_ADMIN, &r);
     if (st != VIGIL_OK && (r.reason == AUTH_REASON_NONE || r.message[0] == '\0')) __builtin_trap();
-    if (st == VIGIL_OK && r.grants != (AUTH_GRANT_INFER | AUTH_GRANT_ADMIN)) __builtin_trap();
+    if (st == VIGIL_OK && r.grants != (AUTH_GRANT_INFER | AUTH_GRANT_ADMIN | AUTH_GRANT_EVENTS)) __builtin_trap();
     vigil_free(header);
 }
 

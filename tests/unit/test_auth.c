@@ -201,6 +201,11 @@ static void test_hs256_accepts_valid_token(void) {
     CHECK_EQ_INT(auth_check(v, hs("\"scope\":\"infer\""), AUTH_SCOPE_INFER, &r), VIGIL_OK);
     CHECK_STR(r.subject, "tester");
     CHECK_EQ_INT(r.grants, AUTH_GRANT_INFER);
+    /* infer is not events: an upload token and an inference token are different things */
+    CHECK_EQ_INT(auth_check(v, hs("\"scope\":\"infer\""), AUTH_SCOPE_EVENTS, &r), VIGIL_ERR_PERMISSION);
+    CHECK_EQ_INT(auth_check(v, hs("\"scope\":\"events\""), AUTH_SCOPE_EVENTS, &r), VIGIL_OK);
+    CHECK_EQ_INT(r.grants, AUTH_GRANT_EVENTS);
+    CHECK_EQ_INT(auth_check(v, hs("\"scope\":\"events\""), AUTH_SCOPE_INFER, &r), VIGIL_ERR_PERMISSION);
     /* scheme is case-insensitive; extra blanks are tolerated */
     char header[8300];
     snprintf(header, sizeof header, "bearer   %s  ", hs("\"scope\":\"infer\"") + 7);
@@ -224,7 +229,8 @@ static void test_interop_libjwt_minted_token(void) {
     snprintf(header, sizeof header, "Bearer %s", token);
     auth_result r;
     CHECK_EQ_INT(auth_check(v, header, AUTH_SCOPE_ADMIN, &r), VIGIL_OK);
-    CHECK_EQ_INT(r.grants, AUTH_GRANT_INFER | AUTH_GRANT_ADMIN);
+    CHECK_EQ_INT(r.grants, AUTH_GRANT_INFER | AUTH_GRANT_ADMIN | AUTH_GRANT_EVENTS); /* admin implies events */
+    CHECK_EQ_INT(auth_check(v, header, AUTH_SCOPE_EVENTS, &r), VIGIL_OK);
     free(token);
     jwt_free(jwt);
     auth_verifier_destroy(v);
@@ -712,6 +718,9 @@ static void test_route_scopes(void) {
     CHECK_EQ_INT(auth_http_scope("POST", "//v2//repository/index"), AUTH_SCOPE_ADMIN);
     CHECK_EQ_INT(auth_http_scope("POST", "/v2/repository/models/m/load"), AUTH_SCOPE_ADMIN);
     CHECK_EQ_INT(auth_http_scope("GET", "/no/such/route"), AUTH_SCOPE_INFER);
+    CHECK_EQ_INT(auth_http_scope("POST", "/api/v1/events"), AUTH_SCOPE_EVENTS);
+    CHECK_EQ_INT(auth_http_scope("GET", "/api/v1/events?since=0"), AUTH_SCOPE_INFER);
+    CHECK_EQ_INT(auth_http_scope("GET", "/api/v1/events/0190d3a0-0000-7000-8000-000000000000"), AUTH_SCOPE_INFER);
     CHECK_EQ_INT(auth_grpc_scope("/inference.GRPCInferenceService/ModelInfer"), AUTH_SCOPE_INFER);
     CHECK_EQ_INT(auth_grpc_scope("/inference.GRPCInferenceService/ServerLive"), AUTH_SCOPE_HEALTH);
     CHECK_EQ_INT(auth_grpc_scope("/inference.GRPCInferenceService/RepositoryModelLoad"), AUTH_SCOPE_ADMIN);
