@@ -19,6 +19,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "edge/receiver.h"
 #include "grpc/grpc_frontend.h"
 #include "serve/server.h"
 
@@ -154,6 +155,29 @@ static int serve_preflight(const vigil_config *cfg) {
     return 0;
 }
 
+/* edge.role cloud: the idempotent receiver of the edges' events on this
+ * server (docs/EDGE.md, "Cloud receiver"); *out stays NULL otherwise.
+ * Added before server_start: the route must exist when the port opens. */
+static vigil_status serve_start_receiver(const vigil_config *cfg, vigil_server *server, receiver **out,
+                                         vigil_error *err) {
+    *out = NULL;
+    if (strcmp(cfg->edge_role, "cloud") != 0) return VIGIL_OK;
+    char store[CONFIG_STR_MAX + 32], frames[CONFIG_STR_MAX + 16];
+    if (cfg->edge_receiver_store[0]) snprintf(store, sizeof store, "%s", cfg->edge_receiver_store);
+    else snprintf(store, sizeof store, "sqlite:%s/receiver.db", cfg->edge_data_dir);
+    if (cfg->edge_receiver_frames_dir[0]) snprintf(frames, sizeof frames, "%s", cfg->edge_receiver_frames_dir);
+    else snprintf(frames, sizeof frames, "%s/frames", cfg->edge_data_dir);
+    receiver_config rc = {
+        .store_url = store,
+        .frames_dir = frames,
+        .model = cfg->edge_receiver_model,
+        .retention_s = (double)cfg->edge_receiver_retention_s,
+        .claim_timeout_s = (double)cfg->edge_receiver_claim_timeout_s,
+        .workers = (int)cfg->edge_receiver_workers,
+    };
+    return receiver_create(server, &rc, out, err);
+}
+
 int cmd_serve(int argc, char **argv) {
     vigil_config cfg;
     int code = serve_configure(argc, argv, &cfg);
@@ -183,14 +207,20 @@ int cmd_serve(int argc, char **argv) {
     serve_describe_repository(cfg.models_dir);
     vigil_error err = {0};
     vigil_server *server = NULL;
-    if (server_create(&cfg, &server, &err) || server_start(server, &err)) {
+    receiver *cloud_receiver = NULL;
+    if (server_create(&cfg, &server, &err) || serve_start_receiver(&cfg, server, &cloud_receiver, &err) ||
+        server_start(server, &err)) {
         LOG_E("%s", err.message);
+        server_stop(server);
+        receiver_destroy(cloud_receiver);
         server_destroy(server);
         return 1;
     }
     grpc_frontend *grpc = NULL;
     if (grpc_frontend_start(&cfg, server, &grpc, &err)) {
         LOG_E("%s", err.message);
+        server_stop(server);
+        receiver_destroy(cloud_receiver);
         server_destroy(server);
         return 1;
     }
@@ -203,6 +233,8 @@ int cmd_serve(int argc, char **argv) {
     }
     LOG_I("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     grpc_frontend_stop(grpc); /* drains gRPC calls and streams while the schedulers still run */
+    server_stop(server);      /* waits for the calls the receiver holds: its workers still run */
+    receiver_destroy(cloud_receiver);
     server_destroy(server);
     return 0;
 }

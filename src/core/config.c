@@ -79,21 +79,29 @@ static const setting settings[] = {
     STR_SETTING("tls.cert_file", tls_cert_file, NULL, "PEM certificate chain: serve HTTPS"),
     STR_SETTING("tls.key_file", tls_key_file, NULL, "PEM private key for tls.cert_file"),
     STR_SETTING("tls.client_ca_file", tls_client_ca_file, NULL, "PEM CA bundle: require client certificates (mTLS)"),
-    STR_SETTING("edge.role", edge_role, "none|edge|cloud",
-                "edge-cloud hybrid: edge escalates to a cloud, cloud receives (docs/EDGE.md)"),
+    STR_SETTING("edge.role", edge_role, "off|edge|cloud", "edge-cloud hybrid role (also --role; docs/EDGE.md)"),
+    STR_SETTING("edge.data_dir", edge_data_dir, NULL, "directory for the edge parts' files (outbox, receiver store, frames)"),
+    STR_SETTING("edge.receiver.model", edge_receiver_model, NULL, "cloud role: the model run on escalated frames"),
+    STR_SETTING("edge.receiver.store", edge_receiver_store, NULL,
+                "cloud role: idempotency store, sqlite:/path or a PostgreSQL connection string"),
+    STR_SETTING("edge.receiver.frames_dir", edge_receiver_frames_dir, NULL, "cloud role: where escalated frames are kept"),
+    INT_SETTING("edge.receiver.retention_s", edge_receiver_retention_s, 86400, INT64_C(315360000),
+                "cloud role: keys and answers kept at least this long"),
+    INT_SETTING("edge.receiver.claim_timeout_s", edge_receiver_claim_timeout_s, 1, 86400,
+                "cloud role: an unfinished claim older than this is taken over"),
+    INT_SETTING("edge.receiver.workers", edge_receiver_workers, 1, 256, "cloud role: receiver worker threads"),
     STR_SETTING("edge.node_id", edge_node_id, NULL, "this node's name in topics and events (empty: the host name)"),
     STR_SETTING("edge.cloud_url", edge_cloud_url, NULL, "edge: the cloud vigil's base URL (https://host:port)"),
     STR_SETTING("edge.ca_file", edge_ca_file, NULL, "edge: PEM CA bundle to verify the cloud (empty: the system's)"),
     STR_SETTING("edge.cert_file", edge_cert_file, NULL, "edge: PEM client certificate for the cloud (mTLS)"),
     STR_SETTING("edge.key_file", edge_key_file, NULL, "edge: PEM private key for edge.cert_file"),
     STR_SETTING("edge.token_file", edge_token_file, NULL, "edge: file holding the bearer token sent to the cloud"),
-    STR_SETTING("edge.data_dir", edge_data_dir, NULL, "edge: directory of the outbox database"),
     INT_SETTING("edge.peak_events_per_s", edge_peak_events_per_s, 1, 100000,
                 "edge: expected peak escalations per second (sizes the outbox for a 2-hour outage)"),
     INT_SETTING("edge.outbox.max_rows", edge_outbox_max_rows, 0, INT64_C(1) << 40,
                 "edge: outbox rows per priority class (0: 2 hours at the peak rate)"),
     INT_SETTING("edge.outbox.max_bytes", edge_outbox_max_bytes, 0, INT64_C(1) << 50,
-                "edge: outbox bytes per priority class (0: max_rows x 128 KiB)"),
+                "edge: outbox bytes per priority class (0: max_rows x 256 KiB)"),
     INT_SETTING("edge.outbox.ttl_s", edge_outbox_ttl_s, 0, INT64_C(1) << 32,
                 "edge: events older than this are expired unsent (0: never)"),
     INT_SETTING("edge.queue_max", edge_queue_max, 1, 1000000,
@@ -102,6 +110,9 @@ static const setting settings[] = {
     INT_SETTING("edge.mqtt.port", edge_mqtt_port, 1, 65535, "the MQTT broker's port"),
     INT_SETTING("edge.mqtt.keepalive_s", edge_mqtt_keepalive_s, 1, 3600,
                 "MQTT keepalive: a silent cut is noticed within about 1.5 x this"),
+    INT_SETTING("edge.mqtt.reconnect_max_ms", edge_mqtt_reconnect_max_ms, 500, 3600000,
+                "cap of the broker reconnect backoff (doubling from 0.5 s, jittered); bounds how late a "
+                "returning link is seen"),
     STR_SETTING("edge.mqtt.prefix", edge_mqtt_prefix, NULL, "topic prefix of heartbeats, status and verdicts"),
     INT_SETTING("edge.heartbeat_ms", edge_heartbeat_ms, 10, 3600000, "cloud: heartbeat period; edge: expected period"),
     INT_SETTING("edge.heartbeat_missed", edge_heartbeat_missed, 1, 1000, "edge: heartbeats missed before offline"),
@@ -159,14 +170,18 @@ void config_defaults(vigil_config *cfg) {
     cfg->auth_clock_skew_s = 60;
     cfg->auth_open_health = 1;
     cfg->auth_open_metrics = 1;
-    snprintf(cfg->edge_role, sizeof cfg->edge_role, "none");
-    snprintf(cfg->edge_data_dir, sizeof cfg->edge_data_dir, "./edge-data");
+    snprintf(cfg->edge_role, sizeof cfg->edge_role, "off");
+    snprintf(cfg->edge_data_dir, sizeof cfg->edge_data_dir, "./data");
+    cfg->edge_receiver_retention_s = 86400;
+    cfg->edge_receiver_claim_timeout_s = 120;
+    cfg->edge_receiver_workers = 4;
     cfg->edge_peak_events_per_s = 2;
     cfg->edge_outbox_ttl_s = 7 * 86400;
     cfg->edge_queue_max = 256;
     snprintf(cfg->edge_mqtt_host, sizeof cfg->edge_mqtt_host, "127.0.0.1");
     cfg->edge_mqtt_port = 1883;
     cfg->edge_mqtt_keepalive_s = 5;
+    cfg->edge_mqtt_reconnect_max_ms = 2000;
     snprintf(cfg->edge_mqtt_prefix, sizeof cfg->edge_mqtt_prefix, "vigil");
     cfg->edge_heartbeat_ms = 1000;
     cfg->edge_heartbeat_missed = 3;
@@ -377,9 +392,15 @@ vigil_status config_apply_env(vigil_config *cfg, char *const *envp, vigil_error 
     return VIGIL_OK;
 }
 
+/* Short flags for settings used often enough to earn one (`vigil serve
+ * --role cloud`); the derived name works too. */
+static const struct {
+    const char *flag, *derived;
+} flag_aliases[] = {{"role", "edge-role"}};
+
 vigil_status config_apply_flag(vigil_config *cfg, const char *flag, const char *value, vigil_error *err) {
-    /* The spelling, `vigil serve --role cloud`, is kept as a short form of --edge-role. */
-    if (strcmp(flag, "role") == 0) flag = "edge-role";
+    for (size_t i = 0; i < sizeof flag_aliases / sizeof flag_aliases[0]; i++)
+        if (strcmp(flag, flag_aliases[i].flag) == 0) flag = flag_aliases[i].derived;
     for (size_t i = 0; i < SETTING_COUNT; i++) {
         char name[128];
         setting_name(&settings[i], 'f', name, sizeof name);

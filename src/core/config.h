@@ -53,23 +53,30 @@ typedef struct vigil_config {
     char tls_cert_file[CONFIG_STR_MAX];      /* HTTPS when set (with tls_key_file) */
     char tls_key_file[CONFIG_STR_MAX];
     char tls_client_ca_file[CONFIG_STR_MAX]; /* mTLS: client certificates required */
-    /* the edge-cloud hybrid (docs/EDGE.md) */
-    char edge_role[16];                      /* none | edge | cloud */
+    char edge_role[16];                        /* off | edge | cloud (docs/EDGE.md) */
+    char edge_data_dir[CONFIG_STR_MAX];        /* where the edge parts keep their files */
+    char edge_receiver_model[128];             /* the cloud's model ("" = detect.default_model's rule) */
+    char edge_receiver_store[CONFIG_STR_MAX];  /* "" = sqlite:<edge.data_dir>/receiver.db */
+    char edge_receiver_frames_dir[CONFIG_STR_MAX]; /* "" = <edge.data_dir>/frames */
+    int64_t edge_receiver_retention_s;         /* keys and answers kept at least this long */
+    int64_t edge_receiver_claim_timeout_s;     /* an unfinished claim older than this is taken over */
+    int64_t edge_receiver_workers;             /* threads doing the receiver's work */
+    /* the edge runtime (src/edge/edge.c) */
     char edge_node_id[128];                  /* "" = the host name */
     char edge_cloud_url[CONFIG_STR_MAX];     /* edge: where events go (https://...) */
     char edge_ca_file[CONFIG_STR_MAX];       /* edge: CA bundle for the cloud ("" = the system's) */
     char edge_cert_file[CONFIG_STR_MAX];     /* edge: client certificate for mTLS */
     char edge_key_file[CONFIG_STR_MAX];
     char edge_token_file[CONFIG_STR_MAX];    /* edge: bearer token (JWT) sent to the cloud */
-    char edge_data_dir[CONFIG_STR_MAX];      /* edge: the outbox database lives here */
     int64_t edge_peak_events_per_s;          /* sizes the outbox caps: 2 h at this rate */
     int64_t edge_outbox_max_rows;            /* per priority class, 0 = 2 h at the peak rate */
-    int64_t edge_outbox_max_bytes;           /* per priority class, 0 = max_rows x 128 KiB */
+    int64_t edge_outbox_max_bytes;           /* per priority class, 0 = max_rows x 256 KiB */
     int64_t edge_outbox_ttl_s;
     int64_t edge_queue_max;                  /* escalations waiting for the outbox */
     char edge_mqtt_host[256];
     int64_t edge_mqtt_port;
     int64_t edge_mqtt_keepalive_s;
+    int64_t edge_mqtt_reconnect_max_ms;      /* cap of the broker reconnect backoff */
     char edge_mqtt_prefix[64];
     int64_t edge_heartbeat_ms;
     int64_t edge_heartbeat_missed;

@@ -5,13 +5,37 @@
  * One drain thread (plus up to `concurrency` transfers in one curl multi
  * handle, connections reused) claims rows from the outbox in priority order
  * and POSTs them as event.h describes.  It sends only while the link is
- * online (uplink_set_online); going online starts a drain at once, with no
- * new traffic needed.  A lower class is never sent while a row of a higher
- * class is eligible.  Results:
- *   2xx (first or replayed)     -> outbox_ack, on_verdict called
- *   408, 429, 5xx, no answer    -> outbox_retry with exponential backoff and
- *                                  full jitter (base..max), Retry-After honoured
- *   other 4xx                   -> outbox_park (kept and counted, never lost)
+ * online (uplink_set_online); going online wakes the thread at once (a
+ * condition variable and curl_multi_wakeup, no polling), with no new
+ * traffic needed; going offline aborts the transfers in flight and puts
+ * their rows back to pending, due at once.
+ *
+ * Strict priority: rows are claimed one at a time, each when a transfer slot
+ * is free, and a claim may take a row of class c only when no transfer of a
+ * class higher than c (a smaller number) is in flight; the outbox picks the
+ * highest class among the rows due now.  So a transfer of class c starts
+ * only when no row of a higher class is due (eligible) or in flight; rows of
+ * one class go out concurrently.  A row waiting out its own backoff is not
+ * eligible: lower classes go on meanwhile, so one failing event cannot stall
+ * the outbox.
+ *
+ * Results (on_attempt's `result` in quotes):
+ *   2xx                          -> outbox_ack, on_verdict called ("ok", or
+ *                                   "replayed" with Idempotent-Replayed: true)
+ *   408, 429, 5xx, other non-4xx -> outbox_retry ("retry")
+ *   no answer (refused, reset,
+ *   timeout, TLS failure)        -> outbox_retry ("error", http_status 0)
+ *   other 4xx                    -> outbox_park ("parked": kept, counted, never sent again)
+ *   link went offline / destroy  -> back to pending, due now ("aborted")
+ * A retry waits uplink_backoff_ms (exponential, full jitter: uniform in
+ * [0, min(max, base * 2^attempts)]), or the answer's Retry-After (seconds or
+ * an HTTP-date) when it has one (even beyond backoff_max_s: the cloud knows
+ * its load; at most an hour).  A Retry-After, or a failure to reach the
+ * cloud at all, also holds every new transfer for that long (the cloud as a
+ * whole asked for, or needs, the pause); the transport hold grows with
+ * consecutive transport failures and ends at the first answer or when the
+ * link comes back online.  Deadlines are on the edge clock; the thread re-reads it at
+ * least once a second while rows wait, so a test clock jump is seen.
  * TLS is verified (a CA file for private clouds); client certificate and a
  * bearer token are optional; connect and total timeouts are bounded.
  */
@@ -28,16 +52,16 @@
 typedef struct uplink uplink;
 
 typedef struct uplink_config {
-    const char *cloud_url;     /* e.g. https://cloud.example:8443 (no trailing path) */
-    const char *ca_file;       /* NULL: the system's CAs */
-    const char *cert_file;     /* client certificate (mTLS), NULL: none */
+    const char *cloud_url; /* e.g. https://cloud.example:8443 (no trailing path) */
+    const char *ca_file;   /* NULL: the system's CAs */
+    const char *cert_file; /* client certificate (mTLS), NULL: none */
     const char *key_file;
-    const char *bearer_token;  /* NULL: none */
-    double connect_timeout_s;  /* <= 0: 5 */
-    double timeout_s;          /* whole transfer, <= 0: 30 */
-    int concurrency;           /* transfers at once, <= 0: 2 */
-    double backoff_base_s;     /* <= 0: 1 */
-    double backoff_max_s;      /* <= 0: 300 */
+    const char *bearer_token; /* NULL: none */
+    double connect_timeout_s; /* <= 0: 5 */
+    double timeout_s;         /* whole transfer, <= 0: 30 */
+    int concurrency;          /* transfers at once, <= 0: 2 */
+    double backoff_base_s;    /* <= 0: 1 */
+    double backoff_max_s;     /* <= 0: 300 */
     /* Called on the drain thread after each acknowledged event. */
     void (*on_verdict)(void *ctx, const char *id, const char *answer_json);
     /* Called after every attempt (for the upload log and metrics). */
@@ -46,7 +70,8 @@ typedef struct uplink_config {
 } uplink_config;
 
 typedef struct uplink_stats {
-    int64_t sent_ok, replayed, retried, parked, failed_transport;
+    int64_t sent_ok, replayed, retried, parked, failed_transport; /* attempts by result, since create */
+    int64_t aborted;
     double drain_rate_per_s; /* acknowledged events per second over the last 10 s */
 } uplink_stats;
 
@@ -62,9 +87,19 @@ void uplink_set_online(uplink *up, bool online);
 void uplink_kick(uplink *up);
 
 /* GET {cloud_url}/v2/health/ready with the same TLS settings; true on 2xx.
- * The link monitor uses it: "online" for draining means the cloud answered. */
+ * The link monitor uses it: "online" for draining means the cloud answered.
+ * Bounded by connect_timeout_s for the whole request; thread-safe. */
 bool uplink_probe(uplink *up);
 
 void uplink_stats_get(uplink *up, uplink_stats *out);
+
+/* The retry delay after a send that had `attempts` sends before it (0 for
+ * the first): full jitter, uniform in [0, min(max_s, base_s * 2^attempts)]
+ * drawn from random.  Pure; exposed for tests. */
+int64_t uplink_backoff_ms(int attempts, double base_s, double max_s, uint64_t random);
+
+/* A Retry-After header's value (delta seconds or an HTTP-date) as a delay
+ * from now_unix_s in ms (0 for a date in the past); -1 when unparsable. */
+int64_t uplink_retry_after_ms(const char *value, int64_t now_unix_s);
 
 #endif

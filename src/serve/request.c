@@ -155,14 +155,6 @@ void server_set_detect_observer(vigil_server *server, request_detect_observer fn
     server->detect_observer_ctx = ctx;
 }
 
-vigil_status server_add_metrics_writer(vigil_server *server, request_metrics_writer fn, void *ctx, vigil_error *err) {
-    if (server->n_metrics_writers == REQUEST_METRICS_WRITERS)
-        return vigil_error_set(err, VIGIL_ERR_LIMIT, "at most %d metrics writers", REQUEST_METRICS_WRITERS);
-    server->metrics_writers[server->n_metrics_writers] = fn;
-    server->metrics_writer_ctx[server->n_metrics_writers++] = ctx;
-    return VIGIL_OK;
-}
-
 int request_detect_observed(const vigil_server *server, const served_model *m) {
     return server->detect_observer && m && m->config.escalation.enabled;
 }

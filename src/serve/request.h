@@ -33,7 +33,6 @@
 #include "serve/repository.h"
 #include "serve/scheduler.h"
 #include "serve/server.h"
-#include "serve/textbuf.h"
 #include "vigil/status.h"
 
 /* ---------------------------------------------------------------- the table */
@@ -177,14 +176,6 @@ typedef void (*request_detect_observer)(void *ctx, const request_detection_seen 
 /* Registers the one detection observer (NULL fn: none).  Call before
  * server_start; serve never includes the observer's headers (cli wires it). */
 void server_set_detect_observer(vigil_server *server, request_detect_observer fn, void *ctx);
-
-/* Lines a module beside serve adds to GET /metrics (exposition format,
- * HELP and TYPE included), rendered on each scrape on an HTTP thread.  At
- * most REQUEST_METRICS_WRITERS; VIGIL_ERR_LIMIT beyond.  Call before
- * server_start. */
-#define REQUEST_METRICS_WRITERS 4
-typedef void (*request_metrics_writer)(void *ctx, textbuf *out);
-vigil_status server_add_metrics_writer(vigil_server *server, request_metrics_writer fn, void *ctx, vigil_error *err);
 
 /* 1 when a finished detection on m would be observed: an observer is set and
  * m's config.yaml enables escalation.  Front ends test this first so that a

@@ -329,8 +329,7 @@ static void route_metrics(http_exchange *ex) {
                    open ? open->num_connections : 0u, (long long)ex->server->cfg.max_connections);
     char auth_text[1024];
     if (auth_metrics_render(ex->server->auth, auth_text, sizeof auth_text)) textbuf_printf(&out, "%s", auth_text);
-    for (int i = 0; i < ex->server->n_metrics_writers; i++)
-        ex->server->metrics_writers[i](ex->server->metrics_writer_ctx[i], &out);
+    routes_ext_metrics(ex->server, &out); /* modules beside serve (server_metrics_add) */
     if (out.status) {
         textbuf_free(&out);
         respond_error(ex, VIGIL_ERR_NO_MEMORY, "cannot render the metrics");

@@ -24,7 +24,9 @@
 #include "core/alloc.h"
 #include "serve/server_internal.h"
 
-static http_exchange *exchange_of(server_call *call) { return (http_exchange *)(void *)call; }
+static http_exchange *exchange_of(server_call *call) {
+    return (http_exchange *)(void *)call;
+}
 static const http_exchange *exchange_of_const(const server_call *call) {
     return (const http_exchange *)(const void *)call;
 }
@@ -48,7 +50,8 @@ vigil_status server_route_add(vigil_server *server, const char *method, const ch
     if (len < 2 || path_prefix[0] != '/' || path_prefix[len - 1] == '/' || len >= sizeof server->routes[0].prefix ||
         strpbrk(path_prefix, "?# "))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                               "route prefix '%.64s' must start with '/' and not end with one", path_prefix ? path_prefix : "");
+                               "route prefix '%.64s' must start with '/' and not end with one",
+                               path_prefix ? path_prefix : "");
     if (server->n_routes == SERVER_ROUTES_MAX)
         return vigil_error_set(err, VIGIL_ERR_LIMIT, "at most %d added routes", SERVER_ROUTES_MAX);
     server_route *r = &server->routes[server->n_routes++];
@@ -76,7 +79,7 @@ int routes_ext(http_exchange *ex) {
             ex->route = r->prefix;
             ex->call_path = ex->url + r->prefix_len;
             r->handler(r->ctx, (server_call *)(void *)ex);
-            if (!ex->have_response && !ex->call_deferred)
+            if (!ex->call_deferred && !ex->have_response) /* deferred: another thread may be answering now */
                 respond_error_code(ex, MHD_HTTP_INTERNAL_SERVER_ERROR, "the route set no answer");
             return 1;
         }
@@ -89,12 +92,36 @@ int routes_ext(http_exchange *ex) {
     return respond_method(ex, allowed);
 }
 
+vigil_status server_metrics_add(vigil_server *server, server_metrics_fn fn, void *ctx, vigil_error *err) {
+    if (server->daemon) return vigil_error_set(err, VIGIL_ERR_STATE, "metrics are added before the server starts");
+    if (!fn) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "metrics need a function");
+    if (server->n_metrics_ext == SERVER_METRICS_MAX)
+        return vigil_error_set(err, VIGIL_ERR_LIMIT, "at most %d added metrics functions", SERVER_METRICS_MAX);
+    server->metrics_ext[server->n_metrics_ext].fn = fn;
+    server->metrics_ext[server->n_metrics_ext].ctx = ctx;
+    server->n_metrics_ext++;
+    return VIGIL_OK;
+}
+
+void routes_ext_metrics(vigil_server *server, textbuf *out) {
+    for (size_t i = 0; i < server->n_metrics_ext; i++)
+        server->metrics_ext[i].fn(server->metrics_ext[i].ctx, out);
+}
+
 /* ------------------------------------------------------------ the request */
 
-vigil_server *server_call_server(server_call *call) { return exchange_of(call)->server; }
-const char *server_call_method(const server_call *call) { return exchange_of_const(call)->method; }
-const char *server_call_path(const server_call *call) { return exchange_of_const(call)->call_path; }
-const char *server_call_query(server_call *call, const char *key) { return exchange_query(exchange_of(call), key); }
+vigil_server *server_call_server(server_call *call) {
+    return exchange_of(call)->server;
+}
+const char *server_call_method(const server_call *call) {
+    return exchange_of_const(call)->method;
+}
+const char *server_call_path(const server_call *call) {
+    return exchange_of_const(call)->call_path;
+}
+const char *server_call_query(server_call *call, const char *key) {
+    return exchange_query(exchange_of(call), key);
+}
 const char *server_call_query_unknown(server_call *call, const char *const *known) {
     return exchange_query_unknown(exchange_of(call), known);
 }
@@ -106,7 +133,9 @@ const char *server_call_body(const server_call *call, size_t *len) {
     *len = ex->body.len;
     return ex->body.len ? ex->body.data : NULL;
 }
-const char *server_call_request_id(const server_call *call) { return exchange_of_const(call)->request_id; }
+const char *server_call_request_id(const server_call *call) {
+    return exchange_of_const(call)->request_id;
+}
 void server_call_set_route(server_call *call, const char *route_label) {
     if (route_label) exchange_of(call)->route = route_label;
 }

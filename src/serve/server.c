@@ -820,7 +820,7 @@ vigil_status server_reload_tls(vigil_server *server, vigil_error *err) {
 }
 
 void server_stop(vigil_server *server) {
-    if (!server->daemon) return;
+    if (!server || !server->daemon) return;
     atomic_store(&server->ready, 0);
     atomic_store(&server->stopping, 1);
     MHD_socket listen_fd = MHD_quiesce_daemon(server->daemon);

@@ -114,4 +114,14 @@ vigil_status server_call_header_add(server_call *call, const char *name, const c
 void server_call_defer(server_call *call);
 void server_call_resume(server_call *call);
 
+/* A module's lines in GET /metrics (Prometheus text, HELP and TYPE
+ * included), appended after the server's own on every scrape, on an I/O
+ * thread: fn must be quick and thread-safe.  out is a textbuf
+ * (serve/textbuf.h).  Added before server_start, like routes;
+ * VIGIL_ERR_LIMIT beyond SERVER_METRICS_MAX. */
+#define SERVER_METRICS_MAX 8
+struct textbuf;
+typedef void (*server_metrics_fn)(void *ctx, struct textbuf *out);
+vigil_status server_metrics_add(vigil_server *server, server_metrics_fn fn, void *ctx, vigil_error *err);
+
 #endif

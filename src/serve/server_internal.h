@@ -54,12 +54,14 @@ struct vigil_server {
     char listen_error[256];     /* libmicrohttpd's last message while starting, for the failure */
     request_detect_observer detect_observer; /* set before server_start, or NULL */
     void *detect_observer_ctx;
-    request_metrics_writer metrics_writers[REQUEST_METRICS_WRITERS]; /* added before server_start */
-    void *metrics_writer_ctx[REQUEST_METRICS_WRITERS];
-    int n_metrics_writers;
     server_route routes[SERVER_ROUTES_MAX]; /* added by modules before server_start (routes_ext.c) */
     size_t n_routes;
     atomic_int deferred; /* calls to added routes answered later (server_call_defer) */
+    struct {
+        server_metrics_fn fn;
+        void *ctx;
+    } metrics_ext[SERVER_METRICS_MAX]; /* modules' /metrics lines (server_metrics_add) */
+    size_t n_metrics_ext;
 };
 
 typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE } exchange_state;
@@ -162,6 +164,8 @@ int routes_v2(http_exchange *ex, const route_path *p);
 int routes_api(http_exchange *ex, const route_path *p);
 /* The routes modules added (routes_ext.c), tried after the built-in ones. */
 int routes_ext(http_exchange *ex);
+/* Appends the modules' metrics (server_metrics_add) to a /metrics answer. */
+void routes_ext_metrics(vigil_server *server, textbuf *out);
 
 /* 405 with a message naming the allowed method; returns 1. */
 int respond_method(http_exchange *ex, const char *allowed);

@@ -100,6 +100,32 @@ static void test_model_jpeg_reduced_scale(void) {
           strstr(err.message, "true or false"));
 }
 
+/* The cloud receiver's settings (docs/EDGE.md): three levels of YAML, the
+ * --role alias, the 24-hour floor on the retention. */
+static void test_edge_receiver_settings(void) {
+    vigil_config cfg;
+    config_defaults(&cfg);
+    CHECK_STR(cfg.edge_role, "off");
+    CHECK_STR(cfg.edge_data_dir, "./data");
+    CHECK_EQ_INT(cfg.edge_receiver_retention_s, 86400);
+    vigil_error err = {0};
+    const char *yaml = "edge:\n  role: cloud\n  receiver:\n    store: postgresql://db/vigil\n    workers: 8\n";
+    CHECK_EQ_INT(config_load_string(&cfg, yaml, strlen(yaml), "t.yaml", &err), VIGIL_OK);
+    CHECK_STR(cfg.edge_role, "cloud");
+    CHECK_STR(cfg.edge_receiver_store, "postgresql://db/vigil");
+    CHECK_EQ_INT(cfg.edge_receiver_workers, 8);
+    CHECK_EQ_INT(config_apply_flag(&cfg, "role", "edge", &err), VIGIL_OK);
+    CHECK_STR(cfg.edge_role, "edge");
+    CHECK_EQ_INT(config_apply_flag(&cfg, "edge-role", "off", &err), VIGIL_OK);
+    CHECK_STR(cfg.edge_role, "off");
+    CHECK_EQ_INT(config_apply_flag(&cfg, "role", "fog", &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "off|edge|cloud") != NULL);
+    CHECK_EQ_INT(config_apply_flag(&cfg, "edge-receiver-retention-s", "3600", &err), VIGIL_ERR_INVALID_ARGUMENT);
+    char *env[] = {"VIGIL_EDGE_RECEIVER_CLAIM_TIMEOUT_S=30", NULL};
+    CHECK_EQ_INT(config_apply_env(&cfg, env, &err), VIGIL_OK);
+    CHECK_EQ_INT(cfg.edge_receiver_claim_timeout_s, 30);
+}
+
 int main(void) {
     RUN(test_defaults);
     RUN(test_yaml_file_values);
@@ -107,5 +133,6 @@ int main(void) {
     RUN(test_bad_values);
     RUN(test_precedence);
     RUN(test_model_jpeg_reduced_scale);
+    RUN(test_edge_receiver_settings);
     return testing_report();
 }

@@ -16,6 +16,7 @@
 
 #include "core/alloc.h"
 #include "serve/server.h"
+#include "serve/textbuf.h"
 #include "testing.h"
 
 /* One HTTP/1.1 exchange with Connection: close; the whole answer in out. */
@@ -34,7 +35,8 @@ static int http_call(uint16_t port, const char *request, char *out, size_t size)
         sent += (size_t)n;
     }
     size_t got = 0;
-    for (ssize_t n; got + 1 < size && (n = read(fd, out + got, size - 1 - got)) > 0;) got += (size_t)n;
+    for (ssize_t n; got + 1 < size && (n = read(fd, out + got, size - 1 - got)) > 0;)
+        got += (size_t)n;
     out[got] = '\0';
     close(fd);
     int status = 0;
@@ -49,8 +51,7 @@ static void echo_route(void *ctx, server_call *call) {
     snprintf(text, sizeof text, "{\"method\":\"%s\",\"path\":\"%s\",\"q\":\"%s\",\"h\":\"%s\",\"body\":\"%.*s\"}",
              server_call_method(call), server_call_path(call),
              server_call_query(call, "q") ? server_call_query(call, "q") : "",
-             server_call_header(call, "X-Test") ? server_call_header(call, "X-Test") : "", (int)len,
-             body ? body : "");
+             server_call_header(call, "X-Test") ? server_call_header(call, "X-Test") : "", (int)len, body ? body : "");
     static const char *const known[] = {"q", NULL};
     const char *unknown = server_call_query_unknown(call, known);
     if (unknown) {
@@ -63,7 +64,9 @@ static void echo_route(void *ctx, server_call *call) {
     CHECK_EQ_INT(server_call_header_add(call, "X-Bad", "a\r\nb"), VIGIL_ERR_INVALID_ARGUMENT);
 }
 
-static void silent_route(void *ctx, server_call *call) { (void)ctx, (void)call; }
+static void silent_route(void *ctx, server_call *call) {
+    (void)ctx, (void)call;
+}
 
 static void error_route(void *ctx, server_call *call) {
     (void)ctx;
@@ -84,11 +87,19 @@ static void deferred_route(void *ctx, server_call *call) {
     server_call_set_route(call, "/later/{x}");
     server_call_defer(call);
     pthread_t t;
-    if (pthread_create(&t, NULL, answer_later, call) == 0) pthread_detach(t);
+    if (pthread_create(&t, NULL, answer_later, call) == 0)
+        pthread_detach(t);
     else {
         server_call_error_code(call, 500, "no thread");
         server_call_resume(call);
     }
+}
+
+static void module_metrics(void *ctx, textbuf *out) {
+    textbuf_printf(out,
+                   "# HELP vigil_test_module_things Things.\n# TYPE vigil_test_module_things gauge\n"
+                   "vigil_test_module_things %d\n",
+                   *(int *)ctx);
 }
 
 static vigil_server *start_server(const char *auth_secret_file) {
@@ -115,12 +126,15 @@ static vigil_server *start_server(const char *auth_secret_file) {
     CHECK_EQ_INT(server_route_add(server, "GET", "noslash", echo_route, NULL, &err), VIGIL_ERR_INVALID_ARGUMENT);
     CHECK_EQ_INT(server_route_add(server, "GET", "/trailing/", echo_route, NULL, &err), VIGIL_ERR_INVALID_ARGUMENT);
     CHECK_EQ_INT(server_route_add(server, "G T", "/x", echo_route, NULL, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    static int things = 42;
+    CHECK_EQ_INT(server_metrics_add(server, module_metrics, &things, &err), VIGIL_OK);
     if (server_start(server, &err)) {
         CHECK(0);
         server_destroy(server);
         return NULL;
     }
     CHECK_EQ_INT(server_route_add(server, "GET", "/late", echo_route, NULL, &err), VIGIL_ERR_STATE);
+    CHECK_EQ_INT(server_metrics_add(server, module_metrics, NULL, &err), VIGIL_ERR_STATE);
     return server;
 }
 
@@ -160,18 +174,19 @@ static void test_added_routes_answer(void) {
     CHECK_EQ_INT(http_call(port, "GET /x/ab?z=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", out, sizeof out),
                  400);
     CHECK(strstr(out, "{\"error\":\"unknown parameter\"}") != NULL);
-    CHECK_EQ_INT(http_call(port, "POST /api/v1/events HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: "
-                                 "close\r\n\r\n",
+    CHECK_EQ_INT(http_call(port,
+                           "POST /api/v1/events HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: "
+                           "close\r\n\r\n",
                            out, sizeof out),
                  503);
     CHECK(strstr(out, "Retry-After: 1\r\n") != NULL);
     CHECK(strstr(out, "{\"error\":\"store unavailable\"}") != NULL);
     /* a handler that answers nothing is a 500, not a hang */
-    CHECK_EQ_INT(http_call(port, "GET /silent HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", out, sizeof out),
-                 500);
+    CHECK_EQ_INT(http_call(port, "GET /silent HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", out, sizeof out), 500);
     /* the body limits hold as for built-in routes */
-    CHECK_EQ_INT(http_call(port, "POST /x/ab HTTP/1.1\r\nHost: t\r\nContent-Length: 999999999999\r\n"
-                                 "Connection: close\r\n\r\n",
+    CHECK_EQ_INT(http_call(port,
+                           "POST /x/ab HTTP/1.1\r\nHost: t\r\nContent-Length: 999999999999\r\n"
+                           "Connection: close\r\n\r\n",
                            out, sizeof out),
                  413);
     server_destroy(server);
@@ -180,17 +195,18 @@ static void test_added_routes_answer(void) {
 static void test_deferred_answer(void) {
     vigil_server *server = start_server(NULL);
     if (!server) return;
-    static char out[8192];
+    static char out[1 << 17]; /* /metrics is long */
     CHECK_EQ_INT(http_call(server_http_port(server), "GET /later/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
                            out, sizeof out),
                  202);
     CHECK(strstr(out, "\r\n\r\nlater") != NULL);
     CHECK(strstr(out, "Content-Type: text/plain") != NULL);
     CHECK(strstr(out, "vigil_http_requests_total") == NULL);
-    CHECK_EQ_INT(
-        http_call(server_http_port(server), "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", out, sizeof out),
-        200);
-    CHECK(strstr(out, "/later/{x}") != NULL); /* the label the handler set */
+    CHECK_EQ_INT(http_call(server_http_port(server), "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                           out, sizeof out),
+                 200);
+    CHECK(strstr(out, "/later/{x}") != NULL);                      /* the label the handler set */
+    CHECK(strstr(out, "\nvigil_test_module_things 42\n") != NULL); /* a module's own lines */
     server_destroy(server);
 }
 
@@ -205,10 +221,11 @@ static void test_auth_applies(void) {
     vigil_server *server = start_server(secret_path);
     if (server) {
         static char out[8192];
-        CHECK_EQ_INT(http_call(server_http_port(server),
-                               "POST /api/v1/events HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                               out, sizeof out),
-                     401);
+        CHECK_EQ_INT(
+            http_call(server_http_port(server),
+                      "POST /api/v1/events HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", out,
+                      sizeof out),
+            401);
         CHECK(strstr(out, "WWW-Authenticate: Bearer") != NULL);
         CHECK_EQ_INT(http_call(server_http_port(server), "GET /x/ab HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
                                out, sizeof out),
