@@ -108,8 +108,9 @@ static const setting settings[] = {
                 "edge: escalations waiting to be committed (more are dropped and counted)"),
     STR_SETTING("edge.mqtt.host", edge_mqtt_host, NULL, "the MQTT broker of the link monitor"),
     INT_SETTING("edge.mqtt.port", edge_mqtt_port, 1, 65535, "the MQTT broker's port"),
-    INT_SETTING("edge.mqtt.keepalive_s", edge_mqtt_keepalive_s, 1, 3600,
-                "MQTT keepalive: a silent cut is noticed within about 1.5 x this"),
+    INT_SETTING("edge.mqtt.keepalive_s", edge_mqtt_keepalive_s, 5, 3600,
+                "MQTT keepalive (libmosquitto's least is 5): a silent cut of the broker connection is noticed "
+                "within 2 x this"),
     INT_SETTING("edge.mqtt.reconnect_max_ms", edge_mqtt_reconnect_max_ms, 500, 3600000,
                 "cap of the broker reconnect backoff (doubling from 0.5 s, jittered); bounds how late a "
                 "returning link is seen"),
