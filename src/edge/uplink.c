@@ -343,7 +343,10 @@ static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
         attempt_report(up, t, (int)code, t->replayed ? "replayed" : "ok");
         return;
     }
-    if (code >= 400 && code < 500 && code != 408 && code != 429) {
+    /* 409 is the receiver's "this key is being processed now" (event.h): a
+     * re-send after an edge crash mid-drain meets the first send still at
+     * work on the cloud, and must come again, not be parked for good. */
+    if (code >= 400 && code < 500 && code != 408 && code != 409 && code != 429) {
         snprintf(reason, sizeof reason, "http %ld: %.200s", code, t->answer ? t->answer : "");
         if (outbox_park(up->box, t->event.id, (int)code, reason, &err) != VIGIL_OK) {
             LOG_E("uplink: event %s could not be parked: %s", t->event.id, err.message);
@@ -356,7 +359,7 @@ static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
         attempt_report(up, t, (int)code, "parked");
         return;
     }
-    /* 408, 429, 5xx, and anything else unexpected (1xx, 3xx): retry later */
+    /* 408, 409, 429, 5xx, and anything else unexpected (1xx, 3xx): retry later */
     int64_t delay;
     if (t->retry_after_ms >= 0) {
         delay = t->retry_after_ms; /* the cloud's word, over backoff_max_s if it says so */

@@ -22,7 +22,8 @@
  * Results (on_attempt's `result` in quotes):
  *   2xx                          -> outbox_ack, on_verdict called ("ok", or
  *                                   "replayed" with Idempotent-Replayed: true)
- *   408, 429, 5xx, other non-4xx -> outbox_retry ("retry")
+ *   408, 409, 429, 5xx, other    -> outbox_retry ("retry"; 409: the cloud is
+ *   non-4xx                         still processing this key, event.h)
  *   no answer (refused, reset,
  *   timeout, TLS failure)        -> outbox_retry ("error", http_status 0)
  *   other 4xx                    -> outbox_park ("parked": kept, counted, never sent again)
