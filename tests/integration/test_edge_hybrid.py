@@ -226,8 +226,9 @@ def test_full_outbox_evicts_and_counts_and_refuses_priority_0(tmp_path):
     try:
         for i in range(5):  # priority 3: the oldest two are evicted
             detect(edge, "low", source=f"cam{i}")
-        wait_for(lambda: edge.status()["outbox"]["rows_by_priority"][3] == 3, 20, what="3 rows of priority 3")
+        wait_for(lambda: edge.status()["escalations"]["band"] == 5, 20, what="5 events committed")
         status = edge.status()
+        assert status["outbox"]["rows_by_priority"][3] == 3, status
         assert status["outbox"]["evicted_full"] == 2, status
         assert metric_value(edge.metrics(), "vigil_edge_outbox_dropped_total", reason="full") == 2
         for i in range(4):  # priority 0: never evicted; the fourth is refused, with the alarm
