@@ -413,9 +413,27 @@ def hybrid(tmp_path):
     h.close()
 
 
+class VerdictListener:
+    """Counts the verdicts the edge publishes on MQTT (paho-mqtt, Debian's python3-paho-mqtt)."""
+
+    def __init__(self, host, port, topic):
+        import paho.mqtt.client as mqtt
+        self.ids = []
+        self.client = mqtt.Client(client_id=f"verdicts-{os.getpid()}")
+        self.client.on_message = lambda c, u, m: self.ids.append(json.loads(m.payload)["id"])
+        self.client.on_connect = lambda c, u, f, rc: c.subscribe(topic, qos=1)
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
 def test_silent_cut_detected_then_drain_by_priority_on_return(hybrid):
-    """Must-shows 3 (detection part) and 2."""
+    """Must-shows 3 (detection part) and 2; verdicts published on MQTT."""
     edge = hybrid.edge
+    listener = VerdictListener(hybrid.net.host_ip, hybrid.broker.port, "vigil/edge/edge1/verdicts")
     wait_for(lambda: hybrid.link_state() == "online", 20, what="the link online")
     t_cut = time.monotonic()
     hybrid.cut()
@@ -429,11 +447,14 @@ def test_silent_cut_detected_then_drain_by_priority_on_return(hybrid):
         detect(edge, "hi", source=f"cam{i}")
     wait_for(lambda: edge.status()["outbox"]["depth"] == 6, 20, what="6 events committed")
     assert hybrid.uploads() == [] or all(r[4] != "ok" for r in hybrid.uploads())
-    # the broker connection itself, cut as silently, is given up by MQTT's keepalive
-    bound = 2 * KEEPALIVE_S + 2
-    wait_for(lambda: not edge.status()["link"]["broker_connected"], max(0.1, t_cut + bound - time.monotonic()),
+    # The broker connection itself, cut as silently, is given up by MQTT's keepalive (the link was
+    # offline long before, by the heartbeats); printed, and bounded loosely: on a loaded machine the
+    # keepalive's own timers run late.
+    wait_for(lambda: not edge.status()["link"]["broker_connected"], max(0.1, t_cut + 3 * KEEPALIVE_S + 2 -
+                                                                         time.monotonic()),
              step=0.05, what="the broker connection given up")
-    print(f"broker connection given up after {time.monotonic() - t_cut:.2f} s (bound {bound} s)")
+    print(f"broker connection given up after {time.monotonic() - t_cut:.2f} s "
+          f"(keepalive {KEEPALIVE_S} s; the link went offline after {detected_s:.2f} s)")
     before = len(hybrid.uploads())
     t_heal = time.monotonic()
     hybrid.net.heal()  # no new frames from here on
@@ -461,6 +482,9 @@ def test_silent_cut_detected_then_drain_by_priority_on_return(hybrid):
     assert metric_value(text, "vigil_edge_link_transitions_total") >= 2
     assert metric_value(text, "vigil_edge_escalations_total", reason="class") == 3
     assert metric_value(text, "vigil_edge_escalations_total", reason="band") == 3
+    wait_for(lambda: len(listener.ids) >= 6, 10, what="6 verdicts on MQTT")
+    listener.stop()
+    assert set(listener.ids) == committed
 
 
 def test_two_hour_outage_with_five_kills_loses_nothing_and_processes_once(hybrid):
