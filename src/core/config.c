@@ -114,6 +114,11 @@ static const setting settings[] = {
     INT_SETTING("edge.mqtt.reconnect_max_ms", edge_mqtt_reconnect_max_ms, 500, 3600000,
                 "cap of the broker reconnect backoff (doubling from 0.5 s, jittered); bounds how late a "
                 "returning link is seen"),
+    STR_SETTING("edge.mqtt.username", edge_mqtt_username, NULL, "broker user name (empty: none)"),
+    STR_SETTING("edge.mqtt.password_file", edge_mqtt_password_file, NULL, "file holding the broker password"),
+    STR_SETTING("edge.mqtt.ca_file", edge_mqtt_ca_file, NULL, "PEM CA bundle: TLS to the broker, verified"),
+    STR_SETTING("edge.mqtt.cert_file", edge_mqtt_cert_file, NULL, "PEM client certificate for the broker"),
+    STR_SETTING("edge.mqtt.key_file", edge_mqtt_key_file, NULL, "PEM private key of edge.mqtt.cert_file"),
     STR_SETTING("edge.mqtt.prefix", edge_mqtt_prefix, NULL, "topic prefix of heartbeats, status and verdicts"),
     INT_SETTING("edge.heartbeat_ms", edge_heartbeat_ms, 10, 3600000, "cloud: heartbeat period; edge: expected period"),
     INT_SETTING("edge.heartbeat_missed", edge_heartbeat_missed, 1, 1000, "edge: heartbeats missed before offline"),

@@ -78,6 +78,11 @@ typedef struct vigil_config {
     int64_t edge_mqtt_keepalive_s;
     int64_t edge_mqtt_reconnect_max_ms;      /* cap of the broker reconnect backoff */
     char edge_mqtt_prefix[64];
+    char edge_mqtt_username[128];            /* "" = none */
+    char edge_mqtt_password_file[CONFIG_STR_MAX]; /* file holding the broker password */
+    char edge_mqtt_ca_file[CONFIG_STR_MAX];  /* "" = plain TCP; set: TLS, the broker verified */
+    char edge_mqtt_cert_file[CONFIG_STR_MAX]; /* client certificate for the broker */
+    char edge_mqtt_key_file[CONFIG_STR_MAX];
     int64_t edge_heartbeat_ms;
     int64_t edge_heartbeat_missed;
     int64_t edge_heartbeat_rise;

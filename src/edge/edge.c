@@ -75,6 +75,7 @@ struct edge_runtime {
     char node_id[128];
     char verdict_topic[256];
     char *token; /* bearer token read from edge.token_file */
+    char *mqtt_password; /* read from edge.mqtt.password_file */
     edge_clock *clock;
     outbox *box;
     uplink *up;
@@ -579,10 +580,12 @@ static void route_events(void *ctx, server_call *call) {
 
 /* ------------------------------------------------------------ create */
 
-static char *read_token(const char *path, vigil_error *err) {
+/* A secret kept in a file (edge.token_file, edge.mqtt.password_file),
+ * trailing whitespace dropped; setting names the setting in messages. */
+static char *read_token(const char *setting, const char *path, vigil_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        vigil_error_set(err, VIGIL_ERR_IO, "edge.token_file %s: %s", path, strerror(errno));
+        vigil_error_set(err, VIGIL_ERR_IO, "%s %s: %s", setting, path, strerror(errno));
         return NULL;
     }
     char buf[8192];
@@ -597,7 +600,16 @@ static char *read_token(const char *path, vigil_error *err) {
 }
 
 static vigil_status start_link(edge_runtime *rt, link_role role, vigil_error *err) {
+    const vigil_config *c = &rt->cfg;
+    if (c->edge_mqtt_password_file[0] &&
+        !(rt->mqtt_password = read_token("edge.mqtt.password_file", c->edge_mqtt_password_file, err)))
+        return err->status;
     link_config lc = {
+        .username = c->edge_mqtt_username[0] ? c->edge_mqtt_username : NULL,
+        .password = rt->mqtt_password,
+        .ca_file = c->edge_mqtt_ca_file[0] ? c->edge_mqtt_ca_file : NULL,
+        .cert_file = c->edge_mqtt_cert_file[0] ? c->edge_mqtt_cert_file : NULL,
+        .key_file = c->edge_mqtt_key_file[0] ? c->edge_mqtt_key_file : NULL,
         .role = role,
         .host = rt->cfg.edge_mqtt_host,
         .port = (int)rt->cfg.edge_mqtt_port,
@@ -635,7 +647,8 @@ static vigil_status start_edge(edge_runtime *rt, vigil_server *server, vigil_err
     vigil_error serr = {0};
     if (!outbox_stats_get(rt->box, edge_clock_now_ms(rt->clock), &os, &serr) && os.quarantined)
         LOG_W("edge: the outbox database was corrupt and was moved aside to %s; a fresh one serves", os.quarantine_path);
-    if (c->edge_token_file[0] && !(rt->token = read_token(c->edge_token_file, err))) return err->status;
+    if (c->edge_token_file[0] && !(rt->token = read_token("edge.token_file", c->edge_token_file, err)))
+        return err->status;
     if (c->edge_upload_log_file[0] && !(rt->upload_log = fopen(c->edge_upload_log_file, "a")))
         return vigil_error_set(err, VIGIL_ERR_IO, "edge.upload_log_file %s: %s", c->edge_upload_log_file,
                                strerror(errno));
@@ -727,9 +740,11 @@ void edge_destroy(edge_runtime *rt) {
     rate_limiter_destroy(rt->limiter);
     edge_clock_destroy(rt->clock);
     if (rt->upload_log) fclose(rt->upload_log);
-    if (rt->token) {
-        memset(rt->token, 0, strlen(rt->token));
-        vigil_free(rt->token);
+    char *secrets[] = {rt->token, rt->mqtt_password};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+        if (!secrets[i]) continue;
+        memset(secrets[i], 0, strlen(secrets[i]));
+        vigil_free(secrets[i]);
     }
     pthread_mutex_destroy(&rt->lock);
     pthread_cond_destroy(&rt->wake);
