@@ -15,6 +15,11 @@ yolov8n_dynbatch.onnx (linked, not copied) as `yolov8n` with
     the backend's instance like infer (no plans of its own), so what this
     row adds over the infer row is the detection batch's input slots and
     the decoded images.
+Each row has VmRSS read at once, VmRSS again once the server has been idle
+for IDLE_S seconds (a worker idle for a second after a burst gives back its
+run buffers and the heap's free pages; scheduler.c), and VmHWM; the packed
+weights are printed in bytes, so that a batch size that adds none shows the
+same number.
 With --before OLD_BINARY the same runs are made with an older build and the
 table shows both.  Writes the table to docs/BENCHMARKS.md under
 "## Memory per model instance" (that section only).
@@ -31,6 +36,7 @@ import platform
 import re
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -44,6 +50,7 @@ from conftest import Daemon, shared_dir  # noqa: E402
 SECTION = "## Memory per model instance"
 CONFIG = "max_batch_size: 8\ndynamic_batching:\n  max_queue_delay_us: 20000\n"
 MAX_BATCH = 8
+IDLE_S = 1.5  # the scheduler's idle trim comes after 1 s
 PACKED = re.compile(r"holds (\d+) bytes of packed weights")
 
 
@@ -93,8 +100,15 @@ def detect_group(d, n, image):
         list(pool.map(one, range(n)))
 
 
+def measure(d, phase):
+    """(phase, VmRSS kB now, VmHWM kB, packed bytes, VmRSS kB after IDLE_S idle)."""
+    s = status_kb(d.proc.pid)
+    time.sleep(IDLE_S)
+    return (phase, s["VmRSS"], s["VmHWM"], packed_bytes(d), status_kb(d.proc.pid)["VmRSS"])
+
+
 def run(binary, models, threads, with_detect, image):
-    """Rows of (phase, VmRSS kB, VmHWM kB, packed bytes) for one server."""
+    """Rows of measure() for one server."""
     os.environ["VIGIL_BINARY"] = str(binary)
     args = ["--models", models, "--log-level", "info", "--log-format", "text"]
     if threads:
@@ -104,18 +118,15 @@ def run(binary, models, threads, with_detect, image):
     try:
         while requests.get(d.url + "/v2/health/ready", timeout=5).status_code != 200:
             pass
-        s = status_kb(d.proc.pid)
-        rows.append(("loaded", s["VmRSS"], s["VmHWM"], packed_bytes(d)))
+        rows.append(measure(d, "loaded"))
         rng = np.random.default_rng(1)
         for b in range(1, MAX_BATCH + 1):
             infer(d, b, rng)
-            s = status_kb(d.proc.pid)
-            rows.append((f"infer batch {b}", s["VmRSS"], s["VmHWM"], packed_bytes(d)))
+            rows.append(measure(d, f"infer batch {b}"))
         if with_detect:
             for n in range(1, MAX_BATCH + 1):
                 detect_group(d, n, image)
-                s = status_kb(d.proc.pid)
-                rows.append((f"detect x{n}", s["VmRSS"], s["VmHWM"], packed_bytes(d)))
+                rows.append(measure(d, f"detect x{n}"))
     finally:
         d.stop()
     return rows
@@ -127,17 +138,17 @@ def mb(kb):
 
 def table(title, runs):
     names = list(runs)
-    head = "| after | " + " | ".join(f"{n}: VmRSS MB | {n}: VmHWM MB" for n in names)
-    head += " | packed weights per instance (MB) |\n"
-    head += "|---|" + "---:|---:|" * len(names) + "---:|\n"
+    head = "| after | " + " | ".join(f"{n}: VmRSS MB | {n}: VmRSS idle MB | {n}: VmHWM MB" for n in names)
+    head += " | packed weights per instance (bytes) |\n"
+    head += "|---|" + "---:|---:|---:|" * len(names) + "---:|\n"
     body = ""
     for i, row in enumerate(runs[names[-1]]):
         cells = []
         for n in names:
             r = runs[n][i]
-            cells += [mb(r[1]), mb(r[2])]
+            cells += [mb(r[1]), mb(r[4]), mb(r[2])]
         packed = runs[names[-1]][i][3]
-        body += f"| {row[0]} | " + " | ".join(cells) + f" | {'' if packed is None else f'{packed / 1e6:.1f}'} |\n"
+        body += f"| {row[0]} | " + " | ".join(cells) + f" | {'' if packed is None else packed} |\n"
     return f"### {title}\n\n{head}{body}\n"
 
 
@@ -175,11 +186,12 @@ def main():
             f"threads {args.threads or 'default'}; `{cmd}`.\n"
             "yolov8n_dynbatch.onnx served as `yolov8n` with `max_batch_size: 8` and dynamic batching; "
             "one `/v2/models/yolov8n/infer` request (binary tensors) per batch size 1..8, VmRSS and VmHWM "
-            "read from /proc/<pid>/status after each; packed weights as the CPU backend logs them "
-            "for the instance (empty: the build does not log them).\n\n"
+            f"read from /proc/<pid>/status after each, and VmRSS again after {IDLE_S} s idle; MB = MiB; "
+            "packed weights as the CPU backend logs them for the instance, in bytes "
+            "(empty: the build does not log them).\n\n"
             + table("Infer alone (the headline)", infer_runs)
             + table("Infer, then detect in concurrent groups of 1..8 (detection runs on the same instance's "
-                    "plans; before: on plans of its own in src/vision/detector.c)",
+                    "plans, in runs of the engine's batch cap)",
                     detect_runs))
     print(text)
     if not args.no_write:

@@ -56,6 +56,8 @@ typedef struct vigil_engine_options {
 vigil_status vigil_engine_create(const vigil_engine_options *options, vigil_engine **out, vigil_error *err);
 void vigil_engine_destroy(vigil_engine *engine);
 int vigil_engine_threads(const vigil_engine *engine);
+/* The batch cap in effect (vigil_engine_options.batch_cap, or its default). */
+int vigil_engine_batch_cap(const vigil_engine *engine);
 /* Runs task(ctx, 0) .. task(ctx, n - 1) on the engine's pool, the calling
  * thread taking part, and returns when all are done; one after another on
  * the calling thread when engine is NULL or has one thread.  For work around
@@ -125,6 +127,11 @@ size_t vigil_arena_bytes(const vigil_arena *arena); /* activation memory held */
 /* Bytes XNNPACK allocated creating the arena's weighted operators (packed
  * weights and their small fixed state), measured at creation. */
 size_t vigil_arena_weight_bytes(const vigil_arena *arena);
+/* Gives back what only a run needs between runs: the output staging buffer
+ * of split and capped plans (the outputs of the last run become invalid;
+ * the next run that needs it allocates it again).  For an owner that goes
+ * idle after a burst of large batches. */
+void vigil_arena_trim(vigil_arena *arena);
 
 /* vigil_plan_create with the activations and weighted operators of arena.
  * The arena grows when no plan uses it; when the plan needs more than it

@@ -6,7 +6,6 @@
 #include "auth/tls.h"
 
 #include <gnutls/x509.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -35,7 +34,7 @@ struct tls_material {
     char cert_file[CONFIG_STR_MAX];
     char key_file[CONFIG_STR_MAX];
     char client_ca_file[CONFIG_STR_MAX];
-    char *startup_ca; /* the first generation's bundle, for MHD_OPTION_HTTPS_MEM_TRUST */
+    char *startup_ca; /* the first generation's bundle, named in certificate requests */
     pthread_mutex_t lock;
     tls_generation *current; /* newest first; older ones kept until destroy */
 };
@@ -230,10 +229,8 @@ static int verify_during_handshake(gnutls_session_t session) {
     return tls && peer_verified(tls, session) ? 0 : GNUTLS_E_CERTIFICATE_ERROR;
 }
 
-void tls_http_attach(tls_material *tls, struct MHD_Connection *conn) {
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (!tls || !info || !info->tls_session) return;
-    gnutls_session_t session = (gnutls_session_t)info->tls_session;
+void tls_session_attach(tls_material *tls, gnutls_session_t session) {
+    if (!tls || !session) return;
     gnutls_session_set_ptr(session, tls);
     if (tls->startup_ca) { /* mTLS: refuse in the handshake, not only per request */
         gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
@@ -241,7 +238,6 @@ void tls_http_attach(tls_material *tls, struct MHD_Connection *conn) {
     }
 }
 
-int tls_client_verified(tls_material *tls, struct MHD_Connection *conn) {
-    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    return tls && info && info->tls_session && peer_verified(tls, (gnutls_session_t)info->tls_session);
+int tls_session_verified(tls_material *tls, gnutls_session_t session) {
+    return tls && session && peer_verified(tls, session);
 }

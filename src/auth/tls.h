@@ -1,5 +1,5 @@
 /*
- * tls.h - TLS material for the HTTP (libmicrohttpd over GnuTLS) and gRPC
+ * tls.h - TLS material for the HTTP (the gate, over GnuTLS) and gRPC
  * listeners: the certificate chain, its private key and, for mutual TLS,
  * the CA bundle that client certificates must chain to.  Loading checks the
  * files up front (cert and key present together and matching, the CA bundle
@@ -13,13 +13,14 @@
  * handshake in progress may still point into one), so nothing is freed
  * under a reader.
  *
- * HTTP: the daemon is started with tls_http_cert_callback as
- * MHD_OPTION_HTTPS_CERT_CALLBACK and tls_http_attach called for every new
- * connection (MHD_OPTION_NOTIFY_CONNECTION), which is how the callback finds
- * the material.  With mTLS, tls_http_attach also makes the session require
- * a client certificate and verify it in the handshake against the current
- * CA bundle, so a client without a good one gets no session; the HTTP side
- * still calls tls_client_verified on every request (defence in depth).
+ * HTTP: the gate (src/serve/http_gate.c) terminates TLS with credentials
+ * whose certificate comes from tls_http_cert_callback, and calls
+ * tls_session_attach on every new session, which is how the callback finds
+ * the material.  With mTLS, tls_session_attach also makes the session
+ * require a client certificate and verify it in the handshake against the
+ * current CA bundle, so a client without a good one gets no session; the
+ * gate keeps tls_session_verified's verdict and the HTTP handler checks it
+ * on every request (defence in depth).
  */
 #ifndef VIGIL_AUTH_TLS_H
 #define VIGIL_AUTH_TLS_H
@@ -30,8 +31,6 @@
 
 #include "core/config.h"
 #include "vigil/status.h"
-
-struct MHD_Connection;
 
 typedef struct tls_material tls_material;
 
@@ -53,22 +52,23 @@ uint64_t tls_material_generation(tls_material *tls);
  * NULL without mTLS) and their generation.  VIGIL_ERR_NO_MEMORY on failure. */
 vigil_status tls_material_copy(tls_material *tls, char **cert, char **key, char **ca, uint64_t *generation);
 
-/* The start-up CA bundle (for MHD_OPTION_HTTPS_MEM_TRUST, which makes GnuTLS
- * request client certificates); NULL without mTLS. */
+/* The start-up CA bundle (the gate's credentials name it in the certificate
+ * request); NULL without mTLS. */
 const char *tls_client_ca_pem(const tls_material *tls);
 
-/* For MHD_OPTION_HTTPS_CERT_CALLBACK: the current certificate and key of the
- * material attached to the session. */
+/* For gnutls_certificate_set_retrieve_function2: the current certificate
+ * and key of the material attached to the session. */
 int tls_http_cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
                            const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
                            unsigned int *pcert_length, gnutls_privkey_t *pkey);
 
-/* Attaches tls to a new connection's TLS session (before its handshake). */
-void tls_http_attach(tls_material *tls, struct MHD_Connection *conn);
+/* Attaches tls to a new server session (before its handshake): the
+ * certificate callback finds the material through it, and with mTLS the
+ * session requires a client certificate and verifies it in the handshake. */
+void tls_session_attach(tls_material *tls, gnutls_session_t session);
 
-/* 1 when the TLS connection presented a client certificate chain that
- * verifies against the current CA bundle; 0 otherwise (also for a plain
- * connection). */
-int tls_client_verified(tls_material *tls, struct MHD_Connection *conn);
+/* 1 when the session's client presented a certificate chain that verifies
+ * against the current CA bundle; 0 otherwise. */
+int tls_session_verified(tls_material *tls, gnutls_session_t session);
 
 #endif

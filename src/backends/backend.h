@@ -5,7 +5,7 @@
  * a backend by the name in a model's config.yaml ("cpu" by default) and goes
  * through these functions:
  *
- *   open(threads)  -> device          once per server and backend
+ *   open(options)  -> device          once per server and backend
  *   describe(device)                  one line for /api/v1/device/info
  *   load(device, file, options) -> compiled model + its input/output tensors
  *   run(model, batch, inputs)   -> outputs (valid until the next run)
@@ -46,13 +46,25 @@ typedef struct backend_io {
     const vigil_tensor_info *inputs[BACKEND_MAX_IO];
     const vigil_tensor_info *outputs[BACKEND_MAX_IO];
     int64_t native_batch; /* 0 = symbolic batch dimension, else the fixed leading dim */
+    /* The largest batch the backend runs in one go (0 = no such limit).  A
+     * larger batch costs it no less time than runs of this many, so a
+     * caller that fills its own batch buffers (detection) runs larger
+     * batches as such runs and holds buffers for this many items only. */
+    int64_t run_batch;
 } backend_io;
+
+/* How a device is opened (zeros = defaults). */
+typedef struct backend_options {
+    int threads;   /* compute threads the device's models share (0 = all cores) */
+    int batch_cap; /* the largest batch one run computes at once; larger ones run as
+                    * runs of it (0 = the backend's default; engine.batch_cap) */
+} backend_options;
 
 typedef struct backend_ops {
     const char *name;       /* "cpu" */
     const char *model_file; /* the file a version directory holds: "model.onnx" */
-    /* threads: compute threads the device's models share (0 = all cores). */
-    vigil_status (*open)(int threads, backend_device **out, vigil_error *err);
+    /* options may be NULL (defaults). */
+    vigil_status (*open)(const backend_options *options, backend_device **out, vigil_error *err);
     void (*close)(backend_device *device);
     /* A short human description ("cpu: vigil ONNX engine, 16 threads"). */
     void (*describe)(const backend_device *device, char *out, size_t size);
@@ -75,6 +87,10 @@ typedef struct backend_ops {
      * NULL (or threads < 2) for a backend whose device has no CPU threads
      * to lend: the caller then works on its own thread. */
     void (*pool)(backend_model *model, vigil_parallel *pool);
+    /* Optional (may be NULL): gives back memory that only runs need (buffers
+     * the next run allocates again), for a worker that goes idle after a
+     * burst.  Outputs of the last run become invalid. */
+    void (*trim)(backend_model *model);
 } backend_ops;
 
 /* The backend called name, or NULL. */

@@ -3,6 +3,12 @@
  * vigil's CPU engine.  Inputs are deterministic pseudo-random values in
  * [0, 1) (float) or zeros (other types); the plan is compiled once, warmed
  * up, then timed run by run with a monotonic clock.
+ *
+ * With several batch sizes (--batch 1-8) the plans are created one after
+ * another on one vigil_arena, as the server's CPU backend holds them for a
+ * model instance, and each report prints the instance's packed-weight
+ * bytes: a batch size that adds no copy of the weights prints the same
+ * number as the one before.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -15,24 +21,33 @@
 #include "vigil/engine.h"
 
 static void bench_usage(FILE *out) {
-    fprintf(out, "usage: vigil bench --model M.onnx [--threads N] [--batch B] [--iterations K] [--warmup W] [--json]\n"
+    fprintf(out, "usage: vigil bench --model M.onnx [--threads N] [--batch B] [--batch-cap C] [--iterations K]\n"
+                 "                   [--warmup W] [--json]\n"
                  "\n"
                  "Compiles the model for batch B and times K runs after W warm-up runs.\n"
-                 "Prints min, median and p90 latency in milliseconds and the achieved GFLOP/s.\n"
+                 "Prints min, median and p90 latency in milliseconds, the achieved GFLOP/s and\n"
+                 "the packed-weight bytes the model instance holds.\n"
                  "\n"
                  "options:\n"
                  "  --model PATH      ONNX model file (required)\n"
                  "  --threads N       worker threads (default: all CPUs)\n"
-                 "  --batch B         batch size (default 1)\n"
+                 "  --batch B         batch size (default 1); a list (1,2,4) or a range (1-8) runs\n"
+                 "                    each size in turn, on one instance's shared weights\n"
+                 "  --batch-cap C     largest batch one compiled graph runs; larger ones run as\n"
+                 "                    runs of it (default 0: the thread count, at least 2)\n"
                  "  --iterations K    timed runs (default 20)\n"
                  "  --warmup W        untimed runs first (default 3)\n"
                  "  --json            one JSON object instead of text\n"
                  "  -h, --help        show this help\n");
 }
 
+#define BENCH_MAX_BATCHES 64
+
 typedef struct bench_args {
     const char *model;
-    long threads, batch, iterations, warmup;
+    long threads, iterations, warmup, batch_cap;
+    long batches[BENCH_MAX_BATCHES];
+    size_t n_batches;
     int json;
 } bench_args;
 
@@ -44,13 +59,35 @@ static int parse_long(const char *s, long lo, long hi, long *out) {
     return 1;
 }
 
+/* "4", "1,2,4" or "1-8" (and mixes: "1-4,8") into a->batches. */
+static int parse_batches(const char *s, bench_args *a) {
+    a->n_batches = 0;
+    char buf[256];
+    if (strlen(s) >= sizeof buf) return 0;
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = buf, *next; tok; tok = next) { /* not strtok: "1,,2" has an empty entry */
+        next = strchr(tok, ',');
+        if (next) *next++ = '\0';
+        char *dash = strchr(tok, '-');
+        long lo, hi;
+        if (dash) *dash = '\0';
+        if (!parse_long(tok, 1, 4096, &lo) || !parse_long(dash ? dash + 1 : tok, lo, 4096, &hi)) return 0;
+        for (long b = lo; b <= hi; b++) {
+            if (a->n_batches == BENCH_MAX_BATCHES) return 0;
+            a->batches[a->n_batches++] = b;
+        }
+    }
+    return a->n_batches > 0;
+}
+
 static int bench_parse(int argc, char **argv, bench_args *a) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},  {"threads", required_argument, 0, 't'},
         {"batch", required_argument, 0, 'b'},  {"iterations", required_argument, 0, 'k'},
         {"warmup", required_argument, 0, 'w'}, {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    *a = (bench_args){.batch = 1, .iterations = 20, .warmup = 3};
+        {"batch-cap", required_argument, 0, 'c'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    *a = (bench_args){.batches = {1}, .n_batches = 1, .iterations = 20, .warmup = 3};
     optind = 1;
     opterr = 0;
     int c;
@@ -59,7 +96,8 @@ static int bench_parse(int argc, char **argv, bench_args *a) {
         switch (c) {
         case 'm': a->model = optarg; break;
         case 't': ok = parse_long(optarg, 0, 1024, &a->threads); break;
-        case 'b': ok = parse_long(optarg, 1, 4096, &a->batch); break;
+        case 'b': ok = parse_batches(optarg, a); break;
+        case 'c': ok = parse_long(optarg, 0, 1024, &a->batch_cap); break;
         case 'k': ok = parse_long(optarg, 1, 1000000, &a->iterations); break;
         case 'w': ok = parse_long(optarg, 0, 1000000, &a->warmup); break;
         case 'j': a->json = 1; break;
@@ -124,7 +162,9 @@ static vigil_tensor *make_inputs(const vigil_model *model, int64_t batch, vigil_
     return t;
 }
 
-static void report(const bench_args *a, const vigil_engine *e, const vigil_plan *p, double *ms) {
+/* weight_bytes: the packed weights of the instance the plan runs on. */
+static void report(const bench_args *a, long batch, const vigil_engine *e, const vigil_plan *p, size_t weight_bytes,
+                   double *ms) {
     qsort(ms, (size_t)a->iterations, sizeof *ms, by_value);
     double min = ms[0], median = ms[a->iterations / 2];
     if (a->iterations % 2 == 0) median = (ms[a->iterations / 2 - 1] + ms[a->iterations / 2]) / 2;
@@ -137,50 +177,64 @@ static void report(const bench_args *a, const vigil_engine *e, const vigil_plan 
             if (*c == '"' || *c == '\\') putchar('\\');
             if ((unsigned char)*c >= 0x20) putchar(*c);
         }
-        printf("\", \"threads\": %d, \"batch\": %ld, \"iterations\": %ld, \"min_ms\": %.3f, \"median_ms\": %.3f, "
-               "\"p90_ms\": %.3f, \"gflops\": %.2f, \"peak_activation_bytes\": %zu}\n",
-               vigil_engine_threads(e), a->batch, a->iterations, min, median, p90, gflops,
-               vigil_plan_peak_activation_bytes(p));
+        printf("\", \"threads\": %d, \"batch\": %ld, \"batch_cap\": %d, \"iterations\": %ld, \"min_ms\": %.3f, "
+               "\"median_ms\": %.3f, \"p90_ms\": %.3f, \"gflops\": %.2f, \"peak_activation_bytes\": %zu, "
+               "\"packed_weight_bytes\": %zu}\n",
+               vigil_engine_threads(e), batch, vigil_engine_batch_cap(e), a->iterations, min, median, p90, gflops,
+               vigil_plan_peak_activation_bytes(p), weight_bytes);
     } else {
-        printf("model       %s\nthreads     %d\nbatch       %ld\niterations  %ld\n", a->model, vigil_engine_threads(e),
-               a->batch, a->iterations);
+        printf("model       %s\nthreads     %d\nbatch       %ld (cap %d)\niterations  %ld\n", a->model,
+               vigil_engine_threads(e), batch, vigil_engine_batch_cap(e), a->iterations);
         printf("min         %.3f ms\nmedian      %.3f ms\np90         %.3f ms\n", min, median, p90);
         printf("throughput  %.2f GFLOP/s (%.3f GFLOP per run)\n", gflops, vigil_plan_flops(p) / 1e9);
         printf("activations %zu bytes peak\n", vigil_plan_peak_activation_bytes(p));
+        printf("weights     %zu bytes packed, for the instance\n", weight_bytes);
     }
+}
+
+/* Compiles, warms up and times one batch size.  arena NULL: a plan of its
+ * own (one batch size, as engine_bench.py measures it). */
+static vigil_status bench_batch(const bench_args *a, long batch, vigil_engine *e, vigil_model *m, vigil_arena *arena,
+                                double *ms, vigil_error *err) {
+    vigil_plan *p = NULL;
+    vigil_tensor *in = NULL;
+    vigil_status st = vigil_plan_create_in(m, batch, arena, &p, err);
+    if (st == VIGIL_OK && !(in = make_inputs(m, batch, err)))
+        st = err->status ? err->status : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    size_t n_in = vigil_model_input_count(m);
+    for (long i = 0; st == VIGIL_OK && i < a->warmup; i++)
+        st = vigil_plan_run(p, in, n_in, err);
+    for (long i = 0; st == VIGIL_OK && i < a->iterations; i++) {
+        double t0 = clock_now_ms();
+        st = vigil_plan_run(p, in, n_in, err);
+        ms[i] = clock_now_ms() - t0;
+    }
+    if (st == VIGIL_OK) report(a, batch, e, p, arena ? vigil_arena_weight_bytes(arena) : vigil_plan_weight_bytes(p), ms);
+    for (size_t i = 0; in && i < n_in; i++)
+        vigil_free(in[i].data);
+    vigil_free(in);
+    vigil_plan_destroy(p); /* the arena keeps its operators for the next batch size */
+    return st;
 }
 
 static int bench_run(const bench_args *a) {
     vigil_error err = {0};
     vigil_engine *e = NULL;
     vigil_model *m = NULL;
-    vigil_plan *p = NULL;
-    vigil_tensor *in = NULL;
+    vigil_arena *arena = NULL;
     double *ms = vigil_calloc((size_t)a->iterations, sizeof *ms);
-    vigil_engine_options opts = {.threads = (int)a->threads};
+    vigil_engine_options opts = {.threads = (int)a->threads, .batch_cap = (int)a->batch_cap};
     vigil_status st = ms ? VIGIL_OK : vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
     if (st == VIGIL_OK) st = vigil_engine_create(&opts, &e, &err);
     if (st == VIGIL_OK) st = vigil_model_load(e, a->model, &m, &err);
-    if (st == VIGIL_OK) st = vigil_plan_create(m, a->batch, &p, &err);
-    if (st == VIGIL_OK && !(in = make_inputs(m, a->batch, &err)))
-        st = err.status ? err.status : vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
-    size_t n_in = m ? vigil_model_input_count(m) : 0;
-    for (long i = 0; st == VIGIL_OK && i < a->warmup; i++)
-        st = vigil_plan_run(p, in, n_in, &err);
-    for (long i = 0; st == VIGIL_OK && i < a->iterations; i++) {
-        double t0 = clock_now_ms();
-        st = vigil_plan_run(p, in, n_in, &err);
-        ms[i] = clock_now_ms() - t0;
+    if (st == VIGIL_OK && a->n_batches > 1) st = vigil_arena_create(&arena, &err);
+    for (size_t i = 0; st == VIGIL_OK && i < a->n_batches; i++) {
+        if (i > 0 && !a->json) printf("\n");
+        st = bench_batch(a, a->batches[i], e, m, arena, ms, &err);
     }
-    if (st == VIGIL_OK)
-        report(a, e, p, ms);
-    else
-        fprintf(stderr, "vigil bench: %s\n", err.message);
-    for (size_t i = 0; in && i < n_in; i++)
-        vigil_free(in[i].data);
-    vigil_free(in);
+    if (st != VIGIL_OK) fprintf(stderr, "vigil bench: %s\n", err.message);
     vigil_free(ms);
-    vigil_plan_destroy(p);
+    vigil_arena_destroy(arena);
     vigil_model_free(m);
     vigil_engine_destroy(e);
     return st == VIGIL_OK ? 0 : 1;

@@ -525,7 +525,8 @@ int cmd_detect(int argc, char **argv) {
     /* stderr carries only this command's own messages (one line per failed
      * image): the backend's compile notes are for the server's log */
     log_configure(LOG_WARN, 0, stderr);
-    if (cpu->open(a.threads, &device, &err) || cpu->load(device, a.model_path, &model, &io, &err) ||
+    backend_options bo = {.threads = a.threads};
+    if (cpu->open(&bo, &device, &err) || cpu->load(device, a.model_path, &model, &io, &err) ||
         detect_worker_create(cpu, model, &io, &dopt, &det, &err) ||
         cpu->prepare(model, 1, &err)) { /* compiled now: --timing's inference is the run's alone */
         detect_print_error(a.model_path, err.message);

@@ -52,6 +52,7 @@ static void serve_help(FILE *out) {
  * argument consumed, or -1 (message printed) on a usage error. */
 static int flag_value(int argc, char **argv, int i, char *name, size_t name_size, const char **value) {
     const char *arg = argv[i] + 2;
+    *value = NULL; /* on every path: gcc -O3 (Release) warned maybe-uninitialized */
     const char *eq = strchr(arg, '=');
     if (eq) {
         snprintf(name, name_size, "%.*s", (int)(eq - arg), arg);
@@ -94,6 +95,7 @@ static int serve_configure(int argc, char **argv, vigil_config *cfg) {
         char name[128];
         const char *value;
         i = flag_value(argc, argv, i, name, sizeof name, &value);
+        if (i < 0) return 2; /* the first pass has already said which flag lacks its value */
         if (strcmp(name, "config") == 0) continue;
         vigil_status st = config_apply_flag(cfg, name, value, &err);
         if (st == VIGIL_ERR_NOT_FOUND) {

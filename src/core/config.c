@@ -57,6 +57,9 @@ static const setting settings[] = {
                 "detection model for requests that name none (empty: the only detection model ready)"),
     INT_SETTING("repository.poll_interval_ms", poll_interval_ms, 100, 3600000, "poll mode scan interval"),
     INT_SETTING("threads", threads, 0, 1024, "inference threads (0 = all cores)"),
+    INT_SETTING("engine.batch_cap", engine_batch_cap, 0, 1024,
+                "largest batch one compiled graph of the CPU engine runs; larger batches run as runs of it "
+                "(0 = the thread count, at least 2)"),
     STR_SETTING("log.level", log_level, "debug|info|warn|error", "minimum log level"),
     STR_SETTING("log.format", log_format, "json|text", "log line format"),
     INT_SETTING("limits.max_image_pixels", max_image_pixels, 1, INT64_C(1) << 32, "largest decoded image"),

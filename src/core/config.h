@@ -27,6 +27,7 @@ typedef struct vigil_config {
     char default_detect_model[128];   /* detection model for requests naming none ("" = the only one) */
     int64_t poll_interval_ms;
     int64_t threads;                  /* engine threads; 0 = all cores */
+    int64_t engine_batch_cap;         /* engine.batch_cap; 0 = the engine's default */
     int64_t http_threads;             /* I/O threads */
     int64_t max_connections;          /* open HTTP connections at once */
     int64_t idle_timeout_s;           /* an idle HTTP connection is closed after this */

@@ -35,6 +35,10 @@
  *
  * Lock order: never call libmosquitto while holding link->lock (its
  * callbacks take link->lock while libmosquitto holds its own mutexes).
+ *
+ * Process-wide effects, both libmosquitto's: mosquitto_lib_init once (kept
+ * for the process's life), and mosquitto_new sets SIGPIPE to SIG_IGN, since
+ * it writes to sockets with write() - vigil serve ignores SIGPIPE anyway.
  */
 #include "edge/link.h"
 
@@ -97,6 +101,9 @@ struct link_monitor {
     bool net_started, monitor_started;
     unsigned jitter_seed;   /* network thread only */
     int reconnect_failures; /* network thread only: reset by a CONNACK */
+    char refusal[96];       /* network thread only: the broker's CONNACK refusal, "" when none */
+    double connected_at;    /* network thread only: monotonic ms of the last CONNACK */
+    int short_lived;        /* network thread only: accepted connections in a row that ended within a keepalive */
 
     pthread_mutex_t lock;
     pthread_cond_t wake; /* monitor thread's sleep (monotonic) */
@@ -114,6 +121,7 @@ struct link_monitor {
     double started;    /* monotonic ms at create */
     double next_probe; /* monotonic ms */
     bool probe_failed_logged;
+    char lib_error[160]; /* libmosquitto's last error or warning line (TLS detail), for the next failure log */
 };
 
 static pthread_once_t link_lib_once = PTHREAD_ONCE_INIT;
@@ -185,8 +193,9 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
     (void)props;
     link_monitor *link = obj;
     if (rc != 0) {
-        LOG_W("link: broker %s:%d refused the connection: %s", link->host, link->port, mosquitto_reason_string(rc));
-        return; /* libmosquitto closes the socket; the network thread retries */
+        /* libmosquitto closes the socket; the network thread logs and retries */
+        snprintf(link->refusal, sizeof link->refusal, "refused: %s", mosquitto_reason_string(rc));
+        return;
     }
     pthread_mutex_lock(&link->lock);
     link->connected = true;
@@ -199,7 +208,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
     }
     pthread_cond_signal(&link->wake);
     pthread_mutex_unlock(&link->lock);
-    link->reconnect_failures = 0;
+    link->connected_at = clock_now_ms();
+    link->refusal[0] = '\0';
     LOG_I("link: connected to broker %s:%d as %s (epoch %lld)", link->host, link->port, link->client_id,
           (long long)epoch);
 
@@ -223,11 +233,29 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
     link->connected = false;
     pthread_cond_signal(&link->wake);
     pthread_mutex_unlock(&link->lock);
-    if (was && !stopping)
+    if (!was || stopping) return;
+    if (rc == MQTT_RC_SESSION_TAKEN_OVER)
+        LOG_W("link: broker %s:%d handed our session to another client with the id %s: two nodes share the "
+              "node id \"%s\"?",
+              link->host, link->port, link->client_id, link->node_id);
+    else
         LOG_W("link: disconnected from broker %s:%d: %s", link->host, link->port,
               rc == MOSQ_ERR_KEEPALIVE ? "keepalive timeout (no answer from the broker)"
               : rc >= 128              ? mosquitto_reason_string(rc)
                                        : mosquitto_strerror(rc));
+}
+
+/* Keeps libmosquitto's own error lines (OpenSSL's reasons among them) for
+ * the next failure message, and shows everything at debug level. */
+static void on_log(struct mosquitto *mosq, void *obj, int level, const char *text) {
+    (void)mosq;
+    link_monitor *link = obj;
+    if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)) {
+        pthread_mutex_lock(&link->lock);
+        snprintf(link->lib_error, sizeof link->lib_error, "%s", text);
+        pthread_mutex_unlock(&link->lock);
+    }
+    LOG_D("link: libmosquitto: %s", text);
 }
 
 /* The node's entry, added (or replacing the least recently heard) when new. */
@@ -370,7 +398,7 @@ static bool net_wait(link_monitor *link, double ms) {
 
 /* Runs one connection until it ends (or stop): libmosquitto's read, write
  * and keepalive steps driven by poll(), woken by publishes through the pipe. */
-static void net_run_connection(link_monitor *link) {
+static int net_run_connection(link_monitor *link) {
     double stop_deadline = 0;
     bool disconnect_sent = false;
     for (;;) {
@@ -378,7 +406,7 @@ static void net_run_connection(link_monitor *link) {
         bool stopping = link->stopping, connected = link->connected;
         pthread_mutex_unlock(&link->lock);
         if (stopping) {
-            if (!connected) return;
+            if (!connected) return MOSQ_ERR_SUCCESS;
             if (!disconnect_sent) {
                 /* Reason 0x04: the broker publishes our Will, so the other
                  * side learns at once that this session ended. */
@@ -386,22 +414,23 @@ static void net_run_connection(link_monitor *link) {
                 disconnect_sent = true;
                 stop_deadline = clock_now_ms() + LINK_STOP_GRACE_MS;
             } else if (clock_now_ms() > stop_deadline) {
-                return;
+                return MOSQ_ERR_SUCCESS;
             }
         }
         int fd = mosquitto_socket(link->mosq);
-        if (fd < 0) return;
+        if (fd < 0) return MOSQ_ERR_NO_CONN;
         struct pollfd p[2] = {{.fd = fd, .events = POLLIN | (mosquitto_want_write(link->mosq) ? POLLOUT : 0)},
                               {.fd = link->wake_read, .events = POLLIN}};
         int n = poll(p, 2, 250);
-        if (n < 0 && errno != EINTR) return;
+        if (n < 0 && errno != EINTR) return MOSQ_ERR_ERRNO;
         int rc = MOSQ_ERR_SUCCESS;
         if (n > 0 && (p[1].revents & POLLIN)) drain_wake(link);
         if (n > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) rc = mosquitto_loop_read(link->mosq, 1);
         if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(link->mosq) >= 0 && mosquitto_want_write(link->mosq))
             rc = mosquitto_loop_write(link->mosq, 1);
         if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(link->mosq) >= 0) rc = mosquitto_loop_misc(link->mosq);
-        if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(link->mosq) < 0) return;
+        if (rc != MOSQ_ERR_SUCCESS) return rc;
+        if (mosquitto_socket(link->mosq) < 0) return MOSQ_ERR_NO_CONN;
     }
 }
 
@@ -417,23 +446,48 @@ static void *net_main(void *arg) {
         int64_t epoch = realtime_ms();
         if (epoch <= link->epoch) epoch = link->epoch + 1;
         link->epoch = epoch;
+        int64_t connections = link->connections;
+        link->lib_error[0] = '\0';
         pthread_mutex_unlock(&link->lock);
+        link->refusal[0] = '\0';
 
         char will[256];
         int wn = status_payload(will, sizeof will, link, "offline", epoch);
         int rc = mosquitto_will_set(link->mosq, link->status_topic, wn, will, 1, true);
         if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_connect_async(link->mosq, link->host, link->port, link->keepalive_s);
+        const char *cause = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
         if (rc == MOSQ_ERR_SUCCESS) {
-            net_run_connection(link);
-        } else if (link->reconnect_failures == 0) {
-            LOG_W("link: cannot reach broker %s:%d: %s", link->host, link->port,
-                  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+            rc = net_run_connection(link);
+            cause = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
         }
         pthread_mutex_lock(&link->lock);
         link->connected = false;
         link->failed_attempts++;
+        bool reached = link->connections != connections, stopping = link->stopping;
+        char detail[sizeof link->lib_error];
+        snprintf(detail, sizeof detail, "%s", link->lib_error);
         pthread_cond_signal(&link->wake);
         pthread_mutex_unlock(&link->lock);
+        if (reached && !stopping) {
+            /* The backoff starts over only after a connection that lasted:
+             * one the broker keeps closing right after accepting it (another
+             * client with our id, an ACL) must not be retried twice a second. */
+            if (clock_now_ms() - link->connected_at >= link->keepalive_s * 1000.0) {
+                link->reconnect_failures = 0;
+                link->short_lived = 0;
+            } else if (++link->short_lived == 3) {
+                LOG_W("link: broker %s:%d keeps closing our connection right after accepting it: another client "
+                      "with the id %s (two nodes with the node id \"%s\")?",
+                      link->host, link->port, link->client_id, link->node_id);
+            }
+        }
+        if (!reached && !stopping) {
+            /* Once per streak at warn (the state says the rest); the broker's
+             * refusal or libmosquitto's own line (a TLS reason) says why. */
+            log_level level = link->reconnect_failures == 0 ? LOG_WARN : LOG_DEBUG;
+            VIGIL_LOG(level, "link: cannot connect to broker %s:%d: %s%s%s", link->host, link->port,
+                      link->refusal[0] ? link->refusal : cause, detail[0] ? "; " : "", detail);
+        }
 
         /* Doubling from 0.5 s up to the cap; half fixed, half random, so a
          * fleet that lost the same broker does not return in step. */
@@ -565,7 +619,10 @@ static void edge_step(link_monitor *link, double now) {
         if (any_dead && !any_alive) {
             offline_reason(link, why, sizeof why);
         } else if (now - link->started >= grace) {
-            snprintf(why, sizeof why, "%s", link->connected ? "no heartbeat from the cloud" : "broker unreachable");
+            snprintf(why, sizeof why, "%s",
+                     link->connected         ? "no heartbeat from the cloud"
+                     : link->connections > 0 ? "broker disconnected"
+                                             : "broker unreachable");
         } else {
             return;
         }
@@ -679,6 +736,7 @@ static vigil_status configure_client(link_monitor *link, vigil_error *err) {
     mosquitto_connect_v5_callback_set(mosq, on_connect);
     mosquitto_disconnect_v5_callback_set(mosq, on_disconnect);
     mosquitto_message_callback_set(mosq, on_message);
+    mosquitto_log_callback_set(mosq, on_log);
     return VIGIL_OK;
 }
 
@@ -772,6 +830,9 @@ vigil_status link_create(const link_config *cfg, const edge_clock *clock, link_m
     st = configure_client(link, err);
     if (st != VIGIL_OK) goto fail;
 
+    LOG_I("link: %s %s monitoring broker %s:%d (heartbeat %.0f ms, missed %d, rise %d, keepalive %d s)",
+          role_name(link->role), link->node_id, link->host, link->port, link->heartbeat_ms, link->missed, link->rise,
+          link->keepalive_s);
     if (pthread_create(&link->net_thread, NULL, net_main, link) != 0) {
         st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "link: cannot start the network thread");
         goto fail;
@@ -783,9 +844,6 @@ vigil_status link_create(const link_config *cfg, const edge_clock *clock, link_m
         return st;
     }
     link->monitor_started = true;
-    LOG_I("link: %s %s monitoring broker %s:%d (heartbeat %.0f ms, missed %d, rise %d, keepalive %d s)",
-          role_name(link->role), link->node_id, link->host, link->port, link->heartbeat_ms, link->missed, link->rise,
-          link->keepalive_s);
     *out = link;
     return VIGIL_OK;
 fail:

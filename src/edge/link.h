@@ -89,7 +89,8 @@ typedef struct link_stats {
  * and must outlive the monitor.  OUT: *out. */
 vigil_status link_create(const link_config *cfg, const edge_clock *clock, link_monitor **out, vigil_error *err);
 /* Disconnects with the Will (the broker publishes this session's offline
- * status), stops the threads and frees.  NULL is a no-op. */
+ * status), stops the threads and frees.  NULL is a no-op.  Not from
+ * on_change or probe (it waits for the thread that runs them). */
 void link_destroy(link_monitor *link);
 
 link_state link_state_get(link_monitor *link);
@@ -97,8 +98,12 @@ void link_stats_get(link_monitor *link, link_stats *out);
 const char *link_state_name(link_state state);
 
 /* Publishes on the monitor's connection (verdicts go out on
- * {prefix}/edge/{node}/verdicts, see link_topic).  VIGIL_ERR_UNAVAILABLE
- * when not connected, VIGIL_ERR_INVALID_ARGUMENT for a bad topic or qos. */
+ * {prefix}/edge/{node}/verdicts, see link_topic); thread-safe, never blocks
+ * on the network (the message is queued and the network thread woken).
+ * Best effort: a message queued when the connection drops may be lost (the
+ * session is clean), so the durable record stays the outbox's.
+ * VIGIL_ERR_UNAVAILABLE when not connected, VIGIL_ERR_INVALID_ARGUMENT for a
+ * bad topic or qos, VIGIL_ERR_LIMIT beyond MQTT's payload limit. */
 vigil_status link_publish(link_monitor *link, const char *topic, const void *payload, size_t bytes, int qos,
                           bool retain, vigil_error *err);
 

@@ -1018,10 +1018,13 @@ vigil_status outbox_stats_get(outbox *box, int64_t now_ms, outbox_stats *out, vi
     if (!box || !out) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "outbox_stats_get: no output");
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&box->lock);
-    /* expired rows must not show as depth in the metrics while no put or claim runs (an outage) */
-    vigil_status st = expire_now(box, now_ms, err);
+    /* expired rows must not show as depth in the metrics while no put or
+     * claim runs (an outage); an expiry that fails (a full disk) leaves them
+     * counted a little longer and is no reason to lose the metrics */
+    vigil_error expire_err = {0};
+    if (expire_now(box, now_ms, &expire_err) != VIGIL_OK) LOG_W("outbox: expiry: %s", expire_err.message);
     int64_t oldest = 0;
-    if (st == VIGIL_OK) st = query_int64(box, box->st[ST_OLDEST], &oldest, "finding the oldest row", err);
+    vigil_status st = query_int64(box, box->st[ST_OLDEST], &oldest, "finding the oldest row", err);
     if (st == VIGIL_OK) {
         for (int c = 0; c < EDGE_PRIORITY_CLASSES; c++) {
             out->rows[c] = box->rows[c];

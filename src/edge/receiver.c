@@ -193,7 +193,7 @@ static vigil_status receiver_detect(receiver *r, server_call *call, const char *
         repository_release(request_repository(server), m);
         return vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "out of memory");
     }
-    static const request_detect_names names = {"conf", "iou", "max_det", "classes"};
+    static const request_detect_names names = {"conf", "iou", "max_det", "classes", "priority"};
     d->image = frame;
     d->image_size = size;
     d->image_name = "frame";

@@ -343,9 +343,9 @@ static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
         attempt_report(up, t, (int)code, t->replayed ? "replayed" : "ok");
         return;
     }
-    /* 409 is the receiver's "this key is being processed now" (event.h): a
-     * re-send after an edge crash mid-drain meets the first send still at
-     * work on the cloud, and must come again, not be parked for good. */
+    /* 409 is retried: the receiver answers it while the first copy of this
+     * event is still being processed (an edge that restarted mid-send sends
+     * it again), and the next try gets the stored answer */
     if (code >= 400 && code < 500 && code != 408 && code != 409 && code != 429) {
         snprintf(reason, sizeof reason, "http %ld: %.200s", code, t->answer ? t->answer : "");
         if (outbox_park(up->box, t->event.id, (int)code, reason, &err) != VIGIL_OK) {
@@ -364,7 +364,9 @@ static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
     if (t->retry_after_ms >= 0) {
         delay = t->retry_after_ms; /* the cloud's word, over backoff_max_s if it says so */
         if (delay > UPLINK_RETRY_AFTER_MAX_MS) delay = UPLINK_RETRY_AFTER_MAX_MS;
-        if (now + delay > up->hold_until_ms) up->hold_until_ms = now + delay;
+        /* 429 and 503 speak for the whole cloud; a Retry-After on anything
+         * else (the receiver's 409) for this event only */
+        if ((code == 429 || code == 503) && now + delay > up->hold_until_ms) up->hold_until_ms = now + delay;
     } else {
         delay = uplink_backoff_ms(t->attempts, up->cfg.backoff_base_s, up->cfg.backoff_max_s, rng_next(&up->rng));
     }
@@ -556,9 +558,12 @@ static void uplink_free(uplink *up) {
 
 vigil_status uplink_create(const uplink_config *cfg, outbox *box, const edge_clock *clock, uplink **out,
                            vigil_error *err) {
+    if (out) *out = NULL;
     if (!cfg || !box || !out || !cfg->cloud_url || !cfg->cloud_url[0])
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "uplink: no cloud_url or outbox");
-    *out = NULL;
+    if (strncasecmp(cfg->cloud_url, "https://", 8) != 0 && strncasecmp(cfg->cloud_url, "http://", 7) != 0)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "uplink: cloud_url %s is not http:// or https://",
+                               cfg->cloud_url);
     /* reference counted and thread-safe in the curl vigil builds against (7.84+) */
     CURLcode grc = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (grc != CURLE_OK)

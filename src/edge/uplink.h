@@ -22,8 +22,10 @@
  * Results (on_attempt's `result` in quotes):
  *   2xx                          -> outbox_ack, on_verdict called ("ok", or
  *                                   "replayed" with Idempotent-Replayed: true)
- *   408, 409, 429, 5xx, other    -> outbox_retry ("retry"; 409: the cloud is
- *   non-4xx                         still processing this key, event.h)
+ *   408, 409, 429, 5xx, and any
+ *   other non-2xx, non-4xx       -> outbox_retry ("retry"); 409 because the
+ *                                   receiver answers it while the first copy
+ *                                   of the event is still being processed
  *   no answer (refused, reset,
  *   timeout, TLS failure)        -> outbox_retry ("error", http_status 0)
  *   other 4xx                    -> outbox_park ("parked": kept, counted, never sent again)
@@ -31,9 +33,9 @@
  * A retry waits uplink_backoff_ms (exponential, full jitter: uniform in
  * [0, min(max, base * 2^attempts)]), or the answer's Retry-After (seconds or
  * an HTTP-date) when it has one (even beyond backoff_max_s: the cloud knows
- * its load; at most an hour).  A Retry-After, or a failure to reach the
- * cloud at all, also holds every new transfer for that long (the cloud as a
- * whole asked for, or needs, the pause); the transport hold grows with
+ * its load; at most an hour).  A Retry-After on a 429 or 503, or a failure
+ * to reach the cloud at all, also holds every new transfer for that long
+ * (the cloud as a whole asked for, or needs, the pause); the transport hold grows with
  * consecutive transport failures and ends at the first answer or when the
  * link comes back online.  Deadlines are on the edge clock; the thread re-reads it at
  * least once a second while rows wait, so a test clock jump is seen.

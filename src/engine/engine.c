@@ -64,6 +64,10 @@ int vigil_engine_threads(const vigil_engine *e) {
     return e ? e->threads : 0;
 }
 
+int vigil_engine_batch_cap(const vigil_engine *e) {
+    return e ? e->batch_cap : 0;
+}
+
 void vigil_engine_parallelize(vigil_engine *e, void (*task)(void *ctx, size_t index), void *ctx, size_t n) {
     if (e && e->pool && n > 1) {
         pthreadpool_parallelize_1d(e->pool, task, ctx, n, 0);

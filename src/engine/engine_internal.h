@@ -251,9 +251,9 @@ void xnn_count_end(void);
 vigil_status arena_take(struct vigil_arena *a, const vigil_model *model, size_t offset, size_t bytes,
                         uint8_t **base, vigil_error *err);
 void arena_release(struct vigil_arena *a);
-/* The arena's output staging buffer, at least bytes (grown when smaller: its
- * old contents are dead, since a run overwrites every plan's outputs), or
- * NULL when out of memory. */
+/* The arena's output staging buffer, at least bytes (grown when smaller,
+ * reallocated when more than twice bytes: its old contents are dead, since a
+ * run overwrites every plan's outputs), or NULL when out of memory. */
 uint8_t *arena_staging(struct vigil_arena *a, size_t bytes);
 /* Plans that capped batches run on slices (a plan of the cap, one of a
  * remainder), shared by the capped plans of an arena: get finds one of

@@ -23,7 +23,8 @@
  * is sized for the largest compiled graph (at most the engine's batch cap:
  * exec.c runs larger batches as runs of the cap's plan).  The outputs of a
  * plan that copies them (a split or capped batch) go to one staging buffer
- * on the arena, sized for the largest batch's outputs.
+ * on the arena, sized for the run's outputs (kept while runs need at least
+ * half of it).
  *
  * Packed-weight bytes are measured, not estimated: the engine installs an
  * XNNPACK allocator that, while a create call runs on this thread, adds
@@ -212,8 +213,20 @@ void arena_piece_put(vigil_arena *a, vigil_plan *plan) {
     vigil_plan_destroy(plan); /* its last user, or never kept */
 }
 
+/* Sized to the run: grown when smaller, and given back when more than twice
+ * what this run needs, so that after a burst of large batches the smaller
+ * runs that follow (detection runs chunks of the batch cap) do not keep the
+ * largest batch's outputs resident.  The factor two keeps batch sizes that
+ * alternate within it from reallocating on every run. */
+void vigil_arena_trim(vigil_arena *a) {
+    if (!a) return;
+    vigil_free(a->staging);
+    a->staging = NULL;
+    a->staging_bytes = 0;
+}
+
 uint8_t *arena_staging(vigil_arena *a, size_t bytes) {
-    if (bytes > a->staging_bytes) {
+    if (bytes > a->staging_bytes || bytes < a->staging_bytes / 2) {
         vigil_free(a->staging); /* freed first, like the activations */
         a->staging_bytes = 0;
         a->staging = vigil_aligned_alloc(ENGINE_ALIGN, bytes);

@@ -59,6 +59,7 @@ static vigil_status wire_varint(const wire_reader *r, size_t *pos, size_t end, u
                                 vigil_error *err) {
     uint64_t value = 0;
     size_t start = *pos;
+    *out = 0; /* on every path: gcc -O3 (Release) cannot see that an error status is never VIGIL_OK and warned maybe-uninitialized */
     for (unsigned i = 0; i < 10; i++) {
         if (*pos >= end)
             return vigil_error_set(err, VIGIL_ERR_PARSE, "%s at byte %zu: truncated varint", r->message,

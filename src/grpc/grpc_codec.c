@@ -137,14 +137,21 @@ vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInfer
 
 /* ------------------------------------------------------------ DetectOptions */
 
-vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectOptions *o, arena *a, sched_job *job,
-                                 vigil_error *err) {
+vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectRequest *req, arena *a,
+                                 sched_job *job, vigil_error *err) {
     static const request_detect_names names = {"options.conf_threshold", "options.iou_threshold",
-                                               "options.max_detections", "options.classes"};
-    if (!o) return request_detect_resolve(m, NULL, &names, a, job, err);
+                                               "options.max_detections", "options.classes", "priority"};
+    /* priority and render are plain proto3 fields: 0 is their default either way */
+    request_detect_options r = {.has_priority = 1, .priority = req->priority, .has_render = 1, .render = req->render};
+    const Vigil__V1__DetectOptions *o = req->options;
+    if (!o) return request_detect_resolve(m, &r, &names, a, job, err);
     /* Presence, not value, says whether a field is set (each is a one-field
      * oneof: proto/detection.proto says why). */
-    request_detect_options r = {
+    r = (request_detect_options){
+        .has_priority = 1,
+        .priority = req->priority,
+        .has_render = 1,
+        .render = req->render,
         .has_conf = o->conf_threshold_set_case == VIGIL__V1__DETECT_OPTIONS__CONF_THRESHOLD_SET_CONF_THRESHOLD,
         .conf = o->conf_threshold,
         .has_iou = o->iou_threshold_set_case == VIGIL__V1__DETECT_OPTIONS__IOU_THRESHOLD_SET_IOU_THRESHOLD,

@@ -36,12 +36,13 @@ typedef struct grpc_infer_ctx {
 vigil_status grpc_infer_parse(const served_model *m, const Inference__ModelInferRequest *req, int64_t max_elements,
                               arena *a, sched_job *job, grpc_infer_ctx *ctx, vigil_error *err);
 
-/* Makes job a detection job and fills its options (class list included) through the request
- * layer (request_detect_resolve): defaults < m's config.yaml < the fields o
- * sets (presence, not value: an explicit 0 is a threshold of 0); NULL o =
- * defaults. */
-vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectOptions *o, arena *a, sched_job *job,
-                                 vigil_error *err);
+/* Makes job a detection job and fills its options (class list, priority
+ * and render included) from req through the request layer
+ * (request_detect_resolve): defaults < m's config.yaml < the fields
+ * req->options sets (presence, not value: an explicit 0 is a threshold of
+ * 0); NULL options = defaults. */
+vigil_status grpc_detect_options(const served_model *m, const Vigil__V1__DetectRequest *req, arena *a,
+                                 sched_job *job, vigil_error *err);
 
 /* Parses a version string ("" = 0: the served one) by the repository's one
  * rule (repository_parse_version); 0 when bad. */

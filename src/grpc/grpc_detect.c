@@ -51,14 +51,9 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
     if (!d) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
     d->image = image;
     d->image_size = req->image.len;
-    d->render = req->render != 0;
-    if (req->priority < -1000 || req->priority > 1000)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "priority must be in [-1000, 1000], got %d",
-                               (int)req->priority);
-    job->priority = req->priority;
     if (*req->image_name && !(d->image_name = arena_strdup(w->arena, req->image_name)))
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
-    return grpc_detect_options(w->served, req->options, w->arena, w->job, err);
+    return grpc_detect_options(w->served, req, w->arena, w->job, err);
 }
 
 /* ------------------------------------------------------------ response */

@@ -82,6 +82,12 @@ struct gcall {
     grpc_slice status_details;
     int have_details;
 
+    /* for the finish step (request_finish): one access line per call */
+    int64_t start_ns;
+    char request_id[REQUEST_ID_SIZE];
+    char model[MODEL_NAME_MAX]; /* the last model a handler acquired */
+    size_t bytes_in, bytes_out; /* message bytes received and sent */
+
     /* streams */
     uint64_t next_seq, send_seq;
     int recv_pending, send_pending, half_closed;
@@ -235,8 +241,28 @@ static size_t add_initial(gcall *c, grpc_op *ops) {
     return 1;
 }
 
-/* Sends status (and message, unary) and counts the request under the HTTP
- * code the REST side would have answered (http); lock held. */
+/* The request layer's finish step for the call: counted under the HTTP code
+ * the REST side would have answered (http), one access line.  Lock held. */
+static void call_finish(gcall *c, grpc_status_code code, int http) {
+    char path[256];
+    if (c->reg) snprintf(path, sizeof path, "%s", c->reg->method->path);
+    else snprintf(path, sizeof path, "%.*s", (int)GRPC_SLICE_LENGTH(c->details.method),
+                  (const char *)GRPC_SLICE_START_PTR(c->details.method));
+    request_record r = {.grpc = 1,
+                        .request_id = c->request_id,
+                        .method = "POST",
+                        .path = path,
+                        .route = c->reg ? c->reg->method->path : "grpc unknown method",
+                        .status = http,
+                        .grpc_code = (int)code,
+                        .bytes_in = c->bytes_in,
+                        .bytes_out = c->bytes_out,
+                        .start_ns = c->start_ns,
+                        .model = c->model};
+    request_finish(c->fe->server, &r);
+}
+
+/* Sends status (and message, unary) and finishes the request; lock held. */
 static void send_final(gcall *c, grpc_byte_buffer *message, grpc_status_code code, int http, const char *details) {
     grpc_op ops[3];
     size_t n = add_initial(c, ops);
@@ -245,6 +271,7 @@ static void send_final(gcall *c, grpc_byte_buffer *message, grpc_status_code cod
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = message;
         c->sending = message;
+        c->bytes_out += grpc_byte_buffer_length(message);
         n++;
     }
     c->status_details = grpc_slice_from_copied_string(details ? details : "");
@@ -256,7 +283,7 @@ static void send_final(gcall *c, grpc_byte_buffer *message, grpc_status_code cod
     n++;
     c->status_sent = 1;
     start_batch(c, ops, n, &c->t_send);
-    metrics_http_request(request_metrics(c->fe->server), c->reg ? c->reg->method->path : "grpc unknown method", http);
+    call_finish(c, code, http);
 }
 
 /* send_final for a vigil status, by the request layer's table; lock held. */
@@ -316,6 +343,7 @@ static void stream_pump(gcall *c) {
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = buffer;
         c->sending = buffer;
+        c->bytes_out += grpc_byte_buffer_length(buffer);
         c->send_pending = 1;
         start_batch(c, ops, n + 1, &c->t_send);
     }
@@ -342,6 +370,7 @@ static void on_recv(gcall *c, int ok) {
     c->payload = NULL;
     uint64_t seq = 0;
     int take = ok && payload && !c->status_sent;
+    if (payload) c->bytes_in += grpc_byte_buffer_length(payload);
     if (take) seq = c->next_seq++;
     else c->half_closed = 1;
     pthread_mutex_unlock(&c->lock);
@@ -443,6 +472,13 @@ static void on_new(gcall *c, int ok) {
         return;
     }
     arm(fe, c->reg);
+    c->start_ns = sched_now_ns();
+    const grpc_slice *given = NULL;
+    for (size_t i = 0; i < c->metadata.count && !given; i++)
+        if (grpc_slice_str_cmp(c->metadata.metadata[i].key, "x-request-id") == 0) given = &c->metadata.metadata[i].value;
+    request_id_make(given ? (const char *)GRPC_SLICE_START_PTR(*given) : NULL, given ? GRPC_SLICE_LENGTH(*given) : 0,
+                    c->request_id);
+    if (c->payload) c->bytes_in = grpc_byte_buffer_length(c->payload); /* unary: the request message */
     pthread_mutex_lock(&fe->lock);
     c->next = fe->live;
     if (fe->live) fe->live->prev = c;
@@ -517,6 +553,9 @@ gwork *gwork_create(gcall *c, uint64_t seq) {
 }
 
 vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_error *err) {
+    pthread_mutex_lock(&w->call->lock); /* for the access line */
+    snprintf(w->call->model, sizeof w->call->model, "%s", model ? model : "");
+    pthread_mutex_unlock(&w->call->lock);
     return request_acquire(w->call->fe->server, model, version, &w->served, err);
 }
 

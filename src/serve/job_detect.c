@@ -3,10 +3,11 @@
  * detect worker, and the scheduler's detection job kind built on it.
  *
  * The worker owns what a batch needs between the backend's runs: the spec
- * (what the model's tensors say), the batch input (grown to the largest
- * batch seen; each slot remembers the geometry of the padding it holds, so
- * frames of one camera do not rewrite it), and one detections store per
- * slot, since every image of a batch is answered after the one run.  The
+ * (what the model's tensors say), the batch input (room for the backend's
+ * run batch: a larger batch runs as runs of that many, as the backend would
+ * run it anyway; each slot remembers the geometry of the padding it holds,
+ * so frames of one camera do not rewrite it), and one detections store per
+ * image of the batch, since every image is answered after the last run.  The
  * model runs through backend_ops.run alone, and JPEG bands are spread over
  * the pool the backend lends (backend_ops.pool), so nothing here knows
  * which backend or engine is behind the model.
@@ -38,6 +39,7 @@ struct detect_worker {
     vigil_detect_spec *spec;
     int64_t max_image_pixels;
     vigil_parallel pool; /* the backend's, or none */
+    int64_t run_batch;   /* the backend's (backend_io.run_batch): 0 = any */
     float *input;        /* slots of the batch input */
     size_t slots;
     vigil_letterbox_info padded[VIGIL_DETECT_BATCH_MAX]; /* geometry of the padding slot k holds ... */
@@ -66,6 +68,7 @@ vigil_status detect_worker_create(const backend_ops *ops, backend_model *model, 
     w->ops = ops;
     w->model = model;
     w->n_outputs = io->n_outputs;
+    w->run_batch = io->run_batch;
     const char *(*meta)(const backend_model *, const char *) = ops->metadata;
     vigil_status st = vigil_detect_spec_create(
         io->inputs[0], io->outputs, io->n_outputs, meta ? meta(model, "names") : NULL,
@@ -83,39 +86,35 @@ vigil_status detect_worker_create(const backend_ops *ops, backend_model *model, 
 const vigil_labels *detect_worker_labels(const detect_worker *w) { return vigil_detect_spec_labels(w->spec); }
 vigil_head_family detect_worker_family(const detect_worker *w) { return vigil_detect_spec_family(w->spec); }
 
-/* Room for n slots in the batch input and a store for each. */
-static vigil_status worker_reserve(detect_worker *w, size_t n, vigil_error *err) {
+/* A store for each of the first n results, and room for `slots` images in
+ * the batch input.  The input is sized for the backend's run batch, not the
+ * largest batch gathered: at 640x640 a slot is 4.9 MB, and a batch of 8
+ * held 39 MB resident for as long as the worker lived. */
+static vigil_status worker_reserve(detect_worker *w, size_t n, size_t slots, vigil_error *err) {
     for (size_t i = 0; i < n; i++)
         if (!w->stores[i]) {
             vigil_status st = vigil_detections_create(&w->stores[i], err);
             if (st) return st;
         }
-    if (n <= w->slots) return VIGIL_OK;
-    vigil_tensor t = vigil_detect_spec_input(w->spec, n);
+    if (slots <= w->slots) return VIGIL_OK;
+    vigil_tensor t = vigil_detect_spec_input(w->spec, slots);
     size_t bytes = vigil_tensor_bytes(&t);
     float *grown = vigil_aligned_alloc(64, bytes);
-    if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory for a batch of %zu", n);
+    if (!grown)
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory for a batch of %zu", slots);
     /* touched now, so the first image does not pay the page faults of megabytes of fresh memory */
     memset(grown, 0, bytes);
     vigil_free(w->input);
     w->input = grown;
-    w->slots = n;
+    w->slots = slots;
     memset(w->slot_padded, 0, sizeof w->slot_padded);
     return VIGIL_OK;
 }
 
-void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n) {
+/* Pre-processes reqs[0..n) into the batch input, runs what decoded, and
+ * post-processes each into stores[first..]; returns how many decoded. */
+static size_t worker_run(detect_worker *w, detect_request *reqs, size_t n, size_t first) {
     vigil_error err = {0};
-    vigil_status st = n >= 1 && n <= VIGIL_DETECT_BATCH_MAX
-                          ? worker_reserve(w, n, &err)
-                          : vigil_error_set(&err, VIGIL_ERR_INVALID_ARGUMENT, "detector: a batch is 1 to %d images",
-                                            VIGIL_DETECT_BATCH_MAX);
-    for (size_t j = 0; j < n && j < VIGIL_DETECT_BATCH_MAX; j++) {
-        memset(&reqs[j].result, 0, sizeof reqs[j].result);
-        reqs[j].status = st;
-        if (st) reqs[j].error = err;
-    }
-    if (st) return;
     vigil_tensor input = vigil_detect_spec_input(w->spec, w->slots);
     input.data = w->input;
     vigil_detect_item items[VIGIL_DETECT_BATCH_MAX];
@@ -130,21 +129,40 @@ void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n) {
         w->padded[m] = items[m].letterbox;
         in_slot[m++] = r;
     }
-    if (m == 0) return;
+    if (m == 0) return 0;
     input.dims[0] = (int64_t)m;
     const vigil_tensor *outs[BACKEND_MAX_IO] = {0};
     double t0 = clock_now_ms();
-    st = w->ops->run(w->model, (int64_t)m, &input, 1, outs, &err);
+    vigil_status st = w->ops->run(w->model, (int64_t)m, &input, 1, outs, &err);
     double inference_ms = clock_now_ms() - t0;
     for (size_t k = 0; k < m; k++) {
         detect_request *r = in_slot[k];
         r->status = st ? st
                        : vigil_detect_postprocess(w->spec, outs, w->n_outputs, m, k, &items[k], r->options,
-                                                  w->stores[k], &r->result, &r->error);
+                                                  w->stores[first + k], &r->result, &r->error);
         if (st) r->error = err;
         r->result.timing.inference_ms = inference_ms;
         r->result.timing.total_ms += inference_ms;
     }
+    return m;
+}
+
+void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n) {
+    vigil_error err = {0};
+    /* runs of the backend's run batch: what it would do with the whole batch itself */
+    size_t step = w->run_batch > 0 && (size_t)w->run_batch < n ? (size_t)w->run_batch : n;
+    vigil_status st = n >= 1 && n <= VIGIL_DETECT_BATCH_MAX
+                          ? worker_reserve(w, n, step, &err)
+                          : vigil_error_set(&err, VIGIL_ERR_INVALID_ARGUMENT, "detector: a batch is 1 to %d images",
+                                            VIGIL_DETECT_BATCH_MAX);
+    for (size_t j = 0; j < n && j < VIGIL_DETECT_BATCH_MAX; j++) {
+        memset(&reqs[j].result, 0, sizeof reqs[j].result);
+        reqs[j].status = st;
+        if (st) reqs[j].error = err;
+    }
+    if (st) return;
+    size_t done = 0; /* results so far: each keeps its store until the next batch */
+    for (size_t j = 0; j < n; j += step) done += worker_run(w, reqs + j, n - j < step ? n - j : step, done);
 }
 
 /* Rounds half away from zero to a multiple of unit, as `vigil detect --json` does. */

@@ -594,7 +594,8 @@ vigil_status repository_create(const vigil_config *cfg, metrics *m, repository *
     pthread_cond_init(&repo->poll_wake, &attr);
     pthread_condattr_destroy(&attr);
     for (size_t i = 0; backend_at(i) && i < REPO_MAX_BACKENDS; i++) {
-        vigil_status st = backend_at(i)->open(total_threads(repo), &repo->devices[i], err);
+        backend_options bo = {.threads = total_threads(repo), .batch_cap = (int)cfg->engine_batch_cap};
+        vigil_status st = backend_at(i)->open(&bo, &repo->devices[i], err);
         if (st) {
             repository_destroy(repo);
             return st;

@@ -25,10 +25,16 @@
  */
 #include "serve/request.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/log.h"
+#include "serve/infer_codec.h"
 #include "serve/job_detect.h"
 #include "serve/server_internal.h"
+#include "serve/textbuf.h"
 
 /* ------------------------------------------------------------ the table */
 
@@ -69,6 +75,89 @@ vigil_status request_job_status(const sched_job *job) {
     if (job->kind == &job_detect_kind && (job->status == VIGIL_ERR_UNSUPPORTED || job->status == VIGIL_ERR_PARSE))
         return VIGIL_ERR_INVALID_ARGUMENT;
     return job->status;
+}
+
+/* ------------------------------------------------------------ finish */
+
+void request_id_make(const char *given, size_t given_len, char *out) {
+    size_t n = 0;
+    if (given)
+        for (; n < given_len && n < REQUEST_ID_SIZE - 1; n++) {
+            unsigned char c = (unsigned char)given[n];
+            if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') break;
+        }
+    if (given && n > 0 && n == given_len) {
+        memcpy(out, given, n);
+        out[n] = '\0';
+        return;
+    }
+    static atomic_ullong counter; /* ids of this process differ even within one clock tick */
+    unsigned long long k = atomic_fetch_add(&counter, 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(out, REQUEST_ID_SIZE, "%08llx-%04x-%06llx", (unsigned long long)ts.tv_sec,
+             (unsigned)(ts.tv_nsec >> 14) & 0xffff, k & 0xffffff);
+}
+
+/* Appends text with control bytes replaced: MHD hands over the path
+ * percent-decoded, and a decoded newline must not start a forged line. */
+static void text_append_clean(textbuf *b, const char *text) {
+    for (const char *c = text; *c; c++) {
+        unsigned char u = (unsigned char)*c;
+        textbuf_printf(b, "%c", u < 0x20 || u == 0x7f ? '?' : *c);
+    }
+}
+
+/* One line per answered request, in the form log.format asks for: a JSON
+ * object ("type":"access") or a text line like the other log lines. */
+static void access_log(const request_record *r) {
+    if (log_min_level() > LOG_INFO) return;
+    double ms = (double)(sched_now_ns() - r->start_ns) / 1e6;
+    const char *model = r->model ? r->model : "";
+    textbuf b;
+    textbuf_init(&b, 4096);
+    if (log_json()) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        textbuf_printf(&b, "{\"ts\":%lld.%03ld,\"level\":\"info\",\"type\":\"access\",\"request_id\":",
+                       (long long)ts.tv_sec, ts.tv_nsec / 1000000);
+        json_append_string(&b, r->request_id);
+        textbuf_printf(&b, ",\"method\":");
+        json_append_string(&b, r->method);
+        textbuf_printf(&b, ",\"path\":");
+        json_append_string(&b, r->path);
+        textbuf_printf(&b, ",\"route\":");
+        json_append_string(&b, r->route);
+        textbuf_printf(&b, ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f", r->status,
+                       r->bytes_in, r->bytes_out, ms);
+        if (model[0]) {
+            textbuf_printf(&b, ",\"model\":");
+            json_append_string(&b, model);
+        }
+        if (r->grpc) textbuf_printf(&b, ",\"proto\":\"grpc\",\"grpc_status\":%d", r->grpc_code);
+        textbuf_printf(&b, "}");
+    } else {
+        textbuf_printf(&b, "vigil: access: ");
+        text_append_clean(&b, r->method);
+        textbuf_printf(&b, " ");
+        text_append_clean(&b, r->path);
+        textbuf_printf(&b, " %d route=", r->status);
+        text_append_clean(&b, r->route);
+        textbuf_printf(&b, " bytes_in=%zu bytes_out=%zu ms=%.3f request_id=%s", r->bytes_in, r->bytes_out, ms,
+                       r->request_id);
+        if (model[0]) {
+            textbuf_printf(&b, " model=");
+            text_append_clean(&b, model);
+        }
+        if (r->grpc) textbuf_printf(&b, " proto=grpc grpc_status=%d", r->grpc_code);
+    }
+    if (!b.status) log_line(b.data);
+    textbuf_free(&b);
+}
+
+void request_finish(vigil_server *server, const request_record *r) {
+    metrics_http_request(server->metrics, r->route, r->status);
+    access_log(r);
 }
 
 /* ------------------------------------------------------------ begin */
@@ -114,6 +203,8 @@ vigil_status request_detect_resolve(const served_model *m, const request_detect_
     if (m->config.iou_threshold >= 0) d->iou_threshold = (float)m->config.iou_threshold;
     dj->classes = NULL;
     dj->n_classes = 0;
+    dj->render = 0;
+    job->priority = 0;
     if (!o) return VIGIL_OK;
     /* One sentence per field, naming the field as the request spells it. */
     if (o->has_conf && !(o->conf >= 0 && o->conf <= 1))
@@ -125,9 +216,14 @@ vigil_status request_detect_resolve(const served_model *m, const request_detect_
     if (o->has_max_det && !(o->max_det >= 1 && o->max_det <= REQUEST_MAX_DET_MAX))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s must be " REQUEST_MAX_DET_RULE ", got %lld",
                                names->max_det, (long long)o->max_det);
+    if (o->has_priority && !(o->priority >= -REQUEST_PRIORITY_MAX && o->priority <= REQUEST_PRIORITY_MAX))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s must be " REQUEST_PRIORITY_RULE ", got %lld",
+                               names->priority, (long long)o->priority);
     if (o->has_conf) d->conf_threshold = (float)o->conf;
     if (o->has_iou) d->iou_threshold = (float)o->iou;
     if (o->has_max_det) d->max_detections = (int)o->max_det;
+    if (o->has_priority) job->priority = (int)o->priority;
+    if (o->has_render) dj->render = o->render != 0;
     if (o->n_classes == 0) return VIGIL_OK;
     /* The list goes to the detection job as it is (the worker resolves ids
      * and names against the model's labels, which it holds), copied into

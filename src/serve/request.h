@@ -9,9 +9,10 @@
  *   cache    one key prefix and one lookup (request_cache_begin/_lookup/_store)
  *   submit   the model's scheduler (request_acquire, sched_submit)
  *   finish   what a job's status means to the client (request_job_status),
- *            metrics (request_metrics) and the one table from vigil_status to
- *            the HTTP status and the gRPC code (request_http_status,
- *            request_grpc_code; docs/API.md and docs/GRPC.md print it).
+ *            the one table from vigil_status to the HTTP status and the
+ *            gRPC code (request_http_status, request_grpc_code; docs/API.md
+ *            and docs/GRPC.md print it), and for every answered request its
+ *            count in the metrics and its access log line (request_finish).
  *
  * A front end keeps only what is its own: reading the wire (query text,
  * protobuf), suspending a connection or a call, and writing the answer.
@@ -66,6 +67,37 @@ request_grpc request_grpc_code(vigil_status status);
  * is the client's bad input, INVALID_ARGUMENT; anything else as it is. */
 vigil_status request_job_status(const sched_job *job);
 
+/* ---------------------------------------------------------------- finish */
+
+#define REQUEST_ID_SIZE 65
+
+/* An id for a request: the client's (an X-Request-Id header, x-request-id
+ * metadata) when it is 1-64 printable bytes without quotes or backslashes,
+ * else a fresh one.  OUT: out, REQUEST_ID_SIZE bytes. */
+void request_id_make(const char *given, size_t given_len, char *out);
+
+/* One answered request, as the metrics and the access log see it.  Strings
+ * are borrowed for the call; model may be NULL or "". */
+typedef struct request_record {
+    int grpc;               /* 0: REST; 1: gRPC (the line adds "proto":"grpc" and the gRPC code) */
+    const char *request_id;
+    const char *method;     /* the HTTP method; gRPC: "POST", as on the wire */
+    const char *path;       /* the URL as sent; gRPC: the method path */
+    const char *route;      /* the metrics label: the route pattern, the gRPC method path */
+    int status;             /* the HTTP status answered (gRPC: the table's for its status) */
+    int grpc_code;          /* gRPC: the status code sent */
+    size_t bytes_in, bytes_out;
+    int64_t start_ns;       /* sched_now_ns() when the request arrived */
+    const char *model;
+} request_record;
+
+/* The finish step both front ends take once per answered request (a gRPC
+ * stream is one request): counts it under its route and status in the
+ * metrics and writes its access log line (at info level; JSON or text, as
+ * log.format says).  REST's line is what it always was; a gRPC line has the
+ * same fields plus "proto":"grpc" and "grpc_status". */
+void request_finish(vigil_server *server, const request_record *r);
+
 /* ---------------------------------------------------------------- begin */
 
 /* 1 while the server is ready and not stopping. */
@@ -111,21 +143,28 @@ typedef struct request_detect_options {
     int64_t max_det;   /* [1, 100000] */
     const char *const *classes; /* borrowed; ids ("0") or names ("bus"), none empty */
     size_t n_classes;
+    int has_priority;
+    int64_t priority;  /* [-1000, 1000]: higher runs first (unset: 0) */
+    int has_render;
+    int render;        /* 1: answer with the image, boxes drawn (unset: 0, JSON) */
 } request_detect_options;
 
 /* How each front end spells the fields, for messages that name the field
  * as the request wrote it ("conf" over REST, "options.conf_threshold" over
  * gRPC). */
 typedef struct request_detect_names {
-    const char *conf, *iou, *max_det, *classes;
+    const char *conf, *iou, *max_det, *classes, *priority;
 } request_detect_names;
 
 #define REQUEST_THRESHOLD_RULE "in [0, 1]"
 #define REQUEST_MAX_DET_RULE "an integer in [1, 100000]"
 #define REQUEST_MAX_DET_MAX 100000
+#define REQUEST_PRIORITY_RULE "an integer in [-1000, 1000]"
+#define REQUEST_PRIORITY_MAX 1000
 
 /* Makes job a detection job (job_detect_prepare, in a) and fills its
- * options from the defaults, then m's config.yaml thresholds, then o; o's
+ * options from the defaults, then m's config.yaml thresholds, then o (its
+ * priority and render flag included: job->priority, the job's render); o's
  * class list is handed to the job as a list (copied into a), which the
  * worker resolves against the model's labels.  VIGIL_ERR_INVALID_ARGUMENT
  * naming the first field out of range ("<name> must be <rule>, got

@@ -150,7 +150,7 @@ static int classes_split(const char *spec, arena *a, request_detect_options *o) 
  * used as sent, conf=0 included); 0 (with the response set) on bad input,
  * naming the one parameter that was wrong. */
 static int detect_options(http_exchange *ex, sched_job *job) {
-    static const request_detect_names names = {"conf", "iou", "max_det", "classes"};
+    static const request_detect_names names = {"conf", "iou", "max_det", "classes", "priority"};
     request_detect_options o = {0};
     const char *conf = exchange_query(ex, "conf"), *iou = exchange_query(ex, "iou");
     const char *max_det = exchange_query(ex, "max_det"), *classes = exchange_query(ex, "classes");
@@ -170,10 +170,11 @@ static int detect_options(http_exchange *ex, sched_job *job) {
         o.has_max_det = 1;
         o.max_det = (int64_t)v;
     }
-    if (priority) {
-        if (!parse_double(priority, -1000, 1000, &v) || v != (int)v)
-            return query_refuse(ex, "priority", "an integer in [-1000, 1000]", priority);
-        job->priority = (int)v;
+    if (priority) { /* its range is the request layer's */
+        if (!parse_double(priority, -1e9, 1e9, &v) || v != (int)v)
+            return query_refuse(ex, "priority", REQUEST_PRIORITY_RULE, priority);
+        o.has_priority = 1;
+        o.priority = (int64_t)v;
     }
     if (classes) {
         if (!classes_well_formed(classes))
@@ -187,7 +188,8 @@ static int detect_options(http_exchange *ex, sched_job *job) {
         int on = strcmp(render, "1") == 0 || strcmp(render, "true") == 0;
         if (!on && strcmp(render, "0") != 0 && strcmp(render, "false") != 0)
             return query_refuse(ex, "render", "1, true, 0 or false", render);
-        job_detect_of(job)->render = on;
+        o.has_render = 1;
+        o.render = on;
     }
     vigil_error err = {0};
     if (request_detect_resolve(ex->served, &o, &names, ex->arena, job, &err)) {

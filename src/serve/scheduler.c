@@ -21,6 +21,9 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <time.h>
 
@@ -206,14 +209,40 @@ static void run_batch(sched *s, sched_worker *w, size_t n) {
     run_kind(s, w, w->batch, live, items);
 }
 
+/* A worker idle for SCHED_IDLE_TRIM_MS after a burst gives back what only
+ * runs need: the backend's run buffers (backend_ops.trim: the CPU backend's
+ * output staging, 22.6 MB after a batch of 8 of yolov8n) and the heap pages
+ * that glibc keeps after the burst's frees (malloc_trim: about 5 MB here).
+ * Not after every batch: under steady traffic the next batch would fault
+ * the same pages in again. */
+#define SCHED_IDLE_TRIM_MS 1000
+
+static void worker_trim(sched *s, sched_worker *w) {
+    if (s->ops && s->ops->trim && w->instance.model) s->ops->trim(w->instance.model);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void *worker_main(void *arg) {
     sched_worker *w = arg;
     sched *s = w->owner;
+    int ran = 0; /* a batch ran since the worker last gave memory back */
     pthread_mutex_lock(&s->lock);
     for (;;) {
         if (!s->head) {
             if (s->stopping) break;
-            pthread_cond_wait(&s->wake, &s->lock);
+            if (!ran) {
+                pthread_cond_wait(&s->wake, &s->lock);
+                continue;
+            }
+            int64_t until = sched_now_ns() + SCHED_IDLE_TRIM_MS * INT64_C(1000000);
+            while (!s->head && !s->stopping && sched_now_ns() < until) wait_until(&s->wake, &s->lock, until);
+            if (s->head || s->stopping) continue;
+            ran = 0;
+            pthread_mutex_unlock(&s->lock);
+            worker_trim(s, w);
+            pthread_mutex_lock(&s->lock);
             continue;
         }
         int64_t items;
@@ -226,6 +255,7 @@ static void *worker_main(void *arg) {
         s->running++;
         pthread_mutex_unlock(&s->lock);
         run_batch(s, w, n);
+        ran = 1;
         pthread_mutex_lock(&s->lock);
         s->running--;
         if (!s->head && !s->running) pthread_cond_broadcast(&s->idle);

@@ -39,6 +39,7 @@ typedef struct server_route {
 struct vigil_server {
     vigil_config cfg;
     struct MHD_Daemon *daemon;
+    struct http_gate *gate; /* owns the port; hands each connection to daemon */
     uint16_t http_port;
     atomic_int ready;
     atomic_int stopping;
@@ -77,7 +78,7 @@ struct http_exchange {
     size_t body_held; /* bytes of server->bodies this exchange holds */
     int close_after; /* the framing was refused: answer with Connection: close */
     int64_t start_ns;
-    char request_id[65];
+    char request_id[REQUEST_ID_SIZE];
     const char *route; /* route pattern for metrics and the access log */
     char model[MODEL_NAME_MAX];
     exchange_state state;

@@ -53,7 +53,7 @@ static void fuzz_detect(const served_model *model, const uint8_t *data, size_t s
         sched_job job;
         memset(&job, 0, sizeof job);
         vigil_error err = {0};
-        check_refusal(grpc_detect_options(model, req->options, a, &job, &err), &err);
+        check_refusal(grpc_detect_options(model, req, a, &job, &err), &err);
         arena_destroy(a);
     }
     vigil__v1__detect_request__free_unpacked(req, NULL);

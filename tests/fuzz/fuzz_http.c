@@ -1,9 +1,10 @@
 /*
  * fuzz_http.c - libFuzzer target for HTTP/1.1 request framing: the real
- * server (server_create/server_start: libmicrohttpd with vigil's handler,
- * framing checks, body limits and routes) runs in this process on a
- * loopback port with an empty repository, and each input becomes the bytes
- * of one connection, sent, half-closed and read to the end.
+ * server (server_create/server_start: the gate with its strict parser in
+ * front of libmicrohttpd, vigil's handler, body limits and routes) runs in
+ * this process on a loopback port with an empty repository, and each input
+ * becomes the bytes of one connection, sent, half-closed and read to the
+ * end.
  *
  * Inputs are grammar-aware: one starting with an ASCII letter is sent as it
  * is (raw requests to mutate); any other is a little program whose opcodes
@@ -12,9 +13,11 @@
  * space before the colon, obs-fold), chunks with sizes and extensions of
  * every kind, last chunks with trailers, and raw bytes.  Sanitizers catch
  * memory errors in the handler and the library alike; the target itself
- * traps when the answer is not HTTP, or when a request whose head was
+ * traps when the answer is not HTTP, when a request whose head was
  * ambiguous (two Content-Lengths, Content-Length with Transfer-Encoding)
- * got more than one answer from vigil (a smuggled request ran).
+ * got more than one answer from vigil (a smuggled request ran), or when an
+ * answer to a built input has no X-Request-Id (libmicrohttpd's own HTML
+ * page: the gate in front of it must have refused first, in JSON).
  */
 #include <netinet/in.h>
 #include <poll.h>
@@ -227,6 +230,27 @@ static size_t count(const char *hay, size_t len, const char *needle) {
     return n;
 }
 
+/* Walks the answers one by one (heads to their empty line, bodies by
+ * Content-Length, so that what a body echoes of the request is skipped):
+ * each final answer's head must carry X-Request-Id, as vigil's do and
+ * libmicrohttpd's own HTML pages did not.  An answer cut short by the
+ * close ends the walk. */
+static int every_answer_is_vigils(const char *answer, size_t len) {
+    const char *p = answer, *end = answer + len;
+    while (p < end) {
+        const char *head_end = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+        if (!head_end) return 1;
+        size_t head_len = (size_t)(head_end - p) + 4;
+        int interim = head_len >= 12 && memcmp(p, "HTTP/1.1 1", 10) == 0;
+        if (!interim && !memmem(p, head_len, "\r\nX-Request-Id: ", 16)) return 0;
+        const char *cl = memmem(p, head_len, "\r\nContent-Length: ", 18);
+        size_t body = cl ? strtoul(cl + 18, NULL, 10) : 0;
+        if (body > (size_t)(end - head_end - 4)) return 1;
+        p = head_end + 4 + body;
+    }
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_server_start();
     static wire w;
@@ -241,5 +265,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (got >= 7 && memcmp(answer, "HTTP/1.", 7) != 0) __builtin_trap(); /* not an HTTP answer */
     int ambiguous = !raw && (w.length_differs || (w.lengths && w.codings));
     if (ambiguous && count(answer, got, "X-Request-Id:") > 1) __builtin_trap(); /* a smuggled request ran */
+    if (!raw && !every_answer_is_vigils(answer, got)) __builtin_trap(); /* the library answered, not vigil */
     return 0;
 }

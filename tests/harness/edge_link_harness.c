@@ -6,7 +6,7 @@
  *
  *   edge-link-harness --role edge|cloud --host H [--port P] [--node N]
  *                     [--prefix P] [--keepalive S] [--heartbeat S]
- *                     [--missed N] [--rise N]
+ *                     [--missed N] [--rise N] [--reconnect-max S]
  *
  * It prints one JSON line per event on stdout, flushed at once:
  *   {"event":"state","state":"online","why":"...","mono_ms":123.4}
@@ -45,8 +45,9 @@ static void on_change(void *ctx, link_state state, const char *why) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: edge-link-harness --role edge|cloud --host H [--port P] [--node N] [--prefix P]\n"
-                    "                         [--keepalive S] [--heartbeat S] [--missed N] [--rise N]\n");
+    fprintf(stderr,
+            "usage: edge-link-harness --role edge|cloud --host H [--port P] [--node N] [--prefix P]\n"
+            "                         [--keepalive S] [--heartbeat S] [--missed N] [--rise N] [--reconnect-max S]\n");
     return 2;
 }
 
@@ -79,6 +80,8 @@ int main(int argc, char **argv) {
             cfg.missed = atoi(value);
         else if (strcmp(flag, "--rise") == 0)
             cfg.rise = atoi(value);
+        else if (strcmp(flag, "--reconnect-max") == 0)
+            cfg.reconnect_max_s = atof(value);
         else
             return usage();
     }

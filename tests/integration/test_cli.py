@@ -180,3 +180,31 @@ def test_models_list_shows_each_models_task_and_family(tmp_path):
     assert line.split()[:5] == ["yolov5n", "3", "detect", "yolov5", "cpu"]
     missing = run_vigil("models", "list", "--models", tmp_path / "nowhere")
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def bench_lines(*args):
+    res = run_vigil("bench", "--json", "--iterations", "1", "--warmup", "0", *args, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return [json.loads(line) for line in res.stdout.splitlines()]
+
+
+def test_bench_batch_sizes_share_one_instance_weights():
+    """`vigil bench --batch 1-3` runs each size on one instance and prints its
+    packed-weight bytes: a size that adds no copy prints the same number.  On
+    two threads a batch of 2 splits in two parts, one copy each; with
+    --batch-cap 1 nothing splits, so no size adds any."""
+    model = shared_path("models/yolov8n_dynbatch.onnx")
+    split = bench_lines("--model", model, "--threads", "2", "--batch", "1-3")
+    assert [r["batch"] for r in split] == [1, 2, 3] and all(r["batch_cap"] == 2 for r in split)
+    one = split[0]["packed_weight_bytes"]
+    assert one > 12_000_000  # yolov8n: 3.2 M parameters, packed
+    assert split[1]["packed_weight_bytes"] == split[2]["packed_weight_bytes"] == 2 * one
+    capped = bench_lines("--model", model, "--threads", "2", "--batch", "1,2,3", "--batch-cap", "1")
+    assert [r["packed_weight_bytes"] for r in capped] == [one] * 3 and capped[0]["batch_cap"] == 1
+    assert capped[2]["peak_activation_bytes"] == split[0]["peak_activation_bytes"]  # follows the cap
+
+
+def test_bench_refuses_a_bad_batch_list():
+    for bad in ("0", "3-1", "1,,2", "x", "1-5000"):
+        res = run_vigil("bench", "--model", "m.onnx", "--batch", bad)
+        assert res.returncode == 2 and "bad value" in res.stderr, (bad, res.stderr)

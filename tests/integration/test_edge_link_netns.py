@@ -138,7 +138,7 @@ def test_silent_cut_in_network_namespace(namespaces, tmp_path):
     broker = subprocess.Popen(["ip", "netns", "exec", ns_b, BROKER, "-c", str(conf)],
                               stdout=broker_log, stderr=subprocess.STDOUT)
     common = ["--prefix", "netns", "--keepalive", KEEPALIVE_S, "--heartbeat", HEARTBEAT_S, "--missed", 3,
-              "--rise", 2]
+              "--rise", 2, "--reconnect-max", 2]
     cloud = edge = None
     cut_rule = ["ip", "netns", "exec", ns_e, "iptables", "-A", "INPUT", "-i", namespaces["edge_veth"], "-j",
                 "DROP"]

@@ -449,6 +449,47 @@ def test_model_statistics_count_both_front_ends(pb, kserve, server):
     assert 'route="/inference.GRPCInferenceService/ModelInfer",code="200"' in metrics
 
 
+def access_lines(server, request_id):
+    """The JSON access lines the server wrote for request_id, once there is
+    one (the line follows the answer by a moment)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [json.loads(line) for line in server.read_log().splitlines()
+                 if '"type":"access"' in line and request_id in line]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_grpc_calls_write_access_lines_like_rest(pb, kserve, server):
+    """gRPC requests go through the request layer's finish step as REST ones
+    do: one access line each, with REST's fields (the status the REST side
+    would have answered) plus "proto":"grpc" and the gRPC code."""
+    ipb = pb["inference_pb2"]
+    x = np.ones((2, 4), dtype=np.float32)
+    kserve.ModelInfer(infer_request(pb, "affine", x), metadata=[("x-request-id", "grpc-access-ok")])
+    code, _ = rpc_error(kserve.ModelInfer, infer_request(pb, "nope", x),
+                        metadata=[("x-request-id", "grpc-access-404")])
+    assert code == grpc.StatusCode.NOT_FOUND
+    body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1] * 8}]}
+    assert requests.post(f"{server.url}/v2/models/affine/infer", json=body, timeout=10,
+                         headers={"X-Request-Id": "rest-access-ok"}).status_code == 200
+    [ok] = access_lines(server, "grpc-access-ok")
+    [missing] = access_lines(server, "grpc-access-404")
+    [rest] = access_lines(server, "rest-access-ok")
+    path = "/inference.GRPCInferenceService/ModelInfer"
+    assert ok["method"] == "POST" and ok["path"] == path and ok["route"] == path
+    assert ok["status"] == 200 and ok["grpc_status"] == 0 and ok["proto"] == "grpc" and ok["model"] == "affine"
+    assert ok["bytes_in"] > 32 and ok["bytes_out"] > 32 and ok["ms"] >= 0
+    assert missing["status"] == 404 and missing["grpc_status"] == 5 and missing["model"] == "nope"
+    assert set(rest) | {"proto", "grpc_status"} == set(ok)  # REST's fields, unchanged
+    assert "proto" not in rest and rest["status"] == 200 and rest["model"] == "affine"
+    # a call without an id gets one of its own
+    kserve.ServerLive(ipb.ServerLiveRequest())
+    live = access_lines(server, "ServerLive")
+    assert live and all(a["request_id"] and a["proto"] == "grpc" and a["status"] == 200 for a in live)
+
+
 def test_response_cache_shared_with_rest(pb, kserve, server):
     """A model with response_cache: true answers a repeat from the cache,
     whichever front end stored it; only the first request runs."""

@@ -52,6 +52,14 @@ def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
 
 
+def assert_one_json_answer(response: bytes):
+    """One answer, vigil's: JSON with X-Request-Id (libmicrohttpd's own
+    pages were HTML without it; the gate refuses before it can answer)."""
+    assert response.count(b"HTTP/1.1 ") == 1, response[:300]
+    assert b"\r\nX-Request-Id: " in response and b"\r\nContent-Type: application/json" in response, response[:300]
+    assert b'\r\n\r\n{"error":' in response, response[:300]
+
+
 def still_serving(d):
     assert requests.get(d.url + "/healthz", timeout=10).status_code == 200
 
@@ -69,7 +77,7 @@ def server(tmp_path_factory):
 def test_a_100_kb_header_is_431_and_closed(server):
     answer = exchange(server.http_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
     assert status_of(answer) == 431
-    assert answer.count(b"HTTP/1.1 ") == 1
+    assert_one_json_answer(answer)
     still_serving(server)
 
 
@@ -77,19 +85,22 @@ def test_ten_thousand_headers_are_431(server):
     head = b"".join(b"X-%d: 1\r\n" % i for i in range(10_000))
     answer = exchange(server.http_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n")
     assert status_of(answer) == 431
+    assert_one_json_answer(answer)
     still_serving(server)
 
 
 def test_a_1_mb_request_line_is_414(server):
     answer = exchange(server.http_port, b"GET /" + b"a" * 1_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(answer) == 414
+    assert_one_json_answer(answer)
     still_serving(server)
 
 
 def test_slowloris_clients_do_not_starve_the_others(server):
     """50 clients trickle a request head a few bytes at a time; a normal
     client is served meanwhile, and each slow head is bounded (431 once it
-    passes the per-connection memory, or closed when idle)."""
+    passes 16 KiB, or closed when it has not arrived whole within the idle
+    timeout)."""
     slow = [socket.create_connection(("127.0.0.1", server.http_port), timeout=5) for _ in range(50)]
     try:
         for s in slow:

@@ -7,9 +7,11 @@ chunked, a space before a header's colon, a space in the request target)
 gets one JSON 400 with X-Request-Id and the connection closes, so that bytes
 a proxy in front might read as a second request never run as one.  A
 chunked body that crosses http.max_body_bytes is refused while the client is
-still sending.  The inputs libmicrohttpd refuses itself, before vigil sees
-them, are pinned at the end with the answer they get (docs/ARCHITECTURE.md,
-"HTTP library").
+still sending.  What libmicrohttpd used to refuse itself with an HTML page
+(invalid Content-Length, malformed lines, oversized heads, broken chunk
+framing) and what it joined silently (obs-fold) is refused by the gate in
+front of it with the same one JSON answer, over plain HTTP and TLS
+(docs/ARCHITECTURE.md, "HTTP library").
 
 The log test runs many requests in parallel with SIGHUPs that fail to reload
 a broken secret file, on a non-blocking stderr pipe read slowly, and checks
@@ -257,46 +259,144 @@ def test_server_still_serves_after_the_framing_cases(server):
     assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
 
 
-# ------------------------------------------------------------ what libmicrohttpd answers itself
+# ------------------------------------------------------------ what the library used to answer itself
+#
+# libmicrohttpd 0.9.75 refused these before vigil's handler ran, with its own
+# HTML page without X-Request-Id (for an invalid Content-Length with its
+# status line and headers sent twice), or joined them silently (obs-fold).
+# The gate in front of it (src/serve/http_gate.c) refuses them first: one
+# JSON answer with X-Request-Id, then the connection closes, and nothing
+# sent after them runs.
 
-@pytest.mark.parametrize("value", [b"-1", b"abc", b"18446744073709551617"])
-def test_invalid_content_length_is_refused_by_the_library_and_closed(server, value):
-    """libmicrohttpd 0.9.75 refuses these before vigil's handler runs: an
-    HTML 400/413 (its header block sent twice), then the connection closes.
-    Pinned so that a library upgrade that answers them better is noticed;
-    what matters here is that nothing after them runs."""
-    raw, closed = exchange(server.http_port, b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                           value + b"\r\n\r\n" + SMUGGLED)
-    assert raw.startswith(b"HTTP/1.1 4"), raw[:300]
-    assert int(raw.split(b" ", 2)[1]) in (400, 413)
-    assert b'"live"' not in raw and b"X-Request-Id" not in raw  # /v2 never ran
-    assert closed
+def post_head(*fields):
+    return b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\n" + b"".join(f + b"\r\n" for f in fields) + b"\r\n"
 
 
-def test_chunk_extension_larger_than_the_read_buffer_is_refused_and_closed(server):
-    """A 200 KB chunk extension overflows libmicrohttpd's read buffer: its own
-    answer (HTML 500 in 0.9.75), the connection closed, no second request."""
-    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-           b"2;" + b"e" * 200_000 + b"\r\n{}\r\n0\r\n\r\n" + SMUGGLED)
+@pytest.mark.parametrize("value,status", [(b"-1", 400), (b"abc", 400), (b"3, 54", 400), (b"+3", 400),
+                                          (b"18446744073709551617", 413)])
+def test_invalid_content_length_gets_one_json_answer(server, value, status):
+    raw, closed = exchange(server.http_port, post_head(b"Content-Length: " + value) + b"abc" + SMUGGLED)
+    message = assert_one_json_refusal(raw, closed, status)
+    assert "Content-Length" in message
+
+
+def test_a_200_kb_chunk_extension_gets_one_json_answer(server):
+    req = post_head(b"Transfer-Encoding: chunked") + b"2;" + b"e" * 200_000 + b"\r\n{}\r\n0\r\n\r\n" + SMUGGLED
+    message = assert_one_json_refusal(*exchange(server.http_port, req), 400)
+    assert "chunk" in message
+
+
+@pytest.mark.parametrize("size,status", [(b"1ffffffffffffffff", 413), (b"zz", 400), (b"5 x", 400), (b"", 400)])
+def test_a_malformed_chunk_size_gets_one_json_answer(server, size, status):
+    """Past 2^64-1 (413), not hex, junk after the size, no size: refused at
+    once, mid-body, with one JSON answer."""
+    req = post_head(b"Transfer-Encoding: chunked") + b"2\r\n{}\r\n" + size + b"\r\nabc\r\n0\r\n\r\n" + SMUGGLED
+    assert "chunk" in assert_one_json_refusal(*exchange(server.http_port, req), status)
+
+
+def test_chunk_data_longer_than_its_size_gets_one_json_answer(server):
+    req = post_head(b"Transfer-Encoding: chunked") + b"2\r\n{}xx\r\n0\r\n\r\n" + SMUGGLED
+    assert "CRLF" in assert_one_json_refusal(*exchange(server.http_port, req), 400)
+
+
+def test_a_chunk_size_of_2_64_minus_1_counts_towards_the_body_limit(server):
+    """ffffffffffffffff is a valid size: its bytes count towards
+    max_body_bytes like any other and cross it."""
+    req = post_head(b"Transfer-Encoding: chunked") + b"ffffffffffffffff\r\n" + b"a" * (2 * LIMIT)
+    assert "max_body_bytes" in assert_one_json_refusal(*exchange(server.http_port, req), 413)
+
+
+@pytest.mark.parametrize("line", [b"GET /healthz", b"GET  /healthz HTTP/1.1", b"G\x01T /healthz HTTP/1.1",
+                                  b"GET /heal\x7fthz HTTP/1.1", b"GET /healthz HTTP/1.1x", b"GET /healthz http/1.1"])
+def test_a_malformed_request_line_gets_one_json_answer(server, line):
+    assert_one_json_refusal(*exchange(server.http_port, line + b"\r\nHost: x\r\n\r\n" + SMUGGLED), 400)
+
+
+def test_an_unsupported_http_version_is_505(server):
+    message = assert_one_json_refusal(*exchange(server.http_port, b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n"), 505)
+    assert "HTTP/1.1" in message
+
+
+@pytest.mark.parametrize("field", [b"NoColon", b": empty-name", b"X-A: a\x01b", b"X-A: a\rb"])
+def test_a_malformed_header_line_gets_one_json_answer(server, field):
+    assert_one_json_refusal(*exchange(server.http_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + field +
+                                      b"\r\n\r\n" + SMUGGLED), 400)
+
+
+def test_a_bare_lf_gets_one_json_answer(server):
+    assert "CRLF" in assert_one_json_refusal(
+        *exchange(server.http_port, b"GET /healthz HTTP/1.1\nHost: x\r\n\r\n" + SMUGGLED), 400)
+
+
+def test_obs_fold_is_refused(server):
+    """RFC 9112 5.2: a field continued on the next line is refused; the
+    library joined 'chunk' + ' ed' into 'chunked' without a word."""
+    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunk\r\n ed\r\n"
+           b"Content-Length: 5\r\n\r\n0\r\n\r\n" + SMUGGLED)
+    assert "obs-fold" in assert_one_json_refusal(*exchange(server.http_port, req), 400)
+
+
+@pytest.mark.parametrize("req,status", [
+    (b"GET /" + b"a" * 1_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", 431),
+])
+def test_oversized_heads_get_one_json_answer(server, req, status):
+    assert_one_json_refusal(*exchange(server.http_port, req + SMUGGLED), status)
+
+
+def test_a_refusal_comes_after_the_answers_to_the_requests_before_it(server):
+    """Pipelined: two good requests, then a bad one.  The two answers come
+    first, in order, then the refusal, then the close."""
+    req = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" +
+           b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" +
+           b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n" + SMUGGLED)
     raw, closed = exchange(server.http_port, req)
-    assert raw.startswith(b"HTTP/1.1 5") or raw.startswith(b"HTTP/1.1 4") or raw == b"", raw[:300]
-    assert b'"live"' not in raw
-    assert closed
+    got = responses(raw)
+    assert [g[0] for g in got] == [200, 200, 400], raw[:1000]
+    assert len({g[1]["x-request-id"][0] for g in got}) == 3
+    first_two = raw[:raw.rindex(b"HTTP/1.1 400")]
+    assert_one_json_refusal(raw[len(first_two):], closed, 400)
 
 
-def test_chunk_size_overflow_is_refused_and_closed(server):
-    """A chunk size past 2^64-1 is libmicrohttpd's 413; ffffffffffffffff
-    itself is a size it accepts, so the chunk's bytes count towards
-    max_body_bytes like any other and a client that sends them gets vigil's
-    413; one that stops gets nothing until the idle timeout."""
-    raw, closed = exchange(server.http_port, b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\n"
-                           b"Transfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nabc\r\n0\r\n\r\n" + SMUGGLED)
-    assert raw.startswith(b"HTTP/1.1 413"), raw[:300]
-    assert closed
-    req = (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-           b"ffffffffffffffff\r\n" + b"a" * (2 * LIMIT))
-    message = assert_one_json_refusal(*exchange(server.http_port, req), 413)
-    assert "max_body_bytes" in message
+def test_client_trailers_are_not_passed_on(server):
+    """A trailer named like the gate's own marker is the client's: it is
+    checked and dropped, and the request is answered as usual."""
+    req = (post_head(b"Transfer-Encoding: chunked", b"Connection: close") +
+           b"2\r\n{}\r\n0\r\nX-Vigil-Gate-Refusal: 1\r\n\r\n")
+    got = responses(exchange(server.http_port, req)[0])
+    assert len(got) == 1 and got[0][0] == 200, got
+
+
+@pytest.mark.parametrize("req,status", [
+    (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n" + SMUGGLED, 400),
+    (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;" +
+     b"e" * 200_000 + b"\r\n{}\r\n0\r\n\r\n" + SMUGGLED, 400),
+    (b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"1ffffffffffffffff\r\nabc\r\n0\r\n\r\n" + SMUGGLED, 413),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n" + SMUGGLED, 400),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),
+])
+def test_refusals_over_tls_get_one_json_answer(tls_server, req, status):
+    """Under HTTPS the gate terminates TLS and refuses the same way."""
+    import ssl
+    context = ssl.create_default_context(cafile=str(tls_server.pki / "ca.pem"))
+    with socket.create_connection(("127.0.0.1", tls_server.http_port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            try:
+                s.sendall(req)
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                pass
+            answer, closed = read_all(s)
+    assert_one_json_refusal(answer, closed, status)
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    from test_auth import tls_daemon
+    d = tls_daemon(tmp_path_factory.mktemp("framing-tls"), "--http-max-body-bytes", str(LIMIT))
+    yield d
+    d.stop()
 
 
 # ------------------------------------------------------------ whole log lines

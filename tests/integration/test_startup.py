@@ -270,7 +270,7 @@ def test_grpc_errors_name_the_request_fields_not_a_rest_query(detection_stub):
                                                               options=dpb.DetectOptions(max_detections=-1)))
     assert details == "options.max_detections must be an integer in [1, 100000], got -1", details
     code, details = grpc_error(stub.Detect, dpb.DetectRequest(image=image, model="tinyA", priority=1001))
-    assert details == "priority must be in [-1000, 1000], got 1001", details
+    assert details == "priority must be an integer in [-1000, 1000], got 1001", details  # REST's rule and words
 
 
 # ---------------------------------------------------------------- scripts/run.sh

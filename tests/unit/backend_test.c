@@ -39,8 +39,8 @@ struct backend_model {
     char names[256];
 };
 
-static vigil_status tb_open(int threads, backend_device **out, vigil_error *err) {
-    (void)threads;
+static vigil_status tb_open(const backend_options *options, backend_device **out, vigil_error *err) {
+    (void)options;
     *out = vigil_calloc(1, sizeof **out);
     return *out ? VIGIL_OK : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "test backend: out of memory");
 }

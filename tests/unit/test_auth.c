@@ -102,7 +102,7 @@ static char *mint(sign_kind kind, const void *key, size_t key_len, const char *h
     static int next;
     char *out = tokens[next++ % 8];
     char h[2048], p[4096], input[6200], s[400];
-    unsigned char sig[600];
+    unsigned char sig[600] = {0}; /* SIGN_NONE writes nothing: gcc -O3 warned maybe-uninitialized */
     b64url((const unsigned char *)header, strlen(header), h);
     b64url((const unsigned char *)payload, strlen(payload), p);
     snprintf(input, sizeof input, "%s.%s", h, p);

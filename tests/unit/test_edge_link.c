@@ -74,26 +74,25 @@ static void sleep_ms(double ms) {
     }
 }
 
-/* Starts mosquitto on a free port with a config of our own; false when it
- * would not start. */
-static bool broker_start(void) {
-    broker_port = free_port();
+/* Starts mosquitto on port with `settings` after the listener line (config
+ * and log named after name in tmp_dir); its pid, or 0 when it would not start. */
+static pid_t broker_spawn(const char *name, int port, const char *settings) {
     char conf[512], logf[512];
-    snprintf(conf, sizeof conf, "%s/mosquitto.conf", tmp_dir);
-    snprintf(logf, sizeof logf, "%s/mosquitto.log", tmp_dir);
+    snprintf(conf, sizeof conf, "%s/%s.conf", tmp_dir, name);
+    snprintf(logf, sizeof logf, "%s/%s.log", tmp_dir, name);
     FILE *f = fopen(conf, "w");
-    if (!f || broker_port <= 0) {
+    if (!f || port <= 0) {
         if (f) fclose(f);
-        return false;
+        return 0;
     }
     /* Logs to stderr, sent to a file here: as root, mosquitto drops to its
      * own user before it would open a log file in our private directory. */
-    fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", broker_port);
+    fprintf(f, "listener %d 127.0.0.1\npersistence false\nlog_dest stderr\n%s", port, settings);
     fclose(f);
     pid_t parent = getpid();
-    broker_pid = fork();
-    if (broker_pid < 0) return false;
-    if (broker_pid == 0) {
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
         if (getppid() != parent) _exit(1);
         int fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -105,22 +104,31 @@ static bool broker_start(void) {
         _exit(127);
     }
     for (int i = 0; i < 200; i++) {
-        if (port_open(broker_port)) return true;
-        int status;
-        if (waitpid(broker_pid, &status, WNOHANG) == broker_pid) {
-            broker_pid = 0;
-            return false;
-        }
+        if (port_open(port)) return pid;
+        if (waitpid(pid, NULL, WNOHANG) == pid) return 0;
         sleep_ms(25);
     }
-    return false;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return 0;
+}
+
+static void broker_kill(pid_t pid) {
+    if (pid <= 0) return;
+    kill(pid, SIGCONT);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+/* The shared plain broker most tests use. */
+static bool broker_start(void) {
+    broker_port = free_port();
+    broker_pid = broker_spawn("mosquitto", broker_port, "allow_anonymous true\n");
+    return broker_pid > 0;
 }
 
 static void broker_stop(void) {
-    if (broker_pid <= 0) return;
-    kill(broker_pid, SIGCONT);
-    kill(broker_pid, SIGTERM);
-    waitpid(broker_pid, NULL, 0);
+    broker_kill(broker_pid);
     broker_pid = 0;
 }
 
@@ -339,6 +347,19 @@ static void test_online_publish_and_graceful_will(void) {
     CHECK_EQ_INT(link_publish(edge, topic, "x", 1, 3, false, &err), VIGIL_ERR_INVALID_ARGUMENT);
     raw_close(&sub);
 
+    /* The cloud's birth is retained, with its session's epoch. */
+    raw_client status;
+    CHECK(raw_open(&status, "t1-status"));
+    CHECK_EQ_INT(mosquitto_subscribe(status.mosq, NULL, "t1/cloud/c1/status", 1), MOSQ_ERR_SUCCESS);
+    for (int i = 0; i < 200 && !status.received; i++)
+        sleep_ms(10);
+    char birth[256];
+    snprintf(birth, sizeof birth, "{\"state\":\"online\",\"epoch\":%lld,\"node\":\"c1\",\"role\":\"cloud\"}",
+             (long long)cs.epoch);
+    pthread_mutex_lock(&status.lock);
+    CHECK_STR(status.last_payload, birth);
+    pthread_mutex_unlock(&status.lock);
+
     /* A graceful cloud shutdown disconnects with its Will: the edge knows at
      * once, long before three heartbeats are missed. */
     int64_t epoch = cs.epoch;
@@ -351,6 +372,15 @@ static void test_online_publish_and_graceful_will(void) {
     snprintf(expect, sizeof expect, "cloud offline (will, epoch %lld)", (long long)epoch);
     last_why(edge, &edge_rec, why, sizeof why);
     CHECK_STR(why, expect);
+    /* ... and the Will replaced the retained birth. */
+    for (int i = 0; i < 200 && !strstr(status.last_payload, "offline"); i++)
+        sleep_ms(10);
+    snprintf(birth, sizeof birth, "{\"state\":\"offline\",\"epoch\":%lld,\"node\":\"c1\",\"role\":\"cloud\"}",
+             (long long)epoch);
+    pthread_mutex_lock(&status.lock);
+    CHECK_STR(status.last_payload, birth);
+    pthread_mutex_unlock(&status.lock);
+    raw_close(&status);
     link_destroy(edge);
 }
 
@@ -599,6 +629,92 @@ static void test_unreachable_broker(void) {
     CHECK(took < 3000); /* no reconnect sleep to sit out */
 }
 
+/* Runs a shell command in tmp_dir; true when it exits 0. */
+static bool in_tmp(const char *command) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd '%s' && { %s; } >/dev/null 2>&1", tmp_dir, command);
+    return system(cmd) == 0;
+}
+
+/* A CA, a server certificate for 127.0.0.1 signed by it, a second CA that
+ * signed nothing, and a password file; false when a tool is missing. */
+static bool make_tls_material(void) {
+    return access("/usr/bin/openssl", X_OK) == 0 && access("/usr/bin/mosquitto_passwd", X_OK) == 0 &&
+           in_tmp("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+                  "-subj /CN=vigil-test-ca -keyout ca.key -out ca.pem") &&
+           in_tmp("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+                  "-subj /CN=other-ca -keyout other.key -out other.pem") &&
+           in_tmp("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost "
+                  "-keyout server.key -out server.csr") &&
+           in_tmp("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext && "
+                  "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+                  "-extfile san.ext -out server.pem") &&
+           in_tmp("mosquitto_passwd -c -b passwd vigil s3cret") &&
+           /* readable by the broker after it drops to its own user */
+           in_tmp("chmod 0644 ca.pem server.pem server.key passwd && chmod 0711 .");
+}
+
+static void test_tls_and_password(void) {
+    if (access(BROKER, X_OK) != 0) SKIP("no mosquitto broker");
+    if (!make_tls_material()) SKIP("openssl or mosquitto_passwd missing");
+    int port = free_port();
+    char settings[2048], ca[512], other[512];
+    snprintf(settings, sizeof settings,
+             "allow_anonymous false\npassword_file %s/passwd\ncafile %s/ca.pem\ncertfile %s/server.pem\n"
+             "keyfile %s/server.key\n",
+             tmp_dir, tmp_dir, tmp_dir, tmp_dir);
+    pid_t pid = broker_spawn("tls", port, settings);
+    CHECK(pid > 0);
+    if (pid <= 0) return;
+    snprintf(ca, sizeof ca, "%s/ca.pem", tmp_dir);
+    snprintf(other, sizeof other, "%s/other.pem", tmp_dir);
+
+    recorder cloud_rec, edge_rec, bad_rec, anon_rec;
+    recorder_init(&cloud_rec, 1);
+    recorder_init(&edge_rec, 1);
+    recorder_init(&bad_rec, 1);
+    recorder_init(&anon_rec, 1);
+    link_config ccfg = config_for(LINK_ROLE_CLOUD, "c9", "t9", &cloud_rec);
+    link_config ecfg = config_for(LINK_ROLE_EDGE, "e9", "t9", &edge_rec);
+    ccfg.port = ecfg.port = port;
+    ccfg.ca_file = ecfg.ca_file = ca;
+    ccfg.username = ecfg.username = "vigil";
+    ccfg.password = ecfg.password = "s3cret";
+    /* A wrong password, and a CA that did not sign the broker's certificate. */
+    link_config wrong_password = ecfg, wrong_ca = ecfg;
+    wrong_password.node_id = "e9-password";
+    wrong_password.password = "guess";
+    wrong_password.ctx = &bad_rec;
+    wrong_ca.node_id = "e9-ca";
+    wrong_ca.ca_file = other;
+    wrong_ca.ctx = &anon_rec;
+
+    link_monitor *cloud = start(&ccfg), *edge = start(&ecfg), *bad = start(&wrong_password),
+                 *untrusted = start(&wrong_ca);
+    CHECK(cloud && edge && bad && untrusted);
+    double t = edge ? wait_state(edge, LINK_ONLINE, 15000) : -1;
+    fprintf(stderr, "  TLS + password: edge online after %.0f ms\n", t);
+    CHECK(t >= 0);
+    if (bad) CHECK(wait_state(bad, LINK_OFFLINE, 10000) >= 0);
+    if (untrusted) CHECK(wait_state(untrusted, LINK_OFFLINE, 10000) >= 0);
+    link_stats s;
+    if (bad) {
+        link_stats_get(bad, &s);
+        CHECK_EQ_INT(s.connections, 0);
+        CHECK_STR(s.reason, "broker unreachable");
+    }
+    if (untrusted) {
+        link_stats_get(untrusted, &s);
+        CHECK_EQ_INT(s.connections, 0);
+        CHECK_STR(s.reason, "broker unreachable");
+    }
+    link_destroy(untrusted);
+    link_destroy(bad);
+    link_destroy(edge);
+    link_destroy(cloud);
+    broker_kill(pid);
+}
+
 static void test_bad_config(void) {
     recorder rec;
     recorder_init(&rec, 1);
@@ -635,6 +751,7 @@ int main(void) {
     RUN(test_probe_failure_keeps_offline);
     RUN(test_flapping_does_not_toggle);
     RUN(test_silent_cut_sigstop);
+    RUN(test_tls_and_password);
     broker_stop();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);

@@ -14,12 +14,16 @@
  * with a generous deadline.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -404,6 +408,17 @@ static bool wait_empty(outbox *box) {
     return false;
 }
 
+/* The uplink updates its stats and calls on_attempt just after the outbox
+ * changed, so a test that read the outbox waits for the attempt too. */
+static bool wait_attempts(observed *o, int n) {
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (mono_ms() < deadline) {
+        if (observed_get(o, 1) >= n) return true;
+        sleep_ms(5);
+    }
+    return false;
+}
+
 static uplink_config base_config(const char *url, observed *o) {
     uplink_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -464,13 +479,13 @@ static void test_backoff_bounds(void) {
 }
 
 /* The scripted answers of test_results, by each key's index in the run. */
-static char results_ids[7][EDGE_EVENT_ID_LEN + 1];
+static char results_ids[8][EDGE_EVENT_ID_LEN + 1];
 
 static answer results_script(server *srv, const char *key, int nth, const request_rec *rec) {
     (void)srv;
     (void)rec;
     int which = -1;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         if (strcmp(key, results_ids[i]) == 0) which = i;
     switch (which) {
     case 0: return (answer){201, NULL, NULL, 0};
@@ -478,9 +493,10 @@ static answer results_script(server *srv, const char *key, int nth, const reques
     case 2: return nth == 0 ? (answer){503, "Retry-After", "1", 0} : (answer){201, NULL, NULL, 0};
     case 3: return nth == 0 ? (answer){429, NULL, NULL, 0} : (answer){201, NULL, NULL, 0};
     case 4: return (answer){400, NULL, NULL, 0};
-    case 5: /* 408, then 409 (the receiver still at work on this key), then done: both retried */
-        return nth == 0 ? (answer){408, NULL, NULL, 0} : nth == 1 ? (answer){409, NULL, NULL, 0} : (answer){201, NULL, NULL, 0};
+    case 5: return nth == 0 ? (answer){408, NULL, NULL, 0} : (answer){201, NULL, NULL, 0};
     case 6: return nth < 2 ? (answer){500, NULL, NULL, 0} : (answer){201, NULL, NULL, 0};
+    /* 409: the receiver is still processing the first copy (an edge restarted mid-send): ask again */
+    case 7: return nth == 0 ? (answer){409, "Retry-After", "1", 0} : (answer){200, "Idempotent-Replayed", "true", 0};
     default: return (answer){500, NULL, NULL, 0};
     }
 }
@@ -505,19 +521,19 @@ static void test_results(void) {
     uplink *up = NULL;
     vigil_error err = {0};
     CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_OK);
-    put_events(box, 7, prio_one, results_ids, NULL);
+    put_events(box, 8, prio_one, results_ids, NULL);
     uplink_set_online(up, true);
     CHECK(wait_empty(box));
     uplink_destroy(up);
 
-    int want_requests[7] = {1, 1, 2, 2, 1, 3, 3};
-    for (int i = 0; i < 7; i++)
+    int want_requests[8] = {1, 1, 2, 2, 1, 2, 3, 2};
+    for (int i = 0; i < 8; i++)
         CHECK_EQ_INT(server_count(&srv, results_ids[i]), want_requests[i]);
     char state[32];
     CHECK_STR(event_state(box, results_ids[0], state, sizeof state), "acked");
     CHECK_STR(event_state(box, results_ids[1], state, sizeof state), "acked");
     CHECK_STR(event_state(box, results_ids[4], state, sizeof state), "parked");
-    for (int i = 2; i < 7; i++)
+    for (int i = 2; i < 8; i++)
         if (i != 4) CHECK_STR(event_state(box, results_ids[i], state, sizeof state), "acked");
     char *json = NULL;
     CHECK_EQ_INT(outbox_event_json(box, results_ids[0], &json, &err), VIGIL_OK);
@@ -531,6 +547,9 @@ static void test_results(void) {
     request_rec recs[4];
     CHECK_EQ_INT(server_find(&srv, results_ids[2], recs, 4), 2);
     CHECK(recs[1].arrive_ms - recs[0].done_ms >= 990);
+    request_rec busy[4]; /* the 409's Retry-After: 1 holds that event */
+    CHECK_EQ_INT(server_find(&srv, results_ids[7], busy, 4), 2);
+    CHECK(busy[1].arrive_ms - busy[0].done_ms >= 990);
     pthread_mutex_lock(&srv.lock);
     for (int i = 0; i < srv.n; i++)
         if (srv.log[i].arrive_seq > recs[0].done_seq) CHECK(srv.log[i].arrive_ms - recs[0].done_ms >= 990);
@@ -547,10 +566,10 @@ static void test_results(void) {
 
     outbox_stats os;
     CHECK_EQ_INT(outbox_stats_get(box, edge_clock_now_ms(NULL), &os, &err), VIGIL_OK);
-    CHECK_EQ_INT(os.acked, 6);
+    CHECK_EQ_INT(os.acked, 7);
     CHECK_EQ_INT(os.parked, 1);
-    CHECK_EQ_INT(observed_get(&o, 0), 6);  /* verdicts */
-    CHECK_EQ_INT(observed_get(&o, 1), 13); /* attempts: every request */
+    CHECK_EQ_INT(observed_get(&o, 0), 7);  /* verdicts */
+    CHECK_EQ_INT(observed_get(&o, 1), 14); /* attempts: every request */
     outbox_close(box);
     server_stop(&srv);
 }
@@ -570,14 +589,15 @@ static void test_stats_by_result(void) {
     uplink *up = NULL;
     vigil_error err = {0};
     CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_OK);
-    put_events(box, 7, prio_one, results_ids, NULL);
+    put_events(box, 8, prio_one, results_ids, NULL);
     uplink_set_online(up, true);
     CHECK(wait_empty(box));
+    CHECK(wait_attempts(&o, 14));
     uplink_stats us;
     uplink_stats_get(up, &us);
     CHECK_EQ_INT(us.sent_ok, 5);
-    CHECK_EQ_INT(us.replayed, 1);
-    CHECK_EQ_INT(us.retried, 6); /* 503, 429, 408, 409, 500, 500 */
+    CHECK_EQ_INT(us.replayed, 2);
+    CHECK_EQ_INT(us.retried, 6); /* 503, 429, 408, 500, 500, 409 */
     CHECK_EQ_INT(us.parked, 1);
     CHECK_EQ_INT(us.failed_transport, 0);
     CHECK(us.drain_rate_per_s > 0);
@@ -708,8 +728,10 @@ static void test_refused_and_timeout(void) {
     cfg = base_config(url, &o);
     cfg.timeout_s = 0.5;
     CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_OK);
+    int before = observed_get(&o, 1);
     uplink_set_online(up, true);
     CHECK(wait_empty(box));
+    CHECK(wait_attempts(&o, before + 2));
     uplink_stats_get(up, &us);
     CHECK(us.failed_transport >= 1);
     CHECK_EQ_INT(us.sent_ok, 1);
@@ -802,6 +824,254 @@ static void test_nothing_lost(void) {
     server_stop(&srv);
 }
 
+static answer retry_after_100_script(server *srv, const char *key, int nth, const request_rec *rec) {
+    (void)srv;
+    (void)key;
+    (void)rec;
+    return nth == 0 ? (answer){503, "Retry-After", "100", 0} : (answer){201, NULL, NULL, 0};
+}
+
+/* Backoff deadlines are on the edge clock: a retry 100 s away falls due as
+ * soon as the test clock jumps past it, without 100 s of real waiting. */
+static void test_clock_jump(void) {
+    char clock_file[400], tmp_file[400];
+    snprintf(clock_file, sizeof clock_file, "%s/clock", tmp_root);
+    snprintf(tmp_file, sizeof tmp_file, "%s/clock.tmp", tmp_root);
+    FILE *f = fopen(clock_file, "w");
+    CHECK(f && fputs("0\n", f) >= 0);
+    if (f) fclose(f);
+    edge_clock *clock = edge_clock_create(clock_file);
+    CHECK(clock != NULL);
+    server srv;
+    CHECK(server_start(&srv, retry_after_100_script, NULL, NULL, NULL));
+    outbox *box = open_box("clock.db");
+    CHECK(box != NULL);
+    if (!box || !clock || !srv.port) return;
+    observed o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", srv.port);
+    uplink_config cfg = base_config(url, &o);
+    uplink *up = NULL;
+    vigil_error err = {0};
+    CHECK_EQ_INT(uplink_create(&cfg, box, clock, &up, &err), VIGIL_OK);
+    char ids[1][EDGE_EVENT_ID_LEN + 1];
+    put_events(box, 1, prio_one, ids, NULL);
+    uplink_set_online(up, true);
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (mono_ms() < deadline && server_count(&srv, NULL) < 1)
+        sleep_ms(10);
+    CHECK_EQ_INT(server_count(&srv, NULL), 1);
+    sleep_ms(300);
+    CHECK_EQ_INT(server_count(&srv, NULL), 1); /* held by Retry-After: 100 */
+    CHECK_EQ_INT(outbox_depth(box), 1);
+    f = fopen(tmp_file, "w");
+    CHECK(f && fputs("200000\n", f) >= 0);
+    if (f) fclose(f);
+    CHECK(rename(tmp_file, clock_file) == 0);
+    CHECK(wait_empty(box));
+    CHECK_EQ_INT(server_count(&srv, ids[0]), 2);
+    uplink_destroy(up);
+    outbox_close(box);
+    server_stop(&srv);
+    edge_clock_destroy(clock);
+}
+
+static answer slow_script(server *srv, const char *key, int nth, const request_rec *rec) {
+    (void)srv;
+    (void)key;
+    (void)rec;
+    return (answer){201, NULL, NULL, nth == 0 ? 1500 : 0};
+}
+
+/* Going offline aborts a transfer in flight: the row is pending again at
+ * once (not after the timeout), and sent when the link is back. */
+static void test_offline_aborts(void) {
+    server srv;
+    CHECK(server_start(&srv, slow_script, NULL, NULL, NULL));
+    outbox *box = open_box("offline.db");
+    CHECK(box != NULL);
+    if (!box || !srv.port) return;
+    observed o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", srv.port);
+    uplink_config cfg = base_config(url, &o);
+    cfg.timeout_s = 30;
+    uplink *up = NULL;
+    vigil_error err = {0};
+    CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_OK);
+    char ids[1][EDGE_EVENT_ID_LEN + 1];
+    put_events(box, 1, prio_zero, ids, NULL);
+    uplink_set_online(up, true);
+    int64_t deadline = mono_ms() + WAIT_MS;
+    while (mono_ms() < deadline && server_count(&srv, NULL) < 1)
+        sleep_ms(10);
+    uplink_set_online(up, false);
+    uplink_stats us = {0};
+    while (mono_ms() < deadline && us.aborted < 1) {
+        uplink_stats_get(up, &us);
+        sleep_ms(10);
+    }
+    CHECK_EQ_INT(us.aborted, 1);
+    CHECK_EQ_INT(us.failed_transport, 0);
+    edge_event got;
+    bool found = false;
+    int attempts = 0;
+    /* pending and due: another claimer could take it now */
+    CHECK_EQ_INT(outbox_claim_next(box, edge_clock_now_ms(NULL), 3, &got, &found, &attempts, &err), VIGIL_OK);
+    CHECK(found && strcmp(got.id, ids[0]) == 0);
+    CHECK_EQ_INT(outbox_retry(box, got.id, 0, "test", &err), VIGIL_OK);
+    edge_event_clear(&got);
+    uplink_set_online(up, true);
+    CHECK(wait_empty(box));
+    uplink_destroy(up);
+    CHECK_EQ_INT(server_count(&srv, ids[0]), 2);
+    outbox_close(box);
+    server_stop(&srv);
+}
+
+/* Sends n events carrying a real JPEG, made at now + i, to url from a fresh
+ * outbox named name, with the given ids (made when ids[i][0] is NUL); returns how many
+ * the cloud answered as replays.  *verdict_ok counts verdicts with a person. */
+static int send_real(const char *url, const char *name, const uint8_t *jpeg, size_t jpeg_size, int n, int64_t now,
+                     char ids[][EDGE_EVENT_ID_LEN + 1], int *verdict_ok) {
+    outbox *box = open_box(name);
+    CHECK(box != NULL);
+    if (!box) return -1;
+    vigil_error err = {0};
+    for (int i = 0; i < n; i++) {
+        edge_event e = make_event(i % EDGE_PRIORITY_CLASSES, now + i);
+        if (ids[i][0])
+            snprintf(e.id, sizeof e.id, "%s", ids[i]);
+        else
+            snprintf(ids[i], EDGE_EVENT_ID_LEN + 1, "%s", e.id);
+        free(e.json);
+        char doc[400];
+        e.json_bytes = (size_t)snprintf(doc, sizeof doc,
+                                        "{\"id\":\"%s\",\"source\":\"cam1\",\"model\":\"yolov8n\",\"version\":1,"
+                                        "\"priority\":%d,\"reason\":\"band\",\"created_ms\":%lld,\"width\":810,"
+                                        "\"height\":1080,\"detections\":[]}",
+                                        e.id, e.priority, (long long)e.created_ms);
+        e.json = strdup(doc);
+        free(e.frame);
+        e.frame = malloc(jpeg_size);
+        if (!e.json || !e.frame) abort();
+        memcpy(e.frame, jpeg, jpeg_size);
+        e.frame_bytes = jpeg_size;
+        CHECK_EQ_INT(outbox_put(box, &e, e.created_ms, &err), VIGIL_OK);
+        edge_event_clear(&e);
+    }
+    observed o = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uplink_config cfg = base_config(url, &o);
+    cfg.concurrency = 2;
+    cfg.timeout_s = 60;
+    uplink *up = NULL;
+    CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_OK);
+    uplink_set_online(up, true);
+    CHECK(wait_empty(box));
+    CHECK(wait_attempts(&o, n));
+    uplink_stats us;
+    uplink_stats_get(up, &us);
+    uplink_destroy(up);
+    CHECK_EQ_INT(us.sent_ok + us.replayed, n);
+    *verdict_ok = 0;
+    for (int i = 0; i < n; i++) {
+        char *json = NULL;
+        CHECK_EQ_INT(outbox_event_json(box, ids[i], &json, &err), VIGIL_OK);
+        if (json && strstr(json, "\"state\":\"acked\"") && strstr(json, "\"model\":\"yolov8n\"") &&
+            strstr(json, "\"class_name\":\"person\""))
+            (*verdict_ok)++;
+        free(json);
+    }
+    outbox_close(box);
+    return (int)us.replayed;
+}
+
+/* The uplink against the real receiver (vigil serve --role cloud with
+ * yolov8n): the wire format is the one the receiver reads, the verdict comes
+ * back, and the same ids sent again from a fresh outbox (an edge that lost
+ * its deletes) are answered as replays. */
+static void test_real_receiver(void) {
+    const char *binary = getenv("VIGIL_BINARY");
+    char model[1024], image[1024];
+    if (!binary || access(binary, X_OK) != 0) SKIP("VIGIL_BINARY is not set");
+    if (!testing_shared_path(model, sizeof model, "models/yolov8n.onnx") ||
+        !testing_shared_path(image, sizeof image, "images/bus.jpg"))
+        SKIP("../shared has no yolov8n.onnx or bus.jpg");
+    size_t jpeg_size = 0;
+    uint8_t *jpeg = testing_read_file(image, &jpeg_size);
+    CHECK(jpeg != NULL);
+    if (!jpeg) return;
+    char models[400], link_path[500], data[400], store[500], log_path[400];
+    snprintf(models, sizeof models, "%s/cloud-models/yolov8n/1", tmp_root);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", models);
+    CHECK(system(cmd) == 0);
+    snprintf(link_path, sizeof link_path, "%s/model.onnx", models);
+    CHECK(symlink(model, link_path) == 0);
+    snprintf(models, sizeof models, "%s/cloud-models", tmp_root);
+    snprintf(data, sizeof data, "%s/cloud-data", tmp_root);
+    snprintf(store, sizeof store, "sqlite:%s/cloud-receiver.db", tmp_root);
+    snprintf(log_path, sizeof log_path, "%s/cloud.log", tmp_root);
+    char http_port[16], grpc_port[16];
+    snprintf(http_port, sizeof http_port, "%d", closed_port());
+    snprintf(grpc_port, sizeof grpc_port, "%d", closed_port());
+    char *argv[] = {(char *)binary, "serve",       "--host",          "127.0.0.1", "--http-port",
+                    http_port,      "--grpc-port", grpc_port,         "--models",  models,
+                    "--role",       "cloud",       "--edge-data-dir", data,        "--edge-receiver-store",
+                    store,          NULL};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    pid_t pid = 0;
+    extern char **environ;
+    int rc = posix_spawn(&pid, binary, &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    CHECK_EQ_INT(rc, 0);
+    if (rc != 0) {
+        free(jpeg);
+        return;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%s", http_port);
+    /* the probe is how the edge learns the cloud is ready (its model loaded) */
+    outbox *probe_box = open_box("probe-real.db");
+    observed po = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uplink_config pcfg = base_config(url, &po);
+    uplink *probe = NULL;
+    vigil_error err = {0};
+    CHECK_EQ_INT(uplink_create(&pcfg, probe_box, NULL, &probe, &err), VIGIL_OK);
+    bool ready = false;
+    for (int64_t deadline = mono_ms() + 60000; !ready && mono_ms() < deadline;) {
+        ready = uplink_probe(probe);
+        if (!ready) sleep_ms(100);
+    }
+    uplink_destroy(probe);
+    outbox_close(probe_box);
+    CHECK(ready);
+    if (ready) {
+        enum { N = 6 };
+        char ids[N][EDGE_EVENT_ID_LEN + 1];
+        memset(ids, 0, sizeof ids);
+        int verdicts = 0;
+        int64_t now = edge_clock_now_ms(NULL);
+        CHECK_EQ_INT(send_real(url, "real-1.db", jpeg, jpeg_size, N, now, ids, &verdicts), 0);
+        CHECK_EQ_INT(verdicts, N);
+        /* the same events again (same documents, same frames): all replays */
+        CHECK_EQ_INT(send_real(url, "real-2.db", jpeg, jpeg_size, N, now, ids, &verdicts), N);
+        CHECK_EQ_INT(verdicts, N);
+    }
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!ready || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(cmd, sizeof cmd, "tail -20 '%s' >&2", log_path);
+        if (system(cmd) != 0) fprintf(stderr, "no cloud log\n");
+    }
+    free(jpeg);
+}
+
 static void test_probe(void) {
     server srv;
     CHECK(server_start(&srv, NULL, NULL, NULL, NULL));
@@ -821,6 +1091,13 @@ static void test_probe(void) {
     pthread_mutex_unlock(&srv.lock);
     CHECK(!uplink_probe(up));
     uplink_destroy(up);
+    /* a URL curl would refuse at every send is refused at once */
+    cfg.cloud_url = "ftp://127.0.0.1:21";
+    up = (uplink *)&cfg; /* must come back NULL */
+    CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(up == NULL);
+    cfg.cloud_url = "";
+    CHECK_EQ_INT(uplink_create(&cfg, box, NULL, &up, &err), VIGIL_ERR_INVALID_ARGUMENT);
     outbox_close(box);
     server_stop(&srv);
 }
@@ -926,8 +1203,11 @@ int main(void) {
     RUN(test_priority_order);
     RUN(test_refused_and_timeout);
     RUN(test_nothing_lost);
+    RUN(test_clock_jump);
+    RUN(test_offline_aborts);
     RUN(test_probe);
     RUN(test_https);
+    RUN(test_real_receiver);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);

@@ -7,7 +7,8 @@
  * the arena reports the packed-weight bytes of one plan (one more copy per
  * extra part where a batch splits across threads), every batch gives, item
  * for item, exactly what batch 1 gives, and batch sizes alternating run after
- * run (each plan setting the shared operators up again) keep doing so.
+ * run (each plan setting the shared operators up again) keep doing so, also
+ * when the output staging is reallocated or given back between runs.
  */
 #include "testing.h"
 
@@ -115,11 +116,15 @@ static void dynbatch(int threads) {
                 threads, one, vigil_arena_weight_bytes(arena));
         CHECK_EQ_INT(vigil_arena_weight_bytes(arena), most);
         if (threads == 1) CHECK_EQ_INT(vigil_arena_weight_bytes(arena), one);
-        /* alternating batch sizes: each plan sets the shared operators up again */
-        static const int64_t order[] = {3, 1, 8, 2, 5, 1};
+        /* alternating batch sizes: each plan sets the shared operators up
+         * again; after 8 the smaller batches reallocate the output staging
+         * (more than twice what they need), and after 5 the arena gives it
+         * back (vigil_arena_trim) before the next run */
+        static const int64_t order[] = {3, 1, 8, 2, 5, 1, 8, 4};
         for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
             vigil_plan *p = plan_on(m, arena, plans, order[k]);
             if (p) CHECK(run_matches(p, order[k], x, ref, out_item));
+            if (order[k] == 5) vigil_arena_trim(arena);
         }
         CHECK_EQ_INT(vigil_arena_weight_bytes(arena), most);
     }

@@ -306,7 +306,7 @@ static void test_wrong_family_is_refused(void) {
 int main(void) {
     vigil_error err;
     cpu = backend_find("cpu");
-    if (cpu->open(0, &device, &err) != VIGIL_OK) {
+    if (cpu->open(NULL, &device, &err) != VIGIL_OK) {
         fprintf(stderr, "cpu backend: %s\n", err.message);
         return 1;
     }

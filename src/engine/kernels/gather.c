@@ -155,10 +155,13 @@ vigil_status kernels_gather_nd_shape(const kshape *data, const kshape *indices, 
     return VIGIL_OK;
 }
 
-/* Offset (elements) of an index tuple tup[k] into data starting at dim first. */
+/* Offset (elements) of an index tuple tup[k] into data starting at dim first.
+ * *off is written on every path: gcc -O3 (Release) cannot see that the
+ * error path's status is never VIGIL_OK and warned maybe-uninitialized. */
 static vigil_status nd_offset(const int64_t *tup, int64_t k, const kshape *ds, int first, const int64_t *dstrides,
                               int64_t *off, const char *op, vigil_error *err) {
     int64_t o = 0;
+    *off = 0;
     for (int64_t j = 0; j < k; j++) {
         int64_t dim = ds->dims[first + j], v = tup[j];
         if (v < -dim || v >= dim)

@@ -19,6 +19,7 @@ static vigil_status need_const(const op_ctx *ctx, int i, const char *what, vigil
 
 /* Logical axis attribute normalised against rank; physical when nhwc. */
 static vigil_status axis_of(const op_ctx *ctx, int64_t dflt, int rank, int *axis, vigil_error *err) {
+    *axis = 0; /* on every path: gcc -O3 (Release) cannot see that an error status is never VIGIL_OK and warned maybe-uninitialized */
     int a = norm_axis(attr_int(ctx->node, "axis", dflt), rank);
     if (a < 0) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "axis out of range");
     *axis = ctx->nhwc ? nhwc_axis(a) : a;

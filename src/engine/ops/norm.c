@@ -29,10 +29,10 @@ static vigil_status check_layernorm(const onnx_node *node, int64_t opset, vigil_
 
 static vigil_status layernorm_split(const op_ctx *ctx, int64_t *outer, int64_t *inner, int *axis, vigil_error *err) {
     const op_tensor *x = &ctx->in[0];
+    *outer = 1; /* before any return: gcc -O3 (Release) cannot see that an error status is never VIGIL_OK and warned maybe-uninitialized */
+    *inner = 1;
     *axis = norm_axis(attr_int(ctx->node, "axis", -1), x->ndim);
     if (*axis < 0) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "axis out of range");
-    *outer = 1;
-    *inner = 1;
     for (int d = 0; d < x->ndim; d++) {
         if (d < *axis)
             *outer *= x->dims[d];

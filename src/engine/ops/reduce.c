@@ -238,6 +238,7 @@ static const char *const cumsum_attrs[] = {"exclusive", "reverse", NULL};
 
 static vigil_status cumsum_axis(const op_ctx *ctx, int *axis, vigil_error *err) {
     int64_t a;
+    *axis = 0; /* on every path: gcc -O3 (Release) cannot see that an error status is never VIGIL_OK and warned maybe-uninitialized */
     if (!ctx->in[1].data) return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "axis computed at run time");
     if (const_ints(&ctx->in[1], &a, 1) != 1) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "bad axis");
     *axis = norm_axis(a, ctx->in[0].ndim);
