@@ -19,6 +19,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "edge/edge.h"
 #include "edge/receiver.h"
 #include "grpc/grpc_frontend.h"
 #include "serve/server.h"
@@ -210,10 +211,12 @@ int cmd_serve(int argc, char **argv) {
     vigil_error err = {0};
     vigil_server *server = NULL;
     receiver *cloud_receiver = NULL;
+    edge_runtime *edge = NULL; /* edge.role edge or cloud (docs/EDGE.md): observer, routes, link, before server_start */
     if (server_create(&cfg, &server, &err) || serve_start_receiver(&cfg, server, &cloud_receiver, &err) ||
-        server_start(server, &err)) {
+        edge_create(&cfg, server, &edge, &err) || server_start(server, &err)) {
         LOG_E("%s", err.message);
         server_stop(server);
+        edge_destroy(edge);
         receiver_destroy(cloud_receiver);
         server_destroy(server);
         return 1;
@@ -222,6 +225,7 @@ int cmd_serve(int argc, char **argv) {
     if (grpc_frontend_start(&cfg, server, &grpc, &err)) {
         LOG_E("%s", err.message);
         server_stop(server);
+        edge_destroy(edge);
         receiver_destroy(cloud_receiver);
         server_destroy(server);
         return 1;
@@ -236,6 +240,7 @@ int cmd_serve(int argc, char **argv) {
     LOG_I("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     grpc_frontend_stop(grpc); /* drains gRPC calls and streams while the schedulers still run */
     server_stop(server);      /* waits for the calls the receiver holds: its workers still run */
+    edge_destroy(edge);       /* no request observes a detection any more: commits what its queue holds */
     receiver_destroy(cloud_receiver);
     server_destroy(server);
     return 0;

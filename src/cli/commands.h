@@ -13,5 +13,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_token(int argc, char **argv);
+int cmd_edge(int argc, char **argv);
 
 #endif

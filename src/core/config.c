@@ -93,6 +93,49 @@ static const setting settings[] = {
     INT_SETTING("edge.receiver.claim_timeout_s", edge_receiver_claim_timeout_s, 1, 86400,
                 "cloud role: an unfinished claim older than this is taken over"),
     INT_SETTING("edge.receiver.workers", edge_receiver_workers, 1, 256, "cloud role: receiver worker threads"),
+    STR_SETTING("edge.node_id", edge_node_id, NULL, "this node's name in topics and events (empty: the host name)"),
+    STR_SETTING("edge.cloud_url", edge_cloud_url, NULL, "edge: the cloud vigil's base URL (https://host:port)"),
+    STR_SETTING("edge.ca_file", edge_ca_file, NULL, "edge: PEM CA bundle to verify the cloud (empty: the system's)"),
+    STR_SETTING("edge.cert_file", edge_cert_file, NULL, "edge: PEM client certificate for the cloud (mTLS)"),
+    STR_SETTING("edge.key_file", edge_key_file, NULL, "edge: PEM private key for edge.cert_file"),
+    STR_SETTING("edge.token_file", edge_token_file, NULL, "edge: file holding the bearer token sent to the cloud"),
+    INT_SETTING("edge.peak_events_per_s", edge_peak_events_per_s, 1, 100000,
+                "edge: expected peak escalations per second (sizes the outbox for a 2-hour outage)"),
+    INT_SETTING("edge.outbox.max_rows", edge_outbox_max_rows, 0, INT64_C(1) << 40,
+                "edge: outbox rows per priority class (0: 2 hours at the peak rate)"),
+    INT_SETTING("edge.outbox.max_bytes", edge_outbox_max_bytes, 0, INT64_C(1) << 50,
+                "edge: outbox bytes per priority class (0: max_rows x 256 KiB)"),
+    INT_SETTING("edge.outbox.ttl_s", edge_outbox_ttl_s, 0, INT64_C(1) << 32,
+                "edge: events older than this are expired unsent (0: never)"),
+    INT_SETTING("edge.queue_max", edge_queue_max, 1, 1000000,
+                "edge: escalations waiting to be committed (more are dropped and counted)"),
+    STR_SETTING("edge.mqtt.host", edge_mqtt_host, NULL, "the MQTT broker of the link monitor"),
+    INT_SETTING("edge.mqtt.port", edge_mqtt_port, 1, 65535, "the MQTT broker's port"),
+    INT_SETTING("edge.mqtt.keepalive_s", edge_mqtt_keepalive_s, 5, 3600,
+                "MQTT keepalive (libmosquitto's least is 5): a silent cut of the broker connection is noticed "
+                "within 2 x this"),
+    INT_SETTING("edge.mqtt.reconnect_max_ms", edge_mqtt_reconnect_max_ms, 500, 3600000,
+                "cap of the broker reconnect backoff (doubling from 0.5 s, jittered); bounds how late a "
+                "returning link is seen"),
+    STR_SETTING("edge.mqtt.username", edge_mqtt_username, NULL, "broker user name (empty: none)"),
+    STR_SETTING("edge.mqtt.password_file", edge_mqtt_password_file, NULL, "file holding the broker password"),
+    STR_SETTING("edge.mqtt.ca_file", edge_mqtt_ca_file, NULL, "PEM CA bundle: TLS to the broker, verified"),
+    STR_SETTING("edge.mqtt.cert_file", edge_mqtt_cert_file, NULL, "PEM client certificate for the broker"),
+    STR_SETTING("edge.mqtt.key_file", edge_mqtt_key_file, NULL, "PEM private key of edge.mqtt.cert_file"),
+    STR_SETTING("edge.mqtt.prefix", edge_mqtt_prefix, NULL, "topic prefix of heartbeats, status and verdicts"),
+    INT_SETTING("edge.heartbeat_ms", edge_heartbeat_ms, 10, 3600000, "cloud: heartbeat period; edge: expected period"),
+    INT_SETTING("edge.heartbeat_missed", edge_heartbeat_missed, 1, 1000, "edge: heartbeats missed before offline"),
+    INT_SETTING("edge.heartbeat_rise", edge_heartbeat_rise, 1, 1000,
+                "edge: heartbeats in a row (and a cloud probe) before online again"),
+    INT_SETTING("edge.uplink.concurrency", edge_uplink_concurrency, 1, 64, "edge: uploads in flight at once"),
+    INT_SETTING("edge.uplink.timeout_ms", edge_uplink_timeout_ms, 100, 3600000, "edge: bound on one upload"),
+    INT_SETTING("edge.uplink.backoff_base_ms", edge_uplink_backoff_base_ms, 1, 3600000,
+                "edge: first retry delay (exponential, full jitter)"),
+    INT_SETTING("edge.uplink.backoff_max_ms", edge_uplink_backoff_max_ms, 1, 86400000, "edge: longest retry delay"),
+    STR_SETTING("edge.upload_log_file", edge_upload_log_file, NULL,
+                "edge: append one line per upload attempt here (empty: none)"),
+    STR_SETTING("edge.test_clock_file", edge_test_clock_file, NULL,
+                "tests only: a file holding milliseconds added to the edge clock"),
 };
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
 
@@ -141,6 +184,21 @@ void config_defaults(vigil_config *cfg) {
     cfg->edge_receiver_retention_s = 86400;
     cfg->edge_receiver_claim_timeout_s = 120;
     cfg->edge_receiver_workers = 4;
+    cfg->edge_peak_events_per_s = 2;
+    cfg->edge_outbox_ttl_s = 7 * 86400;
+    cfg->edge_queue_max = 256;
+    snprintf(cfg->edge_mqtt_host, sizeof cfg->edge_mqtt_host, "127.0.0.1");
+    cfg->edge_mqtt_port = 1883;
+    cfg->edge_mqtt_keepalive_s = 5;
+    cfg->edge_mqtt_reconnect_max_ms = 2000;
+    snprintf(cfg->edge_mqtt_prefix, sizeof cfg->edge_mqtt_prefix, "vigil");
+    cfg->edge_heartbeat_ms = 1000;
+    cfg->edge_heartbeat_missed = 3;
+    cfg->edge_heartbeat_rise = 2;
+    cfg->edge_uplink_concurrency = 2;
+    cfg->edge_uplink_timeout_ms = 30000;
+    cfg->edge_uplink_backoff_base_ms = 1000;
+    cfg->edge_uplink_backoff_max_ms = 300000;
 }
 
 static int choice_allowed(const char *choices, const char *value) {
@@ -364,6 +422,9 @@ vigil_status config_apply_flag(vigil_config *cfg, const char *flag, const char *
 }
 
 vigil_status config_validate(const vigil_config *cfg, vigil_error *err) {
+    if (strcmp(cfg->edge_role, "edge") == 0 && !cfg->edge_cloud_url[0])
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "edge.role is edge but edge.cloud_url is empty (flag --edge-cloud-url)");
     if (cfg->http_port != 0 && cfg->http_port == cfg->grpc_port)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "http.port and grpc.port are both %lld",
                                (long long)cfg->http_port);

@@ -62,6 +62,37 @@ typedef struct vigil_config {
     int64_t edge_receiver_retention_s;         /* keys and answers kept at least this long */
     int64_t edge_receiver_claim_timeout_s;     /* an unfinished claim older than this is taken over */
     int64_t edge_receiver_workers;             /* threads doing the receiver's work */
+    /* the edge runtime (src/edge/edge.c) */
+    char edge_node_id[128];                  /* "" = the host name */
+    char edge_cloud_url[CONFIG_STR_MAX];     /* edge: where events go (https://...) */
+    char edge_ca_file[CONFIG_STR_MAX];       /* edge: CA bundle for the cloud ("" = the system's) */
+    char edge_cert_file[CONFIG_STR_MAX];     /* edge: client certificate for mTLS */
+    char edge_key_file[CONFIG_STR_MAX];
+    char edge_token_file[CONFIG_STR_MAX];    /* edge: bearer token (JWT) sent to the cloud */
+    int64_t edge_peak_events_per_s;          /* sizes the outbox caps: 2 h at this rate */
+    int64_t edge_outbox_max_rows;            /* per priority class, 0 = 2 h at the peak rate */
+    int64_t edge_outbox_max_bytes;           /* per priority class, 0 = max_rows x 256 KiB */
+    int64_t edge_outbox_ttl_s;
+    int64_t edge_queue_max;                  /* escalations waiting for the outbox */
+    char edge_mqtt_host[256];
+    int64_t edge_mqtt_port;
+    int64_t edge_mqtt_keepalive_s;
+    int64_t edge_mqtt_reconnect_max_ms;      /* cap of the broker reconnect backoff */
+    char edge_mqtt_prefix[64];
+    char edge_mqtt_username[128];            /* "" = none */
+    char edge_mqtt_password_file[CONFIG_STR_MAX]; /* file holding the broker password */
+    char edge_mqtt_ca_file[CONFIG_STR_MAX];  /* "" = plain TCP; set: TLS, the broker verified */
+    char edge_mqtt_cert_file[CONFIG_STR_MAX]; /* client certificate for the broker */
+    char edge_mqtt_key_file[CONFIG_STR_MAX];
+    int64_t edge_heartbeat_ms;
+    int64_t edge_heartbeat_missed;
+    int64_t edge_heartbeat_rise;
+    int64_t edge_uplink_concurrency;
+    int64_t edge_uplink_timeout_ms;
+    int64_t edge_uplink_backoff_base_ms;
+    int64_t edge_uplink_backoff_max_ms;
+    char edge_upload_log_file[CONFIG_STR_MAX]; /* "" = none: one line per upload attempt */
+    char edge_test_clock_file[CONFIG_STR_MAX]; /* tests: offset of the edge clock in ms */
 } vigil_config;
 
 /* Fills cfg with the defaults. */

@@ -1090,8 +1090,11 @@ static json_t *event_row_json(sqlite3_stmt *s) {
     return obj;
 }
 
+/* The flags /api/v1/detect answers with (job_detect.c): a score read back
+ * from the stored document prints as the client saw it (0.91386, not
+ * 0.91386000000000001), in the document's own key order. */
 static vigil_status dump_json(json_t *value, char **json, vigil_error *err) {
-    *json = json_dumps(value, JSON_COMPACT);
+    *json = json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(value);
     return *json ? VIGIL_OK : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "outbox: out of memory for JSON");
 }

@@ -173,6 +173,12 @@ static void detect_finish(gwork *w) {
         return;
     }
     detect_answer(w->call, w->seq, ctx->streaming, &r);
+    if (request_detect_observed(gcall_server(w->call), w->served)) { /* escalation (docs/EDGE.md) */
+        char source[REQUEST_SOURCE_MAX], traceparent[REQUEST_TRACEPARENT_MAX];
+        gcall_metadata(w->call, "x-source-id", source, sizeof source);
+        gcall_metadata(w->call, "traceparent", traceparent, sizeof traceparent);
+        request_detect_observe(gcall_server(w->call), w->served, job, source, traceparent);
+    }
 }
 
 static void detect_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len, int streaming) {

@@ -45,6 +45,9 @@ extern const gmethod grpc_health_methods[];
 /* ---- what handlers reach ---- */
 vigil_server *gcall_server(const gcall *c);
 const gmethod *gcall_method(const gcall *c);
+/* Copies the first value of the call's metadata key (lower-case) into out
+ * (cut to size - 1 bytes); "" when absent. */
+void gcall_metadata(const gcall *c, const char *key, char *out, size_t size);
 /* 1 when the server is ready and the gRPC side is not shutting down. */
 int gcall_serving(const gcall *c);
 /* Remaining time of the call's deadline capped by request_timeout_ms, as a

@@ -187,6 +187,19 @@ static void gcall_unref(gcall *c) {
 
 vigil_server *gcall_server(const gcall *c) { return c->fe->server; }
 const gmethod *gcall_method(const gcall *c) { return c->reg ? c->reg->method : NULL; }
+
+void gcall_metadata(const gcall *c, const char *key, char *out, size_t size) {
+    out[0] = '\0';
+    for (size_t i = 0; i < c->metadata.count; i++) {
+        const grpc_metadata *md = &c->metadata.metadata[i];
+        if (grpc_slice_str_cmp(md->key, key) != 0) continue;
+        size_t n = GRPC_SLICE_LENGTH(md->value);
+        if (n >= size) n = size - 1;
+        memcpy(out, GRPC_SLICE_START_PTR(md->value), n);
+        out[n] = '\0';
+        return;
+    }
+}
 int gcall_serving(const gcall *c) { return request_serving(c->fe->server) && !atomic_load(&c->fe->stopping); }
 
 int64_t gcall_job_deadline(const gcall *c) {

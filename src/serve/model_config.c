@@ -33,6 +33,12 @@ void model_config_defaults(model_config *cfg) {
     cfg->instances = 1;
     cfg->conf_threshold = -1;
     cfg->iou_threshold = -1;
+    cfg->escalation.score_band[0] = 0.25;
+    cfg->escalation.score_band[1] = 0.6;
+    cfg->escalation.rate_limit_per_source = 1;
+    cfg->escalation.priority_class = 0;
+    cfg->escalation.priority_band = 1;
+    cfg->escalation.priority_sample = 3;
 }
 
 static unsigned long node_line(const yaml_node_t *node) { return (unsigned long)node->start_mark.line + 1; }
@@ -199,7 +205,82 @@ static vigil_status key_jpeg_reduced_scale(yaml_ctx *c, const yaml_node_t *v, co
     return get_bool(c, v, key, &c->cfg->jpeg_reduced_scale);
 }
 
+/* ------------------------------------------------------------ escalation */
+
+static vigil_status key_esc_enabled(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return get_bool(c, v, key, &c->cfg->escalation.enabled);
+}
+
+static vigil_status key_esc_band(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    model_escalation *e = &c->cfg->escalation;
+    if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top - v->data.sequence.items.start != 2)
+        return bad(c, v, key, "expected [low, high]");
+    for (int i = 0; i < 2; i++) {
+        yaml_node_t *item = yaml_document_get_node(c->doc, v->data.sequence.items.start[i]);
+        vigil_status st = get_prob(c, item ? item : v, key, &e->score_band[i]);
+        if (st) return st;
+    }
+    if (e->score_band[0] > e->score_band[1]) return bad(c, v, key, "low must not exceed high");
+    return VIGIL_OK;
+}
+
+static vigil_status key_esc_classes(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    model_escalation *e = &c->cfg->escalation;
+    if (v->type != YAML_SEQUENCE_NODE) return bad(c, v, key, "expected a list of class ids or names");
+    e->n_classes = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        if (e->n_classes == MODEL_ESCALATION_MAX_CLASSES) return bad(c, v, key, "at most 16 classes");
+        yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+        vigil_status st = get_str(c, item ? item : v, key, e->classes[e->n_classes], sizeof e->classes[0]);
+        if (st) return st;
+        if (!e->classes[e->n_classes][0]) return bad(c, item ? item : v, key, "empty class");
+        e->n_classes++;
+    }
+    return VIGIL_OK;
+}
+
+static vigil_status key_esc_sample(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return get_prob(c, v, key, &c->cfg->escalation.sample_rate);
+}
+
+static vigil_status key_esc_rate(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    const char *text = scalar_text(v);
+    char *end = NULL;
+    double r = text ? strtod(text, &end) : NAN;
+    if (!text || end == text || *end || !(r >= 0 && r <= 1e6)) return bad(c, v, key, "expected a number in [0, 1e6]");
+    c->cfg->escalation.rate_limit_per_source = r;
+    return VIGIL_OK;
+}
+
+static vigil_status key_prio_class(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return get_int(c, v, key, 0, 3, &c->cfg->escalation.priority_class);
+}
+static vigil_status key_prio_band(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return get_int(c, v, key, 0, 3, &c->cfg->escalation.priority_band);
+}
+static vigil_status key_prio_sample(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return get_int(c, v, key, 0, 3, &c->cfg->escalation.priority_sample);
+}
+
+static const key_entry priority_keys[] = {{"class", key_prio_class}, {"band", key_prio_band}, {"sample", key_prio_sample}};
+
+static vigil_status key_esc_priority(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return walk_mapping(c, v, key, priority_keys, sizeof priority_keys / sizeof priority_keys[0]);
+}
+
+static const key_entry escalation_keys[] = {
+    {"enabled", key_esc_enabled},       {"score_band", key_esc_band},   {"classes", key_esc_classes},
+    {"sample_rate", key_esc_sample},    {"rate_limit_per_source", key_esc_rate}, {"priority", key_esc_priority},
+};
+
+static vigil_status key_escalation(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    c->cfg->escalation.enabled = 1; /* "enabled: false" below turns it off again */
+    if (v->type == YAML_SCALAR_NODE && scalar_text(v)[0] == '\0') return VIGIL_OK; /* "escalation:" = defaults */
+    return walk_mapping(c, v, key, escalation_keys, sizeof escalation_keys / sizeof escalation_keys[0]);
+}
+
 static const key_entry top_keys[] = {
+    {"escalation", key_escalation},
     {"backend", key_backend},     {"task", key_task},         {"max_batch_size", key_max_batch},
     {"dynamic_batching", key_batching}, {"instances", key_instances}, {"labels", key_labels},
     {"thresholds", key_thresholds}, {"response_cache", key_cache}, {"jpeg_reduced_scale", key_jpeg_reduced_scale},

@@ -19,6 +19,23 @@
 
 typedef enum model_task { MODEL_TASK_AUTO = 0, MODEL_TASK_RAW, MODEL_TASK_DETECT } model_task;
 
+#define MODEL_ESCALATION_MAX_CLASSES 16
+
+/* The `escalation:` section (docs/EDGE.md): which frames an edge vigil sends
+ * to the cloud.  Plain data: serve only reads it; the edge's policy
+ * (src/edge/policy.c) applies it to each finished detection. */
+typedef struct model_escalation {
+    int enabled;              /* 1 when the section is present (and not enabled: false) */
+    double score_band[2];     /* closed band [lo, hi] of uncertain scores; default [0.25, 0.6] */
+    char classes[MODEL_ESCALATION_MAX_CLASSES][64]; /* classes of interest: ids ("0") or names */
+    size_t n_classes;
+    double sample_rate;       /* [0, 1]: share of the other frames sent anyway; default 0 */
+    double rate_limit_per_source; /* events per second per source (a token bucket); 0 = unlimited; default 1 */
+    int64_t priority_class;   /* the priority class of each reason (0 highest); defaults 0, 1, 3 */
+    int64_t priority_band;
+    int64_t priority_sample;
+} model_escalation;
+
 typedef struct model_config {
     char backend[32];        /* "cpu" (default) */
     model_task task;         /* AUTO = detect when the model's metadata says task: detect */
@@ -35,6 +52,7 @@ typedef struct model_config {
     int response_cache;      /* 1 = answers are kept in the server's response cache */
     int jpeg_reduced_scale;  /* 1 = detect decodes big JPEGs at 1/2..1/8 scale (faster, drifts from the
                                 reference); 0 (default) = full-size decode, the reference's pixels */
+    model_escalation escalation;
 } model_config;
 
 void model_config_defaults(model_config *cfg);

@@ -244,6 +244,36 @@ vigil_status request_detect_resolve(const served_model *m, const request_detect_
     return VIGIL_OK;
 }
 
+/* ------------------------------------------------------------ observe */
+
+void server_set_detect_observer(vigil_server *server, request_detect_observer fn, void *ctx) {
+    server->detect_observer = fn;
+    server->detect_observer_ctx = ctx;
+}
+
+int request_detect_observed(const vigil_server *server, const served_model *m) {
+    return server->detect_observer && m && m->config.escalation.enabled;
+}
+
+void request_detect_observe(vigil_server *server, const served_model *m, const sched_job *job, const char *source,
+                            const char *traceparent) {
+    if (!request_detect_observed(server, m) || job->status || job->kind != &job_detect_kind) return;
+    const job_detect *d = job_detect_of(job);
+    if (d->render || !d->body) return;
+    request_detection_seen seen = {
+        .model = m->name,
+        .version = m->version,
+        .escalation = &m->config.escalation,
+        .source = source ? source : "",
+        .traceparent = traceparent ? traceparent : "",
+        .image = d->image,
+        .image_size = d->image_size,
+        .json = d->body,
+        .json_len = d->body_len,
+    };
+    server->detect_observer(server->detect_observer_ctx, &seen);
+}
+
 /* ------------------------------------------------------------ cache */
 
 int request_cache_lookup(vigil_server *server, const served_model *m, const char *kind, const sched_job *job,

@@ -188,4 +188,42 @@ void request_cache_store(vigil_server *server, const cache_key *key, const void 
 /* Stores a raw job's outputs (infer_outputs_pack) under key. */
 void request_cache_store_outputs(vigil_server *server, const cache_key *key, const sched_job *job);
 
+/* ---------------------------------------------------------------- observe */
+
+/* A finished detection request, as the detection observer sees it (the
+ * edge's escalation: docs/EDGE.md).  Everything is borrowed for the call
+ * only: an observer that keeps something copies it. */
+typedef struct request_detection_seen {
+    const char *model;
+    int64_t version;
+    const model_escalation *escalation; /* the model's config.yaml escalation section */
+    const char *source;                 /* X-Source-Id / ?source= / x-source-id metadata, "" when none */
+    const char *traceparent;            /* W3C traceparent, "" when none */
+    const void *image;                  /* the image bytes as received (JPEG or PNG) */
+    size_t image_size;
+    const char *json;                   /* the detection answer as the client got it */
+    size_t json_len;
+} request_detection_seen;
+
+#define REQUEST_SOURCE_MAX 128
+#define REQUEST_TRACEPARENT_MAX 64
+
+/* Called on the front end's thread after the answer was handed over; it
+ * must be cheap (decide, and copy only what it keeps into its own queue). */
+typedef void (*request_detect_observer)(void *ctx, const request_detection_seen *seen);
+
+/* Registers the one detection observer (NULL fn: none).  Call before
+ * server_start; serve never includes the observer's headers (cli wires it). */
+void server_set_detect_observer(vigil_server *server, request_detect_observer fn, void *ctx);
+
+/* 1 when a finished detection on m would be observed: an observer is set and
+ * m's config.yaml enables escalation.  Front ends test this first so that a
+ * model without escalation pays one branch. */
+int request_detect_observed(const vigil_server *server, const served_model *m);
+
+/* Hands a successful detection job (JSON answers only: a rendered image is
+ * not observed) to the observer.  source and traceparent may be NULL. */
+void request_detect_observe(vigil_server *server, const served_model *m, const sched_job *job, const char *source,
+                            const char *traceparent);
+
 #endif

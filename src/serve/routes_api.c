@@ -215,6 +215,11 @@ static void detect_finish(http_exchange *ex) {
     if (ex->cache_use && ex->state == EXCHANGE_WAITING)
         request_cache_store(ex->server, &ex->cache_key, d->body, d->body_len);
     respond_take(ex, MHD_HTTP_OK, d->render ? "image/jpeg" : "application/json", body, d->body_len);
+    if (request_detect_observed(ex->server, ex->served)) { /* escalation (docs/EDGE.md) */
+        const char *source = exchange_header(ex, "X-Source-Id");
+        if (!source) source = exchange_query(ex, "source");
+        request_detect_observe(ex->server, ex->served, job, source, exchange_header(ex, "traceparent"));
+    }
 }
 
 /* Looks the image and options up in the response cache; 1 with job->body set on a hit. */
@@ -231,13 +236,13 @@ static int detect_cache_hit(http_exchange *ex) {
 }
 
 static void route_detect(http_exchange *ex) {
-    static const char *const parameters[] = {"model", "conf", "iou", "max_det", "classes", "render", "priority", NULL};
+    static const char *const parameters[] = {"model", "conf", "iou", "max_det", "classes", "render", "priority", "source", NULL};
     const char *unknown = exchange_query_unknown(ex, parameters);
     if (unknown) {
         char message[256];
         snprintf(message, sizeof message,
-                 "unknown query parameter '%.64s': /api/v1/detect takes model, conf, iou, max_det, classes, render "
-                 "and priority",
+                 "unknown query parameter '%.64s': /api/v1/detect takes model, conf, iou, max_det, classes, render, "
+                 "priority and source",
                  unknown);
         respond_error_code(ex, MHD_HTTP_BAD_REQUEST, message);
         return;

@@ -53,6 +53,8 @@ struct vigil_server {
     body_budget bodies;  /* http.max_buffered_bytes: request bodies held in memory */
     atomic_int mhd_started;     /* 0 while MHD_start_daemon runs: its messages go to listen_error */
     char listen_error[256];     /* libmicrohttpd's last message while starting, for the failure */
+    request_detect_observer detect_observer; /* set before server_start, or NULL */
+    void *detect_observer_ctx;
     server_route routes[SERVER_ROUTES_MAX]; /* added by modules before server_start (routes_ext.c) */
     size_t n_routes;
     atomic_int deferred; /* calls to added routes answered later (server_call_defer) */

@@ -384,6 +384,31 @@ describe('vigil web UI', { skip }, () => {
     assert.ok(!existsSync(folder), `${folder} is still there`);
   });
 
+  test('server: an edge server shows its link state and outbox depth', async () => {
+    const tab = await ui.context.newPage();
+    try {
+      await tab.goto(`${BASE_URL}/#server`);
+      await tab.waitForSelector('#device-info dt');
+      assert.ok(await tab.isHidden('#edge-panel'), 'a server without an edge role shows no edge panel');
+      const status = { // the edge's answer is simulated here: this server has no edge role
+        role: 'edge', node_id: 'line-3', now_ms: 1765000060000,
+        link: { state: 'offline', since_ms: 1765000000000, last_heartbeat_ms: 0, transitions: 3, broker_connected: false },
+        outbox: { depth: 42, rows_by_priority: [2, 40, 0, 0], bytes_by_priority: [1, 2, 0, 0], parked: 0,
+          oldest_pending_ms: 1765000000000, oldest_pending_age_ms: 60000, evicted_full: 1, expired_ttl: 0,
+          refused_full: 0, acked: 7, quarantined: false },
+        uploads: { sent_ok: 7, replayed: 0, retried: 2, parked: 0, failed_transport: 2, drain_rate_per_s: 0 },
+      };
+      await tab.route('**/api/v1/edge/status', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(status) }));
+      await tab.reload();
+      await tab.waitForSelector('#edge-panel:not([hidden])');
+      const text = await tab.textContent('#edge-info');
+      assert.match(text, /offline for 60 s, 3 transitions/);
+      assert.match(text, /42 events \(p0 2, p1 40, p2 0, p3 0\)/);
+    } finally {
+      await tab.close();
+    }
+  });
+
   test('auth: a 401 asks for a token, kept for the tab and sent as Bearer on the retry', async () => {
     const tab = await ui.context.newPage();
     const seen = [];

@@ -32,6 +32,8 @@ NOT_RUN = {
     r"make run\b": "starts the server this test starts itself (scripts/run.sh)",
     r"make check\b": "is the command that runs this test",
     r"(\w+=\S+ )*node --test tests/browser/": "is the browser suite, run by test_browser.py",
+    r"mosquitto -p \d+ &": "is docs/EDGE.md's walk-through: a broker, a cloud and an edge of its own on fixed ports "
+                           "(test_edge_hybrid.py runs the same path)",
     r"vigil serve .*--role cloud\b.*": "starts a cloud receiver (its own server, data directory and store): "
                                         "test_edge_receiver.py runs one",
 }

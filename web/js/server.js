@@ -89,7 +89,36 @@ function renderCharts() {
   renderLegend($('legend-queue'), models);
 }
 
+// The edge-cloud panel (docs/EDGE.md): shown only by a server with an edge
+// role; any other answers 404 and the panel stays hidden.
+async function loadEdge() {
+  const panel = $('edge-panel');
+  let s;
+  try {
+    s = await getJson('/api/v1/edge/status');
+  } catch {
+    panel.hidden = true;
+    return;
+  }
+  const list = $('edge-info');
+  list.replaceChildren();
+  fact(list, 'Role', `${s.role} (node ${s.node_id})`);
+  if (s.link) {
+    const since = s.link.since_ms ? ` for ${((s.now_ms - s.link.since_ms) / 1000).toFixed(0)} s` : '';
+    fact(list, 'Link', `${s.link.state}${since}, ${s.link.transitions} transitions`);
+  }
+  if (s.outbox && s.outbox.rows_by_priority) {
+    const rows = s.outbox.rows_by_priority.map((n, p) => `p${p} ${n}`).join(', ');
+    fact(list, 'Outbox', `${s.outbox.depth} events (${rows})`);
+    if (s.outbox.oldest_pending_age_ms) fact(list, 'Oldest pending', `${(s.outbox.oldest_pending_age_ms / 1000).toFixed(0)} s`);
+    fact(list, 'Dropped', `${s.outbox.evicted_full} evicted, ${s.outbox.expired_ttl} expired, ${s.outbox.refused_full} refused`);
+  }
+  if (s.uploads) fact(list, 'Uploads', `${s.uploads.sent_ok} ok, ${s.uploads.retried} retried; drain ${s.uploads.drain_rate_per_s.toFixed(1)}/s`);
+  panel.hidden = false;
+}
+
 async function scrape() {
+  loadEdge();
   try {
     const text = await (await request('/metrics')).text();
     const current = summarize(parseMetrics(text), Date.now());
