@@ -484,7 +484,7 @@ describe('vigil web UI', { skip }, () => {
         problems.push(...(await legendProblems(page, ['yolov8n', ...LONG_NAMES])).map((p) => `server: ${p}`));
         await page.screenshot({ path: artifact(`server-${label}.png`), fullPage: true });
       } finally {
-        await page.unroute(METRICS_URL);
+        await page.unrouteAll({ behavior: 'wait' }); // a scrape in flight finishes before the route goes
       }
 
       for (const name of ['detect', 'models', 'server']) {
