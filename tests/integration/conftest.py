@@ -41,10 +41,21 @@ def shared_path(rel: str) -> pathlib.Path:
     return path
 
 
+_ports_given: set = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not handed out before in this test run:
+    the kernel may offer a just-released port again, and two settings given
+    the same port (http and grpc) make the daemon refuse to start."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no fresh loopback port after 100 tries")
 
 
 def run_vigil(*args, env=None, timeout=120, **kwargs):
