@@ -98,7 +98,7 @@ def test_poll_mode_picks_up_new_models(tmp_path):
         import shutil
         shutil.rmtree(models / "late")
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and index(d).get("late", {}).get("state") == "READY":
+        while time.monotonic() < deadline and index(d).get("late", {}).get("state") in ("READY", "UNLOADING"):
             time.sleep(0.1)
         assert index(d)["late"]["state"] == "UNAVAILABLE"
         assert requests.post(d.url + "/v2/models/late/infer", json=X, timeout=5).status_code == 503
