@@ -610,6 +610,20 @@ vigil_status server_port_check(const char *host, int64_t port, const char *what,
     }
 }
 
+/* The gate holds http.max_connections (http_gate.c); the library's own
+ * limit is only a backstop and must never refuse a connection the gate let
+ * in.  libmicrohttpd splits its limit evenly over its pool threads and picks
+ * a connection's thread by socket number (fd % threads), and reaps a closed
+ * connection a little after the gate has counted it free, so a limit of
+ * max_connections could refuse, and reset, a client the gate admitted.
+ * Every pool thread may therefore hold max_connections, plus one more for a
+ * connection not yet reaped. */
+static unsigned mhd_connection_limit(const vigil_config *cfg) {
+    uint64_t threads = cfg->http_threads > 0 ? (uint64_t)cfg->http_threads : 1;
+    uint64_t limit = ((uint64_t)cfg->max_connections + 1) * threads;
+    return limit > 1000000 ? 1000000u : (unsigned)limit;
+}
+
 vigil_status server_start(vigil_server *server, vigil_error *err) {
     /* libmicrohttpd listens on nothing: the gate owns the port and hands
      * it each connection (http_gate.h). */
@@ -639,7 +653,7 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
                                       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)server->cfg.http_threads,
                                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
                                       MHD_OPTION_UNESCAPE_CALLBACK, route_unescape, NULL, /* %00 kept: routes_v2.c */
-                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)server->cfg.max_connections,
+                                      MHD_OPTION_CONNECTION_LIMIT, mhd_connection_limit(&server->cfg),
                                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)server->cfg.idle_timeout_s,
                                       /* room for the largest head the gate lets through */
                                       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(4 * STRICT_HEAD_MAX),
