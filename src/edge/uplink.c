@@ -508,9 +508,16 @@ static void *drain_main(void *arg) {
         CURLMcode mrc = curl_multi_perform(up->multi, &still);
         if (mrc != CURLM_OK) LOG_E("uplink: curl_multi_perform: %s", curl_multi_strerror(mrc));
         settle_finished(up);
-        if (running_count(up, &highest) == 0) continue;
-        long budget = wait_budget_ms(up, online);
-        if (budget < 0 || budget > UPLINK_WAIT_MAX_MS) budget = UPLINK_WAIT_MAX_MS;
+        int running = running_count(up, &highest);
+        if (running == 0) continue;
+        /* Transfers are running.  A row due now that start_transfers left
+         * waits for a free slot or for a higher class to finish, and only
+         * curl's activity (or a wake) changes either: a due time already past
+         * must not turn the poll below into a spin (it did, at a full core
+         * and an outbox query per turn, while a drain waited on a slow
+         * cloud).  With every slot busy the outbox is not even asked. */
+        long budget = running < up->cfg.concurrency ? wait_budget_ms(up, online) : UPLINK_WAIT_MAX_MS;
+        if (budget <= 0 || budget > UPLINK_WAIT_MAX_MS) budget = UPLINK_WAIT_MAX_MS;
         mrc = curl_multi_poll(up->multi, NULL, 0, (int)budget, NULL);
         if (mrc != CURLM_OK) LOG_E("uplink: curl_multi_poll: %s", curl_multi_strerror(mrc));
     }
