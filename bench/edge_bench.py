@@ -15,9 +15,10 @@ worst case for the escalation path.  Then, each phase `--seconds` long, with
     backlog while the clients go on.
 Reports requests/s per phase and outage/baseline and drain/baseline, and the
 backlog drained, to docs/BENCHMARKS.md under "## Edge-cloud hybrid".
-On a machine with 4 or more cores the cloud and the broker are pinned to
-the last quarter of them and the edge to the rest, so that the cloud's own
-model does not take the edge's CPU (it would not in a real deployment).
+On a machine with 2 or more cores the cloud, the broker and this script's
+client threads are pinned to the last quarter of them (at least one) and
+the edge to the rest, so that neither the cloud's own model nor the load
+generator takes the edge's CPU (they would not in a real deployment).
 
 usage: bench/edge_bench.py [--vigil PATH] [--seconds 10] [--concurrency 2] [--no-write]
 """
@@ -66,11 +67,36 @@ def load(url, seconds, concurrency, image):
     return sum(done) / (time.monotonic() - t0)
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of process pid so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def phase(edge, seconds, concurrency, image):
+    """(requests/s, edge CPU ms per request) over one phase: the CPU cost is
+    what the edge itself spent, whatever else shares the machine."""
+    c0 = cpu_seconds(edge.proc.pid)
+    t0 = time.monotonic()
+    rate = load(edge.url, seconds, concurrency, image)
+    spent = cpu_seconds(edge.proc.pid) - c0
+    requests_done = max(1.0, rate * (time.monotonic() - t0))
+    return rate, 1000.0 * spent / requests_done
+
+
 def pin(pid, cpus):
+    """Pins every thread of process pid (sched_setaffinity on a pid moves only
+    that one thread; the ones it started already keep their CPUs)."""
     try:
-        os.sched_setaffinity(pid, cpus)
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     except OSError:
-        pass
+        tids = [pid]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass
 
 
 def main():
@@ -86,9 +112,11 @@ def main():
     if not onnx.exists():
         sys.exit(f"{onnx} is missing")
     ncpu = os.cpu_count() or 1
-    split = ncpu >= 4
+    split = ncpu >= 2
     cloud_cpus = set(range(ncpu - max(1, ncpu // 4), ncpu)) if split else set(range(ncpu))
     edge_cpus = set(range(ncpu)) - cloud_cpus if split else set(range(ncpu))
+    if split:  # the client threads, and every process started here until re-pinned, on the cloud's CPUs
+        os.sched_setaffinity(0, cloud_cpus)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = pathlib.Path(tmpdir)
         broker = hybrid.Broker("127.0.0.1", tmp)
@@ -122,20 +150,20 @@ def main():
             pin(edge.proc.pid, edge_cpus)
             hybrid.wait_for(lambda: edge.status()["link"]["state"] == "online", 30, what="online")
             load(edge.url, 2, args.concurrency, image)  # warm-up
-            baseline = load(edge.url, args.seconds, args.concurrency, image)
+            baseline, cpu_base = phase(edge, args.seconds, args.concurrency, image)
             hybrid.wait_for(lambda: edge.status()["outbox"]["depth"] == 0, 120, what="baseline drained")
             cloud.proc.send_signal(signal.SIGSTOP)
             hybrid.wait_for(lambda: edge.status()["link"]["state"] == "offline", 30, what="offline")
-            outage = load(edge.url, args.seconds, args.concurrency, image)
+            outage, cpu_outage = phase(edge, args.seconds, args.concurrency, image)
             backlog = edge.status()["outbox"]["depth"]
             sent_before = edge.status()["uploads"]["sent_ok"]
             cloud.proc.send_signal(signal.SIGCONT)
             hybrid.wait_for(lambda: edge.status()["link"]["state"] == "online", 30, what="online again")
-            drain = load(edge.url, args.seconds, args.concurrency, image)
+            drain, cpu_drain = phase(edge, args.seconds, args.concurrency, image)
             left = edge.status()["outbox"]["depth"]
             sent = edge.status()["uploads"]["sent_ok"] - sent_before
             hybrid.wait_for(lambda: edge.status()["outbox"]["depth"] == 0, 120, what="drained")
-            baseline2 = load(edge.url, args.seconds, args.concurrency, image)  # the machine's drift
+            baseline2, cpu_base2 = phase(edge, args.seconds, args.concurrency, image)  # the machine's drift
             load_avg = os.getloadavg()[0]
         finally:
             for p in (edge, cloud):
@@ -148,11 +176,14 @@ def main():
     print(f"baseline {first:.2f} / {baseline2:.2f} req/s, outage {outage:.2f} ({outage / baseline:.3f}), "
           f"drain {drain:.2f} ({drain / baseline:.3f}); backlog {backlog}, left {left}, sent {sent}; "
           f"load average {load_avg:.1f}")
+    cpu_ref = (cpu_base + cpu_base2) / 2
+    print(f"edge CPU ms per request: baseline {cpu_base:.1f} / {cpu_base2:.1f}, outage {cpu_outage:.1f} "
+          f"({cpu_outage / cpu_ref:.3f}), drain {cpu_drain:.1f} ({cpu_drain / cpu_ref:.3f})")
     if args.no_write:
         return
     cpu = platform.processor() or platform.machine()
-    pinning = (f"edge on CPUs {sorted(edge_cpus)}, cloud (yolov8n) and broker on {sorted(cloud_cpus)}" if split else
-               f"edge, cloud and broker share all {ncpu} CPUs (fewer than 4: no pinning), so the cloud runs a "
+    pinning = (f"edge on CPUs {sorted(edge_cpus)}; cloud (yolov8n), broker and the client threads on {sorted(cloud_cpus)}" if split else
+               f"edge, cloud and broker share all {ncpu} CPUs (one CPU: no pinning), so the cloud runs a "
                "tiny 64x64 detector whose work does not take the edge's CPU (a real cloud runs elsewhere)")
     text = f"""{SECTION}
 
@@ -162,16 +193,19 @@ a cloud vigil and mosquitto on loopback; {args.concurrency} client threads
 post bus.jpg to `/api/v1/detect` for {args.seconds:g} s per phase. The outage is a SIGSTOP of the
 cloud (silent: no FIN, no RST); the drain phase starts when the link is back.
 
-| phase | requests/s | ratio to baseline |
-|---|---|---|
-| baseline (online, every frame sent), before the outage | {first:.2f} | {first / baseline:.3f} |
-| baseline again, after the drain | {baseline2:.2f} | {baseline2 / baseline:.3f} |
-| outage (offline, every frame committed to the outbox) | {outage:.2f} | {outage / baseline:.3f} |
-| drain (a backlog of {backlog} events; {sent} acknowledged during the phase, its own escalations included; {left} left at its end) | {drain:.2f} | {drain / baseline:.3f} |
+| phase | requests/s | ratio to baseline | edge CPU ms per request | ratio to baseline |
+|---|---|---|---|---|
+| baseline (online, every frame sent), before the outage | {first:.2f} | {first / baseline:.3f} | {cpu_base:.1f} | {cpu_base / cpu_ref:.3f} |
+| baseline again, after the drain | {baseline2:.2f} | {baseline2 / baseline:.3f} | {cpu_base2:.1f} | {cpu_base2 / cpu_ref:.3f} |
+| outage (offline, every frame committed to the outbox) | {outage:.2f} | {outage / baseline:.3f} | {cpu_outage:.1f} | {cpu_outage / cpu_ref:.3f} |
+| drain (a backlog of {backlog} events; {sent} acknowledged during the phase, its own escalations included; {left} left at its end) | {drain:.2f} | {drain / baseline:.3f} | {cpu_drain:.1f} | {cpu_drain / cpu_ref:.3f} |
 
-Ratios are to the mean of the two baselines; their spread is the machine's noise (load average
-{load_avg:.1f} at the end: other work shared these CPUs): read the ratios with it in mind. The issue
-asks for at least 0.95 in the outage and the drain.
+Ratios are to the mean of the two baselines. Requests/s is what the issue asks for (at least
+0.95 of the baseline in the outage and the drain); the edge's own CPU time per request (user +
+system of the edge process over the phase, divided by the requests it answered) is the steadier
+figure on a small shared machine: it counts what escalation, the outbox and the uplink cost the
+edge, whatever else runs (load average {load_avg:.1f} at the end). The first baseline also pays
+for plans made on first use, so it sits below the second.
 """
     benchdoc.write_section(SECTION, text)
 
