@@ -181,6 +181,17 @@ static vigil_status serve_start_receiver(const vigil_config *cfg, vigil_server *
     return receiver_create(server, &rc, out, err);
 }
 
+/* The one order of teardown, on failure and on a signal alike (each step
+ * takes NULL): the server stops taking requests and waits for the calls the
+ * receiver holds (its workers still run); then no request observes a
+ * detection any more, and the edge commits what its queue holds. */
+static void serve_teardown(vigil_server *server, edge_runtime *edge, receiver *cloud_receiver) {
+    server_stop(server);
+    edge_destroy(edge);
+    receiver_destroy(cloud_receiver);
+    server_destroy(server);
+}
+
 int cmd_serve(int argc, char **argv) {
     vigil_config cfg;
     int code = serve_configure(argc, argv, &cfg);
@@ -215,19 +226,13 @@ int cmd_serve(int argc, char **argv) {
     if (server_create(&cfg, &server, &err) || serve_start_receiver(&cfg, server, &cloud_receiver, &err) ||
         edge_create(&cfg, server, &edge, &err) || server_start(server, &err)) {
         LOG_E("%s", err.message);
-        server_stop(server);
-        edge_destroy(edge);
-        receiver_destroy(cloud_receiver);
-        server_destroy(server);
+        serve_teardown(server, edge, cloud_receiver);
         return 1;
     }
     grpc_frontend *grpc = NULL;
     if (grpc_frontend_start(&cfg, server, &grpc, &err)) {
         LOG_E("%s", err.message);
-        server_stop(server);
-        edge_destroy(edge);
-        receiver_destroy(cloud_receiver);
-        server_destroy(server);
+        serve_teardown(server, edge, cloud_receiver);
         return 1;
     }
     int sig = 0;
@@ -239,9 +244,6 @@ int cmd_serve(int argc, char **argv) {
     }
     LOG_I("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     grpc_frontend_stop(grpc); /* drains gRPC calls and streams while the schedulers still run */
-    server_stop(server);      /* waits for the calls the receiver holds: its workers still run */
-    edge_destroy(edge);       /* no request observes a detection any more: commits what its queue holds */
-    receiver_destroy(cloud_receiver);
-    server_destroy(server);
+    serve_teardown(server, edge, cloud_receiver);
     return 0;
 }
