@@ -34,8 +34,7 @@ __attribute__((format(printf, 3, 4))) static size_t refuse(strict_parser *p, int
     return 0;
 }
 
-/* RFC 9110 5.6.2: tchar. */
-static int is_tchar(unsigned char c) {
+int strict_is_tchar(unsigned char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
@@ -82,7 +81,7 @@ static int field_check(strict_parser *p, const char *line, size_t n, head_fields
     if (!colon) return (int)refuse(p, 400, "a header line has no colon: each field is 'Name: value'");
     size_t name_len = (size_t)(colon - line);
     int token = name_len > 0;
-    for (size_t i = 0; i < name_len && token; i++) token = is_tchar((unsigned char)line[i]);
+    for (size_t i = 0; i < name_len && token; i++) token = strict_is_tchar((unsigned char)line[i]);
     char name[48];
     if (!token) {
         clean_name(name, sizeof name, line, name_len);
@@ -140,7 +139,7 @@ static int head_check(strict_parser *p, const char *h, size_t len) {
     const char *sp1 = memchr(h, ' ', (size_t)(line_end - h));
     if (!sp1 || sp1 == h) return (int)refuse(p, 400, "%s", form);
     for (const char *c = h; c < sp1; c++)
-        if (!is_tchar((unsigned char)*c)) return (int)refuse(p, 400, "%s (the method is not a token)", form);
+        if (!strict_is_tchar((unsigned char)*c)) return (int)refuse(p, 400, "%s (the method is not a token)", form);
     const char *target = sp1 + 1;
     const char *sp2 = memchr(target, ' ', (size_t)(line_end - target));
     if (!sp2 || sp2 == target) return (int)refuse(p, 400, "%s", form);

@@ -61,6 +61,9 @@ typedef struct strict_parser {
     char message[200];      /* and what was wrong, ASCII without quotes or backslashes */
 } strict_parser;
 
+/* RFC 9110 5.6.2: a character of a token (methods, field names). */
+int strict_is_tchar(unsigned char c);
+
 void strict_init(strict_parser *p);
 
 /* Reads in[0..len) and returns how many bytes it has taken; the ones it has

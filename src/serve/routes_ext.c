@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "serve/http_strict.h"
 #include "serve/server_internal.h"
 
 static http_exchange *exchange_of(server_call *call) {
@@ -31,13 +32,11 @@ static const http_exchange *exchange_of_const(const server_call *call) {
     return (const http_exchange *)(const void *)call;
 }
 
-/* Token characters of RFC 9110 (field names, methods). */
+/* RFC 9110 token (field names, methods), with the strict front's tchar. */
 static int is_token(const char *s) {
     if (!*s) return 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c)) return 0;
-    }
+    for (; *s; s++)
+        if (!strict_is_tchar((unsigned char)*s)) return 0;
     return 1;
 }
 
