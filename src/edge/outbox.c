@@ -887,105 +887,111 @@ static void delta_leave(outbox_delta *d, int c, int64_t bytes, int state) {
     }
 }
 
-vigil_status outbox_ack(outbox *box, const char *id, const char *answer_json, int64_t now_ms, vigil_error *err) {
-    if (!box || !id) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "outbox_ack: no id");
-    outbox_delta d = {0};
+/* One row's step inside row_transition: row_get filled the row's class, size and state; the step checks them, writes
+ * its own rows and fills delta with the change to the totals, applied only once the transaction commits. */
+typedef struct row_change {
+    const char *id;
+    int priority, state;
+    int64_t bytes;
+    bool exists;
+    bool unchanged; /* OUT: nothing to write (park of a parked row): roll back and return OK */
+    outbox_delta delta;
+} row_change;
+typedef vigil_status (*row_step)(outbox *box, row_change *row, const void *args, vigil_error *err);
+
+/* The frame ack, retry and park share: lock, one transaction around row_get and the step, the totals after commit. */
+static vigil_status row_transition(outbox *box, const char *id, row_step step, const void *args, vigil_error *err) {
+    row_change row = {.id = id};
     pthread_mutex_lock(&box->lock);
     vigil_status st = tx_begin(box, false, err);
-    if (st != VIGIL_OK) goto out;
-    int c = 0, state = 0;
-    int64_t bytes = 0;
-    bool exists = false;
-    st = row_get(box, id, &c, &bytes, &state, &exists, err);
-    if (st == VIGIL_OK && !exists) st = vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "outbox: no event %s to ack", id);
-    if (st == VIGIL_OK) st = delete_row(box, id, err);
-    if (st != VIGIL_OK) goto fail;
+    if (st == VIGIL_OK) {
+        st = row_get(box, id, &row.priority, &row.bytes, &row.state, &row.exists, err);
+        if (st == VIGIL_OK) st = step(box, &row, args, err);
+        if (st != VIGIL_OK || row.unchanged) tx_rollback(box);
+        else if ((st = tx_commit(box, err)) == VIGIL_OK) delta_apply(box, &row.delta);
+    }
+    pthread_mutex_unlock(&box->lock);
+    return st;
+}
+
+typedef struct ack_args {
+    const char *answer_json;
+    int64_t now_ms;
+} ack_args;
+
+static vigil_status ack_step(outbox *box, row_change *row, const void *args, vigil_error *err) {
+    const ack_args *a = args;
+    if (!row->exists) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "outbox: no event %s to ack", row->id);
+    vigil_status st = delete_row(box, row->id, err);
+    if (st != VIGIL_OK) return st;
     sqlite3_stmt *s = box->st[ST_EVENT_ACK];
-    int rc = sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = bind_text_or_null(s, 2, answer_json);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 3, now_ms);
+    int rc = sqlite3_bind_text(s, 1, row->id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = bind_text_or_null(s, 2, a->answer_json);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 3, a->now_ms);
     st = bind_check(box, s, rc, "recording the verdict", err);
     if (st == VIGIL_OK) st = stmt_run(box, s, "recording the verdict", err);
-    if (st != VIGIL_OK) goto fail;
-    delta_leave(&d, c, bytes, state);
-    d.acked++;
-    st = delta_count(box, &d, err);
-    if (st != VIGIL_OK) goto fail;
-    st = tx_commit(box, err);
-    if (st == VIGIL_OK) delta_apply(box, &d);
-    goto out;
-fail:
-    tx_rollback(box);
-out:
-    pthread_mutex_unlock(&box->lock);
+    if (st != VIGIL_OK) return st;
+    delta_leave(&row->delta, row->priority, row->bytes, row->state);
+    row->delta.acked++;
+    return delta_count(box, &row->delta, err);
+}
+
+vigil_status outbox_ack(outbox *box, const char *id, const char *answer_json, int64_t now_ms, vigil_error *err) {
+    if (!box || !id) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "outbox_ack: no id");
+    return row_transition(box, id, ack_step, &(ack_args){answer_json, now_ms}, err);
+}
+
+typedef struct retry_args {
+    int64_t next_ms;
+    const char *reason;
+} retry_args;
+
+static vigil_status retry_step(outbox *box, row_change *row, const void *args, vigil_error *err) {
+    const retry_args *a = args;
+    if (!row->exists || row->state != ROW_INFLIGHT)
+        return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "outbox: event %s is not inflight", row->id);
+    sqlite3_stmt *s = box->st[ST_RETRY];
+    int rc = sqlite3_bind_text(s, 1, row->id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, a->next_ms);
+    if (rc == SQLITE_OK) rc = bind_text_or_null(s, 3, a->reason);
+    vigil_status st = bind_check(box, s, rc, "scheduling a retry", err);
+    if (st == VIGIL_OK) st = stmt_run(box, s, "scheduling a retry", err);
+    if (st == VIGIL_OK) st = event_state(box, row->id, "pending", -1, 0, a->reason, err);
+    row->delta.inflight_rows[row->priority]--;
+    row->delta.inflight_bytes[row->priority] -= row->bytes;
     return st;
 }
 
 vigil_status outbox_retry(outbox *box, const char *id, int64_t next_ms, const char *reason, vigil_error *err) {
     if (!box || !id) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "outbox_retry: no id");
-    outbox_delta d = {0};
-    pthread_mutex_lock(&box->lock);
-    vigil_status st = tx_begin(box, false, err);
-    if (st != VIGIL_OK) goto out;
-    int c = 0, state = 0;
-    int64_t bytes = 0;
-    bool exists = false;
-    st = row_get(box, id, &c, &bytes, &state, &exists, err);
-    if (st == VIGIL_OK && (!exists || state != ROW_INFLIGHT))
-        st = vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "outbox: event %s is not inflight", id);
-    if (st != VIGIL_OK) goto fail;
-    sqlite3_stmt *s = box->st[ST_RETRY];
-    int rc = sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, next_ms);
-    if (rc == SQLITE_OK) rc = bind_text_or_null(s, 3, reason);
-    st = bind_check(box, s, rc, "scheduling a retry", err);
-    if (st == VIGIL_OK) st = stmt_run(box, s, "scheduling a retry", err);
-    if (st == VIGIL_OK) st = event_state(box, id, "pending", -1, 0, reason, err);
-    if (st != VIGIL_OK) goto fail;
-    st = tx_commit(box, err);
-    if (st == VIGIL_OK) {
-        d.inflight_rows[c]--;
-        d.inflight_bytes[c] -= bytes;
-        delta_apply(box, &d);
-    }
-    goto out;
-fail:
-    tx_rollback(box);
-out:
-    pthread_mutex_unlock(&box->lock);
+    return row_transition(box, id, retry_step, &(retry_args){next_ms, reason}, err);
+}
+
+typedef struct park_args {
+    int http_status;
+    const char *reason;
+} park_args;
+
+static vigil_status park_step(outbox *box, row_change *row, const void *args, vigil_error *err) {
+    const park_args *a = args;
+    if (!row->exists) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "outbox: no event %s to park", row->id);
+    row->unchanged = row->state == ROW_PARKED;
+    if (row->unchanged) return VIGIL_OK;
+    sqlite3_stmt *s = box->st[ST_PARK];
+    int rc = sqlite3_bind_text(s, 1, row->id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int(s, 2, a->http_status);
+    if (rc == SQLITE_OK) rc = bind_text_or_null(s, 3, a->reason);
+    vigil_status st = bind_check(box, s, rc, "parking a row", err);
+    if (st == VIGIL_OK) st = stmt_run(box, s, "parking a row", err);
+    if (st == VIGIL_OK) st = event_state(box, row->id, "parked", -1, a->http_status, a->reason, err);
+    delta_leave(&row->delta, row->priority, row->bytes, row->state);
+    row->delta.parked++;
     return st;
 }
 
 vigil_status outbox_park(outbox *box, const char *id, int http_status, const char *reason, vigil_error *err) {
     if (!box || !id) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "outbox_park: no id");
-    outbox_delta d = {0};
-    pthread_mutex_lock(&box->lock);
-    vigil_status st = tx_begin(box, false, err);
-    if (st != VIGIL_OK) goto out;
-    int c = 0, state = 0;
-    int64_t bytes = 0;
-    bool exists = false;
-    st = row_get(box, id, &c, &bytes, &state, &exists, err);
-    if (st == VIGIL_OK && !exists) st = vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "outbox: no event %s to park", id);
-    if (st != VIGIL_OK || state == ROW_PARKED) goto fail; /* parked already: nothing to change */
-    sqlite3_stmt *s = box->st[ST_PARK];
-    int rc = sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int(s, 2, http_status);
-    if (rc == SQLITE_OK) rc = bind_text_or_null(s, 3, reason);
-    st = bind_check(box, s, rc, "parking a row", err);
-    if (st == VIGIL_OK) st = stmt_run(box, s, "parking a row", err);
-    if (st == VIGIL_OK) st = event_state(box, id, "parked", -1, http_status, reason, err);
-    if (st != VIGIL_OK) goto fail;
-    delta_leave(&d, c, bytes, state);
-    d.parked++;
-    st = tx_commit(box, err);
-    if (st == VIGIL_OK) delta_apply(box, &d);
-    goto out;
-fail:
-    tx_rollback(box);
-out:
-    pthread_mutex_unlock(&box->lock);
-    return st;
+    return row_transition(box, id, park_step, &(park_args){http_status, reason}, err);
 }
 
 /* ---- reading -------------------------------------------------------------------- */
