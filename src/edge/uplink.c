@@ -295,6 +295,11 @@ static void row_retry(uplink *up, transfer *t, int64_t next_ms, const char *reas
         LOG_E("uplink: event %s could not be rescheduled: %s", t->event.id, err.message);
 }
 
+/* The jittered backoff after `attempts` failures, with this uplink's base and cap. */
+static int64_t backoff_ms(uplink *up, int attempts) {
+    return uplink_backoff_ms(attempts, up->cfg.backoff_base_s, up->cfg.backoff_max_s, rng_next(&up->rng));
+}
+
 /* Settles a finished transfer: ack, retry or park, as uplink.h says. */
 static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
     int64_t now = edge_clock_now_ms(up->clock);
@@ -305,10 +310,8 @@ static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
     if (result != CURLE_OK || code == 0) {
         /* no answer: the cloud (or the path to it) is down; hold everything */
         snprintf(reason, sizeof reason, "%s%s%s", curl_easy_strerror(result), t->error[0] ? ": " : "", t->error);
-        int64_t delay =
-            uplink_backoff_ms(t->attempts, up->cfg.backoff_base_s, up->cfg.backoff_max_s, rng_next(&up->rng));
-        int64_t hold = uplink_backoff_ms(up->transport_failures, up->cfg.backoff_base_s, up->cfg.backoff_max_s,
-                                         rng_next(&up->rng));
+        int64_t delay = backoff_ms(up, t->attempts);
+        int64_t hold = backoff_ms(up, up->transport_failures);
         up->transport_failures++;
         if (now + hold > up->hold_until_ms) up->hold_until_ms = now + hold;
         row_retry(up, t, now + delay, reason);
@@ -325,10 +328,7 @@ static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
         if (outbox_ack(up->box, t->event.id, answer, now, &err) != VIGIL_OK) {
             /* the cloud has it; the row is sent again later and the receiver replays its answer */
             LOG_E("uplink: event %s answered %ld but not recorded: %s", t->event.id, code, err.message);
-            row_retry(
-                up, t,
-                now + uplink_backoff_ms(t->attempts, up->cfg.backoff_base_s, up->cfg.backoff_max_s, rng_next(&up->rng)),
-                "ack not recorded");
+            row_retry(up, t, now + backoff_ms(up, t->attempts), "ack not recorded");
             attempt_report(up, t, (int)code, "error");
             return;
         }
@@ -368,7 +368,7 @@ static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
          * else (the receiver's 409) for this event only */
         if ((code == 429 || code == 503) && now + delay > up->hold_until_ms) up->hold_until_ms = now + delay;
     } else {
-        delay = uplink_backoff_ms(t->attempts, up->cfg.backoff_base_s, up->cfg.backoff_max_s, rng_next(&up->rng));
+        delay = backoff_ms(up, t->attempts);
     }
     snprintf(reason, sizeof reason, "http %ld", code);
     row_retry(up, t, now + delay, reason);
