@@ -907,8 +907,12 @@ static vigil_status row_transition(outbox *box, const char *id, row_step step, c
     if (st == VIGIL_OK) {
         st = row_get(box, id, &row.priority, &row.bytes, &row.state, &row.exists, err);
         if (st == VIGIL_OK) st = step(box, &row, args, err);
-        if (st != VIGIL_OK || row.unchanged) tx_rollback(box);
-        else if ((st = tx_commit(box, err)) == VIGIL_OK) delta_apply(box, &row.delta);
+        if (st != VIGIL_OK || row.unchanged) {
+            tx_rollback(box);
+        } else {
+            st = tx_commit(box, err);
+            if (st == VIGIL_OK) delta_apply(box, &row.delta);
+        }
     }
     pthread_mutex_unlock(&box->lock);
     return st;
