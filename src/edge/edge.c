@@ -157,13 +157,18 @@ static void edge_observe(void *ctx, const request_detection_seen *seen) {
         d[i].class_name = json_string_value(json_object_get(o, "class_name"));
         d[i].score = json_number_value(json_object_get(o, "score"));
     }
-    policy_decision decision = policy_decide(seen->escalation, d, n, edge_draw(rt));
+    /* Only a sampling model draws: the draw writes a line every front-end
+     * thread shares; 1.0 never samples. */
+    double draw = seen->escalation->sample_rate > 0 ? edge_draw(rt) : 1.0;
+    policy_decision decision = policy_decide(seen->escalation, d, n, draw);
     if (d != stack) vigil_free(d);
-    int64_t now = edge_clock_now_ms(rt->clock);
     if (decision.reason == POLICY_NONE) {
         json_decref(answer);
         return;
     }
+    /* The clock only once the frame escalates: with an offset file it is a
+     * stat() and a lock. */
+    int64_t now = edge_clock_now_ms(rt->clock);
     if (!rate_limiter_allow(rt->limiter, seen->model, seen->source, seen->escalation->rate_limit_per_source, now)) {
         atomic_fetch_add(&rt->dropped_rate, 1);
         json_decref(answer);
