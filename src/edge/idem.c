@@ -9,9 +9,9 @@
  * than claim_timeout_s (NTP does).
  */
 #include <string.h>
-#include <time.h>
 
 #include "core/alloc.h"
+#include "edge/clock.h"
 #include "edge/event.h"
 #include "edge/idem_store.h"
 
@@ -21,12 +21,6 @@ struct idem_store {
     int64_t retention_ms;
     int64_t claim_timeout_ms;
 };
-
-static int64_t idem_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 vigil_status idem_open(const char *url, double retention_s, double claim_timeout_s, idem_store **out,
                        vigil_error *err) {
@@ -80,7 +74,7 @@ vigil_status idem_begin(idem_store *store, const char *key, const char body_sha2
     *body = NULL;
     if (!key_valid(key) || !hash_valid(body_sha256_hex))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "idempotency store: malformed key or hash");
-    int64_t now = idem_now_ms();
+    int64_t now = edge_clock_now_ms(NULL);
     return store->ops->begin(store->backend, key, body_sha256_hex, now, now - store->claim_timeout_ms, outcome, status,
                              body, err);
 }
@@ -88,7 +82,7 @@ vigil_status idem_begin(idem_store *store, const char *key, const char body_sha2
 vigil_status idem_finish(idem_store *store, const char *key, int status, const char *body, vigil_error *err) {
     if (!key_valid(key) || !body)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "idempotency store: malformed key or answer");
-    return store->ops->finish(store->backend, key, status, body, idem_now_ms(), err);
+    return store->ops->finish(store->backend, key, status, body, edge_clock_now_ms(NULL), err);
 }
 
 vigil_status idem_abandon(idem_store *store, const char *key, vigil_error *err) {
@@ -97,5 +91,5 @@ vigil_status idem_abandon(idem_store *store, const char *key, vigil_error *err) 
 }
 
 int64_t idem_expire(idem_store *store, vigil_error *err) {
-    return store->ops->expire(store->backend, idem_now_ms() - store->retention_ms, err);
+    return store->ops->expire(store->backend, edge_clock_now_ms(NULL) - store->retention_ms, err);
 }

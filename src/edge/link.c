@@ -152,12 +152,6 @@ static const char *role_name(link_role role) {
     return role == LINK_ROLE_CLOUD ? "cloud" : "edge";
 }
 
-static int64_t realtime_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool node_id_valid(const char *id) {
     size_t n = id ? strlen(id) : 0;
     if (n == 0 || n > LINK_NODE_MAX) return false;
@@ -449,7 +443,7 @@ static void *net_main(void *arg) {
             break;
         }
         /* A new session: a larger epoch and its Will. */
-        int64_t epoch = realtime_ms();
+        int64_t epoch = edge_clock_now_ms(NULL);
         if (epoch <= link->epoch) epoch = link->epoch + 1;
         link->epoch = epoch;
         int64_t connections = link->connections;
@@ -807,7 +801,7 @@ vigil_status link_create(const link_config *cfg, const edge_clock *clock, link_m
     link->started = clock_now_ms();
     link->since_ms = edge_clock_now_ms(clock);
     snprintf(link->reason, sizeof link->reason, "starting");
-    link->jitter_seed = (unsigned)realtime_ms() ^ (unsigned)(uintptr_t)link;
+    link->jitter_seed = (unsigned)edge_clock_now_ms(NULL) ^ (unsigned)(uintptr_t)link;
 
     vigil_status st = VIGIL_OK;
     if (!dup_opt(cfg->host, &link->host) || !dup_opt(cfg->node_id, &link->node_id) || !dup_opt(prefix, &link->prefix) ||

@@ -46,6 +46,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "edge/clock.h"
 #include "edge/edge_fs.h"
 #include "edge/event.h"
 #include "edge/receiver.h"
@@ -103,12 +104,6 @@ struct receiver {
     atomic_llong outcomes[RECEIVER_OUTCOMES];
     atomic_llong expired;
 };
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------ answers */
 
@@ -307,7 +302,7 @@ static receiver_outcome receiver_new(receiver *r, const receiver_job *job) {
         }
         status = 201;
         json_t *answer =
-            json_pack("{s:s,s:o,s:I}", "id", job->key, "verdict", verdict, "received_ms", (json_int_t)now_ms());
+            json_pack("{s:s,s:o,s:I}", "id", job->key, "verdict", verdict, "received_ms", (json_int_t)edge_clock_now_ms(NULL));
         /* the flags /api/v1/detect answers with (job_detect.c): same numbers, same order */
         char *text = answer ? json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
         json_decref(answer);
@@ -403,7 +398,7 @@ static void receiver_metrics(void *ctx, textbuf *out) {
 }
 
 static void receiver_expire_due(receiver *r) {
-    int64_t now = now_ms();
+    int64_t now = edge_clock_now_ms(NULL);
     pthread_mutex_lock(&r->lock);
     int due = now >= r->next_expire_ms;
     if (due) r->next_expire_ms = now + RECEIVER_EXPIRE_EVERY_MS;
