@@ -853,19 +853,29 @@ vigil_status outbox_claim(outbox *box, int64_t now_ms, edge_event *event, bool *
     return outbox_claim_next(box, now_ms, EDGE_PRIORITY_CLASSES - 1, event, found, NULL, err);
 }
 
-/* Reads an outbox row's class, size and state inside the current transaction. */
-static vigil_status row_get(outbox *box, const char *id, int *priority, int64_t *bytes, int *state, bool *exists,
-                            vigil_error *err) {
+/* A row as row_transition's step sees it (ack, retry, park): row_get fills the row's class, size and state; the step checks them, writes
+ * its own rows and fills delta with the change to the totals, applied only once the transaction commits. */
+typedef struct row_change {
+    const char *id;
+    int priority, state;
+    int64_t bytes;
+    bool exists;
+    bool unchanged; /* OUT: nothing to write (park of a parked row): roll back and return OK */
+    outbox_delta delta;
+} row_change;
+
+/* Reads row->id's class, size and state inside the current transaction. */
+static vigil_status row_get(outbox *box, row_change *row, vigil_error *err) {
     sqlite3_stmt *s = box->st[ST_ROW];
-    vigil_status st = bind_check(box, s, sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC), "reading a row", err);
+    vigil_status st = bind_check(box, s, sqlite3_bind_text(s, 1, row->id, -1, SQLITE_STATIC), "reading a row", err);
     if (st != VIGIL_OK) return st;
     int rc = sqlite3_step(s);
-    *exists = rc == SQLITE_ROW;
+    row->exists = rc == SQLITE_ROW;
     if (rc == SQLITE_ROW) {
-        *priority = sqlite3_column_int(s, 0);
-        *bytes = sqlite3_column_int64(s, 1);
-        *state = sqlite3_column_int(s, 2);
-        if (!priority_valid(*priority)) *priority = EDGE_PRIORITY_CLASSES - 1;
+        row->priority = sqlite3_column_int(s, 0);
+        row->bytes = sqlite3_column_int64(s, 1);
+        row->state = sqlite3_column_int(s, 2);
+        if (!priority_valid(row->priority)) row->priority = EDGE_PRIORITY_CLASSES - 1;
     } else if (rc != SQLITE_DONE) {
         st = db_error(box->db, rc, "reading a row", err);
     }
@@ -887,16 +897,6 @@ static void delta_leave(outbox_delta *d, int c, int64_t bytes, int state) {
     }
 }
 
-/* One row's step inside row_transition: row_get filled the row's class, size and state; the step checks them, writes
- * its own rows and fills delta with the change to the totals, applied only once the transaction commits. */
-typedef struct row_change {
-    const char *id;
-    int priority, state;
-    int64_t bytes;
-    bool exists;
-    bool unchanged; /* OUT: nothing to write (park of a parked row): roll back and return OK */
-    outbox_delta delta;
-} row_change;
 typedef vigil_status (*row_step)(outbox *box, row_change *row, const void *args, vigil_error *err);
 
 /* The frame ack, retry and park share: lock, one transaction around row_get and the step, the totals after commit. */
@@ -905,7 +905,7 @@ static vigil_status row_transition(outbox *box, const char *id, row_step step, c
     pthread_mutex_lock(&box->lock);
     vigil_status st = tx_begin(box, false, err);
     if (st == VIGIL_OK) {
-        st = row_get(box, id, &row.priority, &row.bytes, &row.state, &row.exists, err);
+        st = row_get(box, &row, err);
         if (st == VIGIL_OK) st = step(box, &row, args, err);
         if (st != VIGIL_OK || row.unchanged) {
             tx_rollback(box);
