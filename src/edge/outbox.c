@@ -853,8 +853,9 @@ vigil_status outbox_claim(outbox *box, int64_t now_ms, edge_event *event, bool *
     return outbox_claim_next(box, now_ms, EDGE_PRIORITY_CLASSES - 1, event, found, NULL, err);
 }
 
-/* A row as row_transition's step sees it (ack, retry, park): row_get fills the row's class, size and state; the step checks them, writes
- * its own rows and fills delta with the change to the totals, applied only once the transaction commits. */
+/* A row as row_transition's step sees it (ack, retry, park): row_get fills its class, size and state; the step
+ * checks them, writes its own rows and fills delta with the change to the totals, applied once the transaction
+ * commits. */
 typedef struct row_change {
     const char *id;
     int priority, state;
