@@ -55,14 +55,25 @@ vigil_status keys_read_file(const char *path, size_t max, const char *what, char
     return VIGIL_OK;
 }
 
-vigil_status keys_read_secret(const char *path, unsigned char **out, size_t *out_len, vigil_error *err) {
+vigil_status keys_read_text_secret(const char *path, size_t max, const char *what, char **out, size_t *out_len,
+                                   vigil_error *err) {
     char *text;
     size_t len;
-    vigil_status st = keys_read_file(path, 4096, "auth secret file", &text, &len, err);
+    vigil_status st = keys_read_file(path, max, what, &text, &len, err);
     if (st) return st;
     while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' ' ||
                        text[len - 1] == '\t'))
         text[--len] = '\0';
+    *out = text;
+    if (out_len) *out_len = len;
+    return VIGIL_OK;
+}
+
+vigil_status keys_read_secret(const char *path, unsigned char **out, size_t *out_len, vigil_error *err) {
+    char *text;
+    size_t len;
+    vigil_status st = keys_read_text_secret(path, 4096, "auth secret file", &text, &len, err);
+    if (st) return st;
     if (len < KEYS_SECRET_MIN) {
         vigil_free(text);
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,

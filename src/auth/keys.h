@@ -29,6 +29,12 @@ typedef struct auth_key {
 vigil_status keys_read_file(const char *path, size_t max, const char *what, char **out, size_t *out_len,
                             vigil_error *err);
 
+/* Reads a secret kept in a file (a token, a password): the file's bytes, at
+ * most max, with trailing whitespace removed; NUL-terminated, the caller
+ * frees *out with vigil_free.  what names the file in messages. */
+vigil_status keys_read_text_secret(const char *path, size_t max, const char *what, char **out, size_t *out_len,
+                                   vigil_error *err);
+
 /* Reads an HS256 secret: the file's bytes with trailing whitespace removed;
  * fewer than 32 bytes is refused (RFC 7518 3.2).  Caller frees *out. */
 vigil_status keys_read_secret(const char *path, unsigned char **out, size_t *out_len, vigil_error *err);

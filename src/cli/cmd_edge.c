@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/keys.h"
 #include "cli/commands.h"
+#include "core/alloc.h"
 
 #define EDGE_STATUS_MAX (1 << 20)
 
@@ -49,16 +51,6 @@ static size_t body_write(char *ptr, size_t size, size_t n, void *user) {
     return add;
 }
 
-static char *read_token(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = '\0';
-    return strdup(buf);
-}
 
 static const char *str_of(json_t *o, const char *key, const char *fallback) {
     const char *s = json_string_value(json_object_get(o, key));
@@ -151,8 +143,9 @@ int cmd_edge(int argc, char **argv) {
         }
     }
     char *token = NULL;
-    if (token_file && !(token = read_token(token_file))) {
-        fprintf(stderr, "vigil edge status: cannot read %s\n", token_file);
+    vigil_error token_err = {0};
+    if (token_file && keys_read_text_secret(token_file, 8192, "--token-file", &token, NULL, &token_err) != VIGIL_OK) {
+        fprintf(stderr, "vigil edge status: %s\n", token_err.message);
         return 1;
     }
     char full[2048], auth[8300];
@@ -179,7 +172,7 @@ int cmd_edge(int argc, char **argv) {
         curl_slist_free_all(headers);
         curl_easy_cleanup(curl);
     }
-    free(token);
+    vigil_free(token);
     int status = 1;
     if (rc != CURLE_OK) {
         fprintf(stderr, "vigil edge status: %s: %s\n", full, curl_easy_strerror(rc));

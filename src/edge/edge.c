@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/keys.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "edge/clock.h"
@@ -588,20 +589,8 @@ static void route_events(void *ctx, server_call *call) {
 /* A secret kept in a file (edge.token_file, edge.mqtt.password_file),
  * trailing whitespace dropped; setting names the setting in messages. */
 static char *read_token(const char *setting, const char *path, vigil_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        vigil_error_set(err, VIGIL_ERR_IO, "%s %s: %s", setting, path, strerror(errno));
-        return NULL;
-    }
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = '\0';
-    char *token = vigil_malloc(n + 1);
-    if (!token) vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
-    else memcpy(token, buf, n + 1);
-    return token;
+    char *token = NULL;
+    return keys_read_text_secret(path, 8192, setting, &token, NULL, err) == VIGIL_OK ? token : NULL;
 }
 
 static vigil_status start_link(edge_runtime *rt, link_role role, vigil_error *err) {
