@@ -9,6 +9,8 @@ import hmac
 import http.server
 import os
 import re
+import signal
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -16,7 +18,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import ready_daemon, run_vigil, shared_path
+from conftest import ready_daemon, run_vigil, shared_path, vigil_binary
 
 ACCESS_KEY = "AKIDVIGILTEST"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -76,6 +78,7 @@ class Store(http.server.ThreadingHTTPServer):
         self.files = files  # name -> bytes
         self.secrets = {ACCESS_KEY: SECRET_KEY}
         self.connects = []  # CONNECT targets asked of it as a proxy
+        self.slow_started = threading.Event()  # a client is waiting on slow.onnx
         self.signed_requests = []  # (path, signed header names) of requests accepted by the bucket
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -121,6 +124,7 @@ class StoreHandler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", "1000")
             self.end_headers()
+            self.server.slow_started.set()
             time.sleep(4)
             return
         if name not in self.server.files:
@@ -218,6 +222,24 @@ def test_a_failed_pull_is_one_line_and_leaves_the_destination_alone(tmp_path, st
     assert re.search(pattern, lines[0]), lines[0]
     assert sorted(p.name for p in version.iterdir()) == ["model.onnx"]  # no partial file
     assert (version / "model.onnx").read_bytes() == b"the model served before"
+
+
+def test_sigterm_mid_download_cleans_up(tmp_path, store):
+    """A pod deleted while its init container downloads: the pull stops at
+    once and leaves neither a temporary file nor the folders it made."""
+    dest = tmp_path / "repo" / "m" / "1"
+    proc = subprocess.Popen([vigil_binary(), "models", "pull", f"{store.url}/files/slow.onnx", str(dest)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert store.slow_started.wait(30), "the pull never reached the server"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1 and "interrupted" in err, err
+    assert not os.listdir(tmp_path)
 
 
 def test_usage_errors_exit_2(tmp_path):
