@@ -36,9 +36,9 @@
 #include "engine/onnx.h"
 #include "serve/repository.h"
 
-#define PULL_MODEL_FILE "model.onnx"       /* what a version folder holds (the CPU backend's file) */
-#define PULL_ERROR_BODY_MAX 2048           /* bytes of an error answer kept for the message */
-#define PULL_CONNECT_TIMEOUT_S 30L         /* bound on connecting, within the whole timeout */
+#define PULL_MODEL_FILE "model.onnx" /* what a version folder holds (the CPU backend's file) */
+#define PULL_ERROR_BODY_MAX 2048     /* bytes of an error answer kept for the message */
+#define PULL_CONNECT_TIMEOUT_S 30L   /* bound on connecting, within the whole timeout */
 #define PULL_PATH_MAX 4096
 /* SHA-256 of zero bytes: the payload hash of a GET (see the design note). */
 #define PULL_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -85,7 +85,8 @@ static void pull_remove_created(const char *path, size_t created_from) {
     while (len >= created_from) {
         buf[len] = '\0';
         if (rmdir(buf) != 0) return;
-        while (len > 0 && buf[len - 1] != '/') len--;
+        while (len > 0 && buf[len - 1] != '/')
+            len--;
         if (len == 0) return;
         len--; /* the '/' before the removed component */
     }
@@ -96,7 +97,8 @@ static void pull_remove_created(const char *path, size_t created_from) {
 static vigil_status pull_source_name(const char *source, char *name, size_t size, vigil_error *err) {
     const char *end = source + strcspn(source, "?#");
     const char *start = end;
-    while (start > source && start[-1] != '/') start--;
+    while (start > source && start[-1] != '/')
+        start--;
     size_t len = (size_t)(end - start);
     if (len > 5 && strncmp(end - 5, ".onnx", 5) == 0) len -= 5;
     if (len == 0 || len >= size)
@@ -114,10 +116,12 @@ static vigil_status pull_source_name(const char *source, char *name, size_t size
 
 vigil_status pull_resolve_dest(const char *source, const char *dest, char *out, size_t size, vigil_error *err) {
     size_t len = strlen(dest);
-    while (len > 1 && dest[len - 1] == '/') len--; /* "DIR/" names DIR */
+    while (len > 1 && dest[len - 1] == '/')
+        len--; /* "DIR/" names DIR */
     bool trailing_slash = len < strlen(dest);
     const char *last = dest + len;
-    while (last > dest && last[-1] != '/') last--;
+    while (last > dest && last[-1] != '/')
+        last--;
     size_t last_len = (size_t)(dest + len - last);
     struct stat st;
     bool is_dir = stat(dest, &st) == 0 && S_ISDIR(st.st_mode);
@@ -141,8 +145,8 @@ vigil_status pull_resolve_dest(const char *source, const char *dest, char *out, 
 static bool pull_append_encoded(char *out, size_t size, size_t *used, const char *s, bool keep_slash) {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                     *p == '-' || *p == '_' || *p == '.' || *p == '~' || (keep_slash && *p == '/');
+        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                     *p == '_' || *p == '.' || *p == '~' || (keep_slash && *p == '/');
         if (*used + (plain ? 1 : 3) >= size) return false;
         if (plain) {
             out[(*used)++] = (char)*p;
@@ -174,7 +178,8 @@ vigil_status pull_s3_url(const char *source, const pull_s3_config *s3, char *out
     int n;
     if (s3->endpoint && *s3->endpoint) {
         size_t elen = strlen(s3->endpoint);
-        while (elen > 0 && s3->endpoint[elen - 1] == '/') elen--;
+        while (elen > 0 && s3->endpoint[elen - 1] == '/')
+            elen--;
         n = snprintf(out, size, "%.*s/%.*s/", (int)elen, s3->endpoint, (int)bucket_len, bucket);
     } else {
         n = snprintf(out, size, "https://%.*s.s3.%s.amazonaws.com/", (int)bucket_len, bucket, region);
@@ -292,8 +297,7 @@ static vigil_status pull_curl_error(const pull_transfer *t, CURLcode rc, const c
 }
 
 /* Runs the transfer of url into t; credentials signed for s3 when given. */
-static vigil_status pull_fetch(pull_transfer *t, const pull_options *opt, const char *url, bool s3,
-                               vigil_error *err) {
+static vigil_status pull_fetch(pull_transfer *t, const pull_options *opt, const char *url, bool s3, vigil_error *err) {
     char curl_message[CURL_ERROR_SIZE] = "", region_spec[128], token_header[4096];
     struct curl_slist *headers = NULL, *more;
     CURL *curl = t->curl;
@@ -304,8 +308,8 @@ static vigil_status pull_fetch(pull_transfer *t, const pull_options *opt, const 
     curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, opt->timeout_s < PULL_CONNECT_TIMEOUT_S ? opt->timeout_s
-                                                                                          : PULL_CONNECT_TIMEOUT_S);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT,
+                     opt->timeout_s < PULL_CONNECT_TIMEOUT_S ? opt->timeout_s : PULL_CONNECT_TIMEOUT_S);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, opt->timeout_s);
     curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)opt->max_bytes);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "vigil-models-pull");
@@ -358,7 +362,8 @@ static vigil_status pull_check_sha256(EVP_MD_CTX *sha, const char *want, vigil_e
         return vigil_error_set(err, VIGIL_ERR_INTERNAL, "SHA-256 failed");
     if (!want) return VIGIL_OK;
     char got[65];
-    for (unsigned int i = 0; i < len; i++) snprintf(got + 2 * i, 3, "%02x", digest[i]);
+    for (unsigned int i = 0; i < len; i++)
+        snprintf(got + 2 * i, 3, "%02x", digest[i]);
     if (strcasecmp(got, want) != 0)
         return vigil_error_set(err, VIGIL_ERR_PARSE, "SHA-256 mismatch: got %s, expected %s (--sha256)", got, want);
     return VIGIL_OK;
@@ -384,8 +389,7 @@ static void pull_sync_folder(const char *folder) {
 
 /* ------------------------------------------------------------ the whole pull */
 
-vigil_status pull_model(const pull_options *opt, char *installed, size_t size, int64_t *bytes_out,
-                        vigil_error *err) {
+vigil_status pull_model(const pull_options *opt, char *installed, size_t size, int64_t *bytes_out, vigil_error *err) {
     char url[PULL_PATH_MAX], file[PULL_PATH_MAX], folder[PULL_PATH_MAX], temp[PULL_PATH_MAX + 32];
     bool s3 = strncmp(opt->source, "s3://", 5) == 0;
     vigil_status s;
@@ -405,8 +409,10 @@ vigil_status pull_model(const pull_options *opt, char *installed, size_t size, i
     const char *base = strrchr(file, '/');
     size_t folder_len = base ? (size_t)(base - file) : 0;
     snprintf(folder, sizeof folder, "%.*s", (int)(folder_len ? folder_len : 1), base ? file : ".");
-    if (!base) base = file;
-    else base++;
+    if (!base)
+        base = file;
+    else
+        base++;
     size_t created_from;
     int mk = pull_mkdirs(folder, &created_from);
     if (mk != 0) {
@@ -426,7 +432,8 @@ vigil_status pull_model(const pull_options *opt, char *installed, size_t size, i
     t.sha = EVP_MD_CTX_new();
     if (!t.curl || !t.sha || EVP_DigestInit_ex(t.sha, EVP_sha256(), NULL) != 1)
         s = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "cannot start the transfer (out of memory)");
-    else s = pull_fetch(&t, opt, url, s3, err);
+    else
+        s = pull_fetch(&t, opt, url, s3, err);
     if (s == VIGIL_OK) s = pull_check_sha256(t.sha, opt->sha256_hex, err);
     if (s == VIGIL_OK && fsync(t.fd) != 0)
         s = vigil_error_set(err, VIGIL_ERR_IO, "cannot write %s: %s", temp, strerror(errno));

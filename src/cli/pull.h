@@ -33,13 +33,13 @@ typedef struct pull_s3_config {
 } pull_s3_config;
 
 typedef struct pull_options {
-    const char *source;           /* http://, https:// or s3://BUCKET/KEY */
-    const char *dest;             /* a file, a version folder (.../NAME/N/) or a repository folder */
-    const char *sha256_hex;       /* 64 hex digits the file must hash to; NULL: not checked */
-    long timeout_s;               /* bound on the whole transfer, > 0 */
-    int64_t max_bytes;            /* larger bodies are refused, > 0 */
-    pull_s3_config s3;            /* borrowed strings */
-    volatile sig_atomic_t *stop;  /* non-NULL and set (by a signal handler): abort and clean up */
+    const char *source;          /* http://, https:// or s3://BUCKET/KEY */
+    const char *dest;            /* a file, a version folder (.../NAME/N/) or a repository folder */
+    const char *sha256_hex;      /* 64 hex digits the file must hash to; NULL: not checked */
+    long timeout_s;              /* bound on the whole transfer, > 0 */
+    int64_t max_bytes;           /* larger bodies are refused, > 0 */
+    pull_s3_config s3;           /* borrowed strings */
+    volatile sig_atomic_t *stop; /* non-NULL and set (by a signal handler): abort and clean up */
 } pull_options;
 
 /* The file a destination names.  A folder whose last component is a number
@@ -56,7 +56,6 @@ vigil_status pull_s3_url(const char *source, const pull_s3_config *s3, char *out
  * bytes) holds the path written and *bytes_out the file's size; on failure
  * err holds one line (HTTP status and the store's error code, timeout,
  * truncation, checksum, ONNX problem) and nothing was left behind. */
-vigil_status pull_model(const pull_options *opt, char *installed, size_t size, int64_t *bytes_out,
-                        vigil_error *err);
+vigil_status pull_model(const pull_options *opt, char *installed, size_t size, int64_t *bytes_out, vigil_error *err);
 
 #endif
