@@ -16,11 +16,17 @@
  * would load it: served version, backend, task and head family (the
  * repository's own rules: repository_highest_version, repository_model_task).
  *
+ * `vigil models pull SOURCE DEST` fetches a model from an http(s) URL or
+ * s3://BUCKET/KEY into a repository, all or nothing (pull.c): what an init
+ * container runs before `vigil serve` on Kubernetes.
+ *
  * Subcommands are a table.
  */
 #include <dirent.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +34,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/pull.h"
 #include "core/alloc.h"
 #include "engine/onnx.h"
 #include "serve/repository.h"
@@ -403,11 +410,120 @@ static int models_list(int argc, char **argv) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- pull */
+
+#define PULL_DEFAULT_TIMEOUT_S 600L
+#define PULL_DEFAULT_MAX_BYTES (INT64_C(2) << 30) /* protobuf's own limit on one ONNX file */
+
+/* Set by SIGINT/SIGTERM during a pull (a pod being deleted mid-download):
+ * the transfer aborts and the temporary file is removed.  The one mutable
+ * global here, because a signal handler can reach nothing else. */
+static volatile sig_atomic_t models_pull_stop;
+
+static void models_pull_on_signal(int sig) {
+    (void)sig;
+    models_pull_stop = 1;
+}
+
+static const char *models_env(const char *name) {
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static int models_pull_usage(FILE *out) {
+    fprintf(out,
+            "usage: vigil models pull SOURCE DEST [--sha256 HEX] [--timeout S] [--max-bytes N]\n"
+            "\n"
+            "SOURCE  http://..., https://... or s3://BUCKET/KEY\n"
+            "DEST    a version folder (models/yolov8n/1/: its " MODEL_FILE "), a repository folder\n"
+            "        (models/: models/NAME/1/" MODEL_FILE ", NAME from SOURCE's file name), or a file\n"
+            "\n"
+            "The model is downloaded beside DEST, checked (size, --sha256, loads as ONNX) and then\n"
+            "renamed into place: DEST never holds a partial or invalid file.\n"
+            "--timeout S     bound on the whole download (default %ld)\n"
+            "--max-bytes N   refuse larger files (default %lld)\n"
+            "\n"
+            "s3:// reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (SigV4; anonymous\n"
+            "without keys), AWS_REGION (else AWS_DEFAULT_REGION, else us-east-1) and AWS_ENDPOINT_URL\n"
+            "(an S3-compatible store such as MinIO, path-style; else BUCKET.s3.REGION.amazonaws.com).\n",
+            PULL_DEFAULT_TIMEOUT_S, (long long)PULL_DEFAULT_MAX_BYTES);
+    return out == stdout ? 0 : 2;
+}
+
+/* A positive integer option value, or -1. */
+static long long models_positive(const char *text) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    return errno || end == text || *end || v <= 0 ? -1 : v;
+}
+
+static int models_pull(int argc, char **argv) {
+    pull_options opt = {.timeout_s = PULL_DEFAULT_TIMEOUT_S, .max_bytes = PULL_DEFAULT_MAX_BYTES};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        bool has_value = i + 1 < argc;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) return models_pull_usage(stdout);
+        if (strcmp(arg, "--sha256") == 0 && has_value) {
+            opt.sha256_hex = argv[++i];
+        } else if ((strcmp(arg, "--timeout") == 0 || strcmp(arg, "--max-bytes") == 0) && has_value) {
+            long long v = models_positive(argv[++i]);
+            if (v < 0) {
+                fprintf(stderr, "vigil models pull: %s wants a positive integer, not '%s'\n", arg, argv[i]);
+                return 2;
+            }
+            if (arg[2] == 't') opt.timeout_s = v > 86400 ? 86400 : (long)v;
+            else opt.max_bytes = v;
+        } else if (arg[0] == '-' || (opt.source && opt.dest)) {
+            fprintf(stderr, "vigil models pull: unexpected argument '%s' (see vigil models pull --help)\n", arg);
+            return 2;
+        } else if (!opt.source) {
+            opt.source = arg;
+        } else {
+            opt.dest = arg;
+        }
+    }
+    if (!opt.dest) {
+        fprintf(stderr, "vigil models pull: missing %s (see vigil models pull --help)\n",
+                opt.source ? "DEST" : "SOURCE and DEST");
+        return 2;
+    }
+    opt.s3 = (pull_s3_config){
+        .access_key_id = models_env("AWS_ACCESS_KEY_ID"),
+        .secret_access_key = models_env("AWS_SECRET_ACCESS_KEY"),
+        .session_token = models_env("AWS_SESSION_TOKEN"),
+        .region = models_env("AWS_REGION") ? models_env("AWS_REGION") : models_env("AWS_DEFAULT_REGION"),
+        .endpoint = models_env("AWS_ENDPOINT_URL"),
+    };
+    opt.stop = &models_pull_stop;
+    struct sigaction sa = {.sa_handler = models_pull_on_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    char installed[4200];
+    int64_t bytes = 0;
+    vigil_error err = {0};
+    vigil_status s = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK
+                         ? pull_model(&opt, installed, sizeof installed, &bytes, &err)
+                         : vigil_error_set(&err, VIGIL_ERR_INTERNAL, "cannot initialise libcurl");
+    curl_global_cleanup();
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (s != VIGIL_OK) {
+        fprintf(stderr, "vigil models pull: %s\n", err.message);
+        return 1;
+    }
+    printf("%s (%lld bytes)\n", installed, (long long)bytes);
+    return 0;
+}
+
 static const models_subcommand models_subcommands[] = {
     {"inspect", models_inspect, "inspect MODEL.onnx|DIR [--json]",
      "show inputs, outputs, opsets, operators, weights and metadata of an ONNX file or model folder (nothing is run)"},
     {"list", models_list, "list [--models DIR] [--json]",
      "the model repository as vigil serve would load it: versions, task, detection head family"},
+    {"pull", models_pull, "pull SOURCE DEST [--sha256 HEX] ...",
+     "fetch a model from an http(s) URL or s3://BUCKET/KEY into a repository, checked, all or nothing"},
 };
 static const size_t models_n_subcommands = sizeof models_subcommands / sizeof models_subcommands[0];
 
@@ -418,7 +534,7 @@ static void models_usage(FILE *out) {
             "subcommands:\n");
     for (size_t i = 0; i < models_n_subcommands; i++)
         fprintf(out, "  %-36s %s\n", models_subcommands[i].usage, models_subcommands[i].summary);
-    fprintf(out, "\nexit status: 0 success, 1 the model could not be read, 2 usage error\n");
+    fprintf(out, "\nexit status: 0 success, 1 the model could not be read (or fetched), 2 usage error\n");
 }
 
 int cmd_models(int argc, char **argv) {

@@ -36,6 +36,10 @@ NOT_RUN = {
                            "(test_edge_hybrid.py runs the same path)",
     r"vigil serve .*--role cloud\b.*": "starts a cloud receiver (its own server, data directory and store): "
                                         "test_edge_receiver.py runs one",
+    r"docker-compose .*": "needs the image and a Docker daemon: test_deploy_manifests.py validates the compose "
+                          "files with docker-compose config",
+    r"kubectl .*": "needs a Kubernetes cluster (none here): test_deploy_manifests.py renders and validates the "
+                   "manifests and runs the adapter's query against a real Prometheus",
 }
 
 
