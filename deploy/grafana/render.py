@@ -151,8 +151,7 @@ def draw_heatmap(panel, series):
                        f'height="{bh:.1f}" fill="{COLORS[0]}"/>'
                        f'<text x="{px + (i + 0.5) * bw:.1f}" y="{py + ph + 14}" fill="#8e8e8e" font-size="10" '
                        f'text-anchor="middle">{html.escape("≤" + le if le != "+Inf" else ">")}</text>')
-        out.append(f'<text x="{px}" y="{h - 10}" fill="#8e8e8e" font-size="10">X
-                   f'bucket over the range (upper bound)</text>')
+        out.append(f'<text x="{px}" y="{h - 10}" fill="#8e8e8e" font-size="10">observations per bucket</text>')
     out.append("</g>")
     return "".join(out)
 
