@@ -321,7 +321,7 @@ void metrics_to_openmetrics(textbuf *body) {
             read += len;
         }
         body->len = (size_t)(write - body->data);
-        body->data[body->len] = '\0';
+        if (body->len < body->cap) body->data[body->len] = '\0'; /* textbuf's promise; full: none */
     }
     textbuf_printf(body, "# EOF\n");
 }
