@@ -83,6 +83,8 @@ static const setting settings[] = {
     STR_SETTING("tls.key_file", tls_key_file, NULL, "PEM private key for tls.cert_file"),
     STR_SETTING("tls.client_ca_file", tls_client_ca_file, NULL, "PEM CA bundle: require client certificates (mTLS)"),
     STR_SETTING("edge.role", edge_role, "off|edge|cloud", "edge-cloud hybrid role (also --role; docs/EDGE.md)"),
+    STR_SETTING("metrics.node_type", metrics_node_type, "edge|cloud",
+                "node_type label on the per-model metrics (empty: cloud under --role cloud, else edge)"),
     STR_SETTING("edge.data_dir", edge_data_dir, NULL, "directory for the edge parts' files (outbox, receiver store, frames)"),
     STR_SETTING("edge.receiver.model", edge_receiver_model, NULL, "cloud role: the model run on escalated frames"),
     STR_SETTING("edge.receiver.store", edge_receiver_store, NULL,
@@ -440,6 +442,12 @@ vigil_status config_validate(const vigil_config *cfg, vigil_error *err) {
     if (cfg->models_dir[0] == '\0')
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "models: the repository directory is empty");
     return VIGIL_OK;
+}
+
+const char *config_node_type(const vigil_config *cfg) {
+    if (strcmp(cfg->metrics_node_type, "cloud") == 0) return "cloud";
+    if (strcmp(cfg->metrics_node_type, "edge") == 0) return "edge";
+    return strcmp(cfg->edge_role, "cloud") == 0 ? "cloud" : "edge";
 }
 
 void config_describe(void (*fn)(const char *flag, const char *value_name, const char *help, void *user), void *user) {

@@ -55,6 +55,7 @@ typedef struct vigil_config {
     char tls_key_file[CONFIG_STR_MAX];
     char tls_client_ca_file[CONFIG_STR_MAX]; /* mTLS: client certificates required */
     char edge_role[16];                        /* off | edge | cloud (docs/EDGE.md) */
+    char metrics_node_type[16];                /* edge | cloud; "" = from edge_role (config_node_type) */
     char edge_data_dir[CONFIG_STR_MAX];        /* where the edge parts keep their files */
     char edge_receiver_model[128];             /* the cloud's model ("" = detect.default_model's rule) */
     char edge_receiver_store[CONFIG_STR_MAX];  /* "" = sqlite:<edge.data_dir>/receiver.db */
@@ -114,6 +115,11 @@ vigil_status config_apply_flag(vigil_config *cfg, const char *flag, const char *
 
 /* Checks cross-field rules (ports in range, enums valid). */
 vigil_status config_validate(const vigil_config *cfg, vigil_error *err);
+
+/* The node_type label of the per-model metrics: metrics.node_type when set,
+ * else "cloud" under --role cloud and "edge" otherwise (an edge box is the
+ * common single-node deployment).  A static string. */
+const char *config_node_type(const vigil_config *cfg);
 
 /* Calls fn for each setting with its flag name and a one-line help; used by
  * `vigil serve --help`. */

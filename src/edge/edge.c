@@ -495,6 +495,19 @@ static void edge_metrics(void *ctx, struct textbuf *out) {
                        (long long)us.failed_transport);
         metric_head(out, "vigil_edge_drain_rate", "gauge", "Events acknowledged per second over the last 10 s.");
         textbuf_printf(out, "vigil_edge_drain_rate %.3f\n", us.drain_rate_per_s);
+        metric_head(out, "vigil_edge_cloud_round_trip_seconds", "histogram",
+                    "Upload to the cloud until its answer, for uploads answered 2xx.");
+        int64_t cumulative = 0;
+        for (int b = 0; b < UPLINK_ROUND_TRIP_BUCKETS; b++) {
+            cumulative += us.round_trip_buckets[b];
+            textbuf_printf(out, "vigil_edge_cloud_round_trip_seconds_bucket{le=\"%g\"} %lld\n",
+                           uplink_round_trip_bounds[b], (long long)cumulative);
+        }
+        textbuf_printf(out,
+                       "vigil_edge_cloud_round_trip_seconds_bucket{le=\"+Inf\"} %lld\n"
+                       "vigil_edge_cloud_round_trip_seconds_sum %.6f\n"
+                       "vigil_edge_cloud_round_trip_seconds_count %lld\n",
+                       (long long)us.round_trip_count, us.round_trip_sum_s, (long long)us.round_trip_count);
     }
     if (rt->role == ROLE_EDGE) {
         metric_head(out, "vigil_edge_escalations_total", "counter", "Events committed to the outbox, by reason.");

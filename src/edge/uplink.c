@@ -300,6 +300,21 @@ static int64_t backoff_ms(uplink *up, int attempts) {
     return uplink_backoff_ms(attempts, up->cfg.backoff_base_s, up->cfg.backoff_max_s, rng_next(&up->rng));
 }
 
+const double uplink_round_trip_bounds[UPLINK_ROUND_TRIP_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                                    0.5,   1,    2.5,   5,    10,  30};
+
+/* Counts one answered upload's round trip (the edge -> cloud panel). Lock held. */
+static void round_trip_note(uplink *up, CURL *easy) {
+    curl_off_t us = 0;
+    if (curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK) return;
+    double seconds = (double)us * 1e-6;
+    int b = 0;
+    while (b < UPLINK_ROUND_TRIP_BUCKETS && seconds > uplink_round_trip_bounds[b]) b++;
+    up->stats.round_trip_buckets[b]++;
+    up->stats.round_trip_count++;
+    up->stats.round_trip_sum_s += seconds;
+}
+
 /* Settles a finished transfer: ack, retry or park, as uplink.h says. */
 static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
     int64_t now = edge_clock_now_ms(up->clock);
@@ -338,6 +353,7 @@ static void transfer_finish(uplink *up, transfer *t, CURLcode result) {
         else
             up->stats.sent_ok++;
         rate_count_ack(up);
+        round_trip_note(up, t->easy);
         pthread_mutex_unlock(&up->lock);
         if (up->cfg.on_verdict) up->cfg.on_verdict(up->cfg.ctx, t->event.id, answer);
         attempt_report(up, t, (int)code, t->replayed ? "replayed" : "ok");

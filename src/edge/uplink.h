@@ -72,10 +72,20 @@ typedef struct uplink_config {
     void *ctx;
 } uplink_config;
 
+/* Upper bounds (seconds) of the round-trip histogram's buckets. */
+#define UPLINK_ROUND_TRIP_BUCKETS 12
+extern const double uplink_round_trip_bounds[UPLINK_ROUND_TRIP_BUCKETS];
+
 typedef struct uplink_stats {
     int64_t sent_ok, replayed, retried, parked, failed_transport; /* attempts by result, since create */
     int64_t aborted;
     double drain_rate_per_s; /* acknowledged events per second over the last 10 s */
+    /* Round trip of the uploads the cloud answered 2xx (request sent to
+     * answer read, libcurl's total time): per bucket, not cumulative; the
+     * last slot counts those above every bound. */
+    int64_t round_trip_buckets[UPLINK_ROUND_TRIP_BUCKETS + 1];
+    int64_t round_trip_count;
+    double round_trip_sum_s;
 } uplink_stats;
 
 /* Starts the drain thread (idle until online).  outbox and clock are

@@ -415,10 +415,12 @@ typedef struct model_numbers {
     double success, fail, queue_count, queue_sum, compute_count, compute_sum, total_sum, batch_count, batch_sum;
 } model_numbers;
 
-/* The value of name{model="m"...} on the lines of text (0 when absent). */
-static double sample(const char *text, const char *name, const char *model, const char *extra) {
+/* The value of name{model="m",node_type="t"...} on the lines of text (0 when
+ * absent). */
+static double sample(const char *text, const char *node_type, const char *name, const char *model,
+                     const char *extra) {
     char key[512];
-    snprintf(key, sizeof key, "%s{model=\"%s\"%s", name, model, extra);
+    snprintf(key, sizeof key, "%s{model=\"%s\",node_type=\"%s\"%s", name, model, node_type, extra);
     size_t klen = strlen(key);
     for (const char *line = text; line && *line;) {
         if (strncmp(line, key, klen) == 0) {
@@ -432,17 +434,17 @@ static double sample(const char *text, const char *name, const char *model, cons
     return 0;
 }
 
-static void numbers_for(const char *text, const char *model, model_numbers *n) {
-    n->success = sample(text, "vigil_inference_requests_total", model, ",outcome=\"success\"}");
-    n->fail = sample(text, "vigil_inference_requests_total", model, ",outcome=\"error\"}") +
-              sample(text, "vigil_inference_requests_total", model, ",outcome=\"timeout\"}");
-    n->queue_count = sample(text, "vigil_inference_queue_seconds_count", model, "}");
-    n->queue_sum = sample(text, "vigil_inference_queue_seconds_sum", model, "}");
-    n->compute_count = sample(text, "vigil_inference_compute_seconds_count", model, "}");
-    n->compute_sum = sample(text, "vigil_inference_compute_seconds_sum", model, "}");
-    n->total_sum = sample(text, "vigil_inference_total_seconds_sum", model, "}");
-    n->batch_count = sample(text, "vigil_batch_size_count", model, "}");
-    n->batch_sum = sample(text, "vigil_batch_size_sum", model, "}");
+static void numbers_for(const char *text, const char *node_type, const char *model, model_numbers *n) {
+    n->success = sample(text, node_type, "vigil_inference_requests_total", model, ",outcome=\"success\"}");
+    n->fail = sample(text, node_type, "vigil_inference_requests_total", model, ",outcome=\"error\"}") +
+              sample(text, node_type, "vigil_inference_requests_total", model, ",outcome=\"timeout\"}");
+    n->queue_count = sample(text, node_type, "vigil_inference_queue_seconds_count", model, "}");
+    n->queue_sum = sample(text, node_type, "vigil_inference_queue_seconds_sum", model, "}");
+    n->compute_count = sample(text, node_type, "vigil_inference_compute_seconds_count", model, "}");
+    n->compute_sum = sample(text, node_type, "vigil_inference_compute_seconds_sum", model, "}");
+    n->total_sum = sample(text, node_type, "vigil_inference_total_seconds_sum", model, "}");
+    n->batch_count = sample(text, node_type, "vigil_batch_size_count", model, "}");
+    n->batch_sum = sample(text, node_type, "vigil_batch_size_sum", model, "}");
 }
 
 typedef struct stats_ctx {
@@ -490,7 +492,7 @@ static void model_statistics(gcall *c, uint64_t seq, const uint8_t *data, size_t
     }
     textbuf text;
     textbuf_init(&text, (size_t)64 << 20);
-    metrics_render(request_metrics(gcall_server(c)), &text);
+    metrics_render(request_metrics(gcall_server(c)), &text, 0);
     Inference__ModelStatistics *ms = vigil_calloc(x->n + 1, sizeof *ms);
     Inference__ModelStatistics **list = vigil_calloc(x->n + 1, sizeof *list);
     Inference__InferStatistics *is = vigil_calloc(x->n + 1, sizeof *is);
@@ -501,7 +503,7 @@ static void model_statistics(gcall *c, uint64_t seq, const uint8_t *data, size_t
     } else {
         for (size_t i = 0; i < x->n; i++) {
             model_numbers n;
-            numbers_for(text.data, x->names[i], &n);
+            numbers_for(text.data, metrics_node_type(request_metrics(gcall_server(c))), x->names[i], &n);
             Inference__StatisticDuration *di = d + 6 * i;
             for (int k = 0; k < 6; k++) di[k] = (Inference__StatisticDuration)INFERENCE__STATISTIC_DURATION__INIT;
             di[0].count = (uint64_t)n.success, di[0].ns = ns_of(n.total_sum);

@@ -6,7 +6,7 @@
  *   GET  /api/v1/device/info               CPU, ISA features, memory, backends
  *   POST /api/v1/detect                    JPEG/PNG body or multipart field "image";
  *                                          query model, conf, iou, max_det, classes, render
- *   GET  /metrics                          Prometheus text format 0.0.4
+ *   GET  /metrics                          Prometheus text 0.0.4, or OpenMetrics 1.0 on Accept
  */
 #include <errno.h>
 #include <jansson.h>
@@ -294,29 +294,53 @@ static void route_detect(http_exchange *ex) {
 
 /* ------------------------------------------------------------ metrics */
 
+/* The per-model gauges of one repository_each walk. */
+typedef struct gauge_walk {
+    textbuf *out;
+    const char *node_type;
+    int64_t max_queue;
+} gauge_walk;
+
 static void gauge_item(const repository_item *item, void *user) {
-    textbuf *out = user;
+    gauge_walk *w = user;
     if (item->state == MODEL_READY)
-        textbuf_printf(out, "vigil_inference_queue_length{model=\"%s\"} %zu\n", item->name, item->queue_length);
+        textbuf_printf(w->out, "vigil_inference_queue_length{model=\"%s\",node_type=\"%s\"} %zu\n", item->name,
+                       w->node_type, item->queue_length);
+}
+
+static void capacity_item(const repository_item *item, void *user) {
+    gauge_walk *w = user;
+    if (item->state == MODEL_READY)
+        textbuf_printf(w->out, "vigil_inference_queue_capacity{model=\"%s\",node_type=\"%s\"} %lld\n", item->name,
+                       w->node_type, (long long)w->max_queue);
 }
 
 static void state_item(const repository_item *item, void *user) {
-    textbuf *out = user;
+    gauge_walk *w = user;
     for (int s = 0; s < MODEL_STATE_COUNT; s++)
-        textbuf_printf(out, "vigil_model_state{model=\"%s\",version=\"%lld\",state=\"%s\"} %d\n", item->name,
-                       (long long)item->version, model_state_name((model_state)s), (int)item->state == s);
+        textbuf_printf(w->out, "vigil_model_state{model=\"%s\",node_type=\"%s\",version=\"%lld\",state=\"%s\"} %d\n",
+                       item->name, w->node_type, (long long)item->version, model_state_name((model_state)s),
+                       (int)item->state == s);
 }
 
 static void route_metrics(http_exchange *ex) {
+    /* Prometheus asks for OpenMetrics first; it is the format that carries
+     * exemplars (trace ids on the latency buckets). */
+    int openmetrics = metrics_accepts_openmetrics(exchange_header(ex, "Accept"));
     textbuf out;
     textbuf_init(&out, (size_t)64 << 20);
-    metrics_render(ex->server->metrics, &out);
+    metrics_render(ex->server->metrics, &out, openmetrics);
+    gauge_walk walk = {&out, metrics_node_type(ex->server->metrics), ex->server->cfg.max_queue};
     textbuf_printf(&out, "# HELP vigil_inference_queue_length Requests waiting in the model's queue.\n"
                          "# TYPE vigil_inference_queue_length gauge\n");
-    repository_each(ex->server->repo, gauge_item, &out);
+    repository_each(ex->server->repo, gauge_item, &walk);
+    textbuf_printf(&out, "# HELP vigil_inference_queue_capacity Requests the model's queue holds before it rejects "
+                         "(limits.max_queue).\n"
+                         "# TYPE vigil_inference_queue_capacity gauge\n");
+    repository_each(ex->server->repo, capacity_item, &walk);
     textbuf_printf(&out, "# HELP vigil_model_state 1 for the state each model is in.\n"
                          "# TYPE vigil_model_state gauge\n");
-    repository_each(ex->server->repo, state_item, &out);
+    repository_each(ex->server->repo, state_item, &walk);
     textbuf_printf(&out, "# HELP vigil_process_resident_memory_bytes Resident memory of the server.\n"
                          "# TYPE vigil_process_resident_memory_bytes gauge\n"
                          "vigil_process_resident_memory_bytes %lld\n",
@@ -332,6 +356,7 @@ static void route_metrics(http_exchange *ex) {
     char auth_text[1024];
     if (auth_metrics_render(ex->server->auth, auth_text, sizeof auth_text)) textbuf_printf(&out, "%s", auth_text);
     routes_ext_metrics(ex->server, &out); /* modules beside serve (server_metrics_add) */
+    if (openmetrics) metrics_to_openmetrics(&out);
     if (out.status) {
         textbuf_free(&out);
         respond_error(ex, VIGIL_ERR_NO_MEMORY, "cannot render the metrics");
@@ -339,7 +364,10 @@ static void route_metrics(http_exchange *ex) {
     }
     size_t len;
     char *body = textbuf_take(&out, &len);
-    respond_take(ex, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len);
+    respond_take(ex, MHD_HTTP_OK,
+                 openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                             : "text/plain; version=0.0.4; charset=utf-8",
+                 body, len);
 }
 
 int routes_api(http_exchange *ex, const route_path *p) {

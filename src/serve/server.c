@@ -517,7 +517,7 @@ vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_er
     if (!server) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "server: out of memory");
     server->cfg = *cfg;
     body_budget_init(&server->bodies, (size_t)cfg->max_buffered_bytes);
-    vigil_status st = metrics_create(&server->metrics, err);
+    vigil_status st = metrics_create(&server->metrics, config_node_type(cfg), err);
     if (!st) st = cache_create((size_t)cfg->cache_max_bytes, &server->cache, err);
     auth_settings auth;
     auth_settings_from_config(cfg, &auth);

@@ -126,6 +126,20 @@ static void test_edge_receiver_settings(void) {
     CHECK_EQ_INT(cfg.edge_receiver_claim_timeout_s, 30);
 }
 
+/* metrics.node_type: follows the role until set, and takes only edge|cloud. */
+static void test_metrics_node_type(void) {
+    vigil_config cfg;
+    vigil_error err = {0};
+    config_defaults(&cfg);
+    CHECK_STR(config_node_type(&cfg), "edge");
+    CHECK_EQ_INT(config_apply_flag(&cfg, "role", "cloud", &err), VIGIL_OK);
+    CHECK_STR(config_node_type(&cfg), "cloud");
+    CHECK_EQ_INT(config_apply_flag(&cfg, "metrics-node-type", "edge", &err), VIGIL_OK);
+    CHECK_STR(config_node_type(&cfg), "edge");
+    CHECK_EQ_INT(config_apply_flag(&cfg, "metrics-node-type", "fog", &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK_STR(config_node_type(&cfg), "edge");
+}
+
 int main(void) {
     RUN(test_defaults);
     RUN(test_yaml_file_values);
@@ -134,5 +148,6 @@ int main(void) {
     RUN(test_precedence);
     RUN(test_model_jpeg_reduced_scale);
     RUN(test_edge_receiver_settings);
+    RUN(test_metrics_node_type);
     return testing_report();
 }

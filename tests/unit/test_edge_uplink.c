@@ -605,6 +605,12 @@ static void test_stats_by_result(void) {
     CHECK_EQ_INT(us.parked, 1);
     CHECK_EQ_INT(us.failed_transport, 0);
     CHECK(us.drain_rate_per_s > 0);
+    /* the round trip counts the 2xx answers only (ok and replayed) */
+    CHECK_EQ_INT(us.round_trip_count, 7);
+    int64_t in_buckets = 0;
+    for (int b = 0; b <= UPLINK_ROUND_TRIP_BUCKETS; b++) in_buckets += us.round_trip_buckets[b];
+    CHECK_EQ_INT(in_buckets, 7);
+    CHECK(us.round_trip_sum_s > 0);
     uplink_destroy(up);
     outbox_close(box);
     server_stop(&srv);
