@@ -176,7 +176,14 @@ static void run_kind(sched *s, sched_worker *w, sched_job **jobs, size_t n, int6
     void **state = worker_state(w, kind);
     double compute = 0;
     if (state) {
+        int64_t start = sched_now_ns();
         compute = kind->run(&w->instance, state, jobs, n, items);
+        int64_t end = sched_now_ns();
+        for (size_t j = 0; j < n; j++) {
+            jobs[j]->run_start_ns = start;
+            jobs[j]->run_end_ns = end;
+            jobs[j]->batch_items = items;
+        }
     } else {
         for (size_t j = 0; j < n; j++)
             jobs[j]->status = vigil_error_set(&jobs[j]->error, VIGIL_ERR_INTERNAL,
