@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import ROOT, add_model, free_port, metric_value, ready_daemon
+from conftest import ROOT, add_model, free_port, metric_value, ready_daemon, shared_path
 from test_grpc import connect, generate_stubs, infer_request, make_tiny_detector, png_bytes
 
 PROTOS = ROOT / "tools/node/node_modules/@opentelemetry/otlp-grpc-exporter-base/build/protos"
@@ -400,3 +400,59 @@ def test_tracing_off_sends_no_traceparent(tmp_path):
         assert "vigil_trace_spans" not in requests.get(d.url + "/metrics", timeout=10).text
     finally:
         d.stop()
+
+
+# ---------------------------------------------------------------- edge to cloud
+
+
+def test_the_clouds_spans_join_the_edges_trace(otlp, tmp_path):
+    """An edge and a cloud on loopback with the real broker: a detection on the
+    edge that escalates is uploaded with the edge's span as parent, and the
+    cloud's receiver span (and its detection's children) land in the client's
+    trace."""
+    import shutil
+    from test_edge_hybrid import HEARTBEAT_MS, KEEPALIVE_S, Broker, Vigil, model_repo, wait_for
+    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
+        pytest.skip("mosquitto is missing")
+    collector = Collector(otlp)
+    tracing = ["--tracing-enabled", "1", "--tracing-endpoint", collector.url, "--tracing-flush-interval-ms", "50"]
+    broker = Broker("127.0.0.1", tmp_path)
+    cloud = edge = None
+    try:
+        cloud_models = model_repo(tmp_path / "cloud-models", "big", "")
+        cloud = Vigil(["--models", cloud_models, "--role", "cloud", "--edge-node-id", "cloud",
+                       "--edge-data-dir", tmp_path / "cloud", "--edge-receiver-model", "big",
+                       "--edge-mqtt-host", "127.0.0.1", "--edge-mqtt-port", broker.port,
+                       "--edge-heartbeat-ms", HEARTBEAT_MS, *tracing], host="127.0.0.1", tmp=tmp_path)
+        edge_models = model_repo(tmp_path / "edge-models", "top", "escalation:\n  classes: [bus]\n"
+                                 "  rate_limit_per_source: 0\n")
+        edge = Vigil(["--models", edge_models, "--role", "edge", "--edge-node-id", "edge1",
+                      "--edge-cloud-url", cloud.url, "--edge-data-dir", tmp_path / "edge",
+                      "--edge-mqtt-host", "127.0.0.1", "--edge-mqtt-port", broker.port,
+                      "--edge-mqtt-keepalive-s", KEEPALIVE_S, "--edge-heartbeat-ms", HEARTBEAT_MS,
+                      "--edge-uplink-backoff-base-ms", 200, "--edge-uplink-backoff-max-ms", 1000, *tracing],
+                     host="127.0.0.1", tmp=tmp_path)
+        image = shared_path("images/bus.jpg")
+        trace = "0123456789abcdef0123456789abcdef"
+        r = requests.post(f"{edge.url}/api/v1/detect?model=top", data=image.read_bytes(), timeout=120,
+                          headers={"Content-Type": "image/jpeg", "traceparent": f"00-{trace}-0123456789abcdef-01"})
+        assert r.status_code == 200, r.text
+        edge_span = answered_trace(r)[1]
+
+        def cloud_span():
+            spans = collector.trace(trace, timeout=0)
+            return [s for s in spans if s.kind == s.SPAN_KIND_SERVER and s.parent_span_id.hex() == edge_span]
+        (received,) = wait_for(cloud_span, 90, what="the cloud's span in the edge's trace")
+        assert attrs(received)["http.route"].startswith("/api/v1/events")
+        kids = {s.name for s in collector.trace(trace, timeout=0) if s.parent_span_id == received.span_id}
+        assert {"queue", "inference", "postprocess"} <= kids  # the cloud model's run, in the same trace
+        edge_root = [s for s in collector.trace(trace, timeout=0) if s.span_id.hex() == edge_span]
+        assert edge_root and edge_root[0].parent_span_id.hex() == "0123456789abcdef"
+        with collector.lock:
+            assert {r.get("vigil.node_type") for r in collector.resources} == {"edge", "cloud"}
+    finally:
+        for v in (edge, cloud):
+            if v:
+                v.stop()
+        broker.stop()
+        collector.close()
