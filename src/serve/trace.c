@@ -198,9 +198,11 @@ static long export_post(tracer *t, CURL *curl, const textbuf *body, int64_t *ret
     *retry_after_ms = -1;
     if (rc == CURLE_OK) {
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-        curl_off_t after = -1; /* seconds, from either form of the header */
-        if (curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after >= 0)
-            *retry_after_ms = after * 1000 < TRACE_RETRY_AFTER_MAX_MS ? (int64_t)after * 1000 : TRACE_RETRY_AFTER_MAX_MS;
+        /* seconds, from either form of the header; curl says 0 when there is none, so a
+         * "Retry-After: 0" is taken as none too (the backoff's short wait) */
+        curl_off_t after = 0;
+        if (curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+            *retry_after_ms = after < TRACE_RETRY_AFTER_MAX_MS / 1000 ? (int64_t)after * 1000 : TRACE_RETRY_AFTER_MAX_MS;
     } else {
         LOG_D("tracing: export to %s: %s", t->url, curl_easy_strerror(rc));
     }

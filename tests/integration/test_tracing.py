@@ -361,8 +361,10 @@ def test_a_slow_collector_costs_requests_nothing(otlp, tmp_path):
         collector.close()
 
 
-def test_503_with_retry_after_is_retried_then_delivered(otlp, tmp_path):
-    collector = Collector(otlp, lambda n: (503, {"Retry-After": "1"}, 0) if n == 0 else (200, {}, 0))
+@pytest.mark.parametrize("status,headers", [(503, {"Retry-After": "1"}), (429, {}), (502, {}), (504, {})])
+def test_busy_collectors_are_retried_then_delivered(otlp, tmp_path, status, headers):
+    """The OTLP retryable answers: after the collector's Retry-After, else after a backoff."""
+    collector = Collector(otlp, lambda n: (status, headers, 0) if n == 0 else (200, {}, 0))
     d = traced_daemon(tmp_path, collector.url)
     try:
         trace_id = answered_trace(infer(d))[0]
