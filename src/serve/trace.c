@@ -150,7 +150,8 @@ void trace_request_finish(tracer *t, const trace_request *r, const request_recor
     snprintf(it->model, sizeof it->model, "%s", rec->model ? rec->model : "");
     snprintf(it->request_id, sizeof it->request_id, "%s", rec->request_id ? rec->request_id : "");
     pthread_mutex_lock(&t->lock);
-    int take = !t->stopping && t->queued_spans + spans <= t->queue_max;
+    int stopping = t->stopping;
+    int take = !stopping && t->queued_spans + spans <= t->queue_max;
     if (take) {
         if (t->tail) t->tail->next = it;
         else t->head = it;
@@ -160,7 +161,7 @@ void trace_request_finish(tracer *t, const trace_request *r, const request_recor
     }
     pthread_mutex_unlock(&t->lock);
     if (!take) {
-        atomic_fetch_add(&t->dropped_full, spans);
+        atomic_fetch_add(stopping ? &t->dropped_shutdown : &t->dropped_full, spans);
         vigil_free(it);
     }
 }
