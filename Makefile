@@ -53,6 +53,7 @@ bench: build
 	@/usr/bin/python3 bench/jpeg_reduced_scale.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/serve_bench.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/memory_bench.py --vigil $(BUILD)/vigil
+	@/usr/bin/python3 bench/trace_bench.py --vigil $(BUILD)/vigil
 
 clean:
 	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -20,7 +20,7 @@
 
 #include "core/alloc.h"
 
-typedef enum { SETTING_INT, SETTING_STRING } setting_type;
+typedef enum { SETTING_INT, SETTING_STRING, SETTING_RATIO } setting_type;
 
 typedef struct setting {
     const char *path; /* YAML path; env and flag names derive from it */
@@ -34,6 +34,8 @@ typedef struct setting {
 
 #define INT_SETTING(p, field, lo, hi, h) \
     {p, SETTING_INT, offsetof(vigil_config, field), sizeof(int64_t), lo, hi, NULL, h}
+/* A fraction in [0, 1], held as a double. */
+#define RATIO_SETTING(p, field, h) {p, SETTING_RATIO, offsetof(vigil_config, field), sizeof(double), 0, 1, NULL, h}
 #define STR_SETTING(p, field, ch, h) \
     {p, SETTING_STRING, offsetof(vigil_config, field), sizeof(((vigil_config *)0)->field), 0, 0, ch, h}
 
@@ -138,6 +140,17 @@ static const setting settings[] = {
                 "edge: append one line per upload attempt here (empty: none)"),
     STR_SETTING("edge.test_clock_file", edge_test_clock_file, NULL,
                 "tests only: a file holding milliseconds added to the edge clock"),
+    INT_SETTING("tracing.enabled", tracing_enabled, 0, 1, "1: record spans and export them over OTLP/HTTP"),
+    STR_SETTING("tracing.endpoint", tracing_endpoint, NULL,
+                "OTLP/HTTP collector base URL (spans are POSTed to {endpoint}/v1/traces)"),
+    RATIO_SETTING("tracing.sampling_ratio", tracing_sampling_ratio,
+                  "share of new traces recorded; a caller's sampled flag is honoured"),
+    STR_SETTING("tracing.service_name", tracing_service_name, NULL, "service.name of the exported spans"),
+    INT_SETTING("tracing.queue_size", tracing_queue_size, 1, 1000000, "spans waiting for export (more are dropped)"),
+    INT_SETTING("tracing.batch_size", tracing_batch_size, 1, 100000, "spans per export request"),
+    INT_SETTING("tracing.flush_interval_ms", tracing_flush_interval_ms, 1, 3600000,
+                "longest wait before a partial batch is exported"),
+    INT_SETTING("tracing.timeout_ms", tracing_timeout_ms, 1, 600000, "bound on one export request"),
 };
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
 
@@ -201,6 +214,13 @@ void config_defaults(vigil_config *cfg) {
     cfg->edge_uplink_timeout_ms = 30000;
     cfg->edge_uplink_backoff_base_ms = 1000;
     cfg->edge_uplink_backoff_max_ms = 300000;
+    snprintf(cfg->tracing_endpoint, sizeof cfg->tracing_endpoint, "http://127.0.0.1:4318");
+    cfg->tracing_sampling_ratio = 1.0;
+    snprintf(cfg->tracing_service_name, sizeof cfg->tracing_service_name, "vigil");
+    cfg->tracing_queue_size = 2048;
+    cfg->tracing_batch_size = 512;
+    cfg->tracing_flush_interval_ms = 1000;
+    cfg->tracing_timeout_ms = 2000;
 }
 
 static int choice_allowed(const char *choices, const char *value) {
@@ -230,6 +250,16 @@ static vigil_status setting_assign(vigil_config *cfg, const setting *s, const ch
                                    s->path, v, (long long)s->min, (long long)s->max);
         int64_t v64 = v;
         memcpy(field, &v64, sizeof v64);
+        return VIGIL_OK;
+    }
+    if (s->type == SETTING_RATIO) {
+        errno = 0;
+        char *end;
+        double v = strtod(value, &end);
+        if (errno || end == value || *end != '\0' || !(v >= 0 && v <= 1)) /* NaN fails the range too */
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s: %s: expected a number in [0, 1], got '%s'",
+                                   where, s->path, value);
+        memcpy(field, &v, sizeof v);
         return VIGIL_OK;
     }
     if (s->choices && !choice_allowed(s->choices, value))
@@ -455,7 +485,8 @@ void config_describe(void (*fn)(const char *flag, const char *value_name, const 
         char name[128];
         setting_name(&settings[i], 'f', name, sizeof name);
         const setting *s = &settings[i];
-        fn(name, s->type == SETTING_INT ? "N" : (s->choices ? s->choices : "TEXT"), s->help, user);
+        fn(name, s->type == SETTING_INT ? "N" : s->type == SETTING_RATIO ? "0..1" : (s->choices ? s->choices : "TEXT"),
+           s->help, user);
     }
 }
 

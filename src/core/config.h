@@ -94,6 +94,15 @@ typedef struct vigil_config {
     int64_t edge_uplink_backoff_max_ms;
     char edge_upload_log_file[CONFIG_STR_MAX]; /* "" = none: one line per upload attempt */
     char edge_test_clock_file[CONFIG_STR_MAX]; /* tests: offset of the edge clock in ms */
+    /* tracing (src/serve/trace.c, docs/OBSERVABILITY.md) */
+    int64_t tracing_enabled;                  /* 1: spans are made and exported */
+    char tracing_endpoint[CONFIG_STR_MAX];    /* OTLP/HTTP base URL; spans go to {endpoint}/v1/traces */
+    double tracing_sampling_ratio;            /* [0, 1] of new traces recorded (parent-based) */
+    char tracing_service_name[128];           /* resource attribute service.name */
+    int64_t tracing_queue_size;               /* spans waiting for the exporter; more are dropped */
+    int64_t tracing_batch_size;               /* spans per export request */
+    int64_t tracing_flush_interval_ms;        /* longest wait before a partial batch is sent */
+    int64_t tracing_timeout_ms;               /* bound on one export request */
 } vigil_config;
 
 /* Fills cfg with the defaults. */

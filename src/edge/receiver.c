@@ -202,12 +202,14 @@ static vigil_status receiver_detect(receiver *r, server_call *call, const char *
         job->done = detect_done;
         job->user = &w;
         job->deadline_ns = request_job_deadline(server, -1);
+        server_call_trace_submit(call, job); /* the edge's span is the call's parent (its traceparent header) */
         st = request_submit(server, m, job, err);
         if (!st) {
             pthread_mutex_lock(&w.lock);
             while (!w.done)
                 pthread_cond_wait(&w.done_cond, &w.lock);
             pthread_mutex_unlock(&w.lock);
+            server_call_trace_done(call, job, m->version);
             st = request_job_status(job);
             if (st && !frame_refused(st)) st = VIGIL_ERR_UNAVAILABLE; /* a timeout, a model unloaded meanwhile */
             if (st) vigil_error_set(err, st, "frame: %s", job->error.message);

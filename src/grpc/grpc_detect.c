@@ -176,7 +176,8 @@ static void detect_finish(gwork *w) {
     if (request_detect_observed(gcall_server(w->call), w->served)) { /* escalation (docs/EDGE.md) */
         char source[REQUEST_SOURCE_MAX], traceparent[REQUEST_TRACEPARENT_MAX];
         gcall_metadata(w->call, "x-source-id", source, sizeof source);
-        gcall_metadata(w->call, "traceparent", traceparent, sizeof traceparent);
+        /* the event's parent is this call's span (the cloud joins its trace), else the client's */
+        if (!gcall_traceparent(w->call, traceparent)) gcall_metadata(w->call, "traceparent", traceparent, sizeof traceparent);
         request_detect_observe(gcall_server(w->call), w->served, job, source, traceparent);
     }
 }

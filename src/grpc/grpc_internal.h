@@ -48,6 +48,9 @@ const gmethod *gcall_method(const gcall *c);
 /* Copies the first value of the call's metadata key (lower-case) into out
  * (cut to size - 1 bytes); "" when absent. */
 void gcall_metadata(const gcall *c, const char *key, char *out, size_t size);
+/* The call as a parent (its server span), as trace_request_traceparent;
+ * 0 when tracing is off.  OUT: out, TRACEPARENT_LEN + 1 bytes. */
+int gcall_traceparent(const gcall *c, char *out);
 /* 1 when the server is ready and the gRPC side is not shutting down. */
 int gcall_serving(const gcall *c);
 /* Remaining time of the call's deadline capped by request_timeout_ms, as a

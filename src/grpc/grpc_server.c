@@ -39,6 +39,7 @@
 #include "core/log.h"
 #include "grpc/grpc_frontend.h"
 #include "grpc/grpc_internal.h"
+#include "serve/trace.h"
 
 #define GRPC_MAX_METHODS 40
 #define GRPC_ARMED_PER_METHOD 2
@@ -87,6 +88,9 @@ struct gcall {
     char request_id[REQUEST_ID_SIZE];
     char model[MODEL_NAME_MAX]; /* the last model a handler acquired */
     size_t bytes_in, bytes_out; /* message bytes received and sent */
+    trace_request trace;        /* the call's spans (trace.h); a stream is one server span */
+    char traceparent[TRACEPARENT_LEN + 1]; /* sent back in the initial metadata (lives with the call) */
+    grpc_metadata initial_md;
 
     /* streams */
     uint64_t next_seq, send_seq;
@@ -186,6 +190,7 @@ static void gcall_unref(gcall *c) {
 }
 
 vigil_server *gcall_server(const gcall *c) { return c->fe->server; }
+int gcall_traceparent(const gcall *c, char *out) { return trace_request_traceparent(&c->trace, out); }
 const gmethod *gcall_method(const gcall *c) { return c->reg ? c->reg->method : NULL; }
 
 void gcall_metadata(const gcall *c, const char *key, char *out, size_t size) {
@@ -238,6 +243,12 @@ static size_t add_initial(gcall *c, grpc_op *ops) {
     c->sent_initial = 1;
     memset(ops, 0, sizeof *ops);
     ops->op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (trace_request_traceparent(&c->trace, c->traceparent)) { /* as REST's response header */
+        c->initial_md.key = grpc_slice_from_static_string("traceparent");
+        c->initial_md.value = grpc_slice_from_static_buffer(c->traceparent, TRACEPARENT_LEN);
+        ops->data.send_initial_metadata.count = 1;
+        ops->data.send_initial_metadata.metadata = &c->initial_md;
+    }
     return 1;
 }
 
@@ -258,7 +269,8 @@ static void call_finish(gcall *c, grpc_status_code code, int http) {
                         .bytes_in = c->bytes_in,
                         .bytes_out = c->bytes_out,
                         .start_ns = c->start_ns,
-                        .model = c->model};
+                        .model = c->model,
+                        .trace = &c->trace};
     request_finish(c->fe->server, &r);
 }
 
@@ -478,6 +490,14 @@ static void on_new(gcall *c, int ok) {
         if (grpc_slice_str_cmp(c->metadata.metadata[i].key, "x-request-id") == 0) given = &c->metadata.metadata[i].value;
     request_id_make(given ? (const char *)GRPC_SLICE_START_PTR(*given) : NULL, given ? GRPC_SLICE_LENGTH(*given) : 0,
                     c->request_id);
+    tracer *spans = request_tracer(fe->server);
+    if (spans) {
+        /* one byte over each limit: a longer value reads as invalid, not as a cut-down valid one */
+        char traceparent[REQUEST_TRACEPARENT_MAX + 2], tracestate[TRACESTATE_MAX + 2];
+        gcall_metadata(c, "traceparent", traceparent, sizeof traceparent);
+        gcall_metadata(c, "tracestate", tracestate, sizeof tracestate);
+        trace_request_begin(spans, &c->trace, c->start_ns, traceparent, tracestate);
+    }
     if (c->payload) c->bytes_in = grpc_byte_buffer_length(c->payload); /* unary: the request message */
     pthread_mutex_lock(&fe->lock);
     c->next = fe->live;
@@ -586,6 +606,7 @@ void gwork_submit(gwork *w, void (*finish)(gwork *w)) {
     job->done = work_done;
     job->user = w;
     job->deadline_ns = gcall_job_deadline(w->call);
+    trace_request_tag_job(&w->call->trace, job);
     w->finish = finish;
     vigil_error err = {0};
     if (request_submit(w->call->fe->server, w->served, job, &err)) {
@@ -606,6 +627,8 @@ static void *finisher_main(void *arg) {
         fe->done_head = w->next;
         if (!fe->done_head) fe->done_tail = NULL;
         pthread_mutex_unlock(&fe->lock);
+        if (!w->call->reg->method->streaming) /* a unary call's one job: its spans */
+            trace_request_job(&w->call->trace, w->job, w->served ? w->served->version : 0);
         w->finish(w);
         gwork_destroy(w);
         pthread_mutex_lock(&fe->lock);

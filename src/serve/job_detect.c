@@ -137,9 +137,11 @@ static size_t worker_run(detect_worker *w, detect_request *reqs, size_t n, size_
     double inference_ms = clock_now_ms() - t0;
     for (size_t k = 0; k < m; k++) {
         detect_request *r = in_slot[k];
+        r->post_start_ns = sched_now_ns();
         r->status = st ? st
                        : vigil_detect_postprocess(w->spec, outs, w->n_outputs, m, k, &items[k], r->options,
                                                   w->stores[first + k], &r->result, &r->error);
+        r->post_end_ns = sched_now_ns();
         if (st) r->error = err;
         r->result.timing.inference_ms = inference_ms;
         r->result.timing.total_ms += inference_ms;
@@ -339,6 +341,8 @@ static double detect_run(const sched_instance *in, void **state, sched_job **job
     for (size_t k = 0; k < m; k++) {
         sched_job *job = ok[k];
         job->status = reqs[k].status;
+        job->post_start_ns = reqs[k].post_start_ns;
+        job->post_end_ns = reqs[k].post_end_ns;
         if (job->status) job->error = reqs[k].error;
         else if (((job_detect *)job->data)->render) job->status = render_body(w, job, &reqs[k].result, &job->error);
         else job->status = json_body(in->model_name, job, &reqs[k].result, &job->error);

@@ -44,6 +44,7 @@ typedef struct detect_request {
     vigil_status status;
     vigil_error error;
     vigil_detect_result result;
+    int64_t post_start_ns, post_end_ns; /* CLOCK_MONOTONIC around its post-processing (0: none ran) */
 } detect_request;
 
 /* Runs reqs[0..n) (n <= VIGIL_DETECT_BATCH_MAX) as one batch of the model;

@@ -35,6 +35,7 @@
 #include "serve/job_detect.h"
 #include "serve/server_internal.h"
 #include "serve/textbuf.h"
+#include "serve/trace.h"
 
 /* ------------------------------------------------------------ the table */
 
@@ -114,6 +115,8 @@ static void access_log(const request_record *r) {
     if (log_min_level() > LOG_INFO) return;
     double ms = (double)(sched_now_ns() - r->start_ns) / 1e6;
     const char *model = r->model ? r->model : "";
+    char trace_id[2 * TRACE_ID_SIZE + 1] = "";
+    if (r->trace) trace_request_trace_id(r->trace, trace_id);
     textbuf b;
     textbuf_init(&b, 4096);
     if (log_json()) {
@@ -135,6 +138,7 @@ static void access_log(const request_record *r) {
             json_append_string(&b, model);
         }
         if (r->grpc) textbuf_printf(&b, ",\"proto\":\"grpc\",\"grpc_status\":%d", r->grpc_code);
+        if (trace_id[0]) textbuf_printf(&b, ",\"trace_id\":\"%s\"", trace_id);
         textbuf_printf(&b, "}");
     } else {
         textbuf_printf(&b, "vigil: access: ");
@@ -150,6 +154,7 @@ static void access_log(const request_record *r) {
             text_append_clean(&b, model);
         }
         if (r->grpc) textbuf_printf(&b, " proto=grpc grpc_status=%d", r->grpc_code);
+        if (trace_id[0]) textbuf_printf(&b, " trace_id=%s", trace_id);
     }
     if (!b.status) log_line(b.data);
     textbuf_free(&b);
@@ -158,6 +163,7 @@ static void access_log(const request_record *r) {
 void request_finish(vigil_server *server, const request_record *r) {
     metrics_http_request(server->metrics, r->route, r->status);
     access_log(r);
+    if (r->trace) trace_request_finish(server->tracer, r->trace, r);
 }
 
 /* ------------------------------------------------------------ begin */
@@ -170,6 +176,7 @@ repository *request_repository(vigil_server *server) { return server->repo; }
 metrics *request_metrics(vigil_server *server) { return server->metrics; }
 auth_verifier *request_auth(vigil_server *server) { return server->auth; }
 tls_material *request_tls(vigil_server *server) { return server->tls; }
+tracer *request_tracer(vigil_server *server) { return server->tracer; }
 
 int64_t request_job_deadline(const vigil_server *server, int64_t client_left_ns) {
     int64_t now = sched_now_ns();

@@ -89,13 +89,16 @@ typedef struct request_record {
     size_t bytes_in, bytes_out;
     int64_t start_ns;       /* sched_now_ns() when the request arrived */
     const char *model;
+    const struct trace_request *trace; /* the request's spans (trace.h); NULL or off: none */
 } request_record;
 
 /* The finish step both front ends take once per answered request (a gRPC
  * stream is one request): counts it under its route and status in the
  * metrics and writes its access log line (at info level; JSON or text, as
  * log.format says).  REST's line is what it always was; a gRPC line has the
- * same fields plus "proto":"grpc" and "grpc_status". */
+ * same fields plus "proto":"grpc" and "grpc_status".  With tracing on, the
+ * line carries the trace id ("trace_id", trace_id=) and a sampled
+ * request's spans go to the exporter. */
 void request_finish(vigil_server *server, const request_record *r);
 
 /* ---------------------------------------------------------------- begin */
@@ -110,6 +113,8 @@ metrics *request_metrics(vigil_server *server);
  * set, one SIGHUP reload); tls is NULL for plain text. */
 auth_verifier *request_auth(vigil_server *server);
 tls_material *request_tls(vigil_server *server);
+/* The span exporter (trace.h); NULL while tracing is off. */
+struct tracer *request_tracer(vigil_server *server);
 
 /* The CLOCK_MONOTONIC deadline of a job arriving now: limits.request_timeout_ms,
  * or the client's own deadline (client_left_ns >= 0: nanoseconds it has

@@ -218,7 +218,10 @@ static void detect_finish(http_exchange *ex) {
     if (request_detect_observed(ex->server, ex->served)) { /* escalation (docs/EDGE.md) */
         const char *source = exchange_header(ex, "X-Source-Id");
         if (!source) source = exchange_query(ex, "source");
-        request_detect_observe(ex->server, ex->served, job, source, exchange_header(ex, "traceparent"));
+        /* the event's parent is this request's span (the cloud joins its trace), else the client's */
+        char own[TRACEPARENT_LEN + 1];
+        const char *traceparent = trace_request_traceparent(&ex->trace, own) ? own : exchange_header(ex, "traceparent");
+        request_detect_observe(ex->server, ex->served, job, source, traceparent);
     }
 }
 

@@ -142,6 +142,12 @@ void server_call_set_model(server_call *call, const char *model) {
     http_exchange *ex = exchange_of(call);
     snprintf(ex->model, sizeof ex->model, "%.127s", model ? model : "");
 }
+void server_call_trace_submit(server_call *call, struct sched_job *job) {
+    trace_request_tag_job(&exchange_of(call)->trace, job);
+}
+void server_call_trace_done(server_call *call, const struct sched_job *job, int64_t model_version) {
+    trace_request_job(&exchange_of(call)->trace, job, model_version);
+}
 
 /* ------------------------------------------------------------ the answer */
 

@@ -85,8 +85,9 @@ static void job_finish(sched *s, sched_job *job, metrics_outcome outcome) {
     if (s->metrics) {
         metrics_inference(s->metrics, s->model, outcome);
         if (outcome == METRICS_SUCCESS)
-            metrics_observe(s->metrics, s->model, METRICS_TOTAL_SECONDS,
-                            (double)(sched_now_ns() - job->enqueue_ns) * 1e-9);
+            metrics_observe_traced(s->metrics, s->model, METRICS_TOTAL_SECONDS,
+                                   (double)(sched_now_ns() - job->enqueue_ns) * 1e-9,
+                                   job->trace_id[0] ? job->trace_id : NULL);
     }
     job->done(job);
 }
@@ -176,7 +177,14 @@ static void run_kind(sched *s, sched_worker *w, sched_job **jobs, size_t n, int6
     void **state = worker_state(w, kind);
     double compute = 0;
     if (state) {
+        int64_t start = sched_now_ns();
         compute = kind->run(&w->instance, state, jobs, n, items);
+        int64_t end = sched_now_ns();
+        for (size_t j = 0; j < n; j++) {
+            jobs[j]->run_start_ns = start;
+            jobs[j]->run_end_ns = end;
+            jobs[j]->batch_items = items;
+        }
     } else {
         for (size_t j = 0; j < n; j++)
             jobs[j]->status = vigil_error_set(&jobs[j]->error, VIGIL_ERR_INTERNAL,

@@ -45,10 +45,18 @@ struct sched_job {
     void (*done)(sched_job *job);
     void *user;
 
+    char trace_id[33];          /* hex trace id of a sampled request ("" = none): the exemplar of its
+                                   latency (trace_request_tag_job) */
+
     /* Set by the scheduler (or the kind's run) before done. */
     vigil_status status;
     vigil_error error;
     int64_t enqueue_ns;
+    /* CLOCK_MONOTONIC times for the request's spans (trace.h): the batch
+     * that ran the job began and ended; the kind's post-processing of this
+     * job (detection: decode and NMS), 0 when the kind has none. */
+    int64_t run_start_ns, run_end_ns, post_start_ns, post_end_ns;
+    int64_t batch_items; /* items in that batch */
     sched_job *next; /* queue link, private */
 };
 

@@ -164,6 +164,7 @@ void exchange_submit(http_exchange *ex, void (*finish)(http_exchange *ex)) {
     job->done = exchange_job_done;
     job->user = ex;
     job->deadline_ns = request_job_deadline(ex->server, -1);
+    trace_request_tag_job(&ex->trace, job);
     ex->finish = finish;
     ex->state = EXCHANGE_WAITING;
     MHD_suspend_connection(ex->conn);
@@ -265,6 +266,8 @@ static http_exchange *exchange_create(vigil_server *server, struct MHD_Connectio
     ex->upload_fd = -1;
     textbuf_init(&ex->body, (size_t)server->cfg.max_body_bytes);
     request_id_init(ex);
+    trace_request_begin(server->tracer, &ex->trace, ex->start_ns, exchange_header(ex, "traceparent"),
+                        exchange_header(ex, "tracestate"));
     atomic_fetch_add(&server->active, 1);
     return ex;
 }
@@ -290,7 +293,8 @@ static void exchange_finish(const http_exchange *ex) {
                         .bytes_in = ex->body.len,
                         .bytes_out = ex->resp_len,
                         .start_ns = ex->start_ns,
-                        .model = ex->model};
+                        .model = ex->model,
+                        .trace = &ex->trace};
     request_finish(ex->server, &r);
 }
 
@@ -300,6 +304,8 @@ static enum MHD_Result exchange_send(http_exchange *ex) {
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ex->content_type ? ex->content_type : "application/json");
     MHD_add_response_header(resp, "X-Request-Id", ex->request_id);
+    char traceparent[TRACEPARENT_LEN + 1]; /* the answer names the request's span: the client can find it */
+    if (trace_request_traceparent(&ex->trace, traceparent)) MHD_add_response_header(resp, "traceparent", traceparent);
     if (ex->retry_after[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ex->retry_after);
     if (ex->code == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vigil\"");
     if (ex->header_length[0]) MHD_add_response_header(resp, "Inference-Header-Content-Length", ex->header_length);
@@ -491,6 +497,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (ex->state == EXCHANGE_WAITING) { /* resumed */
+        if (atomic_load(&ex->job_done) && ex->job)
+            trace_request_job(&ex->trace, ex->job, ex->served ? ex->served->version : 0);
         if (atomic_load(&ex->job_done) && ex->finish) ex->finish(ex);
         if (!ex->have_response) respond_error_code(ex, MHD_HTTP_INTERNAL_SERVER_ERROR, "no response");
         return exchange_send(ex);
@@ -524,6 +532,8 @@ vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_er
     if (!st) st = auth_verifier_create(&auth, &server->auth, err);
     if (!st) st = tls_material_load(cfg, &server->tls, err);
     if (!st) st = repository_create(&server->cfg, server->metrics, &server->repo, err);
+    if (!st) st = tracer_create(cfg, &server->tracer, err);
+    if (!st && server->tracer) st = server_metrics_add(server, tracer_metrics, server->tracer, err);
     if (st) {
         server_destroy(server);
         return st;
@@ -707,6 +717,7 @@ void server_stop(vigil_server *server) {
     MHD_stop_daemon(server->daemon);
     server->daemon = NULL;
     gate_drain(server->gate, 1000); /* the clients get what the library wrote last */
+    tracer_stop(server->tracer, server->cfg.shutdown_timeout_ms); /* the last requests' spans go out */
     LOG_I("stopped after %lld requests (drained in %.0f ms)", (long long)atomic_load(&server->request_count),
           (double)(sched_now_ns() - t0) / 1e6);
 }
@@ -720,5 +731,6 @@ void server_destroy(vigil_server *server) {
     metrics_destroy(server->metrics);
     auth_verifier_destroy(server->auth);
     tls_material_destroy(server->tls);
+    tracer_destroy(server->tracer);
     vigil_free(server);
 }

@@ -93,6 +93,13 @@ const char *server_call_request_id(const server_call *call);
 void server_call_set_route(server_call *call, const char *route_label);
 /* Names the model in the access log (copied). */
 void server_call_set_model(server_call *call, const char *model);
+/* A job the handler runs for the call (request_submit): tag it before it is
+ * submitted and hand it back once done, and its queue, inference and
+ * post-processing become children of the call's server span (trace.h),
+ * like a built-in route's job.  Nothing happens while tracing is off. */
+struct sched_job;
+void server_call_trace_submit(server_call *call, struct sched_job *job);
+void server_call_trace_done(server_call *call, const struct sched_job *job, int64_t model_version);
 
 /* The answer; each replaces any answer set before.  body: vigil_malloc'd,
  * owned by the call from then on (NULL with len 0 for none).  content_type

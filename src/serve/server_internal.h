@@ -26,6 +26,7 @@
 #include "serve/request.h"
 #include "serve/server.h"
 #include "serve/textbuf.h"
+#include "serve/trace.h"
 
 /* A route added by a module (server_route_add). */
 typedef struct server_route {
@@ -50,6 +51,7 @@ struct vigil_server {
     result_cache *cache;
     auth_verifier *auth; /* auth.* settings (mode off accepts everything) */
     tls_material *tls;   /* tls.* files; NULL = plain HTTP */
+    tracer *tracer;      /* tracing.* (trace.h); NULL = tracing off */
     body_budget bodies;  /* http.max_buffered_bytes: request bodies held in memory */
     atomic_int mhd_started;     /* 0 while MHD_start_daemon runs: its messages go to listen_error */
     char listen_error[256];     /* libmicrohttpd's last message while starting, for the failure */
@@ -79,6 +81,7 @@ struct http_exchange {
     int close_after; /* the framing was refused: answer with Connection: close */
     int64_t start_ns;
     char request_id[REQUEST_ID_SIZE];
+    trace_request trace; /* its spans (trace.h); off when tracing is */
     const char *route; /* route pattern for metrics and the access log */
     char model[MODEL_NAME_MAX];
     exchange_state state;

@@ -140,6 +140,29 @@ static void test_metrics_node_type(void) {
     CHECK_STR(config_node_type(&cfg), "edge");
 }
 
+/* tracing.*: off by default; the sampling ratio is the one fractional setting. */
+static void test_tracing_settings(void) {
+    vigil_config cfg;
+    config_defaults(&cfg);
+    CHECK_EQ_INT(cfg.tracing_enabled, 0);
+    CHECK_STR(cfg.tracing_endpoint, "http://127.0.0.1:4318");
+    CHECK_NEAR(cfg.tracing_sampling_ratio, 1.0, 0);
+    vigil_error err = {0};
+    const char *yaml = "tracing:\n  enabled: 1\n  sampling_ratio: 0.25\n  service_name: cam-box\n";
+    CHECK_EQ_INT(config_load_string(&cfg, yaml, strlen(yaml), "t.yaml", &err), VIGIL_OK);
+    CHECK_EQ_INT(cfg.tracing_enabled, 1);
+    CHECK_NEAR(cfg.tracing_sampling_ratio, 0.25, 0);
+    CHECK_STR(cfg.tracing_service_name, "cam-box");
+    CHECK_EQ_INT(config_apply_flag(&cfg, "tracing-sampling-ratio", "0", &err), VIGIL_OK);
+    CHECK_NEAR(cfg.tracing_sampling_ratio, 0.0, 0);
+    const char *bad[] = {"1.5", "-0.1", "nan", "half", "0.5x", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ_INT(config_apply_flag(&cfg, "tracing-sampling-ratio", bad[i], &err), VIGIL_ERR_INVALID_ARGUMENT);
+        CHECK(strstr(err.message, "tracing.sampling_ratio") != NULL);
+    }
+    CHECK_NEAR(cfg.tracing_sampling_ratio, 0.0, 0); /* a refused value changes nothing */
+}
+
 int main(void) {
     RUN(test_defaults);
     RUN(test_yaml_file_values);
@@ -149,5 +172,6 @@ int main(void) {
     RUN(test_model_jpeg_reduced_scale);
     RUN(test_edge_receiver_settings);
     RUN(test_metrics_node_type);
+    RUN(test_tracing_settings);
     return testing_report();
 }
