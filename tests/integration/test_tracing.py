@@ -208,6 +208,23 @@ def test_rest_infer_joins_the_clients_trace(served):
     assert f"request_id=trace-rest-1 model=affine trace_id={CLIENT_TRACE}" in d.read_log()
 
 
+def test_the_latency_histogram_carries_the_trace_as_exemplar(served):
+    """OpenMetrics exposition: the bucket a traced request fell in names its
+    trace id as exemplar (metrics_observe_traced from the scheduler)."""
+    d, _ = served
+    trace = "0af7651916cd43dd8448eb211c80319d"
+    r = infer(d, {"traceparent": f"00-{trace}-b7ad6b7169203331-01"})
+    assert r.status_code == 200, r.text
+    text = requests.get(d.url + "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+                        timeout=5).text
+    lines = [ln for ln in text.splitlines()
+             if ln.startswith("vigil_inference_total_seconds_bucket{") and f'trace_id="{trace}"' in ln]
+    assert lines, "no exemplar with the request's trace id on vigil_inference_total_seconds"
+    assert 'model="affine"' in lines[0]
+    plain = requests.get(d.url + "/metrics", timeout=5).text
+    assert trace not in plain  # the Prometheus text format has no exemplars
+
+
 def test_rest_detect_has_a_postprocess_span(served):
     d, collector = served
     trace = "0af7651916cd43dd8448eb211c80319c"
