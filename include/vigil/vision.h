@@ -135,11 +135,13 @@ typedef enum vigil_head_family {
                              original head), or the original six outputs: per stride 8/16/32 scores
                              [N, cells, nc] and distributions [N, cells, 4*(reg_max+1)] */
     VIGIL_HEAD_YOLOV10,   /* [N, K, 6]: x1, y1, x2, y2, score, class; NMS-free */
-    VIGIL_HEAD_YOLOV8_SEG /* [N, 4+nc+nm, A] + prototypes [N, nm, mh, mw] */
+    VIGIL_HEAD_YOLOV8_SEG, /* [N, 4+nc+nm, A] + prototypes [N, nm, mh, mw] */
+    VIGIL_HEAD_HAILO_NMS   /* [N, nc, 1+5K], last dim named "hailo_nms": per class a count, then K boxes
+                            * y_min, x_min, y_max, x_max (0..1), score: HailoRT's on-chip NMS by class */
 } vigil_head_family;
 
 const char *vigil_head_family_name(vigil_head_family family);
-/* Parses "yolov5", "yolov8", "yolo11", "yolox", "nanodet", "yolov10", "yolov8-seg"; -1 if unknown. */
+/* Parses "yolov5", "yolov8", "yolo11", "yolox", "nanodet", "yolov10", "yolov8-seg", "hailo_nms"; -1 if unknown. */
 int vigil_head_family_parse(const char *name);
 
 /* The head family a model's tensors describe, as vigil_detect_spec_create

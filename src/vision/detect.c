@@ -61,6 +61,8 @@ static vigil_preprocess spec_preprocess(vigil_head_family family, vigil_layout l
     if (family == VIGIL_HEAD_YOLOX) { /* BGR, 0..255, image at the top-left */
         p.swap_rb = 1, p.centred = 0;
         p.scale[0] = p.scale[1] = p.scale[2] = 1.f;
+    } else if (family == VIGIL_HEAD_HAILO_NMS) { /* RGB 0..255: the backend casts it to the HEF's uint8 */
+        p.scale[0] = p.scale[1] = p.scale[2] = 1.f;
     } else if (family == VIGIL_HEAD_NANODET) { /* BGR, ImageNet mean/std in 0..255, stretched */
         static const float mean[3] = {103.53f, 116.28f, 123.675f}, std[3] = {57.375f, 57.12f, 58.395f};
         p.swap_rb = 1, p.stretch = 1;
@@ -308,8 +310,9 @@ vigil_status vigil_detect_postprocess(const vigil_detect_spec *spec, const vigil
     size_t n_head = spec->layout.family == VIGIL_HEAD_YOLOV8_SEG ? 1 : k; /* the head reads output 0 alone */
     vigil_status st = head_decode_outputs(&spec->layout, outs, n_head, &hp, &store->boxes, err);
     if (st) return st;
-    /* YOLOv10 did its NMS in the graph: rank and cap only. */
-    float iou = spec->layout.family == VIGIL_HEAD_YOLOV10 ? INFINITY : o->iou_threshold;
+    /* YOLOv10 did its NMS in the graph, Hailo's on the chip: rank and cap only. */
+    int nms_done = spec->layout.family == VIGIL_HEAD_YOLOV10 || spec->layout.family == VIGIL_HEAD_HAILO_NMS;
+    float iou = nms_done ? INFINITY : o->iou_threshold;
     size_t kept = head_nms(&store->boxes, iou, o->agnostic || iou == INFINITY, o->max_detections);
     st = store_reserve(store, kept, err);
     if (st) return st;
