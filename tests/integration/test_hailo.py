@@ -19,14 +19,13 @@ and reports the reason in device info, /metrics and the log."""
 import json
 import os
 import pathlib
-import struct
 import threading
-import zlib
 
 import pytest
 import requests
 
 from conftest import ROOT, add_model, metric_value, ready_daemon
+from test_backend_detect import gray_png  # a grey 64x64 PNG, the size of the HEF's input
 
 SIZE = 64
 # (class, y_min, x_min, y_max, x_max, score): the NMS model's boxes, every frame
@@ -40,14 +39,6 @@ def fake_library(name="libhailort_fake.so"):
     if not path.exists():
         pytest.skip(f"{path} is not built")
     return str(path)
-
-
-def gray_png(value, size=SIZE):
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    rows = b"".join(b"\x00" + bytes([value]) * (3 * size) for _ in range(size))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def write_hef_models(models, instances=2):
