@@ -108,6 +108,8 @@ typedef struct vigil_preprocess {
     uint8_t pad_value;
     float mean[3]; /* value = (pixel - mean[c]) * scale[c], in the fed channel order */
     float scale[3];
+    int u8; /* 1 = a uint8 NHWC input (a quantised accelerator's, e.g. a Hailo HEF): each resized
+             * byte is stored as it is; mean and scale are the device's business and unused */
 } vigil_preprocess;
 
 vigil_preprocess vigil_preprocess_default(void);
@@ -120,8 +122,9 @@ typedef struct vigil_letterbox_info {
 } vigil_letterbox_info;
 
 /* Letterboxes image into dst, one float tensor of in_w x in_h x 3 in
- * pre->layout (batch item only).  info may be NULL. */
-vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const vigil_preprocess *pre, float *dst,
+ * pre->layout (batch item only), or uint8 NHWC bytes with pre->u8.  info
+ * may be NULL. */
+vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const vigil_preprocess *pre, void *dst,
                              vigil_letterbox_info *info, vigil_error *err);
 
 /* ------------------------------------------------------------ detections */

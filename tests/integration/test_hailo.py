@@ -97,12 +97,12 @@ def detect(server, model="det", timeout=30):
 
 
 def infer_raw(server, values):
-    body = {"inputs": [{"name": "x", "shape": [1, 4, 4, 3], "datatype": "FP32", "data": values}]}
+    body = {"inputs": [{"name": "x", "shape": [1, 4, 4, 3], "datatype": "UINT8", "data": values}]}
     return requests.post(server.url + "/v2/models/raw/infer", data=json.dumps(body), timeout=30)
 
 
-RAW_IN = [(i * 5.3) % 256 for i in range(48)]
-RAW_OUT = [int(v + 0.5) / 255.0 for v in RAW_IN[:12]]  # the double: out[j] = u8(in[j]) / 255
+RAW_IN = [(i * 53) % 256 for i in range(48)]  # the HEF's own uint8 frame
+RAW_OUT = [v / 255.0 for v in RAW_IN[:12]]  # the double: out[j] = in[j] / 255
 
 
 def test_device_info_metrics_and_schedule(server):
@@ -166,8 +166,8 @@ def test_both_models_at_once_rest_and_grpc(server, tmp_path):
     def grpc_raw():
         for _ in range(15):
             req = ipb.ModelInferRequest(model_name="raw")
-            t = req.inputs.add(name="x", datatype="FP32", shape=[1, 4, 4, 3])
-            req.raw_input_contents.append(np.array(RAW_IN, dtype="<f4").tobytes())
+            t = req.inputs.add(name="x", datatype="UINT8", shape=[1, 4, 4, 3])
+            req.raw_input_contents.append(np.array(RAW_IN, dtype="u1").tobytes())
             y = np.frombuffer(kserve.ModelInfer(req, timeout=30).raw_output_contents[0], dtype="<f4")
             if not np.allclose(y, RAW_OUT, atol=1e-6):
                 failures.append(("grpc raw", y))

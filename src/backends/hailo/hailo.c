@@ -13,9 +13,10 @@
  * in flight, which is what keeps the card busy while the host prepares the
  * next ones.
  *
- * What the server sees: each input as float32 NHWC [batch, H, W, C] holding
- * 0..255 (the letterbox writes it in that layout for a HEF's uint8 input, so
- * the conversion here is a cast per byte, no transpose); each output as
+ * What the server sees: each input as the HEF's own frame, uint8 NHWC
+ * [batch, H, W, C], which the detector's letterbox writes directly (and a
+ * KServe client sends as UINT8), so a frame goes to HailoRT without a host
+ * copy or conversion; each output as
  * float32, dequantised by HailoRT (HAILO_FORMAT_TYPE_FLOAT32 user format),
  * NHWC; an NMS output (HAILO_FORMAT_ORDER_HAILO_NMS_BY_CLASS: per class a
  * float32 count and that many boxes, packed) spread into fixed rows [batch,
@@ -75,7 +76,6 @@ struct backend_model {
     char in_names[BACKEND_MAX_IO][HAILO_MAX_STREAM_NAME_SIZE];
     hailo_output out[BACKEND_MAX_IO];
     vigil_tensor_info in_info[BACKEND_MAX_IO], out_info[BACKEND_MAX_IO];
-    uint8_t *frame;     /* one input frame as uint8 */
     uint8_t *nms_frame; /* one NMS frame as HailoRT packs it */
     size_t nms_bytes;
     float *results[BACKEND_MAX_IO]; /* outputs of the last run, room for HAILO_RUN_BATCH items */
@@ -227,7 +227,7 @@ static vigil_status hailo_describe_io(backend_model *m, vigil_error *err) {
                                    info.shape.features);
         snprintf(m->in_names[i], sizeof m->in_names[i], "%s", info.name);
         m->in_info[i] = (vigil_tensor_info){.name = m->in_names[i],
-                                            .dtype = VIGIL_DTYPE_F32,
+                                            .dtype = VIGIL_DTYPE_U8,
                                             .ndim = 4,
                                             .dims = {-1, info.shape.height, info.shape.width, info.shape.features}};
     }
@@ -265,11 +265,8 @@ static vigil_status hailo_describe_io(backend_model *m, vigil_error *err) {
         m->results[i] = vigil_aligned_alloc(64, o->item_floats * sizeof(float) * HAILO_RUN_BATCH);
         if (!m->results[i]) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "hailo: out of memory for %s", m->path);
     }
-    size_t biggest = 0;
-    for (size_t i = 0; i < m->n_inputs; i++) biggest = m->in_frame[i] > biggest ? m->in_frame[i] : biggest;
-    m->frame = vigil_aligned_alloc(64, biggest ? biggest : 1);
     m->nms_frame = m->nms_bytes ? vigil_aligned_alloc(64, m->nms_bytes) : NULL;
-    if (!m->frame || (m->nms_bytes && !m->nms_frame))
+    if (m->nms_bytes && !m->nms_frame)
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "hailo: out of memory for %s", m->path);
     return VIGIL_OK;
 }
@@ -284,7 +281,6 @@ static void hailo_unload(backend_model *m) {
     if (m->hef) m->lib->hailo_release_hef(m->hef);
     pthread_mutex_unlock(&m->dev->lock);
     for (size_t i = 0; i < BACKEND_MAX_IO; i++) vigil_free(m->results[i]);
-    vigil_free(m->frame);
     vigil_free(m->nms_frame);
     vigil_free(m->path);
     vigil_free(m);
@@ -397,14 +393,6 @@ static vigil_status hailo_schedule(backend_model *m, const backend_schedule *s, 
 
 /* ------------------------------------------------------------ run */
 
-/* 0..255 floats (the letterbox's) to the HEF's uint8, rounded and clamped. */
-static void hailo_to_u8(const float *in, uint8_t *out, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float v = in[i] + 0.5f;
-        out[i] = (uint8_t)(v < 0.f ? 0.f : v > 255.f ? 255.f : v);
-    }
-}
-
 /* HailoRT's packed by-class NMS frame into fixed rows of 1 + 5 K floats. */
 static void hailo_unpack_nms(const hailo_output *o, const uint8_t *packed, float *rows) {
     uint32_t classes = o->info.nms_shape.number_of_classes, room = o->info.nms_shape.max_bboxes_per_class;
@@ -437,9 +425,8 @@ static vigil_status hailo_fault(backend_model *m, const char *what, hailo_status
 static vigil_status hailo_write_read(backend_model *m, int64_t count, const vigil_tensor *inputs, vigil_error *err) {
     for (int64_t b = 0; b < count; b++)
         for (size_t i = 0; i < m->n_inputs; i++) {
-            const float *src = (const float *)inputs[i].data + (size_t)b * m->in_frame[i];
-            hailo_to_u8(src, m->frame, m->in_frame[i]);
-            hailo_status hs = m->lib->hailo_vstream_write_raw_buffer(m->inputs[i], m->frame, m->in_frame[i]);
+            const uint8_t *frame = (const uint8_t *)inputs[i].data + (size_t)b * m->in_frame[i];
+            hailo_status hs = m->lib->hailo_vstream_write_raw_buffer(m->inputs[i], frame, m->in_frame[i]);
             if (hs != HAILO_SUCCESS) return hailo_fault(m, "hailo_vstream_write_raw_buffer", hs, err);
         }
     for (int64_t b = 0; b < count; b++)
@@ -465,9 +452,9 @@ static vigil_status hailo_run(backend_model *m, int64_t batch, const vigil_tenso
     for (size_t i = 0; i < n_inputs; i++) {
         vigil_tensor t = inputs[i];
         t.dims[0] = 1;
-        if (inputs[i].dtype != VIGIL_DTYPE_F32 || vigil_tensor_bytes(&t) != m->in_frame[i] * sizeof(float))
+        if (inputs[i].dtype != VIGIL_DTYPE_U8 || vigil_tensor_bytes(&t) != m->in_frame[i])
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                                   "hailo: input %s must be float32 [N, %lld, %lld, %lld]", m->in_names[i],
+                                   "hailo: input %s must be uint8 [N, %lld, %lld, %lld]", m->in_names[i],
                                    (long long)m->in_info[i].dims[1], (long long)m->in_info[i].dims[2],
                                    (long long)m->in_info[i].dims[3]);
     }
