@@ -32,13 +32,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def image_bytes():
+def image_bytes(frame):
+    """bus.jpg as it is ("bus"), or resized to WxH and saved as a quality-85
+    JPEG (a camera frame); a grey PNG when the shared images are absent."""
     shared = pathlib.Path(os.environ.get("VIGIL_SHARED_DIR", ROOT.parent / "shared"))
     bus = shared / "images" / "bus.jpg"
-    if bus.exists():
+    if not bus.exists():
+        from test_backend_detect import gray_png
+        return gray_png(128, 640 if frame == "bus" else int(frame.split("x")[0]))
+    if frame == "bus":
         return bus.read_bytes()
-    from test_hailo import gray_png
-    return gray_png(128, 640)
+    import io
+    from PIL import Image
+    w, h = (int(v) for v in frame.split("x"))
+    out = io.BytesIO()
+    Image.open(bus).convert("RGB").resize((w, h)).save(out, "JPEG", quality=85)
+    return out.getvalue()
 
 
 def run_grpc(d, image, frames, streams):
@@ -92,6 +101,8 @@ def main():
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--library", default=str(ROOT / "build" / "hailo_fake" / "libhailort_fake.so"))
+    ap.add_argument("--frame", default="bus", help="bus (bus.jpg, 810x1080) or WxH: bus.jpg resized, as JPEG")
+    ap.add_argument("--input", type=int, default=640, help="the double's network input size (square)")
     ap.add_argument("--hef", help="a real HEF (default: the double's yolov8n-shaped text HEF)")
     ap.add_argument("--perf", action="store_true", help="perf record the server during the gRPC run")
     a = ap.parse_args()
@@ -101,14 +112,14 @@ def main():
     if a.hef:
         hef.write_bytes(pathlib.Path(a.hef).read_bytes())
     else:
-        hef.write_text("hailo_fake_hef 1\nnetwork yolov8n\ninput images 640 640 3\nnms yolov8n/nms 80 100\n"
+        hef.write_text(f"hailo_fake_hef 1\nnetwork yolov8n\ninput images {a.input} {a.input} 3\nnms yolov8n/nms 80 100\n"
                        "box 0 0.2 0.1 0.9 0.4 0.88\nbox 5 0.3 0.05 0.7 0.95 0.86\nbox 0 0.4 0.7 0.9 0.9 0.8\n")
     (models / "yolov8n" / "config.yaml").write_text(
         f"backend: hailo\ninstances: {a.instances}\nmax_batch_size: 8\n"
         "dynamic_batching:\n  max_queue_delay_us: 200\n")
     env = {"VIGIL_HAILORT": a.library, "HAILO_FAKE_FRAME_US": a.frame_us}
     d = ready_daemon("--models", models, "--log-level", "warn", env=env)
-    image = image_bytes()
+    image = image_bytes(a.frame)
     try:
         run_rest(d, image, 64, 4)  # warm-up
         perf = None
@@ -122,7 +133,7 @@ def main():
         r = run_rest(d, image, a.frames, a.clients)
     finally:
         d.stop()
-    print(f"image {len(image)} bytes, device {a.frame_us} us/frame ({1e6 / float(a.frame_us):.0f} frames/s), "
+    print(f"frame {a.frame} ({len(image)} bytes), network input {a.input}, device {a.frame_us} us/frame ({1e6 / float(a.frame_us):.0f} frames/s), "
           f"instances {a.instances}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"gRPC StreamDetect x{a.streams}: {g['fps']:.0f} frames/s, {g['cpu_ms_per_frame']:.2f} ms server CPU/frame,"
           f" {g['errors']} errors")

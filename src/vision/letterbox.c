@@ -446,6 +446,10 @@ static vigil_status lb_copy_rows(const letterbox *lb, lb_cache *c, const letterb
         const uint8_t *pixels;
         vigil_status st = src->row(src->ctx, y, &pixels, err);
         if (st) return st;
+        if (lb->t.u8 && !lb->t.swap_rb) { /* the row is the input's bytes already */
+            memcpy(lb->t.dst_u8 + ((size_t)(lb->top + y) * lb->t.in_w + lb->left) * 3, pixels, (size_t)w * 3);
+            continue;
+        }
         for (int x = 0; x < w; x++)
             for (int ch = 0; ch < 3; ch++)
                 c->out[(size_t)ch * w + x] = (short)pixels[3 * x + ch];

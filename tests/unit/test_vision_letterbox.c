@@ -60,7 +60,7 @@ static void test_u8_equals_float_nhwc(void) {
     for (int i = 0; i < 7 * 5 * 3; i++)
         img.data[i] = (uint8_t)((i * 37 + 11) % 256);
     for (int swap = 0; swap < 2; swap++)
-        for (int size = 4; size <= 12; size += 8) { /* a reduction, then an enlargement */
+        for (int size = 4; size <= 12; size += 3) { /* a reduction, the image's own width (a copy), enlargements */
             vigil_preprocess pre = vigil_preprocess_default();
             pre.layout = VIGIL_LAYOUT_NHWC;
             pre.swap_rb = swap;
