@@ -275,3 +275,42 @@ def test_hailo_unavailable_cpu_still_serves(tmp_path, case):
     import subprocess
     out = subprocess.run(cli, capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
     assert out.returncode == 0 and "hailo: unavailable: " in out.stdout and reason in out.stdout, out.stdout
+
+
+def test_fault_in_a_grpc_stream_then_recovers(tmp_path):
+    """The frames of the run that met the lost card carry the error in their
+    answers; the stream goes on, in order, and its last frames are served."""
+    pytest.importorskip("grpc")
+    from test_grpc import connect, generate_stubs
+    models = tmp_path / "models"
+    write_hef_models(models, instances=1)
+    d = ready_daemon("--models", models, env=fake_env(HAILO_FAKE_FAULT="lost@12"))
+    try:
+        pb = generate_stubs(tmp_path / "stubs")
+        dpb = pb["detection_pb2"]
+        channel = connect(d.grpc_port)
+        stub = pb["detection_pb2_grpc"].DetectionStub(channel)
+        reqs = (dpb.DetectRequest(image=gray_png(128), model="det", frame_id=i) for i in range(40))
+        out = list(stub.StreamDetect(reqs, timeout=60))
+        channel.close()
+        assert [o.frame_id for o in out] == list(range(40))
+        failed = [o for o in out if o.error]
+        assert 1 <= len(failed) <= 8, [o.error for o in failed]  # one run's frames at most
+        assert all("HAILO_STREAM_ABORT" in o.error for o in failed), failed[0].error
+        assert not any(o.error for o in out[-10:])
+        as_tuple = lambda o: (o.class_id, o.score, [o.box.x1, o.box.y1, o.box.x2, o.box.y2])  # noqa: E731
+        check_detections(out[-1].detections, key=as_tuple)
+    finally:
+        assert d.stop() == 0
+
+
+def test_vigil_device_info_with_the_double():
+    import subprocess
+    cli = [os.environ.get("VIGIL_BINARY", str(ROOT / "build" / "vigil")), "device", "info"]
+    env = {**os.environ, **fake_env()}
+    text = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=60)
+    assert text.returncode == 0, text.stderr
+    assert "hailo: available: HailoRT 4.23.0" in text.stdout and "HLFAKE0000000001" in text.stdout, text.stdout
+    out = subprocess.run(cli + ["--json"], capture_output=True, text=True, env=env, timeout=60)
+    hailo = next(b for b in json.loads(out.stdout)["backends"] if b["name"] == "hailo")
+    assert hailo["device"]["architecture"] == "HAILO8" and hailo["device"]["power_w"] == pytest.approx(1.25)
