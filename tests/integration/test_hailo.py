@@ -55,7 +55,7 @@ def write_hef_models(models, instances=2):
     raw = models / "raw"
     (raw / "1").mkdir(parents=True)
     (raw / "1" / "model.hef").write_text("hailo_fake_hef 1\nnetwork raw\ninput x 4 4 3\noutput y 2 2 3\n")
-    (raw / "config.yaml").write_text("backend: hailo\ntask: raw\nmax_batch_size: 8\n")
+    (raw / "config.yaml").write_text("backend: hailo\ntask: raw\nmax_batch_size: 16\n")
 
 
 def expected_detections():
@@ -135,6 +135,14 @@ def test_raw_infer_rest(server):
     out = r.json()["outputs"][0]
     assert out["shape"] == [1, 2, 2, 3]
     assert out["data"] == pytest.approx(RAW_OUT, abs=1e-6)
+    # a batch larger than the vstream queues goes through in slices, items in order
+    items = [[(v + k) % 256 for v in RAW_IN] for k in range(12)]
+    body = {"inputs": [{"name": "x", "shape": [12, 4, 4, 3], "datatype": "UINT8", "data": sum(items, [])}]}
+    r = requests.post(server.url + "/v2/models/raw/infer", data=json.dumps(body), timeout=30)
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]
+    assert out["shape"] == [12, 2, 2, 3]
+    assert out["data"] == pytest.approx(sum(([v / 255.0 for v in item[:12]] for item in items), []), abs=1e-6)
 
 
 def test_both_models_at_once_rest_and_grpc(server, tmp_path):

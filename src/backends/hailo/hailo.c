@@ -40,8 +40,9 @@
 #include "core/alloc.h"
 #include "core/log.h"
 
-/* Frames one run writes before it reads: the vstream queues hold this many,
- * so a batch never waits on itself. */
+/* Frames written before they are read: the vstream queues hold this many,
+ * so a batch never waits on itself; a larger batch goes through in such
+ * slices. */
 #define HAILO_RUN_BATCH 8
 #define HAILO_MAX_PHYSICAL 4
 
@@ -78,7 +79,8 @@ struct backend_model {
     vigil_tensor_info in_info[BACKEND_MAX_IO], out_info[BACKEND_MAX_IO];
     uint8_t *nms_frame; /* one NMS frame as HailoRT packs it */
     size_t nms_bytes;
-    float *results[BACKEND_MAX_IO]; /* outputs of the last run, room for HAILO_RUN_BATCH items */
+    float *results[BACKEND_MAX_IO]; /* outputs of the last run, room for `room` items */
+    int64_t room;
     vigil_tensor result_tensors[BACKEND_MAX_IO];
 };
 
@@ -262,8 +264,6 @@ static vigil_status hailo_describe_io(backend_model *m, vigil_error *err) {
                 return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "hailo: %s: output %s is %zu bytes a frame, not %zu floats",
                                        m->path, o->name, o->frame_size, o->item_floats);
         }
-        m->results[i] = vigil_aligned_alloc(64, o->item_floats * sizeof(float) * HAILO_RUN_BATCH);
-        if (!m->results[i]) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "hailo: out of memory for %s", m->path);
     }
     m->nms_frame = m->nms_bytes ? vigil_aligned_alloc(64, m->nms_bytes) : NULL;
     if (m->nms_bytes && !m->nms_frame)
@@ -422,17 +422,18 @@ static vigil_status hailo_fault(backend_model *m, const char *what, hailo_status
 
 /* Writes the batch's frames, then reads their results (the queues hold a
  * run's batch, so the device works on frame k while frame k+1 is written). */
-static vigil_status hailo_write_read(backend_model *m, int64_t count, const vigil_tensor *inputs, vigil_error *err) {
+static vigil_status hailo_write_read(backend_model *m, int64_t first, int64_t count, const vigil_tensor *inputs,
+                                     vigil_error *err) {
     for (int64_t b = 0; b < count; b++)
         for (size_t i = 0; i < m->n_inputs; i++) {
-            const uint8_t *frame = (const uint8_t *)inputs[i].data + (size_t)b * m->in_frame[i];
+            const uint8_t *frame = (const uint8_t *)inputs[i].data + (size_t)(first + b) * m->in_frame[i];
             hailo_status hs = m->lib->hailo_vstream_write_raw_buffer(m->inputs[i], frame, m->in_frame[i]);
             if (hs != HAILO_SUCCESS) return hailo_fault(m, "hailo_vstream_write_raw_buffer", hs, err);
         }
     for (int64_t b = 0; b < count; b++)
         for (size_t i = 0; i < m->n_outputs; i++) {
             hailo_output *o = &m->out[i];
-            float *dst = m->results[i] + (size_t)b * o->item_floats;
+            float *dst = m->results[i] + (size_t)(first + b) * o->item_floats;
             void *into = o->nms ? (void *)m->nms_frame : (void *)dst;
             hailo_status hs = m->lib->hailo_vstream_read_raw_buffer(m->outputs[i], into, o->frame_size);
             if (hs != HAILO_SUCCESS) return hailo_fault(m, "hailo_vstream_read_raw_buffer", hs, err);
@@ -441,14 +442,30 @@ static vigil_status hailo_write_read(backend_model *m, int64_t count, const vigi
     return VIGIL_OK;
 }
 
+/* Room in the result buffers for batch items (the run batch at first; a raw
+ * request may bring more). */
+static vigil_status hailo_reserve(backend_model *m, int64_t batch, vigil_error *err) {
+    if (batch <= m->room) return VIGIL_OK;
+    int64_t room = batch > HAILO_RUN_BATCH ? batch : HAILO_RUN_BATCH;
+    for (size_t i = 0; i < m->n_outputs; i++) {
+        float *grown = vigil_aligned_alloc(64, m->out[i].item_floats * sizeof(float) * (size_t)room);
+        if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "hailo: out of memory for a batch of %lld",
+                                           (long long)batch);
+        vigil_free(m->results[i]);
+        m->results[i] = grown;
+    }
+    m->room = room;
+    return VIGIL_OK;
+}
+
 static vigil_status hailo_run(backend_model *m, int64_t batch, const vigil_tensor *inputs, size_t n_inputs,
                               const vigil_tensor **outputs, vigil_error *err) {
     if (n_inputs != m->n_inputs)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "hailo: %s takes %zu inputs, got %zu", m->path,
                                m->n_inputs, n_inputs);
-    if (batch < 1 || batch > HAILO_RUN_BATCH)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "hailo: a run is 1 to %d frames, got %lld",
-                               HAILO_RUN_BATCH, (long long)batch);
+    if (batch < 1) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "hailo: a run of %lld frames", (long long)batch);
+    vigil_status st = hailo_reserve(m, batch, err);
+    if (st) return st;
     for (size_t i = 0; i < n_inputs; i++) {
         vigil_tensor t = inputs[i];
         t.dims[0] = 1;
@@ -459,11 +476,12 @@ static vigil_status hailo_run(backend_model *m, int64_t batch, const vigil_tenso
                                    (long long)m->in_info[i].dims[3]);
     }
     if (!m->streams_open) {
-        vigil_status st = hailo_open_streams(m, err);
+        st = hailo_open_streams(m, err);
         if (st) return st;
         LOG_I("hailo: %s: vstreams created again after a fault", m->path);
     }
-    vigil_status st = hailo_write_read(m, batch, inputs, err);
+    for (int64_t first = 0; first < batch && !st; first += HAILO_RUN_BATCH)
+        st = hailo_write_read(m, first, batch - first < HAILO_RUN_BATCH ? batch - first : HAILO_RUN_BATCH, inputs, err);
     if (st) return st;
     for (size_t i = 0; i < m->n_outputs; i++) {
         vigil_tensor *t = &m->result_tensors[i];
