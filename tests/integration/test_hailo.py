@@ -322,3 +322,14 @@ def test_vigil_device_info_with_the_double():
     out = subprocess.run(cli + ["--json"], capture_output=True, text=True, env=env, timeout=60)
     hailo = next(b for b in json.loads(out.stdout)["backends"] if b["name"] == "hailo")
     assert hailo["device"]["architecture"] == "HAILO8" and hailo["device"]["power_w"] == pytest.approx(1.25)
+
+
+def test_vigil_models_list_reads_hefs_through_the_backend(tmp_path):
+    import subprocess
+    write_hef_models(tmp_path)
+    cli = [os.environ.get("VIGIL_BINARY", str(ROOT / "build" / "vigil")), "models", "list", "--json"]
+    out = subprocess.run(cli, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, **fake_env(), "VIGIL_MODELS": str(tmp_path)})
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert (rows["det"]["task"], rows["det"]["family"], rows["det"]["backend"]) == ("detect", "hailo_nms", "hailo")
+    assert rows["raw"]["task"] == "raw"
