@@ -20,6 +20,7 @@ import json
 import os
 import pathlib
 import threading
+import time
 
 import pytest
 import requests
@@ -194,7 +195,15 @@ def test_both_models_at_once_rest_and_grpc(server, tmp_path):
         got = detection.Detect(dpb.DetectRequest(image=gray_png(128), model="det", frame_id=7), timeout=30)
         check_detections(got.detections, key=as_tuple)
 
-    threads = [threading.Thread(target=f) for f in (rest_detect, rest_raw, grpc_raw, grpc_stream)]
+    def guarded(f):  # an assertion inside a thread fails the test, not just the thread
+        def run():
+            try:
+                f()
+            except Exception as e:  # noqa: BLE001
+                failures.append(f"{f.__name__}: {e!r}")
+        return run
+
+    threads = [threading.Thread(target=guarded(f)) for f in (rest_detect, rest_raw, grpc_raw, grpc_stream)]
     for t in threads:
         t.start()
     for t in threads:
@@ -209,18 +218,23 @@ def test_unload_one_while_the_other_serves(server):
 
     def hammer():
         while not stop.is_set():
-            results.append(detect(server).status_code)
+            try:
+                results.append(detect(server).status_code)
+            except requests.RequestException as e:
+                results.append(repr(e))
+
+    def wait_for(count):
+        deadline = time.monotonic() + 60
+        while len(results) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for t in threads:
         t.start()
-    while len(results) < 10:
-        pass
+    wait_for(10)
     r = requests.post(server.url + "/api/v1/models/unload", json={"model": "raw"}, timeout=30)
     assert r.status_code == 200, r.text
-    n = len(results)
-    while len(results) < n + 20:
-        pass
+    wait_for(len(results) + 20)
     stop.set()
     for t in threads:
         t.join()
