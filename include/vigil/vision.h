@@ -108,6 +108,8 @@ typedef struct vigil_preprocess {
     uint8_t pad_value;
     float mean[3]; /* value = (pixel - mean[c]) * scale[c], in the fed channel order */
     float scale[3];
+    int u8; /* 1 = a uint8 NHWC input (a quantised accelerator's, e.g. a Hailo HEF): each resized
+             * byte is stored as it is; mean and scale are the device's business and unused */
 } vigil_preprocess;
 
 vigil_preprocess vigil_preprocess_default(void);
@@ -120,8 +122,9 @@ typedef struct vigil_letterbox_info {
 } vigil_letterbox_info;
 
 /* Letterboxes image into dst, one float tensor of in_w x in_h x 3 in
- * pre->layout (batch item only).  info may be NULL. */
-vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const vigil_preprocess *pre, float *dst,
+ * pre->layout (batch item only), or uint8 NHWC bytes with pre->u8.  info
+ * may be NULL. */
+vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const vigil_preprocess *pre, void *dst,
                              vigil_letterbox_info *info, vigil_error *err);
 
 /* ------------------------------------------------------------ detections */
@@ -135,11 +138,13 @@ typedef enum vigil_head_family {
                              original head), or the original six outputs: per stride 8/16/32 scores
                              [N, cells, nc] and distributions [N, cells, 4*(reg_max+1)] */
     VIGIL_HEAD_YOLOV10,   /* [N, K, 6]: x1, y1, x2, y2, score, class; NMS-free */
-    VIGIL_HEAD_YOLOV8_SEG /* [N, 4+nc+nm, A] + prototypes [N, nm, mh, mw] */
+    VIGIL_HEAD_YOLOV8_SEG, /* [N, 4+nc+nm, A] + prototypes [N, nm, mh, mw] */
+    VIGIL_HEAD_HAILO_NMS   /* [N, nc, 1+5K], last dim named "hailo_nms": per class a count, then K boxes
+                            * y_min, x_min, y_max, x_max (0..1), score: HailoRT's on-chip NMS by class */
 } vigil_head_family;
 
 const char *vigil_head_family_name(vigil_head_family family);
-/* Parses "yolov5", "yolov8", "yolo11", "yolox", "nanodet", "yolov10", "yolov8-seg"; -1 if unknown. */
+/* Parses "yolov5", "yolov8", "yolo11", "yolox", "nanodet", "yolov10", "yolov8-seg", "hailo_nms"; -1 if unknown. */
 int vigil_head_family_parse(const char *name);
 
 /* The head family a model's tensors describe, as vigil_detect_spec_create

@@ -1,6 +1,6 @@
 /*
  * backend.c - the backend registry: the table of compiled-in backends (the
- * CPU engine today; Hailo through dlopen and CUDA later join the table).
+ * CPU engine, and Hailo-8 through HailoRT opened with dlopen; CUDA later).
  *
  * backend_test is a weak reference: only the test build of the daemon
  * (vigil-test, tests/CMakeLists.txt) links a definition
@@ -17,7 +17,8 @@ extern const backend_ops backend_test __attribute__((weak));
 static const backend_ops *backend_slot(size_t index) {
     switch (index) {
     case 0: return &backend_cpu;
-    case 1: return &backend_test; /* NULL unless linked in */
+    case 1: return &backend_hailo; /* HailoRT through dlopen: opens where the library and a device are */
+    case 2: return &backend_test;  /* NULL unless linked in */
     default: return NULL;
     }
 }

@@ -60,6 +60,23 @@ typedef struct backend_options {
                     * runs of it (0 = the backend's default; engine.batch_cap) */
 } backend_options;
 
+/* How a device's own scheduler treats one model (config.yaml's scheduler:
+ * section); -1 = the backend's default. */
+typedef struct backend_schedule {
+    int64_t priority;   /* higher runs first */
+    int64_t timeout_ms; /* longest wait for `threshold` frames */
+    int64_t threshold;  /* frames gathered before the model asks for the device */
+} backend_schedule;
+
+/* What an open device reports about itself, for /api/v1/device/info,
+ * `vigil device info` and the metrics; "" or NAN where it reports nothing. */
+typedef struct backend_facts {
+    char serial[64], firmware[64], architecture[64], product[64];
+    char library[600];       /* the runtime library and its version */
+    double temperature_c;    /* NAN when not reported */
+    double power_w;          /* NAN when not reported */
+} backend_facts;
+
 typedef struct backend_ops {
     const char *name;       /* "cpu" */
     const char *model_file; /* the file a version directory holds: "model.onnx" */
@@ -91,6 +108,12 @@ typedef struct backend_ops {
      * the next run allocates again), for a worker that goes idle after a
      * burst.  Outputs of the last run become invalid. */
     void (*trim)(backend_model *model);
+    /* Optional (may be NULL): applies config.yaml's scheduler: section to a
+     * loaded model (a backend without a scheduler of its own leaves it out). */
+    vigil_status (*schedule)(backend_model *model, const backend_schedule *schedule, vigil_error *err);
+    /* Optional (may be NULL): what the device reports about itself (serial,
+     * firmware, temperature, ...), read when asked. */
+    void (*facts)(backend_device *device, backend_facts *out);
 } backend_ops;
 
 /* The backend called name, or NULL. */
@@ -99,5 +122,6 @@ const backend_ops *backend_find(const char *name);
 const backend_ops *backend_at(size_t index);
 
 extern const backend_ops backend_cpu;
+extern const backend_ops backend_hailo;
 
 #endif

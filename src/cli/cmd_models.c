@@ -281,6 +281,29 @@ typedef struct models_row {
     char problem[4800]; /* "" when the model would load */
 } models_row;
 
+/* An accelerator's file (a HEF) is read by its runtime: the backend's device
+ * is opened for the moment (as the server would open it) and the model loaded
+ * through it; a device that does not open is the row's problem. */
+static void models_describe_by_backend(const backend_ops *ops, const model_config *cfg, models_row *row) {
+    backend_device *dev = NULL;
+    backend_model *model = NULL;
+    backend_io io;
+    vigil_error err = {0};
+    if (ops->open(NULL, &dev, &err) || ops->load(dev, row->file, &model, &io, &err)) {
+        snprintf(row->problem, sizeof row->problem, "%s", err.message);
+        if (dev) ops->close(dev);
+        return;
+    }
+    vigil_tensor_info outputs[BACKEND_MAX_IO];
+    for (size_t i = 0; i < io.n_outputs; i++)
+        outputs[i] = *io.outputs[i];
+    row->task = repository_model_task(cfg->task, io.n_inputs ? io.inputs[0] : NULL, outputs, io.n_outputs,
+                                      ops->metadata(model, "names"), ops->metadata(model, "task"),
+                                      ops->metadata(model, "imgsz"), &row->family);
+    ops->unload(model);
+    ops->close(dev);
+}
+
 /* Fills row for the folder dir/name: config.yaml, the served version, and
  * the task and head family from the file's tensors (loaded, not compiled). */
 static void models_describe(vigil_engine *engine, const char *dir, const char *name, models_row *row) {
@@ -307,6 +330,10 @@ static void models_describe(vigil_engine *engine, const char *dir, const char *n
         return;
     }
     snprintf(row->file, sizeof row->file, "%s/%lld/%s", folder, (long long)row->version, ops->model_file);
+    if (ops != &backend_cpu) {
+        models_describe_by_backend(ops, &cfg, row);
+        return;
+    }
     vigil_model *m = NULL;
     if (vigil_model_load(engine, row->file, &m, &err)) {
         snprintf(row->problem, sizeof row->problem, "%s", err.message);

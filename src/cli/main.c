@@ -20,6 +20,7 @@ static const subcommand subcommands[] = {
     {"infer", cmd_infer, "run an ONNX model on .npy inputs and write .npy outputs"},
     {"bench", cmd_bench, "measure a model's latency and throughput on this machine"},
     {"models", cmd_models, "inspect ONNX files and model repositories"},
+    {"device", cmd_device, "show the CPU and each backend's device as the server would see them"},
     {"edge", cmd_edge, "show the edge-cloud status of a running server (vigil edge status)"},
     {"token", cmd_token, "issue an HS256 bearer token for auth.mode=jwt"},
     {"version", cmd_version, "print the version and build details"},

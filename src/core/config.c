@@ -155,8 +155,13 @@ static const setting settings[] = {
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
 
 /* VIGIL_ variables that belong to tools and tests, not to the server. */
+/* VIGIL_HAILORT and VIGIL_HAILO_MULTI_PROCESS are read by the Hailo backend
+ * when it opens (src/backends/hailo/), as `vigil device info` reads them
+ * too: which libhailort to dlopen, and whether to go through HailoRT's
+ * service (docs/HAILO.md). */
 static const char *const env_foreign[] = {"VIGIL_SHARED_DIR", "VIGIL_BINARY", "VIGIL_SOURCE_DIR", "VIGIL_MODEL",
-                                          "VIGIL_BUILD_DIR", "VIGIL_CONFIG"};
+                                          "VIGIL_BUILD_DIR", "VIGIL_CONFIG", "VIGIL_HAILORT",
+                                          "VIGIL_HAILO_MULTI_PROCESS"};
 
 /* A quarter of the machine's memory, at least 256 MiB: an edge box of 2 GB
  * keeps three quarters for models and activations whatever clients send. */

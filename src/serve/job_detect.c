@@ -40,7 +40,7 @@ struct detect_worker {
     int64_t max_image_pixels;
     vigil_parallel pool; /* the backend's, or none */
     int64_t run_batch;   /* the backend's (backend_io.run_batch): 0 = any */
-    float *input;        /* slots of the batch input */
+    void *input;         /* slots of the batch input (float32, or uint8 for a uint8 model) */
     size_t slots;
     vigil_letterbox_info padded[VIGIL_DETECT_BATCH_MAX]; /* geometry of the padding slot k holds ... */
     int slot_padded[VIGIL_DETECT_BATCH_MAX];             /* ... when 1 */
@@ -99,7 +99,7 @@ static vigil_status worker_reserve(detect_worker *w, size_t n, size_t slots, vig
     if (slots <= w->slots) return VIGIL_OK;
     vigil_tensor t = vigil_detect_spec_input(w->spec, slots);
     size_t bytes = vigil_tensor_bytes(&t);
-    float *grown = vigil_aligned_alloc(64, bytes);
+    void *grown = vigil_aligned_alloc(64, bytes);
     if (!grown)
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory for a batch of %zu", slots);
     /* touched now, so the first image does not pay the page faults of megabytes of fresh memory */

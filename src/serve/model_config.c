@@ -33,6 +33,7 @@ void model_config_defaults(model_config *cfg) {
     cfg->instances = 1;
     cfg->conf_threshold = -1;
     cfg->iou_threshold = -1;
+    cfg->sched_priority = cfg->sched_timeout_ms = cfg->sched_threshold = -1;
     cfg->escalation.score_band[0] = 0.25;
     cfg->escalation.score_band[1] = 0.6;
     cfg->escalation.rate_limit_per_source = 1;
@@ -205,6 +206,25 @@ static vigil_status key_jpeg_reduced_scale(yaml_ctx *c, const yaml_node_t *v, co
     return get_bool(c, v, key, &c->cfg->jpeg_reduced_scale);
 }
 
+/* ------------------------------------------------------------ scheduler */
+
+static vigil_status key_sched_priority(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return get_int(c, v, key, 0, 31, &c->cfg->sched_priority);
+}
+static vigil_status key_sched_timeout(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return get_int(c, v, key, 0, 600000, &c->cfg->sched_timeout_ms);
+}
+static vigil_status key_sched_threshold(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return get_int(c, v, key, 1, 1024, &c->cfg->sched_threshold);
+}
+
+static const key_entry scheduler_keys[] = {
+    {"priority", key_sched_priority}, {"timeout_ms", key_sched_timeout}, {"threshold", key_sched_threshold}};
+
+static vigil_status key_scheduler(yaml_ctx *c, const yaml_node_t *v, const char *key) {
+    return walk_mapping(c, v, key, scheduler_keys, sizeof scheduler_keys / sizeof scheduler_keys[0]);
+}
+
 /* ------------------------------------------------------------ escalation */
 
 static vigil_status key_esc_enabled(yaml_ctx *c, const yaml_node_t *v, const char *key) {
@@ -280,7 +300,7 @@ static vigil_status key_escalation(yaml_ctx *c, const yaml_node_t *v, const char
 }
 
 static const key_entry top_keys[] = {
-    {"escalation", key_escalation},
+    {"escalation", key_escalation}, {"scheduler", key_scheduler},
     {"backend", key_backend},     {"task", key_task},         {"max_batch_size", key_max_batch},
     {"dynamic_batching", key_batching}, {"instances", key_instances}, {"labels", key_labels},
     {"thresholds", key_thresholds}, {"response_cache", key_cache}, {"jpeg_reduced_scale", key_jpeg_reduced_scale},

@@ -53,6 +53,12 @@ typedef struct model_config {
     int jpeg_reduced_scale;  /* 1 = detect decodes big JPEGs at 1/2..1/8 scale (faster, drifts from the
                                 reference); 0 (default) = full-size decode, the reference's pixels */
     model_escalation escalation;
+    /* The `scheduler:` section: how an accelerator's own scheduler shares its
+     * device between models (Hailo: HailoRT's model scheduler); -1 = the
+     * backend's default.  The CPU backend has no such scheduler and ignores it. */
+    int64_t sched_priority;   /* 0..31, higher first (HailoRT's default 16) */
+    int64_t sched_timeout_ms; /* longest wait for `threshold` frames before the model gets the device */
+    int64_t sched_threshold;  /* frames queued before the model asks for the device */
 } model_config;
 
 void model_config_defaults(model_config *cfg);

@@ -43,6 +43,9 @@ struct repository {
     repo_entry *entries[REPO_MAX_MODELS];
     size_t n_entries;
     backend_device *devices[REPO_MAX_BACKENDS];
+    /* Why devices[i] is NULL: the backend's open failed (HailoRT absent,
+     * refused, no card).  Fixed after repository_create. */
+    char device_reasons[REPO_MAX_BACKENDS][512];
     /* poll mode */
     pthread_t poller;
     int polling;
@@ -283,6 +286,13 @@ static void served_infer_task(served_model *m, const backend_model *first) {
                                     m->ops->metadata(first, "task"), m->ops->metadata(first, "imgsz"), &m->family);
 }
 
+/* VIGIL_ERR_UNAVAILABLE, with the reason, when backend index has no device. */
+static vigil_status repository_device_check(const repository *repo, size_t index, vigil_error *err) {
+    if (repo->devices[index]) return VIGIL_OK;
+    return vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "the %s backend is unavailable: %s", backend_at(index)->name,
+                           repo->device_reasons[index]);
+}
+
 /* Loads the instances of one version into a new scheduler. */
 static vigil_status served_build(repository *repo, served_model *m, const char *dir, const char *path,
                                  vigil_error *err) {
@@ -290,11 +300,15 @@ static vigil_status served_build(repository *repo, served_model *m, const char *
     while (backend_at(backend_index) != m->ops) backend_index++;
     backend_model *instances[64] = {0};
     size_t n = (size_t)m->config.instances;
-    vigil_status st = VIGIL_OK;
+    vigil_status st = repository_device_check(repo, backend_index, err);
+    const backend_schedule schedule = {.priority = m->config.sched_priority,
+                                       .timeout_ms = m->config.sched_timeout_ms,
+                                       .threshold = m->config.sched_threshold};
     for (size_t i = 0; i < n && !st; i++) {
         backend_io io;
         st = m->ops->load(repo->devices[backend_index], path, &instances[i], &io, err);
         if (!st && i == 0) m->io = io;
+        if (!st && m->ops->schedule) st = m->ops->schedule(instances[i], &schedule, err);
     }
     if (st) {
         for (size_t i = 0; i < n; i++)
@@ -467,7 +481,8 @@ vigil_status repository_check_file(repository *repo, const char *name, const cha
     const backend_ops *ops = backend_at(index);
     backend_model *model = NULL;
     backend_io io;
-    st = ops->load(repo->devices[index], path, &model, &io, err);
+    st = repository_device_check(repo, index, err);
+    if (!st) st = ops->load(repo->devices[index], path, &model, &io, err);
     if (st) {
         repository_relative_message(repo->cfg, err);
         vigil_error_prefix(err, "the uploaded model does not load");
@@ -595,10 +610,17 @@ vigil_status repository_create(const vigil_config *cfg, metrics *m, repository *
     pthread_condattr_destroy(&attr);
     for (size_t i = 0; backend_at(i) && i < REPO_MAX_BACKENDS; i++) {
         backend_options bo = {.threads = total_threads(repo), .batch_cap = (int)cfg->engine_batch_cap};
-        vigil_status st = backend_at(i)->open(&bo, &repo->devices[i], err);
-        if (st) {
+        vigil_error why = {0};
+        vigil_status st = backend_at(i)->open(&bo, &repo->devices[i], &why);
+        if (st && i == 0) { /* the CPU engine serves every server: without it, no server */
+            *err = why;
             repository_destroy(repo);
             return st;
+        }
+        if (st) { /* an accelerator that is absent or refused: the others serve, and the reason is kept */
+            repo->devices[i] = NULL;
+            snprintf(repo->device_reasons[i], sizeof repo->device_reasons[i], "%s", why.message);
+            LOG_I("backend %s unavailable: %s", backend_at(i)->name, why.message);
         }
     }
     *out = repo;
@@ -731,8 +753,9 @@ const char *repository_default_detector_name(repository *repo, char *name, size_
     return name;
 }
 
-int repository_describe_backend(const repository *repo, size_t index, char *out, size_t size) {
-    if (index >= REPO_MAX_BACKENDS || !backend_at(index) || !repo->devices[index]) return 0;
-    backend_at(index)->describe(repo->devices[index], out, size);
-    return 1;
+backend_device *repository_backend_device(const repository *repo, size_t index, const char **reason) {
+    *reason = "not opened";
+    if (index >= REPO_MAX_BACKENDS || !backend_at(index)) return NULL;
+    if (!repo->devices[index] && repo->device_reasons[index][0]) *reason = repo->device_reasons[index];
+    return repo->devices[index];
 }

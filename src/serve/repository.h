@@ -162,8 +162,8 @@ vigil_status repository_default_detector(repository *repo, char *name, size_t si
 /* The same as a name for listings: name, or NULL when there is no default. */
 const char *repository_default_detector_name(repository *repo, char *name, size_t size);
 
-/* The device description of backend index (backend_at order) into out;
- * 0 when that backend has no open device. */
-int repository_describe_backend(const repository *repo, size_t index, char *out, size_t size);
+/* The open device of backend index (backend_at order), or NULL with
+ * *reason saying why (HailoRT absent, refused, no card; "not opened"). */
+backend_device *repository_backend_device(const repository *repo, size_t index, const char **reason);
 
 #endif

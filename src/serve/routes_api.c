@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "serve/backend_report.h"
 #include "serve/device_info.h"
 #include "serve/job_detect.h"
 #include "serve/multipart.h"
@@ -81,13 +82,7 @@ static int route_models(http_exchange *ex, const route_path *p) {
 static void route_device(http_exchange *ex) {
     device_info d;
     device_info_collect(&d);
-    json_t *backends = json_array();
-    for (size_t i = 0; backend_at(i); i++) {
-        char description[256];
-        int open = repository_describe_backend(ex->server->repo, i, description, sizeof description);
-        json_array_append_new(backends, json_pack("{s:s,s:b,s:s}", "name", backend_at(i)->name, "available", open,
-                                                  "description", open ? description : "not opened"));
-    }
+    json_t *backends = backend_report_list(ex->server->repo);
     json_t *obj = json_pack("{s:{s:s,s:i,s:{s:b,s:b,s:b,s:b}},s:{s:I,s:I},s:o}", "cpu", "model", d.cpu_model,
                             "cores", d.cores, "isa", "avx2", d.avx2, "avx512f", d.avx512f, "fma", d.fma, "neon",
                             d.neon, "memory", "total_bytes", (json_int_t)d.mem_total_bytes, "available_bytes",

@@ -44,6 +44,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "serve/backend_report.h"
 #include "serve/http_gate.h"
 #include "serve/http_strict.h"
 #include "serve/request.h"
@@ -534,6 +535,7 @@ vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_er
     if (!st) st = repository_create(&server->cfg, server->metrics, &server->repo, err);
     if (!st) st = tracer_create(cfg, &server->tracer, err);
     if (!st && server->tracer) st = server_metrics_add(server, tracer_metrics, server->tracer, err);
+    if (!st) st = server_metrics_add(server, backend_report_metrics, server->repo, err);
     if (st) {
         server_destroy(server);
         return st;

@@ -32,6 +32,7 @@ struct vigil_detect_spec {
     head_layout layout;
     vigil_preprocess pre;
     vigil_layout input_layout;
+    vigil_dtype input_dtype; /* float32, or uint8 NHWC (pre.u8) */
     int in_w, in_h;
     vigil_labels *labels; /* NULL when the model names none */
 };
@@ -111,6 +112,8 @@ vigil_status vigil_detect_spec_create(const vigil_tensor_info *input, const vigi
         return st;
     }
     spec->pre = spec_preprocess(spec->layout.family, spec->input_layout);
+    spec->input_dtype = input->dtype;
+    spec->pre.u8 = input->dtype == VIGIL_DTYPE_U8;
     *out = spec;
     return VIGIL_OK;
 }
@@ -119,7 +122,7 @@ vigil_head_family vigil_detect_spec_family(const vigil_detect_spec *spec) { retu
 const vigil_labels *vigil_detect_spec_labels(const vigil_detect_spec *spec) { return spec->labels; }
 
 vigil_tensor vigil_detect_spec_input(const vigil_detect_spec *spec, size_t n) {
-    vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = 4};
+    vigil_tensor t = {.dtype = spec->input_dtype, .ndim = 4};
     int64_t dims[4] = {(int64_t)n, 3, spec->in_h, spec->in_w};
     if (spec->input_layout == VIGIL_LAYOUT_NHWC) dims[1] = spec->in_h, dims[2] = spec->in_w, dims[3] = 3;
     memcpy(t.dims, dims, sizeof dims);
@@ -142,15 +145,15 @@ vigil_status vigil_detect_decode(const vigil_detect_spec *spec, const void *byte
 }
 
 /* Slot `slot` of input, checked against the spec's geometry. */
-static vigil_status spec_slot(const vigil_detect_spec *spec, const vigil_tensor *input, size_t slot, float **out,
+static vigil_status spec_slot(const vigil_detect_spec *spec, const vigil_tensor *input, size_t slot, void **out,
                               vigil_error *err) {
     vigil_tensor want = vigil_detect_spec_input(spec, 1);
-    int same = input && input->data && input->dtype == VIGIL_DTYPE_F32 && input->ndim == 4 && input->dims[0] > 0 &&
+    int same = input && input->data && input->dtype == spec->input_dtype && input->ndim == 4 && input->dims[0] > 0 &&
                (int64_t)slot < input->dims[0];
     for (int d = 1; same && d < 4; d++) same = input->dims[d] == want.dims[d];
     if (!same)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: slot %zu is not in the batch input", slot);
-    *out = (float *)input->data + (size_t)spec->in_w * spec->in_h * 3 * slot;
+    *out = (uint8_t *)input->data + vigil_tensor_bytes(&want) * slot;
     return VIGIL_OK;
 }
 
@@ -159,7 +162,7 @@ vigil_status vigil_detect_preprocess_image(const vigil_detect_spec *spec, const 
                                            vigil_detect_item *item, vigil_error *err) {
     memset(item, 0, sizeof *item);
     if (!image || !image->data) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no image");
-    float *dst = NULL;
+    void *dst = NULL;
     vigil_status st = spec_slot(spec, input, slot, &dst, err);
     if (st) return st;
     double t0 = clock_now_ms();
@@ -175,7 +178,7 @@ vigil_status vigil_detect_preprocess(const vigil_detect_spec *spec, const void *
                                      const vigil_tensor *input, size_t slot, const vigil_parallel *pool,
                                      const vigil_letterbox_info *padded, vigil_detect_item *item, vigil_error *err) {
     memset(item, 0, sizeof *item);
-    float *dst = NULL;
+    void *dst = NULL;
     vigil_status st = spec_slot(spec, input, slot, &dst, err);
     if (st) return st;
     double t0 = clock_now_ms();
@@ -308,8 +311,9 @@ vigil_status vigil_detect_postprocess(const vigil_detect_spec *spec, const vigil
     size_t n_head = spec->layout.family == VIGIL_HEAD_YOLOV8_SEG ? 1 : k; /* the head reads output 0 alone */
     vigil_status st = head_decode_outputs(&spec->layout, outs, n_head, &hp, &store->boxes, err);
     if (st) return st;
-    /* YOLOv10 did its NMS in the graph: rank and cap only. */
-    float iou = spec->layout.family == VIGIL_HEAD_YOLOV10 ? INFINITY : o->iou_threshold;
+    /* YOLOv10 did its NMS in the graph, Hailo's on the chip: rank and cap only. */
+    int nms_done = spec->layout.family == VIGIL_HEAD_YOLOV10 || spec->layout.family == VIGIL_HEAD_HAILO_NMS;
+    float iou = nms_done ? INFINITY : o->iou_threshold;
     size_t kept = head_nms(&store->boxes, iou, o->agnostic || iou == INFINITY, o->max_detections);
     st = store_reserve(store, kept, err);
     if (st) return st;

@@ -13,6 +13,10 @@
  *              output or six (scores [cells, nc] and distributions
  *              [cells, 4(R+1)] per stride)
  *   YOLOv10    [K, 6]     x1 y1 x2 y2 score class (NMS done in the graph)
+ *   hailo_nms  [nc, 1+5K] per class: a count, then K slots of y_min x_min
+ *              y_max x_max (0..1 of the input) score; NMS done on the Hailo
+ *              chip (HAILO_FORMAT_ORDER_HAILO_NMS_BY_CLASS), laid out in fixed
+ *              rows by the backend; recognised by its last dimension's name
  * The family is chosen from the shapes: channels-first is v8; a row count of
  * 3x the grid cells is v5, 1x is YOLOX, 1x over four strides is NanoDet; six
  * columns with few rows is v10; a 4-D second output is seg.  The metadata's
@@ -249,6 +253,28 @@ static vigil_status head_yolov10(const head_layout *l, const vigil_tensor *out, 
     return VIGIL_OK;
 }
 
+/* HailoRT's by-class NMS rows: the chip ranked and suppressed already, so
+ * the boxes only need scaling from 0..1 to input pixels.  A count beyond
+ * the row's room is a corrupt frame: only the room is read. */
+static vigil_status head_hailo_nms(const head_layout *l, const vigil_tensor *out, const head_params *p, head_boxes *b,
+                                   vigil_error *err) {
+    const float *d = out[0].data;
+    int room = l->nms_max_boxes;
+    for (int c = 0; c < l->n_classes; c++) {
+        const float *row = d + (size_t)c * (size_t)(1 + 5 * room);
+        int count = row[0] > 0 ? (row[0] < (float)room ? (int)row[0] : room) : 0;
+        if (!head_class_allowed(p, c)) continue;
+        for (int j = 0; j < count; j++) {
+            const float *r = row + 1 + 5 * j;
+            if (!(r[4] > p->conf_threshold)) continue;
+            vigil_status st = head_push(b, r[1] * (float)p->input_w, r[0] * (float)p->input_h,
+                                        r[3] * (float)p->input_w, r[2] * (float)p->input_h, r[4], c, c * room + j, err);
+            if (st) return st;
+        }
+    }
+    return VIGIL_OK;
+}
+
 /* ------------------------------------------------------------- dispatch */
 
 typedef vigil_status (*head_decode_fn)(const head_layout *, const vigil_tensor *, const head_params *, head_boxes *,
@@ -262,6 +288,7 @@ static const struct {
     {VIGIL_HEAD_YOLOV5, "yolov5", head_yolov5},    {VIGIL_HEAD_YOLOV8, "yolov8", head_yolov8},
     {VIGIL_HEAD_YOLOX, "yolox", head_yolox},       {VIGIL_HEAD_NANODET, "nanodet", head_nanodet},
     {VIGIL_HEAD_YOLOV10, "yolov10", head_yolov10}, {VIGIL_HEAD_YOLOV8_SEG, "yolov8-seg", head_yolov8},
+    {VIGIL_HEAD_HAILO_NMS, "hailo_nms", head_hailo_nms},
 };
 #define HEAD_TABLE_SIZE (sizeof head_table / sizeof head_table[0])
 
@@ -310,6 +337,7 @@ vigil_status head_decode_outputs(const head_layout *layout, const vigil_tensor *
     case VIGIL_HEAD_YOLOV8_SEG: cols = 4 + nc + layout->n_mask_coeffs; break;
     case VIGIL_HEAD_NANODET: cols = nc + 4 * (layout->reg_max + 1); break;
     case VIGIL_HEAD_YOLOV10: cols = 6; break;
+    case VIGIL_HEAD_HAILO_NMS: cols = 1 + 5 * (int64_t)layout->nms_max_boxes; break;
     default: return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "no head family chosen");
     }
     if (nc < 1 && layout->family != VIGIL_HEAD_YOLOV10)
@@ -393,8 +421,14 @@ static int head_nanodet_split(const vigil_tensor_info *o, size_t n, int w, int h
     return 1;
 }
 
+/* HailoRT's by-class NMS output as the Hailo backend lays it out. */
+static int head_is_hailo_nms(const vigil_tensor_info *o) {
+    return o->ndim == 3 && o->dim_names[2] && strcmp(o->dim_names[2], "hailo_nms") == 0;
+}
+
 static vigil_head_family head_guess(const vigil_tensor_info *o, size_t n, int nc, const char *task, int w, int h,
                                     int reg_max) {
+    if (head_is_hailo_nms(&o[0])) return VIGIL_HEAD_HAILO_NMS;
     head_layout split = {.reg_max = reg_max};
     if (head_nanodet_split(o, n, w, h, &split)) return VIGIL_HEAD_NANODET;
     if (o[0].ndim != 3) return VIGIL_HEAD_AUTO;
@@ -453,6 +487,11 @@ vigil_status head_detect_layout(const vigil_tensor_info *outputs, size_t n_outpu
     case VIGIL_HEAD_YOLOV10:
         if (d2 != 6) return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "yolov10 output must be [N, K, 6]");
         out->n_anchors = (int)d1, out->n_classes = n_named_classes; /* ids come from the tensor */
+        break;
+    case VIGIL_HEAD_HAILO_NMS:
+        if (!head_is_hailo_nms(&o[0]) || (d2 - 1) % 5 != 0)
+            return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "hailo_nms output must be the Hailo backend's [N, nc, 1+5K]");
+        out->n_classes = (int)d1, out->n_anchors = (int)d1, out->nms_max_boxes = (int)((d2 - 1) / 5);
         break;
     default:
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED,

@@ -63,6 +63,7 @@ typedef struct head_layout {
     int nanodet_levels;
     float nanodet_offset;
     int nanodet_cls_output[3], nanodet_dis_output[3];
+    int nms_max_boxes; /* hailo_nms: boxes room per class (K) */
 } head_layout;
 
 /* Chooses the family from the output shapes (dims of output 0 and, for seg,

@@ -39,7 +39,7 @@ typedef struct jpeg_letterbox_stats {
 
 /* Where the letterbox goes. */
 typedef struct jpeg_letterbox_dst {
-    float *data; /* in_w x in_h x 3 in pre->layout (borrowed) */
+    void *data; /* in_w x in_h x 3 in pre->layout, float or with pre->u8 bytes (borrowed) */
     int in_w, in_h;
     const vigil_preprocess *pre; /* NULL = Ultralytics' convention */
     /* The geometry whose padding data already holds (NULL = none): when

@@ -66,9 +66,12 @@ static void lb_vresize(const short *restrict s0, const short *restrict s1, short
 
 /* The tensor being written and how a byte becomes a value:
  * ((float)v - mean) * mul / div, with div = 255 for the plain /255 (so
- * values equal NumPy's x / 255 exactly) and 1 otherwise. */
+ * values equal NumPy's x / 255 exactly) and 1 otherwise; or, for a uint8
+ * input (u8), the byte itself, NHWC. */
 typedef struct lb_target {
     float *dst;
+    uint8_t *dst_u8; /* instead of dst when u8 */
+    int u8;
     int in_w, in_h;
     vigil_layout layout;
     int swap_rb;
@@ -185,6 +188,17 @@ static int lb_fast_is_exact(const lb_target *t, int c, double factor) {
  * input row y, columns x0.. */
 static void lb_store_row(const lb_target *t, const short *row, int stride, int n, int y, int x0) {
     size_t plane = (size_t)t->in_w * t->in_h;
+    if (t->u8) { /* the resized grey levels are bytes already (0..255): interleave them */
+        const short *r = row + (size_t)(t->swap_rb ? 2 : 0) * stride, *g = row + stride;
+        const short *b = row + (size_t)(t->swap_rb ? 0 : 2) * stride;
+        uint8_t *d = t->dst_u8 + ((size_t)y * t->in_w + x0) * 3;
+        for (int x = 0; x < n; x++) {
+            d[3 * x] = (uint8_t)r[x];
+            d[3 * x + 1] = (uint8_t)g[x];
+            d[3 * x + 2] = (uint8_t)b[x];
+        }
+        return;
+    }
     for (int c = 0; c < 3; c++) {
         const short *src = row + (size_t)(t->swap_rb ? 2 - c : c) * stride;
         if (t->layout == VIGIL_LAYOUT_NCHW) {
@@ -204,6 +218,10 @@ static void lb_store_row(const lb_target *t, const short *row, int stride, int n
 /* Fills value into columns [x0, x1) of input row y, every channel. */
 static void lb_fill_span(const lb_target *t, int y, int x0, int x1, uint8_t pad) {
     size_t plane = (size_t)t->in_w * t->in_h;
+    if (t->u8) {
+        memset(t->dst_u8 + ((size_t)y * t->in_w + x0) * 3, pad, (size_t)(x1 - x0) * 3);
+        return;
+    }
     for (int c = 0; c < 3; c++) {
         float v = lb_value(t, c, pad);
         if (t->layout == VIGIL_LAYOUT_NCHW) {
@@ -290,7 +308,7 @@ static int lb_tables(letterbox *lb) {
     return 0;
 }
 
-vigil_status letterbox_create(int src_w, int src_h, int in_w, int in_h, const vigil_preprocess *pre, float *dst,
+vigil_status letterbox_create(int src_w, int src_h, int in_w, int in_h, const vigil_preprocess *pre, void *dst,
                               letterbox **out, vigil_error *err) {
     *out = NULL;
     vigil_preprocess defaults = vigil_preprocess_default();
@@ -318,7 +336,17 @@ vigil_status letterbox_create(int src_w, int src_h, int in_w, int in_h, const vi
     lb->copy = nw == src_w && nh == src_h; /* Ultralytics skips the resize too */
     lb->scale_x = pre->stretch ? (float)in_w / src_w : (float)r;
     lb->scale_y = pre->stretch ? (float)in_h / src_h : (float)r;
-    lb->t = (lb_target){.dst = dst, .in_w = in_w, .in_h = in_h, .layout = pre->layout, .swap_rb = pre->swap_rb};
+    if (pre->u8 && pre->layout != VIGIL_LAYOUT_NHWC) {
+        letterbox_destroy(lb);
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "letterbox: a uint8 input is NHWC");
+    }
+    lb->t = (lb_target){.dst = pre->u8 ? NULL : dst,
+                        .dst_u8 = pre->u8 ? dst : NULL,
+                        .u8 = pre->u8,
+                        .in_w = in_w,
+                        .in_h = in_h,
+                        .layout = pre->layout,
+                        .swap_rb = pre->swap_rb};
     for (int c = 0; c < 3; c++) {
         int plain = pre->scale[c] == 1 / 255.f; /* divide, as NumPy's x / 255 does */
         lb->t.mean[c] = pre->mean[c];
@@ -418,6 +446,10 @@ static vigil_status lb_copy_rows(const letterbox *lb, lb_cache *c, const letterb
         const uint8_t *pixels;
         vigil_status st = src->row(src->ctx, y, &pixels, err);
         if (st) return st;
+        if (lb->t.u8 && !lb->t.swap_rb) { /* the row is the input's bytes already */
+            memcpy(lb->t.dst_u8 + ((size_t)(lb->top + y) * lb->t.in_w + lb->left) * 3, pixels, (size_t)w * 3);
+            continue;
+        }
         for (int x = 0; x < w; x++)
             for (int ch = 0; ch < 3; ch++)
                 c->out[(size_t)ch * w + x] = (short)pixels[3 * x + ch];
@@ -463,7 +495,7 @@ static vigil_status lb_image_row(void *ctx, int y, const uint8_t **pixels, vigil
     return VIGIL_OK;
 }
 
-vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const vigil_preprocess *pre, float *dst,
+vigil_status vigil_letterbox(const vigil_image *image, int in_w, int in_h, const vigil_preprocess *pre, void *dst,
                              vigil_letterbox_info *info, vigil_error *err) {
     if (!image || !image->data || image->width <= 0 || image->height <= 0 || image->stride < image->width * 3)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "letterbox: no image");

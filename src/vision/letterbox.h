@@ -33,7 +33,7 @@ typedef struct letterbox_source {
 
 /* Plans the letterbox of a src_w x src_h image into dst (in_w x in_h x 3 in
  * pre->layout; pre NULL = Ultralytics' convention).  dst is borrowed. */
-vigil_status letterbox_create(int src_w, int src_h, int in_w, int in_h, const vigil_preprocess *pre, float *dst,
+vigil_status letterbox_create(int src_w, int src_h, int in_w, int in_h, const vigil_preprocess *pre, void *dst,
                               letterbox **out, vigil_error *err);
 void letterbox_destroy(letterbox *lb);
 void letterbox_info(const letterbox *lb, vigil_letterbox_info *info);

@@ -34,6 +34,8 @@ NOT_RUN = {
     r"(\w+=\S+ )*node --test tests/browser/": "is the browser suite, run by test_browser.py",
     r"mosquitto -p \d+ &": "is docs/EDGE.md's walk-through: a broker, a cloud and an edge of its own on fixed ports "
                            "(test_edge_hybrid.py runs the same path)",
+    r"docker run .*--device /dev/hailo0.*": "needs a Hailo-8 card, its driver and HailoRT (docs/HAILO.md; test_hailo.py "
+                                          "runs the backend against the HailoRT test double)",
     r"vigil serve .*--role cloud\b.*": "starts a cloud receiver (its own server, data directory and store): "
                                         "test_edge_receiver.py runs one",
     r"docker-compose .*": "needs the image and a Docker daemon: test_deploy_manifests.py validates the compose "

@@ -88,7 +88,10 @@ def test_device_info(detect_server):
     flags = open("/proc/cpuinfo").read()
     assert info["cpu"]["isa"]["avx2"] == (" avx2" in flags)
     assert info["memory"]["total_bytes"] > info["memory"]["available_bytes"] > 0
-    assert [b["name"] for b in info["backends"]] == ["cpu"]
+    assert [b["name"] for b in info["backends"]] == ["cpu", "hailo"]
+    assert info["backends"][0]["available"] is True
+    hailo = info["backends"][1]  # without HailoRT here: unavailable, saying why (test_hailo.py covers the rest)
+    assert hailo["available"] is True or hailo["reason"], hailo
 
 
 def test_models_list_shows_tasks(detect_server):

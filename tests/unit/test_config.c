@@ -100,6 +100,28 @@ static void test_model_jpeg_reduced_scale(void) {
           strstr(err.message, "true or false"));
 }
 
+/* config.yaml's scheduler: section (an accelerator's own scheduler, Hailo's):
+ * -1 = the backend's default until set; priority is HailoRT's 0..31. */
+static void test_model_scheduler_section(void) {
+    model_config cfg;
+    vigil_error err;
+    model_config_defaults(&cfg);
+    CHECK_EQ_INT(cfg.sched_priority, -1);
+    CHECK_EQ_INT(cfg.sched_timeout_ms, -1);
+    CHECK_EQ_INT(cfg.sched_threshold, -1);
+    const char *set = "backend: hailo\nscheduler:\n  priority: 31\n  timeout_ms: 5\n  threshold: 4\n";
+    CHECK_EQ_INT(model_config_parse(set, strlen(set), "m/config.yaml", &cfg, &err), VIGIL_OK);
+    CHECK_EQ_INT(cfg.sched_priority, 31);
+    CHECK_EQ_INT(cfg.sched_timeout_ms, 5);
+    CHECK_EQ_INT(cfg.sched_threshold, 4);
+    const char *high = "scheduler:\n  priority: 32\n";
+    CHECK_EQ_INT(model_config_parse(high, strlen(high), "m/config.yaml", &cfg, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "m/config.yaml:2") && strstr(err.message, "scheduler.priority"));
+    const char *unknown = "scheduler:\n  weight: 2\n";
+    CHECK_EQ_INT(model_config_parse(unknown, strlen(unknown), "m/config.yaml", &cfg, &err), VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "scheduler.weight") != NULL);
+}
+
 /* The cloud receiver's settings (docs/EDGE.md): three levels of YAML, the
  * --role alias, the 24-hour floor on the retention. */
 static void test_edge_receiver_settings(void) {
@@ -170,6 +192,7 @@ int main(void) {
     RUN(test_bad_values);
     RUN(test_precedence);
     RUN(test_model_jpeg_reduced_scale);
+    RUN(test_model_scheduler_section);
     RUN(test_edge_receiver_settings);
     RUN(test_metrics_node_type);
     RUN(test_tracing_settings);

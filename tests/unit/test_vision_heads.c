@@ -289,6 +289,37 @@ static void test_yolov10_decode(void) {
     head_boxes_free(&b);
 }
 
+/* HailoRT's by-class NMS rows (3 classes, room for 2 boxes each) on a
+ * 100x200 (w x h) input: y/x swapped into corners, scaled to pixels; the
+ * count bounds what is read, the threshold and class filter still apply. */
+static void test_hailo_nms_decode(void) {
+    static float d[3 * 11] = {
+        2, .1f, .2f, .3f, .4f, .9f, .5f, .5f, .6f, .6f, .2f, /* class 0: one kept, one below 0.25 */
+        0, .9f, .9f, .9f, .9f, .9f, 0, 0, 0, 0, 0,           /* class 1: count 0, stale slots ignored */
+        1, 0, 0, 1, 1, .5f, 0, 0, 0, 0, 0,                   /* class 2: the whole input */
+    };
+    vigil_tensor_info info = {.ndim = 3, .dims = {1, 3, 11}, .dim_names = {"batch", "classes", "hailo_nms"}};
+    head_layout l;
+    vigil_error err;
+    CHECK_EQ_INT(head_detect_layout(&info, 1, 0, NULL, 100, 200, VIGIL_HEAD_AUTO, 0, &l, &err), VIGIL_OK);
+    CHECK_EQ_INT(l.family, VIGIL_HEAD_HAILO_NMS);
+    CHECK_EQ_INT(l.n_classes, 3);
+    CHECK_EQ_INT(l.nms_max_boxes, 2);
+    vigil_tensor t = tensor3(d, 3, 11);
+    head_params p = params(0.25f, 100, 200);
+    head_boxes b = {0};
+    CHECK_EQ_INT(head_decode(&l, &t, &p, &b, &err), VIGIL_OK);
+    CHECK_EQ_INT(b.count, 2);
+    if (b.count == 2) {
+        check_box(&b.items[0], 20, 20, 40, 60, .9f, 0);
+        check_box(&b.items[1], 0, 0, 100, 200, .5f, 2);
+    }
+    head_boxes_free(&b);
+    info.dim_names[2] = NULL; /* the same shape without the name is not taken for it */
+    CHECK(head_detect_layout(&info, 1, 0, NULL, 100, 200, VIGIL_HEAD_AUTO, 0, &l, &err) != VIGIL_OK ||
+          l.family != VIGIL_HEAD_HAILO_NMS);
+}
+
 /* YOLOv8-seg on a 16x16 input with 4x4 prototypes: decode, then the mask. */
 static void test_seg_decode_and_mask(void) {
     enum { A = 16, NC = 1, NM = 2, C = 4 + NC + NM };
@@ -706,6 +737,7 @@ int main(void) {
     RUN(test_nanodet_six_outputs);
     RUN(test_nanodet_original_single_output);
     RUN(test_yolov10_decode);
+    RUN(test_hailo_nms_decode);
     RUN(test_seg_decode_and_mask);
     RUN(test_family_from_real_shapes);
     RUN(test_nms);

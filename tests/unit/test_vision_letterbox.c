@@ -52,6 +52,34 @@ static void test_pad_only(void) {
     vigil_image_free(&img);
 }
 
+/* A uint8 NHWC input (pre.u8, a Hailo HEF's) holds exactly the bytes the
+ * float path's raw 0..255 NHWC values are, padding included, with and
+ * without a resize and with red and blue swapped. */
+static void test_u8_equals_float_nhwc(void) {
+    vigil_image img = make_image(7, 5);
+    for (int i = 0; i < 7 * 5 * 3; i++)
+        img.data[i] = (uint8_t)((i * 37 + 11) % 256);
+    for (int swap = 0; swap < 2; swap++)
+        for (int size = 4; size <= 12; size += 3) { /* a reduction, the image's own width (a copy), enlargements */
+            vigil_preprocess pre = vigil_preprocess_default();
+            pre.layout = VIGIL_LAYOUT_NHWC;
+            pre.swap_rb = swap;
+            pre.scale[0] = pre.scale[1] = pre.scale[2] = 1.f;
+            float f[12 * 12 * 3];
+            uint8_t b[12 * 12 * 3];
+            vigil_error err;
+            CHECK_EQ_INT(vigil_letterbox(&img, size, size, &pre, f, NULL, &err), VIGIL_OK);
+            pre.u8 = 1;
+            CHECK_EQ_INT(vigil_letterbox(&img, size, size, &pre, b, NULL, &err), VIGIL_OK);
+            int same = 1;
+            for (int i = 0; i < size * size * 3; i++) same &= f[i] == (float)b[i];
+            CHECK(same);
+            pre.layout = VIGIL_LAYOUT_NCHW; /* uint8 is NHWC only */
+            CHECK_EQ_INT(vigil_letterbox(&img, size, size, &pre, b, NULL, &err), VIGIL_ERR_INVALID_ARGUMENT);
+        }
+    vigil_image_free(&img);
+}
+
 /* An exact 2x reduction is the rounded mean of each 2x2 block, as OpenCV. */
 static void test_halving(void) {
     vigil_image img = make_image(4, 4);
@@ -178,6 +206,7 @@ static void test_hresize_kernel_matches_reference(void) {
 int main(void) {
     RUN(test_hresize_kernel_matches_reference);
     RUN(test_pad_only);
+    RUN(test_u8_equals_float_nhwc);
     RUN(test_halving);
     RUN(test_upscale_blend);
     RUN(test_bad_arguments);

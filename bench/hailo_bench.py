@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Hailo-8 throughput through vigil, with the HailoRT test double by default.
+
+Starts `vigil serve` with one yolov8n-shaped HEF model (640x640x3 in,
+on-chip NMS over 80 classes out) on the double at --frame-us per frame
+(0.98 ms: a Hailo-8's yolov8n), then measures:
+  - frames/s through gRPC StreamDetect (--streams concurrent streams),
+  - frames/s through REST POST /api/v1/detect (--clients threads),
+  - server CPU per frame: the process's user+system time / frames,
+and with --perf records `perf record -g` on the server during the gRPC run
+and prints the top of `perf report`.  Against a real card: --library
+/usr/lib/libhailort.so.4 --hef yolov8n.hef (not run yet: docs/HAILO.md).
+No assertions: it reports.  docs/BENCHMARKS.md "Hailo-8 (test double)"."""
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+os.environ.setdefault("VIGIL_BINARY", str(ROOT / "build" / "vigil"))
+from conftest import ready_daemon  # noqa: E402
+import requests  # noqa: E402
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def image_bytes(frame):
+    """bus.jpg as it is ("bus"), or resized to WxH and saved as a quality-85
+    JPEG (a camera frame); a grey PNG when the shared images are absent."""
+    shared = pathlib.Path(os.environ.get("VIGIL_SHARED_DIR", ROOT.parent / "shared"))
+    bus = shared / "images" / "bus.jpg"
+    if not bus.exists():
+        from test_backend_detect import gray_png
+        return gray_png(128, 640 if frame == "bus" else int(frame.split("x")[0]))
+    if frame == "bus":
+        return bus.read_bytes()
+    import io
+    from PIL import Image
+    w, h = (int(v) for v in frame.split("x"))
+    out = io.BytesIO()
+    Image.open(bus).convert("RGB").resize((w, h)).save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def run_grpc(d, image, frames, streams):
+    from test_grpc import connect, generate_stubs
+    pb = generate_stubs(pathlib.Path(tempfile.mkdtemp()) / "stubs")
+    dpb = pb["detection_pb2"]
+    errors = []
+
+    def one(n):
+        channel = connect(d.grpc_port)
+        stub = pb["detection_pb2_grpc"].DetectionStub(channel)
+        reqs = (dpb.DetectRequest(image=image, model="yolov8n", frame_id=i) for i in range(n))
+        for o in stub.StreamDetect(reqs, timeout=600):
+            if o.error:
+                errors.append(o.error)
+        channel.close()
+
+    threads = [threading.Thread(target=one, args=(frames // streams,)) for _ in range(streams)]
+    return timed(d, threads, frames // streams * streams, errors)
+
+
+def run_rest(d, image, frames, clients):
+    errors = []
+
+    def one(n):
+        s = requests.Session()
+        for _ in range(n):
+            r = s.post(d.url + "/api/v1/detect?model=yolov8n", data=image, timeout=60)
+            if r.status_code != 200:
+                errors.append(r.text)
+
+    threads = [threading.Thread(target=one, args=(frames // clients,)) for _ in range(clients)]
+    return timed(d, threads, frames // clients * clients, errors)
+
+
+def timed(d, threads, frames, errors):
+    cpu0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall, cpu = time.monotonic() - t0, cpu_seconds(d.proc.pid) - cpu0
+    return {"frames": frames, "fps": frames / wall, "cpu_ms_per_frame": cpu / frames * 1000, "errors": len(errors)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=2000)
+    ap.add_argument("--frame-us", default="980")
+    ap.add_argument("--instances", type=int, default=3)
+    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--library", default=str(ROOT / "build" / "hailo_fake" / "libhailort_fake.so"))
+    ap.add_argument("--frame", default="bus", help="bus (bus.jpg, 810x1080) or WxH: bus.jpg resized, as JPEG")
+    ap.add_argument("--input", type=int, default=640, help="the double's network input size (square)")
+    ap.add_argument("--hef", help="a real HEF (default: the double's yolov8n-shaped text HEF)")
+    ap.add_argument("--perf", action="store_true", help="perf record the server during the gRPC run")
+    a = ap.parse_args()
+    models = pathlib.Path(tempfile.mkdtemp()) / "models"
+    (models / "yolov8n" / "1").mkdir(parents=True)
+    hef = models / "yolov8n" / "1" / "model.hef"
+    if a.hef:
+        hef.write_bytes(pathlib.Path(a.hef).read_bytes())
+    else:
+        hef.write_text(f"hailo_fake_hef 1\nnetwork yolov8n\ninput images {a.input} {a.input} 3\nnms yolov8n/nms 80 100\n"
+                       "box 0 0.2 0.1 0.9 0.4 0.88\nbox 5 0.3 0.05 0.7 0.95 0.86\nbox 0 0.4 0.7 0.9 0.9 0.8\n")
+    (models / "yolov8n" / "config.yaml").write_text(
+        f"backend: hailo\ninstances: {a.instances}\nmax_batch_size: 8\n"
+        "dynamic_batching:\n  max_queue_delay_us: 200\n")
+    env = {"VIGIL_HAILORT": a.library, "HAILO_FAKE_FRAME_US": a.frame_us}
+    d = ready_daemon("--models", models, "--log-level", "warn", env=env)
+    image = image_bytes(a.frame)
+    try:
+        run_rest(d, image, 64, 4)  # warm-up
+        perf = None
+        if a.perf:
+            perf = subprocess.Popen(["perf", "record", "-g", "-o", "/tmp/hailo_bench.perf", "-p", str(d.proc.pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        g = run_grpc(d, image, a.frames, a.streams)
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
+        r = run_rest(d, image, a.frames, a.clients)
+    finally:
+        d.stop()
+    print(f"frame {a.frame} ({len(image)} bytes), network input {a.input}, device {a.frame_us} us/frame ({1e6 / float(a.frame_us):.0f} frames/s), "
+          f"instances {a.instances}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"gRPC StreamDetect x{a.streams}: {g['fps']:.0f} frames/s, {g['cpu_ms_per_frame']:.2f} ms server CPU/frame,"
+          f" {g['errors']} errors")
+    print(f"REST detect x{a.clients}: {r['fps']:.0f} frames/s, {r['cpu_ms_per_frame']:.2f} ms server CPU/frame,"
+          f" {r['errors']} errors")
+    if a.perf:
+        out = subprocess.run(["perf", "report", "-i", "/tmp/hailo_bench.perf", "--stdio", "--no-children",
+                              "--percent-limit", "2", "-g", "none", "--sort", "symbol"],
+                             capture_output=True, text=True)
+        print(out.stdout[:4000] or out.stderr[:2000])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""The Hailo-8 backend against the HailoRT test double (tests/hailo_fake/).
+
+vigil opens libhailort with dlopen; VIGIL_HAILORT points it at the double
+(build/hailo_fake/libhailort_fake.so), which is also how a machine with a
+real card runs this file: set VIGIL_HAILORT_REAL=/usr/lib/libhailort.so.4
+... (docs/HAILO.md).  The double reads a text "HEF" of its own (real HEF
+parsing is HailoRT's), computes outputs from the input bytes or from box
+lines, takes HAILO_FAKE_FRAME_US per frame on one card shared by every
+model, and injects faults from HAILO_FAKE_FAULT.
+
+Shown here: two HEF models served at once through REST and gRPC (KServe v2
+infer on a raw model, detection on an on-chip-NMS model via /api/v1/detect,
+gRPC Detect and StreamDetect); NMS detections equal to the ones worked out
+by hand from the box lines; one model unloaded while the other serves with
+no failed request; a device lost or a frame timed out mid-stream gives 503s
+naming the fault and the backend recovers; HailoRT absent, missing a symbol,
+of the wrong version, or its card busy: vigil starts, serves its CPU model
+and reports the reason in device info, /metrics and the log."""
+import json
+import os
+import pathlib
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import ROOT, add_model, metric_value, ready_daemon
+from test_backend_detect import gray_png  # a grey 64x64 PNG, the size of the HEF's input
+
+SIZE = 64
+# (class, y_min, x_min, y_max, x_max, score): the NMS model's boxes, every frame
+BOXES = [(0, 0.25, 0.125, 0.75, 0.5, 0.9), (2, 0.5, 0.5, 1.0, 1.0, 0.6), (2, 0.0, 0.0, 0.1, 0.1, 0.1),
+         (5, 0.1, 0.2, 0.3, 0.4, 0.75)]
+
+
+def fake_library(name="libhailort_fake.so"):
+    build = pathlib.Path(os.environ.get("VIGIL_BINARY", str(ROOT / "build" / "vigil"))).parent
+    path = build / "hailo_fake" / name
+    if not path.exists():
+        pytest.skip(f"{path} is not built")
+    return str(path)
+
+
+def write_hef_models(models, instances=2):
+    """det: 64x64 input, by-class NMS over 8 classes (4 boxes room); raw: a
+    4x4x3 input and a 2x2x3 float output."""
+    det = models / "det"
+    (det / "1").mkdir(parents=True)
+    lines = ["hailo_fake_hef 1", "network det", f"input images {SIZE} {SIZE} 3", "nms det/nms 8 4"]
+    lines += ["box %d %g %g %g %g %g" % b for b in BOXES]
+    (det / "1" / "model.hef").write_text("\n".join(lines) + "\n")
+    (det / "config.yaml").write_text(f"backend: hailo\ninstances: {instances}\nmax_batch_size: 8\n"
+                                     "dynamic_batching:\n  max_queue_delay_us: 1000\n"
+                                     "scheduler:\n  priority: 20\n  timeout_ms: 5\n  threshold: 2\n")
+    raw = models / "raw"
+    (raw / "1").mkdir(parents=True)
+    (raw / "1" / "model.hef").write_text("hailo_fake_hef 1\nnetwork raw\ninput x 4 4 3\noutput y 2 2 3\n")
+    (raw / "config.yaml").write_text("backend: hailo\ntask: raw\nmax_batch_size: 16\n")
+
+
+def expected_detections():
+    """The hand-computed answer: a 64x64 image letterboxes to itself (gain 1,
+    no padding), so a box is its 0..1 corners times 64, (x, y) from (x_min,
+    y_min); the chip's NMS is final; scores at or below conf 0.25 drop."""
+    found = [(c, s, [x0 * SIZE, y0 * SIZE, x1 * SIZE, y1 * SIZE]) for c, y0, x0, y1, x1, s in BOXES if s > 0.25]
+    return sorted(found, key=lambda d: -d[1])
+
+
+def check_detections(dets, key=lambda d: (d["class_id"], d["score"], d["box"])):
+    want = expected_detections()
+    assert len(dets) == len(want), dets
+    for d, (cid, score, box) in zip(dets, want):
+        got_id, got_score, got_box = key(d)
+        assert got_id == cid
+        assert abs(got_score - score) < 1e-4
+        assert all(abs(g - w) < 0.01 for g, w in zip(got_box, box)), (got_box, box)
+
+
+def fake_env(**extra):
+    env = {"VIGIL_HAILORT": fake_library(), "HAILO_FAKE_FRAME_US": "200"}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    models = tmp_path_factory.mktemp("models")
+    write_hef_models(models)
+    add_model(models, "affine")
+    d = ready_daemon("--models", models, env=fake_env())
+    yield d
+    assert d.stop() == 0, d.stderr[-4000:]
+
+
+def detect(server, model="det", timeout=30):
+    return requests.post(f"{server.url}/api/v1/detect?model={model}", data=gray_png(128), timeout=timeout)
+
+
+def infer_raw(server, values):
+    body = {"inputs": [{"name": "x", "shape": [1, 4, 4, 3], "datatype": "UINT8", "data": values}]}
+    return requests.post(server.url + "/v2/models/raw/infer", data=json.dumps(body), timeout=30)
+
+
+RAW_IN = [(i * 53) % 256 for i in range(48)]  # the HEF's own uint8 frame
+RAW_OUT = [v / 255.0 for v in RAW_IN[:12]]  # the double: out[j] = in[j] / 255
+
+
+def test_device_info_metrics_and_schedule(server):
+    info = requests.get(server.url + "/api/v1/device/info", timeout=10).json()
+    hailo = next(b for b in info["backends"] if b["name"] == "hailo")
+    assert hailo["available"] is True, hailo
+    dev = hailo["device"]
+    assert (dev["serial"], dev["architecture"], dev["firmware"]) == ("HLFAKE0000000001", "HAILO8", "4.23.0")
+    assert dev["temperature_c"] == pytest.approx(45.5) and dev["power_w"] == pytest.approx(1.25)
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    assert metric_value(text, "vigil_backend_available", backend="hailo") == 1
+    assert metric_value(text, "vigil_backend_available", backend="cpu") == 1
+    assert metric_value(text, "vigil_backend_device_temperature_celsius", backend="hailo") == pytest.approx(45.5)
+    log = server.read_log()
+    for line in ("det priority 20", "det timeout_ms 5", "det threshold 2"):
+        assert "hailort_fake: " + line in log  # config.yaml's scheduler: section reached HailoRT
+    models = requests.get(server.url + "/v2/models/det", timeout=10).json()
+    assert models["inputs"][0]["shape"] == [-1, SIZE, SIZE, 3], models
+
+
+def test_nms_detections_equal_hand_computed(server):
+    r = detect(server)
+    assert r.status_code == 200, r.text
+    check_detections(r.json()["detections"])
+
+
+def test_raw_infer_rest(server):
+    r = infer_raw(server, RAW_IN)
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]
+    assert out["shape"] == [1, 2, 2, 3]
+    assert out["data"] == pytest.approx(RAW_OUT, abs=1e-6)
+    # a batch larger than the vstream queues goes through in slices, items in order
+    items = [[(v + k) % 256 for v in RAW_IN] for k in range(12)]
+    body = {"inputs": [{"name": "x", "shape": [12, 4, 4, 3], "datatype": "UINT8", "data": sum(items, [])}]}
+    r = requests.post(server.url + "/v2/models/raw/infer", data=json.dumps(body), timeout=30)
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]
+    assert out["shape"] == [12, 2, 2, 3]
+    assert out["data"] == pytest.approx(sum(([v / 255.0 for v in item[:12]] for item in items), []), abs=1e-6)
+
+
+def test_both_models_at_once_rest_and_grpc(server, tmp_path):
+    pytest.importorskip("grpc")
+    np = pytest.importorskip("numpy")
+    from test_grpc import connect, generate_stubs
+    pb = generate_stubs(tmp_path / "stubs")
+    ipb, dpb = pb["inference_pb2"], pb["detection_pb2"]
+    channel = connect(server.grpc_port)
+    kserve = pb["inference_pb2_grpc"].GRPCInferenceServiceStub(channel)
+    detection = pb["detection_pb2_grpc"].DetectionStub(channel)
+    failures = []
+    as_tuple = lambda d: (d.class_id, d.score, [d.box.x1, d.box.y1, d.box.x2, d.box.y2])  # noqa: E731
+
+    def rest_detect():
+        for _ in range(15):
+            r = detect(server)
+            if r.status_code != 200:
+                failures.append(r.text)
+            else:
+                check_detections(r.json()["detections"])
+
+    def rest_raw():
+        for _ in range(15):
+            r = infer_raw(server, RAW_IN)
+            if r.status_code != 200 or r.json()["outputs"][0]["data"] != pytest.approx(RAW_OUT, abs=1e-6):
+                failures.append(r.text)
+
+    def grpc_raw():
+        for _ in range(15):
+            req = ipb.ModelInferRequest(model_name="raw")
+            t = req.inputs.add(name="x", datatype="UINT8", shape=[1, 4, 4, 3])
+            req.raw_input_contents.append(np.array(RAW_IN, dtype="u1").tobytes())
+            y = np.frombuffer(kserve.ModelInfer(req, timeout=30).raw_output_contents[0], dtype="<f4")
+            if not np.allclose(y, RAW_OUT, atol=1e-6):
+                failures.append(("grpc raw", y))
+            assert t.name == "x"
+
+    def grpc_stream():
+        reqs = (dpb.DetectRequest(image=gray_png(128), model="det", frame_id=i) for i in range(20))
+        out = list(detection.StreamDetect(reqs, timeout=60))
+        if [o.frame_id for o in out] != list(range(20)):
+            failures.append("stream order")
+        for o in out:
+            if o.error:
+                failures.append(o.error)
+            else:
+                check_detections(o.detections, key=as_tuple)
+        got = detection.Detect(dpb.DetectRequest(image=gray_png(128), model="det", frame_id=7), timeout=30)
+        check_detections(got.detections, key=as_tuple)
+
+    def guarded(f):  # an assertion inside a thread fails the test, not just the thread
+        def run():
+            try:
+                f()
+            except Exception as e:  # noqa: BLE001
+                failures.append(f"{f.__name__}: {e!r}")
+        return run
+
+    threads = [threading.Thread(target=guarded(f)) for f in (rest_detect, rest_raw, grpc_raw, grpc_stream)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    channel.close()
+    assert not failures, failures[:3]
+
+
+def test_unload_one_while_the_other_serves(server):
+    """Last in the module: raw is unloaded while det keeps answering."""
+    results, stop = [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                results.append(detect(server).status_code)
+            except requests.RequestException as e:
+                results.append(repr(e))
+
+    def wait_for(count):
+        deadline = time.monotonic() + 60
+        while len(results) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    wait_for(10)
+    r = requests.post(server.url + "/api/v1/models/unload", json={"model": "raw"}, timeout=30)
+    assert r.status_code == 200, r.text
+    wait_for(len(results) + 20)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert set(results) == {200}, results
+    assert infer_raw(server, RAW_IN).status_code in (404, 503)
+    assert detect(server).status_code == 200
+
+
+@pytest.mark.parametrize("fault, message", [("lost@12", "HAILO_STREAM_ABORT"), ("timeout@12", "HAILO_TIMEOUT")])
+def test_fault_mid_stream_clean_errors_then_recovers(tmp_path, fault, message):
+    models = tmp_path / "models"
+    write_hef_models(models, instances=1)
+    d = ready_daemon("--models", models, env=fake_env(HAILO_FAKE_FAULT=fault))
+    try:
+        answers = [detect(d) for _ in range(30)]
+        codes = [a.status_code for a in answers]
+        failed = [a for a in answers if a.status_code != 200]
+        assert failed, codes  # the fault was hit ...
+        for a in failed:  # ... as a clean 503 naming it
+            assert a.status_code == 503, (a.status_code, a.text)
+            assert message in a.json()["error"], a.text
+        assert len(failed) <= 2, codes
+        assert codes[-10:] == [200] * 10, codes  # ... and the backend recovered
+        check_detections(answers[-1].json()["detections"])
+        assert "vstreams created again after a fault" in d.read_log()
+    finally:
+        assert d.stop() == 0
+
+
+@pytest.mark.parametrize("case", ["absent", "missing_symbol", "wrong_version", "busy"])
+def test_hailo_unavailable_cpu_still_serves(tmp_path, case):
+    models = tmp_path / "models"
+    write_hef_models(models, instances=1)
+    add_model(models, "affine")
+    env = {"absent": {"VIGIL_HAILORT": str(tmp_path / "no-such-libhailort.so")},
+           "missing_symbol": fake_env(VIGIL_HAILORT=fake_library("libhailort_fake_nosym.so")),
+           "wrong_version": fake_env(HAILO_FAKE_VERSION="4.18.0"),
+           "busy": fake_env(HAILO_FAKE_FAULT="busy")}[case]
+    reason = {"absent": "no-such-libhailort.so", "missing_symbol": "lacks the symbol hailo_identify",
+              "wrong_version": "is version 4.18.0; vigil supports 4.21 to 4.23",
+              "busy": "HAILO_DEVICE_IN_USE"}[case]
+    from conftest import Daemon
+    d = Daemon("--models", models, env=env)
+    try:
+        body = {"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32", "data": [0.0] * 12}]}
+        r = requests.post(d.url + "/v2/models/affine/infer", data=json.dumps(body), timeout=30)
+        assert r.status_code == 200, r.text
+        info = requests.get(d.url + "/api/v1/device/info", timeout=10).json()
+        hailo = next(b for b in info["backends"] if b["name"] == "hailo")
+        assert hailo["available"] is False and reason in hailo["reason"], hailo
+        text = requests.get(d.url + "/metrics", timeout=10).text
+        assert metric_value(text, "vigil_backend_available", backend="hailo") == 0
+        assert 'vigil_backend_unavailable_info{backend="hailo",reason="' in text and reason in text
+        assert "backend hailo unavailable: " in d.read_log() and reason in d.read_log()
+        r = detect(d)
+        assert r.status_code in (404, 503) and "hailo backend is unavailable" in r.text, r.text
+    finally:
+        assert d.stop() == 0
+    cli = [os.environ.get("VIGIL_BINARY", str(ROOT / "build" / "vigil")), "device", "info"]
+    import subprocess
+    out = subprocess.run(cli, capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
+    assert out.returncode == 0 and "hailo: unavailable: " in out.stdout and reason in out.stdout, out.stdout
+
+
+def test_fault_in_a_grpc_stream_then_recovers(tmp_path):
+    """The frames of the run that met the lost card carry the error in their
+    answers; the stream goes on, in order, and its last frames are served."""
+    pytest.importorskip("grpc")
+    from test_grpc import connect, generate_stubs
+    models = tmp_path / "models"
+    write_hef_models(models, instances=1)
+    d = ready_daemon("--models", models, env=fake_env(HAILO_FAKE_FAULT="lost@12"))
+    try:
+        pb = generate_stubs(tmp_path / "stubs")
+        dpb = pb["detection_pb2"]
+        channel = connect(d.grpc_port)
+        stub = pb["detection_pb2_grpc"].DetectionStub(channel)
+        reqs = (dpb.DetectRequest(image=gray_png(128), model="det", frame_id=i) for i in range(40))
+        out = list(stub.StreamDetect(reqs, timeout=60))
+        channel.close()
+        assert [o.frame_id for o in out] == list(range(40))
+        failed = [o for o in out if o.error]
+        assert 1 <= len(failed) <= 8, [o.error for o in failed]  # one run's frames at most
+        assert all("HAILO_STREAM_ABORT" in o.error for o in failed), failed[0].error
+        assert not any(o.error for o in out[-10:])
+        as_tuple = lambda o: (o.class_id, o.score, [o.box.x1, o.box.y1, o.box.x2, o.box.y2])  # noqa: E731
+        check_detections(out[-1].detections, key=as_tuple)
+    finally:
+        assert d.stop() == 0
+
+
+def test_vigil_device_info_with_the_double():
+    import subprocess
+    cli = [os.environ.get("VIGIL_BINARY", str(ROOT / "build" / "vigil")), "device", "info"]
+    env = {**os.environ, **fake_env()}
+    text = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=60)
+    assert text.returncode == 0, text.stderr
+    assert "hailo: available: HailoRT 4.23.0" in text.stdout and "HLFAKE0000000001" in text.stdout, text.stdout
+    out = subprocess.run(cli + ["--json"], capture_output=True, text=True, env=env, timeout=60)
+    hailo = next(b for b in json.loads(out.stdout)["backends"] if b["name"] == "hailo")
+    assert hailo["device"]["architecture"] == "HAILO8" and hailo["device"]["power_w"] == pytest.approx(1.25)
+
+
+def test_vigil_models_list_reads_hefs_through_the_backend(tmp_path):
+    import subprocess
+    write_hef_models(tmp_path)
+    cli = [os.environ.get("VIGIL_BINARY", str(ROOT / "build" / "vigil")), "models", "list", "--json"]
+    out = subprocess.run(cli, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, **fake_env(), "VIGIL_MODELS": str(tmp_path)})
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert (rows["det"]["task"], rows["det"]["family"], rows["det"]["backend"]) == ("detect", "hailo_nms", "hailo")
+    assert rows["raw"]["task"] == "raw"
