@@ -40,5 +40,6 @@ extern const op_def ops_linalg[];
 extern const op_def ops_layout[];
 extern const op_def ops_norm[];
 extern const op_def ops_misc[];
+extern const op_def ops_quant[];
 
 #endif

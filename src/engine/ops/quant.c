@@ -1,0 +1,508 @@
+/*
+ * quant.c - ONNX's quantization operators: QuantizeLinear, DequantizeLinear,
+ * DynamicQuantizeLinear, ConvInteger, MatMulInteger, QLinearConv and
+ * QLinearMatMul, on the reference kernels of kernels/quant.c.
+ *
+ * The integer operators subtract their zero points into int64 copies in the
+ * plan's scratch buffer, run the int64 convolution or matrix product (exact
+ * whatever the reduction length) and then narrow (ConvInteger,
+ * MatMulInteger: int32, which holds any sum of 8-bit products the spec
+ * admits) or requantize (QLinear*: one multiplier per output channel).
+ *
+ * Scales and zero points are checked when the model loads: a constant scale
+ * that is zero or not finite, a zero point whose type or element count does
+ * not match its scale or data, an unsupported quantized type, or a
+ * per-channel axis out of range is refused with the node named.  Scales
+ * computed at run time are not checked again: a zero one saturates, as
+ * ONNX's reference does.  QLinearAdd/QLinearMul and the other com.microsoft
+ * contrib operators are not here (the registry refuses their domain).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "engine/ops/ops.h"
+
+static const char *const q_attrs[] = {"axis", "saturate", "block_size", NULL};
+static const char *const conv_integer_attrs[] = {"auto_pad", "dilations", "group", "kernel_shape",
+                                                 "pads",     "strides",   NULL};
+
+/* ---- parameter checks shared by every operator here ---- */
+
+static int is_qtype(vigil_dtype t) {
+    return t == VIGIL_DTYPE_U8 || t == VIGIL_DTYPE_I8;
+}
+
+/* The (scale, zero point) inputs scale_i and zp_i (zp_i < 0 or absent: no
+ * zero point) of a tensor with `channels` channels along the quantized axis
+ * (0: per tensor only).  The scale is float32 with 1 or `channels` elements,
+ * non-zero and finite when constant.  *qtype is the quantized type: when
+ * `fixed`, the zero point must have it; otherwise the zero point's U8 or I8
+ * type is stored there.  *per_channel is set when the scale has `channels`
+ * (> 1) elements. */
+static vigil_status check_qparams(const op_ctx *ctx, int scale_i, int zp_i, int64_t channels, int fixed,
+                                  vigil_dtype *qtype, int *per_channel, vigil_error *err) {
+    const op_tensor *s = &ctx->in[scale_i];
+    if (s->dtype != VIGIL_DTYPE_F32)
+        return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "scale (input %d) of type %s is not supported", scale_i,
+                       vigil_dtype_name(s->dtype));
+    int64_t n = op_count(s);
+    if (s->ndim > 1 || (n != 1 && (channels <= 1 || n != channels)))
+        return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err,
+                       "scale (input %d) has %lld elements: needs 1 (per tensor) or %lld (per channel)", scale_i,
+                       (long long)n, (long long)(channels > 1 ? channels : 1));
+    for (int64_t i = 0; s->data && i < n; i++) {
+        float v = ((const float *)s->data)[i];
+        if (v == 0.0f || !isfinite(v))
+            return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "scale (input %d) element %lld is %g: must be non-zero and finite",
+                           scale_i, (long long)i, (double)v);
+    }
+    if (per_channel) *per_channel = n > 1;
+    if (zp_i < 0 || !in_present(ctx, zp_i)) return VIGIL_OK;
+    const op_tensor *z = &ctx->in[zp_i];
+    if (fixed ? z->dtype != *qtype : !is_qtype(z->dtype))
+        return op_fail(ctx, fixed ? VIGIL_ERR_INVALID_ARGUMENT : VIGIL_ERR_UNSUPPORTED, err,
+                       "zero point (input %d) of type %s: needs %s", zp_i, vigil_dtype_name(z->dtype),
+                       fixed ? vigil_dtype_name(*qtype) : "uint8 or int8");
+    if (op_count(z) != n || z->ndim > 1)
+        return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err,
+                       "zero point (input %d) has %lld elements and rank %d, its scale %lld elements", zp_i,
+                       (long long)op_count(z), z->ndim, (long long)n);
+    *qtype = z->dtype;
+    return VIGIL_OK;
+}
+
+/* A zero point that is the only quantization parameter (ConvInteger,
+ * MatMulInteger): of type want, with 1 or `channels` elements. */
+static vigil_status check_zero_point(const op_ctx *ctx, int zp_i, vigil_dtype want, int64_t channels,
+                                     vigil_error *err) {
+    if (!in_present(ctx, zp_i)) return VIGIL_OK;
+    const op_tensor *z = &ctx->in[zp_i];
+    if (z->dtype != want)
+        return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "zero point (input %d) of type %s: needs %s", zp_i,
+                       vigil_dtype_name(z->dtype), vigil_dtype_name(want));
+    int64_t n = op_count(z);
+    if (z->ndim > 1 || (n != 1 && n != channels))
+        return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "zero point (input %d) has %lld elements: needs 1 or %lld",
+                       zp_i, (long long)n, (long long)channels);
+    return VIGIL_OK;
+}
+
+static vigil_status require_qtype(const op_ctx *ctx, int i, vigil_error *err) {
+    static const vigil_dtype q[] = {VIGIL_DTYPE_U8, VIGIL_DTYPE_I8};
+    return op_require_dtype(ctx, i, q, 2, err);
+}
+
+static const void *zero_point_data(const step *s, int i) {
+    return i < s->n_in && s->in[i].present ? s->in[i].data : NULL;
+}
+
+/* Output element count of an integer operator's int64 work buffers. */
+static size_t i64_bytes(const op_tensor *t) {
+    return (size_t)op_count(t) * sizeof(int64_t);
+}
+
+/* ---- QuantizeLinear, DequantizeLinear ---- */
+
+static vigil_status check_q(const onnx_node *node, int64_t opset, vigil_error *err) {
+    if (attr_int(node, "block_size", 0) != 0)
+        return op_check_fail(node, VIGIL_ERR_UNSUPPORTED, err,
+                             "blocked quantization (block_size, opset 21) is not supported");
+    return VIGIL_OK;
+}
+
+/* The per-channel axis of node's data input (rank ndim), or -1 per tensor. */
+static vigil_status q_axis(const op_ctx *ctx, int per_channel, int *axis, vigil_error *err) {
+    *axis = -1;
+    if (!per_channel) return VIGIL_OK;
+    *axis = norm_axis(attr_int(ctx->node, "axis", 1), ctx->in[0].ndim);
+    if (*axis < 0)
+        return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "axis %lld is out of range for rank %d",
+                       (long long)attr_int(ctx->node, "axis", 1), ctx->in[0].ndim);
+    return VIGIL_OK;
+}
+
+/* Channels along the axis attribute (0 when it is out of range: then only
+ * per-tensor parameters are accepted and q_axis reports a per-channel one). */
+static int64_t q_channels(const op_ctx *ctx) {
+    int axis = norm_axis(attr_int(ctx->node, "axis", 1), ctx->in[0].ndim);
+    return axis < 0 ? 0 : ctx->in[0].dims[axis];
+}
+
+static vigil_status infer_qdq(op_ctx *ctx, int quantize, vigil_error *err) {
+    static const vigil_dtype f32[] = {VIGIL_DTYPE_F32};
+    static const vigil_dtype ints[] = {VIGIL_DTYPE_U8, VIGIL_DTYPE_I8, VIGIL_DTYPE_I32};
+    vigil_status st = op_require_dtype(ctx, 0, quantize ? f32 : ints, quantize ? 1 : 3, err);
+    if (st != VIGIL_OK) return st;
+    vigil_dtype qtype = quantize ? VIGIL_DTYPE_U8 : ctx->in[0].dtype;
+    int per_channel = 0;
+    int64_t channels = q_channels(ctx);
+    /* a per-channel scale along an out-of-range axis: q_axis names the axis */
+    if (channels == 0 && op_count(&ctx->in[1]) > 1) channels = op_count(&ctx->in[1]);
+    st = check_qparams(ctx, 1, 2, channels, !quantize, &qtype, &per_channel, err);
+    int axis;
+    if (st == VIGIL_OK) st = q_axis(ctx, per_channel, &axis, err);
+    if (st != VIGIL_OK) return st;
+    kshape s = op_kshape(&ctx->in[0]);
+    op_set_out(&ctx->out[0], quantize ? qtype : VIGIL_DTYPE_F32, &s);
+    return VIGIL_OK;
+}
+
+static vigil_status infer_quantize(op_ctx *ctx, vigil_error *err) {
+    return infer_qdq(ctx, 1, err);
+}
+
+static vigil_status infer_dequantize(op_ctx *ctx, vigil_error *err) {
+    return infer_qdq(ctx, 0, err);
+}
+
+static kernels_qaxis step_qaxis(const step *s) {
+    kshape xs = op_kshape(&s->in[0]);
+    return kernels_qaxis_make(&xs, *(const int *)s->state);
+}
+
+static vigil_status run_quantize(step *s, vigil_error *err) {
+    kernels_qaxis ax = step_qaxis(s);
+    kernels_quantize_linear(s->in[0].data, &ax, s->in[1].data, s->out[0].dtype, zero_point_data(s, 2),
+                            s->out[0].data);
+    return VIGIL_OK;
+}
+
+static vigil_status run_dequantize(step *s, vigil_error *err) {
+    kernels_qaxis ax = step_qaxis(s);
+    kernels_dequantize_linear(s->in[0].dtype, s->in[0].data, &ax, s->in[1].data, zero_point_data(s, 2),
+                              s->out[0].data);
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_qdq(op_ctx *ctx, vigil_error *err) {
+    vigil_status st = op_step_alloc(ctx, sizeof(int), err);
+    if (st != VIGIL_OK) return st;
+    st = q_axis(ctx, op_count(&ctx->in[1]) > 1, ctx->step->state, err);
+    if (st != VIGIL_OK) return st;
+    ctx->step->run = strcmp(ctx->node->op_type, "QuantizeLinear") == 0 ? run_quantize : run_dequantize;
+    return VIGIL_OK;
+}
+
+/* ---- DynamicQuantizeLinear ---- */
+
+static vigil_status infer_dynamic(op_ctx *ctx, vigil_error *err) {
+    static const vigil_dtype f32[] = {VIGIL_DTYPE_F32};
+    vigil_status st = op_require_dtype(ctx, 0, f32, 1, err);
+    if (st != VIGIL_OK) return st;
+    kshape s = op_kshape(&ctx->in[0]), scalar = kshape_make(0, NULL);
+    op_set_out(&ctx->out[0], VIGIL_DTYPE_U8, &s);
+    if (ctx->n_out > 1) op_set_out(&ctx->out[1], VIGIL_DTYPE_F32, &scalar);
+    if (ctx->n_out > 2) op_set_out(&ctx->out[2], VIGIL_DTYPE_U8, &scalar);
+    return VIGIL_OK;
+}
+
+static vigil_status run_dynamic(step *s, vigil_error *err) {
+    float scale;
+    uint8_t zp;
+    kernels_dynamic_quantize_linear(s->in[0].data, op_count(&s->in[0]), s->out[0].data, &scale, &zp);
+    if (s->n_out > 1 && s->out[1].data) *(float *)s->out[1].data = scale;
+    if (s->n_out > 2 && s->out[2].data) *(uint8_t *)s->out[2].data = zp;
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_dynamic(op_ctx *ctx, vigil_error *err) {
+    ctx->step->run = run_dynamic;
+    return VIGIL_OK;
+}
+
+/* ---- ConvInteger, QLinearConv ---- */
+
+/* Where each input sits: ConvInteger (x, w, x_zero_point, w_zero_point),
+ * QLinearConv (x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale,
+ * y_zero_point, B). */
+typedef struct qconv_inputs {
+    int x, x_zp, w, w_zp, x_scale, w_scale, y_scale, y_zp, bias; /* -1: none */
+} qconv_inputs;
+
+static const qconv_inputs conv_integer_in = {0, 2, 1, 3, -1, -1, -1, -1, -1};
+static const qconv_inputs qlinear_conv_in = {0, 2, 3, 5, 1, 4, 6, 7, 8};
+
+static const qconv_inputs *qconv_layout(const op_ctx *ctx) {
+    return strcmp(ctx->node ? ctx->node->op_type : ctx->step->op, "QLinearConv") == 0 ? &qlinear_conv_in
+                                                                                      : &conv_integer_in;
+}
+
+typedef struct qconv_state {
+    kernels_window w;
+    qconv_inputs in;
+} qconv_state;
+
+/* The window and output shape of the convolution of ctx's x and w. */
+static vigil_status qconv_geometry(op_ctx *ctx, const qconv_inputs *in, kernels_window *w, kshape *ys,
+                                   vigil_error *err) {
+    const op_tensor *x = &ctx->in[in->x], *wt = &ctx->in[in->w];
+    if (wt->ndim != x->ndim) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "W rank differs from X");
+    /* op_read_window reads input 0, which is x for both operators */
+    vigil_status st = op_read_window(ctx, wt->dims + 2, 0, w, err);
+    if (st != VIGIL_OK) return st;
+    kshape xs = op_kshape(x), ws = op_kshape(wt);
+    st = kernels_conv_shape(&xs, &ws, w, ys, err);
+    return st != VIGIL_OK ? op_wrap_kernel(ctx, st, err) : VIGIL_OK;
+}
+
+static vigil_status infer_qconv(op_ctx *ctx, vigil_error *err) {
+    const qconv_inputs *in = qconv_layout(ctx);
+    vigil_status st = require_qtype(ctx, in->x, err);
+    if (st == VIGIL_OK) st = require_qtype(ctx, in->w, err);
+    kernels_window w;
+    kshape ys;
+    if (st == VIGIL_OK) st = qconv_geometry(ctx, in, &w, &ys, err);
+    if (st != VIGIL_OK) return st;
+    int64_t m = ys.dims[1];
+    vigil_dtype xt = ctx->in[in->x].dtype, wt = ctx->in[in->w].dtype, yt = xt;
+    if (in->x_scale < 0) {
+        st = check_zero_point(ctx, in->x_zp, xt, 1, err);
+        if (st == VIGIL_OK) st = check_zero_point(ctx, in->w_zp, wt, m, err);
+        if (st == VIGIL_OK) op_set_out(&ctx->out[0], VIGIL_DTYPE_I32, &ys);
+        return st;
+    }
+    st = check_qparams(ctx, in->x_scale, in->x_zp, 0, 1, &xt, NULL, err);
+    if (st == VIGIL_OK) st = check_qparams(ctx, in->w_scale, in->w_zp, m, 1, &wt, NULL, err);
+    if (st == VIGIL_OK) st = check_qparams(ctx, in->y_scale, in->y_zp, 0, 0, &yt, NULL, err);
+    if (st != VIGIL_OK) return st;
+    if (in_present(ctx, in->bias)) {
+        const op_tensor *b = &ctx->in[in->bias];
+        if (b->dtype != VIGIL_DTYPE_I32 || b->ndim != 1 || b->dims[0] != m)
+            return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "bias must be int32 [%lld]", (long long)m);
+    }
+    op_set_out(&ctx->out[0], yt, &ys);
+    return VIGIL_OK;
+}
+
+/* Scratch: x, w and y as int64, then per output channel the bias (int64)
+ * and the requantization multiplier (float). */
+static size_t scratch_qconv(const op_ctx *ctx) {
+    const qconv_inputs *in = qconv_layout(ctx);
+    int64_t m = ctx->out[0].dims[1];
+    return i64_bytes(&ctx->in[in->x]) + i64_bytes(&ctx->in[in->w]) + i64_bytes(&ctx->out[0]) +
+           (size_t)m * (sizeof(int64_t) + sizeof(float));
+}
+
+/* Per-channel view of W [M, C/g, kh, kw] (channels 1 for a scalar zero point or scale). */
+static kernels_qaxis weight_axis(const op_tensor *w, int64_t params) {
+    kshape ws = op_kshape(w);
+    return kernels_qaxis_make(&ws, params > 1 ? 0 : -1);
+}
+
+static vigil_status run_qconv(step *s, vigil_error *err) {
+    const qconv_state *q = s->state;
+    const qconv_inputs *in = &q->in;
+    const op_tensor *x = &s->in[in->x], *w = &s->in[in->w], *y = &s->out[0];
+    int64_t m = y->dims[1], ny = op_count(y);
+    int64_t *xc = s->scratch, *wc = xc + op_count(x), *acc = wc + op_count(w), *bias = acc + ny;
+    float *mult = (float *)(bias + m);
+    kshape xs = op_kshape(x), ys = op_kshape(y);
+    kernels_qaxis xa = kernels_qaxis_make(&xs, -1);
+    const void *wzp = zero_point_data(s, in->w_zp);
+    kernels_qaxis wa = weight_axis(w, wzp ? op_count(&s->in[in->w_zp]) : 1);
+    kernels_qcenter(x->dtype, x->data, &xa, x->dtype, zero_point_data(s, in->x_zp), xc);
+    kernels_qcenter(w->dtype, w->data, &wa, w->dtype, wzp, wc);
+    int has_bias = in->bias >= 0 && zero_point_data(s, in->bias);
+    for (int64_t i = 0; has_bias && i < m; i++) bias[i] = ((const int32_t *)s->in[in->bias].data)[i];
+    kernels_conv_i64(xc, &xs, wc, has_bias ? bias : NULL, &q->w, acc, &ys);
+    if (in->y_scale < 0) {
+        int32_t *out = y->data;
+        for (int64_t i = 0; i < ny; i++) out[i] = (int32_t)acc[i];
+        return VIGIL_OK;
+    }
+    /* multiplier per output channel: x_scale * w_scale / y_scale in float32 */
+    const float *xs_ = s->in[in->x_scale].data, *wsc = s->in[in->w_scale].data, *ysc = s->in[in->y_scale].data;
+    int per_channel = op_count(&s->in[in->w_scale]) > 1;
+    for (int64_t i = 0; i < m; i++) mult[i] = xs_[0] * wsc[per_channel ? i : 0] / ysc[0];
+    kernels_qaxis ya = kernels_qaxis_make(&ys, 1);
+    kernels_requantize(acc, &ya, mult, y->dtype, zero_point_data(s, in->y_zp), y->data);
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_qconv(op_ctx *ctx, vigil_error *err) {
+    vigil_status st = op_step_alloc(ctx, sizeof(qconv_state), err);
+    if (st != VIGIL_OK) return st;
+    qconv_state *q = ctx->step->state;
+    q->in = *qconv_layout(ctx);
+    kshape ys;
+    st = qconv_geometry(ctx, &q->in, &q->w, &ys, err);
+    if (st != VIGIL_OK) return st;
+    ctx->step->run = run_qconv;
+    return VIGIL_OK;
+}
+
+static double flops_qconv(const op_ctx *ctx) {
+    const op_tensor *w = &ctx->in[qconv_layout(ctx)->w];
+    return 2.0 * (double)op_count(&ctx->out[0]) * (double)(w->dims[0] ? op_count(w) / w->dims[0] : 0);
+}
+
+/* ---- MatMulInteger, QLinearMatMul ---- */
+
+/* Inputs: MatMulInteger (A, B, a_zero_point, b_zero_point), QLinearMatMul
+ * (a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale,
+ * y_zero_point).  A's zero point may be per row (M elements), B's zero point
+ * and scale per column (N elements). */
+typedef struct qmatmul_inputs {
+    int a, a_zp, b, b_zp, a_scale, b_scale, y_scale, y_zp;
+} qmatmul_inputs;
+
+static const qmatmul_inputs matmul_integer_in = {0, 2, 1, 3, -1, -1, -1, -1};
+static const qmatmul_inputs qlinear_matmul_in = {0, 2, 3, 5, 1, 4, 6, 7};
+
+static const qmatmul_inputs *qmatmul_layout(const op_ctx *ctx) {
+    return strcmp(ctx->node ? ctx->node->op_type : ctx->step->op, "QLinearMatMul") == 0 ? &qlinear_matmul_in
+                                                                                        : &matmul_integer_in;
+}
+
+/* Rows of A and columns of B (1 for a vector operand). */
+static int64_t rows_of(const op_tensor *a) {
+    return a->ndim >= 2 ? a->dims[a->ndim - 2] : 1;
+}
+
+static int64_t cols_of(const op_tensor *b) {
+    return b->ndim >= 2 ? b->dims[b->ndim - 1] : 1;
+}
+
+static vigil_status infer_qmatmul(op_ctx *ctx, vigil_error *err) {
+    const qmatmul_inputs *in = qmatmul_layout(ctx);
+    vigil_status st = require_qtype(ctx, in->a, err);
+    if (st == VIGIL_OK) st = require_qtype(ctx, in->b, err);
+    if (st != VIGIL_OK) return st;
+    const op_tensor *a = &ctx->in[in->a], *b = &ctx->in[in->b];
+    kshape as = op_kshape(a), bs = op_kshape(b), ys;
+    st = kernels_matmul_shape(&as, &bs, &ys, err);
+    if (st != VIGIL_OK) return op_wrap_kernel(ctx, st, err);
+    vigil_dtype at = a->dtype, bt = b->dtype, yt = at;
+    if (in->a_scale < 0) {
+        st = check_zero_point(ctx, in->a_zp, at, rows_of(a), err);
+        if (st == VIGIL_OK) st = check_zero_point(ctx, in->b_zp, bt, cols_of(b), err);
+        if (st == VIGIL_OK) op_set_out(&ctx->out[0], VIGIL_DTYPE_I32, &ys);
+        return st;
+    }
+    st = check_qparams(ctx, in->a_scale, in->a_zp, 0, 1, &at, NULL, err);
+    if (st == VIGIL_OK) st = check_qparams(ctx, in->b_scale, in->b_zp, cols_of(b), 1, &bt, NULL, err);
+    if (st == VIGIL_OK) st = check_qparams(ctx, in->y_scale, in->y_zp, 0, 0, &yt, NULL, err);
+    if (st == VIGIL_OK) op_set_out(&ctx->out[0], yt, &ys);
+    return st;
+}
+
+static size_t scratch_qmatmul(const op_ctx *ctx) {
+    const qmatmul_inputs *in = qmatmul_layout(ctx);
+    return i64_bytes(&ctx->in[in->a]) + i64_bytes(&ctx->in[in->b]) + i64_bytes(&ctx->out[0]) +
+           (size_t)cols_of(&ctx->in[in->b]) * sizeof(float);
+}
+
+/* The view of t for parameters with `params` elements along its dim `dim`
+ * counted from the end (2: rows, 1: columns). */
+static kernels_qaxis param_axis(const op_tensor *t, int64_t params, int dim) {
+    kshape s = op_kshape(t);
+    return kernels_qaxis_make(&s, params > 1 ? t->ndim - dim : -1);
+}
+
+static int64_t param_count(const step *s, int i) {
+    return zero_point_data(s, i) ? op_count(&s->in[i]) : 1;
+}
+
+static vigil_status run_qmatmul(step *s, vigil_error *err) {
+    const qmatmul_inputs *in = s->state;
+    const op_tensor *a = &s->in[in->a], *b = &s->in[in->b], *y = &s->out[0];
+    int64_t *ac = s->scratch, *bc = ac + op_count(a), *acc = bc + op_count(b), ny = op_count(y);
+    float *mult = (float *)(acc + ny);
+    kernels_qaxis aa = param_axis(a, param_count(s, in->a_zp), 2), ba = param_axis(b, param_count(s, in->b_zp), 1);
+    kernels_qcenter(a->dtype, a->data, &aa, a->dtype, zero_point_data(s, in->a_zp), ac);
+    kernels_qcenter(b->dtype, b->data, &ba, b->dtype, zero_point_data(s, in->b_zp), bc);
+    kshape as = op_kshape(a), bs = op_kshape(b), ys = op_kshape(y);
+    vigil_status st = kernels_matmul(VIGIL_DTYPE_I64, ac, &as, bc, &bs, acc, &ys, err);
+    if (st != VIGIL_OK) return st;
+    if (in->y_scale < 0) {
+        int32_t *out = y->data;
+        for (int64_t i = 0; i < ny; i++) out[i] = (int32_t)acc[i];
+        return VIGIL_OK;
+    }
+    /* multiplier per column: a_scale * b_scale / y_scale in float32 */
+    int64_t nb = op_count(&s->in[in->b_scale]);
+    const float *asc = s->in[in->a_scale].data, *bsc = s->in[in->b_scale].data, *ysc = s->in[in->y_scale].data;
+    for (int64_t j = 0; j < nb; j++) mult[j] = asc[0] * bsc[j] / ysc[0];
+    kernels_qaxis ya = kernels_qaxis_make(&ys, nb > 1 ? ys.ndim - 1 : -1);
+    kernels_requantize(acc, &ya, mult, y->dtype, zero_point_data(s, in->y_zp), y->data);
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_qmatmul(op_ctx *ctx, vigil_error *err) {
+    vigil_status st = op_step_alloc(ctx, sizeof(qmatmul_inputs), err);
+    if (st != VIGIL_OK) return st;
+    *(qmatmul_inputs *)ctx->step->state = *qmatmul_layout(ctx);
+    ctx->step->run = run_qmatmul;
+    return VIGIL_OK;
+}
+
+static double flops_qmatmul(const op_ctx *ctx) {
+    const op_tensor *a = &ctx->in[0];
+    return 2.0 * (double)op_count(&ctx->out[0]) * (double)(a->ndim ? a->dims[a->ndim - 1] : 1);
+}
+
+const op_def ops_quant[] = {
+    {.name = "QuantizeLinear",
+     .min_opset = 10,
+     .max_opset = 21,
+     .min_inputs = 2,
+     .foldable = 1,
+     .attrs = q_attrs,
+     .check = check_q,
+     .infer = infer_quantize,
+     .prepare = prepare_qdq},
+    {.name = "DequantizeLinear",
+     .min_opset = 10,
+     .max_opset = 21,
+     .min_inputs = 2,
+     .foldable = 1,
+     .attrs = q_attrs,
+     .check = check_q,
+     .infer = infer_dequantize,
+     .prepare = prepare_qdq},
+    {.name = "DynamicQuantizeLinear",
+     .min_opset = 11,
+     .max_opset = 20,
+     .foldable = 1,
+     .infer = infer_dynamic,
+     .prepare = prepare_dynamic},
+    {.name = "ConvInteger",
+     .min_opset = 10,
+     .max_opset = 20,
+     .min_inputs = 2,
+     .foldable = 1,
+     .attrs = conv_integer_attrs,
+     .infer = infer_qconv,
+     .scratch_bytes = scratch_qconv,
+     .prepare = prepare_qconv,
+     .flops = flops_qconv},
+    {.name = "QLinearConv",
+     .min_opset = 10,
+     .max_opset = 20,
+     .min_inputs = 8,
+     .foldable = 1,
+     .attrs = conv_integer_attrs,
+     .infer = infer_qconv,
+     .scratch_bytes = scratch_qconv,
+     .prepare = prepare_qconv,
+     .flops = flops_qconv},
+    {.name = "MatMulInteger",
+     .min_opset = 10,
+     .max_opset = 20,
+     .min_inputs = 2,
+     .foldable = 1,
+     .infer = infer_qmatmul,
+     .scratch_bytes = scratch_qmatmul,
+     .prepare = prepare_qmatmul,
+     .flops = flops_qmatmul},
+    {.name = "QLinearMatMul",
+     .min_opset = 10,
+     .max_opset = 20,
+     .min_inputs = 8,
+     .foldable = 1,
+     .infer = infer_qmatmul,
+     .scratch_bytes = scratch_qmatmul,
+     .prepare = prepare_qmatmul,
+     .flops = flops_qmatmul},
+    {0},
+};
