@@ -1,5 +1,7 @@
 /*
- * test_engine_quant.c - the quantization operators beyond ONNX's node tests:
+ * test_engine_quant.c - low-precision numbers beyond ONNX's node tests.
+ * Casts to float16 round once (double sources included), with subnormals,
+ * overflow, signed zero and NaN as IEEE says.  The quantization operators:
  * the reference kernels' rounding (half to even), saturation and NaN rule,
  * per-channel parameters, DynamicQuantizeLinear's degenerate range, an
  * integer convolution whose sum a float32 accumulator could not hold
@@ -14,6 +16,25 @@
 #include "onnx_builder.h"
 
 enum { ONNX_F32 = 1, ONNX_U8 = 2, ONNX_I8 = 3, ONNX_I32 = 6 };
+
+static void test_cast_to_f16_rounds_once(void) {
+    /* 1 + 2^-11 + 2^-40: just above the half-way point between 1 and the next
+     * half, so it rounds up; through float it would become the tie and round
+     * to even (down) */
+    const double d[] = {1.0 + 0x1p-11 + 0x1p-40, 0x1p-24, 0x1p-25, 3 * 0x1p-26, 65519.0, 65520.0, -0.0, 1e300, NAN};
+    const uint16_t want[] = {0x3c01, 0x0001, 0x0000, 0x0001, 0x7bff, 0x7c00, 0x8000, 0x7c00};
+    enum { N = sizeof d / sizeof d[0] };
+    uint16_t h[N];
+    float f[N];
+    CHECK(kernels_cast(VIGIL_DTYPE_F64, d, VIGIL_DTYPE_F16, h, N, NULL) == VIGIL_OK);
+    kernels_cast_to_f16_as_f32(VIGIL_DTYPE_F64, d, f, N);
+    for (int i = 0; i < N - 1; i++) {
+        CHECK_EQ_INT(h[i], want[i]);
+        CHECK(kernels_f32_to_f16(f[i]) == want[i] && f[i] == kernels_f16_to_f32(want[i]));
+    }
+    CHECK((h[N - 1] & 0x7c00) == 0x7c00 && (h[N - 1] & 0x3ff) != 0); /* NaN stays NaN */
+    CHECK(isnan(f[N - 1]));
+}
 
 static void test_quantize_rounds_half_to_even_and_saturates(void) {
     const float x[] = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 300.0f, -300.0f, NAN, INFINITY, 253.5f};
@@ -182,6 +203,7 @@ static void test_malformed_quantized_graphs_refused(void) {
 }
 
 int main(void) {
+    RUN(test_cast_to_f16_rounds_once);
     RUN(test_quantize_rounds_half_to_even_and_saturates);
     RUN(test_per_channel_round_trip);
     RUN(test_dynamic_quantize);

@@ -196,6 +196,10 @@ void kernels_isinf_f32(const float *x, uint8_t *y, int64_t n, int detect_negativ
  * implementation-defined but deterministic result: saturation, NaN -> 0); to
  * BOOL is (x != 0); from BOOL is 0/1.  from == to copies. */
 vigil_status kernels_cast(vigil_dtype from, const void *x, vigil_dtype to, void *y, int64_t n, vigil_error *err);
+/* Cast to float16 for a graph that computes float16 in float32: y[i] is
+ * x[i] rounded once to half precision (nearest, ties to even; subnormals,
+ * infinities and NaN as IEEE says), stored as float. */
+void kernels_cast_to_f16_as_f32(vigil_dtype from, const void *x, float *y, int64_t n);
 /* IEEE half <-> float. */
 float kernels_f16_to_f32(uint16_t h);
 uint16_t kernels_f32_to_f16(float f);
