@@ -232,7 +232,8 @@ static vigil_status add_initializers(graph *g, name_map *map, vigil_error *err) 
         if (val->cdata && val->dtype == VIGIL_DTYPE_F16) { /* widened: see the top of the file */
             val->dtype = VIGIL_DTYPE_F32;
             val->cdata = graph_alloc_const(g, tensor_bytes(VIGIL_DTYPE_F32, t->ndim, t->dims));
-            if (val->cdata) kernels_cast(VIGIL_DTYPE_F16, t->data, VIGIL_DTYPE_F32, val->cdata, (int64_t)t->count, NULL);
+            if (val->cdata)
+                kernels_cast(VIGIL_DTYPE_F16, t->data, VIGIL_DTYPE_F32, val->cdata, (int64_t)t->count, NULL);
         }
         if (!val->cdata) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
         map_put(map, g, v);

@@ -16,7 +16,6 @@
 
 #include "vigil/engine.h"
 
-
 typedef struct pbuf {
     uint8_t *data;
     size_t len, cap;
@@ -81,7 +80,7 @@ typedef struct onnx_builder {
 
 /* TensorProto with raw data (elem_type 1 = float, 7 = int64). */
 static inline void ob_tensor(pbuf *t, const char *name, int elem_type, int ndim, const int64_t *dims, const void *data,
-                      size_t nbytes) {
+                             size_t nbytes) {
     for (int i = 0; i < ndim; i++)
         pb_int(t, 1, dims[i]);
     pb_int(t, 2, elem_type);
@@ -90,13 +89,14 @@ static inline void ob_tensor(pbuf *t, const char *name, int elem_type, int ndim,
 }
 
 static inline void ob_initializer(onnx_builder *ob, const char *name, int elem_type, int ndim, const int64_t *dims,
-                           const void *data, size_t nbytes) {
+                                  const void *data, size_t nbytes) {
     pbuf t = {0};
     ob_tensor(&t, name, elem_type, ndim, dims, data, nbytes);
     pb_msg(&ob->graph, 5, &t);
 }
 
-static inline void ob_value(onnx_builder *ob, int field, const char *name, int elem_type, int ndim, const int64_t *dims) {
+static inline void ob_value(onnx_builder *ob, int field, const char *name, int elem_type, int ndim,
+                            const int64_t *dims) {
     pbuf shape = {0}, tt = {0}, type = {0}, vi = {0};
     for (int i = 0; i < ndim; i++) {
         pbuf dim = {0};
@@ -146,7 +146,7 @@ static inline void ob_attr_ints(pbuf *node, const char *name, int n, const int64
 
 /* Starts a node; add attributes with ob_attr_* on the returned buffer, then ob_node_end. */
 static inline pbuf ob_node(const char *op, const char *name, int n_in, const char *const *in, int n_out,
-                    const char *const *out) {
+                           const char *const *out) {
     pbuf n = {0};
     for (int i = 0; i < n_in; i++)
         pb_str(&n, 1, in[i]);

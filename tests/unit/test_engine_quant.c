@@ -45,10 +45,12 @@ static void test_quantize_rounds_half_to_even_and_saturates(void) {
     int8_t s[N], szp = 0;
     kernels_quantize_linear(x, &ax, &scale, VIGIL_DTYPE_U8, &uzp, u);
     const uint8_t want_u[N] = {0, 2, 2, 0, 0, 255, 0, 0, 255, 254};
-    for (int i = 0; i < N; i++) CHECK_EQ_INT(u[i], want_u[i]);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ_INT(u[i], want_u[i]);
     kernels_quantize_linear(x, &ax, &scale, VIGIL_DTYPE_I8, &szp, s);
     const int8_t want_s[N] = {0, 2, 2, 0, -2, 127, -128, 0, 127, 127};
-    for (int i = 0; i < N; i++) CHECK_EQ_INT(s[i], want_s[i]);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ_INT(s[i], want_s[i]);
     /* a zero point shifts after rounding: round(2.5) + 3 = 5, and NaN is the zero point */
     uzp = 3;
     kernels_quantize_linear(x, &ax, &scale, VIGIL_DTYPE_U8, &uzp, u);
@@ -59,7 +61,8 @@ static void test_quantize_rounds_half_to_even_and_saturates(void) {
 static void test_per_channel_round_trip(void) {
     /* [2, 3, 2] along axis 1: three scales and zero points */
     float x[12], back[12];
-    for (int i = 0; i < 12; i++) x[i] = (float)(i - 6) * 0.75f;
+    for (int i = 0; i < 12; i++)
+        x[i] = (float)(i - 6) * 0.75f;
     const float scale[3] = {0.5f, 0.25f, 2.0f};
     const int8_t zp[3] = {0, 10, -5};
     int64_t dims[3] = {2, 3, 2};
@@ -87,7 +90,8 @@ static void test_dynamic_quantize(void) {
     CHECK(scale == 5.0f / 255.0f);
     CHECK_EQ_INT(zp, 153);
     const uint8_t want[6] = {153, 255, 0, 26, 221, 179};
-    for (int i = 0; i < 6; i++) CHECK_EQ_INT(y[i], want[i]);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT(y[i], want[i]);
     /* all zeros: the range is 0, the reference's scale 1 / 255 avoids dividing by it */
     const float zeros[3] = {0};
     kernels_dynamic_quantize_linear(zeros, 3, y, &scale, &zp);

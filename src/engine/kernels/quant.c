@@ -73,7 +73,8 @@ void kernels_dequantize_linear(vigil_dtype xtype, const void *x, const kernels_q
     for (int64_t o = 0; o < ax->outer; o++)
         for (int64_t c = 0; c < ax->channels; c++) {
             float s = scale[c], zp = zero_point ? (float)kernels_qload(xtype, zero_point, c) : 0.0f;
-            for (int64_t k = 0; k < ax->inner; k++, i++) y[i] = ((float)kernels_qload(xtype, x, i) - zp) * s;
+            for (int64_t k = 0; k < ax->inner; k++, i++)
+                y[i] = ((float)kernels_qload(xtype, x, i) - zp) * s;
         }
 }
 
@@ -99,7 +100,8 @@ void kernels_qcenter(vigil_dtype xtype, const void *x, const kernels_qaxis *ax, 
     for (int64_t o = 0; o < ax->outer; o++)
         for (int64_t c = 0; c < ax->channels; c++) {
             int64_t zp = zero_point ? kernels_qload(zptype, zero_point, c) : 0;
-            for (int64_t k = 0; k < ax->inner; k++, i++) y[i] = kernels_qload(xtype, x, i) - zp;
+            for (int64_t k = 0; k < ax->inner; k++, i++)
+                y[i] = kernels_qload(xtype, x, i) - zp;
         }
 }
 
@@ -112,6 +114,7 @@ void kernels_requantize(const int64_t *acc, const kernels_qaxis *ax, const float
     for (int64_t o = 0; o < ax->outer; o++)
         for (int64_t c = 0; c < ax->channels; c++) {
             double m = multiplier[c];
-            for (int64_t k = 0; k < ax->inner; k++, i++) qstore(nearbyint((double)acc[i] * m) + zp, qtype, lo, hi, y, i);
+            for (int64_t k = 0; k < ax->inner; k++, i++)
+                qstore(nearbyint((double)acc[i] * m) + zp, qtype, lo, hi, y, i);
         }
 }

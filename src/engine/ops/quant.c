@@ -53,8 +53,9 @@ static vigil_status check_qparams(const op_ctx *ctx, int scale_i, int zp_i, int6
     for (int64_t i = 0; s->data && i < n; i++) {
         float v = ((const float *)s->data)[i];
         if (v == 0.0f || !isfinite(v))
-            return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "scale (input %d) element %lld is %g: must be non-zero and finite",
-                           scale_i, (long long)i, (double)v);
+            return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err,
+                           "scale (input %d) element %lld is %g: must be non-zero and finite", scale_i, (long long)i,
+                           (double)v);
     }
     if (per_channel) *per_channel = n > 1;
     if (zp_i < 0 || !in_present(ctx, zp_i)) return VIGIL_OK;
@@ -162,15 +163,13 @@ static kernels_qaxis step_qaxis(const step *s) {
 
 static vigil_status run_quantize(step *s, vigil_error *err) {
     kernels_qaxis ax = step_qaxis(s);
-    kernels_quantize_linear(s->in[0].data, &ax, s->in[1].data, s->out[0].dtype, zero_point_data(s, 2),
-                            s->out[0].data);
+    kernels_quantize_linear(s->in[0].data, &ax, s->in[1].data, s->out[0].dtype, zero_point_data(s, 2), s->out[0].data);
     return VIGIL_OK;
 }
 
 static vigil_status run_dequantize(step *s, vigil_error *err) {
     kernels_qaxis ax = step_qaxis(s);
-    kernels_dequantize_linear(s->in[0].dtype, s->in[0].data, &ax, s->in[1].data, zero_point_data(s, 2),
-                              s->out[0].data);
+    kernels_dequantize_linear(s->in[0].dtype, s->in[0].data, &ax, s->in[1].data, zero_point_data(s, 2), s->out[0].data);
     return VIGIL_OK;
 }
 
@@ -303,17 +302,20 @@ static vigil_status run_qconv(step *s, vigil_error *err) {
     kernels_qcenter(x->dtype, x->data, &xa, x->dtype, zero_point_data(s, in->x_zp), xc);
     kernels_qcenter(w->dtype, w->data, &wa, w->dtype, wzp, wc);
     int has_bias = in->bias >= 0 && zero_point_data(s, in->bias);
-    for (int64_t i = 0; has_bias && i < m; i++) bias[i] = ((const int32_t *)s->in[in->bias].data)[i];
+    for (int64_t i = 0; has_bias && i < m; i++)
+        bias[i] = ((const int32_t *)s->in[in->bias].data)[i];
     kernels_conv_i64(xc, &xs, wc, has_bias ? bias : NULL, &q->w, acc, &ys);
     if (in->y_scale < 0) {
         int32_t *out = y->data;
-        for (int64_t i = 0; i < ny; i++) out[i] = (int32_t)acc[i];
+        for (int64_t i = 0; i < ny; i++)
+            out[i] = (int32_t)acc[i];
         return VIGIL_OK;
     }
     /* multiplier per output channel: x_scale * w_scale / y_scale in float32 */
     const float *xs_ = s->in[in->x_scale].data, *wsc = s->in[in->w_scale].data, *ysc = s->in[in->y_scale].data;
     int per_channel = op_count(&s->in[in->w_scale]) > 1;
-    for (int64_t i = 0; i < m; i++) mult[i] = xs_[0] * wsc[per_channel ? i : 0] / ysc[0];
+    for (int64_t i = 0; i < m; i++)
+        mult[i] = xs_[0] * wsc[per_channel ? i : 0] / ysc[0];
     kernels_qaxis ya = kernels_qaxis_make(&ys, 1);
     kernels_requantize(acc, &ya, mult, y->dtype, zero_point_data(s, in->y_zp), y->data);
     return VIGIL_OK;
@@ -416,13 +418,15 @@ static vigil_status run_qmatmul(step *s, vigil_error *err) {
     if (st != VIGIL_OK) return st;
     if (in->y_scale < 0) {
         int32_t *out = y->data;
-        for (int64_t i = 0; i < ny; i++) out[i] = (int32_t)acc[i];
+        for (int64_t i = 0; i < ny; i++)
+            out[i] = (int32_t)acc[i];
         return VIGIL_OK;
     }
     /* multiplier per column: a_scale * b_scale / y_scale in float32 */
     int64_t nb = op_count(&s->in[in->b_scale]);
     const float *asc = s->in[in->a_scale].data, *bsc = s->in[in->b_scale].data, *ysc = s->in[in->y_scale].data;
-    for (int64_t j = 0; j < nb; j++) mult[j] = asc[0] * bsc[j] / ysc[0];
+    for (int64_t j = 0; j < nb; j++)
+        mult[j] = asc[0] * bsc[j] / ysc[0];
     kernels_qaxis ya = kernels_qaxis_make(&ys, nb > 1 ? ys.ndim - 1 : -1);
     kernels_requantize(acc, &ya, mult, y->dtype, zero_point_data(s, in->y_zp), y->data);
     return VIGIL_OK;
@@ -441,68 +445,23 @@ static double flops_qmatmul(const op_ctx *ctx) {
     return 2.0 * (double)op_count(&ctx->out[0]) * (double)(a->ndim ? a->dims[a->ndim - 1] : 1);
 }
 
+/* Table rows differ only in name, opsets, required inputs and functions. */
+#define QUANT_OP(op_name, first, last, inputs, attr_list, check_fn, infer_fn, scratch_fn, prepare_fn, flops_fn)        \
+    {                                                                                                                  \
+        .name = op_name, .min_opset = first, .max_opset = last, .min_inputs = inputs, .foldable = 1,                   \
+        .attrs = attr_list, .check = check_fn, .infer = infer_fn, .scratch_bytes = scratch_fn, .prepare = prepare_fn,  \
+        .flops = flops_fn                                                                                              \
+    }
+
 const op_def ops_quant[] = {
-    {.name = "QuantizeLinear",
-     .min_opset = 10,
-     .max_opset = 21,
-     .min_inputs = 2,
-     .foldable = 1,
-     .attrs = q_attrs,
-     .check = check_q,
-     .infer = infer_quantize,
-     .prepare = prepare_qdq},
-    {.name = "DequantizeLinear",
-     .min_opset = 10,
-     .max_opset = 21,
-     .min_inputs = 2,
-     .foldable = 1,
-     .attrs = q_attrs,
-     .check = check_q,
-     .infer = infer_dequantize,
-     .prepare = prepare_qdq},
-    {.name = "DynamicQuantizeLinear",
-     .min_opset = 11,
-     .max_opset = 20,
-     .foldable = 1,
-     .infer = infer_dynamic,
-     .prepare = prepare_dynamic},
-    {.name = "ConvInteger",
-     .min_opset = 10,
-     .max_opset = 20,
-     .min_inputs = 2,
-     .foldable = 1,
-     .attrs = conv_integer_attrs,
-     .infer = infer_qconv,
-     .scratch_bytes = scratch_qconv,
-     .prepare = prepare_qconv,
-     .flops = flops_qconv},
-    {.name = "QLinearConv",
-     .min_opset = 10,
-     .max_opset = 20,
-     .min_inputs = 8,
-     .foldable = 1,
-     .attrs = conv_integer_attrs,
-     .infer = infer_qconv,
-     .scratch_bytes = scratch_qconv,
-     .prepare = prepare_qconv,
-     .flops = flops_qconv},
-    {.name = "MatMulInteger",
-     .min_opset = 10,
-     .max_opset = 20,
-     .min_inputs = 2,
-     .foldable = 1,
-     .infer = infer_qmatmul,
-     .scratch_bytes = scratch_qmatmul,
-     .prepare = prepare_qmatmul,
-     .flops = flops_qmatmul},
-    {.name = "QLinearMatMul",
-     .min_opset = 10,
-     .max_opset = 20,
-     .min_inputs = 8,
-     .foldable = 1,
-     .infer = infer_qmatmul,
-     .scratch_bytes = scratch_qmatmul,
-     .prepare = prepare_qmatmul,
-     .flops = flops_qmatmul},
+    QUANT_OP("QuantizeLinear", 10, 21, 2, q_attrs, check_q, infer_quantize, NULL, prepare_qdq, NULL),
+    QUANT_OP("DequantizeLinear", 10, 21, 2, q_attrs, check_q, infer_dequantize, NULL, prepare_qdq, NULL),
+    QUANT_OP("DynamicQuantizeLinear", 11, 20, 0, NULL, NULL, infer_dynamic, NULL, prepare_dynamic, NULL),
+    QUANT_OP("ConvInteger", 10, 20, 2, conv_integer_attrs, NULL, infer_qconv, scratch_qconv, prepare_qconv,
+             flops_qconv),
+    QUANT_OP("QLinearConv", 10, 20, 8, conv_integer_attrs, NULL, infer_qconv, scratch_qconv, prepare_qconv,
+             flops_qconv),
+    QUANT_OP("MatMulInteger", 10, 20, 2, NULL, NULL, infer_qmatmul, scratch_qmatmul, prepare_qmatmul, flops_qmatmul),
+    QUANT_OP("QLinearMatMul", 10, 20, 8, NULL, NULL, infer_qmatmul, scratch_qmatmul, prepare_qmatmul, flops_qmatmul),
     {0},
 };
