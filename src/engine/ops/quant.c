@@ -20,6 +20,9 @@
 #include <math.h>
 #include <string.h>
 
+#include <xnnpack.h>
+
+#include "core/alloc.h"
 #include "engine/ops/ops.h"
 
 static const char *const q_attrs[] = {"axis", "saturate", "block_size", NULL};
@@ -176,8 +179,10 @@ static vigil_status run_dequantize(step *s, vigil_error *err) {
 static vigil_status prepare_qdq(op_ctx *ctx, vigil_error *err) {
     vigil_status st = op_step_alloc(ctx, sizeof(int), err);
     if (st != VIGIL_OK) return st;
-    st = q_axis(ctx, op_count(&ctx->in[1]) > 1, ctx->step->state, err);
+    int *axis = ctx->step->state;
+    st = q_axis(ctx, op_count(&ctx->in[1]) > 1, axis, err);
     if (st != VIGIL_OK) return st;
+    if (ctx->nhwc && *axis >= 0) *axis = nhwc_axis(*axis); /* per channel on N,H,W,C data */
     ctx->step->run = strcmp(ctx->node->op_type, "QuantizeLinear") == 0 ? run_quantize : run_dequantize;
     return VIGIL_OK;
 }
@@ -221,27 +226,53 @@ typedef struct qconv_inputs {
 static const qconv_inputs conv_integer_in = {0, 2, 1, 3, -1, -1, -1, -1, -1};
 static const qconv_inputs qlinear_conv_in = {0, 2, 3, 5, 1, 4, 6, 7, 8};
 
+/* By input count: a QLinearConv the QDQ pass made carries the Conv's node. */
 static const qconv_inputs *qconv_layout(const op_ctx *ctx) {
-    return strcmp(ctx->node ? ctx->node->op_type : ctx->step->op, "QLinearConv") == 0 ? &qlinear_conv_in
-                                                                                      : &conv_integer_in;
+    return ctx->n_in >= 8 ? &qlinear_conv_in : &conv_integer_in;
 }
 
+/* How a QLinearConv or ConvInteger step runs.  ONNX layout: the reference
+ * kernels.  NHWC (QLinearConv between quantized operators, passes.c): XNNPACK's
+ * per-channel int8 convolution (qc8) when the weights are int8 and symmetric,
+ * uint8 activations shifted to int8 by 128 on the way in and out (exact:
+ * x - zp is unchanged); otherwise the reference kernels on N,C,H,W copies. */
 typedef struct qconv_state {
     kernels_window w;
     qconv_inputs in;
+    int shift_in, shift_out; /* XNNPACK path: uint8 input / output run as int8 */
+    int32_t lo, hi;          /* output bounds (a fused Relu or Clip), quantized */
 } qconv_state;
 
-/* The window and output shape of the convolution of ctx's x and w. */
+/* The window and output shape of the convolution of ctx's x and w (x read
+ * through its logical N,C,H,W view when the node runs NHWC). */
 static vigil_status qconv_geometry(op_ctx *ctx, const qconv_inputs *in, kernels_window *w, kshape *ys,
                                    vigil_error *err) {
-    const op_tensor *x = &ctx->in[in->x], *wt = &ctx->in[in->w];
-    if (wt->ndim != x->ndim) return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "W rank differs from X");
-    /* op_read_window reads input 0, which is x for both operators */
-    vigil_status st = op_read_window(ctx, wt->dims + 2, 0, w, err);
+    const op_tensor *wt = &ctx->in[in->w];
+    op_tensor saved = ctx->in[0]; /* x is input 0 of both operators; op_read_window reads it */
+    ctx->in[0] = op_logical(&saved, ctx->nhwc);
+    vigil_status st = VIGIL_OK;
+    if (wt->ndim != ctx->in[0].ndim) st = op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "W rank differs from X");
+    if (st == VIGIL_OK) st = op_read_window(ctx, wt->dims + 2, 0, w, err);
+    kshape xs = op_kshape(&ctx->in[0]), ws = op_kshape(wt);
+    ctx->in[0] = saved;
     if (st != VIGIL_OK) return st;
-    kshape xs = op_kshape(x), ws = op_kshape(wt);
     st = kernels_conv_shape(&xs, &ws, w, ys, err);
     return st != VIGIL_OK ? op_wrap_kernel(ctx, st, err) : VIGIL_OK;
+}
+
+/* The fused activation's bounds (Relu, Clip: passes.c) in the output's
+ * quantized domain: quantizing is monotonic, so clamping after it is exact. */
+static void qconv_bounds(const op_ctx *ctx, const qconv_inputs *in, qconv_state *q) {
+    vigil_dtype yt = ctx->out[0].dtype;
+    kernels_qrange(yt, &q->lo, &q->hi);
+    if (ctx->act != ACT_CLAMP || in->y_scale < 0 || !ctx->in[in->y_scale].data) return;
+    float bounds[2] = {ctx->act_min, ctx->act_max};
+    uint8_t qb[2];
+    kernels_qaxis ax = {1, 1, 2};
+    const void *zp = in_present(ctx, in->y_zp) ? ctx->in[in->y_zp].data : NULL;
+    kernels_quantize_linear(bounds, &ax, ctx->in[in->y_scale].data, yt, zp, qb);
+    q->lo = kernels_qload(yt, qb, 0);
+    q->hi = kernels_qload(yt, qb, 1);
 }
 
 static vigil_status infer_qconv(op_ctx *ctx, vigil_error *err) {
@@ -273,51 +304,221 @@ static vigil_status infer_qconv(op_ctx *ctx, vigil_error *err) {
     return VIGIL_OK;
 }
 
-/* Scratch: x, w and y as int64, then per output channel the bias (int64)
- * and the requantization multiplier (float). */
-static size_t scratch_qconv(const op_ctx *ctx) {
-    const qconv_inputs *in = qconv_layout(ctx);
-    int64_t m = ctx->out[0].dims[1];
-    return i64_bytes(&ctx->in[in->x]) + i64_bytes(&ctx->in[in->w]) + i64_bytes(&ctx->out[0]) +
-           (size_t)m * (sizeof(int64_t) + sizeof(float));
-}
-
 /* Per-channel view of W [M, C/g, kh, kw] (channels 1 for a scalar zero point or scale). */
 static kernels_qaxis weight_axis(const op_tensor *w, int64_t params) {
     kshape ws = op_kshape(w);
     return kernels_qaxis_make(&ws, params > 1 ? 0 : -1);
 }
 
-static vigil_status run_qconv(step *s, vigil_error *err) {
+/* ---- reference path ---- */
+
+/* Bytes of the int64 work buffers: x, w and y, then per output channel the
+ * bias (int64) and the requantization multiplier (float). */
+static size_t qconv_work_bytes(const op_tensor *x, const op_tensor *w, const op_tensor *y) {
+    return i64_bytes(x) + i64_bytes(w) + i64_bytes(y) + (size_t)w->dims[0] * (sizeof(int64_t) + sizeof(float));
+}
+
+/* The reference convolution of x (N,C,H,W, shape xs) into y (ys) with the
+ * step's parameters, in the scratch buffer's work buffers. */
+static void qconv_reference(const step *s, const void *x, const kshape *xs, void *y, const kshape *ys) {
     const qconv_state *q = s->state;
     const qconv_inputs *in = &q->in;
-    const op_tensor *x = &s->in[in->x], *w = &s->in[in->w], *y = &s->out[0];
-    int64_t m = y->dims[1], ny = op_count(y);
-    int64_t *xc = s->scratch, *wc = xc + op_count(x), *acc = wc + op_count(w), *bias = acc + ny;
+    const op_tensor *w = &s->in[in->w];
+    vigil_dtype xt = s->in[in->x].dtype, yt = s->out[0].dtype;
+    int64_t m = w->dims[0], ny = kshape_count(ys);
+    int64_t *xc = s->scratch, *wc = xc + kshape_count(xs), *acc = wc + op_count(w), *bias = acc + ny;
     float *mult = (float *)(bias + m);
-    kshape xs = op_kshape(x), ys = op_kshape(y);
-    kernels_qaxis xa = kernels_qaxis_make(&xs, -1);
+    kernels_qaxis xa = kernels_qaxis_make(xs, -1);
     const void *wzp = zero_point_data(s, in->w_zp);
     kernels_qaxis wa = weight_axis(w, wzp ? op_count(&s->in[in->w_zp]) : 1);
-    kernels_qcenter(x->dtype, x->data, &xa, x->dtype, zero_point_data(s, in->x_zp), xc);
+    kernels_qcenter(xt, x, &xa, xt, zero_point_data(s, in->x_zp), xc);
     kernels_qcenter(w->dtype, w->data, &wa, w->dtype, wzp, wc);
     int has_bias = in->bias >= 0 && zero_point_data(s, in->bias);
     for (int64_t i = 0; has_bias && i < m; i++)
         bias[i] = ((const int32_t *)s->in[in->bias].data)[i];
-    kernels_conv_i64(xc, &xs, wc, has_bias ? bias : NULL, &q->w, acc, &ys);
+    kernels_conv_i64(xc, xs, wc, has_bias ? bias : NULL, &q->w, acc, ys);
     if (in->y_scale < 0) {
-        int32_t *out = y->data;
+        int32_t *out = y;
         for (int64_t i = 0; i < ny; i++)
             out[i] = (int32_t)acc[i];
-        return VIGIL_OK;
+        return;
     }
     /* multiplier per output channel: x_scale * w_scale / y_scale in float32 */
-    const float *xs_ = s->in[in->x_scale].data, *wsc = s->in[in->w_scale].data, *ysc = s->in[in->y_scale].data;
+    const float *xsc = s->in[in->x_scale].data, *wsc = s->in[in->w_scale].data, *ysc = s->in[in->y_scale].data;
     int per_channel = op_count(&s->in[in->w_scale]) > 1;
     for (int64_t i = 0; i < m; i++)
-        mult[i] = xs_[0] * wsc[per_channel ? i : 0] / ysc[0];
-    kernels_qaxis ya = kernels_qaxis_make(&ys, 1);
-    kernels_requantize(acc, &ya, mult, y->dtype, zero_point_data(s, in->y_zp), y->data);
+        mult[i] = xsc[0] * wsc[per_channel ? i : 0] / ysc[0];
+    kernels_qaxis ya = kernels_qaxis_make(ys, 1);
+    kernels_requantize(acc, &ya, mult, yt, zero_point_data(s, in->y_zp), y);
+    int32_t lo, hi;
+    kernels_qrange(yt, &lo, &hi);
+    for (int64_t i = 0; (q->lo > lo || q->hi < hi) && i < ny; i++) {
+        int32_t v = kernels_qload(yt, y, i);
+        v = v < q->lo ? q->lo : v > q->hi ? q->hi : v;
+        if (yt == VIGIL_DTYPE_I8)
+            ((int8_t *)y)[i] = (int8_t)v;
+        else
+            ((uint8_t *)y)[i] = (uint8_t)v;
+    }
+}
+
+static vigil_status run_qconv(step *s, vigil_error *err) {
+    kshape xs = op_kshape(&s->in[0]), ys = op_kshape(&s->out[0]);
+    qconv_reference(s, s->in[0].data, &xs, s->out[0].data, &ys);
+    return VIGIL_OK;
+}
+
+/* NHWC tensors the XNNPACK path cannot take: the reference kernels on
+ * N,C,H,W copies made in the scratch buffer after the work buffers. */
+static vigil_status run_qconv_nhwc(step *s, vigil_error *err) {
+    static const int to_nchw[4] = {0, 3, 1, 2}, to_nhwc[4] = {0, 2, 3, 1};
+    op_tensor xl = op_logical(&s->in[0], 1), yl = op_logical(&s->out[0], 1);
+    kshape xp = op_kshape(&s->in[0]), xs = op_kshape(&xl), ys = op_kshape(&yl);
+    uint8_t *xb = (uint8_t *)s->scratch + qconv_work_bytes(&xl, &s->in[((const qconv_state *)s->state)->in.w], &yl);
+    uint8_t *yb = xb + kshape_count(&xs);
+    kernels_transpose(1, s->in[0].data, &xp, to_nchw, xb);
+    qconv_reference(s, xb, &xs, yb, &ys);
+    kernels_transpose(1, yb, &ys, to_nhwc, s->out[0].data);
+    return VIGIL_OK;
+}
+
+/* ---- XNNPACK path (NHWC, int8 symmetric weights) ---- */
+
+/* Whether XNNPACK's qc8 convolution computes this node: NHWC, QLinearConv
+ * with int8 weights whose zero points are 0, and requantization scales in
+ * the range XNNPACK accepts (x_scale * w_scale / y_scale < 256). */
+static int qconv_xnn_ok(const op_ctx *ctx, const qconv_inputs *in) {
+    if (!ctx->nhwc || in->x_scale < 0) return 0;
+    const op_tensor *w = &ctx->in[in->w], *ws = &ctx->in[in->w_scale];
+    const float *xs = ctx->in[in->x_scale].data, *wsc = ws->data, *ysc = ctx->in[in->y_scale].data;
+    if (w->dtype != VIGIL_DTYPE_I8 || w->ndim != 4 || !xs || !wsc || !ysc) return 0;
+    if (in_present(ctx, in->w_zp)) {
+        const op_tensor *z = &ctx->in[in->w_zp];
+        for (int64_t i = 0; i < op_count(z); i++)
+            if (!z->data || ((const int8_t *)z->data)[i] != 0) return 0;
+    }
+    for (int64_t i = 0; i < op_count(ws); i++)
+        if (!(wsc[i] > 0 && xs[0] > 0 && ysc[0] > 0 && xs[0] * wsc[i] / ysc[0] < 256.0f)) return 0;
+    return 1;
+}
+
+/* Scratch: the XNNPACK path needs the shifted input of a uint8 x; the
+ * reference path its work buffers (and N,C,H,W copies when NHWC). */
+static size_t scratch_qconv(const op_ctx *ctx) {
+    const qconv_inputs *in = qconv_layout(ctx);
+    const op_tensor *x = &ctx->in[in->x];
+    if (qconv_xnn_ok(ctx, in)) return x->dtype == VIGIL_DTYPE_U8 ? (size_t)op_count(x) : 0;
+    op_tensor xl = op_logical(x, ctx->nhwc), yl = op_logical(&ctx->out[0], ctx->nhwc);
+    size_t n = qconv_work_bytes(&xl, &ctx->in[in->w], &yl);
+    return ctx->nhwc ? n + (size_t)op_count(x) + (size_t)op_count(&ctx->out[0]) : n;
+}
+
+static void xor_128(const uint8_t *src, uint8_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = src[i] ^ 0x80;
+}
+
+static vigil_status run_qconv_xnn(step *s, vigil_error *err) {
+    const qconv_state *q = s->state;
+    if (q->shift_in) xor_128(s->in[0].data, s->scratch, op_count(&s->in[0]));
+    enum xnn_status x = xnn_run_operator(s->xop[0], s->pool);
+    if (x != xnn_status_success)
+        return vigil_error_set(err, VIGIL_ERR_INTERNAL, "XNNPACK run failed (status %d)", (int)x);
+    if (q->shift_out) xor_128(s->out[0].data, s->out[0].data, op_count(&s->out[0]));
+    return VIGIL_OK;
+}
+
+static vigil_status setup_qconv_xnn(step *s, vigil_error *err) {
+    const op_tensor *x = &s->in[0];
+    const void *input = ((const qconv_state *)s->state)->shift_in ? s->scratch : x->data;
+    enum xnn_status st = xnn_setup_convolution2d_nhwc_qc8(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1],
+                                                          (size_t)x->dims[2], input, s->out[0].data, s->setup_pool);
+    if (st != xnn_status_success)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "XNNPACK int8 convolution setup failed (status %d)",
+                               (int)st);
+    return VIGIL_OK;
+}
+
+/* What xnn_create_convolution2d_nhwc_qc8 takes besides the arrays (hashed
+ * with them into the fingerprint the instance's plans share it under). */
+typedef struct qc8_params {
+    uint32_t pad_top, pad_right, pad_bottom, pad_left, kh, kw, stride_h, stride_w, dil_h, dil_w, groups;
+    int32_t x_zp, y_zp, lo, hi;
+    uint64_t group_in, group_out, in_stride, out_stride;
+    float x_scale, y_scale;
+} qc8_params;
+
+static vigil_status prepare_qconv_xnn(op_ctx *ctx, qconv_state *q, vigil_error *err) {
+    step *s = ctx->step;
+    const qconv_inputs *in = &q->in;
+    const op_tensor *x = &s->in[in->x], *wt = &s->in[in->w];
+    int64_t m = wt->dims[0], cg = wt->dims[1], kh = wt->dims[2], kw = wt->dims[3], groups = q->w.group;
+    if (groups < 1 || cg * groups != x->dims[3] || m % groups != 0)
+        return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "channels do not match group");
+    q->shift_in = x->dtype == VIGIL_DTYPE_U8;
+    q->shift_out = s->out[0].dtype == VIGIL_DTYPE_U8;
+    qc8_params p;
+    memset(&p, 0, sizeof p); /* padding bytes are hashed */
+    p.pad_top = (uint32_t)q->w.pad_begin[0];
+    p.pad_left = (uint32_t)q->w.pad_begin[1];
+    p.pad_bottom = (uint32_t)q->w.pad_end[0];
+    p.pad_right = (uint32_t)q->w.pad_end[1];
+    p.kh = (uint32_t)kh;
+    p.kw = (uint32_t)kw;
+    p.stride_h = (uint32_t)q->w.stride[0];
+    p.stride_w = (uint32_t)q->w.stride[1];
+    p.dil_h = (uint32_t)q->w.dilation[0];
+    p.dil_w = (uint32_t)q->w.dilation[1];
+    p.groups = (uint32_t)groups;
+    p.group_in = (uint64_t)cg;
+    p.group_out = (uint64_t)(m / groups);
+    p.in_stride = (uint64_t)x->dims[3];
+    p.out_stride = (uint64_t)m;
+    /* uint8 tensors run shifted to int8: q - 128 with zero point zp - 128 */
+    p.x_zp = (zero_point_data(s, in->x_zp) ? kernels_qload(x->dtype, s->in[in->x_zp].data, 0) : 0) - 128 * q->shift_in;
+    p.y_zp = (zero_point_data(s, in->y_zp) ? kernels_qload(s->out[0].dtype, s->in[in->y_zp].data, 0) : 0) -
+             128 * q->shift_out;
+    p.lo = q->lo - 128 * q->shift_out;
+    p.hi = q->hi - 128 * q->shift_out;
+    p.x_scale = *(const float *)s->in[in->x_scale].data;
+    p.y_scale = *(const float *)s->in[in->y_scale].data;
+    /* per-channel kernel scales (a per-tensor scale repeated), weights
+     * reordered from ONNX [M, C/g, kh, kw] to XNNPACK [M, kh, kw, C/g] */
+    size_t taps = (size_t)(kh * kw), nw = (size_t)m * (size_t)cg * taps;
+    float *scales = vigil_malloc((size_t)m * sizeof(float) + nw + 1);
+    if (!scales) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    int8_t *packed = (int8_t *)(scales + m);
+    const float *wsc = s->in[in->w_scale].data;
+    int per_channel = op_count(&s->in[in->w_scale]) > 1;
+    for (int64_t o = 0; o < m; o++)
+        scales[o] = wsc[per_channel ? o : 0];
+    const int8_t *src = wt->data;
+    for (int64_t o = 0; o < m; o++)
+        for (int64_t i = 0; i < cg; i++)
+            for (size_t r = 0; r < taps; r++)
+                packed[((size_t)o * taps + r) * (size_t)cg + (size_t)i] =
+                    src[((size_t)o * (size_t)cg + (size_t)i) * taps + r];
+    const int32_t *bias = zero_point_data(s, in->bias);
+    uint64_t fingerprint =
+        op_hash(op_hash(op_hash(OP_HASH_SEED, &p, sizeof p), packed, nw), scales, (size_t)m * sizeof(float));
+    if (bias) fingerprint = op_hash(fingerprint, bias, (size_t)m * sizeof(int32_t));
+    vigil_status vs = VIGIL_OK;
+    if (!op_xop_find(ctx, fingerprint)) {
+        size_t bytes = 0;
+        xnn_count_begin(&bytes);
+        enum xnn_status st = xnn_create_convolution2d_nhwc_qc8(
+            p.pad_top, p.pad_right, p.pad_bottom, p.pad_left, p.kh, p.kw, p.stride_h, p.stride_w, p.dil_h, p.dil_w,
+            p.groups, (size_t)cg, (size_t)(m / groups), (size_t)p.in_stride, (size_t)m, (int8_t)p.x_zp, p.x_scale,
+            scales, packed, bias, (int8_t)p.y_zp, p.y_scale, (int8_t)p.lo, (int8_t)p.hi, 0,
+            (xnn_operator_t *)&s->xop[0]);
+        xnn_count_end();
+        vs = st == xnn_status_success ? op_xop_keep(ctx, fingerprint, bytes, err)
+                                      : xnn_fail(ctx, "int8 convolution", st, err);
+    }
+    vigil_free(scales);
+    if (vs != VIGIL_OK) return vs;
+    s->run = run_qconv_xnn;
+    s->setup = setup_qconv_xnn;
     return VIGIL_OK;
 }
 
@@ -329,7 +530,9 @@ static vigil_status prepare_qconv(op_ctx *ctx, vigil_error *err) {
     kshape ys;
     st = qconv_geometry(ctx, &q->in, &q->w, &ys, err);
     if (st != VIGIL_OK) return st;
-    ctx->step->run = run_qconv;
+    qconv_bounds(ctx, &q->in, q);
+    if (qconv_xnn_ok(ctx, &q->in)) return prepare_qconv_xnn(ctx, q, err);
+    ctx->step->run = ctx->nhwc ? run_qconv_nhwc : run_qconv;
     return VIGIL_OK;
 }
 
@@ -352,8 +555,7 @@ static const qmatmul_inputs matmul_integer_in = {0, 2, 1, 3, -1, -1, -1, -1};
 static const qmatmul_inputs qlinear_matmul_in = {0, 2, 3, 5, 1, 4, 6, 7};
 
 static const qmatmul_inputs *qmatmul_layout(const op_ctx *ctx) {
-    return strcmp(ctx->node ? ctx->node->op_type : ctx->step->op, "QLinearMatMul") == 0 ? &qlinear_matmul_in
-                                                                                        : &matmul_integer_in;
+    return ctx->n_in >= 8 ? &qlinear_matmul_in : &matmul_integer_in;
 }
 
 /* Rows of A and columns of B (1 for a vector operand). */
@@ -445,23 +647,31 @@ static double flops_qmatmul(const op_ctx *ctx) {
     return 2.0 * (double)op_count(&ctx->out[0]) * (double)(a->ndim ? a->dims[a->ndim - 1] : 1);
 }
 
-/* Table rows differ only in name, opsets, required inputs and functions. */
-#define QUANT_OP(op_name, first, last, inputs, attr_list, check_fn, infer_fn, scratch_fn, prepare_fn, flops_fn)        \
+/* Table rows differ only in name, opsets, required inputs, layout and
+ * functions.  Every one may keep its 8-bit tensors NHWC (quantized): the
+ * layout policy only uses that for QuantizeLinear/DequantizeLinear
+ * (layout-agnostic) and QLinearConv (NHWC); input 0 alone follows it. */
+#define QUANT_OP(op_name, first, last, inputs, layout_kind, attr_list, check_fn, infer_fn, scratch_fn, prepare_fn,     \
+                 flops_fn)                                                                                             \
     {                                                                                                                  \
-        .name = op_name, .min_opset = first, .max_opset = last, .min_inputs = inputs, .foldable = 1,                   \
-        .attrs = attr_list, .check = check_fn, .infer = infer_fn, .scratch_bytes = scratch_fn, .prepare = prepare_fn,  \
-        .flops = flops_fn                                                                                              \
+        .name = op_name, .min_opset = first, .max_opset = last, .min_inputs = inputs, .layout = layout_kind,           \
+        .layout_inputs = 1, .quantized = 1, .foldable = 1, .attrs = attr_list, .check = check_fn, .infer = infer_fn,   \
+        .scratch_bytes = scratch_fn, .prepare = prepare_fn, .flops = flops_fn                                          \
     }
 
 const op_def ops_quant[] = {
-    QUANT_OP("QuantizeLinear", 10, 21, 2, q_attrs, check_q, infer_quantize, NULL, prepare_qdq, NULL),
-    QUANT_OP("DequantizeLinear", 10, 21, 2, q_attrs, check_q, infer_dequantize, NULL, prepare_qdq, NULL),
-    QUANT_OP("DynamicQuantizeLinear", 11, 20, 0, NULL, NULL, infer_dynamic, NULL, prepare_dynamic, NULL),
-    QUANT_OP("ConvInteger", 10, 20, 2, conv_integer_attrs, NULL, infer_qconv, scratch_qconv, prepare_qconv,
-             flops_qconv),
-    QUANT_OP("QLinearConv", 10, 20, 8, conv_integer_attrs, NULL, infer_qconv, scratch_qconv, prepare_qconv,
-             flops_qconv),
-    QUANT_OP("MatMulInteger", 10, 20, 2, NULL, NULL, infer_qmatmul, scratch_qmatmul, prepare_qmatmul, flops_qmatmul),
-    QUANT_OP("QLinearMatMul", 10, 20, 8, NULL, NULL, infer_qmatmul, scratch_qmatmul, prepare_qmatmul, flops_qmatmul),
+    QUANT_OP("QuantizeLinear", 10, 21, 2, OP_LAYOUT_UNARY, q_attrs, check_q, infer_quantize, NULL, prepare_qdq, NULL),
+    QUANT_OP("DequantizeLinear", 10, 21, 2, OP_LAYOUT_UNARY, q_attrs, check_q, infer_dequantize, NULL, prepare_qdq,
+             NULL),
+    QUANT_OP("DynamicQuantizeLinear", 11, 20, 0, OP_LAYOUT_ONNX, NULL, NULL, infer_dynamic, NULL, prepare_dynamic,
+             NULL),
+    QUANT_OP("ConvInteger", 10, 20, 2, OP_LAYOUT_ONNX, conv_integer_attrs, NULL, infer_qconv, scratch_qconv,
+             prepare_qconv, flops_qconv),
+    QUANT_OP("QLinearConv", 10, 20, 8, OP_LAYOUT_NHWC, conv_integer_attrs, NULL, infer_qconv, scratch_qconv,
+             prepare_qconv, flops_qconv),
+    QUANT_OP("MatMulInteger", 10, 20, 2, OP_LAYOUT_ONNX, NULL, NULL, infer_qmatmul, scratch_qmatmul, prepare_qmatmul,
+             flops_qmatmul),
+    QUANT_OP("QLinearMatMul", 10, 20, 8, OP_LAYOUT_ONNX, NULL, NULL, infer_qmatmul, scratch_qmatmul, prepare_qmatmul,
+             flops_qmatmul),
     {0},
 };
