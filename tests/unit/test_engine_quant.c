@@ -3,7 +3,8 @@
  * Casts to float16 round once (double sources included), with subnormals,
  * overflow, signed zero and NaN as IEEE says.  The quantization operators:
  * the reference kernels' rounding (half to even), saturation and NaN rule,
- * per-channel parameters, DynamicQuantizeLinear's degenerate range, an
+ * per-channel parameters, the vectorised per-tensor path against the
+ * reference, DynamicQuantizeLinear's degenerate range, an
  * integer convolution whose sum a float32 accumulator could not hold
  * exactly, and malformed quantized graphs refused at load with an error
  * naming the node and the fault.
@@ -11,6 +12,7 @@
 #include "testing.h"
 
 #include "engine/kernels/kernels.h"
+#include "engine/ops/vmath.h"
 #include "vigil/engine.h"
 
 #include "onnx_builder.h"
@@ -98,6 +100,37 @@ static void test_dynamic_quantize(void) {
     CHECK(scale == 1.0f / 255.0f);
     CHECK_EQ_INT(zp, 0);
     CHECK_EQ_INT(y[0] | y[1] | y[2], 0);
+}
+
+/* The vectorised per-tensor QuantizeLinear/DequantizeLinear (ops/vmath.c)
+ * equal the reference bit for bit, ties, NaN, infinities and tails included. */
+static void test_vectorised_qdq_matches_reference(void) {
+    enum { N = 1003 }; /* not a multiple of the vector width */
+    static float x[N], back_ref[N], back_vec[N];
+    static uint8_t ref[N], vec[N];
+    uint32_t r = 7;
+    for (int i = 0; i < N; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = ((float)(r >> 8) / 16777216.0f - 0.5f) * 600.0f;
+        if (i % 7 == 0) x[i] = (float)(i % 41) * 0.5f - 10.0f; /* exact halves: ties */
+    }
+    x[3] = NAN, x[5] = INFINITY, x[11] = -INFINITY;
+    const float scales[3] = {0.5f, 1.0f, 0.0371f};
+    const int32_t zps[2][2] = {{0, 131}, {0, -17}}; /* uint8, int8 */
+    for (int sc = 0; sc < 3; sc++)
+        for (int is_signed = 0; is_signed < 2; is_signed++)
+            for (int z = 0; z < 2; z++) {
+                vigil_dtype qt = is_signed ? VIGIL_DTYPE_I8 : VIGIL_DTYPE_U8;
+                int32_t zp = zps[is_signed][z];
+                uint8_t zbyte = (uint8_t)(zp & 0xff);
+                kernels_qaxis ax = {1, 1, N};
+                kernels_quantize_linear(x, &ax, &scales[sc], qt, &zbyte, ref);
+                quantize_f32(x, N, scales[sc], zp, is_signed, vec);
+                CHECK(memcmp(ref, vec, N) == 0);
+                kernels_dequantize_linear(qt, ref, &ax, &scales[sc], &zbyte, back_ref);
+                dequantize_f32(ref, N, scales[sc], zp, is_signed, back_vec);
+                CHECK(memcmp(back_ref, back_vec, sizeof back_ref) == 0);
+            }
 }
 
 /* ---- models ---- */
@@ -211,6 +244,7 @@ int main(void) {
     RUN(test_quantize_rounds_half_to_even_and_saturates);
     RUN(test_per_channel_round_trip);
     RUN(test_dynamic_quantize);
+    RUN(test_vectorised_qdq_matches_reference);
     RUN(test_conv_integer_is_exact);
     RUN(test_malformed_quantized_graphs_refused);
     return testing_report();

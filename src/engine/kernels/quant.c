@@ -50,19 +50,36 @@ static void qstore(double v, vigil_dtype qtype, int32_t lo, int32_t hi, void *y,
         ((uint8_t *)y)[i] = (uint8_t)q;
 }
 
+/* x / scale clamped to [lo, hi] (integers: clamping before rounding is the
+ * same as saturating after), NaN as 0, rounded half to even: adding 1.5 *
+ * 2^23 leaves no fraction bits of a float this small, and the default
+ * rounding mode rounds that addition to even.  Written so that the compiler
+ * can vectorise the loops below. */
+static inline int32_t quantize_one(float x, float scale, float lo, float hi) {
+    float v = x / scale;
+    v = v != v ? 0.0f : v;
+    v = v < lo ? lo : v > hi ? hi : v;
+    return (int32_t)((v + 12582912.0f) - 12582912.0f);
+}
+
 void kernels_quantize_linear(const float *x, const kernels_qaxis *ax, const float *scale, vigil_dtype qtype,
                              const void *zero_point, void *y) {
-    int32_t lo, hi;
-    kernels_qrange(qtype, &lo, &hi);
+    int32_t qmin, qmax;
+    kernels_qrange(qtype, &qmin, &qmax);
     int64_t i = 0;
     for (int64_t o = 0; o < ax->outer; o++)
-        for (int64_t c = 0; c < ax->channels; c++) {
-            float s = scale[c];
+        for (int64_t c = 0; c < ax->channels; c++, i += ax->inner) {
             int32_t zp = zero_point ? kernels_qload(qtype, zero_point, c) : 0;
-            for (int64_t k = 0; k < ax->inner; k++, i++) {
-                float q = x[i] / s; /* float32, like the reference */
-                /* NaN quantizes to the zero point: round it as 0 */
-                qstore(isnan(q) ? (double)zp : (double)nearbyintf(q) + zp, qtype, lo, hi, y, i);
+            float s = scale[c], lo = (float)(qmin - zp), hi = (float)(qmax - zp);
+            const float *xr = x + i;
+            if (qtype == VIGIL_DTYPE_I8) {
+                int8_t *yr = (int8_t *)y + i;
+                for (int64_t k = 0; k < ax->inner; k++)
+                    yr[k] = (int8_t)(quantize_one(xr[k], s, lo, hi) + zp);
+            } else {
+                uint8_t *yr = (uint8_t *)y + i;
+                for (int64_t k = 0; k < ax->inner; k++)
+                    yr[k] = (uint8_t)(quantize_one(xr[k], s, lo, hi) + zp);
             }
         }
 }
@@ -71,10 +88,21 @@ void kernels_dequantize_linear(vigil_dtype xtype, const void *x, const kernels_q
                                const void *zero_point, float *y) {
     int64_t i = 0;
     for (int64_t o = 0; o < ax->outer; o++)
-        for (int64_t c = 0; c < ax->channels; c++) {
+        for (int64_t c = 0; c < ax->channels; c++, i += ax->inner) {
             float s = scale[c], zp = zero_point ? (float)kernels_qload(xtype, zero_point, c) : 0.0f;
-            for (int64_t k = 0; k < ax->inner; k++, i++)
-                y[i] = ((float)kernels_qload(xtype, x, i) - zp) * s;
+            float *yr = y + i;
+            if (xtype == VIGIL_DTYPE_U8) {
+                const uint8_t *xr = (const uint8_t *)x + i;
+                for (int64_t k = 0; k < ax->inner; k++)
+                    yr[k] = ((float)xr[k] - zp) * s;
+            } else if (xtype == VIGIL_DTYPE_I8) {
+                const int8_t *xr = (const int8_t *)x + i;
+                for (int64_t k = 0; k < ax->inner; k++)
+                    yr[k] = ((float)xr[k] - zp) * s;
+            } else {
+                for (int64_t k = 0; k < ax->inner; k++)
+                    yr[k] = ((float)kernels_qload(xtype, x, i + k) - zp) * s;
+            }
         }
 }
 

@@ -24,6 +24,7 @@
 
 #include "core/alloc.h"
 #include "engine/ops/ops.h"
+#include "engine/ops/vmath.h"
 
 static const char *const q_attrs[] = {"axis", "saturate", "block_size", NULL};
 static const char *const conv_integer_attrs[] = {"auto_pad", "dilations", "group", "kernel_shape",
@@ -164,15 +165,40 @@ static kernels_qaxis step_qaxis(const step *s) {
     return kernels_qaxis_make(&xs, *(const int *)s->state);
 }
 
-static vigil_status run_quantize(step *s, vigil_error *err) {
-    kernels_qaxis ax = step_qaxis(s);
-    kernels_quantize_linear(s->in[0].data, &ax, s->in[1].data, s->out[0].dtype, zero_point_data(s, 2), s->out[0].data);
-    return VIGIL_OK;
+/* Per-tensor QuantizeLinear/DequantizeLinear split into chunks across the
+ * thread pool (they sit on every activation of a QDQ model). */
+#define QDQ_CHUNK 65536
+
+static void qdq_chunk(void *arg, size_t chunk) {
+    const step *s = arg;
+    int64_t start = (int64_t)chunk * QDQ_CHUNK, n = op_count(&s->in[0]) - start;
+    size_t len = (size_t)(n < QDQ_CHUNK ? n : QDQ_CHUNK);
+    float scale = *(const float *)s->in[1].data;
+    const void *zp = zero_point_data(s, 2);
+    if (s->in[0].dtype == VIGIL_DTYPE_F32) {
+        vigil_dtype qt = s->out[0].dtype;
+        quantize_f32((const float *)s->in[0].data + start, len, scale, zp ? kernels_qload(qt, zp, 0) : 0,
+                     qt == VIGIL_DTYPE_I8, (uint8_t *)s->out[0].data + start);
+    } else {
+        vigil_dtype xt = s->in[0].dtype;
+        dequantize_f32((const uint8_t *)s->in[0].data + start, len, scale, zp ? kernels_qload(xt, zp, 0) : 0,
+                       xt == VIGIL_DTYPE_I8, (float *)s->out[0].data + start);
+    }
 }
 
-static vigil_status run_dequantize(step *s, vigil_error *err) {
+static vigil_status run_qdq(step *s, vigil_error *err) {
+    if (*(const int *)s->state < 0 && s->in[0].dtype != VIGIL_DTYPE_I32) {
+        size_t chunks = (size_t)((op_count(&s->in[0]) + QDQ_CHUNK - 1) / QDQ_CHUNK);
+        pthreadpool_parallelize_1d(s->pool, qdq_chunk, s, chunks, 0);
+        return VIGIL_OK;
+    }
     kernels_qaxis ax = step_qaxis(s);
-    kernels_dequantize_linear(s->in[0].dtype, s->in[0].data, &ax, s->in[1].data, zero_point_data(s, 2), s->out[0].data);
+    if (s->in[0].dtype == VIGIL_DTYPE_F32)
+        kernels_quantize_linear(s->in[0].data, &ax, s->in[1].data, s->out[0].dtype, zero_point_data(s, 2),
+                                s->out[0].data);
+    else
+        kernels_dequantize_linear(s->in[0].dtype, s->in[0].data, &ax, s->in[1].data, zero_point_data(s, 2),
+                                  s->out[0].data);
     return VIGIL_OK;
 }
 
@@ -183,7 +209,7 @@ static vigil_status prepare_qdq(op_ctx *ctx, vigil_error *err) {
     st = q_axis(ctx, op_count(&ctx->in[1]) > 1, axis, err);
     if (st != VIGIL_OK) return st;
     if (ctx->nhwc && *axis >= 0) *axis = nhwc_axis(*axis); /* per channel on N,H,W,C data */
-    ctx->step->run = strcmp(ctx->node->op_type, "QuantizeLinear") == 0 ? run_quantize : run_dequantize;
+    ctx->step->run = run_qdq;
     return VIGIL_OK;
 }
 
@@ -413,8 +439,16 @@ static size_t scratch_qconv(const op_ctx *ctx) {
     return ctx->nhwc ? n + (size_t)op_count(x) + (size_t)op_count(&ctx->out[0]) : n;
 }
 
+/* dst = src ^ 0x80 (uint8 <-> int8 shifted by 128), eight bytes at a time. */
 static void xor_128(const uint8_t *src, uint8_t *dst, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, sizeof w);
+        w ^= 0x8080808080808080ull;
+        memcpy(dst + i, &w, sizeof w);
+    }
+    for (; i < n; i++)
         dst[i] = src[i] ^ 0x80;
 }
 
