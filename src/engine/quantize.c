@@ -165,6 +165,20 @@ static const onnx_tensor *f32_initializer(const onnx_model *m, const char *name,
     return t && t->dtype == ONNX_FLOAT && t->ndim == ndim ? t : NULL;
 }
 
+/* Whether an activation function reads tensor y.  Convolutions without one
+ * are a detection head's last layers, whose outputs are the boxes and class
+ * logits themselves: 8-bit steps there move boxes by pixels, so they stay
+ * float32 (as quantization tools are usually told to leave them). */
+static int activated(const onnx_model *m, const char *y) {
+    static const char *const acts[] = {"Sigmoid", "Relu", "Clip", "LeakyRelu", "HardSwish", "HardSigmoid", "Elu"};
+    for (size_t i = 0; i < m->n_nodes; i++)
+        for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++)
+            if (m->nodes[i].n_inputs && strcmp(m->nodes[i].inputs[0], y) == 0 &&
+                strcmp(m->nodes[i].op_type, acts[a]) == 0)
+                return 1;
+    return 0;
+}
+
 static vigil_status find_targets(quantizer *q, vigil_error *err) {
     const onnx_model *m = q->m;
     q->targets = vigil_calloc(m->n_nodes + 1, sizeof *q->targets);
@@ -174,7 +188,7 @@ static vigil_status find_targets(quantizer *q, vigil_error *err) {
         const onnx_node *n = &m->nodes[i];
         if (strcmp(n->op_type, "Conv") != 0 || n->domain[0] || n->n_inputs < 2 || n->n_outputs != 1) continue;
         const onnx_tensor *w = f32_initializer(m, n->inputs[1], 4), *b = NULL;
-        if (!w || onnx_find_initializer(m, n->inputs[0])) continue;
+        if (!w || onnx_find_initializer(m, n->inputs[0]) || !activated(m, n->outputs[0])) continue;
         if (n->n_inputs > 2 && n->inputs[2][0]) {
             b = f32_initializer(m, n->inputs[2], 1);
             if (!b || b->dims[0] != w->dims[0]) continue;
