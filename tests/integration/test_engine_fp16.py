@@ -20,41 +20,11 @@ exact rounding at the model's float16 boundaries (src/engine/graph.c).  So:
    tolerance (1e-4 relative, 1e-3 absolute: test_engine_parity.py).
 """
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, numpy_helper
 
 from conftest import shared_path
+from fp16_model import round_weights
 from test_engine_parity import load_outputs, run_engine, run_ort
-
-
-def round_weights(src, dst, storage):
-    """Writes src with its float32 weights rounded to float16; storage
-    np.float16 stores them (and the graph's I/O) as float16, np.float32 keeps
-    float32 tensors holding the rounded values."""
-    m = onnx.load(src)
-    g = m.graph
-    keep = {name for n in g.node if n.op_type == "Resize" for name in n.input[1:3]}
-
-    def rounded(t):
-        return numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float16).astype(storage), t.name)
-
-    for t in g.initializer:
-        if t.data_type == TensorProto.FLOAT and t.name not in keep:
-            t.CopyFrom(rounded(t))
-    for n in g.node:
-        for a in n.attribute:
-            if n.op_type == "Constant" and n.output[0] not in keep and a.name == "value" and \
-                    a.t.data_type == TensorProto.FLOAT:
-                a.t.CopyFrom(rounded(a.t))
-            if storage == np.float16 and n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT:
-                a.i = TensorProto.FLOAT16
-    if storage == np.float16:
-        for v in list(g.input) + list(g.output):
-            if v.type.tensor_type.elem_type == TensorProto.FLOAT:
-                v.type.tensor_type.elem_type = TensorProto.FLOAT16
-        del g.value_info[:]
-    onnx.save(m, dst)
 
 
 @pytest.mark.parametrize("model", ["yolov8n", "yolov5n"])
