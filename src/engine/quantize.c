@@ -2,7 +2,8 @@
  * quantize.c - vigil_model_quantize: a float32 ONNX model in, a QDQ int8
  * model out (what `vigil models quantize` writes).
  *
- * Every 2-D Conv whose weights (and bias) are float32 initializers gets:
+ * Every 2-D Conv whose weights (and bias) are float32 initializers of its
+ * own and whose output an activation function reads gets:
  *   - its weights as int8 per output channel (symmetric: scale max|w| / 127,
  *     zero point 0) behind a DequantizeLinear (axis 0), its bias as int32 at
  *     scale x_scale * w_scale behind another (how ONNX Runtime's quantizer
@@ -193,6 +194,14 @@ static vigil_status find_targets(quantizer *q, vigil_error *err) {
             b = f32_initializer(m, n->inputs[2], 1);
             if (!b || b->dims[0] != w->dims[0]) continue;
         }
+        /* weights or a bias that an earlier target also reads would be
+         * written twice (under one name, perhaps at two scales): left float */
+        int shared = 0;
+        for (int k = 0; k < q->n_targets; k++) {
+            const qtarget *o = &q->targets[k];
+            shared |= o->w == w || o->w == b || (o->b && (o->b == w || o->b == b));
+        }
+        if (shared) continue;
         qtarget *t = &q->targets[q->n_targets++];
         t->node = (int)i;
         t->w = w;
@@ -300,7 +309,7 @@ static void emit_qdq(quantizer *q, qbuf *g, const qact *a, const char *from, con
 }
 
 /* Weights (int8 per output channel) and bias (int32) with their parameters. */
-static vigil_status emit_weights(quantizer *q, qbuf *g, const qtarget *t) {
+static vigil_status emit_weights(quantizer *q, qbuf *g, const qtarget *t, vigil_error *err) {
     const onnx_tensor *w = t->w;
     int64_t m = w->dims[0], per = (int64_t)w->count / (m ? m : 1);
     float *scales = vigil_calloc((size_t)m + 1, 2 * sizeof(float));
@@ -310,7 +319,7 @@ static vigil_status emit_weights(quantizer *q, qbuf *g, const qtarget *t) {
         vigil_free(scales);
         vigil_free(wq);
         vigil_free(bq);
-        return VIGIL_ERR_NO_MEMORY;
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     }
     float *bscales = scales + m;
     const float *wf = w->data, x_scale = q->acts[t->x].scale;
@@ -466,11 +475,11 @@ static vigil_status rewrite_graph(quantizer *q, const wire_reader *mr, const wir
     for (int i = 0; st == VIGIL_OK && i < q->n_acts; i++)
         if (q->acts[i].emitted) emit_act_params(q, &g, &q->acts[i]);
     for (int t = 0; st == VIGIL_OK && t < q->n_targets; t++)
-        st = emit_weights(q, &g, &q->targets[t]);
+        st = emit_weights(q, &g, &q->targets[t], err);
     if (st == VIGIL_OK && g.failed) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory writing the model");
     if (st != VIGIL_OK) {
         vigil_free(g.data);
-        return st == VIGIL_ERR_NO_MEMORY && !err->message[0] ? vigil_error_set(err, st, "out of memory") : st;
+        return st;
     }
     qb_msg(out, 7, &g);
     return VIGIL_OK;

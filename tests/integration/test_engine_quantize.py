@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import run_vigil, shared_path
+from conftest import make_affine_onnx, run_vigil, shared_path
 from test_engine_parity import assert_close, load_outputs, run_engine, run_ort
 
 
@@ -76,3 +76,18 @@ def test_quantized_yolo(tmp_path, model):
             if d["score"] >= 0.5:
                 assert best and overlap >= 0.9 and abs(best["score"] - d["score"]) <= 0.1, \
                     f"{model} {image}: {d} has no int8 match (best {best}, IoU {overlap:.3f})"
+
+
+def test_quantize_refuses_clearly(tmp_path):
+    bus = shared_path("images/bus.jpg")
+    affine = tmp_path / "affine.onnx"
+    make_affine_onnx(affine)
+    out = tmp_path / "out.onnx"
+    res = run_vigil("models", "quantize", affine, out, "--calibrate", bus)
+    assert res.returncode == 1 and "image input" in res.stderr, res.stderr  # [batch, 4]: not an image model
+    res = run_vigil("models", "quantize", shared_path("models/yolov8n.onnx"), out, "--calibrate",
+                    tmp_path / "missing.jpg")
+    assert res.returncode == 1 and "missing.jpg" in res.stderr, res.stderr
+    res = run_vigil("models", "quantize", affine, out)
+    assert res.returncode == 2 and "usage" in res.stderr, res.stderr
+    assert not out.exists()
