@@ -13,6 +13,12 @@ Both run on the same machine in the same invocation, one after the other.
 Prints a markdown table of medians with the ratio vigil/ORT (< 1: vigil is
 faster) and writes it to bench/results/engine.md.
 
+A second table (batch 1, threads 1 and 2) times the int8 and float16
+versions of each model, made in a temporary directory: `vigil models
+quantize` calibrated on bus.jpg and zidane.jpg (QDQ int8), and
+scripts/fp16_model.py (float16 weights and I/O); vigil and ONNX Runtime run
+the same files, beside vigil's float32 time.
+
 usage: bench/engine_bench.py [--vigil PATH] [--iterations K] [--models yolov8n,yolov5n]
                              [--threads 1,2] [--batches 1,4] [--out FILE]
 """
@@ -30,6 +36,8 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ORT_RUN = ROOT / "tools" / "ort_run.mjs"
+sys.path.insert(0, str(ROOT / "scripts"))
+from fp16_model import round_weights  # noqa: E402
 
 
 def parse_args():
@@ -97,6 +105,37 @@ def conv_peak_model(directory):
     return path
 
 
+def low_precision_rows(args, shared, name, threads_list, tmp, errors):
+    """Rows of the int8 / float16 table for one model: vigil fp32, vigil and
+    ORT on the int8 file, vigil and ORT on the float16 file (batch 1)."""
+    fp32 = shared / "models" / f"{name}.onnx"
+    int8, fp16 = tmp / f"{name}_int8.onnx", tmp / f"{name}_fp16.onnx"
+    images = [str(shared / "images" / f"{i}.jpg") for i in ("bus", "zidane")]
+    res = subprocess.run([args.vigil, "models", "quantize", str(fp32), str(int8), "--calibrate", *images],
+                         capture_output=True, text=True, timeout=1800)
+    if res.returncode != 0:
+        errors.append(f"vigil models quantize {name}: {res.stderr.strip()}")
+        return []
+    round_weights(fp32, fp16, np.float16)
+    x = np.load(shared / "reference" / f"{name}__bus__input.npy")
+    x32, x16 = tmp / f"{name}_lp32.npy", tmp / f"{name}_lp16.npy"
+    np.save(x32, x)
+    np.save(x16, x.astype(np.float16))
+    rows = []
+    for threads in threads_list:
+        r = {"fp32": vigil_bench(args.vigil, fp32, threads, 1, args.iterations),
+             "int8": vigil_bench(args.vigil, int8, threads, 1, args.iterations),
+             "ort8": ort_bench(int8, x32, threads, args.iterations),
+             "fp16": vigil_bench(args.vigil, fp16, threads, 1, args.iterations),
+             "ort16": ort_bench(fp16, x16, threads, args.iterations)}
+        errors.extend(v["error"] for v in r.values() if "error" in v)
+        rows.append(f"| {name} | {threads} | {fmt_ms(r['fp32'])} | {fmt_ms(r['int8'])} | "
+                    f"{fmt_ratio(r['int8'], r['fp32'])} | {fmt_ms(r['ort8'])} | {fmt_ratio(r['int8'], r['ort8'])} | "
+                    f"{fmt_ms(r['fp16'])} | {fmt_ratio(r['fp16'], r['fp32'])} | {fmt_ms(r['ort16'])} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
 def fmt_ms(result):
     return f"{result['median_ms']:.1f}" if "median_ms" in result else "failed"
 
@@ -154,6 +193,9 @@ def main():
                                 f"{fmt_ratio(v_fixed, ort)} | {fmt_ratio(v_dyn, ort)} | "
                                 f"{gflops if gflops is not None else '-'} | {share} |")
                     print(rows[-1], flush=True)
+        low_rows = []
+        for name in models:
+            low_rows += low_precision_rows(args, shared, name, threads_list, tmp, errors)
     header = [
         "# Engine benchmark: vigil vs ONNX Runtime",
         "",
@@ -170,7 +212,18 @@ def main():
     header.insert(-2, "XNNPACK convolution peak on this machine (one 3x3 conv, 80x80x128 -> 128, through "
                       "`vigil bench`): " + ", ".join(f"{t} thread(s) {peak.get(t)} GFLOP/s" for t in threads_list)
                   + ".\n")
-    text = "\n".join(header + rows) + "\n"
+    low_header = [
+        "",
+        "## int8 (QDQ, `vigil models quantize`) and float16 files, batch 1",
+        "",
+        "Medians in ms; int8/fp32 and fp16/fp32 are vigil's own ratios, int8/ORT compares vigil and ONNX Runtime "
+        "on the same int8 file.",
+        "",
+        "| model | threads | vigil fp32 | vigil int8 | int8/fp32 | ORT int8 | int8/ORT | vigil fp16 | fp16/fp32 "
+        "| ORT fp16 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    text = "\n".join(header + rows + low_header + low_rows) + "\n"
     if errors:
         text += "\nFailures:\n\n" + "\n".join(f"- {e}" for e in errors) + "\n"
     out = pathlib.Path(args.out)

@@ -76,6 +76,17 @@ const vigil_tensor_info *vigil_model_input(const vigil_model *model, size_t inde
 const vigil_tensor_info *vigil_model_output(const vigil_model *model, size_t index);
 /* metadata_props value for key (Ultralytics: names, stride, imgsz, task), or NULL. */
 const char *vigil_model_metadata(const vigil_model *model, const char *key);
+
+/* Writes a QDQ int8 version of the float32 model at in_path to out_path
+ * (src/engine/quantize.c): every 2-D Conv with float32 weights gets int8
+ * weights per output channel and an int32 bias, and QuantizeLinear ->
+ * DequantizeLinear pairs on its input and output, uint8 (int8_activations 0)
+ * or int8, their ranges measured by running the model on the n_inputs
+ * calibration inputs (each one input tensor of the model at its native
+ * batch).  Every other part of the file is copied unchanged.  The model
+ * needs opset 13 or later and one input. */
+vigil_status vigil_model_quantize(vigil_engine *engine, const char *in_path, const char *out_path,
+                                  const vigil_tensor *inputs, size_t n_inputs, int int8_activations, vigil_error *err);
 int64_t vigil_model_opset(const vigil_model *model);
 /* The engine the model was loaded on. */
 vigil_engine *vigil_model_engine(const vigil_model *model);

@@ -39,6 +39,8 @@ static int npy_to_vigil(npy_dtype d, vigil_dtype *out) {
     case NPY_I32: *out = VIGIL_DTYPE_I32; return 1;
     case NPY_U8: *out = VIGIL_DTYPE_U8; return 1;
     case NPY_BOOL: *out = VIGIL_DTYPE_BOOL; return 1;
+    case NPY_F16: *out = VIGIL_DTYPE_F16; return 1;
+    case NPY_I8: *out = VIGIL_DTYPE_I8; return 1;
     }
     return 0;
 }
@@ -51,6 +53,8 @@ static int vigil_to_npy(vigil_dtype d, npy_dtype *out) {
     case VIGIL_DTYPE_I32: *out = NPY_I32; return 1;
     case VIGIL_DTYPE_U8: *out = NPY_U8; return 1;
     case VIGIL_DTYPE_BOOL: *out = NPY_BOOL; return 1;
+    case VIGIL_DTYPE_F16: *out = NPY_F16; return 1;
+    case VIGIL_DTYPE_I8: *out = NPY_I8; return 1;
     default: return 0;
     }
 }

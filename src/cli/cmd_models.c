@@ -20,6 +20,10 @@
  * s3://BUCKET/KEY into a repository, all or nothing (pull.c): what an init
  * container runs before `vigil serve` on Kubernetes.
  *
+ * `vigil models quantize IN OUT --calibrate IMAGE...` writes a QDQ int8
+ * model (vigil_model_quantize, src/engine/quantize.c), activation ranges
+ * measured on the letterboxed images.
+ *
  * Subcommands are a table.
  */
 #include <dirent.h>
@@ -33,12 +37,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/keys.h"
 #include "cli/commands.h"
 #include "cli/pull.h"
 #include "core/alloc.h"
 #include "engine/onnx.h"
 #include "serve/repository.h"
 #include "vigil/engine.h"
+#include "vigil/vision.h"
 
 typedef struct models_subcommand {
     const char *name;
@@ -544,6 +550,86 @@ static int models_pull(int argc, char **argv) {
     return 0;
 }
 
+/* ---- quantize ---- */
+
+#define QUANTIZE_MAX_IMAGE_BYTES ((size_t)64 << 20)
+
+/* Letterboxes one calibration image into t (a [1, 3, H, W] float input). */
+static vigil_status quantize_load_image(const char *path, vigil_tensor *t, vigil_error *err) {
+    char *bytes = NULL;
+    size_t size = 0;
+    vigil_image image = {0};
+    vigil_preprocess pre = vigil_preprocess_default();
+    vigil_status st = keys_read_file(path, QUANTIZE_MAX_IMAGE_BYTES, "image", &bytes, &size, err);
+    if (st == VIGIL_OK) st = vigil_image_decode(bytes, size, NULL, &image, NULL, err);
+    if (st == VIGIL_OK) st = vigil_letterbox(&image, (int)t->dims[3], (int)t->dims[2], &pre, t->data, NULL, err);
+    vigil_image_free(&image);
+    vigil_free(bytes);
+    return st;
+}
+
+/* `vigil models quantize IN OUT --calibrate IMAGE...`: vigil_model_quantize
+ * on letterboxed images (Ultralytics' pre-processing, the model's input size). */
+static int models_quantize(int argc, char **argv) {
+    const char *paths[2] = {NULL, NULL};
+    int n_paths = 0, int8 = 0, calibrate = 0;
+    size_t n_images = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: vigil models quantize IN.onnx OUT.onnx [--int8-activations] --calibrate IMAGE...\n\n"
+                   "Writes a QDQ int8 model: per-channel int8 weights and an int32 bias for every Conv, uint8\n"
+                   "(or int8) activations around it with ranges measured on the images (letterboxed to the\n"
+                   "model's input as vigil detect does).  vigil runs those convolutions in int8.\n");
+            return 0;
+        }
+        if (strcmp(argv[i], "--int8-activations") == 0)
+            int8 = 1;
+        else if (strcmp(argv[i], "--calibrate") == 0)
+            calibrate = i + 1;
+        else if (!calibrate && n_paths < 2)
+            paths[n_paths++] = argv[i];
+        else if (!calibrate) {
+            fprintf(stderr, "vigil models quantize: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (calibrate) n_images = (size_t)(argc - calibrate);
+    if (n_paths != 2 || n_images == 0) {
+        fprintf(stderr, "usage: vigil models quantize IN.onnx OUT.onnx [--int8-activations] --calibrate IMAGE...\n");
+        return 2;
+    }
+    vigil_error err = {0};
+    vigil_engine *engine = NULL;
+    vigil_model *model = NULL;
+    vigil_tensor *inputs = vigil_calloc(n_images, sizeof *inputs);
+    vigil_status st = inputs ? vigil_engine_create(NULL, &engine, &err) : VIGIL_ERR_NO_MEMORY;
+    if (st == VIGIL_OK) st = vigil_model_load(engine, paths[0], &model, &err);
+    const vigil_tensor_info *in = st == VIGIL_OK ? vigil_model_input(model, 0) : NULL;
+    if (st == VIGIL_OK && (vigil_model_input_count(model) != 1 || in->dtype != VIGIL_DTYPE_F32 || in->ndim != 4 ||
+                           in->dims[1] != 3 || in->dims[2] < 1 || in->dims[3] < 1))
+        st = vigil_error_set(&err, VIGIL_ERR_UNSUPPORTED, "%s: needs one float32 image input [N, 3, H, W]", paths[0]);
+    for (size_t k = 0; k < n_images && st == VIGIL_OK; k++) {
+        vigil_tensor *t = &inputs[k];
+        *t = (vigil_tensor){.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 3, in->dims[2], in->dims[3]}};
+        t->data = vigil_malloc((size_t)(3 * in->dims[2] * in->dims[3]) * sizeof(float));
+        st = t->data ? quantize_load_image(argv[calibrate + (int)k], t, &err) : VIGIL_ERR_NO_MEMORY;
+        if (st != VIGIL_OK) vigil_error_prefix(&err, "%s", argv[calibrate + (int)k]);
+    }
+    vigil_model_free(model);
+    if (st == VIGIL_OK) st = vigil_model_quantize(engine, paths[0], paths[1], inputs, n_images, int8, &err);
+    for (size_t k = 0; inputs && k < n_images; k++)
+        vigil_free(inputs[k].data);
+    vigil_free(inputs);
+    vigil_engine_destroy(engine);
+    if (st != VIGIL_OK) {
+        fprintf(stderr, "vigil models quantize: %s\n", err.message[0] ? err.message : "out of memory");
+        return 1;
+    }
+    printf("wrote %s (int8 weights, %s activations, calibrated on %zu images)\n", paths[1], int8 ? "int8" : "uint8",
+           n_images);
+    return 0;
+}
+
 static const models_subcommand models_subcommands[] = {
     {"inspect", models_inspect, "inspect MODEL.onnx|DIR [--json]",
      "show inputs, outputs, opsets, operators, weights and metadata of an ONNX file or model folder (nothing is run)"},
@@ -551,6 +637,8 @@ static const models_subcommand models_subcommands[] = {
      "the model repository as vigil serve would load it: versions, task, detection head family"},
     {"pull", models_pull, "pull SOURCE DEST [--sha256 HEX] ...",
      "fetch a model from an http(s) URL or s3://BUCKET/KEY into a repository, checked, all or nothing"},
+    {"quantize", models_quantize, "quantize IN OUT --calibrate IMAGE...",
+     "write a QDQ int8 version of a float32 model, activation ranges calibrated on the images"},
 };
 static const size_t models_n_subcommands = sizeof models_subcommands / sizeof models_subcommands[0];
 

@@ -24,6 +24,7 @@ static const struct {
 } npy_types[] = {
     {"<f4", NPY_F32, 4}, {"<f8", NPY_F64, 8}, {"<i8", NPY_I64, 8},
     {"<i4", NPY_I32, 4}, {"|u1", NPY_U8, 1},  {"|b1", NPY_BOOL, 1},
+    {"<f2", NPY_F16, 2}, {"|i1", NPY_I8, 1},
 };
 #define NPY_TYPE_COUNT (sizeof npy_types / sizeof npy_types[0])
 
@@ -93,7 +94,7 @@ static vigil_status npy_parse_header(const char *header, npy_array *out, vigil_e
     }
     if (i == NPY_TYPE_COUNT) {
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED,
-                               "npy: dtype %.8s not supported (f4, f8, i8, i4, u1, b1 little-endian)", descr);
+                               "npy: dtype %.8s not supported (f4, f8, f2, i8, i4, i1, u1, b1 little-endian)", descr);
     }
     out->dtype = npy_types[i].dtype;
     return npy_parse_shape(shape, out, err);

@@ -1,6 +1,6 @@
 /*
- * npy.h - NumPy .npy v1/v2 files: read and write little-endian f32, f64, i64,
- * i32, u8 and bool arrays in C order.  Used by `vigil infer`, the tests and the
+ * npy.h - NumPy .npy v1/v2 files: read and write little-endian f32, f64, f16,
+ * i64, i32, i8, u8 and bool arrays in C order.  Used by `vigil infer`, the tests and the
  * reference comparisons.
  */
 #ifndef VIGIL_CORE_NPY_H
@@ -13,7 +13,7 @@
 
 #define NPY_MAX_DIMS 8
 
-typedef enum npy_dtype { NPY_F32, NPY_F64, NPY_I64, NPY_I32, NPY_U8, NPY_BOOL } npy_dtype;
+typedef enum npy_dtype { NPY_F32, NPY_F64, NPY_I64, NPY_I32, NPY_U8, NPY_BOOL, NPY_F16, NPY_I8 } npy_dtype;
 
 typedef struct npy_array {
     npy_dtype dtype;

@@ -110,6 +110,9 @@ typedef struct op_def {
     size_t (*scratch_bytes)(const op_ctx *ctx);
     /* Creates the step (run function, state) for physical tensors. */
     vigil_status (*prepare)(op_ctx *ctx, vigil_error *err);
+    /* The layout pass may keep this op's uint8/int8 tensors NHWC too (quantized
+     * operators); otherwise only float32 tensors are ever NHWC. */
+    int quantized;
     /* For OP_LAYOUT_NHWC ops: whether this node can run NHWC (may be NULL = yes). */
     int (*nhwc_ok)(const onnx_node *node);
     /* Floating-point operations of one run (may be NULL). */

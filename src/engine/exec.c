@@ -271,7 +271,7 @@ static vigil_status plan_steps(vigil_plan *p, vigil_error *err) {
     return st;
 }
 
-/* An input whose only reader is a vigil.ToNHWC step is converted straight
+/* An input whose only reader is a vigil.ToNHWC (or vigil.F16ToF32) step is converted straight
  * from the caller's buffer: no copy into the arena first (for an image batch
  * that copy is a pass over many megabytes, most of them out of cache). */
 static vigil_status plan_direct_inputs(vigil_plan *p, vigil_error *err) {
@@ -287,7 +287,10 @@ static vigil_status plan_direct_inputs(vigil_plan *p, vigil_error *err) {
             for (int j = 0; j < n->n_in; j++)
                 if (n->in[j] == value) {
                     readers++;
-                    reader = j == 0 && strcmp(n->op->name, "vigil.ToNHWC") == 0 ? s : -1;
+                    reader = j == 0 && (strcmp(n->op->name, "vigil.ToNHWC") == 0 ||
+                                        strcmp(n->op->name, "vigil.F16ToF32") == 0)
+                                 ? s
+                                 : -1;
                 }
         }
         p->direct_step[i] = readers == 1 ? reader : -1;

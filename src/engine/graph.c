@@ -7,11 +7,22 @@
  * also detects cycles and inputs that nothing defines.  Symbolic dimensions
  * of graph inputs become the compile batch when they are the leading
  * dimension; any other symbolic dimension is unsupported.
+ *
+ * float16 is computed in float32: float16 initializers (and Constant,
+ * ConstantOfShape values) are widened here, once per compiled graph; a
+ * float16 graph input keeps its type at the API and is read through a
+ * vigil.F16ToF32 node, a float16 graph output is written by a vigil.F32ToF16
+ * node, and Cast to float16 inside the graph rounds to half precision but
+ * keeps float32 (ops/eltwise.c).  Every value the model computes is
+ * therefore one a float16 tensor can hold at the points where the model
+ * converts, while the arithmetic between those points is float32 (ONNX
+ * Runtime does the same on CPUs without float16 kernels).
  */
 #include <string.h>
 
 #include "core/alloc.h"
 #include "engine/engine_internal.h"
+#include "engine/kernels/kernels.h"
 
 /* Name -> value index, open addressing; lives only while building. */
 typedef struct name_map {
@@ -40,6 +51,29 @@ static void map_put(name_map *m, const graph *g, int value) {
     while (m->slots[i] >= 0)
         i = (i + 1) & (m->cap - 1);
     m->slots[i] = value;
+}
+
+/* Points the name of value at value from now on (it replaces the value of
+ * the same name, which must be in the map). */
+static void map_replace(name_map *m, const graph *g, int value) {
+    const char *name = g->values[value].name;
+    size_t i = name_hash(name) & (m->cap - 1);
+    while (strcmp(g->values[m->slots[i]].name, name) != 0)
+        i = (i + 1) & (m->cap - 1);
+    m->slots[i] = value;
+}
+
+/* Adds the internal conversion op (vigil.F16ToF32 or vigil.F32ToF16) from
+ * value v to a new value of the same name; returns it, -1 when out of memory. */
+static int add_conversion(graph *g, const char *op, int v) {
+    const char *name = g->values[v].name;
+    int n = graph_add_node(g, NULL, ops_find_internal(op), name, 1, 1);
+    int t = n < 0 ? -1 : graph_add_value(g, name);
+    if (t < 0) return -1;
+    g->values[t].producer = n;
+    g->nodes[n].in[0] = v;
+    g->nodes[n].out[0] = t;
+    return t;
 }
 
 int64_t tensor_count(int ndim, const int64_t *dims) {
@@ -167,6 +201,11 @@ static vigil_status add_graph_inputs(graph *g, name_map *map, vigil_error *err) 
         val->graph_input = (int)i + 1;
         g->inputs[g->n_inputs++] = v;
         map_put(map, g, v);
+        if (val->dtype == VIGIL_DTYPE_F16) { /* the model reads it as float32 */
+            int t = add_conversion(g, "vigil.F16ToF32", v);
+            if (t < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+            map_replace(map, g, t);
+        }
     }
     return VIGIL_OK;
 }
@@ -190,6 +229,12 @@ static vigil_status add_initializers(graph *g, name_map *map, vigil_error *err) 
         /* Constants are read-only views of the mapping (never copied here);
          * ops that hand one to XNNPACK unpacked make a padded copy. */
         val->cdata = t->data ? (void *)t->data : graph_alloc_const(g, 0);
+        if (val->cdata && val->dtype == VIGIL_DTYPE_F16) { /* widened: see the top of the file */
+            val->dtype = VIGIL_DTYPE_F32;
+            val->cdata = graph_alloc_const(g, tensor_bytes(VIGIL_DTYPE_F32, t->ndim, t->dims));
+            if (val->cdata)
+                kernels_cast(VIGIL_DTYPE_F16, t->data, VIGIL_DTYPE_F32, val->cdata, (int64_t)t->count, NULL);
+        }
         if (!val->cdata) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
         map_put(map, g, v);
     }
@@ -277,6 +322,10 @@ static vigil_status add_graph_outputs(graph *g, name_map *map, vigil_error *err)
         if (v < 0)
             return vigil_error_set(err, VIGIL_ERR_PARSE, "graph output '%s' is not produced by any node",
                                    m->outputs[i].name);
+        if (m->outputs[i].dtype == ONNX_FLOAT16) { /* computed in float32, written as float16 */
+            v = add_conversion(g, "vigil.F32ToF16", v);
+            if (v < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+        }
         g->outputs[g->n_outputs++] = v;
     }
     return VIGIL_OK;

@@ -6,6 +6,12 @@
  *   fuse_activation  Conv/ConvTranspose followed by Relu or Clip (constant
  *                    bounds) becomes one op with an output clamp; Conv followed
  *                    by Sigmoid and Mul(x, Sigmoid(x)) becomes Conv+SiLU.
+ *   fuse_qdq_conv    DequantizeLinear -> Conv (weights a folded DequantizeLinear
+ *                    of int8/uint8 constants; a fused Relu/Clip allowed) ->
+ *                    QuantizeLinear becomes one QLinearConv on the quantized
+ *                    tensors (ops/quant.c runs it on XNNPACK's int8
+ *                    convolution), so QDQ models compute their convolutions
+ *                    in int8 and keep the tensors between them quantized.
  *   remove_dead      nodes whose outputs reach no graph output are dropped.
  *   layout           chooses NHWC or ONNX layout per node (see op_layout in
  *                    engine_internal.h), inserts conversion nodes where a
@@ -205,6 +211,91 @@ static void fuse_silu(graph *g) {
     }
 }
 
+/* ---- DequantizeLinear -> Conv -> QuantizeLinear ---- */
+
+/* v's producer when it is a DequantizeLinear (live or folded) with
+ * per-tensor constant parameters, or with per-channel ones along axis
+ * `channel_axis` (-1: per tensor only); else -1. */
+static int qdq_producer(const graph *g, int v, int channel_axis) {
+    if (v < 0 || g->values[v].producer < 0) return -1;
+    int p = g->values[v].producer;
+    const gnode *d = &g->nodes[p];
+    if (!d->op || strcmp(d->op->name, "DequantizeLinear") != 0 || d->n_in < 2) return -1;
+    int x = d->in[0], scale = d->in[1], zp = d->n_in > 2 ? d->in[2] : -1;
+    if (!is_f32_const(g, scale) || (zp >= 0 && !g->values[zp].cdata)) return -1;
+    vigil_dtype t = g->values[x].dtype;
+    if (t != VIGIL_DTYPE_U8 && t != VIGIL_DTYPE_I8) return -1;
+    int64_t n = tensor_count(g->values[scale].ndim, g->values[scale].dims);
+    if (n > 1 && (channel_axis < 0 || attr_int(d->src, "axis", 1) != channel_axis)) return -1;
+    return p;
+}
+
+/* The Conv's bias in int32 at scale x_scale * w_scale[c] (how QDQ exporters
+ * store it, dequantized and folded here: this recovers their integers). */
+static int quantize_bias(graph *g, int bias_f32, int x_scale, int w_scale, int64_t m) {
+    int v = graph_add_value(g, g->values[bias_f32].name); /* may move g->values */
+    int32_t *q = v < 0 ? NULL : graph_alloc_const(g, (size_t)m * sizeof(int32_t));
+    if (!q) return -1;
+    const float *b = g->values[bias_f32].cdata, *xs = g->values[x_scale].cdata, *ws = g->values[w_scale].cdata;
+    int per_channel = tensor_count(g->values[w_scale].ndim, g->values[w_scale].dims) > 1;
+    for (int64_t c = 0; c < m; c++) {
+        double r = nearbyint((double)b[c] / (double)(xs[0] * ws[per_channel ? c : 0]));
+        q[c] = r < INT32_MIN ? INT32_MIN : r > INT32_MAX ? INT32_MAX : (int32_t)r;
+    }
+    gvalue *bv = &g->values[v];
+    bv->dtype = VIGIL_DTYPE_I32;
+    bv->ndim = 1;
+    bv->dims[0] = m;
+    bv->cdata = q;
+    return v;
+}
+
+static vigil_status fuse_one_qdq_conv(graph *g, int c, vigil_error *err) {
+    gnode *conv = &g->nodes[c];
+    int y = conv->out[0], q_node;
+    if (conv->act == ACT_SILU || conv->n_in < 2 || is_graph_output(g, y) || count_uses(g, y, &q_node) != 1)
+        return VIGIL_OK;
+    const gnode *q = &g->nodes[q_node];
+    if (!op_is(q, "QuantizeLinear") || q->in[0] != y || q->n_in < 2 || !is_f32_const(g, q->in[1])) return VIGIL_OK;
+    int y_zp = q->n_in > 2 ? q->in[2] : -1;
+    if (tensor_count(g->values[q->in[1]].ndim, g->values[q->in[1]].dims) != 1 || (y_zp >= 0 && !g->values[y_zp].cdata))
+        return VIGIL_OK;
+    int dx = qdq_producer(g, conv->in[0], -1), dw = qdq_producer(g, conv->in[1], 0);
+    if (dx < 0 || dw < 0 || g->nodes[dx].dead || g->values[conv->in[1]].ndim != 4) return VIGIL_OK;
+    int bias = conv->n_in > 2 ? conv->in[2] : -1;
+    int64_t m = g->values[conv->in[1]].dims[0];
+    if (bias >= 0 && (!is_f32_const(g, bias) || tensor_count(g->values[bias].ndim, g->values[bias].dims) != m))
+        return VIGIL_OK;
+    const gnode *x = &g->nodes[dx], *w = &g->nodes[dw];
+    int in[9] = {x->in[0], x->in[1], x->n_in > 2 ? x->in[2] : -1,
+                 w->in[0], w->in[1], w->n_in > 2 ? w->in[2] : -1,
+                 q->in[1], y_zp,     -1};
+    if (bias >= 0) {
+        in[8] = quantize_bias(g, bias, in[1], in[4], m);
+        if (in[8] < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    }
+    int *io = vigil_calloc(9 + 1 + 1, sizeof(int)); /* QLinearConv's 9 inputs, 1 output */
+    if (!io) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    conv = &g->nodes[c];
+    memcpy(io, in, sizeof in);
+    vigil_free(conv->in);
+    conv->in = io;
+    conv->out = io + 9;
+    conv->n_in = 9;
+    conv->n_out = 1;
+    conv->out[0] = y;
+    conv->op = ops_find("", "QLinearConv");
+    take_output(g, c, q_node); /* the QuantizeLinear's output: the Conv's float output is gone */
+    return VIGIL_OK;
+}
+
+static vigil_status fuse_qdq_conv(graph *g, vigil_error *err) {
+    vigil_status st = VIGIL_OK;
+    for (int i = 0; i < g->n_nodes && st == VIGIL_OK; i++)
+        if (op_is(&g->nodes[i], "Conv")) st = fuse_one_qdq_conv(g, i, err);
+    return st;
+}
+
 void passes_remove_dead(graph *g) {
     char *live = vigil_calloc((size_t)g->n_values + 1, 1);
     if (!live) return; /* keeping dead nodes is harmless */
@@ -232,8 +323,9 @@ vigil_status passes_run(graph *g, vigil_error *err) {
     if (st != VIGIL_OK) return st;
     fuse_silu(g);
     fuse_clamps(g);
+    st = fuse_qdq_conv(g, err);
     passes_remove_dead(g);
-    return VIGIL_OK;
+    return st;
 }
 
 /* ---- layout ---- */
@@ -330,19 +422,24 @@ static int layout_input_count(const gnode *n) {
     return n->op->layout_inputs ? (n->op->layout_inputs < n->n_in ? n->op->layout_inputs : n->n_in) : n->n_in;
 }
 
+/* float32 tensors may be NHWC; uint8/int8 ones between quantized operators. */
+static int nhwc_dtype(const gnode *n, vigil_dtype t) {
+    return t == VIGIL_DTYPE_F32 || (n->op->quantized && (t == VIGIL_DTYPE_U8 || t == VIGIL_DTYPE_I8));
+}
+
 /* Whether node n should run on NHWC tensors. */
 static int choose_nhwc(const graph *g, const gnode *n) {
     int n_data = layout_input_count(n);
     for (int k = 0; k < n->n_out; k++) {
         if (n->out[k] < 0) continue;
         const gvalue *o = &g->values[n->out[k]];
-        if (o->ndim != 4 || o->dtype != VIGIL_DTYPE_F32) return 0;
+        if (o->ndim != 4 || !nhwc_dtype(n, o->dtype)) return 0;
     }
     int any_nhwc = 0;
     for (int k = 0; k < n_data; k++) {
         if (n->in[k] < 0) continue;
         const gvalue *v = &g->values[n->in[k]];
-        if (v->ndim > 4 || v->dtype != VIGIL_DTYPE_F32) return 0;
+        if (v->ndim > 4 || !nhwc_dtype(n, v->dtype)) return 0;
         if (v->nhwc) any_nhwc = 1;
     }
     switch (n->op->layout) {

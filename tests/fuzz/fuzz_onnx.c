@@ -2,7 +2,11 @@
  * fuzz_onnx.c - libFuzzer target for the ONNX loader: onnx_load_buffer and
  * onnx_tensor_decode on arbitrary bytes.  A successful load is walked end to
  * end (every string, every attribute array, every tensor byte) so that
- * AddressSanitizer sees any pointer the decoder got wrong.  Its corpus
+ * AddressSanitizer sees any pointer the decoder got wrong; then the engine
+ * validates it and compiles it at batch 1 (shape inference, constant
+ * folding, passes), as loading a model does, so that every operator's load
+ * checks and the kernels of folded constants (the quantization operators'
+ * among them) see hostile graphs too.  Its corpus
  * (tests/fuzz/corpus/onnx/) is replayed in every ctest run: seeds written by
  * tools/gen_onnx_corpus.py, regress_* inputs that once failed, and fz_* small
  * inputs libFuzzer found to add coverage.
@@ -10,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "engine/exec.h"
 #include "engine/onnx.h"
 
 static volatile size_t fuzz_sink;
@@ -72,7 +77,12 @@ static void touch_model(const onnx_model *m) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     onnx_model *model = NULL;
     vigil_error err;
-    if (onnx_load_buffer(data, size, NULL, &model, &err) == VIGIL_OK) touch_model(model);
+    if (onnx_load_buffer(data, size, NULL, &model, &err) == VIGIL_OK) {
+        touch_model(model);
+        graph *g = NULL;
+        if (exec_validate(model, &err) == VIGIL_OK && exec_compile_graph(model, 1, &g, &err) == VIGIL_OK)
+            graph_free(g);
+    }
     onnx_free(model);
     onnx_tensor *tensor = NULL;
     if (onnx_tensor_decode(data, size, &tensor, &err) == VIGIL_OK) touch_tensor(tensor);

@@ -196,6 +196,10 @@ void kernels_isinf_f32(const float *x, uint8_t *y, int64_t n, int detect_negativ
  * implementation-defined but deterministic result: saturation, NaN -> 0); to
  * BOOL is (x != 0); from BOOL is 0/1.  from == to copies. */
 vigil_status kernels_cast(vigil_dtype from, const void *x, vigil_dtype to, void *y, int64_t n, vigil_error *err);
+/* Cast to float16 for a graph that computes float16 in float32: y[i] is
+ * x[i] rounded once to half precision (nearest, ties to even; subnormals,
+ * infinities and NaN as IEEE says), stored as float. */
+void kernels_cast_to_f16_as_f32(vigil_dtype from, const void *x, float *y, int64_t n);
 /* IEEE half <-> float. */
 float kernels_f16_to_f32(uint16_t h);
 uint16_t kernels_f32_to_f16(float f);
@@ -442,6 +446,47 @@ void kernels_gemm_f32(const float *A, const kshape *as, const float *B, const ks
                       const kshape *cs, int trans_a, int trans_b, float alpha, float beta, float *Y);
 
 /* ------------------------------------------------------------------------- */
+/* Linear quantization (quant.c)                                             */
+/* ------------------------------------------------------------------------- */
+
+/* ONNX's linear quantization: q = saturate(round_half_even(x / scale) + zp),
+ * x = (q - zp) * scale, computed in float32 as ONNX's reference does.
+ *
+ * A tensor is seen as [outer, channels, inner] with one scale and zero point
+ * per channel (channels = 1: per tensor).  Quantized types are U8 and I8;
+ * zero_point NULL means 0.  A NaN quantizes to the zero point; +-inf and
+ * values out of range saturate. */
+typedef struct kernels_qaxis {
+    int64_t outer, channels, inner;
+} kernels_qaxis;
+
+/* The view of shape s around axis (axis < 0: per tensor). */
+kernels_qaxis kernels_qaxis_make(const kshape *s, int axis);
+/* Smallest and largest value of U8 or I8. */
+void kernels_qrange(vigil_dtype qtype, int32_t *lo, int32_t *hi);
+/* Element i of a U8, I8 or I32 tensor. */
+int32_t kernels_qload(vigil_dtype dtype, const void *x, int64_t i);
+void kernels_quantize_linear(const float *x, const kernels_qaxis *ax, const float *scale, vigil_dtype qtype,
+                             const void *zero_point, void *y);
+/* x is U8, I8 or I32 (I32 has no zero point). */
+void kernels_dequantize_linear(vigil_dtype xtype, const void *x, const kernels_qaxis *ax, const float *scale,
+                               const void *zero_point, float *y);
+/* DynamicQuantizeLinear (uint8): scale = (max(0, max x) - min(0, min x)) / 255
+ * (1 / 255 when that range is 0, as ONNX's reference does), zero point =
+ * round(saturate(-min(0, min x) / scale)), then y as above.  n == 0 gives
+ * scale 1 / 255 and zero point 0. */
+void kernels_dynamic_quantize_linear(const float *x, int64_t n, uint8_t *y, float *scale, uint8_t *zero_point);
+/* y = x - zero_point per channel, widened to int64 (x U8, I8 or I32; the
+ * integer operators compute on these so that their sums are exact). */
+void kernels_qcenter(vigil_dtype xtype, const void *x, const kernels_qaxis *ax, vigil_dtype zptype,
+                     const void *zero_point, int64_t *y);
+/* Requantizes accumulators: y = saturate(round_half_even(acc * multiplier[c])
+ * + zp) with one multiplier per channel (the product in double from float32
+ * multipliers, as ONNX's reference does) and one zero point (NULL: 0). */
+void kernels_requantize(const int64_t *acc, const kernels_qaxis *ax, const float *multiplier, vigil_dtype qtype,
+                        const void *zero_point, void *y);
+
+/* ------------------------------------------------------------------------- */
 /* NCHW reference convolution, pooling and normalisation (F32)               */
 /* ------------------------------------------------------------------------- */
 
@@ -486,6 +531,10 @@ vigil_status kernels_conv_shape(const kshape *xs, const kshape *ws, const kernel
 /* b [M] may be NULL. */
 void kernels_conv_f32(const float *x, const kshape *xs, const float *w, const float *b, const kernels_window *win,
                       float *y, const kshape *ys);
+/* The same on int64 (ConvInteger, QLinearConv after their zero points are
+ * subtracted: every sum is exact). */
+void kernels_conv_i64(const int64_t *x, const kshape *xs, const int64_t *w, const int64_t *b,
+                      const kernels_window *win, int64_t *y, const kshape *ys);
 
 /* ConvTranspose: x [N, C, spatial], w [C, M / group, kernel] -> y [N, M, out]
  * with out = stride * (in - 1) + output_padding + (kernel - 1) * dilation + 1 - pads

@@ -181,6 +181,23 @@ uint16_t kernels_f32_to_f16(float f) {
     return (uint16_t)(sign | half);
 }
 
+/* double -> half with a single rounding: rounding to float first would
+ * round twice (a value just above a half-way point of half precision could
+ * land on it).  Rounding to float "to odd" (truncate, then set the last bit
+ * when inexact) keeps the information the second rounding needs, since float
+ * has 13 more fraction bits than half. */
+static uint16_t f64_to_f16(double d) {
+    float f = (float)d;
+    if (!isnan(d) && (double)f != d) {
+        if (fabs((double)f) > fabs(d)) f = nextafterf(f, 0.0f);
+        uint32_t bits;
+        memcpy(&bits, &f, sizeof bits);
+        bits |= 1;
+        memcpy(&f, &bits, sizeof f);
+    }
+    return kernels_f32_to_f16(f);
+}
+
 /* ---- Cast ---- */
 
 /* Float to integer: truncate toward zero, saturate, NaN -> 0. */
@@ -273,7 +290,7 @@ vigil_status kernels_cast(vigil_dtype from, const void *x, vigil_dtype to, void 
         switch (to) {
         case VIGIL_DTYPE_F32: ((float *)y)[i] = (float)v; break;
         case VIGIL_DTYPE_F64: ((double *)y)[i] = v; break;
-        case VIGIL_DTYPE_F16: ((uint16_t *)y)[i] = kernels_f32_to_f16((float)v); break;
+        case VIGIL_DTYPE_F16: ((uint16_t *)y)[i] = f64_to_f16(v); break;
         case VIGIL_DTYPE_I64: ((int64_t *)y)[i] = FLOAT_TO_INT(v, int64_t, INT64_MIN, INT64_MAX); break;
         case VIGIL_DTYPE_I32: ((int32_t *)y)[i] = FLOAT_TO_INT(v, int32_t, INT32_MIN, INT32_MAX); break;
         case VIGIL_DTYPE_U8: ((uint8_t *)y)[i] = FLOAT_TO_INT(v, uint8_t, 0, UINT8_MAX); break;
@@ -282,4 +299,8 @@ vigil_status kernels_cast(vigil_dtype from, const void *x, vigil_dtype to, void 
         }
     }
     return VIGIL_OK;
+}
+
+void kernels_cast_to_f16_as_f32(vigil_dtype from, const void *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = kernels_f16_to_f32(f64_to_f16(cast_load_f64(from, x, i)));
 }

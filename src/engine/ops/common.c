@@ -142,6 +142,16 @@ int nhwc_axis(int axis) {
     return axis >= 0 && axis < 4 ? map[axis] : axis;
 }
 
+op_tensor op_logical(const op_tensor *t, int nhwc) {
+    op_tensor l = *t;
+    if (nhwc && t->ndim == 4) {
+        l.dims[1] = t->dims[3];
+        l.dims[2] = t->dims[1];
+        l.dims[3] = t->dims[2];
+    }
+    return l;
+}
+
 kshape op_kshape(const op_tensor *t) {
     return kshape_make(t->ndim, t->dims);
 }

@@ -331,14 +331,8 @@ static vigil_status run_ref_conv(step *s, vigil_error *err) {
 static vigil_status prepare_conv_common(op_ctx *ctx, int transpose, vigil_error *err) {
     kernels_window w;
     /* The window is read against the logical input (pads depend on H, W). */
-    op_tensor logical_x = ctx->in[0];
-    if (ctx->nhwc) {
-        logical_x.dims[1] = ctx->in[0].dims[3];
-        logical_x.dims[2] = ctx->in[0].dims[1];
-        logical_x.dims[3] = ctx->in[0].dims[2];
-    }
     op_tensor saved = ctx->in[0];
-    ctx->in[0] = logical_x;
+    ctx->in[0] = op_logical(&saved, ctx->nhwc);
     vigil_status st = conv_window(ctx, transpose, &w, err);
     ctx->in[0] = saved;
     if (st != VIGIL_OK) return st;

@@ -499,12 +499,15 @@ static vigil_status check_cast(const onnx_node *node, int64_t opset, vigil_error
     return VIGIL_OK;
 }
 
+/* float16 values are computed in float32 (graph.c): a Cast to float16 keeps
+ * float32 and rounds each value to half precision, so that everything
+ * after it sees exactly the values a float16 tensor would hold. */
 static vigil_status infer_cast(op_ctx *ctx, vigil_error *err) {
     vigil_dtype to;
     if (dtype_from_onnx((int32_t)attr_int(ctx->node, "to", 0), &to) != VIGIL_OK)
         return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "unsupported target type");
     kshape s = op_kshape(&ctx->in[0]);
-    op_set_out(&ctx->out[0], to, &s);
+    op_set_out(&ctx->out[0], to == VIGIL_DTYPE_F16 ? VIGIL_DTYPE_F32 : to, &s);
     return VIGIL_OK;
 }
 
@@ -512,7 +515,37 @@ static vigil_status run_cast(step *s, vigil_error *err) {
     return kernels_cast(s->in[0].dtype, s->in[0].data, s->out[0].dtype, s->out[0].data, op_count(&s->in[0]), err);
 }
 
+static vigil_status run_cast_f16(step *s, vigil_error *err) {
+    kernels_cast_to_f16_as_f32(s->in[0].dtype, s->in[0].data, s->out[0].data, op_count(&s->in[0]));
+    return VIGIL_OK;
+}
+
 static vigil_status prepare_cast(op_ctx *ctx, vigil_error *err) {
+    int to_f16 = attr_int(ctx->node, "to", 0) == ONNX_FLOAT16;
+    ctx->step->run = to_f16 ? run_cast_f16 : run_cast;
+    return VIGIL_OK;
+}
+
+/* ---- vigil.F16ToF32, vigil.F32ToF16: a float16 model's boundaries ---- */
+
+/* The graph's float16 inputs are read through F16ToF32 and its float16
+ * outputs written by F32ToF16 (graph.c); between them the model computes in
+ * float32.  Both conversions are exact or round once (to nearest even). */
+static vigil_status infer_to_f32(op_ctx *ctx, vigil_error *err) {
+    kshape s = op_kshape(&ctx->in[0]);
+    op_set_out(&ctx->out[0], VIGIL_DTYPE_F32, &s);
+    return VIGIL_OK;
+}
+
+static vigil_status infer_to_f16(op_ctx *ctx, vigil_error *err) {
+    static const vigil_dtype floats[] = {VIGIL_DTYPE_F32, VIGIL_DTYPE_F16};
+    vigil_status st = op_require_dtype(ctx, 0, floats, 2, err);
+    kshape s = op_kshape(&ctx->in[0]);
+    if (st == VIGIL_OK) op_set_out(&ctx->out[0], VIGIL_DTYPE_F16, &s);
+    return st;
+}
+
+static vigil_status prepare_boundary(op_ctx *ctx, vigil_error *err) {
     ctx->step->run = run_cast;
     return VIGIL_OK;
 }
@@ -638,6 +671,18 @@ const op_def ops_eltwise[] = {
      .check = check_cast,
      .infer = infer_cast,
      .prepare = prepare_cast},
+    {.name = "vigil.F16ToF32",
+     .min_opset = 1,
+     .max_opset = 99,
+     .foldable = 1,
+     .infer = infer_to_f32,
+     .prepare = prepare_boundary},
+    {.name = "vigil.F32ToF16",
+     .min_opset = 1,
+     .max_opset = 99,
+     .foldable = 1,
+     .infer = infer_to_f16,
+     .prepare = prepare_boundary},
     {.name = "Where",
      .min_inputs = 3,
      .min_opset = 9,

@@ -59,17 +59,27 @@ void transpose_generic(const void *src, void *dst, size_t esize, int ndim, const
     kernels_transpose(esize, src, &s, p, dst);
 }
 
+/* Quantized (1-byte) tensors take the generic transpose: they are converted
+ * only at the edges of a quantized region, and are a quarter of the bytes. */
 static vigil_status run_to_nhwc(step *s, vigil_error *err) {
     const int64_t *o = s->out[0].dims; /* N,H,W,C */
     int64_t nchw[4] = {o[0], o[3], o[1], o[2]};
-    layout_nchw_to_nhwc(s->in[0].data, s->out[0].data, nchw, s->pool);
+    static const int64_t perm[4] = {0, 2, 3, 1};
+    if (op_elem(&s->in[0]) == sizeof(float))
+        layout_nchw_to_nhwc(s->in[0].data, s->out[0].data, nchw, s->pool);
+    else
+        transpose_generic(s->in[0].data, s->out[0].data, op_elem(&s->in[0]), 4, nchw, perm);
     return VIGIL_OK;
 }
 
 static vigil_status run_to_onnx(step *s, vigil_error *err) {
     const int64_t *i = s->in[0].dims; /* N,H,W,C */
     int64_t nchw[4] = {i[0], i[3], i[1], i[2]};
-    layout_nhwc_to_nchw(s->in[0].data, s->out[0].data, nchw, s->pool);
+    static const int64_t perm[4] = {0, 3, 1, 2};
+    if (op_elem(&s->in[0]) == sizeof(float))
+        layout_nhwc_to_nchw(s->in[0].data, s->out[0].data, nchw, s->pool);
+    else
+        transpose_generic(s->in[0].data, s->out[0].data, op_elem(&s->in[0]), 4, i, perm);
     return VIGIL_OK;
 }
 

@@ -10,6 +10,9 @@
 #include "engine/kernels/kernels.h"
 
 kshape op_kshape(const op_tensor *t);
+/* The logical (N,C,H,W) view of a 4-D tensor stored N,H,W,C when nhwc (the
+ * same data; only the dims differ), else t itself. */
+op_tensor op_logical(const op_tensor *t, int nhwc);
 void op_set_out(op_tensor *o, vigil_dtype dtype, const kshape *s);
 /* Unknown attribute names -> VIGIL_ERR_UNSUPPORTED naming the node. */
 vigil_status op_check_attrs(const onnx_node *node, const op_def *op, vigil_error *err);
@@ -40,5 +43,6 @@ extern const op_def ops_linalg[];
 extern const op_def ops_layout[];
 extern const op_def ops_norm[];
 extern const op_def ops_misc[];
+extern const op_def ops_quant[];
 
 #endif

@@ -7,7 +7,7 @@
 #include "engine/ops/ops.h"
 
 static const op_def *const families[] = {ops_conv,   ops_pool,   ops_eltwise, ops_shape, ops_movement, ops_resize,
-                                         ops_reduce, ops_linalg, ops_norm,    ops_misc,  ops_layout};
+                                         ops_reduce, ops_linalg, ops_norm,    ops_misc,  ops_layout,   ops_quant};
 
 static const op_def *find(const char *name, int internal) {
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)

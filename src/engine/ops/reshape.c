@@ -121,8 +121,11 @@ static vigil_status infer_constant(op_ctx *ctx, vigil_error *err) {
         src = a->ints;
         bytes = a->n_ints * sizeof(int64_t);
     }
+    int f16 = o->dtype == VIGIL_DTYPE_F16; /* computed in float32 (graph.c) */
+    if (f16) o->dtype = VIGIL_DTYPE_F32;
     void *d = op_const_alloc(ctx, o);
     if (!d) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    if (f16) return kernels_cast(VIGIL_DTYPE_F16, src, VIGIL_DTYPE_F32, d, op_count(o), err);
     if (bytes) memcpy(d, src, bytes);
     return VIGIL_OK;
 }
@@ -142,10 +145,19 @@ static vigil_status infer_constant_of_shape(op_ctx *ctx, vigil_error *err) {
     if (a && (!a->t || dtype_from_onnx(a->t->dtype, &dt) != VIGIL_OK || a->t->count != 1))
         return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "value must be a one-element tensor of a supported type");
     kshape s = kshape_make(n, dims);
+    float widened; /* a float16 value is computed in float32 (graph.c) */
+    const void *value = a ? a->t->data : NULL;
+    if (dt == VIGIL_DTYPE_F16) {
+        uint16_t h;
+        memcpy(&h, value, sizeof h);
+        widened = kernels_f16_to_f32(h);
+        value = &widened;
+        dt = VIGIL_DTYPE_F32;
+    }
     set_shape(ctx, dt, &s);
     void *d = op_const_alloc(ctx, &ctx->out[0]);
     if (!d) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
-    if (a) kernels_fill(vigil_dtype_size(dt), a->t->data, d, kshape_count(&s));
+    if (value) kernels_fill(vigil_dtype_size(dt), value, d, kshape_count(&s));
     return VIGIL_OK;
 }
 

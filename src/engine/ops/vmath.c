@@ -2,7 +2,8 @@
  * vmath.c - vectorised float32 math where the engine's hot paths need it and
  * XNNPACK (2022) has nothing: the fused SiLU (x * sigmoid(x)) that follows
  * most convolutions of YOLOv5/v8/11, and softmax along a non-innermost axis
- * (YOLOv8's distribution-focal-loss head).
+ * (YOLOv8's distribution-focal-loss head); and per-tensor QuantizeLinear /
+ * DequantizeLinear, which sit on every activation of a QDQ model.
  *
  * XNNPACK (2022) has no SiLU, and sigmoid-then-multiply costs two extra passes
  * over memory and two thread-pool dispatches per layer.  This is one pass:
@@ -139,4 +140,77 @@ void softmax_f32_strided(const float *x, float *y, size_t outer, size_t len, siz
             for (size_t i = 0; i < inner; i++)
                 yo[k * inner + i] *= sum[i];
     }
+}
+
+/* ---- QuantizeLinear / DequantizeLinear, per tensor ---- */
+
+typedef int8_t vs8 __attribute__((vector_size(LANES)));
+typedef uint8_t vu8 __attribute__((vector_size(LANES)));
+
+/* kernels_quantize_linear's arithmetic, lane by lane: x / scale, NaN as 0,
+ * clamped to the quantized range less the zero point, rounded half to even
+ * by adding and subtracting 1.5 * 2^23, plus the zero point. */
+static inline float quantize_scalar(float x, float scale, float lo, float hi) {
+    float v = x / scale;
+    v = v != v ? 0.0f : v;
+    v = v < lo ? lo : v > hi ? hi : v;
+    return (v + 12582912.0f) - 12582912.0f;
+}
+
+VMATH_CLONES static void quantize_block(const float *x, size_t n, float scale, int32_t zp, int is_signed, void *y) {
+    float lo = (float)((is_signed ? -128 : 0) - zp), hi = (float)((is_signed ? 127 : 255) - zp);
+    const vf magic = splat(12582912.0f);
+    vi zpv = {zp, zp, zp, zp, zp, zp, zp, zp};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        vf v;
+        memcpy(&v, x + i, sizeof v);
+        v = v / splat(scale);
+        v = (vf)((vi)v & (vi)(v == v)); /* NaN -> 0 */
+        v = clamp(v, lo, hi);
+        vi q = __builtin_convertvector((v + magic) - magic, vi) + zpv;
+        if (is_signed) {
+            vs8 b = __builtin_convertvector(q, vs8);
+            memcpy((int8_t *)y + i, &b, sizeof b);
+        } else {
+            vu8 b = __builtin_convertvector(q, vu8);
+            memcpy((uint8_t *)y + i, &b, sizeof b);
+        }
+    }
+    for (; i < n; i++) {
+        int32_t q = (int32_t)quantize_scalar(x[i], scale, lo, hi) + zp;
+        if (is_signed)
+            ((int8_t *)y)[i] = (int8_t)q;
+        else
+            ((uint8_t *)y)[i] = (uint8_t)q;
+    }
+}
+
+void quantize_f32(const float *x, size_t n, float scale, int32_t zero_point, int is_signed, void *y) {
+    quantize_block(x, n, scale, zero_point, is_signed, y);
+}
+
+VMATH_CLONES static void dequantize_block(const void *x, size_t n, float scale, int32_t zp, int is_signed, float *y) {
+    vf s = splat(scale), z = splat((float)zp);
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        vf v;
+        if (is_signed) {
+            vs8 b;
+            memcpy(&b, (const int8_t *)x + i, sizeof b);
+            v = __builtin_convertvector(b, vf);
+        } else {
+            vu8 b;
+            memcpy(&b, (const uint8_t *)x + i, sizeof b);
+            v = __builtin_convertvector(b, vf);
+        }
+        v = (v - z) * s;
+        memcpy(y + i, &v, sizeof v);
+    }
+    for (; i < n; i++)
+        y[i] = ((float)(is_signed ? ((const int8_t *)x)[i] : ((const uint8_t *)x)[i]) - (float)zp) * scale;
+}
+
+void dequantize_f32(const void *x, size_t n, float scale, int32_t zero_point, int is_signed, float *y) {
+    dequantize_block(x, n, scale, zero_point, is_signed, y);
 }

@@ -1,0 +1,559 @@
+/*
+ * quantize.c - vigil_model_quantize: a float32 ONNX model in, a QDQ int8
+ * model out (what `vigil models quantize` writes).
+ *
+ * Every 2-D Conv whose weights (and bias) are float32 initializers of its
+ * own and whose output an activation function reads gets:
+ *   - its weights as int8 per output channel (symmetric: scale max|w| / 127,
+ *     zero point 0) behind a DequantizeLinear (axis 0), its bias as int32 at
+ *     scale x_scale * w_scale behind another (how ONNX Runtime's quantizer
+ *     writes them, and what passes.c turns back into integers);
+ *   - QuantizeLinear -> DequantizeLinear on its input and output, uint8 or
+ *     int8, scale and zero point from the range [min(0, lo), max(0, hi)] the
+ *     tensor took over the calibration inputs.  A tensor is quantized once,
+ *     however many convolutions read it.
+ * The engine then runs each DequantizeLinear -> Conv -> QuantizeLinear as one
+ * int8 convolution (passes.c, ops/quant.c).
+ *
+ * Calibration runs the float32 model with every such tensor made a graph
+ * output (which also keeps the passes from fusing it away).  The output file
+ * is the input file rewritten at the protobuf level: every field this code
+ * does not change is copied byte for byte (metadata, opsets, other nodes,
+ * value_info), so nothing it does not understand is lost.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "engine/exec.h"
+#include "engine/onnx_wire.h"
+
+/* ---- a protobuf writer (growable, capped) ---- */
+
+#define QBUF_MAX ((size_t)1 << 32) /* 4 GiB: more than any model this rewrites */
+
+typedef struct qbuf {
+    uint8_t *data;
+    size_t len, cap;
+    int failed; /* an allocation failed or the cap was reached: the content is incomplete */
+} qbuf;
+
+static void qb_put(qbuf *b, const void *p, size_t n) {
+    if (b->failed) return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n && cap <= QBUF_MAX)
+            cap *= 2;
+        uint8_t *d = cap > QBUF_MAX ? NULL : vigil_realloc(b->data, cap);
+        if (!d) {
+            b->failed = 1;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static void qb_varint(qbuf *b, uint64_t v) {
+    uint8_t tmp[10];
+    int n = 0;
+    do {
+        tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    qb_put(b, tmp, (size_t)n);
+}
+
+static void qb_int(qbuf *b, uint32_t field, int64_t v) {
+    qb_varint(b, (uint64_t)field << 3 | WIRE_VARINT);
+    qb_varint(b, (uint64_t)v);
+}
+
+static void qb_bytes(qbuf *b, uint32_t field, const void *p, size_t n) {
+    qb_varint(b, (uint64_t)field << 3 | WIRE_LEN);
+    qb_varint(b, n);
+    qb_put(b, p, n);
+}
+
+static void qb_str(qbuf *b, uint32_t field, const char *s) {
+    qb_bytes(b, field, s, strlen(s));
+}
+
+/* Appends sub as a LEN field and empties it. */
+static void qb_msg(qbuf *b, uint32_t field, qbuf *sub) {
+    if (sub->failed) b->failed = 1;
+    qb_bytes(b, field, sub->data, sub->len);
+    vigil_free(sub->data);
+    memset(sub, 0, sizeof *sub);
+}
+
+/* Copies field f of r's message verbatim (key and payload). */
+static void qb_copy(qbuf *b, const wire_reader *r, const wire_field *f, size_t end) {
+    qb_put(b, r->base + f->offset, end - f->offset);
+}
+
+/* TensorProto: dims, data_type, name, raw_data. */
+static void qb_tensor(qbuf *b, const char *name, int32_t dtype, int ndim, const int64_t *dims, const void *data,
+                      size_t nbytes) {
+    qbuf t = {0};
+    for (int i = 0; i < ndim; i++)
+        qb_int(&t, 1, dims[i]);
+    qb_int(&t, 2, dtype);
+    qb_str(&t, 8, name);
+    qb_bytes(&t, 9, data, nbytes);
+    qb_msg(b, 5, &t); /* GraphProto.initializer */
+}
+
+/* NodeProto with n_in inputs, one output (also its name) and an optional axis. */
+static void qb_node(qbuf *b, const char *op, int n_in, const char *const *in, const char *out, int64_t axis) {
+    qbuf n = {0};
+    for (int i = 0; i < n_in; i++)
+        qb_str(&n, 1, in[i]);
+    qb_str(&n, 2, out);
+    qb_str(&n, 3, out);
+    qb_str(&n, 4, op);
+    if (axis >= 0) {
+        qbuf a = {0};
+        qb_str(&a, 1, "axis");
+        qb_int(&a, 3, axis);
+        qb_int(&a, 20, 2); /* AttributeProto.INT */
+        qb_msg(&n, 5, &a);
+    }
+    qb_msg(b, 1, &n); /* GraphProto.node */
+}
+
+/* ---- what gets quantized ---- */
+
+typedef struct qtarget {
+    int node; /* index of the Conv in the model's nodes */
+    const onnx_tensor *w, *b;
+    int x, y; /* indices into the activation table */
+} qtarget;
+
+/* An activation tensor: its range over the calibration inputs, then its
+ * quantization parameters, and whether the rewrite has emitted them yet. */
+typedef struct qact {
+    const char *name;
+    float lo, hi;
+    float scale;
+    int32_t zero_point;
+    int emitted; /* its QuantizeLinear -> DequantizeLinear is written */
+    int self_dq; /* ... and the DequantizeLinear's output has the tensor's own name (a Conv output) */
+} qact;
+
+typedef struct quantizer {
+    const onnx_model *m;
+    qtarget *targets;
+    int n_targets;
+    qact *acts;
+    int n_acts;
+    int int8_activations;
+    char name[1024]; /* scratch for derived tensor names */
+} quantizer;
+
+static int act_index(quantizer *q, const char *name) {
+    for (int i = 0; i < q->n_acts; i++)
+        if (strcmp(q->acts[i].name, name) == 0) return i;
+    q->acts[q->n_acts] = (qact){.name = name, .lo = INFINITY, .hi = -INFINITY};
+    return q->n_acts++;
+}
+
+static const onnx_tensor *f32_initializer(const onnx_model *m, const char *name, int ndim) {
+    const onnx_tensor *t = name[0] ? onnx_find_initializer(m, name) : NULL;
+    return t && t->dtype == ONNX_FLOAT && t->ndim == ndim ? t : NULL;
+}
+
+/* Whether an activation function reads tensor y.  Convolutions without one
+ * are a detection head's last layers, whose outputs are the boxes and class
+ * logits themselves: 8-bit steps there move boxes by pixels, so they stay
+ * float32 (as quantization tools are usually told to leave them). */
+static int activated(const onnx_model *m, const char *y) {
+    static const char *const acts[] = {"Sigmoid", "Relu", "Clip", "LeakyRelu", "HardSwish", "HardSigmoid", "Elu"};
+    for (size_t i = 0; i < m->n_nodes; i++)
+        for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++)
+            if (m->nodes[i].n_inputs && strcmp(m->nodes[i].inputs[0], y) == 0 &&
+                strcmp(m->nodes[i].op_type, acts[a]) == 0)
+                return 1;
+    return 0;
+}
+
+static vigil_status find_targets(quantizer *q, vigil_error *err) {
+    const onnx_model *m = q->m;
+    q->targets = vigil_calloc(m->n_nodes + 1, sizeof *q->targets);
+    q->acts = vigil_calloc(2 * m->n_nodes + 1, sizeof *q->acts);
+    if (!q->targets || !q->acts) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const onnx_node *n = &m->nodes[i];
+        if (strcmp(n->op_type, "Conv") != 0 || n->domain[0] || n->n_inputs < 2 || n->n_outputs != 1) continue;
+        const onnx_tensor *w = f32_initializer(m, n->inputs[1], 4), *b = NULL;
+        if (!w || onnx_find_initializer(m, n->inputs[0]) || !activated(m, n->outputs[0])) continue;
+        if (n->n_inputs > 2 && n->inputs[2][0]) {
+            b = f32_initializer(m, n->inputs[2], 1);
+            if (!b || b->dims[0] != w->dims[0]) continue;
+        }
+        /* weights or a bias that an earlier target also reads would be
+         * written twice (under one name, perhaps at two scales): left float */
+        int shared = 0;
+        for (int k = 0; k < q->n_targets; k++) {
+            const qtarget *o = &q->targets[k];
+            shared |= o->w == w || o->w == b || (o->b && (o->b == w || o->b == b));
+        }
+        if (shared) continue;
+        qtarget *t = &q->targets[q->n_targets++];
+        t->node = (int)i;
+        t->w = w;
+        t->b = b;
+        t->x = act_index(q, n->inputs[0]);
+        t->y = act_index(q, n->outputs[0]);
+    }
+    if (q->n_targets == 0)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "no Conv with float32 weights to quantize");
+    return VIGIL_OK;
+}
+
+/* ---- calibration ---- */
+
+static void widen_range(qact *a, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        if (x[i] < a->lo) a->lo = x[i];
+        if (x[i] > a->hi) a->hi = x[i];
+    }
+}
+
+/* Runs the model with every activation of the table as an extra output (the
+ * model's input, when a convolution reads it, is measured directly). */
+static vigil_status calibrate(quantizer *q, vigil_model *model, const vigil_tensor *inputs, size_t n_inputs,
+                              vigil_error *err) {
+    const onnx_model *m = q->m;
+    size_t n_out = m->n_outputs;
+    onnx_value_info *outs = vigil_calloc(m->n_outputs + (size_t)q->n_acts, sizeof *outs);
+    vigil_tensor_info *infos = vigil_calloc(m->n_outputs + (size_t)q->n_acts, sizeof *infos);
+    int *measured = vigil_calloc((size_t)q->n_acts + 1, sizeof *measured); /* extra output index, or -1 */
+    vigil_status st = outs && infos && measured ? VIGIL_OK : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    onnx_model copy = *m;
+    vigil_model cal = *model;
+    vigil_plan *plan = NULL;
+    if (st == VIGIL_OK) {
+        memcpy(outs, m->outputs, m->n_outputs * sizeof *outs);
+        memcpy(infos, model->outputs, model->n_outputs * sizeof *infos);
+        for (int i = 0; i < q->n_acts; i++) {
+            const char *name = q->acts[i].name;
+            measured[i] = -1;
+            if (strcmp(name, model->inputs[0].name) == 0) continue;
+            measured[i] = (int)n_out;
+            outs[n_out] = (onnx_value_info){.name = name, .dtype = ONNX_FLOAT, .ndim = -1};
+            infos[n_out++] = (vigil_tensor_info){.name = name, .dtype = VIGIL_DTYPE_F32};
+        }
+        copy.outputs = outs;
+        copy.n_outputs = n_out;
+        cal.onnx = &copy;
+        cal.outputs = infos;
+        cal.n_outputs = n_out;
+        st = vigil_plan_create(&cal, 1, &plan, err);
+    }
+    for (size_t k = 0; k < n_inputs && st == VIGIL_OK; k++) {
+        if (inputs[k].dtype != VIGIL_DTYPE_F32)
+            st = vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "calibration input %zu is not float32", k);
+        if (st == VIGIL_OK) st = vigil_plan_run(plan, &inputs[k], 1, err);
+        for (int i = 0; i < q->n_acts && st == VIGIL_OK; i++) {
+            const vigil_tensor *t = measured[i] < 0 ? &inputs[k] : vigil_plan_output(plan, (size_t)measured[i]);
+            if (t->dtype != VIGIL_DTYPE_F32)
+                st = vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "tensor '%s' is not float32", q->acts[i].name);
+            else
+                widen_range(&q->acts[i], t->data, tensor_count(t->ndim, t->dims));
+        }
+    }
+    vigil_plan_destroy(plan);
+    vigil_free(outs);
+    vigil_free(infos);
+    vigil_free(measured);
+    return st;
+}
+
+/* Scale and zero point covering [min(0, lo), max(0, hi)] in uint8 or int8. */
+static void act_params(qact *a, int int8) {
+    float lo = a->lo < 0 ? a->lo : 0, hi = a->hi > 0 ? a->hi : 0;
+    a->scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+    double zp = (int8 ? -128.0 : 0.0) - (double)lo / a->scale;
+    double qmin = int8 ? -128 : 0, qmax = int8 ? 127 : 255;
+    zp = nearbyint(zp);
+    a->zero_point = (int32_t)(zp < qmin ? qmin : zp > qmax ? qmax : zp);
+}
+
+/* ---- the rewrite ---- */
+
+static const char *derived(quantizer *q, const char *name, const char *suffix) {
+    snprintf(q->name, sizeof q->name, "%s/vigil_%s", name, suffix);
+    return q->name;
+}
+
+/* Initializers: the activation's scale and zero point ("<name>/vigil_s", "_z"). */
+static void emit_act_params(quantizer *q, qbuf *g, const qact *a) {
+    uint8_t zp = (uint8_t)(a->zero_point & 0xff); /* int8 or uint8: the same byte */
+    qb_tensor(g, derived(q, a->name, "s"), ONNX_FLOAT, 0, NULL, &a->scale, sizeof(float));
+    qb_tensor(g, derived(q, a->name, "z"), q->int8_activations ? ONNX_INT8 : ONNX_UINT8, 0, NULL, &zp, 1);
+}
+
+/* QuantizeLinear -> DequantizeLinear of activation a from tensor `from` to
+ * tensor `to`. */
+static void emit_qdq(quantizer *q, qbuf *g, const qact *a, const char *from, const char *to) {
+    char s[1024], z[1024], qn[1024];
+    snprintf(s, sizeof s, "%s/vigil_s", a->name);
+    snprintf(z, sizeof z, "%s/vigil_z", a->name);
+    snprintf(qn, sizeof qn, "%s/vigil_q", a->name);
+    qb_node(g, "QuantizeLinear", 3, (const char *[]){from, s, z}, qn, -1);
+    qb_node(g, "DequantizeLinear", 3, (const char *[]){qn, s, z}, to, -1);
+}
+
+/* Weights (int8 per output channel) and bias (int32) with their parameters. */
+static vigil_status emit_weights(quantizer *q, qbuf *g, const qtarget *t, vigil_error *err) {
+    const onnx_tensor *w = t->w;
+    int64_t m = w->dims[0], per = (int64_t)w->count / (m ? m : 1);
+    float *scales = vigil_calloc((size_t)m + 1, 2 * sizeof(float));
+    int8_t *wq = vigil_calloc(w->count + (size_t)m + 1, 1);         /* the values, then m zero points */
+    int32_t *bq = vigil_calloc((size_t)m + 1, 2 * sizeof(int32_t)); /* values, then zero points */
+    if (!scales || !wq || !bq) {
+        vigil_free(scales);
+        vigil_free(wq);
+        vigil_free(bq);
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    }
+    float *bscales = scales + m;
+    const float *wf = w->data, x_scale = q->acts[t->x].scale;
+    for (int64_t o = 0; o < m; o++) {
+        float big = 0;
+        for (int64_t i = 0; i < per; i++)
+            big = fmaxf(big, fabsf(wf[o * per + i]));
+        scales[o] = big > 0 ? big / 127.0f : 1.0f;
+        for (int64_t i = 0; i < per; i++) {
+            float v = nearbyintf(wf[o * per + i] / scales[o]);
+            wq[o * per + i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+        }
+        bscales[o] = x_scale * scales[o];
+        double b = t->b ? nearbyint((double)((const float *)t->b->data)[o] / bscales[o]) : 0;
+        bq[o] = (int32_t)(b < INT32_MIN ? INT32_MIN : b > INT32_MAX ? INT32_MAX : b);
+    }
+    char wname[1024], bname[1024], ws[1024], wz[1024], bs[1024], bz[1024];
+    snprintf(wname, sizeof wname, "%s/vigil_q", w->name);
+    snprintf(ws, sizeof ws, "%s/vigil_s", w->name);
+    snprintf(wz, sizeof wz, "%s/vigil_z", w->name);
+    qb_tensor(g, wname, ONNX_INT8, w->ndim, w->dims, wq, w->count);
+    qb_tensor(g, ws, ONNX_FLOAT, 1, &m, scales, (size_t)m * sizeof(float));
+    qb_tensor(g, wz, ONNX_INT8, 1, &m, wq + w->count, (size_t)m); /* zeros: calloc'd past the end */
+    vigil_free(wq);
+    if (t->b) {
+        snprintf(bname, sizeof bname, "%s/vigil_q", t->b->name);
+        snprintf(bs, sizeof bs, "%s/vigil_s", t->b->name);
+        snprintf(bz, sizeof bz, "%s/vigil_z", t->b->name);
+        qb_tensor(g, bname, ONNX_INT32, 1, &m, bq, (size_t)m * sizeof(int32_t));
+        qb_tensor(g, bs, ONNX_FLOAT, 1, &m, bscales, (size_t)m * sizeof(float));
+        qb_tensor(g, bz, ONNX_INT32, 1, &m, bq + m, (size_t)m * sizeof(int32_t));
+    }
+    vigil_free(scales);
+    vigil_free(bq);
+    return VIGIL_OK;
+}
+
+/* The name a quantized convolution reads activation a under. */
+static void act_dq_name(const qact *a, char *out, size_t size) {
+    snprintf(out, size, a->self_dq ? "%s" : "%s/vigil_dq", a->name);
+}
+
+/* The Conv node re-written: inputs from the DequantizeLinear outputs, output
+ * renamed "<y>/vigil_raw"; its other fields (name, attributes) copied. */
+static vigil_status emit_conv(quantizer *q, qbuf *g, const wire_reader *r, const wire_field *f, const qtarget *t,
+                              vigil_error *err) {
+    const onnx_node *n = &q->m->nodes[t->node];
+    wire_reader nr = wire_sub(r, f, "NodeProto");
+    qbuf node = {0};
+    char name[1024];
+    act_dq_name(&q->acts[t->x], name, sizeof name);
+    qb_str(&node, 1, name);
+    snprintf(name, sizeof name, "%s/vigil_dq", t->w->name);
+    qb_str(&node, 1, name);
+    if (t->b) {
+        snprintf(name, sizeof name, "%s/vigil_dq", t->b->name);
+        qb_str(&node, 1, name);
+    }
+    qb_str(&node, 2, derived(q, n->outputs[0], "raw"));
+    wire_field nf;
+    int rc;
+    while ((rc = wire_next(&nr, &nf, err)) > 0)
+        if (nf.number != 1 && nf.number != 2) qb_copy(&node, &nr, &nf, nr.pos);
+    if (rc < 0) {
+        vigil_free(node.data);
+        return (vigil_status)rc;
+    }
+    qb_msg(g, 1, &node);
+    return VIGIL_OK;
+}
+
+/* Everything one target needs before its Conv, the Conv, and the Q/DQ after it. */
+static vigil_status emit_target(quantizer *q, qbuf *g, const wire_reader *r, const wire_field *f, const qtarget *t,
+                                vigil_error *err) {
+    qact *x = &q->acts[t->x], *y = &q->acts[t->y];
+    char dq[1024], s[1024], z[1024], qn[1024];
+    snprintf(dq, sizeof dq, "%s/vigil_dq", x->name);
+    if (!x->emitted) { /* first reader of x: quantize it here */
+        emit_qdq(q, g, x, x->name, dq);
+        x->emitted = 1;
+    }
+    const onnx_tensor *params[2] = {t->w, t->b};
+    for (int k = 0; k < 2 && params[k]; k++) {
+        const char *nm = params[k]->name;
+        snprintf(s, sizeof s, "%s/vigil_s", nm);
+        snprintf(z, sizeof z, "%s/vigil_z", nm);
+        snprintf(qn, sizeof qn, "%s/vigil_q", nm);
+        snprintf(dq, sizeof dq, "%s/vigil_dq", nm);
+        qb_node(g, "DequantizeLinear", 3, (const char *[]){qn, s, z}, dq, 0);
+    }
+    vigil_status st = emit_conv(q, g, r, f, t, err);
+    if (st != VIGIL_OK) return st;
+    /* y: quantized right after the Conv, the DequantizeLinear giving back its
+     * name, so that every reader (a quantized Conv among them) sees it */
+    char raw[1024];
+    snprintf(raw, sizeof raw, "%s/vigil_raw", y->name);
+    emit_qdq(q, g, y, raw, y->name);
+    y->emitted = y->self_dq = 1;
+    return VIGIL_OK;
+}
+
+/* The string field `number` of the message in f (a name), or "". */
+static void sub_string(const wire_reader *r, const wire_field *f, uint32_t number, char *out, size_t size) {
+    wire_reader sr = wire_sub(r, f, "name");
+    wire_field sf;
+    vigil_error ignored;
+    out[0] = 0;
+    while (wire_next(&sr, &sf, &ignored) > 0)
+        if (sf.number == number && sf.type == WIRE_LEN) {
+            size_t n = sf.len < size - 1 ? sf.len : size - 1;
+            memcpy(out, r->base + sf.start, n);
+            out[n] = 0;
+            return;
+        }
+}
+
+/* Whether initializer `name` is read only as the weights or bias of
+ * quantized convolutions (then its float32 copy is dropped). */
+static int replaced(const quantizer *q, const char *name) {
+    int uses = 0, as_param = 0;
+    for (size_t i = 0; i < q->m->n_nodes; i++)
+        for (size_t k = 0; k < q->m->nodes[i].n_inputs; k++)
+            uses += strcmp(q->m->nodes[i].inputs[k], name) == 0;
+    for (int t = 0; t < q->n_targets; t++)
+        as_param +=
+            strcmp(q->targets[t].w->name, name) == 0 || (q->targets[t].b && strcmp(q->targets[t].b->name, name) == 0);
+    return as_param > 0 && as_param == uses;
+}
+
+static vigil_status rewrite_graph(quantizer *q, const wire_reader *mr, const wire_field *gf, qbuf *out,
+                                  vigil_error *err) {
+    wire_reader r = wire_sub(mr, gf, "GraphProto");
+    qbuf g = {0};
+    wire_field f;
+    int rc, node = 0, next = 0;
+    vigil_status st = VIGIL_OK;
+    char name[1024];
+    while (st == VIGIL_OK && (rc = wire_next(&r, &f, err)) > 0) {
+        int skip = 0;
+        if (f.number == 1 && f.type == WIRE_LEN) {
+            if (next < q->n_targets && q->targets[next].node == node) {
+                st = emit_target(q, &g, &r, &f, &q->targets[next++], err);
+                skip = 1;
+            }
+            node++;
+        } else if ((f.number == 5 || f.number == 11) && f.type == WIRE_LEN) { /* initializer, input */
+            sub_string(&r, &f, f.number == 5 ? 8 : 1, name, sizeof name);
+            skip = replaced(q, name);
+        }
+        if (!skip) qb_copy(&g, &r, &f, r.pos);
+    }
+    if (st == VIGIL_OK && rc < 0) st = (vigil_status)rc;
+    for (int i = 0; st == VIGIL_OK && i < q->n_acts; i++)
+        if (q->acts[i].emitted) emit_act_params(q, &g, &q->acts[i]);
+    for (int t = 0; st == VIGIL_OK && t < q->n_targets; t++)
+        st = emit_weights(q, &g, &q->targets[t], err);
+    if (st == VIGIL_OK && g.failed) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory writing the model");
+    if (st != VIGIL_OK) {
+        vigil_free(g.data);
+        return st;
+    }
+    qb_msg(out, 7, &g);
+    return VIGIL_OK;
+}
+
+static vigil_status read_whole(const char *path, uint8_t **buf, size_t *size, vigil_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return vigil_error_set(err, VIGIL_ERR_IO, "%s: cannot open", path);
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    *buf = n >= 0 ? vigil_malloc((size_t)n + 1) : NULL;
+    int ok = *buf && fseek(f, 0, SEEK_SET) == 0 && fread(*buf, 1, (size_t)n, f) == (size_t)n;
+    fclose(f);
+    if (!ok) {
+        vigil_free(*buf);
+        return vigil_error_set(err, VIGIL_ERR_IO, "%s: cannot read", path);
+    }
+    *size = (size_t)n;
+    return VIGIL_OK;
+}
+
+static vigil_status write_whole(const char *path, const qbuf *b, vigil_error *err) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return vigil_error_set(err, VIGIL_ERR_IO, "%s: cannot create", path);
+    int ok = fwrite(b->data, 1, b->len, f) == b->len;
+    ok = fclose(f) == 0 && ok;
+    return ok ? VIGIL_OK : vigil_error_set(err, VIGIL_ERR_IO, "%s: write failed", path);
+}
+
+static vigil_status quantize_loaded(quantizer *q, vigil_model *model, const char *in_path, const char *out_path,
+                                    const vigil_tensor *inputs, size_t n_inputs, vigil_error *err) {
+    if (model->onnx->opset < 13)
+        return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED,
+                               "opset %lld: per-channel quantization needs opset 13 or later",
+                               (long long)model->onnx->opset);
+    if (model->n_inputs != 1 || n_inputs == 0)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "needs a model of one input and calibration inputs");
+    vigil_status st = find_targets(q, err);
+    if (st == VIGIL_OK) st = calibrate(q, model, inputs, n_inputs, err);
+    if (st != VIGIL_OK) return st;
+    for (int i = 0; i < q->n_acts; i++)
+        act_params(&q->acts[i], q->int8_activations);
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    st = read_whole(in_path, &buf, &size, err);
+    qbuf out = {0};
+    wire_reader r;
+    wire_field f;
+    int rc = 0;
+    if (st == VIGIL_OK) wire_init(&r, buf, 0, size, "ModelProto");
+    while (st == VIGIL_OK && (rc = wire_next(&r, &f, err)) > 0) {
+        if (f.number == 7 && f.type == WIRE_LEN)
+            st = rewrite_graph(q, &r, &f, &out, err);
+        else
+            qb_copy(&out, &r, &f, r.pos);
+    }
+    if (st == VIGIL_OK && rc < 0) st = (vigil_status)rc;
+    if (st == VIGIL_OK && out.failed) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory writing the model");
+    if (st == VIGIL_OK) st = write_whole(out_path, &out, err);
+    vigil_free(out.data);
+    vigil_free(buf);
+    return st;
+}
+
+vigil_status vigil_model_quantize(vigil_engine *engine, const char *in_path, const char *out_path,
+                                  const vigil_tensor *inputs, size_t n_inputs, int int8_activations, vigil_error *err) {
+    if (!engine || !in_path || !out_path || (n_inputs && !inputs))
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model_quantize: NULL argument");
+    vigil_model *model = NULL;
+    vigil_status st = vigil_model_load(engine, in_path, &model, err);
+    if (st != VIGIL_OK) return st;
+    quantizer q = {.m = model->onnx, .int8_activations = int8_activations};
+    st = quantize_loaded(&q, model, in_path, out_path, inputs, n_inputs, err);
+    vigil_free(q.targets);
+    vigil_free(q.acts);
+    vigil_model_free(model);
+    return st;
+}
