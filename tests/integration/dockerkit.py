@@ -125,7 +125,8 @@ def sanitized_binary():
 @pytest.fixture(scope="session")
 def vigil_image(docker):
     """`make image` from this checkout, on the build the suite tests; returns
-    {"tag", "id", "size", "build_s"}.  Skips under make asan: the image
+    {"tag", "id", "size", "build_s", "context"} (context: the Docker build
+    context make image left in BUILD/image).  Skips under make asan: the image
     holds a release binary, not the sanitized one."""
     if sanitized_binary():
         pytest.skip("the image is built from the release build; this run tests the ASan build")
@@ -141,4 +142,5 @@ def vigil_image(docker):
                              check=True).stdout.split()[1]
     tag = f"vigil:{version}"
     inspect = docker.docker("image", "inspect", "--format", "{{.Id}} {{.Size}}", tag).stdout.split()
-    return {"tag": tag, "id": inspect[0], "size": int(inspect[1]), "build_s": build_s}
+    return {"tag": tag, "id": inspect[0], "size": int(inspect[1]), "build_s": build_s,
+            "context": build_dir / "image"}
