@@ -88,3 +88,22 @@ def test_usage_errors_exit_two():
     assert run_vigil("health", "--timeout", "0").returncode == 2
     r = run_vigil("health", "--bogus", "x")
     assert r.returncode == 2 and "--bogus" in r.stderr
+
+
+def test_https_from_the_configuration(tmp_path):
+    """tls.cert_file set: the probe speaks HTTPS to its own listener on
+    loopback; an explicit --url is verified as any client would verify it."""
+    from test_auth import tls_daemon
+    d = tls_daemon(tmp_path)
+    try:
+        pki = tmp_path / "pki"
+        env = {"VIGIL_HTTP_PORT": str(d.http_port), "VIGIL_TLS_CERT_FILE": str(pki / "ca-server.pem"),
+               "VIGIL_TLS_KEY_FILE": str(pki / "ca-server.key")}
+        r = run_vigil("health", env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == f"vigil health: ready: https://127.0.0.1:{d.http_port}/readyz"
+        assert run_vigil("health", "--url", d.url, "--ca-file", pki / "ca.pem").returncode == 0
+        r = run_vigil("health", "--url", d.url, "--ca-file", pki / "rogue.pem")
+        assert r.returncode == 1 and "unreachable" in r.stderr
+    finally:
+        d.stop()
