@@ -123,13 +123,14 @@ def sanitized_binary():
 
 
 @pytest.fixture(scope="session")
-def vigil_image(docker):
+def vigil_image(request):
     """`make image` from this checkout, on the build the suite tests; returns
     {"tag", "id", "size", "build_s", "context"} (context: the Docker build
     context make image left in BUILD/image).  Skips under make asan: the image
     holds a release binary, not the sanitized one."""
     if sanitized_binary():
         pytest.skip("the image is built from the release build; this run tests the ASan build")
+    docker = request.getfixturevalue("docker")  # only now: under ASan no daemon is started for nothing
     build_dir = pathlib.Path(vigil_binary()).resolve().parent
     env = {k: v for k, v in docker.env.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     started = time.monotonic()

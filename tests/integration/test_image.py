@@ -51,10 +51,12 @@ def start_container(docker, image, tmp_path, name):
 
 
 @pytest.fixture(scope="module")
-def container(docker, vigil_image, tmp_path_factory):
+def container(vigil_image, docker, tmp_path_factory):
     name = f"vigil-image-test-{free_port()}"
     url, grpc_port = start_container(docker, vigil_image["tag"], tmp_path_factory.mktemp("image"), name)
-    yield {"name": name, "url": url, "grpc_port": grpc_port}
+    # Tests take Docker from here: asked for beside container, pytest would
+    # set it up first and start a daemon even when vigil_image skips.
+    yield {"name": name, "url": url, "grpc_port": grpc_port, "docker": docker}
     docker.docker("rm", "-f", name, check=False)
 
 
@@ -62,7 +64,7 @@ def inspect(docker, name, template):
     return docker.docker("inspect", "--format", template, name).stdout.strip()
 
 
-def test_size_and_configuration(docker, vigil_image):
+def test_size_and_configuration(vigil_image, docker):
     size = vigil_image["size"]
     print(f"image {vigil_image['tag']}: {size} bytes ({size / 1e6:.1f} MB), make image took "
           f"{vigil_image['build_s']:.1f} s")
@@ -75,7 +77,8 @@ def test_size_and_configuration(docker, vigil_image):
     assert set(config["ExposedPorts"]) == {"8000/tcp", "50051/tcp"}
 
 
-def test_runs_as_non_root_on_a_read_only_root(docker, container):
+def test_runs_as_non_root_on_a_read_only_root(container):
+    docker = container["docker"]
     assert inspect(docker, container["name"], "{{.HostConfig.ReadonlyRootfs}}") == "true"
     pid = inspect(docker, container["name"], "{{.State.Pid}}")
     status = pathlib.Path(f"/proc/{pid}/status").read_text()
@@ -124,7 +127,8 @@ def test_kserve_grpc_infer(container, tmp_path):
     assert_close(got, np.load(shared_path("reference/yolov8n__bus__output0.npy")), "yolov8n in the image")
 
 
-def test_healthcheck_turns_healthy(docker, container):
+def test_healthcheck_turns_healthy(container):
+    docker = container["docker"]
     deadline = time.monotonic() + 30
     while inspect(docker, container["name"], "{{.State.Health.Status}}") != "healthy":
         assert time.monotonic() < deadline, inspect(docker, container["name"], "{{json .State.Health}}")
@@ -133,7 +137,7 @@ def test_healthcheck_turns_healthy(docker, container):
     assert last["ExitCode"] == 0 and "vigil health: ready" in last["Output"]
 
 
-def test_sigterm_stops_cleanly(docker, vigil_image, tmp_path):
+def test_sigterm_stops_cleanly(vigil_image, docker, tmp_path):
     name = f"vigil-image-stop-{free_port()}"
     start_container(docker, vigil_image["tag"], tmp_path, name)
     try:

@@ -7,6 +7,7 @@ signature by another key; the benchmark gate decides at its exact threshold
 on recorded numbers (no benchmark runs here)."""
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,10 +26,12 @@ DOCKER_RUNTIME = {"/.dockerenv", "/etc/hostname", "/etc/hosts", "/etc/resolv.con
 
 
 @pytest.fixture(scope="module")
-def signed(docker, vigil_image, tmp_path_factory):
+def signed(vigil_image, docker, tmp_path_factory):
     """The image under a name of this test's own (so rebuilding under that
     name leaves vigil:<version> alone), its SBOM, a fresh P-256 key, and
-    the manifest and signature sign.sh makes."""
+    the manifest and signature sign.sh makes.  The tests take Docker from
+    here, not as a fixture of their own: pytest would set that one up first,
+    starting a daemon even when vigil_image skips (make asan)."""
     work = tmp_path_factory.mktemp("supply")
     name = f"vigil-supply-test:{free_port()}"
     docker.docker("tag", vigil_image["tag"], name)
@@ -38,7 +41,7 @@ def signed(docker, vigil_image, tmp_path_factory):
     run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key], docker)
     run(["openssl", "pkey", "-in", key, "-pubout", "-out", pub], docker)
     run([CI / "sign.sh", name, sbom, key, work / "sig"], docker)
-    yield {"name": name, "sbom": sbom, "key": key, "pub": pub, "work": work, "image": vigil_image}
+    yield {"name": name, "sbom": sbom, "key": key, "pub": pub, "work": work, "image": vigil_image, "docker": docker}
     docker.docker("rmi", "-f", name, check=False)
 
 
@@ -76,7 +79,8 @@ def exported_files(docker, image, into):
     return files
 
 
-def test_sbom_lists_every_file_with_its_package(signed, docker):
+def test_sbom_lists_every_file_with_its_package(signed):
+    docker = signed["docker"]
     doc = json.loads(signed["sbom"].read_text())
     assert doc["spdxVersion"] == "SPDX-2.3" and doc["dataLicense"] == "CC0-1.0"
     listed = {f["fileName"][1:]: {c["algorithm"]: c["checksumValue"] for c in f["checksums"]} for f in doc["files"]}
@@ -108,19 +112,23 @@ def test_sbom_lists_every_file_with_its_package(signed, docker):
     assert image_pkg["versionInfo"] == signed["image"]["id"]  # the digest Docker reports, recomputed
 
 
-def test_verify_accepts_the_signed_image(signed, docker):
+def test_verify_accepts_the_signed_image(signed):
+    docker = signed["docker"]
     r = verify(signed, docker)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"verified {signed['name']} {signed['image']['id']}")
 
 
-def test_verify_refuses_a_rebuilt_image_with_one_changed_layer(signed, docker, tmp_path):
+def test_verify_refuses_a_rebuilt_image_with_one_changed_layer(signed, tmp_path):
     """The same build context with one byte more in /etc/passwd, built and
     tagged under the signed name: still one layer, another digest."""
+    docker = signed["docker"]
     context = tmp_path / "context"
-    shutil.copytree(signed["image"]["context"], context, symlinks=True)
-    with open(context / "rootfs" / "etc" / "passwd", "a") as f:
-        f.write("\n")
+    shutil.copytree(signed["image"]["context"], context, symlinks=True, copy_function=link_or_copy)
+    passwd = context / "rootfs" / "etc" / "passwd"
+    text = passwd.read_text()
+    passwd.unlink()  # a file of its own, so the original context stays as built
+    passwd.write_text(text + "\n")
     rebuilt = docker.docker("build", "-q", "-t", signed["name"], context, timeout=300).stdout.strip()
     try:
         r = verify(signed, docker)
@@ -132,13 +140,22 @@ def test_verify_refuses_a_rebuilt_image_with_one_changed_layer(signed, docker, t
     assert verify(signed, docker).returncode == 0
 
 
+def link_or_copy(src, dst):
+    """A hard link where the file system allows it (37 MB not copied)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def restore(signed, docker, other):
     """The signed image back under its name, the other one removed."""
     docker.docker("tag", signed["image"]["id"], signed["name"])
     docker.docker("rmi", "-f", other, check=False)
 
 
-def test_verify_refuses_an_added_layer(signed, docker, tmp_path):
+def test_verify_refuses_an_added_layer(signed, tmp_path):
+    docker = signed["docker"]
     (tmp_path / "extra").write_text("not in the SBOM\n")
     (tmp_path / "Dockerfile").write_text(f"FROM {signed['image']['id']}\nCOPY extra /etc/extra\n")
     derived = docker.docker("build", "-q", "-t", signed["name"], tmp_path, timeout=300).stdout.strip()
@@ -149,7 +166,8 @@ def test_verify_refuses_an_added_layer(signed, docker, tmp_path):
         restore(signed, docker, derived)
 
 
-def test_verify_refuses_a_changed_sbom_and_a_foreign_signature(signed, docker, tmp_path):
+def test_verify_refuses_a_changed_sbom_and_a_foreign_signature(signed, tmp_path):
+    docker = signed["docker"]
     doc = json.loads(signed["sbom"].read_text())
     doc["files"] = doc["files"][1:]  # an SBOM that hides one file
     tampered = tmp_path / "sbom.json"
