@@ -118,6 +118,13 @@ def spdx_id(kind, name):
     return f"SPDXRef-{kind}-" + re.sub(r"[^A-Za-z0-9.-]", "-", name)
 
 
+def repository_of(image):
+    """"registry:5000/vigil:0.1.0" -> "registry:5000/vigil" (a port is no tag)."""
+    head, _, tail = image.rpartition("/")
+    name = tail.split(":", 1)[0]
+    return f"{head}/{name}" if head else name
+
+
 def build_document(image, saved, files, owners, vigil_version, created):
     debs = dpkg_versions({o for o, _ in owners.values() if o != VIGIL})
     digest_hex = saved.digest.split(":", 1)[1]
@@ -130,7 +137,7 @@ def build_document(image, saved, files, owners, vigil_version, created):
         "documentNamespace": f"https://vigil.invalid/spdx/image/{digest_hex}",
         "creationInfo": {"created": created, "creators": ["Tool: vigil-deploy-ci-sbom.py"]},
         "packages": [{
-            "SPDXID": image_id, "name": image.split(":")[0], "versionInfo": saved.digest,
+            "SPDXID": image_id, "name": repository_of(image), "versionInfo": saved.digest,
             "primaryPackagePurpose": "CONTAINER", "downloadLocation": "NOASSERTION", "filesAnalyzed": False,
             "checksums": [{"algorithm": "SHA256", "checksumValue": digest_hex}],
             "licenseConcluded": "NOASSERTION", "licenseDeclared": "NOASSERTION", "copyrightText": "NOASSERTION",
