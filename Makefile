@@ -8,7 +8,7 @@ CMAKE_ARGS ?=
 FUZZ_SECONDS ?= 120
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps build run check test asan fuzz bench clean help
+.PHONY: all deps build run check test asan fuzz bench image clean help
 
 all: build
 
@@ -18,6 +18,7 @@ help:
 	@echo "make asan    the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make fuzz    run each libFuzzer target for FUZZ_SECONDS (default 120)"
 	@echo "make bench   engine benchmarks side by side with ONNX Runtime"
+	@echo "make image   the container image vigil:<version> from the build (Docker; docs/DEPLOY.md)"
 	@echo "make deps | build | clean"
 
 deps:
@@ -54,6 +55,11 @@ bench: build
 	@/usr/bin/python3 bench/serve_bench.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/memory_bench.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/trace_bench.py --vigil $(BUILD)/vigil
+
+# The image holds build/'s binary, stripped: the one make check tests (see
+# deploy/image/build.sh and docs/DEPLOY.md for why no second build).
+image: build
+	@bash deploy/image/build.sh $(BUILD)
 
 clean:
 	@rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -15,5 +15,6 @@ int cmd_version(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_edge(int argc, char **argv);
 int cmd_device(int argc, char **argv);
+int cmd_health(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const subcommand subcommands[] = {
     {"models", cmd_models, "inspect ONNX files and model repositories"},
     {"device", cmd_device, "show the CPU and each backend's device as the server would see them"},
     {"edge", cmd_edge, "show the edge-cloud status of a running server (vigil edge status)"},
+    {"health", cmd_health, "exit 0 when a running server is ready (/readyz): the image's health check"},
     {"token", cmd_token, "issue an HS256 bearer token for auth.mode=jwt"},
     {"version", cmd_version, "print the version and build details"},
 };

@@ -168,3 +168,9 @@ def ready_daemon(*args, timeout=60.0, **kwargs):
         time.sleep(0.05)
     d.stop()
     raise RuntimeError("vigil serve did not become ready in time")
+
+
+# The Docker daemon and the vigil image, session fixtures shared by
+# test_image.py and test_supply_chain.py: defined once here, so one session
+# starts one daemon and builds one image (dockerkit imports this module).
+from dockerkit import docker, vigil_image  # noqa: E402,F401

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import make_affine_onnx, run_vigil, shared_path
 
-SUBCOMMANDS = ["serve", "detect", "infer", "bench", "models", "version", "token"]
+SUBCOMMANDS = ["serve", "detect", "infer", "bench", "models", "version", "token", "health"]
 
 
 def test_top_level_help_lists_every_subcommand():
