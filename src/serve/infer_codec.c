@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/half.h"
 
 static const struct {
     vigil_dtype dtype;
@@ -562,8 +563,12 @@ static vigil_status fill_scalar(tensor_fill *f, vigil_error *err) {
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': element %zu is not a boolean", f->name, at);
         ((uint8_t *)f->dst)[at] = is_true || (is_integer && integer != 0);
     } else if (dt == VIGIL_DTYPE_F16) {
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                               "input '%s': FP16 data must be sent as binary (parameters.binary_data_size)", f->name);
+        /* JSON has no half: a number is read as the nearest double and rounded
+         * once to half (ties to even), the same value numpy's float16() gives;
+         * one beyond half's range is infinity, as there. */
+        if (!is_number)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': element %zu is not a number", f->name, at);
+        ((uint16_t *)f->dst)[at] = half_from_double(real);
     } else {
         if (!is_integer)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': element %zu is not an integer", f->name, at);
@@ -916,12 +921,6 @@ void json_append_string(textbuf *out, const char *s) {
     textbuf_append(out, "\"", 1);
 }
 
-static float half_to_float(uint16_t h) {
-    int sign = h >> 15, exp = (h >> 10) & 31, mant = h & 1023;
-    float v = exp == 0 ? ldexpf((float)mant, -24) : exp == 31 ? (mant ? NAN : INFINITY) : ldexpf((float)(mant | 1024), exp - 25);
-    return sign ? -v : v;
-}
-
 static void append_number(textbuf *out, double v, int digits) {
     if (isfinite(v)) textbuf_printf(out, "%.*g", digits, v);
     else textbuf_append(out, "null", 4); /* JSON has no NaN or infinity */
@@ -934,7 +933,8 @@ static void append_data(textbuf *out, const vigil_tensor *t, size_t count) {
         switch (t->dtype) {
         case VIGIL_DTYPE_F32: append_number(out, ((const float *)t->data)[i], 9); break;
         case VIGIL_DTYPE_F64: append_number(out, ((const double *)t->data)[i], 17); break;
-        case VIGIL_DTYPE_F16: append_number(out, half_to_float(((const uint16_t *)t->data)[i]), 6); break;
+        /* the half widened exactly: 17 digits give back the very value in any double parser */
+        case VIGIL_DTYPE_F16: append_number(out, half_to_float(((const uint16_t *)t->data)[i]), 17); break;
         case VIGIL_DTYPE_I64: textbuf_printf(out, "%lld", (long long)((const int64_t *)t->data)[i]); break;
         case VIGIL_DTYPE_I32: textbuf_printf(out, "%d", ((const int32_t *)t->data)[i]); break;
         case VIGIL_DTYPE_U8: textbuf_printf(out, "%u", ((const uint8_t *)t->data)[i]); break;
