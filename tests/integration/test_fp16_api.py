@@ -28,6 +28,7 @@ import requests
 
 from conftest import add_model, ready_daemon, run_vigil, shared_path
 from fp16_model import round_weights
+from test_engine_quantize import detect as cli_detect, iou
 from test_grpc import connect, generate_stubs, rpc_error
 
 IMAGES = ("bus", "zidane")
@@ -178,20 +179,6 @@ def test_bad_fp16_input(server, kserve, pb):
 
 
 # ---------------------------------------------------------------- detection
-
-
-def iou(a, b):
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def cli_detect(model, image):
-    res = run_vigil("detect", "--model", model, "--json", "--threads", 2, image, timeout=300)
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout.splitlines()[0])["detections"]
 
 
 def compare(ref, got, label):
