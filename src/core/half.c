@@ -62,9 +62,11 @@ uint16_t half_from_double(double d) {
 }
 
 void half_widen(const uint16_t *src, float *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = half_to_float(src[i]);
 }
 
 void half_narrow(const float *src, uint16_t *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = half_from_float(src[i]);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = half_from_float(src[i]);
 }

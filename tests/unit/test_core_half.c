@@ -14,8 +14,10 @@ static void test_round_trip(void) {
     for (uint32_t h = 0; h < 0x10000; h++) {
         float f = half_to_float((uint16_t)h);
         int nan = ((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff);
-        if (nan) bad += !(f != f) || (half_from_float(f) & 0x7c00) != 0x7c00;
-        else bad += half_from_float(f) != h || half_from_double((double)f) != h || f != kernels_f16_to_f32((uint16_t)h);
+        if (nan)
+            bad += !(f != f) || (half_from_float(f) & 0x7c00) != 0x7c00;
+        else
+            bad += half_from_float(f) != h || half_from_double((double)f) != h || f != kernels_f16_to_f32((uint16_t)h);
     }
     CHECK_EQ_INT(bad, 0);
 }
@@ -37,14 +39,15 @@ static void test_known_values(void) {
     CHECK_EQ_INT(half_from_double(1.0), 0x3c00);
     CHECK_EQ_INT(half_from_double(-2.0), 0xc000);
     CHECK_EQ_INT(half_from_double(65504.0), 0x7bff);
-    CHECK_EQ_INT(half_from_double(65520.0), 0x7c00);  /* the tie above the largest half: infinity */
-    CHECK_EQ_INT(half_from_double(65519.99), 0x7bff); /* just below it */
-    CHECK_EQ_INT(half_from_double(1.0 + 1.0 / 2048), 0x3c00);              /* tie: to even */
-    CHECK_EQ_INT(half_from_double(1.0 + 3.0 / 2048), 0x3c02);              /* tie: to even, upwards */
-    CHECK_EQ_INT(half_from_double(1.0 + 1.0 / 2048 + 1e-12), 0x3c01);      /* above the tie: float would round to it */
-    CHECK_EQ_INT(half_from_float((float)(1.0 + 1.0 / 2048 + 1e-12)), 0x3c00); /* (which is why the double path exists) */
-    CHECK_EQ_INT(half_from_double(5.9604644775390625e-8), 0x0001);         /* smallest subnormal */
-    CHECK_EQ_INT(half_from_double(2.98023223876953125e-8), 0x0000);        /* half of it: tie to even, zero */
+    CHECK_EQ_INT(half_from_double(65520.0), 0x7c00);                  /* the tie above the largest half: infinity */
+    CHECK_EQ_INT(half_from_double(65519.99), 0x7bff);                 /* just below it */
+    CHECK_EQ_INT(half_from_double(1.0 + 1.0 / 2048), 0x3c00);         /* tie: to even */
+    CHECK_EQ_INT(half_from_double(1.0 + 3.0 / 2048), 0x3c02);         /* tie: to even, upwards */
+    CHECK_EQ_INT(half_from_double(1.0 + 1.0 / 2048 + 1e-12), 0x3c01); /* above the tie: float would round to it */
+    CHECK_EQ_INT(half_from_float((float)(1.0 + 1.0 / 2048 + 1e-12)),
+                 0x3c00);                                           /* (which is why the double path exists) */
+    CHECK_EQ_INT(half_from_double(5.9604644775390625e-8), 0x0001);  /* smallest subnormal */
+    CHECK_EQ_INT(half_from_double(2.98023223876953125e-8), 0x0000); /* half of it: tie to even, zero */
     CHECK_EQ_INT(half_from_double(2.99e-8), 0x0001);
     CHECK_EQ_INT(half_from_double(-0.0), 0x8000);
     CHECK_EQ_INT(half_from_double(1e300), 0x7c00);
