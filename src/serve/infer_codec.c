@@ -553,22 +553,21 @@ static vigil_status fill_scalar(tensor_fill *f, vigil_error *err) {
     }
     vigil_dtype dt = f->dtype;
     size_t at = f->at;
-    if (dt == VIGIL_DTYPE_F32 || dt == VIGIL_DTYPE_F64) {
+    if (dt == VIGIL_DTYPE_F32 || dt == VIGIL_DTYPE_F64 || dt == VIGIL_DTYPE_F16) {
         if (!is_number)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': element %zu is not a number", f->name, at);
-        if (dt == VIGIL_DTYPE_F32) ((float *)f->dst)[at] = (float)real;
-        else ((double *)f->dst)[at] = real;
+        /* JSON has no half: FP16 takes the nearest double rounded once to
+         * half (ties to even), the value numpy's float16() gives; beyond
+         * half's range, infinity, as there. */
+        switch (dt) {
+        case VIGIL_DTYPE_F32: ((float *)f->dst)[at] = (float)real; break;
+        case VIGIL_DTYPE_F64: ((double *)f->dst)[at] = real; break;
+        default: ((uint16_t *)f->dst)[at] = half_from_double(real); break;
+        }
     } else if (dt == VIGIL_DTYPE_BOOL) {
         if (!is_true && !is_false && !is_integer)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': element %zu is not a boolean", f->name, at);
         ((uint8_t *)f->dst)[at] = is_true || (is_integer && integer != 0);
-    } else if (dt == VIGIL_DTYPE_F16) {
-        /* JSON has no half: a number is read as the nearest double and rounded
-         * once to half (ties to even), the same value numpy's float16() gives;
-         * one beyond half's range is infinity, as there. */
-        if (!is_number)
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': element %zu is not a number", f->name, at);
-        ((uint16_t *)f->dst)[at] = half_from_double(real);
     } else {
         if (!is_integer)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': element %zu is not an integer", f->name, at);

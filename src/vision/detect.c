@@ -232,7 +232,10 @@ vigil_status vigil_detect_preprocess(const vigil_detect_spec *spec, const void *
     if (st) return st;
     vigil_decode_info info;
     jpeg_letterbox_stats timing;
-    jpeg_letterbox_dst to = {.data = dst, .in_w = spec->in_w, .in_h = spec->in_h, .pre = &spec->pre,
+    jpeg_letterbox_dst to = {.data = dst,
+                             .in_w = spec->in_w,
+                             .in_h = spec->in_h,
+                             .pre = &spec->pre,
                              .padded = spec->input_dtype == VIGIL_DTYPE_F16 ? NULL : padded};
     int parts = pool && pool->run && pool->threads > 1 ? pool->threads : 1;
     st = jpeg_letterbox(bytes, size, &dec, &to, pool, parts, &info, &item->letterbox, &timing, err);
