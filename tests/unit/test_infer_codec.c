@@ -218,17 +218,22 @@ static void test_random_requests_match_the_reference(void) {
     }
 }
 
+/* Parses text (which must be valid for m) into job, in a. */
+static void parse_valid(const served_model *m, const char *text, arena *a, sched_job *job) {
+    infer_request req;
+    memset(job, 0, sizeof *job);
+    vigil_error err = {0};
+    CHECK_EQ_INT(infer_parse(m, text, strlen(text), strlen(text), 1 << 20, a, &req, job, &err), VIGIL_OK);
+}
+
 /* The comparison is not vacuous: a tensor one bit off is caught. */
 static void test_the_reference_sees_a_difference(void) {
     const char *text = "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}]}";
     served_model m;
     affine_model(&m);
     arena *a = arena_create(0, 1u << 20);
-    infer_request req;
     sched_job job;
-    memset(&job, 0, sizeof job);
-    vigil_error err = {0};
-    CHECK_EQ_INT(infer_parse(&m, text, strlen(text), strlen(text), 1 << 20, a, &req, &job, &err), VIGIL_OK);
+    parse_valid(&m, text, a, &job);
     CHECK_EQ_INT(infer_reference_check(&m, text, strlen(text), &job), 0);
     ((uint8_t *)job_raw_of(&job)->inputs[0].data)[5] ^= 1;
     CHECK_EQ_INT(infer_reference_check(&m, text, strlen(text), &job), -1);
@@ -245,11 +250,8 @@ static void test_fp16_numbers_round_once(void) {
     m.io.n_inputs = 1;
     m.io.inputs[0] = &input_half;
     arena *a = arena_create(0, 1u << 20);
-    infer_request req;
     sched_job job;
-    memset(&job, 0, sizeof job);
-    vigil_error err = {0};
-    CHECK_EQ_INT(infer_parse(&m, text, strlen(text), strlen(text), 1 << 20, a, &req, &job, &err), VIGIL_OK);
+    parse_valid(&m, text, a, &job);
     const vigil_tensor *t = &job_raw_of(&job)->inputs[0];
     CHECK(t->dtype == VIGIL_DTYPE_F16 && t->data && memcmp(t->data, want, sizeof want) == 0);
     CHECK_EQ_INT(infer_reference_check(&m, text, strlen(text), &job), 0);
