@@ -250,7 +250,8 @@ void vigil_detect_spec_destroy(vigil_detect_spec *spec);
 vigil_head_family vigil_detect_spec_family(const vigil_detect_spec *spec);
 /* The class names (NULL when the model names none); owned by the spec. */
 const vigil_labels *vigil_detect_spec_labels(const vigil_detect_spec *spec);
-/* The model input for a batch of n: float32, NCHW or NHWC; data NULL
+/* The model input for a batch of n: the model's dtype (float32, float16 for an
+ * fp16 export, uint8 NHWC), NCHW or NHWC; data NULL
  * (vigil_tensor_bytes gives what to allocate). */
 vigil_tensor vigil_detect_spec_input(const vigil_detect_spec *spec, size_t n);
 

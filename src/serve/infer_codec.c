@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/half.h"
 
 static const struct {
     vigil_dtype dtype;
@@ -552,18 +553,21 @@ static vigil_status fill_scalar(tensor_fill *f, vigil_error *err) {
     }
     vigil_dtype dt = f->dtype;
     size_t at = f->at;
-    if (dt == VIGIL_DTYPE_F32 || dt == VIGIL_DTYPE_F64) {
+    if (dt == VIGIL_DTYPE_F32 || dt == VIGIL_DTYPE_F64 || dt == VIGIL_DTYPE_F16) {
         if (!is_number)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': element %zu is not a number", f->name, at);
-        if (dt == VIGIL_DTYPE_F32) ((float *)f->dst)[at] = (float)real;
-        else ((double *)f->dst)[at] = real;
+        /* JSON has no half: FP16 takes the nearest double rounded once to
+         * half (ties to even), the value numpy's float16() gives; beyond
+         * half's range, infinity, as there. */
+        switch (dt) {
+        case VIGIL_DTYPE_F32: ((float *)f->dst)[at] = (float)real; break;
+        case VIGIL_DTYPE_F64: ((double *)f->dst)[at] = real; break;
+        default: ((uint16_t *)f->dst)[at] = half_from_double(real); break;
+        }
     } else if (dt == VIGIL_DTYPE_BOOL) {
         if (!is_true && !is_false && !is_integer)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': element %zu is not a boolean", f->name, at);
         ((uint8_t *)f->dst)[at] = is_true || (is_integer && integer != 0);
-    } else if (dt == VIGIL_DTYPE_F16) {
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
-                               "input '%s': FP16 data must be sent as binary (parameters.binary_data_size)", f->name);
     } else {
         if (!is_integer)
             return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "input '%s': element %zu is not an integer", f->name, at);
@@ -916,12 +920,6 @@ void json_append_string(textbuf *out, const char *s) {
     textbuf_append(out, "\"", 1);
 }
 
-static float half_to_float(uint16_t h) {
-    int sign = h >> 15, exp = (h >> 10) & 31, mant = h & 1023;
-    float v = exp == 0 ? ldexpf((float)mant, -24) : exp == 31 ? (mant ? NAN : INFINITY) : ldexpf((float)(mant | 1024), exp - 25);
-    return sign ? -v : v;
-}
-
 static void append_number(textbuf *out, double v, int digits) {
     if (isfinite(v)) textbuf_printf(out, "%.*g", digits, v);
     else textbuf_append(out, "null", 4); /* JSON has no NaN or infinity */
@@ -934,7 +932,8 @@ static void append_data(textbuf *out, const vigil_tensor *t, size_t count) {
         switch (t->dtype) {
         case VIGIL_DTYPE_F32: append_number(out, ((const float *)t->data)[i], 9); break;
         case VIGIL_DTYPE_F64: append_number(out, ((const double *)t->data)[i], 17); break;
-        case VIGIL_DTYPE_F16: append_number(out, half_to_float(((const uint16_t *)t->data)[i]), 6); break;
+        /* the half widened exactly: 17 digits give back the very value in any double parser */
+        case VIGIL_DTYPE_F16: append_number(out, half_to_float(((const uint16_t *)t->data)[i]), 17); break;
         case VIGIL_DTYPE_I64: textbuf_printf(out, "%lld", (long long)((const int64_t *)t->data)[i]); break;
         case VIGIL_DTYPE_I32: textbuf_printf(out, "%d", ((const int32_t *)t->data)[i]); break;
         case VIGIL_DTYPE_U8: textbuf_printf(out, "%u", ((const uint8_t *)t->data)[i]); break;

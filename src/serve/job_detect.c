@@ -40,7 +40,7 @@ struct detect_worker {
     int64_t max_image_pixels;
     vigil_parallel pool; /* the backend's, or none */
     int64_t run_batch;   /* the backend's (backend_io.run_batch): 0 = any */
-    void *input;         /* slots of the batch input (float32, or uint8 for a uint8 model) */
+    void *input;         /* slots of the batch input (the model input's dtype: float32, float16 or uint8) */
     size_t slots;
     vigil_letterbox_info padded[VIGIL_DETECT_BATCH_MAX]; /* geometry of the padding slot k holds ... */
     int slot_padded[VIGIL_DETECT_BATCH_MAX];             /* ... when 1 */

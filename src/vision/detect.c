@@ -11,6 +11,12 @@
  *                NMS -> map boxes back through the letterbox and any DCT
  *                scale, clip -> masks for seg models
  *
+ * An fp16 model (an fp16 export keeps float16 inputs and outputs) is met
+ * at this boundary alone: the letterbox writes float32 as for any model
+ * and the slot receives it rounded once to half (ties to even); the
+ * item's float16 outputs are widened (exactly) into the store before the
+ * head reads them.  The heads, NMS and masks only ever see float32.
+ *
  * No model, plan or backend is known here: the server's detection job and
  * `vigil detect` run the model through a backend between the two steps, so
  * detection answers on any backend.  The spec is read-only after creation;
@@ -22,6 +28,7 @@
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/half.h"
 #include "vigil/vision.h"
 #include "vision/family.h"
 #include "vision/heads.h"
@@ -32,13 +39,15 @@ struct vigil_detect_spec {
     head_layout layout;
     vigil_preprocess pre;
     vigil_layout input_layout;
-    vigil_dtype input_dtype; /* float32, or uint8 NHWC (pre.u8) */
+    vigil_dtype input_dtype; /* float32, float16 (letterboxed in float32, then narrowed), or uint8 NHWC (pre.u8) */
     int in_w, in_h;
     vigil_labels *labels; /* NULL when the model names none */
 };
 
 struct vigil_detections {
     head_boxes boxes; /* the kept candidates, in the order of dets (masks need their anchors) */
+    float *widened;   /* an fp16 model's outputs for the item, as float32 (NULL until one is met) */
+    size_t widened_cap;
     vigil_detection *dets;
     size_t cap, count;
 };
@@ -102,7 +111,10 @@ vigil_status vigil_detect_spec_create(const vigil_tensor_info *input, const vigi
     if (!st) st = spec_labels(spec, options ? options->labels_path : NULL, names, err);
     size_t n_out = n_outputs < HEAD_MAX_OUTPUTS ? n_outputs : HEAD_MAX_OUTPUTS;
     vigil_tensor_info infos[HEAD_MAX_OUTPUTS];
-    for (size_t i = 0; i < n_out; i++) infos[i] = *outputs[i];
+    for (size_t i = 0; i < n_out; i++) {
+        infos[i] = *outputs[i];
+        if (infos[i].dtype == VIGIL_DTYPE_F16) infos[i].dtype = VIGIL_DTYPE_F32; /* the head sees them widened */
+    }
     if (!st)
         st = head_detect_layout(infos, n_out, (int)vigil_labels_count(spec->labels), task, spec->in_w, spec->in_h,
                                 spec->options.family, spec->options.nanodet_reg_max, &spec->layout, err);
@@ -144,6 +156,23 @@ vigil_status vigil_detect_decode(const vigil_detect_spec *spec, const void *byte
     return vigil_image_decode(bytes, size, &dec, image, info, err);
 }
 
+/* Where the letterbox writes for slot_dst: the slot itself, or for an fp16
+ * input a float32 image of the input's size, narrowed into the slot by
+ * half_finish (a fresh one per image: the spec is shared by threads and
+ * read-only, and 4.9 MB at 640x640 is small beside the run it feeds). */
+static vigil_status half_scratch(const vigil_detect_spec *spec, void *slot_dst, void **dst, vigil_error *err) {
+    *dst = slot_dst;
+    if (spec->input_dtype != VIGIL_DTYPE_F16) return VIGIL_OK;
+    *dst = vigil_malloc((size_t)spec->in_w * (size_t)spec->in_h * 3 * sizeof(float));
+    return *dst ? VIGIL_OK : vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory for an fp16 input");
+}
+
+static void half_finish(const vigil_detect_spec *spec, void *dst, void *slot_dst, vigil_status st) {
+    if (spec->input_dtype != VIGIL_DTYPE_F16) return;
+    if (!st) half_narrow(dst, slot_dst, (size_t)spec->in_w * (size_t)spec->in_h * 3);
+    vigil_free(dst);
+}
+
 /* Slot `slot` of input, checked against the spec's geometry. */
 static vigil_status spec_slot(const vigil_detect_spec *spec, const vigil_tensor *input, size_t slot, void **out,
                               vigil_error *err) {
@@ -162,11 +191,13 @@ vigil_status vigil_detect_preprocess_image(const vigil_detect_spec *spec, const 
                                            vigil_detect_item *item, vigil_error *err) {
     memset(item, 0, sizeof *item);
     if (!image || !image->data) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no image");
-    void *dst = NULL;
-    vigil_status st = spec_slot(spec, input, slot, &dst, err);
+    void *dst = NULL, *slot_dst = NULL;
+    vigil_status st = spec_slot(spec, input, slot, &slot_dst, err);
+    if (!st) st = half_scratch(spec, slot_dst, &dst, err);
     if (st) return st;
     double t0 = clock_now_ms();
     st = vigil_letterbox(image, spec->in_w, spec->in_h, &spec->pre, dst, &item->letterbox, err);
+    half_finish(spec, dst, slot_dst, st);
     if (st) return st;
     item->letterbox_ms = clock_now_ms() - t0;
     item->decoded_w = image->width, item->decoded_h = image->height;
@@ -178,8 +209,8 @@ vigil_status vigil_detect_preprocess(const vigil_detect_spec *spec, const void *
                                      const vigil_tensor *input, size_t slot, const vigil_parallel *pool,
                                      const vigil_letterbox_info *padded, vigil_detect_item *item, vigil_error *err) {
     memset(item, 0, sizeof *item);
-    void *dst = NULL;
-    vigil_status st = spec_slot(spec, input, slot, &dst, err);
+    void *dst = NULL, *slot_dst = NULL;
+    vigil_status st = spec_slot(spec, input, slot, &slot_dst, err);
     if (st) return st;
     double t0 = clock_now_ms();
     vigil_decode_options dec = spec_decode_options(spec);
@@ -195,15 +226,24 @@ vigil_status vigil_detect_preprocess(const vigil_detect_spec *spec, const void *
         return st;
     }
     /* Straight into the slot, in bands over the lent pool: no whole image
-     * in memory, and the cores inference will use are not idle meanwhile. */
+     * in memory, and the cores inference will use are not idle meanwhile.
+     * (An fp16 slot gets its image through a float32 one, padding and all.) */
+    st = half_scratch(spec, slot_dst, &dst, err);
+    if (st) return st;
     vigil_decode_info info;
     jpeg_letterbox_stats timing;
-    jpeg_letterbox_dst to = {.data = dst, .in_w = spec->in_w, .in_h = spec->in_h, .pre = &spec->pre, .padded = padded};
+    jpeg_letterbox_dst to = {.data = dst,
+                             .in_w = spec->in_w,
+                             .in_h = spec->in_h,
+                             .pre = &spec->pre,
+                             .padded = spec->input_dtype == VIGIL_DTYPE_F16 ? NULL : padded};
     int parts = pool && pool->run && pool->threads > 1 ? pool->threads : 1;
     st = jpeg_letterbox(bytes, size, &dec, &to, pool, parts, &info, &item->letterbox, &timing, err);
+    double t1 = clock_now_ms();
+    half_finish(spec, dst, slot_dst, st);
     if (st) return st;
     item->decode_ms = timing.decode_ms;
-    item->letterbox_ms = timing.letterbox_ms;
+    item->letterbox_ms = timing.letterbox_ms + (clock_now_ms() - t1); /* with the narrowing of an fp16 input */
     item->decoded_w = (info.orig_width + info.scale_denom - 1) / info.scale_denom;
     item->decoded_h = (info.orig_height + info.scale_denom - 1) / info.scale_denom;
     item->orig_w = info.orig_width, item->orig_h = info.orig_height;
@@ -229,6 +269,7 @@ void vigil_detections_destroy(vigil_detections *store) {
     if (!store) return;
     store_free_masks(store);
     head_boxes_free(&store->boxes);
+    vigil_free(store->widened);
     vigil_free(store->dets);
     vigil_free(store);
 }
@@ -249,6 +290,30 @@ static vigil_tensor batch_slice(const vigil_tensor *t, size_t n, size_t i) {
     s.dims[0] = t->dims[0] / (int64_t)n;
     s.data = (char *)t->data + bytes / n * i;
     return s;
+}
+
+/* The item's float16 outputs widened into the store, so the head reads
+ * float32 as from any model; float32 ones are left as they are. */
+static vigil_status widen_outputs(vigil_tensor *outs, size_t n, vigil_detections *store, vigil_error *err) {
+    size_t need = 0;
+    for (size_t k = 0; k < n; k++)
+        if (outs[k].dtype == VIGIL_DTYPE_F16) need += vigil_tensor_bytes(&outs[k]) / sizeof(uint16_t);
+    if (need > store->widened_cap) {
+        float *grown = vigil_realloc(store->widened, need * sizeof *grown);
+        if (!grown) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory widening fp16 outputs");
+        store->widened = grown;
+        store->widened_cap = need;
+    }
+    float *at = store->widened;
+    for (size_t k = 0; k < n; k++) {
+        if (outs[k].dtype != VIGIL_DTYPE_F16) continue;
+        size_t count = vigil_tensor_bytes(&outs[k]) / sizeof(uint16_t);
+        half_widen(outs[k].data, at, count);
+        outs[k].dtype = VIGIL_DTYPE_F32;
+        outs[k].data = at;
+        at += count;
+    }
+    return VIGIL_OK;
 }
 
 /* How boxes in the network input map back to the item's original (which a
@@ -308,8 +373,10 @@ vigil_status vigil_detect_postprocess(const vigil_detect_spec *spec, const vigil
                       .input_w = spec->in_w,
                       .input_h = spec->in_h};
     store->boxes.count = 0;
+    vigil_status st = widen_outputs(outs, k, store, err);
+    if (st) return st;
     size_t n_head = spec->layout.family == VIGIL_HEAD_YOLOV8_SEG ? 1 : k; /* the head reads output 0 alone */
-    vigil_status st = head_decode_outputs(&spec->layout, outs, n_head, &hp, &store->boxes, err);
+    st = head_decode_outputs(&spec->layout, outs, n_head, &hp, &store->boxes, err);
     if (st) return st;
     /* YOLOv10 did its NMS in the graph, Hailo's on the chip: rank and cap only. */
     int nms_done = spec->layout.family == VIGIL_HEAD_YOLOV10 || spec->layout.family == VIGIL_HEAD_HAILO_NMS;

@@ -19,11 +19,12 @@
 
 vigil_status family_input_size(const vigil_tensor_info *in, const char *imgsz, vigil_layout *layout, int *w, int *h,
                                vigil_error *err) {
-    if (!in || in->ndim != 4 || (in->dtype != VIGIL_DTYPE_F32 && in->dtype != VIGIL_DTYPE_U8))
+    int real = in && (in->dtype == VIGIL_DTYPE_F32 || in->dtype == VIGIL_DTYPE_F16); /* fp16: an fp16 export */
+    if (!in || in->ndim != 4 || (!real && in->dtype != VIGIL_DTYPE_U8))
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED,
-                               "detection models need one float32 (or uint8 NHWC) image input of 4 dims");
+                               "detection models need one float32 or float16 (or uint8 NHWC) image input of 4 dims");
     /* uint8 (a quantised accelerator's input, e.g. a Hailo HEF's) is NHWC */
-    *layout = in->dims[1] == 3 && in->dtype == VIGIL_DTYPE_F32 ? VIGIL_LAYOUT_NCHW : VIGIL_LAYOUT_NHWC;
+    *layout = in->dims[1] == 3 && real ? VIGIL_LAYOUT_NCHW : VIGIL_LAYOUT_NHWC;
     if (*layout == VIGIL_LAYOUT_NHWC && in->dims[3] != 3)
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "image input %s must have 3 channels", in->name);
     int64_t rows = *layout == VIGIL_LAYOUT_NCHW ? in->dims[2] : in->dims[1];

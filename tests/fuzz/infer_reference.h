@@ -14,14 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "serve/infer_codec.h"
 
 static int infer_reference_store(const json_t *v, vigil_dtype dt, void *dst, size_t at) {
-    if (dt == VIGIL_DTYPE_F32 || dt == VIGIL_DTYPE_F64) {
+    if (dt == VIGIL_DTYPE_F32 || dt == VIGIL_DTYPE_F64 || dt == VIGIL_DTYPE_F16) {
         if (!json_is_number(v)) return -1;
         double x = json_number_value(v);
-        if (dt == VIGIL_DTYPE_F32) ((float *)dst)[at] = (float)x;
-        else ((double *)dst)[at] = x;
+        switch (dt) {
+        case VIGIL_DTYPE_F32: ((float *)dst)[at] = (float)x; break;
+        case VIGIL_DTYPE_F64: ((double *)dst)[at] = x; break;
+        default: ((uint16_t *)dst)[at] = half_from_double(x); break; /* JSON numbers for FP16: docs/API.md */
+        }
         return 0;
     }
     if (dt == VIGIL_DTYPE_BOOL) {

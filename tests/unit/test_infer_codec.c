@@ -25,9 +25,10 @@ static const vigil_tensor_info input_pixels = {"pixels", VIGIL_DTYPE_U8, 4, {-1,
 static const vigil_tensor_info input_scale = {"scale", VIGIL_DTYPE_F64, 1, {-1}, {"batch"}};
 static const vigil_tensor_info input_small = {"small", VIGIL_DTYPE_I8, 2, {-1, 3}, {"batch"}};
 static const vigil_tensor_info input_wide = {"wide", VIGIL_DTYPE_I32, 2, {-1, 2}, {"batch"}};
+static const vigil_tensor_info input_half = {"half", VIGIL_DTYPE_F16, 2, {-1, 3}, {"batch"}};
 static const vigil_tensor_info output_y = {"y", VIGIL_DTYPE_F32, 2, {-1, 4}, {"batch"}};
 static const vigil_tensor_info *const inputs[] = {&input_x,     &input_ids,   &input_mask, &input_pixels,
-                                                  &input_scale, &input_small, &input_wide};
+                                                  &input_scale, &input_small, &input_wide, &input_half};
 #define N_INPUTS (sizeof inputs / sizeof inputs[0])
 
 static void test_model(served_model *m) {
@@ -67,7 +68,8 @@ static void ws(textbuf *b) {
 static void put_scalar(textbuf *b, vigil_dtype dt) {
     switch (dt) {
     case VIGIL_DTYPE_F32:
-    case VIGIL_DTYPE_F64: {
+    case VIGIL_DTYPE_F64:
+    case VIGIL_DTYPE_F16: {
         static const char *const fixed[] = {"0", "-0", "1", "-1", "0.5", "1e3", "1E-3", "-2.5e+2", "3.4028235e38",
                                             "1e-320", "123456789012345678", "1.0000001", "-0.0"};
         int k = rnd_below(20);
@@ -216,20 +218,43 @@ static void test_random_requests_match_the_reference(void) {
     }
 }
 
+/* Parses text (which must be valid for m) into job, in a. */
+static void parse_valid(const served_model *m, const char *text, arena *a, sched_job *job) {
+    infer_request req;
+    memset(job, 0, sizeof *job);
+    vigil_error err = {0};
+    CHECK_EQ_INT(infer_parse(m, text, strlen(text), strlen(text), 1 << 20, a, &req, job, &err), VIGIL_OK);
+}
+
 /* The comparison is not vacuous: a tensor one bit off is caught. */
 static void test_the_reference_sees_a_difference(void) {
     const char *text = "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}]}";
     served_model m;
     affine_model(&m);
     arena *a = arena_create(0, 1u << 20);
-    infer_request req;
     sched_job job;
-    memset(&job, 0, sizeof job);
-    vigil_error err = {0};
-    CHECK_EQ_INT(infer_parse(&m, text, strlen(text), strlen(text), 1 << 20, a, &req, &job, &err), VIGIL_OK);
+    parse_valid(&m, text, a, &job);
     CHECK_EQ_INT(infer_reference_check(&m, text, strlen(text), &job), 0);
     ((uint8_t *)job_raw_of(&job)->inputs[0].data)[5] ^= 1;
     CHECK_EQ_INT(infer_reference_check(&m, text, strlen(text), &job), -1);
+    arena_destroy(a);
+}
+
+/* FP16 from JSON numbers: rounded once to half, ties to even (docs/API.md). */
+static void test_fp16_numbers_round_once(void) {
+    const char *text = "{\"inputs\":[{\"name\":\"half\",\"datatype\":\"FP16\",\"shape\":[2,3],"
+                       "\"data\":[0.1,1.00048828125,1.000488281250001,-65520,6e-8,2.98023223876953125e-8]}]}";
+    static const uint16_t want[6] = {0x2e66, 0x3c00, 0x3c01, 0xfc00, 0x0001, 0x0000};
+    served_model m;
+    test_model(&m);
+    m.io.n_inputs = 1;
+    m.io.inputs[0] = &input_half;
+    arena *a = arena_create(0, 1u << 20);
+    sched_job job;
+    parse_valid(&m, text, a, &job);
+    const vigil_tensor *t = &job_raw_of(&job)->inputs[0];
+    CHECK(t->dtype == VIGIL_DTYPE_F16 && t->data && memcmp(t->data, want, sizeof want) == 0);
+    CHECK_EQ_INT(infer_reference_check(&m, text, strlen(text), &job), 0);
     arena_destroy(a);
 }
 
@@ -352,6 +377,7 @@ static void test_skeleton_for_the_seed_route(void) {
 int main(void) {
     RUN(test_random_requests_match_the_reference);
     RUN(test_the_reference_sees_a_difference);
+    RUN(test_fp16_numbers_round_once);
     RUN(test_data_follows_the_shape);
     RUN(test_json_rules_hold);
     RUN(test_skeleton_is_capped);
