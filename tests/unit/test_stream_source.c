@@ -291,6 +291,117 @@ static void test_source_disappears(void) {
     CHECK_EQ_INT(z.delays[2], 20);
 }
 
+/* A one-connection HTTP MJPEG camera on loopback: answers the first request
+ * with multipart/x-mixed-replace parts (a file the ffmpeg CLI wrote with its
+ * mpjpeg muxer), then either hangs up or, when hold is set, keeps the
+ * connection open without sending (a stalled camera) until released. */
+typedef struct mjpeg_server {
+    int listen_fd, port, hold;
+    char path[512];
+    atomic_int release;
+    pthread_t thread;
+} mjpeg_server;
+
+static void *mjpeg_serve(void *arg) {
+    mjpeg_server *m = arg;
+    int fd = accept(m->listen_fd, NULL, NULL);
+    if (fd < 0) return NULL;
+    char req[2048];
+    size_t got = 0;
+    while (got < sizeof req - 1) { /* read the request up to its blank line */
+        ssize_t r = read(fd, req + got, sizeof req - 1 - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+        req[got] = 0;
+        if (strstr(req, "\r\n\r\n")) break;
+    }
+    const char *head = "HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=ffmpeg\r\n\r\n";
+    int ok = write(fd, head, strlen(head)) == (ssize_t)strlen(head);
+    FILE *f = fopen(m->path, "rb");
+    char buf[16384];
+    size_t n;
+    while (ok && f && (n = fread(buf, 1, sizeof buf, f)) > 0) ok = write(fd, buf, n) == (ssize_t)n;
+    if (f) fclose(f);
+    while (m->hold && !atomic_load(&m->release)) nanosleep(&(struct timespec){0, 5000000}, NULL);
+    close(fd);
+    return NULL;
+}
+
+static int mjpeg_server_start(mjpeg_server *m) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    m->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (m->listen_fd < 0 || bind(m->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        listen(m->listen_fd, 4) != 0 || getsockname(m->listen_fd, (struct sockaddr *)&addr, &len) != 0)
+        return -1;
+    m->port = ntohs(addr.sin_port);
+    return pthread_create(&m->thread, NULL, mjpeg_serve, m);
+}
+
+static void mjpeg_server_stop(mjpeg_server *m) {
+    atomic_store(&m->release, 1);
+    shutdown(m->listen_fd, SHUT_RDWR); /* wakes an accept that never got its client */
+    pthread_join(m->thread, NULL);
+    close(m->listen_fd);
+}
+
+/* http:// MJPEG: every part is a frame. */
+static void test_http_mjpeg(void) {
+    CHECK_EQ_INT(make_clip("parts.mjpeg", 12, "-c:v mjpeg -f mpjpeg"), 0);
+    mjpeg_server m = {0};
+    clip_path(m.path, sizeof m.path, "parts.mjpeg");
+    CHECK_EQ_INT(mjpeg_server_start(&m), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/video", m.port);
+    stream_source_options o;
+    stream_source_options_default(&o);
+    o.url = url;
+    o.read_timeout_ms = 300;
+    o.max_failures = 1;
+    seen s = {0};
+    stream_stats st = run_source(&o, &s);
+    mjpeg_server_stop(&m);
+    /* A camera hanging up is an error to reconnect from, not an end; this
+     * one answers once, so the second try (never answered) fails. */
+    CHECK_EQ_INT(st.state, STREAM_FAILED);
+    CHECK_EQ_INT(st.connects, 1);
+    CHECK_EQ_INT(st.reconnects, 1);
+    CHECK_EQ_INT(st.decode_errors, 0);
+    CHECK_EQ_INT(st.frames_decoded, 12);
+    CHECK_EQ_INT(st.frames_delivered + st.dropped_busy, 12);
+    CHECK_EQ_INT(s.width, 320);
+}
+
+/* A camera that sends 12 frames and then goes quiet with the connection
+ * open: the read timeout cuts it, the source reconnects at once (the
+ * connection had frames), and the second try, never answered, fails. */
+static void test_http_mjpeg_stall_reconnects(void) {
+    mjpeg_server m = {0};
+    m.hold = 1;
+    clip_path(m.path, sizeof m.path, "parts.mjpeg");
+    CHECK_EQ_INT(mjpeg_server_start(&m), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/video", m.port);
+    stream_source_options o;
+    stream_source_options_default(&o);
+    o.url = url;
+    o.read_timeout_ms = 300;
+    o.max_failures = 1;
+    o.backoff_initial_ms = 10;
+    o.backoff_jitter = 0;
+    sleeps z = {0};
+    o.sleep = record_sleep;
+    o.sleep_user = &z;
+    seen s = {0};
+    stream_stats st = run_source(&o, &s);
+    mjpeg_server_stop(&m);
+    CHECK_EQ_INT(st.state, STREAM_FAILED);
+    CHECK_EQ_INT(st.frames_decoded, 12);
+    CHECK_EQ_INT(st.connects, 1);
+    CHECK_EQ_INT(st.reconnects, 1);
+    CHECK_EQ_INT(z.delays[0], 10);
+}
+
 /* A peer that accepts the connection and never sends: the read timeout
  * interrupts the blocked open, which counts as a failure. */
 static void test_stalled_source_times_out(void) {
@@ -367,6 +478,8 @@ int main(void) {
     RUN_WITH_CLIPS(test_corrupt_data_counted);
     RUN_WITH_CLIPS(test_missing_source_backoff);
     RUN_WITH_CLIPS(test_source_disappears);
+    RUN_WITH_CLIPS(test_http_mjpeg);
+    RUN_WITH_CLIPS(test_http_mjpeg_stall_reconnects);
     RUN(test_stalled_source_times_out);
     if (work_dir[0]) {
         char cmd[300];
