@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -402,6 +403,91 @@ static void test_http_mjpeg_stall_reconnects(void) {
     CHECK_EQ_INT(z.delays[0], 10);
 }
 
+/* tests/harness/rtsp_server.py serving clip.mp4 on a loopback port; pid 0
+ * when GStreamer's RTSP server is not there. */
+typedef struct rtsp_server {
+    pid_t pid;
+    int to_child;
+    int port;
+} rtsp_server;
+
+static void rtsp_server_start(rtsp_server *r, const char *clip) {
+    int in[2], out[2];
+    memset(r, 0, sizeof *r);
+    if (pipe(in) != 0) return;
+    if (pipe(out) != 0) {
+        close(in[0]);
+        close(in[1]);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execl("/usr/bin/python3", "python3", VIGIL_SOURCE_DIR "/tests/harness/rtsp_server.py", clip, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    char line[64] = "";
+    size_t got = 0;
+    while (pid > 0 && got < sizeof line - 1) { /* "ready PORT\n", or EOF when it could not start */
+        ssize_t n = read(out[0], line + got, 1);
+        if (n <= 0 || line[got] == '\n') break;
+        got++;
+    }
+    close(out[0]);
+    r->pid = pid;
+    r->to_child = in[1];
+    if (sscanf(line, "ready %d", &r->port) != 1) r->port = 0;
+}
+
+static void rtsp_server_stop(rtsp_server *r) {
+    if (r->pid <= 0) return;
+    close(r->to_child); /* the server quits when its standard input closes */
+    waitpid(r->pid, NULL, 0);
+    r->pid = 0;
+}
+
+/* RTSP over TCP plays the whole clip and ends; over UDP (loopback may still
+ * lose a datagram) frames arrive until the test has seen ten. */
+static void test_rtsp_tcp_and_udp(void) {
+    char clip[512];
+    rtsp_server r;
+    rtsp_server_start(&r, clip_path(clip, sizeof clip, "clip.mp4"));
+    if (!r.port) {
+        rtsp_server_stop(&r);
+        SKIP("GStreamer's RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0) did not start");
+    }
+    char url[80];
+    snprintf(url, sizeof url, "rtsp://127.0.0.1:%d/clip", r.port);
+    stream_source_options o;
+    stream_source_options_default(&o);
+    o.url = url;
+    o.rtsp_transport = "tcp";
+    seen s = {0};
+    stream_stats st = run_source(&o, &s);
+    CHECK_EQ_INT(st.state, STREAM_ENDED);
+    CHECK_EQ_INT(st.connects, 1);
+    CHECK_EQ_INT(st.frames_decoded, 60);
+    CHECK_EQ_INT(s.width, 320);
+
+    o.rtsp_transport = "udp";
+    seen u = {0};
+    o.user = &u;
+    stream_source *src = NULL;
+    vigil_error err;
+    CHECK_EQ_INT(stream_source_create(&src, &o, &err), VIGIL_OK);
+    for (int i = 0; src && i < 20000 && atomic_load(&u.frames) < 10; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    CHECK(atomic_load(&u.frames) >= 10);
+    CHECK_EQ_INT(u.height, 240);
+    stream_source_destroy(src); /* stops a running source: interrupts its read */
+    rtsp_server_stop(&r);
+}
+
 /* A peer that accepts the connection and never sends: the read timeout
  * interrupts the blocked open, which counts as a failure. */
 static void test_stalled_source_times_out(void) {
@@ -480,6 +566,7 @@ int main(void) {
     RUN_WITH_CLIPS(test_source_disappears);
     RUN_WITH_CLIPS(test_http_mjpeg);
     RUN_WITH_CLIPS(test_http_mjpeg_stall_reconnects);
+    RUN_WITH_CLIPS(test_rtsp_tcp_and_udp);
     RUN(test_stalled_source_times_out);
     if (work_dir[0]) {
         char cmd[300];
