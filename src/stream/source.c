@@ -380,8 +380,8 @@ done:
 
 /* ------------------------------------------------------------ threads */
 
-static int source_default_sleep(void *user, int ms) {
-    stream_source *src = user;
+/* CLOCK_MONOTONIC ms from now, for the condition variable's timed waits. */
+static struct timespec source_deadline(int ms) {
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += ms / 1000;
@@ -390,6 +390,12 @@ static int source_default_sleep(void *user, int ms) {
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000;
     }
+    return deadline;
+}
+
+static int source_default_sleep(void *user, int ms) {
+    stream_source *src = user;
+    struct timespec deadline = source_deadline(ms);
     pthread_mutex_lock(&src->lock);
     while (!atomic_load(&src->stop) && pthread_cond_timedwait(&src->cond, &src->lock, &deadline) == 0) {
     }
@@ -520,16 +526,7 @@ vigil_status stream_source_create(stream_source **out, const stream_source_optio
 }
 
 vigil_status stream_source_wait(stream_source *src, int timeout_ms) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms >= 0) {
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
-    }
+    struct timespec deadline = source_deadline(timeout_ms >= 0 ? timeout_ms : 0);
     pthread_mutex_lock(&src->lock);
     int timed_out = 0;
     while (!src->deliver_done && !timed_out) {

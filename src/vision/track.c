@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "vision/heads.h"
 
 typedef struct track {
     uint64_t id;
@@ -138,13 +139,11 @@ void track_destroy(tracker *t) {
     vigil_free(t);
 }
 
+/* The one IoU rule of vision (nms.c's, Ultralytics' convention). */
 float track_iou(const track_box *a, const track_box *b) {
-    float iw = fminf(a->x2, b->x2) - fmaxf(a->x1, b->x1);
-    float ih = fminf(a->y2, b->y2) - fmaxf(a->y1, b->y1);
-    if (iw <= 0 || ih <= 0) return 0;
-    float inter = iw * ih;
-    float uni = (a->x2 - a->x1) * (a->y2 - a->y1) + (b->x2 - b->x1) * (b->y2 - b->y1) - inter;
-    return uni > 0 ? inter / uni : 0;
+    head_box ha = {.x1 = a->x1, .y1 = a->y1, .x2 = a->x2, .y2 = a->y2};
+    head_box hb = {.x1 = b->x1, .y1 = b->y1, .x2 = b->x2, .y2 = b->y2};
+    return head_iou(&ha, &hb);
 }
 
 int track_point_in_polygon(const float *xy, size_t n, float x, float y) {

@@ -100,6 +100,19 @@ static int record_sleep(void *user, int ms) {
     return 0;
 }
 
+/* A source that backs off from 10 ms, doubling, with no jitter, and gives
+ * up after max_failures; its delays are recorded in z instead of slept. */
+static void backoff_options(stream_source_options *o, const char *url, int max_failures, sleeps *z) {
+    stream_source_options_default(o);
+    o->url = url;
+    o->backoff_initial_ms = 10;
+    o->backoff_max_ms = 1000;
+    o->backoff_jitter = 0;
+    o->max_failures = max_failures;
+    o->sleep = record_sleep;
+    o->sleep_user = z;
+}
+
 static stream_stats run_source(stream_source_options *o, seen *s) {
     o->on_frame = on_frame;
     o->user = s;
@@ -226,20 +239,14 @@ static void test_corrupt_data_counted(void) {
     }
 }
 
-/* A path that is not there: three reconnects at 10, 20, 40 ms, then failed
- * at the fourth consecutive failure. */
+/* A path that is not there: three reconnects after 10, 20 and 30 ms (the
+ * cap), then failed at the fourth consecutive failure. */
 static void test_missing_source_backoff(void) {
     char path[512];
     stream_source_options o;
-    stream_source_options_default(&o);
-    o.url = clip_path(path, sizeof path, "absent.mp4");
-    o.backoff_initial_ms = 10;
-    o.backoff_max_ms = 30;
-    o.backoff_jitter = 0;
-    o.max_failures = 4;
     sleeps z = {0};
-    o.sleep = record_sleep;
-    o.sleep_user = &z;
+    backoff_options(&o, clip_path(path, sizeof path, "absent.mp4"), 4, &z);
+    o.backoff_max_ms = 30;
     seen s = {0};
     stream_stats st = run_source(&o, &s);
     CHECK_EQ_INT(st.state, STREAM_FAILED);
@@ -270,17 +277,10 @@ static void test_source_disappears(void) {
     char path[512];
     CHECK_EQ_INT(make_clip("gone.avi", 10, "-c:v mjpeg"), 0);
     stream_source_options o;
-    stream_source_options_default(&o);
-    o.url = clip_path(path, sizeof path, "gone.avi");
-    o.reconnect_on_end = 1;
-    o.backoff_initial_ms = 10;
-    o.backoff_max_ms = 1000;
-    o.backoff_jitter = 0;
-    o.max_failures = 3;
     sleeps z = {0};
+    backoff_options(&o, clip_path(path, sizeof path, "gone.avi"), 3, &z);
+    o.reconnect_on_end = 1;
     z.remove_at_first = path;
-    o.sleep = record_sleep;
-    o.sleep_user = &z;
     seen s = {0};
     stream_stats st = run_source(&o, &s);
     CHECK_EQ_INT(st.state, STREAM_FAILED);
@@ -328,7 +328,10 @@ static void *mjpeg_serve(void *arg) {
     return NULL;
 }
 
-static int mjpeg_server_start(mjpeg_server *m) {
+/* Starts serving parts.mjpeg and writes the camera's URL. */
+static int mjpeg_server_start(mjpeg_server *m, int hold, char *url, size_t url_size) {
+    m->hold = hold;
+    clip_path(m->path, sizeof m->path, "parts.mjpeg");
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof addr;
     m->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -336,6 +339,7 @@ static int mjpeg_server_start(mjpeg_server *m) {
         listen(m->listen_fd, 4) != 0 || getsockname(m->listen_fd, (struct sockaddr *)&addr, &len) != 0)
         return -1;
     m->port = ntohs(addr.sin_port);
+    snprintf(url, url_size, "http://127.0.0.1:%d/video", m->port);
     return pthread_create(&m->thread, NULL, mjpeg_serve, m);
 }
 
@@ -350,10 +354,8 @@ static void mjpeg_server_stop(mjpeg_server *m) {
 static void test_http_mjpeg(void) {
     CHECK_EQ_INT(make_clip("parts.mjpeg", 12, "-c:v mjpeg -f mpjpeg"), 0);
     mjpeg_server m = {0};
-    clip_path(m.path, sizeof m.path, "parts.mjpeg");
-    CHECK_EQ_INT(mjpeg_server_start(&m), 0);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/video", m.port);
+    CHECK_EQ_INT(mjpeg_server_start(&m, 0, url, sizeof url), 0);
     stream_source_options o;
     stream_source_options_default(&o);
     o.url = url;
@@ -378,21 +380,12 @@ static void test_http_mjpeg(void) {
  * connection had frames), and the second try, never answered, fails. */
 static void test_http_mjpeg_stall_reconnects(void) {
     mjpeg_server m = {0};
-    m.hold = 1;
-    clip_path(m.path, sizeof m.path, "parts.mjpeg");
-    CHECK_EQ_INT(mjpeg_server_start(&m), 0);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/video", m.port);
+    CHECK_EQ_INT(mjpeg_server_start(&m, 1, url, sizeof url), 0);
     stream_source_options o;
-    stream_source_options_default(&o);
-    o.url = url;
-    o.read_timeout_ms = 300;
-    o.max_failures = 1;
-    o.backoff_initial_ms = 10;
-    o.backoff_jitter = 0;
     sleeps z = {0};
-    o.sleep = record_sleep;
-    o.sleep_user = &z;
+    backoff_options(&o, url, 1, &z);
+    o.read_timeout_ms = 300;
     seen s = {0};
     stream_stats st = run_source(&o, &s);
     mjpeg_server_stop(&m);
@@ -501,14 +494,9 @@ static void test_stalled_source_times_out(void) {
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", ntohs(addr.sin_port));
     stream_source_options o;
-    stream_source_options_default(&o);
-    o.url = url;
-    o.read_timeout_ms = 200;
-    o.max_failures = 2;
-    o.backoff_jitter = 0;
     sleeps z = {0};
-    o.sleep = record_sleep;
-    o.sleep_user = &z;
+    backoff_options(&o, url, 2, &z);
+    o.read_timeout_ms = 200;
     seen s = {0};
     stream_stats st = run_source(&o, &s);
     CHECK_EQ_INT(st.state, STREAM_FAILED);
