@@ -26,7 +26,6 @@
  */
 #include "vision/track.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
