@@ -134,20 +134,24 @@ typedef struct source_connection {
     int64_t start_pts;
     uint64_t frames; /* decoded in this connection */
     int64_t next_slot;
+    int64_t pace_base_ns; /* realtime: wall clock at pts 0 (0: not yet) */
     int got_frame;
 } source_connection;
 
-static int source_picks(stream_source *src, source_connection *c, const AVFrame *frame, int64_t *pts_us) {
+/* The frame's presentation time in microseconds from the connection's
+ * first timestamp; -1 when it has none. */
+static int64_t source_pts_us(source_connection *c, const AVFrame *frame) {
     int64_t ts = frame->best_effort_timestamp;
-    *pts_us = -1;
-    if (ts != AV_NOPTS_VALUE) {
-        if (c->start_pts == AV_NOPTS_VALUE) c->start_pts = ts;
-        *pts_us = av_rescale_q(ts - c->start_pts, c->stream->time_base, AV_TIME_BASE_Q);
-    }
+    if (ts == AV_NOPTS_VALUE) return -1;
+    if (c->start_pts == AV_NOPTS_VALUE) c->start_pts = ts;
+    return av_rescale_q(ts - c->start_pts, c->stream->time_base, AV_TIME_BASE_Q);
+}
+
+static int source_picks(stream_source *src, source_connection *c, int64_t pts_us) {
     if (src->opts.target_fps <= 0) return 1;
     double seconds;
-    if (*pts_us >= 0) {
-        seconds = (double)*pts_us / 1e6;
+    if (pts_us >= 0) {
+        seconds = (double)pts_us / 1e6;
     } else {
         AVRational rate = c->stream->avg_frame_rate.num ? c->stream->avg_frame_rate : c->stream->r_frame_rate;
         if (!rate.num || !rate.den) return 1; /* no clock at all: every frame */
@@ -157,6 +161,26 @@ static int source_picks(stream_source *src, source_connection *c, const AVFrame 
     if (slot < c->next_slot) return 0;
     c->next_slot = slot + 1;
     return 1;
+}
+
+/* realtime: holds the frame until the wall clock reaches its pts (counted
+ * from the connection's first frame), as a camera would send it.  A jump of
+ * more than two seconds either way (a loop, a seek, a stall upstream) starts
+ * the count again rather than sleeping or racing to catch up. */
+static void source_pace(stream_source *src, source_connection *c, int64_t pts_us) {
+    int64_t now = source_now_ns();
+    int64_t due = c->pace_base_ns + pts_us * 1000;
+    if (!c->pace_base_ns || due - now > 2000000000 || now - due > 2000000000) {
+        c->pace_base_ns = now - pts_us * 1000;
+        return;
+    }
+    if (due <= now) return;
+    struct timespec deadline = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
+    pthread_mutex_lock(&src->lock);
+    while (!atomic_load(&src->stop) && pthread_cond_timedwait(&src->cond, &src->lock, &deadline) == 0) {
+    }
+    pthread_mutex_unlock(&src->lock);
+    source_touch(src); /* waiting for the clock is not a stalled camera */
 }
 
 /* swscale wants the pixel format without the deprecated full-range J
@@ -231,6 +255,7 @@ static int source_convert(stream_source *src, const AVFrame *frame, source_slot 
 }
 
 static void source_frame(stream_source *src, source_connection *c, const AVFrame *frame, int64_t started_ns) {
+    int64_t decode_ns = source_now_ns() - started_ns;
     c->frames++;
     c->got_frame = 1;
     pthread_mutex_lock(&src->lock);
@@ -239,9 +264,11 @@ static void source_frame(stream_source *src, source_connection *c, const AVFrame
     src->stats.state = STREAM_RUNNING;
     pthread_mutex_unlock(&src->lock);
 
-    int64_t pts_us;
+    int64_t pts_us = source_pts_us(c, frame);
+    if (src->opts.realtime && pts_us >= 0) source_pace(src, c, pts_us);
+    int64_t convert_started = source_now_ns();
     int corrupt = (frame->flags & AV_FRAME_FLAG_CORRUPT) || frame->decode_error_flags;
-    int picked = !corrupt && source_picks(src, c, frame, &pts_us);
+    int picked = !corrupt && source_picks(src, c, pts_us);
     int converted = 0;
     if (picked) {
         source_slot *slot = &src->slots[src->back]; /* the decode thread's own: no lock needed */
@@ -256,7 +283,7 @@ static void source_frame(stream_source *src, source_connection *c, const AVFrame
         }
     }
     pthread_mutex_lock(&src->lock);
-    src->stats.decode_ms_total += (double)(source_now_ns() - started_ns) / 1e6;
+    src->stats.decode_ms_total += (double)(decode_ns + source_now_ns() - convert_started) / 1e6;
     if (corrupt) src->stats.decode_errors++;
     else if (!picked) src->stats.dropped_rate++;
     if (converted) {

@@ -77,6 +77,8 @@ typedef struct stream_source_options {
     uint64_t jitter_seed;     /* seed of the per-source generator (default 1) */
     int max_failures;         /* consecutive failed connections before giving up; -1 = never (default) */
     int reconnect_on_end;     /* reopen at end of stream (default 0: a file ends the source) */
+    int realtime;             /* hand frames on at their pts pace, as a camera would (files); default 0:
+                                 as fast as they decode */
     stream_frame_fn on_frame; /* required; called on the delivery thread */
     void *user;
     stream_sleep_fn sleep; /* NULL: a real, interruptible wait */

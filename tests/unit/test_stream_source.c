@@ -200,6 +200,36 @@ static void test_letterbox_output(void) {
     CHECK(s.picture_ok);
 }
 
+/* realtime: a file at its own pace (one second of frames here) keeps the
+ * counts of the fast path; a source stopped while it waits for the clock
+ * stops (destroy returns). */
+static void test_realtime_file(void) {
+    char path[512];
+    stream_source_options o;
+    stream_source_options_default(&o);
+    o.url = clip_path(path, sizeof path, "clip.avi");
+    o.realtime = 1;
+    o.target_fps = 5;
+    seen s = {0};
+    stream_stats st = run_source(&o, &s);
+    CHECK_EQ_INT(st.state, STREAM_ENDED);
+    CHECK_EQ_INT(st.frames_decoded, 30);
+    CHECK_EQ_INT(st.dropped_rate, 25);
+    CHECK_EQ_INT(st.frames_delivered + st.dropped_busy, 5);
+    CHECK_EQ_INT(s.last_index, 24);
+
+    seen u = {0};
+    o.user = &u;
+    stream_source *src = NULL;
+    vigil_error err;
+    CHECK_EQ_INT(stream_source_create(&src, &o, &err), VIGIL_OK);
+    for (int i = 0; src && i < 20000 && atomic_load(&u.frames) < 1; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    CHECK_EQ_INT(atomic_load(&u.frames), 1);
+    stream_source_destroy(src); /* returns: the wait for the clock is interrupted */
+    CHECK(atomic_load(&u.frames) <= 5);
+}
+
 /* Overwrites 600 bytes at 30%, 50% and 70% of a copy of name. */
 static int corrupt_copy(const char *name, const char *out_name) {
     char in_path[512], out_path[512];
@@ -549,6 +579,7 @@ int main(void) {
     RUN_WITH_CLIPS(test_target_rate);
     RUN_WITH_CLIPS(test_busy_consumer_newest_wins);
     RUN_WITH_CLIPS(test_letterbox_output);
+    RUN_WITH_CLIPS(test_realtime_file);
     RUN_WITH_CLIPS(test_corrupt_data_counted);
     RUN_WITH_CLIPS(test_missing_source_backoff);
     RUN_WITH_CLIPS(test_source_disappears);
