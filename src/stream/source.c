@@ -122,7 +122,9 @@ static int source_interrupt(void *opaque) {
     return idle > (int64_t)src->opts.read_timeout_ms * 1000000;
 }
 
-static void source_touch(stream_source *src) { atomic_store(&src->last_activity_ns, source_now_ns()); }
+static void source_touch(stream_source *src) {
+    atomic_store(&src->last_activity_ns, source_now_ns());
+}
 
 /* ------------------------------------------------------------ one frame */
 
@@ -284,8 +286,10 @@ static void source_frame(stream_source *src, source_connection *c, const AVFrame
     }
     pthread_mutex_lock(&src->lock);
     src->stats.decode_ms_total += (double)(decode_ns + source_now_ns() - convert_started) / 1e6;
-    if (corrupt) src->stats.decode_errors++;
-    else if (!picked) src->stats.dropped_rate++;
+    if (corrupt)
+        src->stats.decode_errors++;
+    else if (!picked)
+        src->stats.dropped_rate++;
     if (converted) {
         if (src->mailbox_full) src->stats.dropped_busy++;
         int t = src->back;
@@ -435,7 +439,8 @@ static int source_default_sleep(void *user, int ms) {
  * without a frame: initial, doubling per failure, capped, minus jitter. */
 static int source_backoff_ms(stream_source *src, int failures) {
     double delay = src->opts.backoff_initial_ms;
-    for (int i = 1; i < failures && delay < src->opts.backoff_max_ms; i++) delay *= 2;
+    for (int i = 1; i < failures && delay < src->opts.backoff_max_ms; i++)
+        delay *= 2;
     if (delay > src->opts.backoff_max_ms) delay = src->opts.backoff_max_ms;
     src->rng ^= src->rng << 13; /* xorshift64: per source, seeded, no global state */
     src->rng ^= src->rng >> 7;
@@ -557,8 +562,10 @@ vigil_status stream_source_wait(stream_source *src, int timeout_ms) {
     pthread_mutex_lock(&src->lock);
     int timed_out = 0;
     while (!src->deliver_done && !timed_out) {
-        if (timeout_ms < 0) pthread_cond_wait(&src->cond, &src->lock);
-        else timed_out = pthread_cond_timedwait(&src->cond, &src->lock, &deadline) != 0;
+        if (timeout_ms < 0)
+            pthread_cond_wait(&src->cond, &src->lock);
+        else
+            timed_out = pthread_cond_timedwait(&src->cond, &src->lock, &deadline) != 0;
     }
     int done = src->deliver_done;
     pthread_mutex_unlock(&src->lock);
@@ -574,7 +581,8 @@ void stream_source_destroy(stream_source *src) {
     if (src->threads_started >= 1) pthread_join(src->decode_thread, NULL);
     if (src->threads_started >= 2) pthread_join(src->deliver_thread, NULL);
     sws_freeContext(src->sws);
-    for (int i = 0; i < 3; i++) vigil_free(src->slots[i].data);
+    for (int i = 0; i < 3; i++)
+        vigil_free(src->slots[i].data);
     pthread_cond_destroy(&src->cond);
     pthread_mutex_destroy(&src->lock);
     vigil_free(src->url);

@@ -69,7 +69,7 @@ typedef struct stream_source_options {
      * keeping its aspect and centred on pad_value (Ultralytics' letterbox
      * geometry), in the same swscale pass as the colour conversion. */
     int out_width, out_height;
-    uint8_t pad_value; /* default 114 */
+    uint8_t pad_value;        /* default 114 */
     int read_timeout_ms;      /* no packet for this long = stalled (default 5000) */
     int backoff_initial_ms;   /* first reconnect delay (default 500) */
     int backoff_max_ms;       /* cap (default 30000) */

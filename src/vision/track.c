@@ -61,10 +61,10 @@ struct tracker {
     track *tracks; /* TRACK_MAX_TRACKS slots, n_tracks live, in id order */
     size_t n_tracks;
     uint64_t next_id;
-    track_box *predicted;  /* per track, this frame */
-    int *track_match;      /* per track: detection index or -1 */
-    int *detection_match;  /* per detection: track index or -1 */
-    track_pair *pairs;     /* grows as needed */
+    track_box *predicted; /* per track, this frame */
+    int *track_match;     /* per track: detection index or -1 */
+    int *detection_match; /* per detection: track index or -1 */
+    track_pair *pairs;    /* grows as needed */
     size_t pairs_cap;
     track_event *events; /* at most one per track and one per birth */
     size_t n_events;
@@ -85,7 +85,9 @@ void track_options_default(track_options *opts) {
     opts->beta = 0.3f;
 }
 
-static int track_unit(float v) { return v >= 0.0f && v <= 1.0f; }
+static int track_unit(float v) {
+    return v >= 0.0f && v <= 1.0f;
+}
 
 vigil_status track_create(tracker **out, const track_options *opts, vigil_error *err) {
     *out = NULL;
@@ -99,8 +101,8 @@ vigil_status track_create(tracker **out, const track_options *opts, vigil_error 
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "track: min_hits >= 1 and max_misses >= 0");
     if (opts->n_classes > TRACK_MAX_CLASSES || (opts->n_classes && !opts->classes))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "track: at most %d classes", TRACK_MAX_CLASSES);
-    if (opts->n_zone_points && (opts->n_zone_points < 3 || opts->n_zone_points > TRACK_MAX_ZONE_POINTS ||
-                                !opts->zone_xy))
+    if (opts->n_zone_points &&
+        (opts->n_zone_points < 3 || opts->n_zone_points > TRACK_MAX_ZONE_POINTS || !opts->zone_xy))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "track: a zone needs 3..%d points",
                                TRACK_MAX_ZONE_POINTS);
 
@@ -169,7 +171,8 @@ static void track_measure(const track_box *b, float z[4]) {
 /* The estimate one frame ahead; width and height never drop below one pixel
  * so that a shrinking box coasting through misses stays a box. */
 static void track_predict(const track *tr, float out[4]) {
-    for (int k = 0; k < 4; k++) out[k] = tr->x[k] + tr->v[k];
+    for (int k = 0; k < 4; k++)
+        out[k] = tr->x[k] + tr->v[k];
     if (out[2] < 1) out[2] = 1;
     if (out[3] < 1) out[3] = 1;
 }
@@ -196,7 +199,8 @@ static int track_pair_compare(const void *pa, const void *pb) {
 static vigil_status track_pairs_reserve(tracker *t, size_t need, vigil_error *err) {
     if (need <= t->pairs_cap) return VIGIL_OK;
     size_t cap = t->pairs_cap ? t->pairs_cap : 64;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     track_pair *p = vigil_realloc(t->pairs, cap * sizeof *p);
     if (!p) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "track: out of memory for %zu pairs", need);
     t->pairs = p;
@@ -272,8 +276,8 @@ static void track_report(tracker *t, track *tr, uint64_t frame, int detection) {
     track_event_push(t, tr, entering ? TRACK_ENTERED : TRACK_UPDATED, detection)->best_changed = best;
 }
 
-vigil_status track_update(tracker *t, uint64_t frame, const track_detection *dets, size_t n,
-                          const track_event **events, size_t *n_events, vigil_error *err) {
+vigil_status track_update(tracker *t, uint64_t frame, const track_detection *dets, size_t n, const track_event **events,
+                          size_t *n_events, vigil_error *err) {
     *events = NULL;
     *n_events = 0;
     if (n > TRACK_MAX_DETECTIONS)
@@ -393,4 +397,6 @@ size_t track_views(const tracker *t, const track_view **views) {
     return t->n_views;
 }
 
-track_stats track_get_stats(const tracker *t) { return t->stats; }
+track_stats track_get_stats(const tracker *t) {
+    return t->stats;
+}

@@ -97,17 +97,17 @@ typedef enum track_left_reason {
 typedef struct track_event {
     track_event_kind kind;
     track_left_reason reason;
-    uint64_t track_id;     /* 1, 2, ... in birth order; never reused by a tracker */
+    uint64_t track_id; /* 1, 2, ... in birth order; never reused by a tracker */
     int class_id;
-    track_box box;         /* filtered box of this frame (for LEFT: the last matched one) */
-    float score;           /* matched detection's score (for LEFT: the last matched one) */
-    int detection;         /* index into this frame's detections, -1 for LEFT */
-    uint64_t first_frame;  /* frame id where the track was born */
-    uint64_t last_frame;   /* frame id of its last match */
-    uint64_t best_frame;   /* frame id of its best snapshot */
+    track_box box;        /* filtered box of this frame (for LEFT: the last matched one) */
+    float score;          /* matched detection's score (for LEFT: the last matched one) */
+    int detection;        /* index into this frame's detections, -1 for LEFT */
+    uint64_t first_frame; /* frame id where the track was born */
+    uint64_t last_frame;  /* frame id of its last match */
+    uint64_t best_frame;  /* frame id of its best snapshot */
     float best_score;
     track_box best_box;
-    int best_changed;      /* this frame became the best snapshot */
+    int best_changed; /* this frame became the best snapshot */
 } track_event;
 
 /* A confirmed track as the live view draws it. */
@@ -122,9 +122,9 @@ typedef struct track_view {
 
 typedef struct track_stats {
     uint64_t frames;
-    uint64_t tracks_born;      /* tentative tracks created */
+    uint64_t tracks_born; /* tentative tracks created */
     uint64_t tracks_confirmed;
-    uint64_t births_refused;   /* TRACK_MAX_TRACKS reached */
+    uint64_t births_refused;     /* TRACK_MAX_TRACKS reached */
     uint64_t detections_ignored; /* below low_score or not a class of interest */
 } track_stats;
 
@@ -146,8 +146,8 @@ void track_destroy(tracker *t);
  * tracks first, then the rest (ENTERED, UPDATED, LEFT by zone) in track-id
  * order.  Event boxes are the matched detections' boxes, not the filter's.  On failure the tracker is
  * unchanged. */
-vigil_status track_update(tracker *t, uint64_t frame, const track_detection *dets, size_t n,
-                          const track_event **events, size_t *n_events, vigil_error *err);
+vigil_status track_update(tracker *t, uint64_t frame, const track_detection *dets, size_t n, const track_event **events,
+                          size_t *n_events, vigil_error *err);
 
 /* The confirmed tracks after the last update, owned by the tracker (valid
  * until the next update); returns their count. */

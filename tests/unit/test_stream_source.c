@@ -24,7 +24,9 @@
 
 static char work_dir[256];
 
-static int have_ffmpeg(void) { return system("ffmpeg -version >/dev/null 2>&1") == 0; }
+static int have_ffmpeg(void) {
+    return system("ffmpeg -version >/dev/null 2>&1") == 0;
+}
 
 /* Makes work_dir/name with ffmpeg's test pattern; 0 on success. */
 static int make_clip(const char *name, int frames, const char *codec_args) {
@@ -46,9 +48,9 @@ typedef struct seen {
     int width, height, stride, source_width;
     uint64_t last_index;
     int indexes_increase;
-    int pad_ok, picture_ok;     /* letterbox checks on the first frame */
+    int pad_ok, picture_ok;       /* letterbox checks on the first frame */
     _Atomic(stream_source *) src; /* for the busy consumer */
-    int block_first;            /* hold the first frame until decoding ended */
+    int block_first;              /* hold the first frame until decoding ended */
 } seen;
 
 static void on_frame(void *user, const stream_frame *f) {
@@ -240,7 +242,8 @@ static int corrupt_copy(const char *name, const char *out_name) {
     fclose(in);
     for (int k = 3; k <= 7; k += 2) {
         size_t at = len * (size_t)k / 10;
-        for (size_t i = 0; i < 600 && at + i < len; i++) data[at + i] = (unsigned char)(i * 37 + 11);
+        for (size_t i = 0; i < 600 && at + i < len; i++)
+            data[at + i] = (unsigned char)(i * 37 + 11);
     }
     FILE *out = fopen(clip_path(out_path, sizeof out_path, out_name), "wb");
     if (!out) return -1;
@@ -298,7 +301,8 @@ static void test_missing_source_backoff(void) {
     seen s2 = {0};
     run_source(&o, &s2);
     CHECK_EQ_INT(j.n, 5);
-    for (int i = 0, full = 10; i < j.n; i++, full *= 2) CHECK(j.delays[i] <= full && j.delays[i] >= full / 2);
+    for (int i = 0, full = 10; i < j.n; i++, full *= 2)
+        CHECK(j.delays[i] <= full && j.delays[i] >= full / 2);
 }
 
 /* A file replayed as a camera disappears after its first pass: the end is
@@ -351,9 +355,11 @@ static void *mjpeg_serve(void *arg) {
     FILE *f = fopen(m->path, "rb");
     char buf[16384];
     size_t n;
-    while (ok && f && (n = fread(buf, 1, sizeof buf, f)) > 0) ok = write(fd, buf, n) == (ssize_t)n;
+    while (ok && f && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        ok = write(fd, buf, n) == (ssize_t)n;
     if (f) fclose(f);
-    while (m->hold && !atomic_load(&m->release)) nanosleep(&(struct timespec){0, 5000000}, NULL);
+    while (m->hold && !atomic_load(&m->release))
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
     close(fd);
     return NULL;
 }

@@ -32,7 +32,8 @@ static void step(tracker *t, event_log *log, uint64_t frame, const track_detecti
 
 static size_t count(const event_log *log, track_event_kind kind, uint64_t id) {
     size_t c = 0;
-    for (size_t i = 0; i < log->n; i++) c += log->events[i].kind == kind && log->events[i].track_id == id;
+    for (size_t i = 0; i < log->n; i++)
+        c += log->events[i].kind == kind && log->events[i].track_id == id;
     return c;
 }
 
@@ -70,7 +71,8 @@ static void test_constant_velocity_through_misses(void) {
         track_detection d = box_at(25 + 10.0f * f, 100, 50, 50, 0.9f, 0);
         step(t, &log, f, &d, 1);
     }
-    for (; f < 13; f++) step(t, &log, f, NULL, 0); /* max_misses (3) missed frames: survives */
+    for (; f < 13; f++)
+        step(t, &log, f, NULL, 0); /* max_misses (3) missed frames: survives */
     for (; f < 20; f++) {
         track_detection d = box_at(25 + 10.0f * f, 100, 50, 50, 0.9f, 0);
         step(t, &log, f, &d, 1);
@@ -82,7 +84,8 @@ static void test_constant_velocity_through_misses(void) {
     CHECK_EQ_INT(count(&log, TRACK_LEFT, 1), 0);
 
     /* The track coasts on its prediction through the misses. */
-    for (; f < 23; f++) step(t, &log, f, NULL, 0);
+    for (; f < 23; f++)
+        step(t, &log, f, NULL, 0);
     const track_view *views = NULL;
     CHECK_EQ_INT(track_views(t, &views), 1);
     CHECK_NEAR(views[0].box.x1, 10.0f * 22, 1e-3);
@@ -178,13 +181,14 @@ static void test_zone_in_and_out(void) {
         step(t, &log, f, &d, 1);
     }
     CHECK_EQ_INT(count(&log, TRACK_ENTERED, 1), 1);
-    CHECK_EQ_INT(first_frame_of(&log, TRACK_ENTERED, 1), 5);  /* cx 105 */
-    CHECK_EQ_INT(first_frame_of(&log, TRACK_LEFT, 1), 15);    /* cx 205 */
-    CHECK_EQ_INT(count(&log, TRACK_UPDATED, 1), 9);           /* cx 115 .. 195 */
+    CHECK_EQ_INT(first_frame_of(&log, TRACK_ENTERED, 1), 5); /* cx 105 */
+    CHECK_EQ_INT(first_frame_of(&log, TRACK_LEFT, 1), 15);   /* cx 205 */
+    CHECK_EQ_INT(count(&log, TRACK_UPDATED, 1), 9);          /* cx 115 .. 195 */
     CHECK_EQ_INT(count(&log, TRACK_LEFT, 1), 1);
     for (size_t i = 0; i < log.n; i++)
         if (log.events[i].kind == TRACK_LEFT) CHECK_EQ_INT(log.events[i].reason, TRACK_LEFT_ZONE);
-    for (uint64_t f = 25; f < 35; f++) step(t, &log, f, NULL, 0); /* lost outside: no second LEFT */
+    for (uint64_t f = 25; f < 35; f++)
+        step(t, &log, f, NULL, 0); /* lost outside: no second LEFT */
     CHECK_EQ_INT(count(&log, TRACK_LEFT, 1), 1);
     CHECK(track_point_in_polygon(zone, 4, 150, 500));
     CHECK(!track_point_in_polygon(zone, 4, 250, 500));
@@ -288,7 +292,8 @@ static void test_best_snapshot(void) {
         step(t, &log, 100 + f, &d, 1);
         changed += log.events[log.n - 1].best_changed;
     }
-    for (uint64_t f = 6; f < 9; f++) step(t, &log, 100 + f, NULL, 0);
+    for (uint64_t f = 6; f < 9; f++)
+        step(t, &log, 100 + f, NULL, 0);
     const track_event *left = &log.events[log.n - 1];
     CHECK_EQ_INT(left->kind, TRACK_LEFT);
     CHECK_EQ_INT(left->best_frame, 102); /* ties keep the earlier frame */
