@@ -51,6 +51,7 @@ struct stream_source {
     pthread_cond_t cond; /* CLOCK_MONOTONIC: mailbox, state, backoff waits */
     atomic_int stop;
     atomic_llong last_activity_ns;
+    atomic_int idle_limit_ms; /* open_timeout_ms while connecting, read_timeout_ms after */
 
     /* Under lock. */
     source_slot slots[3];
@@ -86,6 +87,7 @@ void stream_source_options_default(stream_source_options *opts) {
     memset(opts, 0, sizeof *opts);
     opts->pad_value = 114;
     opts->read_timeout_ms = 5000;
+    opts->open_timeout_ms = 15000;
     opts->backoff_initial_ms = 500;
     opts->backoff_max_ms = 30000;
     opts->backoff_jitter = 0.2;
@@ -119,7 +121,7 @@ static int source_interrupt(void *opaque) {
     stream_source *src = opaque;
     if (atomic_load(&src->stop)) return 1;
     int64_t idle = source_now_ns() - atomic_load(&src->last_activity_ns);
-    return idle > (int64_t)src->opts.read_timeout_ms * 1000000;
+    return idle > (int64_t)atomic_load(&src->idle_limit_ms) * 1000000;
 }
 
 static void source_touch(stream_source *src) {
@@ -277,6 +279,7 @@ static void source_frame(stream_source *src, source_connection *c, const AVFrame
         int r = source_convert(src, frame, slot);
         if (r < 0) {
             source_error(src, "convert", r);
+            source_count(src, &src->stats.decode_errors);
         } else {
             slot->frame.index = index;
             slot->frame.pts_us = pts_us;
@@ -340,6 +343,7 @@ static source_outcome source_connect_and_run(stream_source *src, source_connecti
     c->format->interrupt_callback.callback = source_interrupt;
     c->format->interrupt_callback.opaque = src;
     if (src->transport[0]) av_dict_set(&dict, "rtsp_transport", src->transport, 0);
+    atomic_store(&src->idle_limit_ms, src->opts.open_timeout_ms);
     source_touch(src);
     int r = avformat_open_input(&c->format, src->url, NULL, &dict);
     if (r < 0) {
@@ -371,6 +375,7 @@ static source_outcome source_connect_and_run(stream_source *src, source_connecti
         goto done;
     }
     source_count(src, &src->stats.connects);
+    atomic_store(&src->idle_limit_ms, src->opts.read_timeout_ms);
 
     for (;;) {
         source_touch(src);
@@ -516,8 +521,8 @@ vigil_status stream_source_create(stream_source **out, const stream_source_optio
     if (opts->target_fps < 0 || (opts->out_width > 0) != (opts->out_height > 0) || opts->out_width < 0 ||
         (int64_t)opts->out_width * opts->out_height > STREAM_MAX_PIXELS)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "stream: bad target rate or output size");
-    if (opts->read_timeout_ms <= 0 || opts->backoff_initial_ms < 0 || opts->backoff_max_ms < opts->backoff_initial_ms ||
-        !(opts->backoff_jitter >= 0 && opts->backoff_jitter <= 1))
+    if (opts->read_timeout_ms <= 0 || opts->open_timeout_ms <= 0 || opts->backoff_initial_ms < 0 ||
+        opts->backoff_max_ms < opts->backoff_initial_ms || !(opts->backoff_jitter >= 0 && opts->backoff_jitter <= 1))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "stream: bad timeout or backoff settings");
 
     stream_source *src = vigil_calloc(1, sizeof *src);
@@ -537,6 +542,7 @@ vigil_status stream_source_create(stream_source **out, const stream_source_optio
     src->front = 2;
     atomic_init(&src->stop, 0);
     atomic_init(&src->last_activity_ns, source_now_ns());
+    atomic_init(&src->idle_limit_ms, opts->open_timeout_ms);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -16,8 +16,9 @@
  * frame is converted once, straight into the buffer the callback reads, and
  * never copied.
  *
- * When the source fails to open, stops sending (no packet for
- * read_timeout_ms, through libavformat's interrupt callback), errors, or ends
+ * When the source fails to open (or takes longer than open_timeout_ms), stops
+ * sending (no packet for read_timeout_ms: libavformat's interrupt callback
+ * cuts the blocked read), errors, or ends
  * (when reconnect_on_end is set: a file replayed as a camera), the decode
  * thread closes it and opens it again after an exponential backoff with
  * jitter; a decoded frame resets the backoff.  A corrupt packet is skipped and
@@ -69,8 +70,11 @@ typedef struct stream_source_options {
      * keeping its aspect and centred on pad_value (Ultralytics' letterbox
      * geometry), in the same swscale pass as the colour conversion. */
     int out_width, out_height;
-    uint8_t pad_value;        /* default 114 */
-    int read_timeout_ms;      /* no packet for this long = stalled (default 5000) */
+    uint8_t pad_value;   /* default 114 */
+    int read_timeout_ms; /* no packet for this long = stalled (default 5000) */
+    /* Connecting, the RTSP handshake and probing the stream (FFmpeg reads up
+     * to 5 s of it to learn the codec) may take this long (default 15000). */
+    int open_timeout_ms;
     int backoff_initial_ms;   /* first reconnect delay (default 500) */
     int backoff_max_ms;       /* cap (default 30000) */
     double backoff_jitter;    /* each delay is shortened by up to this fraction at random, 0..1 (default 0.2) */
@@ -100,7 +104,7 @@ typedef struct stream_stats {
     uint64_t frames_delivered;
     uint64_t dropped_rate;  /* not picked by the target rate */
     uint64_t dropped_busy;  /* replaced in the mailbox by a newer frame */
-    uint64_t decode_errors; /* packets the demuxer or decoder rejected, frames flagged corrupt */
+    uint64_t decode_errors; /* packets the demuxer or decoder rejected, frames flagged corrupt or not converted */
     uint64_t connects;      /* successful opens */
     uint64_t reconnects;    /* reconnect attempts (each after a backoff) */
     uint64_t last_backoff_ms;

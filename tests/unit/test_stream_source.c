@@ -396,6 +396,7 @@ static void test_http_mjpeg(void) {
     stream_source_options_default(&o);
     o.url = url;
     o.read_timeout_ms = 300;
+    o.open_timeout_ms = 300;
     o.max_failures = 1;
     seen s = {0};
     stream_stats st = run_source(&o, &s);
@@ -422,6 +423,7 @@ static void test_http_mjpeg_stall_reconnects(void) {
     sleeps z = {0};
     backoff_options(&o, url, 1, &z);
     o.read_timeout_ms = 300;
+    o.open_timeout_ms = 300;
     seen s = {0};
     stream_stats st = run_source(&o, &s);
     mjpeg_server_stop(&m);
@@ -517,7 +519,7 @@ static void test_rtsp_tcp_and_udp(void) {
     rtsp_server_stop(&r);
 }
 
-/* A peer that accepts the connection and never sends: the read timeout
+/* A peer that accepts the connection and never sends: the open timeout
  * interrupts the blocked open, which counts as a failure. */
 static void test_stalled_source_times_out(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -532,7 +534,7 @@ static void test_stalled_source_times_out(void) {
     stream_source_options o;
     sleeps z = {0};
     backoff_options(&o, url, 2, &z);
-    o.read_timeout_ms = 200;
+    o.open_timeout_ms = 200;
     seen s = {0};
     stream_stats st = run_source(&o, &s);
     CHECK_EQ_INT(st.state, STREAM_FAILED);
