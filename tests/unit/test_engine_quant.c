@@ -9,6 +9,7 @@
  * exactly, and malformed quantized graphs refused at load with an error
  * naming the node and the fault.
  */
+#include "core/half.h"
 #include "testing.h"
 
 #include "engine/kernels/kernels.h"
@@ -32,7 +33,7 @@ static void test_cast_to_f16_rounds_once(void) {
     kernels_cast_to_f16_as_f32(VIGIL_DTYPE_F64, d, f, N);
     for (int i = 0; i < N - 1; i++) {
         CHECK_EQ_INT(h[i], want[i]);
-        CHECK(kernels_f32_to_f16(f[i]) == want[i] && f[i] == kernels_f16_to_f32(want[i]));
+        CHECK(half_from_float(f[i]) == want[i] && f[i] == half_to_float(want[i]));
     }
     CHECK((h[N - 1] & 0x7c00) == 0x7c00 && (h[N - 1] & 0x3ff) != 0); /* NaN stays NaN */
     CHECK(isnan(f[N - 1]));

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "core/half.h"
 #include "engine/kernels/kernels.h"
 #include "testing.h"
 
@@ -349,12 +350,12 @@ static void test_cast(void) {
     CHECK_EQ_INT(h[2], 0x7bff);
     CHECK_EQ_INT(h[3], 0x0002); /* subnormal: 1e-7 / 2^-24 = 1.68 -> 2 */
     CHECK_EQ_INT(h[5], 0x7c00); /* overflow to inf */
-    CHECK_NEAR(kernels_f16_to_f32(h[4]), 0.333251953125, 0);
-    CHECK_NEAR(kernels_f16_to_f32(0x0001), 5.960464477539063e-08, 1e-15);
-    CHECK(isinf(kernels_f16_to_f32(0xfc00)) && kernels_f16_to_f32(0xfc00) < 0);
-    CHECK(isnan(kernels_f16_to_f32(0x7e00)));
-    CHECK_EQ_INT(kernels_f32_to_f16(1.0009765625f + 0.00048828125f), 0x3c02); /* tie to even: up */
-    CHECK_EQ_INT(kernels_f32_to_f16(1.0f + 0.00048828125f), 0x3c00);          /* tie to even: down */
+    CHECK_NEAR(half_to_float(h[4]), 0.333251953125, 0);
+    CHECK_NEAR(half_to_float(0x0001), 5.960464477539063e-08, 1e-15);
+    CHECK(isinf(half_to_float(0xfc00)) && half_to_float(0xfc00) < 0);
+    CHECK(isnan(half_to_float(0x7e00)));
+    CHECK_EQ_INT(half_from_float(1.0009765625f + 0.00048828125f), 0x3c02); /* tie to even: up */
+    CHECK_EQ_INT(half_from_float(1.0f + 0.00048828125f), 0x3c00);          /* tie to even: down */
     CHECK_EQ_INT(kernels_cast((vigil_dtype)99, f, VIGIL_DTYPE_F32, back, 1, NULL), VIGIL_ERR_UNSUPPORTED);
     int64_t fill[5];
     int64_t seven = 7;

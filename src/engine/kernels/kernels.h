@@ -201,8 +201,6 @@ vigil_status kernels_cast(vigil_dtype from, const void *x, vigil_dtype to, void 
  * infinities and NaN as IEEE says), stored as float. */
 void kernels_cast_to_f16_as_f32(vigil_dtype from, const void *x, float *y, int64_t n);
 /* IEEE half <-> float. */
-float kernels_f16_to_f32(uint16_t h);
-uint16_t kernels_f32_to_f16(float f);
 
 /* Fills n elements of elem bytes with *value (ConstantOfShape, Expand of a scalar). */
 void kernels_fill(size_t elem, const void *value, void *y, int64_t n);

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "engine/kernels/kernels.h"
 
 void kernels_unary_defaults(kernels_unary_op op, kernels_unary_params *p) {
@@ -142,61 +143,7 @@ void kernels_isinf_f32(const float *x, uint8_t *y, int64_t n, int detect_negativ
         y[i] = (detect_positive && x[i] == INFINITY) || (detect_negative && x[i] == -INFINITY);
 }
 
-/* ---- half precision ---- */
-
-float kernels_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else if (exp == 0) {
-        /* zero or subnormal: value = mant * 2^-24 */
-        float f = (float)mant * 5.9604644775390625e-8f;
-        return sign ? -f : f;
-    } else {
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-uint16_t kernels_f32_to_f16(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000);
-    uint32_t exp = (bits >> 23) & 0xff, mant = bits & 0x7fffff;
-    if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0)); /* inf / NaN */
-    int e = (int)exp - 127 + 15;
-    if (e >= 0x1f) return (uint16_t)(sign | 0x7c00); /* overflow to inf */
-    if (e <= 0) {
-        if (e < -10) return sign; /* underflow to zero */
-        mant |= 0x800000;          /* subnormal: shift in the implicit bit, round half to even */
-        int shift = 14 - e;
-        uint32_t half = mant >> shift, rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (half & 1))) half++;
-        return (uint16_t)(sign | half);
-    }
-    uint32_t half = ((uint32_t)e << 10) | (mant >> 13), rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; /* may carry into the exponent: correct */
-    return (uint16_t)(sign | half);
-}
-
-/* double -> half with a single rounding: rounding to float first would
- * round twice (a value just above a half-way point of half precision could
- * land on it).  Rounding to float "to odd" (truncate, then set the last bit
- * when inexact) keeps the information the second rounding needs, since float
- * has 13 more fraction bits than half. */
-static uint16_t f64_to_f16(double d) {
-    float f = (float)d;
-    if (!isnan(d) && (double)f != d) {
-        if (fabs((double)f) > fabs(d)) f = nextafterf(f, 0.0f);
-        uint32_t bits;
-        memcpy(&bits, &f, sizeof bits);
-        bits |= 1;
-        memcpy(&f, &bits, sizeof f);
-    }
-    return kernels_f32_to_f16(f);
-}
+/* ---- half precision: core/half.c (one rounding, to nearest even) ---- */
 
 /* ---- Cast ---- */
 
@@ -209,7 +156,7 @@ static inline double cast_load_f64(vigil_dtype from, const void *x, int64_t i) {
     switch (from) {
     case VIGIL_DTYPE_F32: return ((const float *)x)[i];
     case VIGIL_DTYPE_F64: return ((const double *)x)[i];
-    case VIGIL_DTYPE_F16: return kernels_f16_to_f32(((const uint16_t *)x)[i]);
+    case VIGIL_DTYPE_F16: return half_to_float(((const uint16_t *)x)[i]);
     case VIGIL_DTYPE_I64: return (double)((const int64_t *)x)[i];
     case VIGIL_DTYPE_I32: return ((const int32_t *)x)[i];
     case VIGIL_DTYPE_U8: return ((const uint8_t *)x)[i];
@@ -290,7 +237,7 @@ vigil_status kernels_cast(vigil_dtype from, const void *x, vigil_dtype to, void 
         switch (to) {
         case VIGIL_DTYPE_F32: ((float *)y)[i] = (float)v; break;
         case VIGIL_DTYPE_F64: ((double *)y)[i] = v; break;
-        case VIGIL_DTYPE_F16: ((uint16_t *)y)[i] = f64_to_f16(v); break;
+        case VIGIL_DTYPE_F16: ((uint16_t *)y)[i] = half_from_double(v); break;
         case VIGIL_DTYPE_I64: ((int64_t *)y)[i] = FLOAT_TO_INT(v, int64_t, INT64_MIN, INT64_MAX); break;
         case VIGIL_DTYPE_I32: ((int32_t *)y)[i] = FLOAT_TO_INT(v, int32_t, INT32_MIN, INT32_MAX); break;
         case VIGIL_DTYPE_U8: ((uint8_t *)y)[i] = FLOAT_TO_INT(v, uint8_t, 0, UINT8_MAX); break;
@@ -302,5 +249,5 @@ vigil_status kernels_cast(vigil_dtype from, const void *x, vigil_dtype to, void 
 }
 
 void kernels_cast_to_f16_as_f32(vigil_dtype from, const void *x, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = kernels_f16_to_f32(f64_to_f16(cast_load_f64(from, x, i)));
+    for (int64_t i = 0; i < n; i++) y[i] = half_to_float(half_from_double(cast_load_f64(from, x, i)));
 }

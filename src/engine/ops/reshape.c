@@ -12,6 +12,7 @@
  */
 #include <string.h>
 
+#include "core/half.h"
 #include "engine/ops/ops.h"
 
 static vigil_status run_alias(step *s, vigil_error *err) {
@@ -150,7 +151,7 @@ static vigil_status infer_constant_of_shape(op_ctx *ctx, vigil_error *err) {
     if (dt == VIGIL_DTYPE_F16) {
         uint16_t h;
         memcpy(&h, value, sizeof h);
-        widened = kernels_f16_to_f32(h);
+        widened = half_to_float(h);
         value = &widened;
         dt = VIGIL_DTYPE_F32;
     }
