@@ -6,11 +6,13 @@
  * per-channel parameters, the vectorised per-tensor path against the
  * reference, DynamicQuantizeLinear's degenerate range, an
  * integer convolution whose sum a float32 accumulator could not hold
- * exactly, and malformed quantized graphs refused at load with an error
+ * exactly, DequantizeLinear -> SiLU -> QuantizeLinear run as one table
+ * lookup equal bit for bit to the unfused graph, and malformed quantized graphs refused at load with an error
  * naming the node and the fault.
  */
 #include "testing.h"
 
+#include "engine/exec.h"
 #include "engine/kernels/kernels.h"
 #include "engine/ops/vmath.h"
 #include "vigil/engine.h"
@@ -180,6 +182,82 @@ static void test_conv_integer_is_exact(void) {
     vigil_engine_destroy(e);
 }
 
+/* Q -> DQ -> Sigmoid, Mul -> Q -> DQ over every 8-bit input code; with
+ * `identity`, an Identity between the Mul and its QuantizeLinear keeps the
+ * pass from fusing.  Returns the output (256 floats) in y, and in *lookups
+ * how many plan steps are the fused table lookup. */
+static vigil_status run_qdq_silu(int is_signed, int identity, float *y, int *lookups, vigil_error *err) {
+    onnx_builder ob = {.opset = 13};
+    int64_t xd[4] = {1, 1, 16, 16};
+    ob_value(&ob, 11, "x", ONNX_F32, 4, xd);
+    ob_value(&ob, 12, "y", ONNX_F32, 4, xd);
+    int qt = is_signed ? ONNX_I8 : ONNX_U8;
+    const float xs = 0.0473f, ys = 0.0291f; /* inputs -6..6, SiLU's negative dip quantized too */
+    const uint8_t xz = is_signed ? (uint8_t)3 : 131, yz = is_signed ? (uint8_t)(int8_t)-119 : 9;
+    ob_initializer(&ob, "xs", ONNX_F32, 0, NULL, &xs, sizeof xs);
+    ob_initializer(&ob, "xz", qt, 0, NULL, &xz, 1);
+    ob_initializer(&ob, "ys", ONNX_F32, 0, NULL, &ys, sizeof ys);
+    ob_initializer(&ob, "yz", qt, 0, NULL, &yz, 1);
+    static const char *const steps[][4] = {
+        {"QuantizeLinear", "x", "xs", "xz"}, {"DequantizeLinear", "xq", "xs", "xz"}, {"Sigmoid", "xd"},
+        {"Mul", "xd", "sg"},                 {"Identity", "m"},                      {"QuantizeLinear", "mi", "ys", "yz"},
+        {"DequantizeLinear", "yq", "ys", "yz"}};
+    static const char *const outs[] = {"xq", "xd", "sg", "m", "mi", "yq", "y"};
+    for (int i = 0; i < 7; i++) {
+        if (i == 4 && !identity) continue;
+        int n_in = steps[i][3] ? 3 : steps[i][2] ? 2 : 1;
+        const char *in[3] = {steps[i][1], steps[i][2], steps[i][3]};
+        if (i == 5 && !identity) in[0] = "m";
+        pbuf n = ob_node(steps[i][0], outs[i], n_in, in, 1, &outs[i]);
+        ob_node_end(&ob, &n);
+    }
+    float x[256];
+    for (int c = 0; c < 256; c++) /* code c (as the quantized type), exactly */
+        x[c] = (float)((is_signed ? (int)(int8_t)c : c) - (is_signed ? (int)(int8_t)xz : (int)xz)) * xs;
+    vigil_engine *e = engine_one_thread();
+    vigil_model *m = NULL;
+    vigil_plan *p = NULL;
+    vigil_status st = load_bytes(e, &ob, &m, err);
+    if (st == VIGIL_OK) st = vigil_plan_create(m, 1, &p, err);
+    vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 1, 16, 16}, .data = x};
+    if (st == VIGIL_OK) st = vigil_plan_run(p, &t, 1, err);
+    if (st == VIGIL_OK) {
+        memcpy(y, vigil_plan_output(p, 0)->data, 256 * sizeof(float));
+        *lookups = 0;
+        for (int i = 0; i < p->n_steps; i++)
+            *lookups += strcmp(p->steps[i].op, "vigil.QLookup") == 0;
+    }
+    vigil_plan_destroy(p);
+    vigil_model_free(m);
+    vigil_engine_destroy(e);
+    return st;
+}
+
+static void test_qdq_silu_lookup_equals_float_path(void) {
+    for (int is_signed = 0; is_signed < 2; is_signed++) {
+        float fused[256], plain[256];
+        int n_fused = -1, n_plain = -1;
+        vigil_error err;
+        vigil_status a = run_qdq_silu(is_signed, 0, fused, &n_fused, &err);
+        if (a != VIGIL_OK) fprintf(stderr, "  fused: %s\n", err.message);
+        vigil_status b = run_qdq_silu(is_signed, 1, plain, &n_plain, &err);
+        if (b != VIGIL_OK) fprintf(stderr, "  plain: %s\n", err.message);
+        CHECK(a == VIGIL_OK && b == VIGIL_OK);
+        if (a != VIGIL_OK || b != VIGIL_OK) continue;
+        CHECK_EQ_INT(n_fused, 1);
+        CHECK_EQ_INT(n_plain, 0);
+        CHECK(memcmp(fused, plain, sizeof fused) == 0);
+        /* and within one output step of SiLU in double precision */
+        double worst = 0;
+        for (int c = 0; c < 256; c++) {
+            double v = (double)((is_signed ? (int)(int8_t)c : c) - (is_signed ? 3 : 131)) * 0.0473f;
+            double d = fabs(fused[c] - v / (1.0 + exp(-v)));
+            worst = d > worst ? d : worst;
+        }
+        CHECK(worst <= 0.0291 * 1.0001);
+    }
+}
+
 /* A QuantizeLinear (or DequantizeLinear when dequantize) of a [1, 3, 2, 2]
  * input with a constant scale of n_scale elements and a zero point of
  * zp_type with n_zp elements (0: none); axis < 99 sets the attribute. */
@@ -246,6 +324,7 @@ int main(void) {
     RUN(test_dynamic_quantize);
     RUN(test_vectorised_qdq_matches_reference);
     RUN(test_conv_integer_is_exact);
+    RUN(test_qdq_silu_lookup_equals_float_path);
     RUN(test_malformed_quantized_graphs_refused);
     return testing_report();
 }

@@ -681,6 +681,62 @@ static double flops_qmatmul(const op_ctx *ctx) {
     return 2.0 * (double)op_count(&ctx->out[0]) * (double)(a->ndim ? a->dims[a->ndim - 1] : 1);
 }
 
+/* ---- vigil.QLookup: DequantizeLinear -> SiLU -> QuantizeLinear ---- */
+
+/* passes.c turns DequantizeLinear -> Sigmoid, Mul(x, Sigmoid(x)) ->
+ * QuantizeLinear (per tensor) into one byte lookup: an 8-bit input has 256
+ * values, so the float path is run once per value here, with the kernels the
+ * unfused graph runs (dequantize_f32, XNNPACK's float32 sigmoid, one float
+ * multiply, quantize_f32): the table is that path's answer bit for bit. */
+vigil_status quant_silu_table(vigil_dtype xt, float x_scale, int32_t x_zp, vigil_dtype yt, float y_scale,
+                              int32_t y_zp, uint8_t table[256], vigil_error *err) {
+    uint8_t codes[256];
+    float x[256], sig[256];
+    for (int i = 0; i < 256; i++)
+        codes[i] = (uint8_t)i; /* byte i is code i (uint8) or (int8_t)i (int8) */
+    dequantize_f32(codes, 256, x_scale, x_zp, xt == VIGIL_DTYPE_I8, x);
+    xnn_operator_t op = NULL;
+    enum xnn_status st = xnn_create_sigmoid_nc_f32(1, 1, 1, 0, &op);
+    if (st == xnn_status_success) st = xnn_setup_sigmoid_nc_f32(op, 256, x, sig, NULL);
+    if (st == xnn_status_success) st = xnn_run_operator(op, NULL);
+    if (op) xnn_delete_operator(op);
+    if (st != xnn_status_success)
+        return vigil_error_set(err, VIGIL_ERR_INTERNAL, "XNNPACK sigmoid failed (status %d)", (int)st);
+    for (int i = 0; i < 256; i++)
+        sig[i] *= x[i];
+    quantize_f32(sig, 256, y_scale, y_zp, yt == VIGIL_DTYPE_I8, table);
+    return VIGIL_OK;
+}
+
+#define LOOKUP_CHUNK 65536
+
+static void lookup_chunk(void *arg, size_t chunk) {
+    const step *s = arg;
+    const uint8_t *table = s->in[1].data, *x = (const uint8_t *)s->in[0].data + chunk * LOOKUP_CHUNK;
+    uint8_t *y = (uint8_t *)s->out[0].data + chunk * LOOKUP_CHUNK;
+    size_t n = (size_t)op_count(&s->in[0]) - chunk * LOOKUP_CHUNK;
+    if (n > LOOKUP_CHUNK) n = LOOKUP_CHUNK;
+    for (size_t i = 0; i < n; i++)
+        y[i] = table[x[i]];
+}
+
+static vigil_status run_lookup(step *s, vigil_error *err) {
+    size_t chunks = (size_t)((op_count(&s->in[0]) + LOOKUP_CHUNK - 1) / LOOKUP_CHUNK);
+    pthreadpool_parallelize_1d(s->pool, lookup_chunk, s, chunks, 0);
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_lookup(op_ctx *ctx, vigil_error *err) {
+    if (op_count(&ctx->in[1]) != 256 || op_elem(&ctx->in[0]) != 1 || op_elem(&ctx->out[0]) != 1)
+        return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "lookup needs 8-bit tensors and a 256-entry table");
+    ctx->step->run = run_lookup;
+    return VIGIL_OK;
+}
+
+static vigil_status infer_lookup(op_ctx *ctx, vigil_error *err) {
+    return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "lookups are made after inference");
+}
+
 /* Table rows differ only in name, opsets, required inputs, layout and
  * functions.  Every one may keep its 8-bit tensors NHWC (quantized): the
  * layout policy only uses that for QuantizeLinear/DequantizeLinear
@@ -707,5 +763,6 @@ const op_def ops_quant[] = {
              flops_qmatmul),
     QUANT_OP("QLinearMatMul", 10, 20, 8, OP_LAYOUT_ONNX, NULL, NULL, infer_qmatmul, scratch_qmatmul, prepare_qmatmul,
              flops_qmatmul),
+    QUANT_OP("vigil.QLookup", 1, 99, 2, OP_LAYOUT_UNARY, NULL, NULL, infer_lookup, NULL, prepare_lookup, NULL),
     {0},
 };
