@@ -294,10 +294,12 @@ static vigil_status fuse_one_qdq_conv(graph *g, int c, vigil_error *err) {
     return VIGIL_OK;
 }
 
-static vigil_status fuse_qdq_conv(graph *g, vigil_error *err) {
+/* Runs fuse on every live node of type op, in order, until one fails. */
+static vigil_status fuse_each(graph *g, const char *op, vigil_status (*fuse)(graph *, int, vigil_error *),
+                              vigil_error *err) {
     vigil_status st = VIGIL_OK;
     for (int i = 0; i < g->n_nodes && st == VIGIL_OK; i++)
-        if (op_is(&g->nodes[i], "Conv")) st = fuse_one_qdq_conv(g, i, err);
+        if (op_is(&g->nodes[i], op)) st = fuse(g, i, err);
     return st;
 }
 
@@ -363,13 +365,6 @@ static vigil_status fuse_one_qdq_silu(graph *g, int d, vigil_error *err) {
     return VIGIL_OK;
 }
 
-static vigil_status fuse_qdq_silu(graph *g, vigil_error *err) {
-    vigil_status st = VIGIL_OK;
-    for (int i = 0; i < g->n_nodes && st == VIGIL_OK; i++)
-        if (op_is(&g->nodes[i], "DequantizeLinear")) st = fuse_one_qdq_silu(g, i, err);
-    return st;
-}
-
 void passes_remove_dead(graph *g) {
     char *live = vigil_calloc((size_t)g->n_values + 1, 1);
     if (!live) return; /* keeping dead nodes is harmless */
@@ -397,8 +392,8 @@ vigil_status passes_run(graph *g, vigil_error *err) {
     if (st != VIGIL_OK) return st;
     fuse_silu(g);
     fuse_clamps(g);
-    st = fuse_qdq_conv(g, err);
-    if (st == VIGIL_OK) st = fuse_qdq_silu(g, err);
+    st = fuse_each(g, "Conv", fuse_one_qdq_conv, err);
+    if (st == VIGIL_OK) st = fuse_each(g, "DequantizeLinear", fuse_one_qdq_silu, err);
     passes_remove_dead(g);
     return st;
 }
