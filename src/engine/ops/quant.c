@@ -24,6 +24,7 @@
 
 #include "core/alloc.h"
 #include "engine/ops/ops.h"
+#include "engine/ops/qconv_vnni.h"
 #include "engine/ops/vmath.h"
 
 static const char *const q_attrs[] = {"axis", "saturate", "block_size", NULL};
@@ -267,6 +268,7 @@ typedef struct qconv_state {
     qconv_inputs in;
     int shift_in, shift_out; /* XNNPACK path: uint8 input / output run as int8 */
     int32_t lo, hi;          /* output bounds (a fused Relu or Clip), quantized */
+    qconv_vnni *vnni;        /* the AVX-512 VNNI path (NULL: another) */
 } qconv_state;
 
 /* The window and output shape of the convolution of ctx's x and w (x read
@@ -428,12 +430,47 @@ static int qconv_xnn_ok(const op_ctx *ctx, const qconv_inputs *in) {
     return 1;
 }
 
-/* Scratch: the XNNPACK path needs the shifted input of a uint8 x; the
- * reference path its work buffers (and N,C,H,W copies when NHWC). */
+/* Whether a convolution XNNPACK could run takes the VNNI kernel instead
+ * (one group, no dilation, 2-D, a VNNI CPU); fills p but for lo and hi. */
+static int qconv_vnni_ok(const op_ctx *ctx, const qconv_inputs *in, const kernels_window *w, qconv_vnni_params *p) {
+    const op_tensor *x = &ctx->in[in->x], *wt = &ctx->in[in->w], *y = &ctx->out[0];
+    if (w->nspatial != 2 || w->group != 1 || w->dilation[0] != 1 || w->dilation[1] != 1 || x->ndim != 4 ||
+        wt->dims[1] != x->dims[3] || !qconv_vnni_available())
+        return 0;
+    memset(p, 0, sizeof *p);
+    p->n = x->dims[0], p->h = x->dims[1], p->w = x->dims[2], p->c = x->dims[3];
+    p->m = wt->dims[0], p->kh = wt->dims[2], p->kw = wt->dims[3];
+    p->stride_h = w->stride[0], p->stride_w = w->stride[1];
+    p->pad_top = w->pad_begin[0], p->pad_left = w->pad_begin[1];
+    p->pad_bottom = w->pad_end[0], p->pad_right = w->pad_end[1];
+    /* the output the padded input gives must be the node's */
+    if ((p->h + p->pad_top + p->pad_bottom - p->kh) / p->stride_h + 1 != y->dims[1] ||
+        (p->w + p->pad_left + p->pad_right - p->kw) / p->stride_w + 1 != y->dims[2] || y->dims[3] != p->m)
+        return 0;
+    p->x_signed = x->dtype == VIGIL_DTYPE_I8;
+    p->x_zp = in_present(ctx, in->x_zp) ? kernels_qload(x->dtype, ctx->in[in->x_zp].data, 0) : 0;
+    p->y_zp = in_present(ctx, in->y_zp) ? kernels_qload(y->dtype, ctx->in[in->y_zp].data, 0) : 0;
+    p->x_scale = *(const float *)ctx->in[in->x_scale].data;
+    p->y_scale = *(const float *)ctx->in[in->y_scale].data;
+    return 1;
+}
+
+/* Scratch: the VNNI path needs its padded input, the XNNPACK path the
+ * shifted input of a uint8 x; the reference path its work buffers (and
+ * N,C,H,W copies when NHWC). */
 static size_t scratch_qconv(const op_ctx *ctx) {
     const qconv_inputs *in = qconv_layout(ctx);
     const op_tensor *x = &ctx->in[in->x];
-    if (qconv_xnn_ok(ctx, in)) return x->dtype == VIGIL_DTYPE_U8 ? (size_t)op_count(x) : 0;
+    if (qconv_xnn_ok(ctx, in)) {
+        op_ctx c = *ctx; /* qconv_geometry reads x's logical view through it, and puts it back */
+        kernels_window w;
+        kshape ys;
+        vigil_error err;
+        qconv_vnni_params p;
+        if (qconv_geometry(&c, in, &w, &ys, &err) == VIGIL_OK && qconv_vnni_ok(ctx, in, &w, &p))
+            return qconv_vnni_scratch(&p);
+        return x->dtype == VIGIL_DTYPE_U8 ? (size_t)op_count(x) : 0;
+    }
     op_tensor xl = op_logical(x, ctx->nhwc), yl = op_logical(&ctx->out[0], ctx->nhwc);
     size_t n = qconv_work_bytes(&xl, &ctx->in[in->w], &yl);
     return ctx->nhwc ? n + (size_t)op_count(x) + (size_t)op_count(&ctx->out[0]) : n;
@@ -556,6 +593,36 @@ static vigil_status prepare_qconv_xnn(op_ctx *ctx, qconv_state *q, vigil_error *
     return VIGIL_OK;
 }
 
+static vigil_status run_qconv_vnni(step *s, vigil_error *err) {
+    const qconv_state *q = s->state;
+    qconv_vnni_run(q->vnni, s->in[0].data, s->out[0].data, s->scratch, s->pool);
+    return VIGIL_OK;
+}
+
+static void destroy_qconv(step *s) {
+    qconv_vnni_destroy(((qconv_state *)s->state)->vnni);
+}
+
+static vigil_status prepare_qconv_vnni(op_ctx *ctx, qconv_state *q, qconv_vnni_params *p, vigil_error *err) {
+    step *s = ctx->step;
+    const qconv_inputs *in = &q->in;
+    p->lo = q->lo;
+    p->hi = q->hi;
+    int64_t m = p->m;
+    float *scales = vigil_malloc((size_t)m * sizeof(float));
+    if (!scales) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    const float *wsc = s->in[in->w_scale].data;
+    int per_channel = op_count(&s->in[in->w_scale]) > 1;
+    for (int64_t o = 0; o < m; o++)
+        scales[o] = wsc[per_channel ? o : 0];
+    q->vnni = qconv_vnni_create(p, s->in[in->w].data, scales, zero_point_data(s, in->bias));
+    vigil_free(scales);
+    if (!q->vnni) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    s->destroy = destroy_qconv;
+    s->run = run_qconv_vnni;
+    return VIGIL_OK;
+}
+
 static vigil_status prepare_qconv(op_ctx *ctx, vigil_error *err) {
     vigil_status st = op_step_alloc(ctx, sizeof(qconv_state), err);
     if (st != VIGIL_OK) return st;
@@ -565,6 +632,8 @@ static vigil_status prepare_qconv(op_ctx *ctx, vigil_error *err) {
     st = qconv_geometry(ctx, &q->in, &q->w, &ys, err);
     if (st != VIGIL_OK) return st;
     qconv_bounds(ctx, &q->in, q);
+    qconv_vnni_params p;
+    if (qconv_xnn_ok(ctx, &q->in) && qconv_vnni_ok(ctx, &q->in, &q->w, &p)) return prepare_qconv_vnni(ctx, q, &p, err);
     if (qconv_xnn_ok(ctx, &q->in)) return prepare_qconv_xnn(ctx, q, err);
     ctx->step->run = ctx->nhwc ? run_qconv_nhwc : run_qconv;
     return VIGIL_OK;
