@@ -33,4 +33,9 @@ size_t qconv_vnni_scratch(const qconv_vnni_params *p);
 /* y (NHWC, the output's 8-bit type) = the convolution of x (NHWC). */
 void qconv_vnni_run(const qconv_vnni *c, const void *x, void *y, void *scratch, pthreadpool_t pool);
 
+/* Whether this CPU has AVX-512 VBMI (and this build qlookup_vbmi). */
+int qlookup_vbmi_available(void);
+/* y[i] = table[x[i]], i < n. */
+void qlookup_vbmi(const uint8_t table[256], const uint8_t *x, uint8_t *y, size_t n);
+
 #endif

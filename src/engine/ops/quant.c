@@ -785,6 +785,10 @@ static void lookup_chunk(void *arg, size_t chunk) {
     uint8_t *y = (uint8_t *)s->out[0].data + chunk * LOOKUP_CHUNK;
     size_t n = (size_t)op_count(&s->in[0]) - chunk * LOOKUP_CHUNK;
     if (n > LOOKUP_CHUNK) n = LOOKUP_CHUNK;
+    if (*(const int *)s->state) { /* the CPU has AVX-512 VBMI */
+        qlookup_vbmi(table, x, y, n);
+        return;
+    }
     uint8_t t[256]; /* a local copy: the compiler need not reload it after each store through y */
     memcpy(t, table, sizeof t);
     size_t i = 0;
@@ -808,6 +812,9 @@ static vigil_status run_lookup(step *s, vigil_error *err) {
 static vigil_status prepare_lookup(op_ctx *ctx, vigil_error *err) {
     if (op_count(&ctx->in[1]) != 256 || op_elem(&ctx->in[0]) != 1 || op_elem(&ctx->out[0]) != 1)
         return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "lookup needs 8-bit tensors and a 256-entry table");
+    vigil_status st = op_step_alloc(ctx, sizeof(int), err); /* state: whether to take qlookup_vbmi */
+    if (st != VIGIL_OK) return st;
+    *(int *)ctx->step->state = qlookup_vbmi_available();
     ctx->step->run = run_lookup;
     return VIGIL_OK;
 }
