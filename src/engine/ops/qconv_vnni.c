@@ -54,14 +54,17 @@ struct qconv_vnni {
     int in_place;       /* the input needs no padded copy */
 };
 
-int qconv_vnni_available(void) {
+/* AVX-512 F and BW and the extension ext (a string literal). */
 #if QCONV_VNNI
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vnni");
+#define CPU_HAS_AVX512_AND(ext)                                                                                        \
+    (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&                   \
+                               __builtin_cpu_supports(ext))
 #else
-    return 0;
+#define CPU_HAS_AVX512_AND(ext) 0
 #endif
+
+int qconv_vnni_available(void) {
+    return CPU_HAS_AVX512_AND("avx512vnni");
 }
 
 void qconv_vnni_destroy(qconv_vnni *c) {
@@ -117,13 +120,7 @@ qconv_vnni *qconv_vnni_create(const qconv_vnni_params *p, const int8_t *w, const
 }
 
 int qlookup_vbmi_available(void) {
-#if QCONV_VNNI
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vbmi");
-#else
-    return 0;
-#endif
+    return CPU_HAS_AVX512_AND("avx512vbmi");
 }
 
 #if QCONV_VNNI
