@@ -147,6 +147,8 @@ typedef struct vnni_job {
     const qconv_vnni *c;
     const uint8_t *x; /* padded NHWC, cp channels */
     void *y;
+    const void *src; /* the input before padding, and where pad_row writes */
+    void *padded;
     int64_t hp, wp, oh, ow;
 } vnni_job;
 
@@ -238,32 +240,41 @@ VNNI_TARGET static void vnni_row(void *arg, size_t row) {
     }
 }
 
-/* The padded copy of x: zero-point borders, channels rounded up to 4,
- * int8 shifted to uint8. */
-static void pad_input(const qconv_vnni *c, const uint8_t *x, uint8_t *dst, int64_t hp, int64_t wp) {
+/* One row of the padded copy of x: zero-point borders, channels rounded up
+ * to 4, int8 shifted to uint8 (rows split across the pool). */
+static void pad_row(void *arg, size_t row) {
+    const vnni_job *j = arg;
+    const qconv_vnni *c = j->c;
     const qconv_vnni_params *p = &c->p;
     uint8_t fill = (uint8_t)(p->x_zp + (p->x_signed ? 128 : 0)), flip = p->x_signed ? 0x80 : 0;
-    memset(dst, fill, (size_t)(p->n * hp * wp * c->cp));
-    for (int64_t n = 0; n < p->n; n++)
-        for (int64_t h = 0; h < p->h; h++)
-            for (int64_t w = 0; w < p->w; w++) {
-                const uint8_t *s = x + ((n * p->h + h) * p->w + w) * p->c;
-                uint8_t *d = dst + ((n * hp + h + p->pad_top) * wp + w + p->pad_left) * c->cp;
-                if (!flip)
-                    memcpy(d, s, (size_t)p->c);
-                else
-                    for (int64_t i = 0; i < p->c; i++)
-                        d[i] = s[i] ^ flip;
-            }
+    int64_t n = (int64_t)row / j->hp, h = (int64_t)row % j->hp - p->pad_top, cp = c->cp;
+    uint8_t *d = (uint8_t *)j->padded + (int64_t)row * j->wp * cp;
+    if (h < 0 || h >= p->h) {
+        memset(d, fill, (size_t)(j->wp * cp));
+        return;
+    }
+    memset(d, fill, (size_t)(p->pad_left * cp));
+    memset(d + (p->pad_left + p->w) * cp, fill, (size_t)(p->pad_right * cp));
+    const uint8_t *s = (const uint8_t *)j->src + (n * p->h + h) * p->w * p->c;
+    d += p->pad_left * cp;
+    if (!flip && cp == p->c) {
+        memcpy(d, s, (size_t)(p->w * p->c));
+        return;
+    }
+    for (int64_t w = 0; w < p->w; w++, d += cp, s += p->c) {
+        for (int64_t i = 0; i < p->c; i++)
+            d[i] = s[i] ^ flip;
+        memset(d + p->c, fill, (size_t)(cp - p->c));
+    }
 }
 
 void qconv_vnni_run(const qconv_vnni *c, const void *x, void *y, void *scratch, pthreadpool_t pool) {
     const qconv_vnni_params *p = &c->p;
-    vnni_job j = {c, x, y, padded_h(p), padded_w(p), 0, 0};
+    vnni_job j = {c, x, y, x, scratch, padded_h(p), padded_w(p), 0, 0};
     j.oh = (j.hp - p->kh) / p->stride_h + 1;
     j.ow = (j.wp - p->kw) / p->stride_w + 1;
     if (!c->in_place) {
-        pad_input(c, x, scratch, j.hp, j.wp);
+        pthreadpool_parallelize_1d(pool, pad_row, &j, (size_t)(p->n * j.hp), 0);
         j.x = scratch;
     }
     pthreadpool_parallelize_1d(pool, vnni_row, &j, (size_t)(p->n * j.oh), 0);
