@@ -12,11 +12,13 @@
  *                    tensors (ops/quant.c runs it on XNNPACK's int8
  *                    convolution), so QDQ models compute their convolutions
  *                    in int8 and keep the tensors between them quantized.
- *   fuse_qdq_silu    DequantizeLinear -> Sigmoid, Mul(x, Sigmoid(x)) ->
- *                    QuantizeLinear, per tensor, becomes one 256-byte table
- *                    lookup (vigil.QLookup): the table is the float path
- *                    run once per 8-bit input value, so the result is the
- *                    unfused graph's bit for bit, with no float tensor.
+ *   fuse_qdq_silu    DequantizeLinear -> Sigmoid, Mul(x, Sigmoid(x)), per
+ *                    tensor, becomes one 256-entry table lookup
+ *                    (vigil.QLookup) of the 8-bit input: to the codes of a
+ *                    QuantizeLinear that alone reads the Mul (replaced too),
+ *                    else to the float32 values.  The table is the float
+ *                    path run once per input value, so the result is the
+ *                    unfused graph's bit for bit.
  *   remove_dead      nodes whose outputs reach no graph output are dropped.
  *   layout           chooses NHWC or ONNX layout per node (see op_layout in
  *                    engine_internal.h), inserts conversion nodes where a
@@ -336,22 +338,28 @@ static vigil_status fuse_one_qdq_silu(graph *g, int d, vigil_error *err) {
     if (!op_is(m, "Mul") || m->n_in != 2 || !((m->in[0] == x && m->in[1] == sy) || (m->in[0] == sy && m->in[1] == x)))
         return VIGIL_OK;
     int my = m->out[0];
-    if (is_graph_output(g, my) || count_uses(g, my, &q_node) != 1) return VIGIL_OK;
-    const gnode *q = &g->nodes[q_node];
-    if (!op_is(q, "QuantizeLinear") || q->in[0] != my || q->n_in < 2) return VIGIL_OK;
-    vigil_dtype yt = g->values[q->out[0]].dtype;
-    float xs, ys;
-    int32_t xz, yz;
-    if ((yt != VIGIL_DTYPE_U8 && yt != VIGIL_DTYPE_I8) || !qparams(g, dq, xt, &xs, &xz) || !qparams(g, q, yt, &ys, &yz))
+    float xs, ys = 1.0f;
+    int32_t xz, yz = 0;
+    if (g->values[x].dtype != VIGIL_DTYPE_F32 || g->values[my].dtype != VIGIL_DTYPE_F32 || !qparams(g, dq, xt, &xs, &xz))
         return VIGIL_OK;
-    if (g->values[x].dtype != VIGIL_DTYPE_F32 || g->values[my].dtype != VIGIL_DTYPE_F32) return VIGIL_OK;
-    uint8_t *table = graph_alloc_const(g, 256);
+    /* A per-tensor QuantizeLinear as the only reader: a table of its codes,
+     * replacing it too; otherwise a table of the float32 results. */
+    int quantized = !is_graph_output(g, my) && count_uses(g, my, &q_node) == 1;
+    const gnode *q = quantized ? &g->nodes[q_node] : NULL;
+    quantized = q && op_is(q, "QuantizeLinear") && q->in[0] == my && q->n_in >= 2;
+    vigil_dtype yt = quantized ? g->values[q->out[0]].dtype : VIGIL_DTYPE_F32;
+    if (quantized && ((yt != VIGIL_DTYPE_U8 && yt != VIGIL_DTYPE_I8) || !qparams(g, q, yt, &ys, &yz))) {
+        quantized = 0;
+        yt = VIGIL_DTYPE_F32;
+    }
+    vigil_dtype tt = quantized ? VIGIL_DTYPE_U8 : VIGIL_DTYPE_F32;
+    void *table = graph_alloc_const(g, 256 * vigil_dtype_size(tt));
     int tv = table ? graph_add_value(g, dq->name) : -1; /* may move g->values */
     if (tv < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     vigil_status st = quant_silu_table(xt, xs, xz, yt, ys, yz, table, err);
     if (st != VIGIL_OK) return st;
     gvalue *t = &g->values[tv];
-    t->dtype = VIGIL_DTYPE_U8;
+    t->dtype = tt;
     t->ndim = 1;
     t->dims[0] = 256;
     t->cdata = table;
@@ -360,8 +368,12 @@ static vigil_status fuse_one_qdq_silu(graph *g, int d, vigil_error *err) {
     n->in[1] = tv;
     n->n_in = 2;
     g->nodes[sig_node].dead = 1;
-    g->nodes[mul_node].dead = 1;
-    take_output(g, d, q_node);
+    if (quantized) {
+        g->nodes[mul_node].dead = 1;
+        take_output(g, d, q_node);
+    } else {
+        take_output(g, d, mul_node);
+    }
     return VIGIL_OK;
 }
 

@@ -750,15 +750,16 @@ static double flops_qmatmul(const op_ctx *ctx) {
     return 2.0 * (double)op_count(&ctx->out[0]) * (double)(a->ndim ? a->dims[a->ndim - 1] : 1);
 }
 
-/* ---- vigil.QLookup: DequantizeLinear -> SiLU -> QuantizeLinear ---- */
+/* ---- vigil.QLookup: DequantizeLinear -> SiLU (-> QuantizeLinear) ---- */
 
-/* passes.c turns DequantizeLinear -> Sigmoid, Mul(x, Sigmoid(x)) ->
- * QuantizeLinear (per tensor) into one byte lookup: an 8-bit input has 256
- * values, so the float path is run once per value here, with the kernels the
- * unfused graph runs (dequantize_f32, XNNPACK's float32 sigmoid, one float
- * multiply, quantize_f32): the table is that path's answer bit for bit. */
+/* passes.c turns DequantizeLinear -> Sigmoid, Mul(x, Sigmoid(x)), per
+ * tensor, into one lookup over the 8-bit input: 256 values in, so the float
+ * path is run once per value here, with the kernels the unfused graph runs
+ * (dequantize_f32, XNNPACK's float32 sigmoid, one float multiply, and
+ * quantize_f32 when a QuantizeLinear follows, yt 8-bit): the table (uint8
+ * codes, or float32 when yt is float32) is that path's answer bit for bit. */
 vigil_status quant_silu_table(vigil_dtype xt, float x_scale, int32_t x_zp, vigil_dtype yt, float y_scale,
-                              int32_t y_zp, uint8_t table[256], vigil_error *err) {
+                              int32_t y_zp, void *table, vigil_error *err) {
     uint8_t codes[256];
     float x[256], sig[256];
     for (int i = 0; i < 256; i++)
@@ -773,7 +774,10 @@ vigil_status quant_silu_table(vigil_dtype xt, float x_scale, int32_t x_zp, vigil
         return vigil_error_set(err, VIGIL_ERR_INTERNAL, "XNNPACK sigmoid failed (status %d)", (int)st);
     for (int i = 0; i < 256; i++)
         sig[i] *= x[i];
-    quantize_f32(sig, 256, y_scale, y_zp, yt == VIGIL_DTYPE_I8, table);
+    if (yt == VIGIL_DTYPE_F32)
+        memcpy(table, sig, sizeof sig);
+    else
+        quantize_f32(sig, 256, y_scale, y_zp, yt == VIGIL_DTYPE_I8, table);
     return VIGIL_OK;
 }
 
@@ -785,6 +789,13 @@ static void lookup_chunk(void *arg, size_t chunk) {
     uint8_t *y = (uint8_t *)s->out[0].data + chunk * LOOKUP_CHUNK;
     size_t n = (size_t)op_count(&s->in[0]) - chunk * LOOKUP_CHUNK;
     if (n > LOOKUP_CHUNK) n = LOOKUP_CHUNK;
+    if (s->out[0].dtype == VIGIL_DTYPE_F32) { /* a float32 result: one load and store per value */
+        const float *tf = s->in[1].data;
+        float *yf = (float *)s->out[0].data + chunk * LOOKUP_CHUNK;
+        for (size_t i = 0; i < n; i++)
+            yf[i] = tf[x[i]];
+        return;
+    }
     if (*(const int *)s->state) { /* the CPU has AVX-512 VBMI */
         qlookup_vbmi(table, x, y, n);
         return;
@@ -810,8 +821,11 @@ static vigil_status run_lookup(step *s, vigil_error *err) {
 }
 
 static vigil_status prepare_lookup(op_ctx *ctx, vigil_error *err) {
-    if (op_count(&ctx->in[1]) != 256 || op_elem(&ctx->in[0]) != 1 || op_elem(&ctx->out[0]) != 1)
-        return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "lookup needs 8-bit tensors and a 256-entry table");
+    int float_out = ctx->out[0].dtype == VIGIL_DTYPE_F32;
+    int table_ok = float_out ? ctx->in[1].dtype == VIGIL_DTYPE_F32
+                             : op_elem(&ctx->out[0]) == 1 && ctx->in[1].dtype == VIGIL_DTYPE_U8;
+    if (op_count(&ctx->in[1]) != 256 || op_elem(&ctx->in[0]) != 1 || !table_ok)
+        return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "lookup needs an 8-bit input and a 256-entry table");
     vigil_status st = op_step_alloc(ctx, sizeof(int), err); /* state: whether to take qlookup_vbmi */
     if (st != VIGIL_OK) return st;
     *(int *)ctx->step->state = qlookup_vbmi_available();
