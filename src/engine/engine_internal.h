@@ -235,6 +235,12 @@ vigil_status passes_layout(graph *g, vigil_error *err);
 void passes_fold_transposes(graph *g);
 void passes_remove_dead(graph *g);
 
+/* ops/quant.c: the 256-entry table of DequantizeLinear -> SiLU (uint8
+ * codes of a QuantizeLinear after it when yt is 8-bit, float32 values when
+ * yt is float32), computed with the float path's own kernels. */
+vigil_status quant_silu_table(vigil_dtype xt, float x_scale, int32_t x_zp, vigil_dtype yt, float y_scale,
+                              int32_t y_zp, void *table, vigil_error *err);
+
 /* ops/registry.c */
 const op_def *ops_find(const char *domain, const char *name);
 const op_def *ops_find_internal(const char *name); /* vigil-internal ops ("vigil.ToNHWC"...) */

@@ -12,6 +12,13 @@
  *                    tensors (ops/quant.c runs it on XNNPACK's int8
  *                    convolution), so QDQ models compute their convolutions
  *                    in int8 and keep the tensors between them quantized.
+ *   fuse_qdq_silu    DequantizeLinear -> Sigmoid, Mul(x, Sigmoid(x)), per
+ *                    tensor, becomes one 256-entry table lookup
+ *                    (vigil.QLookup) of the 8-bit input: to the codes of a
+ *                    QuantizeLinear that alone reads the Mul (replaced too),
+ *                    else to the float32 values.  The table is the float
+ *                    path run once per input value, so the result is the
+ *                    unfused graph's bit for bit.
  *   remove_dead      nodes whose outputs reach no graph output are dropped.
  *   layout           chooses NHWC or ONNX layout per node (see op_layout in
  *                    engine_internal.h), inserts conversion nodes where a
@@ -289,11 +296,85 @@ static vigil_status fuse_one_qdq_conv(graph *g, int c, vigil_error *err) {
     return VIGIL_OK;
 }
 
-static vigil_status fuse_qdq_conv(graph *g, vigil_error *err) {
+/* Runs fuse on every live node of type op, in order, until one fails. */
+static vigil_status fuse_each(graph *g, const char *op, vigil_status (*fuse)(graph *, int, vigil_error *),
+                              vigil_error *err) {
     vigil_status st = VIGIL_OK;
     for (int i = 0; i < g->n_nodes && st == VIGIL_OK; i++)
-        if (op_is(&g->nodes[i], "Conv")) st = fuse_one_qdq_conv(g, i, err);
+        if (op_is(&g->nodes[i], op)) st = fuse(g, i, err);
     return st;
+}
+
+/* ---- DequantizeLinear -> SiLU -> QuantizeLinear ---- */
+
+/* The per-tensor (scale, zero point) of a Q or DQ node, as numbers; 0 when
+ * they are not constants of one element. */
+static int qparams(const graph *g, const gnode *n, vigil_dtype qt, float *scale, int32_t *zp) {
+    int s = n->in[1], z = n->n_in > 2 ? n->in[2] : -1;
+    if (!is_f32_const(g, s) || tensor_count(g->values[s].ndim, g->values[s].dims) != 1) return 0;
+    *scale = *(const float *)g->values[s].cdata;
+    *zp = 0;
+    if (z < 0) return 1;
+    if (!g->values[z].cdata || g->values[z].dtype != qt || tensor_count(g->values[z].ndim, g->values[z].dims) != 1)
+        return 0;
+    *zp = qt == VIGIL_DTYPE_I8 ? *(const int8_t *)g->values[z].cdata : *(const uint8_t *)g->values[z].cdata;
+    return 1;
+}
+
+static vigil_status fuse_one_qdq_silu(graph *g, int d, vigil_error *err) {
+    const gnode *dq = &g->nodes[d];
+    int x = dq->out[0], sig_node, mul_node, q_node;
+    vigil_dtype xt = g->values[dq->in[0]].dtype;
+    if (dq->n_in < 2 || (xt != VIGIL_DTYPE_U8 && xt != VIGIL_DTYPE_I8) || is_graph_output(g, x)) return VIGIL_OK;
+    if (count_uses(g, x, &sig_node) != 2) return VIGIL_OK;
+    /* the two consumers: a Sigmoid of x and a Mul of x and that Sigmoid */
+    sig_node = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (op_is(&g->nodes[i], "Sigmoid") && g->nodes[i].in[0] == x) sig_node = i;
+    if (sig_node < 0) return VIGIL_OK;
+    int sy = g->nodes[sig_node].out[0];
+    if (is_graph_output(g, sy) || count_uses(g, sy, &mul_node) != 1) return VIGIL_OK;
+    const gnode *m = &g->nodes[mul_node];
+    if (!op_is(m, "Mul") || m->n_in != 2 || !((m->in[0] == x && m->in[1] == sy) || (m->in[0] == sy && m->in[1] == x)))
+        return VIGIL_OK;
+    int my = m->out[0];
+    float xs, ys = 1.0f;
+    int32_t xz, yz = 0;
+    if (g->values[x].dtype != VIGIL_DTYPE_F32 || g->values[my].dtype != VIGIL_DTYPE_F32 || !qparams(g, dq, xt, &xs, &xz))
+        return VIGIL_OK;
+    /* A per-tensor QuantizeLinear as the only reader: a table of its codes,
+     * replacing it too; otherwise a table of the float32 results. */
+    int quantized = !is_graph_output(g, my) && count_uses(g, my, &q_node) == 1;
+    const gnode *q = quantized ? &g->nodes[q_node] : NULL;
+    quantized = q && op_is(q, "QuantizeLinear") && q->in[0] == my && q->n_in >= 2;
+    vigil_dtype yt = quantized ? g->values[q->out[0]].dtype : VIGIL_DTYPE_F32;
+    if (quantized && ((yt != VIGIL_DTYPE_U8 && yt != VIGIL_DTYPE_I8) || !qparams(g, q, yt, &ys, &yz))) {
+        quantized = 0;
+        yt = VIGIL_DTYPE_F32;
+    }
+    vigil_dtype tt = quantized ? VIGIL_DTYPE_U8 : VIGIL_DTYPE_F32;
+    void *table = graph_alloc_const(g, 256 * vigil_dtype_size(tt));
+    int tv = table ? graph_add_value(g, dq->name) : -1; /* may move g->values */
+    if (tv < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    vigil_status st = quant_silu_table(xt, xs, xz, yt, ys, yz, table, err);
+    if (st != VIGIL_OK) return st;
+    gvalue *t = &g->values[tv];
+    t->dtype = tt;
+    t->ndim = 1;
+    t->dims[0] = 256;
+    t->cdata = table;
+    gnode *n = &g->nodes[d]; /* the DequantizeLinear becomes the lookup; its in[] holds >= 2 */
+    n->op = ops_find_internal("vigil.QLookup");
+    n->in[1] = tv;
+    n->n_in = 2;
+    g->nodes[sig_node].dead = 1;
+    if (quantized) {
+        g->nodes[mul_node].dead = 1;
+        take_output(g, d, q_node);
+    } else {
+        take_output(g, d, mul_node);
+    }
+    return VIGIL_OK;
 }
 
 void passes_remove_dead(graph *g) {
@@ -323,7 +404,8 @@ vigil_status passes_run(graph *g, vigil_error *err) {
     if (st != VIGIL_OK) return st;
     fuse_silu(g);
     fuse_clamps(g);
-    st = fuse_qdq_conv(g, err);
+    st = fuse_each(g, "Conv", fuse_one_qdq_conv, err);
+    if (st == VIGIL_OK) st = fuse_each(g, "DequantizeLinear", fuse_one_qdq_silu, err);
     passes_remove_dead(g);
     return st;
 }

@@ -1,7 +1,8 @@
 """QDQ convolutions (what ONNX Runtime's static quantizer writes) in vigil.
 
 A small QDQ network is built here: QuantizeLinear/DequantizeLinear around
-three convolutions (3x3, depthwise 3x3 stride 2, 1x1) with per-channel int8
+four convolutions (3x3, depthwise 3x3 stride 2, 1x1, 3x3 stride 2 with 20
+outputs: odd widths and channel counts for the VNNI kernel's tails) with per-channel int8
 weights (or asymmetric uint8 ones, which take the reference kernels on NHWC
 tensors), int32 biases at scale x_scale * w_scale, Relu between Conv and
 QuantizeLinear on the first two, and uint8 or int8 activations.  vigil's
@@ -38,7 +39,7 @@ def qdq_model(path, act_type, break_fusion, uint8_weights=False):
     nodes = [helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
              helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"])]
     prev, c, prev_s = "xd", 8, 0.02
-    for i, (m, k, s, g) in enumerate([(16, 3, 1, 1), (16, 3, 2, 16), (24, 1, 1, 1)]):
+    for i, (m, k, s, g) in enumerate([(16, 3, 1, 1), (16, 3, 2, 16), (24, 1, 1, 1), (20, 3, 2, 1)]):
         w = rng.standard_normal((m, c // g, k, k)).astype(np.float32) * 0.3
         ws = (np.abs(w).reshape(m, -1).max(1) / 127).astype(np.float32)
         wq = np.clip(np.rint(w / ws[:, None, None, None]), -127, 127).astype(np.int8)
@@ -67,7 +68,7 @@ def qdq_model(path, act_type, break_fusion, uint8_weights=False):
         prev, c, prev_s = f"d{i}", m, Y_SCALE
     nodes.append(helper.make_node("Identity", [prev], ["y"]))
     graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 20, 20])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 24, 10, 10])], inits)
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 20, 5, 5])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     onnx.checker.check_model(model)
     onnx.save(model, path)

@@ -8,8 +8,10 @@ float32).  Checked in the same run:
 1. the file is a valid ONNX model with QuantizeLinear/DequantizeLinear around
    the convolutions, and the model's metadata (class names) survives;
 2. vigil's output equals ONNX Runtime's on the int8 file (the engines' float32
-   tolerance of test_engine_parity.py; measured: 1e-7 on YOLOv8n, 9e-5 on
-   YOLOv5n), so the int8 convolutions round as ONNX Runtime's do;
+   tolerance of test_engine_parity.py; measured: 1.8e-4 on YOLOv8n, 2.3e-4 on
+   YOLOv5n on a VNNI CPU, where the convolutions requantize in float32 and an
+   activation is now and then one step from ONNX Runtime's; 1e-7 and 9e-5 on
+   XNNPACK's path);
 3. detections on bus.jpg and zidane.jpg from the int8 model agree with the
    fp32 model's: every fp32 detection scoring >= 0.5 has an int8 one of the
    same class with IoU >= 0.9 and a score within 0.1.

@@ -6,12 +6,14 @@
  * per-channel parameters, the vectorised per-tensor path against the
  * reference, DynamicQuantizeLinear's degenerate range, an
  * integer convolution whose sum a float32 accumulator could not hold
- * exactly, and malformed quantized graphs refused at load with an error
+ * exactly, DequantizeLinear -> SiLU -> QuantizeLinear run as one table
+ * lookup equal bit for bit to the unfused graph, and malformed quantized graphs refused at load with an error
  * naming the node and the fault.
  */
 #include "core/half.h"
 #include "testing.h"
 
+#include "engine/exec.h"
 #include "engine/kernels/kernels.h"
 #include "engine/ops/vmath.h"
 #include "vigil/engine.h"
@@ -181,6 +183,88 @@ static void test_conv_integer_is_exact(void) {
     vigil_engine_destroy(e);
 }
 
+/* Q -> DQ -> Sigmoid, Mul (-> Q -> DQ when quantized_out) over every 8-bit
+ * input code (17 x 17 values: code i % 256, a length no vector width
+ * divides); with `plain`, an Identity after the DequantizeLinear keeps the
+ * pass from fusing.  Returns the output (SILU_N floats) in y, and in
+ * *lookups how many plan steps are the fused table lookup. */
+enum { SILU_N = 17 * 17 };
+static vigil_status run_qdq_silu(int is_signed, int plain, int quantized_out, float *y, int *lookups,
+                                 vigil_error *err) {
+    onnx_builder ob = {.opset = 13};
+    int64_t xd[4] = {1, 1, 17, 17};
+    ob_value(&ob, 11, "x", ONNX_F32, 4, xd);
+    ob_value(&ob, 12, "y", ONNX_F32, 4, xd);
+    int qt = is_signed ? ONNX_I8 : ONNX_U8;
+    const float xs = 0.0473f, ys = 0.0291f; /* inputs -6..6, SiLU's negative dip quantized too */
+    const uint8_t xz = is_signed ? (uint8_t)3 : 131, yz = is_signed ? (uint8_t)(int8_t)-119 : 9;
+    ob_initializer(&ob, "xs", ONNX_F32, 0, NULL, &xs, sizeof xs);
+    ob_initializer(&ob, "xz", qt, 0, NULL, &xz, 1);
+    ob_initializer(&ob, "ys", ONNX_F32, 0, NULL, &ys, sizeof ys);
+    ob_initializer(&ob, "yz", qt, 0, NULL, &yz, 1);
+    const char *a = plain ? "xi" : "xd", *mo = quantized_out ? "m" : "y";
+    const char *const steps[][5] = {
+        {"QuantizeLinear", "xq", "x", "xs", "xz"}, {"DequantizeLinear", "xd", "xq", "xs", "xz"},
+        {"Identity", "xi", "xd"},                  {"Sigmoid", "sg", a},
+        {"Mul", mo, a, "sg"},                      {"QuantizeLinear", "yq", "m", "ys", "yz"},
+        {"DequantizeLinear", "y", "yq", "ys", "yz"}};
+    for (int i = 0; i < 7; i++) {
+        if ((i == 2 && !plain) || (i >= 5 && !quantized_out)) continue;
+        int n_in = steps[i][4] ? 3 : steps[i][3] ? 2 : 1;
+        pbuf n = ob_node(steps[i][0], steps[i][1], n_in, &steps[i][2], 1, &steps[i][1]);
+        ob_node_end(&ob, &n);
+    }
+    float x[SILU_N];
+    for (int i = 0; i < SILU_N; i++) { /* code i % 256 (as the quantized type), exactly */
+        int c = i % 256;
+        x[i] = (float)((is_signed ? (int)(int8_t)c : c) - (is_signed ? (int)(int8_t)xz : (int)xz)) * xs;
+    }
+    vigil_engine *e = engine_one_thread();
+    vigil_model *m = NULL;
+    vigil_plan *p = NULL;
+    vigil_status st = load_bytes(e, &ob, &m, err);
+    if (st == VIGIL_OK) st = vigil_plan_create(m, 1, &p, err);
+    vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 1, 17, 17}, .data = x};
+    if (st == VIGIL_OK) st = vigil_plan_run(p, &t, 1, err);
+    if (st == VIGIL_OK) {
+        memcpy(y, vigil_plan_output(p, 0)->data, SILU_N * sizeof(float));
+        *lookups = 0;
+        for (int i = 0; i < p->n_steps; i++)
+            *lookups += strcmp(p->steps[i].op, "vigil.QLookup") == 0;
+    }
+    vigil_plan_destroy(p);
+    vigil_model_free(m);
+    vigil_engine_destroy(e);
+    return st;
+}
+
+static void test_qdq_silu_lookup_equals_float_path(void) {
+    for (int mode = 0; mode < 4; mode++) {
+        int is_signed = mode & 1, quantized_out = !(mode & 2);
+        float fused[SILU_N], plain[SILU_N];
+        int n_fused = -1, n_plain = -1;
+        vigil_error err;
+        vigil_status a = run_qdq_silu(is_signed, 0, quantized_out, fused, &n_fused, &err);
+        if (a != VIGIL_OK) fprintf(stderr, "  fused: %s\n", err.message);
+        vigil_status b = run_qdq_silu(is_signed, 1, quantized_out, plain, &n_plain, &err);
+        if (b != VIGIL_OK) fprintf(stderr, "  plain: %s\n", err.message);
+        CHECK(a == VIGIL_OK && b == VIGIL_OK);
+        if (a != VIGIL_OK || b != VIGIL_OK) continue;
+        CHECK_EQ_INT(n_fused, 1);
+        CHECK_EQ_INT(n_plain, 0);
+        CHECK(memcmp(fused, plain, sizeof fused) == 0);
+        /* and within one output step (or float32 rounding) of SiLU in double precision */
+        double worst = 0;
+        for (int i = 0; i < SILU_N; i++) {
+            int c = i % 256;
+            double v = (double)((is_signed ? (int)(int8_t)c : c) - (is_signed ? 3 : 131)) * 0.0473f;
+            double d = fabs(fused[i] - v / (1.0 + exp(-v)));
+            worst = d > worst ? d : worst;
+        }
+        CHECK(worst <= (quantized_out ? 0.0291 * 1.0001 : 1e-5));
+    }
+}
+
 /* A QuantizeLinear (or DequantizeLinear when dequantize) of a [1, 3, 2, 2]
  * input with a constant scale of n_scale elements and a zero point of
  * zp_type with n_zp elements (0: none); axis < 99 sets the attribute. */
@@ -247,6 +331,7 @@ int main(void) {
     RUN(test_dynamic_quantize);
     RUN(test_vectorised_qdq_matches_reference);
     RUN(test_conv_integer_is_exact);
+    RUN(test_qdq_silu_lookup_equals_float_path);
     RUN(test_malformed_quantized_graphs_refused);
     return testing_report();
 }

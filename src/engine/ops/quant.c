@@ -24,6 +24,7 @@
 
 #include "core/alloc.h"
 #include "engine/ops/ops.h"
+#include "engine/ops/qconv_vnni.h"
 #include "engine/ops/vmath.h"
 
 static const char *const q_attrs[] = {"axis", "saturate", "block_size", NULL};
@@ -267,6 +268,7 @@ typedef struct qconv_state {
     qconv_inputs in;
     int shift_in, shift_out; /* XNNPACK path: uint8 input / output run as int8 */
     int32_t lo, hi;          /* output bounds (a fused Relu or Clip), quantized */
+    qconv_vnni *vnni;        /* the AVX-512 VNNI path (NULL: another) */
 } qconv_state;
 
 /* The window and output shape of the convolution of ctx's x and w (x read
@@ -428,12 +430,47 @@ static int qconv_xnn_ok(const op_ctx *ctx, const qconv_inputs *in) {
     return 1;
 }
 
-/* Scratch: the XNNPACK path needs the shifted input of a uint8 x; the
- * reference path its work buffers (and N,C,H,W copies when NHWC). */
+/* Whether a convolution XNNPACK could run takes the VNNI kernel instead
+ * (one group, no dilation, 2-D, a VNNI CPU); fills p but for lo and hi. */
+static int qconv_vnni_ok(const op_ctx *ctx, const qconv_inputs *in, const kernels_window *w, qconv_vnni_params *p) {
+    const op_tensor *x = &ctx->in[in->x], *wt = &ctx->in[in->w], *y = &ctx->out[0];
+    if (w->nspatial != 2 || w->group != 1 || w->dilation[0] != 1 || w->dilation[1] != 1 || x->ndim != 4 ||
+        wt->dims[1] != x->dims[3] || !qconv_vnni_available())
+        return 0;
+    memset(p, 0, sizeof *p);
+    p->n = x->dims[0], p->h = x->dims[1], p->w = x->dims[2], p->c = x->dims[3];
+    p->m = wt->dims[0], p->kh = wt->dims[2], p->kw = wt->dims[3];
+    p->stride_h = w->stride[0], p->stride_w = w->stride[1];
+    p->pad_top = w->pad_begin[0], p->pad_left = w->pad_begin[1];
+    p->pad_bottom = w->pad_end[0], p->pad_right = w->pad_end[1];
+    /* the output the padded input gives must be the node's */
+    if ((p->h + p->pad_top + p->pad_bottom - p->kh) / p->stride_h + 1 != y->dims[1] ||
+        (p->w + p->pad_left + p->pad_right - p->kw) / p->stride_w + 1 != y->dims[2] || y->dims[3] != p->m)
+        return 0;
+    p->x_signed = x->dtype == VIGIL_DTYPE_I8;
+    p->x_zp = in_present(ctx, in->x_zp) ? kernels_qload(x->dtype, ctx->in[in->x_zp].data, 0) : 0;
+    p->y_zp = in_present(ctx, in->y_zp) ? kernels_qload(y->dtype, ctx->in[in->y_zp].data, 0) : 0;
+    p->x_scale = *(const float *)ctx->in[in->x_scale].data;
+    p->y_scale = *(const float *)ctx->in[in->y_scale].data;
+    return 1;
+}
+
+/* Scratch: the VNNI path needs its padded input, the XNNPACK path the
+ * shifted input of a uint8 x; the reference path its work buffers (and
+ * N,C,H,W copies when NHWC). */
 static size_t scratch_qconv(const op_ctx *ctx) {
     const qconv_inputs *in = qconv_layout(ctx);
     const op_tensor *x = &ctx->in[in->x];
-    if (qconv_xnn_ok(ctx, in)) return x->dtype == VIGIL_DTYPE_U8 ? (size_t)op_count(x) : 0;
+    if (qconv_xnn_ok(ctx, in)) {
+        op_ctx c = *ctx; /* qconv_geometry reads x's logical view through it, and puts it back */
+        kernels_window w;
+        kshape ys;
+        vigil_error err;
+        qconv_vnni_params p;
+        if (qconv_geometry(&c, in, &w, &ys, &err) == VIGIL_OK && qconv_vnni_ok(ctx, in, &w, &p))
+            return qconv_vnni_scratch(&p);
+        return x->dtype == VIGIL_DTYPE_U8 ? (size_t)op_count(x) : 0;
+    }
     op_tensor xl = op_logical(x, ctx->nhwc), yl = op_logical(&ctx->out[0], ctx->nhwc);
     size_t n = qconv_work_bytes(&xl, &ctx->in[in->w], &yl);
     return ctx->nhwc ? n + (size_t)op_count(x) + (size_t)op_count(&ctx->out[0]) : n;
@@ -556,6 +593,36 @@ static vigil_status prepare_qconv_xnn(op_ctx *ctx, qconv_state *q, vigil_error *
     return VIGIL_OK;
 }
 
+static vigil_status run_qconv_vnni(step *s, vigil_error *err) {
+    const qconv_state *q = s->state;
+    qconv_vnni_run(q->vnni, s->in[0].data, s->out[0].data, s->scratch, s->pool);
+    return VIGIL_OK;
+}
+
+static void destroy_qconv(step *s) {
+    qconv_vnni_destroy(((qconv_state *)s->state)->vnni);
+}
+
+static vigil_status prepare_qconv_vnni(op_ctx *ctx, qconv_state *q, qconv_vnni_params *p, vigil_error *err) {
+    step *s = ctx->step;
+    const qconv_inputs *in = &q->in;
+    p->lo = q->lo;
+    p->hi = q->hi;
+    int64_t m = p->m;
+    float *scales = vigil_malloc((size_t)m * sizeof(float));
+    if (!scales) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    const float *wsc = s->in[in->w_scale].data;
+    int per_channel = op_count(&s->in[in->w_scale]) > 1;
+    for (int64_t o = 0; o < m; o++)
+        scales[o] = wsc[per_channel ? o : 0];
+    q->vnni = qconv_vnni_create(p, s->in[in->w].data, scales, zero_point_data(s, in->bias));
+    vigil_free(scales);
+    if (!q->vnni) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    s->destroy = destroy_qconv;
+    s->run = run_qconv_vnni;
+    return VIGIL_OK;
+}
+
 static vigil_status prepare_qconv(op_ctx *ctx, vigil_error *err) {
     vigil_status st = op_step_alloc(ctx, sizeof(qconv_state), err);
     if (st != VIGIL_OK) return st;
@@ -565,6 +632,8 @@ static vigil_status prepare_qconv(op_ctx *ctx, vigil_error *err) {
     st = qconv_geometry(ctx, &q->in, &q->w, &ys, err);
     if (st != VIGIL_OK) return st;
     qconv_bounds(ctx, &q->in, q);
+    qconv_vnni_params p;
+    if (qconv_xnn_ok(ctx, &q->in) && qconv_vnni_ok(ctx, &q->in, &q->w, &p)) return prepare_qconv_vnni(ctx, q, &p, err);
     if (qconv_xnn_ok(ctx, &q->in)) return prepare_qconv_xnn(ctx, q, err);
     ctx->step->run = ctx->nhwc ? run_qconv_nhwc : run_qconv;
     return VIGIL_OK;
@@ -681,6 +750,93 @@ static double flops_qmatmul(const op_ctx *ctx) {
     return 2.0 * (double)op_count(&ctx->out[0]) * (double)(a->ndim ? a->dims[a->ndim - 1] : 1);
 }
 
+/* ---- vigil.QLookup: DequantizeLinear -> SiLU (-> QuantizeLinear) ---- */
+
+/* passes.c turns DequantizeLinear -> Sigmoid, Mul(x, Sigmoid(x)), per
+ * tensor, into one lookup over the 8-bit input: 256 values in, so the float
+ * path is run once per value here, with the kernels the unfused graph runs
+ * (dequantize_f32, XNNPACK's float32 sigmoid, one float multiply, and
+ * quantize_f32 when a QuantizeLinear follows, yt 8-bit): the table (uint8
+ * codes, or float32 when yt is float32) is that path's answer bit for bit. */
+vigil_status quant_silu_table(vigil_dtype xt, float x_scale, int32_t x_zp, vigil_dtype yt, float y_scale,
+                              int32_t y_zp, void *table, vigil_error *err) {
+    uint8_t codes[256];
+    float x[256], sig[256];
+    for (int i = 0; i < 256; i++)
+        codes[i] = (uint8_t)i; /* byte i is code i (uint8) or (int8_t)i (int8) */
+    dequantize_f32(codes, 256, x_scale, x_zp, xt == VIGIL_DTYPE_I8, x);
+    xnn_operator_t op = NULL;
+    enum xnn_status st = xnn_create_sigmoid_nc_f32(1, 1, 1, 0, &op);
+    if (st == xnn_status_success) st = xnn_setup_sigmoid_nc_f32(op, 256, x, sig, NULL);
+    if (st == xnn_status_success) st = xnn_run_operator(op, NULL);
+    if (op) xnn_delete_operator(op);
+    if (st != xnn_status_success)
+        return vigil_error_set(err, VIGIL_ERR_INTERNAL, "XNNPACK sigmoid failed (status %d)", (int)st);
+    for (int i = 0; i < 256; i++)
+        sig[i] *= x[i];
+    if (yt == VIGIL_DTYPE_F32)
+        memcpy(table, sig, sizeof sig);
+    else
+        quantize_f32(sig, 256, y_scale, y_zp, yt == VIGIL_DTYPE_I8, table);
+    return VIGIL_OK;
+}
+
+#define LOOKUP_CHUNK 65536
+
+static void lookup_chunk(void *arg, size_t chunk) {
+    const step *s = arg;
+    const uint8_t *table = s->in[1].data, *x = (const uint8_t *)s->in[0].data + chunk * LOOKUP_CHUNK;
+    uint8_t *y = (uint8_t *)s->out[0].data + chunk * LOOKUP_CHUNK;
+    size_t n = (size_t)op_count(&s->in[0]) - chunk * LOOKUP_CHUNK;
+    if (n > LOOKUP_CHUNK) n = LOOKUP_CHUNK;
+    if (s->out[0].dtype == VIGIL_DTYPE_F32) { /* a float32 result: one load and store per value */
+        const float *tf = s->in[1].data;
+        float *yf = (float *)s->out[0].data + chunk * LOOKUP_CHUNK;
+        for (size_t i = 0; i < n; i++)
+            yf[i] = tf[x[i]];
+        return;
+    }
+    if (*(const int *)s->state) { /* the CPU has AVX-512 VBMI */
+        qlookup_vbmi(table, x, y, n);
+        return;
+    }
+    uint8_t t[256]; /* a local copy: the compiler need not reload it after each store through y */
+    memcpy(t, table, sizeof t);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { /* eight bytes in one load, out in one store */
+        uint64_t v, r = 0;
+        memcpy(&v, x + i, sizeof v);
+        for (int k = 0; k < 8; k++)
+            r |= (uint64_t)t[(v >> (8 * k)) & 255] << (8 * k);
+        memcpy(y + i, &r, sizeof r);
+    }
+    for (; i < n; i++)
+        y[i] = t[x[i]];
+}
+
+static vigil_status run_lookup(step *s, vigil_error *err) {
+    size_t chunks = (size_t)((op_count(&s->in[0]) + LOOKUP_CHUNK - 1) / LOOKUP_CHUNK);
+    pthreadpool_parallelize_1d(s->pool, lookup_chunk, s, chunks, 0);
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_lookup(op_ctx *ctx, vigil_error *err) {
+    int float_out = ctx->out[0].dtype == VIGIL_DTYPE_F32;
+    int table_ok = float_out ? ctx->in[1].dtype == VIGIL_DTYPE_F32
+                             : op_elem(&ctx->out[0]) == 1 && ctx->in[1].dtype == VIGIL_DTYPE_U8;
+    if (op_count(&ctx->in[1]) != 256 || op_elem(&ctx->in[0]) != 1 || !table_ok)
+        return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "lookup needs an 8-bit input and a 256-entry table");
+    vigil_status st = op_step_alloc(ctx, sizeof(int), err); /* state: whether to take qlookup_vbmi */
+    if (st != VIGIL_OK) return st;
+    *(int *)ctx->step->state = qlookup_vbmi_available();
+    ctx->step->run = run_lookup;
+    return VIGIL_OK;
+}
+
+static vigil_status infer_lookup(op_ctx *ctx, vigil_error *err) {
+    return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "lookups are made after inference");
+}
+
 /* Table rows differ only in name, opsets, required inputs, layout and
  * functions.  Every one may keep its 8-bit tensors NHWC (quantized): the
  * layout policy only uses that for QuantizeLinear/DequantizeLinear
@@ -707,5 +863,6 @@ const op_def ops_quant[] = {
              flops_qmatmul),
     QUANT_OP("QLinearMatMul", 10, 20, 8, OP_LAYOUT_ONNX, NULL, NULL, infer_qmatmul, scratch_qmatmul, prepare_qmatmul,
              flops_qmatmul),
+    QUANT_OP("vigil.QLookup", 1, 99, 2, OP_LAYOUT_UNARY, NULL, NULL, infer_lookup, NULL, prepare_lookup, NULL),
     {0},
 };

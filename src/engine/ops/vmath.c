@@ -157,25 +157,66 @@ static inline float quantize_scalar(float x, float scale, float lo, float hi) {
     return (v + 12582912.0f) - 12582912.0f;
 }
 
+typedef uint8_t vb32 __attribute__((vector_size(LANES * 4)));
+typedef uint64_t v4u64 __attribute__((vector_size(LANES * 4)));
+
+/* Little-endian compilers whose __builtin_shufflevector may change the
+ * vector length: the low byte of an int32 lane is its first. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && (defined(__clang__) || __GNUC__ >= 12)
+#define LOW_BYTES_SHUFFLE 1
+#else
+#define LOW_BYTES_SHUFFLE 0
+#endif
+
+static inline __attribute__((always_inline)) vu8 low_bytes(vi q) {
+#if LOW_BYTES_SHUFFLE
+    return __builtin_shufflevector((vb32)q, (vb32)q, 0, 4, 8, 12, 16, 20, 24, 28);
+#else
+    return __builtin_convertvector(q & 255, vu8);
+#endif
+}
+
+/* 8 bytes to 8 int32 lanes, sign- or zero-extended, by a byte shuffle (the
+ * inverse of low_bytes, and for the same reason). */
+static inline __attribute__((always_inline)) vi widen_bytes(const void *p, int is_signed) {
+#if LOW_BYTES_SHUFFLE
+    uint64_t u; /* one 8-byte load into lane 0: a byte-vector load went through the stack */
+    memcpy(&u, p, sizeof u);
+    vb32 b = (vb32)(v4u64){u, 0, 0, 0};
+    if (is_signed) /* each byte to the top of its lane, then an arithmetic shift */
+        return (vi)__builtin_shufflevector(b, b, 31, 31, 31, 0, 31, 31, 31, 1, 31, 31, 31, 2, 31, 31, 31, 3, 31, 31,
+                                           31, 4, 31, 31, 31, 5, 31, 31, 31, 6, 31, 31, 31, 7) >>
+               24;
+    return (vi)__builtin_shufflevector(b, b, 0, 31, 31, 31, 1, 31, 31, 31, 2, 31, 31, 31, 3, 31, 31, 31, 4, 31, 31,
+                                       31, 5, 31, 31, 31, 6, 31, 31, 31, 7, 31, 31, 31);
+#else
+    vu8 b;
+    memcpy(&b, p, sizeof b);
+    return is_signed ? __builtin_convertvector((vs8)b, vi) : __builtin_convertvector(b, vi);
+#endif
+}
+
 VMATH_CLONES static void quantize_block(const float *x, size_t n, float scale, int32_t zp, int is_signed, void *y) {
     float lo = (float)((is_signed ? -128 : 0) - zp), hi = (float)((is_signed ? 127 : 255) - zp);
-    const vf magic = splat(12582912.0f);
+    /* The splats live outside the loop: GCC rebuilt them lane by lane in
+     * every iteration (a quarter of an int8 model's time went there). */
+    const vf magic = splat(12582912.0f), sv = splat(scale), lov = splat(lo), hiv = splat(hi);
     vi zpv = {zp, zp, zp, zp, zp, zp, zp, zp};
     size_t i = 0;
     for (; i + LANES <= n; i += LANES) {
         vf v;
         memcpy(&v, x + i, sizeof v);
-        v = v / splat(scale);
+        v = v / sv;
         v = (vf)((vi)v & (vi)(v == v)); /* NaN -> 0 */
-        v = clamp(v, lo, hi);
+        vi below = v < lov, above = v > hiv;
+        v = (vf)(((vi)lov & below) | ((vi)v & ~below));
+        v = (vf)(((vi)hiv & above) | ((vi)v & ~above));
         vi q = __builtin_convertvector((v + magic) - magic, vi) + zpv;
-        if (is_signed) {
-            vs8 b = __builtin_convertvector(q, vs8);
-            memcpy((int8_t *)y + i, &b, sizeof b);
-        } else {
-            vu8 b = __builtin_convertvector(q, vu8);
-            memcpy((uint8_t *)y + i, &b, sizeof b);
-        }
+        /* q is in range, so its low bytes are the answer (int8 or uint8
+         * alike); a byte shuffle takes them where __builtin_convertvector
+         * narrowed lane by lane through general registers. */
+        vu8 b = low_bytes(q);
+        memcpy((uint8_t *)y + i, &b, sizeof b);
     }
     for (; i < n; i++) {
         int32_t q = (int32_t)quantize_scalar(x[i], scale, lo, hi) + zp;
@@ -194,16 +235,7 @@ VMATH_CLONES static void dequantize_block(const void *x, size_t n, float scale, 
     vf s = splat(scale), z = splat((float)zp);
     size_t i = 0;
     for (; i + LANES <= n; i += LANES) {
-        vf v;
-        if (is_signed) {
-            vs8 b;
-            memcpy(&b, (const int8_t *)x + i, sizeof b);
-            v = __builtin_convertvector(b, vf);
-        } else {
-            vu8 b;
-            memcpy(&b, (const uint8_t *)x + i, sizeof b);
-            v = __builtin_convertvector(b, vf);
-        }
+        vf v = __builtin_convertvector(widen_bytes((const uint8_t *)x + i, is_signed), vf);
         v = (v - z) * s;
         memcpy(y + i, &v, sizeof v);
     }
