@@ -50,6 +50,11 @@ typedef struct vigil_engine_options {
      * follows this cap, not the largest batch.  Batching gains on a CPU stop
      * once every thread has a whole item (docs/BENCHMARKS.md). */
     int batch_cap;
+    /* 1: never the engine's own ISA-specific kernels (the AVX-512 VNNI int8
+     * convolution, the VBMI byte lookup) even where the CPU has them, only
+     * XNNPACK and the reference kernels: the path every other CPU (an ARM
+     * board) takes, so that tests on an AVX-512 machine cover it too. */
+    int portable_kernels;
 } vigil_engine_options;
 
 /* options may be NULL for defaults. */

@@ -18,7 +18,7 @@
 #include "vigil/engine.h"
 
 static void infer_usage(FILE *out) {
-    fprintf(out, "usage: vigil infer --model M.onnx [--threads N] INPUT.npy... --out DIR\n"
+    fprintf(out, "usage: vigil infer --model M.onnx [--threads N] [--portable-kernels] INPUT.npy... --out DIR\n"
                  "\n"
                  "Runs the model on the inputs (in the model's input order) and writes each\n"
                  "output to DIR/<output name>.npy (characters other than [A-Za-z0-9_.-] become '_').\n"
@@ -27,6 +27,8 @@ static void infer_usage(FILE *out) {
                  "options:\n"
                  "  --model PATH    ONNX model file (required)\n"
                  "  --threads N     worker threads (default: all CPUs)\n"
+                 "  --portable-kernels  XNNPACK and reference kernels only, never the engine's\n"
+                 "                  AVX-512 ones (what a CPU without them runs)\n"
                  "  --out DIR       output directory, created if missing (required)\n"
                  "  -h, --help      show this help\n");
 }
@@ -74,6 +76,7 @@ static void output_path(char *buf, size_t size, const char *dir, const char *nam
 typedef struct infer_args {
     const char *model, *out;
     int threads;
+    int portable_kernels;
     char **inputs;
     int n_inputs;
 } infer_args;
@@ -83,6 +86,7 @@ static int infer_parse(int argc, char **argv, infer_args *a) {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"threads", required_argument, 0, 't'},
                                          {"out", required_argument, 0, 'o'},
+                                         {"portable-kernels", no_argument, 0, 'p'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
@@ -107,6 +111,7 @@ static int infer_parse(int argc, char **argv, infer_args *a) {
             a->threads = (int)v;
             break;
         }
+        case 'p': a->portable_kernels = 1; break;
         case 'h': infer_usage(stdout); return 1;
         default: fprintf(stderr, "vigil infer: unknown or incomplete option '%s'\n", argv[optind - 1]); return 2;
         }
@@ -127,7 +132,7 @@ static int infer_run(const infer_args *a) {
     npy_array *arrays = vigil_calloc((size_t)a->n_inputs, sizeof *arrays);
     vigil_tensor *tensors = vigil_calloc((size_t)a->n_inputs, sizeof *tensors);
     int rc = 1;
-    vigil_engine_options opts = {.threads = a->threads};
+    vigil_engine_options opts = {.threads = a->threads, .portable_kernels = a->portable_kernels};
     vigil_status st = arrays && tensors ? VIGIL_OK : vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
     if (st == VIGIL_OK) st = vigil_engine_create(&opts, &engine, &err);
     if (st == VIGIL_OK) st = vigil_model_load(engine, a->model, &model, &err);

@@ -43,6 +43,7 @@ vigil_status vigil_engine_create(const vigil_engine_options *options, vigil_engi
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "engine: batch_cap must be >= 0, got %d", cap);
     }
     e->batch_cap = cap > 0 ? cap : (threads > 2 ? threads : 2);
+    e->portable_kernels = options ? options->portable_kernels != 0 : 0;
     if (threads > 1) {
         e->pool = pthreadpool_create((size_t)threads);
         if (!e->pool) {

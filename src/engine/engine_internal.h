@@ -45,6 +45,7 @@
 struct vigil_engine {
     int threads;
     int batch_cap; /* largest batch a compiled graph runs (vigil_engine_options) */
+    int portable_kernels; /* vigil_engine_options.portable_kernels */
     pthreadpool_t pool; /* NULL when threads == 1 */
 };
 
@@ -91,6 +92,7 @@ typedef struct op_ctx {
      * plan owns its operators), and the lane of the plan (instance.c) */
     struct vigil_arena *instance;
     int lane;
+    int portable; /* prepare: XNNPACK and reference kernels only (vigil_engine_options) */
 } op_ctx;
 
 typedef struct op_def {

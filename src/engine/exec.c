@@ -171,6 +171,7 @@ static void ctx_for_node(vigil_plan *p, int node, op_ctx *ctx, op_tensor *buf) {
     ctx->scratch = p->scratch;
     ctx->instance = p->shared;
     ctx->lane = p->lane;
+    ctx->portable = p->model->engine->portable_kernels;
     for (int k = 0; k < n->n_in; k++) {
         if (n->in[k] < 0)
             memset(&ctx->in[k], 0, sizeof ctx->in[k]);

@@ -58,6 +58,18 @@ def free_port() -> int:
     raise RuntimeError("no fresh loopback port after 100 tries")
 
 
+def stop_process(proc, timeout=10):
+    """Ends a helper process the test started (a broker, Prometheus, a
+    server in a namespace): SIGTERM, then SIGKILL after timeout seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run_vigil(*args, env=None, timeout=120, **kwargs):
     """Runs vigil with args; returns the CompletedProcess (text mode)."""
     full_env = dict(os.environ)

@@ -15,7 +15,7 @@ import time
 
 import requests
 
-from conftest import free_port
+from conftest import free_port, stop_process
 
 
 def tool(name):
@@ -71,13 +71,7 @@ class Prometheus:
         return self.log_path.read_text()[-3000:]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
     def _get(self, path, **params):

@@ -22,7 +22,7 @@ import time
 import pytest
 import requests
 
-from conftest import free_port, metric_value, shared_path, vigil_binary
+from conftest import free_port, metric_value, shared_path, stop_process, vigil_binary
 
 
 # ------------------------------------------------------------ helpers
@@ -96,12 +96,7 @@ class Broker:
         time.sleep(0.3)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 class Vigil:

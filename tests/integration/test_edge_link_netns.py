@@ -26,6 +26,8 @@ import time
 
 import pytest
 
+from conftest import stop_process
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BROKER = "/usr/sbin/mosquitto"
 KEEPALIVE_S = 5  # libmosquitto's least
@@ -75,13 +77,7 @@ class Monitor:
                 return at
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture

@@ -56,8 +56,12 @@ def run_ort(model, inputs, out_dir, threads=1):
         pytest.fail(f"ONNX Runtime failed on {model}: {res.stderr.strip()}")
 
 
-def run_engine(model, inputs, out_dir, threads=1):
-    res = run_vigil("infer", "--model", model, "--threads", threads, *inputs, "--out", out_dir, timeout=600)
+def run_engine(model, inputs, out_dir, threads=1, portable=False):
+    """vigil infer; portable=True adds --portable-kernels (XNNPACK and
+    reference kernels only, the path of CPUs without AVX-512)."""
+    flags = ["--portable-kernels"] if portable else []
+    res = run_vigil("infer", "--model", model, "--threads", threads, *flags, *inputs, "--out", out_dir,
+                    timeout=600)
     if res.returncode != 0:
         pytest.fail(f"vigil infer failed (exit {res.returncode}) on {model}: {res.stderr.strip()}")
 

@@ -77,13 +77,16 @@ def qdq_model(path, act_type, break_fusion, uint8_weights=False):
 @pytest.mark.parametrize("act_type,uint8_weights", [(TensorProto.UINT8, False), (TensorProto.INT8, False),
                                                     (TensorProto.UINT8, True)],
                          ids=["uint8", "int8", "uint8-weights"])
-def test_qdq_convolutions_match_onnx_runtime_and_reference(tmp_path, act_type, uint8_weights):
+@pytest.mark.parametrize("portable", [False, True], ids=["native", "portable"])
+def test_qdq_convolutions_match_onnx_runtime_and_reference(tmp_path, act_type, uint8_weights, portable):
+    """portable: --portable-kernels, XNNPACK's int8 convolution where the
+    default takes the AVX-512 VNNI kernel on a CPU that has it."""
     fused, plain = tmp_path / "qdq.onnx", tmp_path / "qdq_reference.onnx"
     qdq_model(fused, act_type, False, uint8_weights)
     qdq_model(plain, act_type, True, uint8_weights)
     x = tmp_path / "x.npy"
     np.save(x, np.random.default_rng(1).standard_normal((1, 8, 20, 20)).astype(np.float32) * 2)
-    run_engine(fused, [x], tmp_path / "vigil")
+    run_engine(fused, [x], tmp_path / "vigil", portable=portable)
     run_engine(plain, [x], tmp_path / "vigil_reference")
     run_ort(fused, [x], tmp_path / "ort")
     got = load_outputs(tmp_path / "vigil", ["y"])["y"]

@@ -60,11 +60,13 @@ def test_quantized_yolo(tmp_path, model):
 
     x = shared_path(f"reference/{model}__bus__input.npy")
     run_engine(int8, [x], tmp_path / "vigil")
+    run_engine(int8, [x], tmp_path / "vigil_portable", portable=True)  # XNNPACK int8, as on ARM
     run_ort(int8, [x], tmp_path / "ort")
-    got = load_outputs(tmp_path / "vigil", ["output0"])["output0"]
     want = load_outputs(tmp_path / "ort", ["output0"])["output0"]
-    print(f"{model} int8: max |vigil - ort| {np.abs(got - want).max():.3g}")
-    assert_close(got, want, f"{model} int8")
+    for run in ("vigil", "vigil_portable"):
+        got = load_outputs(tmp_path / run, ["output0"])["output0"]
+        print(f"{model} int8 ({run}): max |vigil - ort| {np.abs(got - want).max():.3g}")
+        assert_close(got, want, f"{model} int8 ({run})")
 
     for image in ("bus", "zidane"):
         path = shared_path(f"images/{image}.jpg")

@@ -435,7 +435,7 @@ static int qconv_xnn_ok(const op_ctx *ctx, const qconv_inputs *in) {
 static int qconv_vnni_ok(const op_ctx *ctx, const qconv_inputs *in, const kernels_window *w, qconv_vnni_params *p) {
     const op_tensor *x = &ctx->in[in->x], *wt = &ctx->in[in->w], *y = &ctx->out[0];
     if (w->nspatial != 2 || w->group != 1 || w->dilation[0] != 1 || w->dilation[1] != 1 || x->ndim != 4 ||
-        wt->dims[1] != x->dims[3] || !qconv_vnni_available())
+        wt->dims[1] != x->dims[3] || ctx->portable || !qconv_vnni_available())
         return 0;
     memset(p, 0, sizeof *p);
     p->n = x->dims[0], p->h = x->dims[1], p->w = x->dims[2], p->c = x->dims[3];
@@ -828,7 +828,7 @@ static vigil_status prepare_lookup(op_ctx *ctx, vigil_error *err) {
         return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "lookup needs an 8-bit input and a 256-entry table");
     vigil_status st = op_step_alloc(ctx, sizeof(int), err); /* state: whether to take qlookup_vbmi */
     if (st != VIGIL_OK) return st;
-    *(int *)ctx->step->state = qlookup_vbmi_available();
+    *(int *)ctx->step->state = !ctx->portable && qlookup_vbmi_available();
     ctx->step->run = run_lookup;
     return VIGIL_OK;
 }
