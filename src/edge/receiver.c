@@ -32,13 +32,16 @@
  * body each time, whose boundary (and part headers) may differ, and that is
  * still the same request.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -91,6 +94,7 @@ struct receiver {
     vigil_server *server;
     idem_store *store;
     char frames_dir[1024];
+    char tmp_tag[96]; /* <host>.<pid>: whose temp frames these are (frame_store, partial_sweep) */
     char model[128];
 
     pthread_mutex_t lock;
@@ -234,11 +238,14 @@ static vigil_status receiver_detect(receiver *r, server_call *call, const char *
 /* ------------------------------------------------------------ the frame */
 
 /* frames_dir/<id>.jpg, whole or not at all: written to a temp name,
- * fsync'd, renamed, and the directory fsync'd so the rename survives. */
+ * fsync'd, renamed, and the directory fsync'd so the rename survives.  The
+ * temp name, <id>.jpg.tmp.<host>.<pid>.<thread>, says whose it is, so that
+ * a receiver killed mid-write has its leftovers removed at the next start
+ * (partial_sweep) while a live replica's, on a shared volume, are left. */
 static vigil_status frame_store(const receiver *r, const char *id, const char *frame, size_t size, vigil_error *err) {
-    char path[1200], tmp[1300];
+    char path[1200], tmp[1400];
     snprintf(path, sizeof path, "%s/%s.jpg", r->frames_dir, id);
-    snprintf(tmp, sizeof tmp, "%s.tmp-%lx", path, (unsigned long)pthread_self());
+    snprintf(tmp, sizeof tmp, "%s.tmp.%s.%lx", path, r->tmp_tag, (unsigned long)pthread_self());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) return vigil_error_set(err, VIGIL_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
     size_t done = 0;
@@ -271,6 +278,41 @@ static vigil_status frame_store(const receiver *r, const char *id, const char *f
     }
     close(dir);
     return VIGIL_OK;
+}
+
+/* Whether the temp frame `name` was left by a writer that is gone: one on
+ * this host whose process has ended, or that had our pid (a restarted
+ * container is pid 1 again; we have written nothing yet). */
+static int partial_is_orphan(const char *name, const char *host, long pid) {
+    const char *mark = strstr(name, ".jpg.tmp.");
+    if (!mark) return 0;
+    const char *owner = mark + strlen(".jpg.tmp.");
+    const char *thread_dot = strrchr(owner, '.');
+    if (!thread_dot || thread_dot == owner) return 0;
+    const char *pid_dot = thread_dot - 1;
+    while (pid_dot > owner && *pid_dot != '.')
+        pid_dot--;
+    if (pid_dot == owner || (size_t)(pid_dot - owner) != strlen(host) || strncmp(owner, host, strlen(host)) != 0)
+        return 0; /* another host's, or not one of ours */
+    char *end = NULL;
+    long writer = strtol(pid_dot + 1, &end, 10);
+    if (end != thread_dot || writer <= 0) return 0;
+    return writer == pid || (kill((pid_t)writer, 0) != 0 && errno == ESRCH);
+}
+
+/* Removes the temp frames that a receiver killed mid-write left behind;
+ * their events were never answered, so the edge sends them again. */
+static void partial_sweep(const receiver *r, const char *host) {
+    DIR *dir = opendir(r->frames_dir);
+    if (!dir) return;
+    long pid = (long)getpid();
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+        if (!partial_is_orphan(e->d_name, host, pid)) continue;
+        if (unlinkat(dirfd(dir), e->d_name, 0) == 0) removed++;
+    }
+    closedir(dir);
+    if (removed) LOG_W("receiver: removed %d partly written frame(s) left in %s by a stopped receiver", removed, r->frames_dir);
 }
 
 /* ------------------------------------------------------------ the work */
@@ -584,6 +626,11 @@ vigil_status receiver_create(vigil_server *server, const receiver_config *cfg, r
     if (!r) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "receiver: out of memory");
     r->server = server;
     snprintf(r->frames_dir, sizeof r->frames_dir, "%s", cfg->frames_dir);
+    char host[64] = "localhost";
+    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    snprintf(r->tmp_tag, sizeof r->tmp_tag, "%s.%ld", host, (long)getpid());
+    partial_sweep(r, host);
     snprintf(r->model, sizeof r->model, "%s", cfg->model ? cfg->model : "");
     r->queue_max = cfg->queue_max > 0 ? (size_t)cfg->queue_max : 64;
     size_t workers = cfg->workers > 0 ? (size_t)cfg->workers : 4;

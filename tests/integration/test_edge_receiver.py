@@ -19,6 +19,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -328,6 +329,31 @@ def test_refusals(cloud, store, frames):
                       "unavailable": 0}, counts
     assert metric_value(metrics, "vigil_edge_receiver_queue_length") == 0
     assert metric_value(metrics, "vigil_http_requests_total", route="/api/v1/events", code="201") is not None
+
+
+def test_partial_frames_of_a_killed_receiver_removed_at_start(models, tmp_path):
+    """A receiver SIGKILLed between writing a frame's temp file and renaming
+    it leaves <id>.jpg.tmp.<host>.<pid>.<thread>; the next start on that
+    directory removes the ones whose writer is gone (this host, a pid that
+    has ended) and leaves a live process's and another host's (a replica
+    on a shared volume), and every other file."""
+    frames_dir = tmp_path / "data" / "frames"
+    frames_dir.mkdir(parents=True)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    host = socket.gethostname()[:63]
+    orphan = f"{uuid7()}.jpg.tmp.{host}.{ended.pid}.7f00aa"
+    live = f"{uuid7()}.jpg.tmp.{host}.{os.getpid()}.7f00bb"
+    replica = f"{uuid7()}.jpg.tmp.not-{host}.example.{ended.pid}.7f00cc"
+    kept = [live, replica, f"{uuid7()}.jpg", "notes.txt"]
+    for name in [orphan, *kept]:
+        (frames_dir / name).write_bytes(b"\xff\xd8 half a frame")
+    cloud = Cloud(models, tmp_path / "data", SqliteStore(tmp_path))
+    try:
+        assert sorted(cloud.frame_files()) == sorted(kept)
+        assert "removed 1 partly written frame(s)" in cloud.daemon.read_log()
+    finally:
+        cloud.stop()
 
 
 def test_restart_and_kill_mid_work(cloud, store, frames):
