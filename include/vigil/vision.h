@@ -78,8 +78,13 @@ typedef struct vigil_decode_info {
 vigil_status vigil_image_decode(const void *bytes, size_t size, const vigil_decode_options *options, vigil_image *out,
                                 vigil_decode_info *info, vigil_error *err);
 
-/* Converts a raw frame (stride in bytes of the first plane; for NV12 the UV
- * plane follows the Y plane at data + stride * height) into *out. */
+/* Whether size bytes at data hold a width x height frame of format with
+ * rows stride bytes apart (the first plane's; for NV12 the UV plane follows
+ * the Y plane at data + stride * height), within max_pixels (0 = default):
+ * VIGIL_ERR_INVALID_ARGUMENT or VIGIL_ERR_LIMIT saying what is wrong. */
+vigil_status vigil_image_raw_check(const void *data, size_t size, vigil_pixel_format format, int width, int height,
+                                   int stride, int64_t max_pixels, vigil_error *err);
+/* Converts a raw frame (checked as vigil_image_raw_check does) into *out. */
 vigil_status vigil_image_from_raw(const void *data, size_t size, vigil_pixel_format format, int width, int height,
                                   int stride, int64_t max_pixels, vigil_image *out, vigil_error *err);
 

@@ -111,6 +111,29 @@ static vigil_status worker_reserve(detect_worker *w, size_t n, size_t slots, vig
     return VIGIL_OK;
 }
 
+/* A raw frame into slot: an RGB24 one letterboxed where it lies, the
+ * others converted to RGB first (their "decode" time). */
+static vigil_status preprocess_raw(const detect_worker *w, detect_request *r, const vigil_tensor *input, size_t slot,
+                                   vigil_detect_item *item) {
+    const detect_raw *raw = r->raw;
+    vigil_status st = vigil_image_raw_check(r->image, r->size, raw->format, raw->width, raw->height, raw->stride,
+                                            w->max_image_pixels, &r->error);
+    if (st) return st;
+    double t0 = clock_now_ms();
+    /* a view of the caller's bytes, read only and never freed */
+    vigil_image image = {.width = raw->width, .height = raw->height, .stride = raw->stride, .data = (uint8_t *)r->image};
+    int converted = raw->format != VIGIL_PIXEL_RGB24;
+    if (converted)
+        st = vigil_image_from_raw(r->image, r->size, raw->format, raw->width, raw->height, raw->stride,
+                                  w->max_image_pixels, &image, &r->error);
+    if (st) return st;
+    double convert_ms = clock_now_ms() - t0;
+    st = vigil_detect_preprocess_image(w->spec, &image, raw->width, raw->height, input, slot, item, &r->error);
+    item->decode_ms = convert_ms;
+    if (converted) vigil_image_free(&image);
+    return st;
+}
+
 /* Pre-processes reqs[0..n) into the batch input, runs what decoded, and
  * post-processes each into stores[first..]; returns how many decoded. */
 static size_t worker_run(detect_worker *w, detect_request *reqs, size_t n, size_t first) {
@@ -122,8 +145,9 @@ static size_t worker_run(detect_worker *w, detect_request *reqs, size_t n, size_
     size_t m = 0;
     for (size_t j = 0; j < n; j++) { /* a bad image fails alone; the next one takes its slot */
         detect_request *r = &reqs[j];
-        r->status = vigil_detect_preprocess(w->spec, r->image, r->size, &input, m, &w->pool,
-                                            w->slot_padded[m] ? &w->padded[m] : NULL, &items[m], &r->error);
+        r->status = r->raw ? preprocess_raw(w, r, &input, m, &items[m])
+                           : vigil_detect_preprocess(w->spec, r->image, r->size, &input, m, &w->pool,
+                                                     w->slot_padded[m] ? &w->padded[m] : NULL, &items[m], &r->error);
         w->slot_padded[m] = !r->status;
         if (r->status) continue;
         w->padded[m] = items[m].letterbox;
@@ -267,12 +291,15 @@ static vigil_status body_from(sched_job *job, const void *data, size_t len, vigi
     return VIGIL_OK;
 }
 
-/* Decodes the image again at full size, draws the boxes, encodes JPEG. */
+/* Decodes the image again at full size (a raw frame: converts it), draws
+ * the boxes, encodes JPEG. */
 static vigil_status render_body(detect_worker *w, sched_job *job, const vigil_detect_result *r, vigil_error *err) {
     const job_detect *d = job->data;
     vigil_decode_options dopts = {.max_pixels = w->max_image_pixels};
     vigil_image image = {0};
-    vigil_status st = vigil_image_decode(d->image, d->image_size, &dopts, &image, NULL, err);
+    vigil_status st = d->raw.width ? vigil_image_from_raw(d->image, d->image_size, d->raw.format, d->raw.width,
+                                                          d->raw.height, d->raw.stride, w->max_image_pixels, &image, err)
+                                   : vigil_image_decode(d->image, d->image_size, &dopts, &image, NULL, err);
     if (st) return st;
     vigil_render_detections(&image, r->detections, r->count);
     uint8_t *jpeg = NULL;
@@ -334,7 +361,8 @@ static double detect_run(const sched_instance *in, void **state, sched_job **job
         }
         job->status = resolve_classes(w, job, &job->error);
         if (job->status) continue;
-        reqs[m] = (detect_request){.image = d->image, .size = d->image_size, .options = &d->options};
+        reqs[m] = (detect_request){
+            .image = d->image, .size = d->image_size, .raw = d->raw.width ? &d->raw : NULL, .options = &d->options};
         ok[m++] = job;
     }
     if (m) detect_worker_detect(w, reqs, m);
@@ -352,11 +380,13 @@ static double detect_run(const sched_instance *in, void **state, sched_job **job
 
 static void detect_state_free(void *state) { detect_worker_destroy(state); }
 
-/* The image bytes, thresholds, max detections, render flag and class list. */
+/* The image bytes (and a raw frame's geometry), thresholds, max
+ * detections, render flag and class list. */
 static void detect_cache_key(const sched_job *job, cache_hasher *h) {
     const job_detect *d = job->data;
     const vigil_detect_options *o = &d->options;
     cache_hasher_add(h, d->image, d->image_size);
+    cache_hasher_add(h, &d->raw, sizeof d->raw);
     cache_hasher_add(h, &o->conf_threshold, sizeof o->conf_threshold);
     cache_hasher_add(h, &o->iou_threshold, sizeof o->iou_threshold);
     cache_hasher_add(h, &o->max_detections, sizeof o->max_detections);

@@ -34,12 +34,23 @@ void detect_worker_destroy(detect_worker *w);
 const vigil_labels *detect_worker_labels(const detect_worker *w);
 vigil_head_family detect_worker_family(const detect_worker *w);
 
-/* One image of a batch.  Set by the caller: image, size, options (NULL =
- * defaults).  Set by detect_worker_detect: status, error and result (its
+/* Decoded pixels in place of an encoded image (a camera's frame, a client
+ * that decoded its own): image's bytes are a width x height frame of format
+ * with rows stride bytes apart, checked as vigil_image_raw_check does.  An
+ * RGB24 frame is letterboxed where it lies (no copy); BGR24 and NV12 are
+ * converted first. */
+typedef struct detect_raw {
+    vigil_pixel_format format;
+    int width, height, stride;
+} detect_raw;
+
+/* One image of a batch.  Set by the caller: image, size, raw (NULL = image
+ * is encoded: JPEG or PNG), options (NULL = defaults).  Set by detect_worker_detect: status, error and result (its
  * detections live in the worker until its next batch). */
 typedef struct detect_request {
     const void *image;
     size_t size;
+    const detect_raw *raw;
     const vigil_detect_options *options;
     vigil_status status;
     vigil_error error;
@@ -56,8 +67,9 @@ void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n);
 /* What a detection job asks for and gets (lives in the job's arena). */
 typedef struct job_detect {
     /* Set by the submitter. */
-    const void *image;   /* encoded JPEG/PNG, in the arena */
+    const void *image;   /* encoded JPEG/PNG, or raw pixels (below), in the arena */
     size_t image_size;
+    detect_raw raw;      /* width 0: image is encoded */
     vigil_detect_options options; /* thresholds, max detections (request_detect_resolve); the class
                                      filter is set by the run from classes */
     const char *const *classes;   /* ids ("0") or names ("bus"), in the arena, resolved against the

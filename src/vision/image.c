@@ -244,14 +244,13 @@ static void nv12_to_rgb(const uint8_t *y_plane, const uint8_t *uv_plane, int str
     }
 }
 
-vigil_status vigil_image_from_raw(const void *data, size_t size, vigil_pixel_format format, int width, int height,
-                                  int stride, int64_t max_pixels, vigil_image *out, vigil_error *err) {
-    memset(out, 0, sizeof *out);
+vigil_status vigil_image_raw_check(const void *data, size_t size, vigil_pixel_format format, int width, int height,
+                                   int stride, int64_t max_pixels, vigil_error *err) {
     vigil_status st = image_check_size(width, height, max_pixels, err);
     if (st) return st;
-    int row = format == VIGIL_PIXEL_NV12 ? width : width * 3;
     if (format > VIGIL_PIXEL_NV12 || format < 0)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "unknown pixel format %d", (int)format);
+    int row = format == VIGIL_PIXEL_NV12 ? width : width * 3;
     if (stride < row)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "stride %d is less than a row (%d bytes)", stride, row);
     if (format == VIGIL_PIXEL_NV12 && ((width | height) & 1))
@@ -260,6 +259,15 @@ vigil_status vigil_image_from_raw(const void *data, size_t size, vigil_pixel_for
     size_t need = (rows - 1) * (size_t)stride + (size_t)row;
     if (!data || size < need)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "raw frame needs %zu bytes, got %zu", need, size);
+    return VIGIL_OK;
+}
+
+vigil_status vigil_image_from_raw(const void *data, size_t size, vigil_pixel_format format, int width, int height,
+                                  int stride, int64_t max_pixels, vigil_image *out, vigil_error *err) {
+    memset(out, 0, sizeof *out);
+    vigil_status st = vigil_image_raw_check(data, size, format, width, height, stride, max_pixels, err);
+    if (st) return st;
+    int row = format == VIGIL_PIXEL_NV12 ? width : width * 3;
     st = vigil_image_alloc(width, height, out, err);
     if (st) return st;
     const uint8_t *src = data;

@@ -277,6 +277,62 @@ static void test_rotated_photo_takes_the_whole_image_path(void) {
     free(bus);
 }
 
+/* Decoded frames through the detect worker (a camera's, a client's): an
+ * RGB24 frame with padded rows and a BGR24 one find what the JPEG finds, in
+ * one batch with the JPEG itself; a frame shorter than its geometry, an odd
+ * NV12 size and an unknown format fail alone, with the reason. */
+static void test_raw_frames(void) {
+    if (!testing_shared_dir()) SKIP("../shared is absent");
+    tdet det_, *det = &det_;
+    vigil_error err;
+    CHECK_EQ_INT(tdet_open(det, "yolov8n", NULL, &err), VIGIL_OK);
+    size_t size = 0;
+    uint8_t *bus = image_bytes("bus", &size);
+    vigil_image img;
+    CHECK_EQ_INT(vigil_image_decode(bus, size, NULL, &img, NULL, &err), VIGIL_OK);
+    int stride = img.width * 3 + 13; /* rows not packed */
+    size_t frame_size = (size_t)stride * (size_t)img.height;
+    uint8_t *rgb = calloc(1, frame_size), *bgr = calloc(1, frame_size);
+    for (int y = 0; y < img.height; y++) {
+        const uint8_t *src = img.data + (size_t)y * img.stride;
+        memcpy(rgb + (size_t)y * stride, src, (size_t)img.width * 3);
+        for (int x = 0; x < img.width; x++)
+            for (int c = 0; c < 3; c++) bgr[(size_t)y * stride + 3 * x + c] = src[3 * x + 2 - c];
+    }
+    detect_raw as_rgb = {VIGIL_PIXEL_RGB24, img.width, img.height, stride};
+    detect_raw as_bgr = {VIGIL_PIXEL_BGR24, img.width, img.height, stride};
+    detect_raw odd = {VIGIL_PIXEL_NV12, 3, 3, 3}, unknown = {(vigil_pixel_format)7, 2, 2, 6};
+    detect_request reqs[6] = {
+        {.image = rgb, .size = frame_size, .raw = &as_rgb},
+        {.image = bus, .size = size},
+        {.image = bgr, .size = frame_size, .raw = &as_bgr},
+        {.image = rgb, .size = frame_size - 14, .raw = &as_rgb}, /* one byte short of the last row */
+        {.image = rgb, .size = frame_size, .raw = &odd},
+        {.image = rgb, .size = frame_size, .raw = &unknown},
+    };
+    detect_worker_detect(det->worker, reqs, 6);
+    for (int k = 0; k < 3; k++) {
+        CHECK_EQ_INT(reqs[k].status, VIGIL_OK);
+        CHECK_EQ_INT(reqs[k].result.image_width, 810);
+        check_reference("yolov8n", "bus", &reqs[k].result);
+    }
+    CHECK_EQ_INT(reqs[3].status, VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(reqs[3].error.message, "raw frame needs") != NULL);
+    CHECK_EQ_INT(reqs[4].status, VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(reqs[4].error.message, "even size") != NULL);
+    CHECK_EQ_INT(reqs[5].status, VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(reqs[5].error.message, "unknown pixel format") != NULL);
+    /* the exact size is enough: the last row needs no padding after it */
+    detect_request exact = {.image = rgb, .size = frame_size - 13, .raw = &as_rgb};
+    detect_worker_detect(det->worker, &exact, 1);
+    CHECK_EQ_INT(exact.status, VIGIL_OK);
+    free(rgb);
+    free(bgr);
+    vigil_image_free(&img);
+    free(bus);
+    tdet_close(det);
+}
+
 static void test_yolov8n(void) {
     if (!testing_shared_dir()) SKIP("../shared is absent");
     run_model("yolov8n", VIGIL_HEAD_YOLOV8);
@@ -311,6 +367,7 @@ int main(void) {
         return 1;
     }
     RUN(test_yolov8n);
+    RUN(test_raw_frames);
     RUN(test_rotated_photo_takes_the_whole_image_path);
     RUN(test_yolov5n);
     RUN(test_wrong_family_is_refused);
