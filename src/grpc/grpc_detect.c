@@ -20,6 +20,11 @@
 #include "grpc/grpc_internal.h"
 #include "serve/job_detect.h"
 
+_Static_assert(VIGIL__V1__RAW_FRAME__FORMAT__RGB24 == (int)VIGIL_PIXEL_RGB24 &&
+                   VIGIL__V1__RAW_FRAME__FORMAT__BGR24 == (int)VIGIL_PIXEL_BGR24 &&
+                   VIGIL__V1__RAW_FRAME__FORMAT__NV12 == (int)VIGIL_PIXEL_NV12,
+               "RawFrame.Format numbers are vigil_pixel_format's");
+
 typedef struct detect_ctx {
     uint64_t frame_id;
     int streaming;
@@ -42,7 +47,9 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
     if (w->served->task != MODEL_TASK_DETECT)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model '%s' is not a detection model (task raw)", model);
     if (req->image.len == 0)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "no image: send JPEG or PNG bytes in `image`");
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               req->raw ? "no frame: `raw` is set but `image` is empty"
+                                        : "no image: send JPEG or PNG bytes in `image`");
     void *image = arena_alloc(w->arena, req->image.len, 16);
     if (!image) return vigil_error_set(err, VIGIL_ERR_LIMIT, "image: request memory limit reached");
     memcpy(image, req->image.data, req->image.len);
@@ -53,6 +60,14 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
     d->image_size = req->image.len;
     if (*req->image_name && !(d->image_name = arena_strdup(w->arena, req->image_name)))
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    if (req->raw) { /* the wire's enum numbers are vigil_pixel_format's (checked below) */
+        static const request_raw_names names = {"raw.width", "raw.height", "raw.stride", "raw.format"};
+        const Vigil__V1__RawFrame *r = req->raw;
+        request_raw_frame f = {.format = (vigil_pixel_format)r->format, .width = r->width, .height = r->height,
+                               .stride = r->stride};
+        st = request_detect_raw(gcall_server(c), &f, &names, job, err);
+        if (st) return st;
+    }
     return grpc_detect_options(w->served, req, w->arena, w->job, err);
 }
 
