@@ -426,9 +426,12 @@ static int size_body_or_refuse(http_exchange *ex) {
     if (end == length || *end) return 0;
     if (n <= (unsigned long long)ex->server->cfg.max_body_bytes) {
         if (n && !body_budget_hold_or_refuse(ex, (size_t)n + 1)) return 1;
-        size_t cap;
-        char *spare = n ? spares_take(&ex->server->body_spares, (size_t)n + 1, &cap) : NULL;
-        if (spare) textbuf_adopt(&ex->body, spare, cap); /* pages already faulted in */
+        /* A kept buffer (pages already faulted in), else one of exactly
+         * the body's size: a large one goes to the spares afterwards. */
+        size_t cap = 0;
+        char *buffer = n ? spares_take(&ex->server->body_spares, (size_t)n + 1, &cap) : NULL;
+        if (!buffer && n >= SPARES_MIN_BYTES && (buffer = vigil_malloc((size_t)n + 1))) cap = (size_t)n + 1;
+        if (buffer) textbuf_adopt(&ex->body, buffer, cap);
         else if (n) textbuf_reserve(&ex->body, (size_t)n); /* on failure the appends report it */
         return 0;
     }

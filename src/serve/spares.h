@@ -19,10 +19,10 @@
 #include <pthread.h>
 #include <stddef.h>
 
-#define SPARES_SLOTS 8
+#define SPARES_SLOTS 16
 #define SPARES_MIN_BYTES ((size_t)64 << 10)   /* smaller ones come cheaply from the heap's free lists */
 #define SPARES_MAX_BYTES ((size_t)4 << 20)    /* a 1080p RGB frame is 6 MB: those still fault in */
-#define SPARES_TOTAL_BYTES ((size_t)8 << 20)
+#define SPARES_TOTAL_BYTES ((size_t)16 << 20)
 
 typedef struct spares {
     pthread_mutex_t lock;
