@@ -16,7 +16,9 @@
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
+#include <stdatomic.h>
 #define HALF_F16C 1
 #endif
 
@@ -75,10 +77,23 @@ uint16_t half_from_double(double d) {
 }
 
 #ifdef HALF_F16C
+/* AVX (with the OS saving its registers) and F16C, asked of cpuid itself:
+ * clang 14 does not know "f16c" in __builtin_cpu_supports. */
+static int cpu_f16c(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave || !avx || !f16c) return 0;
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 6) == 6; /* XMM and YMM state enabled */
+}
+
 static int has_f16c(void) {
-    static int known = -1; /* a property of the CPU, the same for every thread: a benign race */
-    if (known < 0) known = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
-    return known;
+    static atomic_int known = -1; /* a property of the CPU: whichever thread asks first writes the same value */
+    int v = atomic_load_explicit(&known, memory_order_relaxed);
+    if (v < 0) atomic_store_explicit(&known, v = cpu_f16c(), memory_order_relaxed);
+    return v;
 }
 
 /* The first n - n % 8 elements; the caller converts the rest. */
