@@ -520,6 +520,33 @@ static void stream_on_frame(void *user, const stream_frame *f) {
     json_decref(dets);
 }
 
+/* The source ended (a file's end, or max_failures): its objects are gone,
+ * so the tracker is run on empty frames until every track has left, and
+ * each object's `left` (lost) goes out as it would have on the camera. */
+static void stream_on_end(void *user) {
+    stream *s = user;
+    track_options defaults;
+    track_options_default(&defaults);
+    uint64_t frame = track_get_stats(s->trk).frames ? s->latest_frame + 1 : 0;
+    for (int i = 0; i <= defaults.max_misses + 1 && !atomic_load(&s->stopping); i++) {
+        const track_event *events = NULL;
+        size_t n_events = 0;
+        vigil_error err = {0};
+        if (track_update(s->trk, frame + (uint64_t)i, NULL, 0, &events, &n_events, &err)) break;
+        for (size_t k = 0; k < n_events; k++) {
+            if (events[k].kind != TRACK_LEFT) continue;
+            track_snapshot *slot = snapshot_slot(s, events[k].track_id, 0);
+            event_emit(s, &events[k], slot && slot->class_name[0] ? slot->class_name : NULL, slot ? slot->jpeg : NULL);
+            snapshot_forget(s, events[k].track_id);
+        }
+    }
+    const track_view *views = NULL;
+    size_t tracks = track_views(s->trk, &views);
+    pthread_mutex_lock(&s->lock);
+    s->tracks = tracks;
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static void stream_free(stream *s) {
@@ -576,6 +603,7 @@ static vigil_status stream_start(stream_set *set, const stream_spec *spec, strea
         so.realtime = spec->realtime;
         so.reconnect_on_end = spec->loop;
         so.on_frame = stream_on_frame;
+        so.on_end = stream_on_end;
         so.user = s;
         so.jitter_seed = (uint64_t)sched_now_ns() | 1;
         st = stream_source_create(&s->src, &so, err);
