@@ -79,6 +79,7 @@ struct stream {
     size_t n_snaps;
     vigil_image scratch; /* a frame copy a snapshot is drawn on */
 
+    stream_viewers viewers; /* live.c's */
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t live_cond;
     frame_record results[RESULTS_KEPT];
@@ -460,6 +461,7 @@ static void stream_publish(stream *s, const stream_frame *f, json_t *dets, doubl
         pthread_cond_broadcast(&s->live_cond);
     }
     pthread_mutex_unlock(&s->lock);
+    stream_live_wake(s);
 }
 
 static void stream_on_frame(void *user, const stream_frame *f) {
@@ -562,8 +564,13 @@ static void stream_free(stream *s) {
     vigil_free(s->last_event);
     pthread_cond_destroy(&s->live_cond);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->viewers.lock);
     vigil_free(s);
 }
+
+stream_viewers *stream_viewers_of(stream *s) { return &s->viewers; }
+
+void stream_ref(stream *s) { atomic_fetch_add(&s->refs, 1); }
 
 void stream_unref(stream *s) {
     if (s && atomic_fetch_sub(&s->refs, 1) == 1) stream_free(s);
@@ -577,6 +584,7 @@ static void stream_stop(stream *s) {
     pthread_mutex_unlock(&s->lock);
     stream_source_destroy(s->src);
     s->src = NULL;
+    stream_live_wake(s); /* the views end */
 }
 
 static vigil_status stream_start(stream_set *set, const stream_spec *spec, stream **out, vigil_error *err) {
@@ -586,6 +594,7 @@ static vigil_status stream_start(stream_set *set, const stream_spec *spec, strea
     s->spec = *spec;
     atomic_init(&s->refs, 1);
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->viewers.lock, NULL);
     pthread_cond_init(&s->live_cond, NULL);
     s->snaps = vigil_calloc(TRACK_MAX_TRACKS, sizeof *s->snaps);
     track_options to;

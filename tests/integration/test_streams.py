@@ -373,3 +373,34 @@ def test_config_file_bad_stream_refuses_to_start(tmp_path):
                     "--grpc-port", free_port(), timeout=30)
     assert out.returncode != 0
     assert "streams[0]" in out.stderr and "zone" in out.stderr, out.stderr
+
+
+def test_live_view_is_mjpeg_of_processed_frames_and_ends_with_the_stream(tmp_path):
+    need_ffmpeg()
+    models = yolo_repo(tmp_path)
+    clip = moving_bus_clip(tmp_path / "bus.mp4", seconds=2)
+    d = ready_daemon("--models", models)
+    try:
+        spec = {"name": "yard", "url": str(clip), "model": "yolov8n", "detect_fps": 4, "loop": True}
+        assert requests.post(f"{d.url}/api/v1/streams", json=spec, timeout=10).status_code == 201
+        r = requests.get(f"{d.url}/api/v1/streams/yard/live", stream=True, timeout=30)
+        assert r.status_code == 200
+        assert r.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
+        body = b""
+        chunks = r.iter_content(chunk_size=4096)
+        while body.count(b"--frame\r\n") < 3:
+            body += next(chunks)
+        parts = body.split(b"--frame\r\n")[1:3]
+        for part in parts:
+            head, _, rest = part.partition(b"\r\n\r\n")
+            assert b"Content-Type: image/jpeg" in head
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            assert rest[:3] == b"\xff\xd8\xff" and rest[length:length + 2] == b"\r\n"
+        # Removing the stream ends the view's body cleanly.
+        assert requests.delete(f"{d.url}/api/v1/streams/yard", timeout=30).status_code == 204
+        for _ in chunks:
+            pass
+        r.close()
+        assert d.proc.poll() is None
+    finally:
+        d.stop()
