@@ -200,7 +200,10 @@ static vigil_status serve_streams_create(const vigil_config *cfg, const char *co
                                          serve_streams *ss, vigil_error *err) {
     vigil_status st = config_file ? stream_specs_load_file(config_file, &ss->specs, &ss->n_specs, err) : VIGIL_OK;
     if (!st) st = stream_set_create(server, cfg, strcmp(cfg->edge_role, "edge") == 0, &ss->set, err);
-    const char *host = cfg->stream_mqtt_host[0] ? cfg->stream_mqtt_host : cfg->edge_mqtt_host;
+    /* edge.mqtt.host has a default (127.0.0.1), so it is the streams' broker
+     * only where the edge's MQTT is in use: with a role */
+    int edge_broker = strcmp(cfg->edge_role, "edge") == 0 || strcmp(cfg->edge_role, "cloud") == 0;
+    const char *host = cfg->stream_mqtt_host[0] ? cfg->stream_mqtt_host : edge_broker ? cfg->edge_mqtt_host : "";
     if (!st && host[0]) {
         stream_mqtt_config mc = {
             .host = host,

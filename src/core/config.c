@@ -152,7 +152,7 @@ static const setting settings[] = {
                 "longest wait before a partial batch is exported"),
     INT_SETTING("tracing.timeout_ms", tracing_timeout_ms, 1, 600000, "bound on one export request"),
     STR_SETTING("stream.mqtt.host", stream_mqtt_host, NULL,
-                "broker of the streams' events (empty: edge.mqtt.host; both empty: no MQTT)"),
+                "broker of the streams' events (empty: edge.mqtt.host under an edge.role, else no MQTT)"),
     INT_SETTING("stream.mqtt.port", stream_mqtt_port, 0, 65535, "its port (0: edge.mqtt.port)"),
     STR_SETTING("stream.mqtt.prefix", stream_mqtt_prefix, NULL,
                 "topic prefix: <prefix>/streams/<name>/events (empty: edge.mqtt.prefix)"),

@@ -281,6 +281,23 @@ void request_detect_observe(vigil_server *server, const served_model *m, const s
     server->detect_observer(server->detect_observer_ctx, &seen);
 }
 
+void request_detect_observe_image(vigil_server *server, const served_model *m, const void *image, size_t image_size,
+                                  const char *json, size_t json_len, const char *source) {
+    if (!request_detect_observed(server, m)) return;
+    request_detection_seen seen = {
+        .model = m->name,
+        .version = m->version,
+        .escalation = &m->config.escalation,
+        .source = source ? source : "",
+        .traceparent = "",
+        .image = image,
+        .image_size = image_size,
+        .json = json,
+        .json_len = json_len,
+    };
+    server->detect_observer(server->detect_observer_ctx, &seen);
+}
+
 /* ------------------------------------------------------------ cache */
 
 int request_cache_lookup(vigil_server *server, const served_model *m, const char *kind, const sched_job *job,

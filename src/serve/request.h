@@ -231,4 +231,10 @@ int request_detect_observed(const vigil_server *server, const served_model *m);
 void request_detect_observe(vigil_server *server, const served_model *m, const sched_job *job, const char *source,
                             const char *traceparent);
 
+/* The same for a detection that is not one job's answer: a video stream's
+ * event (src/stream/), whose image is the event's JPEG snapshot and whose
+ * json names the detections of the event ({"detections":[...]}). */
+void request_detect_observe_image(vigil_server *server, const served_model *m, const void *image, size_t image_size,
+                                  const char *json, size_t json_len, const char *source);
+
 #endif

@@ -2,7 +2,7 @@
  * mqtt_out.h - the streams' events on MQTT (docs/STREAMS.md, "MQTT"): one
  * JSON message per event on <prefix>/streams/<name>/events, QoS 1, not
  * retained, from a connection of its own to the broker that stream.mqtt.*
- * (else edge.mqtt.*) names.  cli sets stream_mqtt_sink as the stream_set's
+ * (else, under an edge.role, edge.mqtt.*) names.  cli sets stream_mqtt_sink as the stream_set's
  * event sink.
  *
  * Best effort: an event published while the broker is away is counted as

@@ -71,7 +71,8 @@ struct stream {
     atomic_int refs;
     atomic_int stopping;
     stream_spec spec;
-    stream_source *src; /* NULL while disabled */
+    stream_source *src; /* NULL while disabled and once stopped; guarded by src_lock for readers */
+    pthread_rwlock_t src_lock; /* readers (stats, metrics) hold it shared; stream_stop takes it to clear src */
 
     /* The delivery thread's own. */
     tracker *trk;
@@ -176,24 +177,18 @@ static void detect_done(sched_job *job) {
 
 /* The frame through the stream's model.  OUT: *detections (the job's
  * "detections" array, the caller's reference), *inference_ms. */
-static vigil_status stream_detect(stream *s, const stream_frame *f, json_t **detections, double *inference_ms,
-                                  vigil_error *err) {
+static vigil_status stream_detect(stream *s, served_model *m, const stream_frame *f, json_t **detections,
+                                  double *inference_ms, vigil_error *err) {
     vigil_server *server = s->set->server;
-    served_model *m = NULL;
-    vigil_error why = {0};
-    vigil_status st = request_acquire(server, s->spec.model, 0, &m, &why);
-    if (st) return vigil_error_set(err, st, "model %s: %s", s->spec.model, why.message);
-    if (m->task != MODEL_TASK_DETECT) {
-        repository_release(request_repository(server), m);
+    if (m->task != MODEL_TASK_DETECT)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model %s is not a detection model", s->spec.model);
-    }
     arena *a = arena_create(0, (size_t)JOB_ARENA_CAP);
     sched_job *job = a ? arena_calloc(a, 1, sizeof *job) : NULL;
     if (!job) {
         arena_destroy(a);
-        repository_release(request_repository(server), m);
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     }
+    vigil_status st;
     const char *classes[STREAM_CLASSES_MAX];
     for (size_t i = 0; i < s->spec.n_classes; i++)
         classes[i] = s->spec.classes[i];
@@ -244,7 +239,6 @@ static vigil_status stream_detect(stream *s, const stream_frame *f, json_t **det
     pthread_cond_destroy(&w.cond);
     pthread_mutex_destroy(&w.lock);
     arena_destroy(a);
-    repository_release(request_repository(server), m);
     return st;
 }
 
@@ -395,6 +389,25 @@ static void snapshot_take(stream *s, const stream_frame *f, const track_event *e
     slot->jpeg = jpeg;
 }
 
+/* ------------------------------------------------------------ escalation */
+
+/* An object that entered goes to the detection observer (the edge's
+ * escalation policy under edge.role edge, docs/EDGE.md) as one detection
+ * of its model on its snapshot, with the stream's name as the source: the
+ * model's config.yaml decides (classes, score band, sampling) and its rate
+ * limit applies per stream, as for any client's detection. */
+static void stream_escalate(stream *s, const served_model *m, const stream_frame *f, const json_t *det,
+                            const stream_blob *jpeg) {
+    vigil_server *server = s->set->server;
+    if (!request_detect_observed(server, m)) return;
+    json_t *doc = json_pack("{s:s,s:i,s:i,s:[O]}", "image", s->spec.name, "width", f->source_width, "height",
+                            f->source_height, "detections", det);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(doc);
+    if (text) request_detect_observe_image(server, m, jpeg->data, jpeg->len, text, strlen(text), s->spec.name);
+    free(text); /* jansson's */
+}
+
 /* ------------------------------------------------------------ a frame */
 
 static void stream_fail_frame(stream *s, const char *message) {
@@ -464,13 +477,39 @@ static void stream_publish(stream *s, const stream_frame *f, json_t *dets, doubl
     stream_live_wake(s);
 }
 
+static void stream_track_frame(stream *s, served_model *m, const stream_frame *f);
+
 static void stream_on_frame(void *user, const stream_frame *f) {
     stream *s = user;
     if (atomic_load(&s->stopping)) return;
+    vigil_server *server = s->set->server;
+    served_model *m = NULL;
+    vigil_error why = {0};
+    /* A model that is loading (the config file's streams start with the
+     * server), reloading or unloaded is waited for: the frame is held, so a
+     * camera's newer frames replace it and a file waits. */
+    while (request_acquire(server, s->spec.model, 0, &m, &why)) {
+        char message[400];
+        snprintf(message, sizeof message, "waiting for model %.127s: %.200s", s->spec.model, why.message);
+        pthread_mutex_lock(&s->lock);
+        snprintf(s->error, sizeof s->error, "%.255s", message);
+        pthread_mutex_unlock(&s->lock);
+        for (int i = 0; i < 5; i++) {
+            if (atomic_load(&s->stopping)) return;
+            nanosleep(&(struct timespec){0, 40 * 1000000}, NULL);
+        }
+    }
+    stream_track_frame(s, m, f);
+    repository_release(request_repository(server), m);
+}
+
+/* One picked frame with the stream's model m (held): detect, track,
+ * snapshots, events, publish. */
+static void stream_track_frame(stream *s, served_model *m, const stream_frame *f) {
     json_t *dets = NULL;
     double inference_ms = 0;
     vigil_error err = {0};
-    if (stream_detect(s, f, &dets, &inference_ms, &err)) {
+    if (stream_detect(s, m, f, &dets, &inference_ms, &err)) {
         stream_fail_frame(s, err.message);
         return;
     }
@@ -514,6 +553,7 @@ static void stream_on_frame(void *user, const stream_frame *f) {
         if (ev->best_changed && det) snapshot_take(s, f, ev, det, slot);
         if (ev->kind == TRACK_UPDATED && !ev->best_changed) continue; /* the throttle: see the top */
         event_emit(s, ev, slot && slot->class_name[0] ? slot->class_name : NULL, slot ? slot->jpeg : NULL);
+        if (ev->kind == TRACK_ENTERED && det && slot && slot->jpeg) stream_escalate(s, m, f, det, slot->jpeg);
         if (ev->kind == TRACK_LEFT) snapshot_forget(s, ev->track_id);
     }
     const track_view *views = NULL;
@@ -565,6 +605,7 @@ static void stream_free(stream *s) {
     pthread_cond_destroy(&s->live_cond);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->viewers.lock);
+    pthread_rwlock_destroy(&s->src_lock);
     vigil_free(s);
 }
 
@@ -582,8 +623,11 @@ static void stream_stop(stream *s) {
     pthread_mutex_lock(&s->lock);
     pthread_cond_broadcast(&s->live_cond);
     pthread_mutex_unlock(&s->lock);
-    stream_source_destroy(s->src);
+    pthread_rwlock_wrlock(&s->src_lock);
+    stream_source *src = s->src;
     s->src = NULL;
+    pthread_rwlock_unlock(&s->src_lock);
+    stream_source_destroy(src);
     stream_live_wake(s); /* the views end */
 }
 
@@ -595,6 +639,7 @@ static vigil_status stream_start(stream_set *set, const stream_spec *spec, strea
     atomic_init(&s->refs, 1);
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->viewers.lock, NULL);
+    pthread_rwlock_init(&s->src_lock, NULL);
     pthread_cond_init(&s->live_cond, NULL);
     s->snaps = vigil_calloc(TRACK_MAX_TRACKS, sizeof *s->snaps);
     track_options to;
@@ -610,6 +655,8 @@ static vigil_status stream_start(stream_set *set, const stream_spec *spec, strea
         so.rtsp_transport = spec->rtsp_transport[0] ? spec->rtsp_transport : NULL;
         so.target_fps = spec->detect_fps;
         so.realtime = spec->realtime;
+        /* a file not played as a camera: every picked frame, at detection's pace */
+        so.wait_for_consumer = !spec->realtime && stream_url_is_file(spec->url);
         so.reconnect_on_end = spec->loop;
         so.on_frame = stream_on_frame;
         so.on_end = stream_on_end;
@@ -715,21 +762,42 @@ static int compare_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static const char *state_of(stream *s, const stream_stats *ss) {
+/* What the source says now.  OUT: *ss (zero when there is none);
+ * returns 1 when a source runs, 2 when its decoder is done but its last
+ * frame (or the ending) is still being processed, 0 when there is none. */
+static int source_view(stream *s, stream_stats *ss) {
+    memset(ss, 0, sizeof *ss);
+    pthread_rwlock_rdlock(&s->src_lock);
+    int view = 0;
+    if (s->src) {
+        *ss = stream_source_get_stats(s->src);
+        view = (ss->state == STREAM_ENDED || ss->state == STREAM_FAILED) &&
+                       stream_source_wait(s->src, 0) == VIGIL_ERR_TIMEOUT
+                   ? 2
+                   : 1;
+    }
+    pthread_rwlock_unlock(&s->src_lock);
+    return view;
+}
+
+static const char *state_of(stream *s, const stream_stats *ss, int view) {
     if (!s->spec.enabled) return "disabled";
+    if (!view) return "ended"; /* stopped */
     switch (ss->state) {
     case STREAM_CONNECTING: return ss->connects ? "reconnecting" : "connecting";
     case STREAM_RUNNING: return "running";
     case STREAM_BACKOFF: return "reconnecting";
-    case STREAM_ENDED: return "ended";
-    case STREAM_FAILED: return "failed";
+    case STREAM_ENDED: /* the decoder is done; the state follows once the last frame and the ending are through */
+    case STREAM_FAILED:
+        if (view == 2) return "running";
+        return ss->state == STREAM_ENDED ? "ended" : "failed";
     }
     return "failed";
 }
 
 json_t *stream_json(stream *s) {
-    stream_stats ss = {0};
-    if (s->src) ss = stream_source_get_stats(s->src);
+    stream_stats ss;
+    int view = source_view(s, &ss);
     json_t *obj = json_object();
     if (!obj) return NULL;
     stream_spec_to_json(&s->spec, obj);
@@ -750,9 +818,9 @@ json_t *stream_json(stream *s) {
         if (newest > oldest && sched_now_ns() - newest < INT64_C(3000000000))
             detect_fps = (double)(s->detect_times_n - 1) * 1e9 / (double)(newest - oldest);
     }
-    const char *error = s->error[0] ? s->error : ss.last_error[0] && strcmp(state_of(s, &ss), "running") != 0 ? ss.last_error : NULL;
+    const char *error = s->error[0] ? s->error : ss.last_error[0] && strcmp(state_of(s, &ss, view), "running") != 0 ? ss.last_error : NULL;
     json_t *last_event = s->last_event ? json_loads(s->last_event, 0, NULL) : json_null();
-    json_object_set_new(obj, "state", json_string(state_of(s, &ss)));
+    json_object_set_new(obj, "state", json_string(state_of(s, &ss, view)));
     json_object_set_new(obj, "error", error ? json_string(error) : json_null());
     json_object_set_new(obj, "source", json_pack("{s:i,s:i}", "width", s->width, "height", s->height));
     json_object_set_new(
@@ -878,14 +946,13 @@ static void stream_metrics(void *ctx, textbuf *out) {
     }
     pthread_mutex_unlock(&set->lock);
     stream_stats ss[STREAM_SET_MAX];
-    for (size_t i = 0; i < n; i++) {
-        memset(&ss[i], 0, sizeof ss[i]);
-        if (list[i]->src) ss[i] = stream_source_get_stats(list[i]->src);
-    }
+    int views[STREAM_SET_MAX];
+    for (size_t i = 0; i < n; i++)
+        views[i] = source_view(list[i], &ss[i]);
     metrics_family(out, "vigil_stream_up", "gauge", "1 while the stream's source is connected and running.");
     for (size_t i = 0; i < n; i++)
         textbuf_printf(out, "vigil_stream_up{stream=\"%s\"} %d\n", list[i]->spec.name,
-                       list[i]->src && ss[i].state == STREAM_RUNNING);
+                       views[i] && ss[i].state == STREAM_RUNNING);
     metrics_family(out, "vigil_stream_input_frames_total", "counter", "Frames decoded from the stream's source.");
     for (size_t i = 0; i < n; i++)
         textbuf_printf(out, "vigil_stream_input_frames_total{stream=\"%s\"} %llu\n", list[i]->spec.name,

@@ -332,12 +332,14 @@ streams:
     url: {clip}
     model: yolov8n
     detect_fps: 3
+    realtime: false
     classes: [bus, person]
 """)
     d = ready_daemon("--config", config, "--models", models)
     try:
         s = wait_for(lambda: finished(d, "gate"), 60, "the clip to end")
-        assert s["realtime"] is True and s["classes"] == ["bus", "person"]
+        assert s["realtime"] is False and s["classes"] == ["bus", "person"]
+        assert s["stats"]["frames_detected"] == 9 and s["stats"]["dropped"]["busy"] == 0, json.dumps(s)
         evs = events(d, stream="gate", limit=1000)["events"]
         assert evs and {e["class_name"] for e in evs} <= {"bus", "person"}
         wait_for(lambda: len(received) >= len(evs), 10, "the events on MQTT")
@@ -402,5 +404,36 @@ def test_live_view_is_mjpeg_of_processed_frames_and_ends_with_the_stream(tmp_pat
             pass
         r.close()
         assert d.proc.poll() is None
+    finally:
+        d.stop()
+
+
+def test_entered_objects_escalate_under_edge_role(tmp_path):
+    """edge.role edge: each object that enters goes to the escalation policy
+    with its snapshot (the model's config.yaml decides: buses here); the
+    edge's GET /api/v1/events is its outbox history, and the stream's own
+    events are read under the stream."""
+    need_ffmpeg()
+    models = yolo_repo(tmp_path)
+    (models / "yolov8n" / "config.yaml").write_text("escalation:\n  classes: [bus]\n  rate_limit_per_source: 0\n")
+    clip = moving_bus_clip(tmp_path / "bus.mp4", seconds=2)
+    d = ready_daemon("--models", models, "--role", "edge", "--edge-node-id", "e1",
+                     "--edge-cloud-url", f"http://127.0.0.1:{free_port()}", "--edge-mqtt-port", free_port(),
+                     "--edge-data-dir", tmp_path / "data")
+    try:
+        # realtime false: every picked frame is detected, however slow the machine
+        spec = {"name": "dock", "url": str(clip), "model": "yolov8n", "detect_fps": 5, "realtime": False}
+        assert requests.post(f"{d.url}/api/v1/streams", json=spec, timeout=10).status_code == 201
+        wait_for(lambda: finished(d, "dock"), 60, "the clip to end")
+        own = requests.get(f"{d.url}/api/v1/streams/dock/events", timeout=10).json()["events"]
+        entered_buses = [e for e in own if e["type"] == "entered" and e["class_name"] == "bus"]
+        assert len(entered_buses) == 1, own
+        assert own[0]["snapshot"].startswith("/api/v1/streams/dock/events/")
+        assert requests.get(d.url + own[0]["snapshot"], timeout=10).content[:2] == b"\xff\xd8"
+        history = wait_for(lambda: requests.get(f"{d.url}/api/v1/events", timeout=10).json()["events"], 20,
+                           "the escalation in the outbox")
+        assert len(history) == 1, history
+        text = json.dumps(history[0])
+        assert "dock" in text and "bus" in text, history
     finally:
         d.stop()
