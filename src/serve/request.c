@@ -27,6 +27,7 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -196,6 +197,38 @@ vigil_status request_submit(vigil_server *server, served_model *m, sched_job *jo
     if (atomic_load(&server->stopping))
         return vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "the server is shutting down");
     return sched_submit(m->sched, job, err);
+}
+
+typedef struct submit_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} submit_wait;
+
+static void submit_wait_done(sched_job *job) {
+    submit_wait *w = job->user;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+vigil_status request_submit_wait(vigil_server *server, served_model *m, sched_job *job, vigil_error *err) {
+    submit_wait w = {.done = 0};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    job->done = submit_wait_done;
+    job->user = &w;
+    vigil_status st = request_submit(server, m, job, err);
+    if (!st) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    return st;
 }
 
 /* ------------------------------------------------------------ options */

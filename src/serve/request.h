@@ -132,6 +132,13 @@ vigil_status request_acquire(vigil_server *server, const char *model, int64_t ve
  * while the server is stopping or when the queue is full. */
 vigil_status request_submit(vigil_server *server, served_model *m, sched_job *job, vigil_error *err);
 
+/* request_submit, then waits on this thread until the job is done (its
+ * done and user are this function's): for a front end that has a thread of
+ * its own per request, the edge receiver's workers, a video stream's
+ * delivery thread.  A status here means the job was not taken; once it
+ * ran, request_job_status says how it ended. */
+vigil_status request_submit_wait(vigil_server *server, served_model *m, sched_job *job, vigil_error *err);
+
 /* ---------------------------------------------------------------- options */
 
 /* The detection options a request asks for, as read from its wire format

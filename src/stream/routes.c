@@ -248,15 +248,22 @@ static void route_post(void *ctx, server_call *call) {
     respond_stream(set, call, 201, spec.name);
 }
 
+/* PUT and DELETE name one stream: /api/v1/streams/{name}, nothing below.
+ * 0 with the answer 404 set when the path is not that. */
+static int stream_path(server_call *call, char name[STREAM_NAME_MAX]) {
+    const char *tail;
+    server_call_set_route(call, "/api/v1/streams/{name}");
+    if (split_name(server_call_path(call), name, STREAM_NAME_MAX, &tail) && !tail[0]) return 1;
+    char message[80];
+    snprintf(message, sizeof message, "%s takes /api/v1/streams/{name}", server_call_method(call));
+    server_call_error_code(call, 404, message);
+    return 0;
+}
+
 static void route_put(void *ctx, server_call *call) {
     stream_set *set = ctx;
     char name[STREAM_NAME_MAX];
-    const char *tail;
-    server_call_set_route(call, "/api/v1/streams/{name}");
-    if (!split_name(server_call_path(call), name, sizeof name, &tail) || tail[0]) {
-        server_call_error_code(call, 404, "PUT /api/v1/streams/{name}");
-        return;
-    }
+    if (!stream_path(call, name)) return;
     stream_spec spec;
     if (!body_spec(call, name, &spec)) return;
     vigil_error err = {0};
@@ -270,12 +277,7 @@ static void route_put(void *ctx, server_call *call) {
 static void route_delete(void *ctx, server_call *call) {
     stream_set *set = ctx;
     char name[STREAM_NAME_MAX];
-    const char *tail;
-    server_call_set_route(call, "/api/v1/streams/{name}");
-    if (!split_name(server_call_path(call), name, sizeof name, &tail) || tail[0]) {
-        server_call_error_code(call, 404, "DELETE /api/v1/streams/{name}");
-        return;
-    }
+    if (!stream_path(call, name)) return;
     vigil_error err = {0};
     if (stream_set_remove(set, name, &err)) {
         server_call_error(call, err.status, err.message);

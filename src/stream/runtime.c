@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "serve/job_detect.h"
 #include "serve/request.h"
@@ -161,20 +162,6 @@ static stream_blob *jpeg_blob(const vigil_image *image) {
 
 /* ------------------------------------------------------------ detection */
 
-typedef struct detect_wait {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done;
-} detect_wait;
-
-static void detect_done(sched_job *job) {
-    detect_wait *w = job->user;
-    pthread_mutex_lock(&w->lock);
-    w->done = 1;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-}
-
 /* The frame through the stream's model.  OUT: *detections (the job's
  * "detections" array, the caller's reference), *inference_ms. */
 static vigil_status stream_detect(stream *s, served_model *m, const stream_frame *f, json_t **detections,
@@ -201,9 +188,6 @@ static vigil_status stream_detect(stream *s, served_model *m, const stream_frame
     o.n_classes = s->spec.n_classes;
     static const request_detect_names names = {"conf_threshold", "iou", "max_det", "classes", "priority"};
     st = request_detect_resolve(m, &o, &names, a, job, err);
-    detect_wait w = {.done = 0};
-    pthread_mutex_init(&w.lock, NULL);
-    pthread_cond_init(&w.cond, NULL);
     if (!st) {
         job_detect *d = job_detect_of(job);
         d->image = f->rgb; /* no copy: the source keeps the buffer until this callback returns */
@@ -211,16 +195,10 @@ static vigil_status stream_detect(stream *s, served_model *m, const stream_frame
         d->raw = (detect_raw){.format = VIGIL_PIXEL_RGB24, .width = f->width, .height = f->height, .stride = f->stride};
         d->image_name = s->spec.name;
         job->arena = a;
-        job->done = detect_done;
-        job->user = &w;
         job->deadline_ns = request_job_deadline(server, -1);
-        st = request_submit(server, m, job, err);
+        st = request_submit_wait(server, m, job, err);
     }
     if (!st) {
-        pthread_mutex_lock(&w.lock);
-        while (!w.done)
-            pthread_cond_wait(&w.cond, &w.lock);
-        pthread_mutex_unlock(&w.lock);
         st = request_job_status(job);
         if (st) vigil_error_set(err, st, "detection: %s", job->error.message);
     }
@@ -236,8 +214,6 @@ static vigil_status stream_detect(stream *s, served_model *m, const stream_frame
             st = vigil_error_set(err, VIGIL_ERR_INTERNAL, "the detection's answer could not be read");
         }
     }
-    pthread_cond_destroy(&w.cond);
-    pthread_mutex_destroy(&w.lock);
     arena_destroy(a);
     return st;
 }
@@ -279,16 +255,6 @@ static int frame_copy(const stream_frame *f, vigil_image *image) {
 
 /* ------------------------------------------------------------ events */
 
-static void time_rfc3339(char *out, size_t size) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char day[32];
-    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, size, "%.20s.%03dZ", day, (int)(ts.tv_nsec / 1000000));
-}
-
 static json_t *box_json(const track_box *b) {
     return json_pack("[f,f,f,f]", round((double)b->x1 * 100) / 100, round((double)b->y1 * 100) / 100,
                      round((double)b->x2 * 100) / 100, round((double)b->y2 * 100) / 100);
@@ -300,8 +266,8 @@ static const char *const event_types[] = {"entered", "updated", "left"};
  * hands it to the sink. */
 static void event_emit(stream *s, const track_event *ev, const char *class_name, stream_blob *snapshot) {
     stream_set *set = s->set;
-    char when[40];
-    time_rfc3339(when, sizeof when);
+    char when[CLOCK_RFC3339_SIZE];
+    clock_utc_rfc3339(when, sizeof when);
     pthread_mutex_lock(&set->events_lock);
     uint64_t seq = ++set->next_seq;
     pthread_mutex_unlock(&set->events_lock);
@@ -839,15 +805,24 @@ json_t *stream_json(stream *s) {
     return obj;
 }
 
-json_t *stream_set_json(stream_set *set) {
-    stream *list[STREAM_SET_MAX];
+/* The set's streams now, each with a reference taken (the caller unrefs
+ * them), so that they are read without the set's lock.  Returns their
+ * count; sets stopping first when stop is set. */
+static size_t set_list(stream_set *set, stream *list[STREAM_SET_MAX], int stop) {
     pthread_mutex_lock(&set->lock);
+    if (stop) set->stopping = 1;
     size_t n = set->n;
     for (size_t i = 0; i < n; i++) {
         list[i] = set->streams[i];
         atomic_fetch_add(&list[i]->refs, 1);
     }
     pthread_mutex_unlock(&set->lock);
+    return n;
+}
+
+json_t *stream_set_json(stream_set *set) {
+    stream *list[STREAM_SET_MAX];
+    size_t n = set_list(set, list, 0);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(arr, stream_json(list[i]));
@@ -938,13 +913,7 @@ static void metrics_family(textbuf *out, const char *name, const char *type, con
 static void stream_metrics(void *ctx, textbuf *out) {
     stream_set *set = ctx;
     stream *list[STREAM_SET_MAX];
-    pthread_mutex_lock(&set->lock);
-    size_t n = set->n;
-    for (size_t i = 0; i < n; i++) {
-        list[i] = set->streams[i];
-        atomic_fetch_add(&list[i]->refs, 1);
-    }
-    pthread_mutex_unlock(&set->lock);
+    size_t n = set_list(set, list, 0);
     stream_stats ss[STREAM_SET_MAX];
     int views[STREAM_SET_MAX];
     for (size_t i = 0; i < n; i++)
@@ -1043,15 +1012,8 @@ void stream_set_sink(stream_set *set, stream_event_fn fn, void *ctx) {
 
 void stream_set_stop(stream_set *set) {
     if (!set) return;
-    pthread_mutex_lock(&set->lock);
-    set->stopping = 1;
     stream *list[STREAM_SET_MAX];
-    size_t n = set->n;
-    for (size_t i = 0; i < n; i++) {
-        list[i] = set->streams[i];
-        atomic_fetch_add(&list[i]->refs, 1);
-    }
-    pthread_mutex_unlock(&set->lock);
+    size_t n = set_list(set, list, 1);
     for (size_t i = 0; i < n; i++) {
         stream_stop(list[i]);
         stream_unref(list[i]);

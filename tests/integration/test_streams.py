@@ -13,17 +13,14 @@ makes with the ffmpeg CLI from the shared images, the real yolov8n.
 """
 import json
 import os
-import pathlib
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 
 import pytest
 import requests
 
-from conftest import (ROOT, Daemon, free_port, metric_value, ready_daemon, run_vigil, shared_path,
+from conftest import (ROOT, free_port, metric_value, ready_daemon, run_vigil, shared_path,
                       stop_process)
 
 RTSP_HARNESS = ROOT / "tests" / "harness" / "rtsp_server.py"
@@ -49,7 +46,7 @@ def moving_bus_clip(path, seconds=4):
     bus = shared_path("images/bus.jpg")
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
                     f"color=c=gray:s=640x360:r={FPS}:d={seconds}", "-i", str(bus), "-filter_complex",
-                    f"[1:v]scale=270:360[b];[0:v][b]overlay=x='10+t*80':y=0,format=yuv420p", "-frames:v",
+                    "[1:v]scale=270:360[b];[0:v][b]overlay=x='10+t*80':y=0,format=yuv420p", "-frames:v",
                     str(seconds * FPS), "-c:v", "libx264", "-g", "30", "-bf", "0", "-preset", "veryfast",
                     str(path)], check=True)
     return path
@@ -293,19 +290,6 @@ def test_rest_crud_and_errors(tmp_path):
         d.stop()
 
 
-class Broker:
-    def __init__(self, tmp):
-        self.port = free_port()
-        conf = pathlib.Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=self.log, stderr=subprocess.STDOUT)
-
-    def stop(self):
-        stop_process(self.proc)
-
-
 def test_config_file_streams_publish_events_on_mqtt(tmp_path):
     need_ffmpeg()
     if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
@@ -313,7 +297,8 @@ def test_config_file_streams_publish_events_on_mqtt(tmp_path):
     mqtt = pytest.importorskip("paho.mqtt.client")
     models = yolo_repo(tmp_path)
     clip = moving_bus_clip(tmp_path / "bus.mp4", seconds=3)
-    broker = Broker(tmp_path)
+    from test_edge_hybrid import Broker  # the edge tests' mosquitto on loopback
+    broker = Broker("127.0.0.1", tmp_path)
     received = []
     client = mqtt.Client(client_id=f"streams-{os.getpid()}")
     client.on_message = lambda c, u, m: received.append((m.topic, json.loads(m.payload)))
