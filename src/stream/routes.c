@@ -12,6 +12,7 @@
  *   DELETE /api/v1/streams/{name}               204
  *   GET    /api/v1/streams/{name}/detections    ?after=N: the last frames' results
  *   GET    /api/v1/streams/{name}/frame.jpg     the newest frame, boxes drawn
+ *   GET    /api/v1/streams/{name}/live          MJPEG of the processed frames (live.c)
  *   GET    /api/v1/streams/{name}/events        ?after=&limit=: its events
  *   GET    /api/v1/streams/{name}/events/{id}/snapshot.jpg
  *   GET    /api/v1/events                       ?stream=&after=&limit=: all streams' events
@@ -178,6 +179,9 @@ static void route_get(void *ctx, server_call *call) {
         server_call_set_route(call, "/api/v1/streams/{name}/frame.jpg");
         uint64_t frame = 0;
         respond_jpeg(call, stream_live_jpeg(s, -1, 0, &frame), "no frame processed yet");
+    } else if (strcmp(tail, "/live") == 0) {
+        server_call_set_route(call, "/api/v1/streams/{name}/live");
+        stream_live_serve(s, call);
     } else if (strcmp(tail, "/events") == 0) {
         server_call_set_route(call, "/api/v1/streams/{name}/events");
         route_events_list(set, call, name);

@@ -79,6 +79,7 @@ struct stream {
     size_t n_snaps;
     vigil_image scratch; /* a frame copy a snapshot is drawn on */
 
+    stream_viewers viewers; /* live.c's */
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t live_cond;
     frame_record results[RESULTS_KEPT];
@@ -460,6 +461,7 @@ static void stream_publish(stream *s, const stream_frame *f, json_t *dets, doubl
         pthread_cond_broadcast(&s->live_cond);
     }
     pthread_mutex_unlock(&s->lock);
+    stream_live_wake(s);
 }
 
 static void stream_on_frame(void *user, const stream_frame *f) {
@@ -520,6 +522,33 @@ static void stream_on_frame(void *user, const stream_frame *f) {
     json_decref(dets);
 }
 
+/* The source ended (a file's end, or max_failures): its objects are gone,
+ * so the tracker is run on empty frames until every track has left, and
+ * each object's `left` (lost) goes out as it would have on the camera. */
+static void stream_on_end(void *user) {
+    stream *s = user;
+    track_options defaults;
+    track_options_default(&defaults);
+    uint64_t frame = track_get_stats(s->trk).frames ? s->latest_frame + 1 : 0;
+    for (int i = 0; i <= defaults.max_misses + 1 && !atomic_load(&s->stopping); i++) {
+        const track_event *events = NULL;
+        size_t n_events = 0;
+        vigil_error err = {0};
+        if (track_update(s->trk, frame + (uint64_t)i, NULL, 0, &events, &n_events, &err)) break;
+        for (size_t k = 0; k < n_events; k++) {
+            if (events[k].kind != TRACK_LEFT) continue;
+            track_snapshot *slot = snapshot_slot(s, events[k].track_id, 0);
+            event_emit(s, &events[k], slot && slot->class_name[0] ? slot->class_name : NULL, slot ? slot->jpeg : NULL);
+            snapshot_forget(s, events[k].track_id);
+        }
+    }
+    const track_view *views = NULL;
+    size_t tracks = track_views(s->trk, &views);
+    pthread_mutex_lock(&s->lock);
+    s->tracks = tracks;
+    pthread_mutex_unlock(&s->lock);
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static void stream_free(stream *s) {
@@ -535,8 +564,13 @@ static void stream_free(stream *s) {
     vigil_free(s->last_event);
     pthread_cond_destroy(&s->live_cond);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->viewers.lock);
     vigil_free(s);
 }
+
+stream_viewers *stream_viewers_of(stream *s) { return &s->viewers; }
+
+void stream_ref(stream *s) { atomic_fetch_add(&s->refs, 1); }
 
 void stream_unref(stream *s) {
     if (s && atomic_fetch_sub(&s->refs, 1) == 1) stream_free(s);
@@ -550,6 +584,7 @@ static void stream_stop(stream *s) {
     pthread_mutex_unlock(&s->lock);
     stream_source_destroy(s->src);
     s->src = NULL;
+    stream_live_wake(s); /* the views end */
 }
 
 static vigil_status stream_start(stream_set *set, const stream_spec *spec, stream **out, vigil_error *err) {
@@ -559,6 +594,7 @@ static vigil_status stream_start(stream_set *set, const stream_spec *spec, strea
     s->spec = *spec;
     atomic_init(&s->refs, 1);
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->viewers.lock, NULL);
     pthread_cond_init(&s->live_cond, NULL);
     s->snaps = vigil_calloc(TRACK_MAX_TRACKS, sizeof *s->snaps);
     track_options to;
@@ -576,6 +612,7 @@ static vigil_status stream_start(stream_set *set, const stream_spec *spec, strea
         so.realtime = spec->realtime;
         so.reconnect_on_end = spec->loop;
         so.on_frame = stream_on_frame;
+        so.on_end = stream_on_end;
         so.user = s;
         so.jitter_seed = (uint64_t)sched_now_ns() | 1;
         st = stream_source_create(&s->src, &so, err);

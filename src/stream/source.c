@@ -503,6 +503,10 @@ static void *source_deliver_main(void *arg) {
         pthread_mutex_lock(&src->lock);
         src->stats.frames_delivered++;
     }
+    int ended = !atomic_load(&src->stop) && src->decode_done;
+    pthread_mutex_unlock(&src->lock);
+    if (ended && src->opts.on_end) src->opts.on_end(src->opts.user);
+    pthread_mutex_lock(&src->lock);
     src->deliver_done = 1;
     pthread_cond_broadcast(&src->cond);
     pthread_mutex_unlock(&src->lock);

@@ -84,6 +84,9 @@ typedef struct stream_source_options {
     int realtime;             /* hand frames on at their pts pace, as a camera would (files); default 0:
                                  as fast as they decode */
     stream_frame_fn on_frame; /* required; called on the delivery thread */
+    /* Optional: called once on the delivery thread after the last frame of
+     * a source that ended or failed by itself (never when destroyed). */
+    void (*on_end)(void *user);
     void *user;
     stream_sleep_fn sleep; /* NULL: a real, interruptible wait */
     void *sleep_user;

@@ -124,6 +124,7 @@ vigil_status stream_spec_from_json(const json_t *obj, stream_spec *out, vigil_er
     out->conf_threshold = -1;
     out->enabled = 1;
     out->realtime = -1;
+    out->loop = -1;
     if (!json_is_object(obj))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "a stream is a JSON object (name, url, model, ...)");
     const char *key;
@@ -161,6 +162,7 @@ vigil_status stream_spec_from_json(const json_t *obj, stream_spec *out, vigil_er
     if ((st = read_bool(obj, "realtime", &out->realtime, err))) return st;
     if ((st = read_bool(obj, "loop", &out->loop, err))) return st;
     if (out->realtime < 0) out->realtime = stream_url_is_file(out->url);
+    if (out->loop < 0) out->loop = !stream_url_is_file(out->url); /* a camera that hangs up is called again */
     return VIGIL_OK;
 }
 

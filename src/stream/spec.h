@@ -33,7 +33,7 @@ typedef struct stream_spec {
     double conf_threshold;           /* < 0: the model's own (config.yaml, else 0.25) */
     int enabled;                     /* default 1 */
     int realtime;                    /* pts pace; default 1 for files, 0 for network URLs */
-    int loop;                        /* reopen at the end (files); default 0 */
+    int loop;                        /* reopen at the end: default 0 for files, 1 for network URLs */
 } stream_spec;
 
 /* Fills *out from a JSON object.  Unknown fields are refused; the

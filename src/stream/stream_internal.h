@@ -6,6 +6,7 @@
 #define VIGIL_STREAM_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +54,23 @@ int stream_alive(stream *s);
 char *stream_events_text(stream_set *set, const char *name, uint64_t after, size_t limit, size_t *len);
 /* The snapshot of event id (a reference), or NULL. */
 stream_blob *stream_event_snapshot(stream_set *set, const char *id);
+
+/* The live views watching a stream (live.c): the list lives in the
+ * stream, guarded by its own lock, which is also the lock under which a
+ * viewer's handle is woken (server.h: server_stream_wake). */
+typedef struct live_viewer live_viewer;
+typedef struct stream_viewers {
+    pthread_mutex_t lock;
+    live_viewer *head;
+} stream_viewers;
+stream_viewers *stream_viewers_of(stream *s);
+/* Takes a reference on s (released when the view ends). */
+void stream_ref(stream *s);
+
+/* live.c: GET /api/v1/streams/{name}/live on call; wakes every viewer of a
+ * stream (a new frame, or the stream stopping). */
+void stream_live_serve(stream *s, server_call *call);
+void stream_live_wake(stream *s);
 
 /* routes.c: adds the REST routes. */
 vigil_status stream_routes_add(stream_set *set, vigil_server *server, int edge_events, vigil_error *err);
