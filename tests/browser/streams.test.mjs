@@ -23,6 +23,7 @@ const MODEL = process.env.UI_TEST_STREAM_MODEL || 'yolov8n';
 const ADDED = 'ui-added-stream';
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
+const REFRESH_SETTLE_MS = 1500; // the page refreshes every second
 const skip = BASE_URL && STREAM && RAW && CLIP ? false
   : 'UI_TEST_URL, UI_TEST_STREAM, UI_TEST_STREAM_RAW and UI_TEST_STREAM_CLIP are not all set: run tests/integration/test_streams_page.py';
 
@@ -112,7 +113,12 @@ describe('streams page', { skip }, () => {
     const events = await page.$$eval(`${tile} .tile-events li.event`, (li) => li.map((x) => x.textContent));
     assert.ok(events.some((t) => /\b(bus|person)\b/.test(t)), `events name the bus or a person: ${events.join(' | ')}`);
     await page.screenshot({ path: artifact('streams-desktop.png'), fullPage: true });
-    if (process.env.UI_TEST_DOCS_STREAMS_SCREENSHOT) {
+    if (process.env.UI_TEST_DOCS_STREAMS_SCREENSHOT) { // for the docs: the stream settled, not its first second
+      await until('a settled stream', async () => {
+        const { streams } = await api('/api/v1/streams');
+        return (streams.find((x) => x.name === STREAM)?.stats?.frames_detected ?? 0) >= 40;
+      }, 120000);
+      await page.waitForTimeout(REFRESH_SETTLE_MS);
       await saveSmallScreenshot(page, process.env.UI_TEST_DOCS_STREAMS_SCREENSHOT);
     }
   });
