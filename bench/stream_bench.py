@@ -202,9 +202,7 @@ def main():
         *table(rows, cpu, args.fps),
         "",
     ])
-    print(text)
-    if not args.no_write:
-        benchdoc.write_section(SECTION, text)
+    benchdoc.publish(SECTION, text, not args.no_write)
 
 
 if __name__ == "__main__":

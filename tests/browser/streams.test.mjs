@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
-import { BASE_URL, artifact, launch, saveSmallScreenshot } from './browser.mjs';
+import { BASE_URL, artifact, launchTab, saveSmallScreenshot } from './browser.mjs';
 
 const STREAM = process.env.UI_TEST_STREAM || '';
 const RAW = process.env.UI_TEST_STREAM_RAW || '';
@@ -73,12 +73,10 @@ async function strongDifferences(page, selector, rawPng) {
 describe('streams page', { skip }, () => {
   let ui;
   let page;
-  const pageErrors = [];
+  let pageErrors;
 
   before(async () => {
-    ui = await launch(DESKTOP);
-    page = await ui.context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    ({ ui, page, pageErrors } = await launchTab(DESKTOP));
     await page.goto(`${BASE_URL}/#streams`);
     await page.waitForSelector('body[data-ready="1"]');
   });

@@ -13,7 +13,6 @@ UI_TEST_DOCS_STREAMS_SCREENSHOT=docs/images/streams.png also saves the page
 for docs/STREAMS.md.
 """
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import pytest
 import requests
 
 from clipkit import first_frame_png, have_ffmpeg, make_clip
-from conftest import ROOT, ready_daemon, shared_path
+from conftest import ROOT, browser_tools, ready_daemon, shared_path
 
 NODE_TIMEOUT_S = 240
 
@@ -32,12 +31,7 @@ def test_streams_page_in_chromium(tmp_path):
     bus = shared_path("images/bus.jpg")
     if not have_ffmpeg():
         pytest.skip("the ffmpeg CLI is not installed (Debian package ffmpeg)")
-    node = shutil.which("node")
-    assert node, "node is not installed (Debian package nodejs)"
-    chromium = os.environ.get("UI_TEST_CHROMIUM", "/usr/bin/chromium")
-    assert os.access(chromium, os.X_OK), f"{chromium} is missing (Debian package chromium)"
-    assert (ROOT / "tools/node/node_modules/playwright-core").is_dir(), \
-        "playwright-core is missing: run 'npm install --ignore-scripts' in tools/node"
+    node, chromium = browser_tools()
 
     clip = make_clip(bus, tmp_path / "bus.mp4", seconds=2, width=480, height=640, pan=False)
     raw = first_frame_png(clip, tmp_path / "bus-frame.png")
