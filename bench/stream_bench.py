@@ -196,14 +196,13 @@ def main():
         "replaced by a newer one while the stream's detection was still running (newest frame wins), "
         "`corrupt` packets or frames the decoder rejected. Latency: packet read to detections published, the "
         "stream's own p50 and p99 over its last 256 detected frames. Decode: decoding (and, for picked frames, "
-        "conversion to RGB) per decoded frame; inference: the model's run per detected frame.",
+        "conversion to RGB) per decoded frame; inference: the model's run per detected frame (the run of the job that "
+        "carried the frame: with --batch one run serves several frames, so divide by the batch).",
         "",
         *table(rows, cpu, args.fps),
         "",
     ])
-    print(text)
-    if not args.no_write:
-        benchdoc.write_section(SECTION, text)
+    benchdoc.publish(SECTION, text, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,15 @@ export async function launch({ width = 1280, height = 800 } = {}) {
   };
 }
 
+// launch() and a first tab whose uncaught errors are collected in pageErrors.
+export async function launchTab(size) {
+  const ui = await launch(size);
+  const page = await ui.context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  return { ui, page, pageErrors };
+}
+
 export function artifact(name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   return path.join(ARTIFACTS, name);

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
-import { BASE_URL, artifact, launch, saveSmallScreenshot } from './browser.mjs';
+import { BASE_URL, artifact, launchTab, saveSmallScreenshot } from './browser.mjs';
 
 const STREAM = process.env.UI_TEST_STREAM || '';
 const RAW = process.env.UI_TEST_STREAM_RAW || '';
@@ -23,6 +23,7 @@ const MODEL = process.env.UI_TEST_STREAM_MODEL || 'yolov8n';
 const ADDED = 'ui-added-stream';
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
+const REFRESH_SETTLE_MS = 1500; // the page refreshes every second
 const skip = BASE_URL && STREAM && RAW && CLIP ? false
   : 'UI_TEST_URL, UI_TEST_STREAM, UI_TEST_STREAM_RAW and UI_TEST_STREAM_CLIP are not all set: run tests/integration/test_streams_page.py';
 
@@ -72,12 +73,10 @@ async function strongDifferences(page, selector, rawPng) {
 describe('streams page', { skip }, () => {
   let ui;
   let page;
-  const pageErrors = [];
+  let pageErrors;
 
   before(async () => {
-    ui = await launch(DESKTOP);
-    page = await ui.context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    ({ ui, page, pageErrors } = await launchTab(DESKTOP));
     await page.goto(`${BASE_URL}/#streams`);
     await page.waitForSelector('body[data-ready="1"]');
   });
@@ -112,7 +111,12 @@ describe('streams page', { skip }, () => {
     const events = await page.$$eval(`${tile} .tile-events li.event`, (li) => li.map((x) => x.textContent));
     assert.ok(events.some((t) => /\b(bus|person)\b/.test(t)), `events name the bus or a person: ${events.join(' | ')}`);
     await page.screenshot({ path: artifact('streams-desktop.png'), fullPage: true });
-    if (process.env.UI_TEST_DOCS_STREAMS_SCREENSHOT) {
+    if (process.env.UI_TEST_DOCS_STREAMS_SCREENSHOT) { // for the docs: the stream settled, not its first second
+      await until('a settled stream', async () => {
+        const { streams } = await api('/api/v1/streams');
+        return (streams.find((x) => x.name === STREAM)?.stats?.frames_detected ?? 0) >= 40;
+      }, 120000);
+      await page.waitForTimeout(REFRESH_SETTLE_MS);
       await saveSmallScreenshot(page, process.env.UI_TEST_DOCS_STREAMS_SCREENSHOT);
     }
   });
