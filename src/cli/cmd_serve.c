@@ -212,6 +212,7 @@ static vigil_status serve_streams_create(const vigil_config *cfg, const char *co
         };
         st = stream_mqtt_create(&mc, &ss->mqtt, err);
         if (!st) stream_set_sink(ss->set, stream_mqtt_sink, ss->mqtt);
+        if (!st) st = server_metrics_add(server, stream_mqtt_metrics, ss->mqtt, err);
     }
     return st;
 }

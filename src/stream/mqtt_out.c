@@ -20,6 +20,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "serve/textbuf.h"
 #include "stream/mqtt_out.h"
 
 struct stream_mqtt {
@@ -85,7 +86,13 @@ void stream_mqtt_sink(void *ctx, const stream_event_out *event) {
     else atomic_fetch_add(&m->dropped, 1);
 }
 
-void stream_mqtt_counts(stream_mqtt *m, unsigned long long *published, unsigned long long *dropped) {
-    *published = atomic_load(&m->published);
-    *dropped = atomic_load(&m->dropped);
+void stream_mqtt_metrics(void *ctx, textbuf *out) {
+    stream_mqtt *m = ctx;
+    textbuf_printf(out,
+                   "# HELP vigil_stream_mqtt_messages_total Stream events published on MQTT, or dropped while the "
+                   "broker was away.\n"
+                   "# TYPE vigil_stream_mqtt_messages_total counter\n"
+                   "vigil_stream_mqtt_messages_total{result=\"published\"} %llu\n"
+                   "vigil_stream_mqtt_messages_total{result=\"dropped\"} %llu\n",
+                   (unsigned long long)atomic_load(&m->published), (unsigned long long)atomic_load(&m->dropped));
 }

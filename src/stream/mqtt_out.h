@@ -32,7 +32,9 @@ void stream_mqtt_destroy(stream_mqtt *m);
 /* A stream_event_fn: ctx is the stream_mqtt. */
 void stream_mqtt_sink(void *ctx, const stream_event_out *event);
 
-/* Its line in /metrics is the caller's: published and dropped counts. */
-void stream_mqtt_counts(stream_mqtt *m, unsigned long long *published, unsigned long long *dropped);
+/* A server_metrics_fn (ctx: the stream_mqtt): vigil_stream_mqtt_messages_total
+ * by result, published (queued to the broker) or dropped (not connected). */
+struct textbuf;
+void stream_mqtt_metrics(void *ctx, struct textbuf *out);
 
 #endif

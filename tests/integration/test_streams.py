@@ -339,6 +339,7 @@ streams:
         assert metric_value(metrics, "vigil_stream_detected_frames_total", stream="gate") == \
             s["stats"]["frames_detected"]
         assert metric_value(metrics, "vigil_stream_dropped_frames_total", stream="gate", reason="rate") > 0
+        assert metric_value(metrics, "vigil_stream_mqtt_messages_total", result="published") == len(evs)
     finally:
         d.stop()
         client.loop_stop()
