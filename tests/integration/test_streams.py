@@ -41,12 +41,13 @@ def need_rtsp():
 
 def moving_bus_clip(path, seconds=4):
     """bus.jpg at a third of its size (270x360: a bus and people) sliding
-    left to right across a grey 640x360 picture, fully inside all along:
+    left to right (50 px/s: boxes overlap from one processed frame to the
+    next even on a slow machine) across a grey 640x360 picture, fully inside:
     H.264, 30 frames/s, no B-frames (decode order is display order)."""
     bus = shared_path("images/bus.jpg")
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
                     f"color=c=gray:s=640x360:r={FPS}:d={seconds}", "-i", str(bus), "-filter_complex",
-                    "[1:v]scale=270:360[b];[0:v][b]overlay=x='10+t*80':y=0,format=yuv420p", "-frames:v",
+                    "[1:v]scale=270:360[b];[0:v][b]overlay=x='10+t*50':y=0,format=yuv420p", "-frames:v",
                     str(seconds * FPS), "-c:v", "libx264", "-g", "30", "-bf", "0", "-preset", "veryfast",
                     str(path)], check=True)
     return path
