@@ -40,7 +40,7 @@ static long live_produce(void *ctx, server_stream *handle, char *buf, size_t max
     if (!v->part_jpeg) {
         if (!stream_alive(v->s)) return SERVER_STREAM_END;
         uint64_t frame = 0;
-        stream_blob *jpeg = stream_live_jpeg(v->s, -1, 0, &frame);
+        stream_blob *jpeg = stream_live_jpeg(v->s, &frame);
         if (!jpeg || (v->has_frame && frame <= v->frame)) {
             stream_blob_unref(jpeg);
             return 0; /* nothing new: sleep until stream_live_wake */

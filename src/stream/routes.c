@@ -178,7 +178,7 @@ static void route_get(void *ctx, server_call *call) {
     } else if (strcmp(tail, "/frame.jpg") == 0) {
         server_call_set_route(call, "/api/v1/streams/{name}/frame.jpg");
         uint64_t frame = 0;
-        respond_jpeg(call, stream_live_jpeg(s, -1, 0, &frame), "no frame processed yet");
+        respond_jpeg(call, stream_live_jpeg(s, &frame), "no frame processed yet");
     } else if (strcmp(tail, "/live") == 0) {
         server_call_set_route(call, "/api/v1/streams/{name}/live");
         stream_live_serve(s, call);

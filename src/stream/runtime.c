@@ -83,7 +83,6 @@ struct stream {
 
     stream_viewers viewers; /* live.c's */
     pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t live_cond;
     frame_record results[RESULTS_KEPT];
     size_t results_head, results_count;
     uint64_t frames_detected, detect_failures;
@@ -437,7 +436,6 @@ static void stream_publish(stream *s, const stream_frame *f, json_t *dets, doubl
         s->latest_frame = f->index;
         stream_blob_unref(s->latest_jpeg);
         s->latest_jpeg = NULL; /* encoded when someone asks */
-        pthread_cond_broadcast(&s->live_cond);
     }
     pthread_mutex_unlock(&s->lock);
     stream_live_wake(s);
@@ -568,7 +566,6 @@ static void stream_free(stream *s) {
     for (size_t i = 0; i < s->results_count; i++)
         vigil_free(s->results[(s->results_head + i) % RESULTS_KEPT].json);
     vigil_free(s->last_event);
-    pthread_cond_destroy(&s->live_cond);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->viewers.lock);
     pthread_rwlock_destroy(&s->src_lock);
@@ -586,9 +583,6 @@ void stream_unref(stream *s) {
 /* Stops the source (both threads joined); the stream stays readable. */
 static void stream_stop(stream *s) {
     if (atomic_exchange(&s->stopping, 1)) return; /* the first caller stops it (a DELETE and shutdown may meet) */
-    pthread_mutex_lock(&s->lock);
-    pthread_cond_broadcast(&s->live_cond);
-    pthread_mutex_unlock(&s->lock);
     pthread_rwlock_wrlock(&s->src_lock);
     stream_source *src = s->src;
     s->src = NULL;
@@ -606,7 +600,6 @@ static vigil_status stream_start(stream_set *set, const stream_spec *spec, strea
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->viewers.lock, NULL);
     pthread_rwlock_init(&s->src_lock, NULL);
-    pthread_cond_init(&s->live_cond, NULL);
     s->snaps = vigil_calloc(TRACK_MAX_TRACKS, sizeof *s->snaps);
     track_options to;
     track_options_default(&to);
@@ -849,17 +842,8 @@ char *stream_detections_text(stream *s, int64_t after, size_t *len) {
     return textbuf_take(&b, len);
 }
 
-stream_blob *stream_live_jpeg(stream *s, int64_t wait_after, int wait_ms, uint64_t *frame) {
+stream_blob *stream_live_jpeg(stream *s, uint64_t *frame) {
     pthread_mutex_lock(&s->lock);
-    if (wait_after >= 0) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        int64_t ns = (int64_t)until.tv_nsec + (int64_t)wait_ms * 1000000;
-        until.tv_sec += ns / 1000000000;
-        until.tv_nsec = ns % 1000000000;
-        while ((!s->has_latest || s->latest_frame <= (uint64_t)wait_after) && !atomic_load(&s->stopping))
-            if (pthread_cond_timedwait(&s->live_cond, &s->lock, &until) != 0) break;
-    }
     stream_blob *b = NULL;
     if (s->has_latest) {
         if (!s->latest_jpeg) s->latest_jpeg = jpeg_blob(&s->latest);

@@ -42,10 +42,10 @@ json_t *stream_json(stream *s);
  * (vigil_malloc'd text). */
 char *stream_detections_text(stream *s, int64_t after, size_t *len);
 
-/* The newest processed frame with its boxes drawn, as JPEG (a reference),
- * or NULL before the first.  OUT: *frame its index.  With wait_after >= 0,
- * waits up to wait_ms for a frame newer than wait_after first. */
-stream_blob *stream_live_jpeg(stream *s, int64_t wait_after, int wait_ms, uint64_t *frame);
+/* The newest processed frame with its boxes drawn, as JPEG (a reference;
+ * encoded by the first caller after the frame came), or NULL before the
+ * first.  OUT: *frame its index. */
+stream_blob *stream_live_jpeg(stream *s, uint64_t *frame);
 /* 1 while the stream runs (not removed, the set not stopping). */
 int stream_alive(stream *s);
 
