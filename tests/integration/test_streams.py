@@ -169,6 +169,7 @@ def test_rtsp_stream_detections_equal_vigil_detect_and_tracks_hold(tmp_path):
         assert [e["seq"] for e in evs] == sorted(e["seq"] for e in evs)
         frame_jpg = requests.get(f"{d.url}/api/v1/streams/cam1/frame.jpg", timeout=10)
         assert frame_jpg.status_code == 200 and frame_jpg.content[:2] == b"\xff\xd8"
+        assert d.stop() == 0, d.read_log()[-3000:]  # a clean exit (leak checks under ASan)
     finally:
         d.stop()
         camera.stop()
@@ -198,6 +199,7 @@ def test_camera_restarted_stream_reconnects_and_continues(tmp_path):
         metrics = requests.get(f"{d.url}/metrics", timeout=10).text
         assert metric_value(metrics, "vigil_stream_reconnects_total", stream="door") >= 1
         assert metric_value(metrics, "vigil_stream_up", stream="door") == 1
+        assert d.stop() == 0, d.read_log()[-3000:]  # a clean exit (leak checks under ASan)
     finally:
         d.stop()
         camera.stop()
@@ -233,6 +235,7 @@ def test_corrupt_stream_is_counted_while_another_keeps_its_rate(tmp_path):
         assert metric_value(metrics, "vigil_stream_dropped_frames_total", stream="bad", reason="corrupt") > 0
         assert metric_value(metrics, "vigil_stream_input_frames_total", stream="good") == 3 * FPS
         assert d.proc.poll() is None
+        assert d.stop() == 0, d.read_log()[-3000:]  # a clean exit (leak checks under ASan)
     finally:
         d.stop()
 
@@ -287,6 +290,7 @@ def test_rest_crud_and_errors(tmp_path):
         assert requests.delete(f"{base}/lot", timeout=10).status_code == 404
         assert requests.get(f"{base}/lot", timeout=10).status_code == 404
         assert requests.get(base, timeout=10).json() == {"streams": []}
+        assert d.stop() == 0, d.read_log()[-3000:]  # a clean exit (leak checks under ASan)
     finally:
         d.stop()
 
@@ -341,6 +345,7 @@ streams:
             s["stats"]["frames_detected"]
         assert metric_value(metrics, "vigil_stream_dropped_frames_total", stream="gate", reason="rate") > 0
         assert metric_value(metrics, "vigil_stream_mqtt_messages_total", result="published") == len(evs)
+        assert d.stop() == 0, d.read_log()[-3000:]  # a clean exit (leak checks under ASan)
     finally:
         d.stop()
         client.loop_stop()
@@ -391,6 +396,7 @@ def test_live_view_is_mjpeg_of_processed_frames_and_ends_with_the_stream(tmp_pat
             pass
         r.close()
         assert d.proc.poll() is None
+        assert d.stop() == 0, d.read_log()[-3000:]  # a clean exit (leak checks under ASan)
     finally:
         d.stop()
 
@@ -422,5 +428,6 @@ def test_entered_objects_escalate_under_edge_role(tmp_path):
         assert len(history) == 1, history
         text = json.dumps(history[0])
         assert "dock" in text and "bus" in text, history
+        assert d.stop() == 0, d.read_log()[-3000:]  # a clean exit (leak checks under ASan)
     finally:
         d.stop()
