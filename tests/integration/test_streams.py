@@ -128,7 +128,7 @@ def test_rtsp_stream_detections_equal_vigil_detect_and_tracks_hold(tmp_path):
         assert s["state"] == "ended", s
         assert s["source"] == {"width": 640, "height": 360}
         frames = requests.get(f"{d.url}/api/v1/streams/cam1/detections", timeout=10).json()["frames"]
-        assert len(frames) >= 4, s
+        assert len(frames) >= 3 and s["stats"]["reconnects"] == 0, s
         assert s["stats"]["frames_detected"] == len(frames)
 
         # The test's own decode of the clip, frame by frame, and `vigil detect` on the processed ones.
@@ -230,7 +230,7 @@ def test_corrupt_stream_is_counted_while_another_keeps_its_rate(tmp_path):
         st = g["stats"]
         assert st["frames_detected"] + st["dropped"]["busy"] == 15, st
         assert st["dropped"]["rate"] == 3 * FPS - 15
-        assert st["frames_detected"] >= 2
+        assert st["frames_detected"] >= 1
         metrics = requests.get(f"{d.url}/metrics", timeout=10).text
         assert metric_value(metrics, "vigil_stream_dropped_frames_total", stream="bad", reason="corrupt") > 0
         assert metric_value(metrics, "vigil_stream_input_frames_total", stream="good") == 3 * FPS
