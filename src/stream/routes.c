@@ -25,9 +25,10 @@
  *
  * Handlers run on the HTTP I/O thread.  Everything but PUT and DELETE only
  * copies under a lock; those two stop a source, which joins its threads
- * after the frame in detection (bounded by one detection).
+ * after the frame in detection, so they finish on a thread of their own.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,31 +261,64 @@ static int stream_path(server_call *call, char name[STREAM_NAME_MAX]) {
     return 0;
 }
 
-static void route_put(void *ctx, server_call *call) {
-    stream_set *set = ctx;
-    char name[STREAM_NAME_MAX];
-    if (!stream_path(call, name)) return;
+/* A PUT or DELETE, finished on a thread of its own: stopping a stream joins
+ * its threads after the frame in detection, which may take as long as a
+ * run of its model, and an HTTP I/O thread serves other connections
+ * meanwhile.  The call is deferred (server_stop waits for it). */
+typedef struct stream_change {
+    stream_set *set;
+    server_call *call;
+    int replace; /* 1: PUT spec; 0: DELETE spec.name */
     stream_spec spec;
-    if (!body_spec(call, name, &spec)) return;
+} stream_change;
+
+static void *change_main(void *arg) {
+    stream_change *c = arg;
     vigil_error err = {0};
-    if (stream_set_replace(set, &spec, &err)) {
-        server_call_error(call, err.status, err.message);
-        return;
-    }
-    respond_stream(set, call, 200, spec.name);
+    vigil_status st = c->replace ? stream_set_replace(c->set, &c->spec, &err)
+                                 : stream_set_remove(c->set, c->spec.name, &err);
+    if (st) server_call_error(c->call, err.status, err.message);
+    else if (c->replace) respond_stream(c->set, c->call, 200, c->spec.name);
+    else server_call_respond(c->call, 204, "application/json", NULL, 0);
+    server_call *call = c->call;
+    vigil_free(c);
+    server_call_resume(call); /* the last touch: the set may go once the server stopped */
+    return NULL;
 }
 
-static void route_delete(void *ctx, server_call *call) {
-    stream_set *set = ctx;
-    char name[STREAM_NAME_MAX];
-    if (!stream_path(call, name)) return;
-    vigil_error err = {0};
-    if (stream_set_remove(set, name, &err)) {
-        server_call_error(call, err.status, err.message);
+static void change_start(stream_change *c) {
+    pthread_attr_t attr;
+    pthread_t thread;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    server_call_defer(c->call);
+    if (pthread_create(&thread, &attr, change_main, c) != 0) {
+        server_call_error(c->call, VIGIL_ERR_UNAVAILABLE, "cannot start a thread for the change");
+        server_call *call = c->call;
+        vigil_free(c);
+        server_call_resume(call);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static void route_change(stream_set *set, server_call *call, int replace) {
+    stream_change *c = vigil_calloc(1, sizeof *c);
+    if (!c) {
+        server_call_error(call, VIGIL_ERR_NO_MEMORY, "out of memory");
         return;
     }
-    server_call_respond(call, 204, "application/json", NULL, 0);
+    *c = (stream_change){.set = set, .call = call, .replace = replace};
+    char name[STREAM_NAME_MAX];
+    if (!stream_path(call, name) || (replace && !body_spec(call, name, &c->spec))) {
+        vigil_free(c);
+        return;
+    }
+    snprintf(c->spec.name, sizeof c->spec.name, "%s", name);
+    change_start(c);
 }
+
+static void route_put(void *ctx, server_call *call) { route_change(ctx, call, 1); }
+static void route_delete(void *ctx, server_call *call) { route_change(ctx, call, 0); }
 
 vigil_status stream_routes_add(stream_set *set, vigil_server *server, int edge_events, vigil_error *err) {
     vigil_status st = server_route_add(server, "GET", "/api/v1/streams", route_get, set, err);
