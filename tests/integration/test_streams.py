@@ -431,3 +431,33 @@ def test_entered_objects_escalate_under_edge_role(tmp_path):
         assert d.stop() == 0, d.read_log()[-3000:]  # a clean exit (leak checks under ASan)
     finally:
         d.stop()
+
+
+def test_streams_batch_together_in_the_models_scheduler(tmp_path):
+    """Four streams on one model with dynamic batching: their frames go
+    through the model's scheduler like any request, so they share batches
+    (vigil_batch_size counts items per run)."""
+    need_ffmpeg()
+    model = shared_path("models/yolov8n_dynbatch.onnx")
+    models = tmp_path / "models"
+    (models / "yolo" / "1").mkdir(parents=True)
+    (models / "yolo" / "1" / "model.onnx").symlink_to(model)
+    (models / "yolo" / "config.yaml").write_text(
+        "task: detect\nmax_batch_size: 4\ndynamic_batching:\n  max_queue_delay_us: 200000\n"
+        "  preferred_batch_sizes: [4]\n")
+    clip = moving_bus_clip(tmp_path / "bus.mp4", seconds=2)
+    d = ready_daemon("--models", models)
+    try:
+        for i in range(4):
+            spec = {"name": f"cam{i}", "url": str(clip), "model": "yolo", "detect_fps": 3, "realtime": False}
+            assert requests.post(f"{d.url}/api/v1/streams", json=spec, timeout=10).status_code == 201
+        for i in range(4):
+            s = wait_for(lambda: finished(d, f"cam{i}"), 120, "the clips to end")
+            assert s["stats"]["frames_detected"] == 6 and s["stats"]["detect_failures"] == 0, s
+        metrics = requests.get(f"{d.url}/metrics", timeout=10).text
+        items = metric_value(metrics, "vigil_batch_size_sum", model="yolo")
+        runs = metric_value(metrics, "vigil_batch_size_count", model="yolo")
+        assert items == 24 and runs < items, (items, runs)
+        assert d.stop() == 0, d.read_log()[-3000:]  # a clean exit (leak checks under ASan)
+    finally:
+        d.stop()
