@@ -303,9 +303,17 @@ vigil_status stream_specs_load_file(const char *path, stream_spec **specs, size_
     size_t len = text ? fread(text, 1, 1 << 20, f) : 0;
     fclose(f);
     if (!text) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "config %s: out of memory", path);
+    vigil_status st = stream_specs_load_string(text, len, path, specs, n, err);
+    vigil_free(text);
+    return st;
+}
+
+vigil_status stream_specs_load_string(const char *text, size_t len, const char *path, stream_spec **specs, size_t *n,
+                                      vigil_error *err) {
+    *specs = NULL;
+    *n = 0;
     vigil_error perr = {0};
     json_t *doc = yaml_document(text, len, path, &perr);
-    vigil_free(text);
     if (perr.status) {
         *err = perr;
         return perr.status;

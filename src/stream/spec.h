@@ -53,5 +53,8 @@ int stream_url_is_file(const char *url);
  * and *n; *specs NULL and *n 0 when the file has no list.  Messages name
  * the file and the entry. */
 vigil_status stream_specs_load_file(const char *path, stream_spec **specs, size_t *n, vigil_error *err);
+/* The same from YAML text held in memory; path names it in messages. */
+vigil_status stream_specs_load_string(const char *text, size_t len, const char *path, stream_spec **specs, size_t *n,
+                                      vigil_error *err);
 
 #endif
