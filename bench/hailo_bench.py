@@ -7,8 +7,9 @@ on-chip NMS over 80 classes out) on the double at --frame-us per frame
   - frames/s through gRPC StreamDetect (--streams concurrent streams),
   - frames/s through REST POST /api/v1/detect (--clients threads),
   - server CPU per frame: the process's user+system time / frames,
-and with --perf records `perf record -g` on the server during the gRPC run
-and prints the top of `perf report`.  Against a real card: --library
+and with --perf records `perf record -g` on the server during each run
+and prints the top of `perf report` (the numbers of a --perf run include
+perf's own cost).  Against a real card: --library
 /usr/lib/libhailort.so.4 --hef yolov8n.hef (not run yet: docs/HAILO.md).
 No assertions: it reports.  docs/BENCHMARKS.md "Hailo-8 (test double)"."""
 import argparse
@@ -34,32 +35,41 @@ def cpu_seconds(pid):
 
 def image_bytes(frame):
     """bus.jpg as it is ("bus"), or resized to WxH and saved as a quality-85
-    JPEG (a camera frame); a grey PNG when the shared images are absent."""
+    JPEG (a camera frame), or ("rawWxH") resized to WxH and sent decoded, as
+    RGB24 bytes; a grey PNG (grey pixels) when the shared images are absent.
+    Returns (bytes, (width, height) of a raw frame or None)."""
     shared = pathlib.Path(os.environ.get("VIGIL_SHARED_DIR", ROOT.parent / "shared"))
     bus = shared / "images" / "bus.jpg"
+    raw = frame.startswith("raw")
+    size = None if frame == "bus" else tuple(int(v) for v in frame[3 if raw else 0:].split("x"))
+    if raw:
+        if not bus.exists():
+            return bytes([128]) * (size[0] * size[1] * 3), size
+        from PIL import Image
+        return Image.open(bus).convert("RGB").resize(size).tobytes(), size
     if not bus.exists():
         from test_backend_detect import gray_png
-        return gray_png(128, 640 if frame == "bus" else int(frame.split("x")[0]))
+        return gray_png(128, 640 if frame == "bus" else size[0]), None
     if frame == "bus":
-        return bus.read_bytes()
+        return bus.read_bytes(), None
     import io
     from PIL import Image
-    w, h = (int(v) for v in frame.split("x"))
     out = io.BytesIO()
-    Image.open(bus).convert("RGB").resize((w, h)).save(out, "JPEG", quality=85)
-    return out.getvalue()
+    Image.open(bus).convert("RGB").resize(size).save(out, "JPEG", quality=85)
+    return out.getvalue(), None
 
 
-def run_grpc(d, image, frames, streams):
+def run_grpc(d, image, raw, frames, streams):
     from test_grpc import connect, generate_stubs
     pb = generate_stubs(pathlib.Path(tempfile.mkdtemp()) / "stubs")
     dpb = pb["detection_pb2"]
     errors = []
+    extra = {"raw": dpb.RawFrame(width=raw[0], height=raw[1])} if raw else {}
 
     def one(n):
         channel = connect(d.grpc_port)
         stub = pb["detection_pb2_grpc"].DetectionStub(channel)
-        reqs = (dpb.DetectRequest(image=image, model="yolov8n", frame_id=i) for i in range(n))
+        reqs = (dpb.DetectRequest(image=image, model="yolov8n", frame_id=i, **extra) for i in range(n))
         for o in stub.StreamDetect(reqs, timeout=600):
             if o.error:
                 errors.append(o.error)
@@ -69,13 +79,18 @@ def run_grpc(d, image, frames, streams):
     return timed(d, threads, frames // streams * streams, errors)
 
 
-def run_rest(d, image, frames, clients):
+def run_rest(d, image, raw, frames, clients):
     errors = []
+    url = d.url + "/api/v1/detect?model=yolov8n"
+    headers = {}
+    if raw:
+        url += f"&width={raw[0]}&height={raw[1]}"
+        headers["Content-Type"] = "application/octet-stream"
 
     def one(n):
         s = requests.Session()
         for _ in range(n):
-            r = s.post(d.url + "/api/v1/detect?model=yolov8n", data=image, timeout=60)
+            r = s.post(url, data=image, headers=headers, timeout=60)
             if r.status_code != 200:
                 errors.append(r.text)
 
@@ -93,6 +108,21 @@ def timed(d, threads, frames, errors):
     return {"frames": frames, "fps": frames / wall, "cpu_ms_per_frame": cpu / frames * 1000, "errors": len(errors)}
 
 
+def perf_around(part, call_graph, d, run):
+    """run(), with `perf record --call-graph call_graph` on the server
+    around it when call_graph is set (fp, or dwarf: callers through libc too)."""
+    if not call_graph:
+        return run()
+    perf = subprocess.Popen(["perf", "record", "--call-graph", call_graph, "-o", f"/tmp/hailo_bench_{part}.perf", "-p", str(d.proc.pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # perf attaches
+    try:
+        return run()
+    finally:
+        perf.send_signal(2)
+        perf.wait()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=2000)
@@ -101,10 +131,12 @@ def main():
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--library", default=str(ROOT / "build" / "hailo_fake" / "libhailort_fake.so"))
-    ap.add_argument("--frame", default="bus", help="bus (bus.jpg, 810x1080) or WxH: bus.jpg resized, as JPEG")
+    ap.add_argument("--frame", default="bus", help="bus (bus.jpg, 810x1080), WxH: bus.jpg resized, as JPEG, or "
+                    "rawWxH: resized and sent decoded (RGB24: REST application/octet-stream, gRPC RawFrame)")
     ap.add_argument("--input", type=int, default=640, help="the double's network input size (square)")
     ap.add_argument("--hef", help="a real HEF (default: the double's yolov8n-shaped text HEF)")
-    ap.add_argument("--perf", action="store_true", help="perf record the server during the gRPC run")
+    ap.add_argument("--perf", nargs="?", const="fp", choices=["fp", "dwarf"],
+                    help="perf record the server during each run (call graphs: fp, the default, or dwarf)")
     a = ap.parse_args()
     models = pathlib.Path(tempfile.mkdtemp()) / "models"
     (models / "yolov8n" / "1").mkdir(parents=True)
@@ -119,18 +151,11 @@ def main():
         "dynamic_batching:\n  max_queue_delay_us: 200\n")
     env = {"VIGIL_HAILORT": a.library, "HAILO_FAKE_FRAME_US": a.frame_us}
     d = ready_daemon("--models", models, "--log-level", "warn", env=env)
-    image = image_bytes(a.frame)
+    image, raw = image_bytes(a.frame)
     try:
-        run_rest(d, image, 64, 4)  # warm-up
-        perf = None
-        if a.perf:
-            perf = subprocess.Popen(["perf", "record", "-g", "-o", "/tmp/hailo_bench.perf", "-p", str(d.proc.pid)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        g = run_grpc(d, image, a.frames, a.streams)
-        if perf:
-            perf.send_signal(2)
-            perf.wait()
-        r = run_rest(d, image, a.frames, a.clients)
+        run_rest(d, image, raw, 64, 4)  # warm-up
+        g = perf_around("grpc", a.perf, d, lambda: run_grpc(d, image, raw, a.frames, a.streams))
+        r = perf_around("rest", a.perf, d, lambda: run_rest(d, image, raw, a.frames, a.clients))
     finally:
         d.stop()
     print(f"frame {a.frame} ({len(image)} bytes), network input {a.input}, device {a.frame_us} us/frame ({1e6 / float(a.frame_us):.0f} frames/s), "
@@ -139,11 +164,12 @@ def main():
           f" {g['errors']} errors")
     print(f"REST detect x{a.clients}: {r['fps']:.0f} frames/s, {r['cpu_ms_per_frame']:.2f} ms server CPU/frame,"
           f" {r['errors']} errors")
-    if a.perf:
-        out = subprocess.run(["perf", "report", "-i", "/tmp/hailo_bench.perf", "--stdio", "--no-children",
-                              "--percent-limit", "2", "-g", "none", "--sort", "symbol"],
+    for part in ("grpc", "rest") if a.perf else ():
+        out = subprocess.run(["perf", "report", "-i", f"/tmp/hailo_bench_{part}.perf", "--stdio", "--no-children",
+                              "--percent-limit", "1", "-g", "none", "--sort", "dso,symbol"],
                              capture_output=True, text=True)
-        print(out.stdout[:4000] or out.stderr[:2000])
+        print(f"--- perf, {part} run (/tmp/hailo_bench_{part}.perf) ---")
+        print(out.stdout[:6000] or out.stderr[:2000])
 
 
 if __name__ == "__main__":

@@ -85,13 +85,18 @@ const char *vigil_model_metadata(const vigil_model *model, const char *key);
 /* Writes a QDQ int8 version of the float32 model at in_path to out_path
  * (src/engine/quantize.c): every 2-D Conv with float32 weights gets int8
  * weights per output channel and an int32 bias, and QuantizeLinear ->
- * DequantizeLinear pairs on its input and output, uint8 (int8_activations 0)
- * or int8, their ranges measured by running the model on the n_inputs
- * calibration inputs (each one input tensor of the model at its native
- * batch).  Every other part of the file is copied unchanged.  The model
- * needs opset 13 or later and one input. */
+ * DequantizeLinear pairs on its input and output, uint8 or int8
+ * (VIGIL_QUANTIZE_INT8_ACTIVATIONS), their ranges chosen from the values
+ * they take when the model runs on the n_inputs calibration inputs (each
+ * one input tensor of the model at its native batch): the least squared
+ * quantization error, and each bias corrected for its weights' rounding;
+ * or, with VIGIL_QUANTIZE_MINMAX, each range the values' whole span and the
+ * biases as rounded.  Every other part of the file is copied unchanged.
+ * The model needs opset 13 or later and one input. */
+#define VIGIL_QUANTIZE_INT8_ACTIVATIONS 1u
+#define VIGIL_QUANTIZE_MINMAX 2u
 vigil_status vigil_model_quantize(vigil_engine *engine, const char *in_path, const char *out_path,
-                                  const vigil_tensor *inputs, size_t n_inputs, int int8_activations, vigil_error *err);
+                                  const vigil_tensor *inputs, size_t n_inputs, unsigned flags, vigil_error *err);
 int64_t vigil_model_opset(const vigil_model *model);
 /* The engine the model was loaded on. */
 vigil_engine *vigil_model_engine(const vigil_model *model);

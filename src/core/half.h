@@ -18,8 +18,13 @@ uint16_t half_from_float(float f);
 /* d rounded to half once (not through float, which could round twice). */
 uint16_t half_from_double(double d);
 
-/* n elements each way; the buffers must not overlap. */
+/* n elements each way, vectorised where the CPU converts (F16C), with
+ * the same results as the scalar functions above; the buffers must not
+ * overlap. */
 void half_widen(const uint16_t *src, float *dst, size_t n);
 void half_narrow(const float *src, uint16_t *dst, size_t n);
+/* Each of n floats rounded to half and widened back (a Cast to float16
+ * kept in float32); src and dst may be the same buffer. */
+void half_round(const float *src, float *dst, size_t n);
 
 #endif

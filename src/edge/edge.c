@@ -61,6 +61,8 @@ typedef struct edge_item {
     json_t *answer;          /* the detection answer, parsed (owned) */
     unsigned char *image;    /* owned copy of the bytes as received */
     size_t image_size;
+    vigil_pixel_format raw_format; /* a decoded frame's geometry; raw_width 0: image is encoded */
+    int raw_width, raw_height, raw_stride;
     char model[MODEL_NAME_MAX];
     int64_t version;
     char source[REQUEST_SOURCE_MAX];
@@ -187,6 +189,10 @@ static void edge_observe(void *ctx, const request_detection_seen *seen) {
     item->answer = answer;
     item->image = image;
     item->image_size = seen->image_size;
+    item->raw_format = seen->raw_format;
+    item->raw_width = seen->raw_width;
+    item->raw_height = seen->raw_height;
+    item->raw_stride = seen->raw_stride;
     snprintf(item->model, sizeof item->model, "%s", seen->model);
     item->version = seen->version;
     snprintf(item->source, sizeof item->source, "%s", seen->source);
@@ -215,15 +221,18 @@ static void edge_observe(void *ctx, const request_detection_seen *seen) {
 static int is_jpeg(const unsigned char *b, size_t n) { return n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
 
 /* The frame as a JPEG: the bytes as received when they are one, else the
- * decoded image re-encoded (quality 90).  OUT: *out, malloc'd as
- * edge_event's frame is (edge_event_clear frees it with free). */
+ * decoded image (or the decoded frame, converted) re-encoded (quality 90).
+ * OUT: *out, malloc'd as edge_event's frame is (edge_event_clear frees it
+ * with free). */
 static vigil_status frame_jpeg(const edge_item *item, unsigned char **out, size_t *size, vigil_error *err) {
     const unsigned char *bytes = item->image;
     size_t n = item->image_size;
     uint8_t *encoded = NULL;
-    if (!is_jpeg(bytes, n)) {
+    if (item->raw_width || !is_jpeg(bytes, n)) {
         vigil_image image = {0};
-        vigil_status st = vigil_image_decode(bytes, n, NULL, &image, NULL, err);
+        vigil_status st = item->raw_width ? vigil_image_from_raw(bytes, n, item->raw_format, item->raw_width,
+                                                                 item->raw_height, item->raw_stride, 0, &image, err)
+                                          : vigil_image_decode(bytes, n, NULL, &image, NULL, err);
         if (!st) st = vigil_image_encode(&image, VIGIL_IMAGE_JPEG, 90, &encoded, &n, err);
         vigil_image_free(&image);
         if (st) return st;

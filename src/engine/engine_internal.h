@@ -97,6 +97,7 @@ typedef struct op_ctx {
 
 typedef struct op_def {
     const char *name;
+    const char *domain; /* NULL: ONNX's own (""/"ai.onnx"); else e.g. "com.microsoft" (contrib operators) */
     int min_opset, max_opset;
     op_layout layout;
     int foldable;             /* may be evaluated at compile time when all inputs are constant */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "grpc/grpc_codec.h"
 
 /* ------------------------------------------------------------ ModelInferRequest */
@@ -224,4 +225,66 @@ vigil_status grpc_check_strings(const ProtobufCMessageDescriptor *desc, const ui
                            "%s: a string field (a model name, version, tensor or parameter name) holds a NUL byte; "
                            "names are letters, digits, '_', '.' and '-'",
                            desc->short_name);
+}
+
+/* ------------------------------------------------------------ a large bytes field in place */
+
+/* The end of the field whose value starts at *at (tag read), or NULL when
+ * it runs past end or is a group (which the aliasing leaves to protobuf-c). */
+static const uint8_t *wire_skip(uint64_t tag, const uint8_t *at, const uint8_t *end) {
+    uint64_t n;
+    switch (tag & 7) {
+    case 0: return wire_varint(&at, end, &n) ? at : NULL;
+    case 1: return end - at >= 8 ? at + 8 : NULL;
+    case 5: return end - at >= 4 ? at + 4 : NULL;
+    case 2: return wire_varint(&at, end, &n) && n <= (uint64_t)(end - at) ? at + n : NULL;
+    default: return NULL;
+    }
+}
+
+ProtobufCMessage *grpc_unpack_aliased(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                                      unsigned field, ProtobufCBinaryData *bytes) {
+    *bytes = (ProtobufCBinaryData){0, NULL};
+    /* One pass: where the field's occurrences lie and how many bytes the rest takes. */
+    const uint8_t *end = data + len, *last_start = NULL, *last_end = NULL;
+    size_t rest = len, occurrences = 0;
+    for (const uint8_t *at = data; at < end;) {
+        const uint8_t *field_start = at;
+        uint64_t tag = 0, n = 0;
+        if (!wire_varint(&at, end, &tag)) return NULL;
+        const uint8_t *next = wire_skip(tag, at, end);
+        if (!next) return protobuf_c_message_unpack(desc, NULL, len, data); /* it says what is wrong */
+        if (tag >> 3 == field && (tag & 7) == 2) {
+            const uint8_t *value = at;
+            (void)wire_varint(&value, end, &n);
+            bytes->data = (uint8_t *)value;
+            bytes->len = (size_t)n;
+            last_start = field_start;
+            last_end = next;
+            rest -= (size_t)(next - field_start);
+            occurrences++;
+        }
+        at = next;
+    }
+    if (!occurrences) return protobuf_c_message_unpack(desc, NULL, len, data);
+    if (occurrences == 1 && last_end == end) /* the field last: the rest is what comes before it */
+        return protobuf_c_message_unpack(desc, NULL, (size_t)(last_start - data), data);
+    if (occurrences == 1 && last_start == data) /* first (as protobuf writers order fields) */
+        return protobuf_c_message_unpack(desc, NULL, rest, last_end);
+    uint8_t *gathered = vigil_malloc(rest ? rest : 1), *to = gathered;
+    if (!gathered) return NULL;
+    for (const uint8_t *at = data; at < end;) {
+        const uint8_t *field_start = at;
+        uint64_t tag = 0;
+        (void)wire_varint(&at, end, &tag); /* the first pass read every field whole */
+        const uint8_t *next = wire_skip(tag, at, end);
+        if (!(tag >> 3 == field && (tag & 7) == 2)) {
+            memcpy(to, field_start, (size_t)(next - field_start));
+            to += next - field_start;
+        }
+        at = next;
+    }
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, rest, gathered);
+    vigil_free(gathered);
+    return m;
 }

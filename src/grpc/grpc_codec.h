@@ -56,4 +56,14 @@ int grpc_parse_version(const char *text, int64_t *out);
 vigil_status grpc_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                                 vigil_error *err);
 
+/* Unpacks a message of type desc as protobuf_c_message_unpack does, except
+ * that its top-level bytes field number `field` is not copied: *bytes
+ * points into data (the last occurrence, which is what the unpacker keeps;
+ * {0, NULL} when absent) and the message's own copy of the field is empty.
+ * A frame of a megabyte is then read where it arrived.  The other fields
+ * are gathered into a buffer of their own first (when the field is not
+ * last).  NULL when data is malformed or memory runs out. */
+ProtobufCMessage *grpc_unpack_aliased(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                                      unsigned field, ProtobufCBinaryData *bytes);
+
 #endif

@@ -20,6 +20,11 @@
 #include "grpc/grpc_internal.h"
 #include "serve/job_detect.h"
 
+_Static_assert(VIGIL__V1__RAW_FRAME__FORMAT__RGB24 == (int)VIGIL_PIXEL_RGB24 &&
+                   VIGIL__V1__RAW_FRAME__FORMAT__BGR24 == (int)VIGIL_PIXEL_BGR24 &&
+                   VIGIL__V1__RAW_FRAME__FORMAT__NV12 == (int)VIGIL_PIXEL_NV12,
+               "RawFrame.Format numbers are vigil_pixel_format's");
+
 typedef struct detect_ctx {
     uint64_t frame_id;
     int streaming;
@@ -29,7 +34,10 @@ typedef struct detect_ctx {
 
 /* ------------------------------------------------------------ request */
 
-static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, gwork *w, vigil_error *err) {
+/* req's image is `image`, which points into the message being handled
+ * (grpc_unpack_aliased): the job points there too (gwork_hold_message). */
+static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, ProtobufCBinaryData image, gwork *w,
+                                 vigil_error *err) {
     char name[MODEL_NAME_MAX];
     const char *model = req->model;
     if (!*model) {
@@ -41,18 +49,26 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
     if (st) return st;
     if (w->served->task != MODEL_TASK_DETECT)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model '%s' is not a detection model (task raw)", model);
-    if (req->image.len == 0)
-        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "no image: send JPEG or PNG bytes in `image`");
-    void *image = arena_alloc(w->arena, req->image.len, 16);
-    if (!image) return vigil_error_set(err, VIGIL_ERR_LIMIT, "image: request memory limit reached");
-    memcpy(image, req->image.data, req->image.len);
+    if (image.len == 0)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               req->raw ? "no frame: `raw` is set but `image` is empty"
+                                        : "no image: send JPEG or PNG bytes in `image`");
     sched_job *job = w->job;
     job_detect *d = job_detect_prepare(job, w->arena);
     if (!d) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
-    d->image = image;
-    d->image_size = req->image.len;
+    gwork_hold_message(w); /* read where it arrived: no copy of the frame */
+    d->image = image.data;
+    d->image_size = image.len;
     if (*req->image_name && !(d->image_name = arena_strdup(w->arena, req->image_name)))
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    if (req->raw) { /* the wire's enum numbers are vigil_pixel_format's (checked below) */
+        static const request_raw_names names = {"raw.width", "raw.height", "raw.stride", "raw.format"};
+        const Vigil__V1__RawFrame *r = req->raw;
+        request_raw_frame f = {.format = (vigil_pixel_format)r->format, .width = r->width, .height = r->height,
+                               .stride = r->stride};
+        st = request_detect_raw(gcall_server(c), &f, &names, job, err);
+        if (st) return st;
+    }
     return grpc_detect_options(w->served, req, w->arena, w->job, err);
 }
 
@@ -184,14 +200,16 @@ static void detect_finish(gwork *w) {
 
 static void detect_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len, int streaming) {
     vigil_error err = {0};
-    Vigil__V1__DetectRequest *req = vigil__v1__detect_request__unpack(NULL, len, data);
+    ProtobufCBinaryData image;
+    Vigil__V1__DetectRequest *req = (Vigil__V1__DetectRequest *)grpc_unpack_aliased(
+        &vigil__v1__detect_request__descriptor, data, len, 1 /* image */, &image);
     gwork *w = req ? gwork_create(c, seq) : NULL;
     detect_ctx *ctx = w ? arena_calloc(w->arena, 1, sizeof *ctx) : NULL;
     uint64_t frame_id = req ? req->frame_id : 0;
     if (!req) vigil_error_set(&err, VIGIL_ERR_PARSE, "malformed DetectRequest message");
     else if (!ctx) vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
     else if (grpc_check_strings(&vigil__v1__detect_request__descriptor, data, len, &err)) { /* err says why */
-    } else if (detect_parse(c, req, w, &err) && w->served)
+    } else if (detect_parse(c, req, image, w, &err) && w->served)
         metrics_inference(request_metrics(gcall_server(c)), w->served->name, METRICS_ERROR);
     if (req) vigil__v1__detect_request__free_unpacked(req, NULL);
     if (err.status) {

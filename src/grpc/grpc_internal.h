@@ -79,10 +79,17 @@ struct gwork {
     void *ctx;            /* the handler's, in the arena */
     void (*finish)(gwork *w);
     gwork *next;
+    grpc_slice message;   /* gwork_hold_message: the request's bytes, kept */
+    int holds_message;
 };
 
 /* A work item with its own arena and a zeroed job, referencing c. */
 gwork *gwork_create(gcall *c, uint64_t seq);
+/* Keeps the message the handler is running on (the bytes its handle call
+ * got) alive until w is destroyed, so that w's job may point into it
+ * instead of copying it: a decoded frame is a megabyte.  Call only from
+ * the handler, during its handle call, for the message it was given. */
+void gwork_hold_message(gwork *w);
 /* Acquires model (version 0 = served) into w->served; on failure err is set. */
 vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_error *err);
 /* Queues w->job on w->served's scheduler; finish runs on a completion thread

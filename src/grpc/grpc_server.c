@@ -39,6 +39,7 @@
 #include "core/log.h"
 #include "grpc/grpc_frontend.h"
 #include "grpc/grpc_internal.h"
+#include "serve/spares.h"
 #include "serve/trace.h"
 
 #define GRPC_MAX_METHODS 40
@@ -92,6 +93,10 @@ struct gcall {
     char traceparent[TRACEPARENT_LEN + 1]; /* sent back in the initial metadata (lives with the call) */
     grpc_metadata initial_md;
 
+    /* the message a handle call runs on (gwork_hold_message); one at a
+     * time: a stream posts its next read after the handler returned */
+    grpc_slice handling;
+
     /* streams */
     uint64_t next_seq, send_seq;
     int recv_pending, send_pending, half_closed;
@@ -121,6 +126,7 @@ struct grpc_frontend {
     int finishers_quit;
     int shutdown_seen;
     gcall *live; /* list of live calls */
+    spares frames; /* buffers of the last large messages (frames), for the next ones */
 };
 
 static void stream_pump(gcall *c);
@@ -374,6 +380,58 @@ static void stream_pump(gcall *c) {
     }
 }
 
+/* A large message's bytes, in a buffer of fe->frames: the header at its
+ * start says where it goes back when the slice's last reference goes. */
+typedef struct frame_buffer {
+    spares *home;
+    size_t size;
+} frame_buffer;
+#define FRAME_HEADER 64
+
+static void frame_buffer_release(void *user) {
+    frame_buffer *b = user;
+    spares_give(b->home, b, b->size);
+}
+
+/* The message's bytes whole, as one slice.  A large uncompressed one (a
+ * frame: gRPC hands it over in some 70 slices) is gathered into a kept
+ * buffer (spares.h) instead of a fresh one per message. */
+static grpc_slice message_bytes(grpc_frontend *fe, grpc_byte_buffer *payload, grpc_byte_buffer_reader *reader) {
+    size_t len = grpc_byte_buffer_length(payload), size = 0;
+    frame_buffer *b = NULL;
+    if (payload->type == GRPC_BB_RAW && payload->data.raw.compression == GRPC_COMPRESS_NONE &&
+        len >= SPARES_MIN_BYTES && len <= SPARES_MAX_BYTES - FRAME_HEADER) {
+        b = spares_take(&fe->frames, len + FRAME_HEADER, &size);
+        if (!b && (b = vigil_malloc(len + FRAME_HEADER))) size = len + FRAME_HEADER;
+    }
+    if (!b) return grpc_byte_buffer_reader_readall(reader);
+    *b = (frame_buffer){&fe->frames, size};
+    uint8_t *at = (uint8_t *)b + FRAME_HEADER, *end = at + len;
+    grpc_slice piece;
+    while (grpc_byte_buffer_reader_next(reader, &piece)) {
+        size_t n = GRPC_SLICE_LENGTH(piece);
+        if (n > (size_t)(end - at)) n = (size_t)(end - at); /* the length said otherwise: never past the end */
+        memcpy(at, GRPC_SLICE_START_PTR(piece), n);
+        at += n;
+        grpc_slice_unref(piece);
+    }
+    return grpc_slice_new_with_user_data((uint8_t *)b + FRAME_HEADER, (size_t)(at - ((uint8_t *)b + FRAME_HEADER)),
+                                         frame_buffer_release, b);
+}
+
+/* Runs the method's handler on the message in payload (one slice: its
+ * bytes whole); 0 when the payload cannot be read. */
+static int call_handle(gcall *c, uint64_t seq, grpc_byte_buffer *payload) {
+    grpc_byte_buffer_reader reader;
+    if (!payload || !grpc_byte_buffer_reader_init(&reader, payload)) return 0;
+    c->handling = message_bytes(c->fe, payload, &reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    c->reg->method->handle(c, seq, GRPC_SLICE_START_PTR(c->handling), GRPC_SLICE_LENGTH(c->handling));
+    grpc_slice_unref(c->handling);
+    c->handling = grpc_empty_slice();
+    return 1;
+}
+
 /* A stream message arrived (or the client half-closed). */
 static void on_recv(gcall *c, int ok) {
     pthread_mutex_lock(&c->lock);
@@ -386,17 +444,7 @@ static void on_recv(gcall *c, int ok) {
     if (take) seq = c->next_seq++;
     else c->half_closed = 1;
     pthread_mutex_unlock(&c->lock);
-    if (take) {
-        grpc_byte_buffer_reader reader;
-        if (grpc_byte_buffer_reader_init(&reader, payload)) {
-            grpc_slice slice = grpc_byte_buffer_reader_readall(&reader);
-            grpc_byte_buffer_reader_destroy(&reader);
-            c->reg->method->handle(c, seq, GRPC_SLICE_START_PTR(slice), GRPC_SLICE_LENGTH(slice));
-            grpc_slice_unref(slice);
-        } else {
-            gstream_answer(c, seq, NULL);
-        }
-    }
+    if (take && !call_handle(c, seq, payload)) gstream_answer(c, seq, NULL);
     if (payload) grpc_byte_buffer_destroy(payload);
     pthread_mutex_lock(&c->lock);
     stream_pump(c);
@@ -465,15 +513,7 @@ static void call_dispatch(gcall *c) {
         pthread_mutex_unlock(&c->lock);
         return;
     }
-    grpc_byte_buffer_reader reader;
-    if (!c->payload || !grpc_byte_buffer_reader_init(&reader, c->payload)) {
-        gcall_fail(c, VIGIL_ERR_INVALID_ARGUMENT, "no request message");
-        return;
-    }
-    grpc_slice slice = grpc_byte_buffer_reader_readall(&reader);
-    grpc_byte_buffer_reader_destroy(&reader);
-    c->reg->method->handle(c, 0, GRPC_SLICE_START_PTR(slice), GRPC_SLICE_LENGTH(slice));
-    grpc_slice_unref(slice);
+    if (!call_handle(c, 0, c->payload)) gcall_fail(c, VIGIL_ERR_INVALID_ARGUMENT, "no request message");
 }
 
 static void on_new(gcall *c, int ok) {
@@ -572,6 +612,12 @@ gwork *gwork_create(gcall *c, uint64_t seq) {
     return w;
 }
 
+void gwork_hold_message(gwork *w) {
+    if (w->holds_message) return;
+    w->message = grpc_slice_ref(w->call->handling);
+    w->holds_message = 1;
+}
+
 vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_error *err) {
     pthread_mutex_lock(&w->call->lock); /* for the access line */
     snprintf(w->call->model, sizeof w->call->model, "%s", model ? model : "");
@@ -582,6 +628,7 @@ vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_e
 void gwork_destroy(gwork *w) {
     if (!w) return;
     repository_release(request_repository(w->call->fe->server), w->served);
+    if (w->holds_message) grpc_slice_unref(w->message);
     arena_destroy(w->arena);
     gcall_unref(w->call);
     vigil_free(w);
@@ -729,6 +776,7 @@ vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, 
     fe->t_shutdown = (gtag){NULL, TAG_SHUTDOWN};
     pthread_mutex_init(&fe->lock, NULL);
     pthread_cond_init(&fe->cond, NULL);
+    spares_init(&fe->frames);
     fe->auth = request_auth(server);
     gpr_set_log_function(grpc_log_bridge);
     grpc_init();
@@ -763,6 +811,7 @@ vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, 
         grpc_shutdown();
         pthread_cond_destroy(&fe->cond);
         pthread_mutex_destroy(&fe->lock);
+        spares_destroy(&fe->frames);
         vigil_free(fe);
         return st;
     }
@@ -839,6 +888,7 @@ void grpc_frontend_stop(grpc_frontend *fe) {
     grpc_shutdown();
     pthread_cond_destroy(&fe->cond);
     pthread_mutex_destroy(&fe->lock);
+    spares_destroy(&fe->frames); /* every work item, and the message it held, is gone */
     LOG_I("grpc stopped (drained in %.0f ms)", (double)(sched_now_ns() - t0) / 1e6);
     vigil_free(fe);
 }

@@ -284,6 +284,66 @@ vigil_status request_detect_resolve(const served_model *m, const request_detect_
     return VIGIL_OK;
 }
 
+/* ------------------------------------------------------------ raw frames */
+
+static const char *const raw_format_names[] = {
+    [VIGIL_PIXEL_RGB24] = "rgb24",
+    [VIGIL_PIXEL_BGR24] = "bgr24",
+    [VIGIL_PIXEL_NV12] = "nv12",
+};
+
+int request_raw_format_parse(const char *name, vigil_pixel_format *out) {
+    for (size_t i = 0; i < sizeof raw_format_names / sizeof *raw_format_names; i++)
+        if (strcmp(name, raw_format_names[i]) == 0) {
+            *out = (vigil_pixel_format)i;
+            return 1;
+        }
+    return 0;
+}
+
+vigil_status request_detect_raw(const vigil_server *server, const request_raw_frame *f, const request_raw_names *names,
+                                sched_job *job, vigil_error *err) {
+    const struct {
+        const char *name;
+        int64_t value;
+    } sizes[] = {{names->width, f->width}, {names->height, f->height}, {names->stride, f->stride}};
+    for (size_t i = 0; i < 3; i++) /* stride 0 is "packed" */
+        if (sizes[i].value > INT32_MAX || sizes[i].value < (i < 2))
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s must be " REQUEST_RAW_SIZE_RULE ", got %lld",
+                                   sizes[i].name, (long long)sizes[i].value);
+    if ((unsigned)f->format >= sizeof raw_format_names / sizeof *raw_format_names)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s must be " REQUEST_RAW_FORMAT_RULE ", got %d",
+                               names->format, (int)f->format);
+    job_detect *d = job_detect_of(job);
+    int nv12 = f->format == VIGIL_PIXEL_NV12;
+    int64_t row = nv12 ? f->width : f->width * 3, rows = nv12 ? f->height * 3 / 2 : f->height;
+    int64_t stride = f->stride ? f->stride : row; /* row fits an int once the pixel limit held */
+    /* The pixel limit first (413, as for a JPEG too large), then the
+     * geometry; the size is checked below, exactly (SIZE_MAX passes the
+     * check's "at least"). */
+    vigil_status st = vigil_image_raw_check(d->image ? d->image : "", SIZE_MAX, f->format, (int)f->width,
+                                            (int)f->height, (int)(stride > INT32_MAX ? INT32_MAX : stride),
+                                            server->cfg.max_image_pixels, err);
+    if (st) return st;
+    /* A longer body is refused as a shorter one is: either says the
+     * geometry is not the sender's. */
+    size_t packed = (size_t)((rows - 1) * stride + row), padded = (size_t)(rows * stride);
+    if (d->image_size != packed && d->image_size != padded) {
+        if (packed == padded)
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                   "a %lld x %lld %s frame with rows %lld bytes apart is %zu bytes, got %zu",
+                                   (long long)f->width, (long long)f->height, raw_format_names[f->format],
+                                   (long long)stride, packed, d->image_size);
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                               "a %lld x %lld %s frame with rows %lld bytes apart is %zu bytes (%zu with its last "
+                               "row padded), got %zu",
+                               (long long)f->width, (long long)f->height, raw_format_names[f->format],
+                               (long long)stride, packed, padded, d->image_size);
+    }
+    d->raw = (detect_raw){.format = f->format, .width = (int)f->width, .height = (int)f->height, .stride = (int)stride};
+    return VIGIL_OK;
+}
+
 /* ------------------------------------------------------------ observe */
 
 void server_set_detect_observer(vigil_server *server, request_detect_observer fn, void *ctx) {
@@ -308,6 +368,10 @@ void request_detect_observe(vigil_server *server, const served_model *m, const s
         .traceparent = traceparent ? traceparent : "",
         .image = d->image,
         .image_size = d->image_size,
+        .raw_format = d->raw.format,
+        .raw_width = d->raw.width,
+        .raw_height = d->raw.height,
+        .raw_stride = d->raw.stride,
         .json = d->body,
         .json_len = d->body_len,
     };

@@ -35,6 +35,7 @@
 #include "serve/scheduler.h"
 #include "serve/server.h"
 #include "vigil/status.h"
+#include "vigil/vision.h"
 
 /* ---------------------------------------------------------------- the table */
 
@@ -184,6 +185,40 @@ typedef struct request_detect_names {
 vigil_status request_detect_resolve(const served_model *m, const request_detect_options *o,
                                     const request_detect_names *names, arena *a, sched_job *job, vigil_error *err);
 
+/* ---------------------------------------------------------------- raw frames */
+
+/* A decoded frame as a request describes it, before it is checked (REST:
+ * an application/octet-stream body with ?width=&height=&format=&stride=;
+ * gRPC: DetectRequest.raw with the pixels in `image`). */
+typedef struct request_raw_frame {
+    vigil_pixel_format format;
+    int64_t width, height; /* [1, INT32_MAX] */
+    int64_t stride;        /* bytes from one row to the next (NV12: of both planes); 0 = packed */
+} request_raw_frame;
+
+/* How each front end spells the fields ("width" over REST, "raw.width"
+ * over gRPC). */
+typedef struct request_raw_names {
+    const char *width, *height, *stride, *format;
+} request_raw_names;
+
+#define REQUEST_RAW_SIZE_RULE "an integer in [1, 2147483647]"
+#define REQUEST_RAW_FORMAT_RULE "rgb24, bgr24 or nv12"
+
+/* The format a name spells ("rgb24", "bgr24", "nv12"; REST's format=):
+ * 1 with *out set, 0 when it names none. */
+int request_raw_format_parse(const char *name, vigil_pixel_format *out);
+
+/* Makes job's image (set before, image_size bytes) the frame f describes:
+ * checks the geometry, limits.max_image_pixels and that the size is the
+ * frame's exactly (its last row packed or padded to the stride), then sets
+ * the job's raw geometry.  VIGIL_ERR_INVALID_ARGUMENT naming the field or
+ * the size the geometry needs; VIGIL_ERR_LIMIT over the pixel limit (413 /
+ * RESOURCE_EXHAUSTED, as an encoded image over it).  job must be a
+ * detection job (job_detect_prepare). */
+vigil_status request_detect_raw(const vigil_server *server, const request_raw_frame *f, const request_raw_names *names,
+                                sched_job *job, vigil_error *err);
+
 /* ---------------------------------------------------------------- cache */
 
 /* Looks a request's answer up in the response cache: the key is kind
@@ -211,8 +246,10 @@ typedef struct request_detection_seen {
     const model_escalation *escalation; /* the model's config.yaml escalation section */
     const char *source;                 /* X-Source-Id / ?source= / x-source-id metadata, "" when none */
     const char *traceparent;            /* W3C traceparent, "" when none */
-    const void *image;                  /* the image bytes as received (JPEG or PNG) */
+    const void *image;                  /* the image bytes as received (JPEG or PNG, or a decoded frame) */
     size_t image_size;
+    vigil_pixel_format raw_format;      /* a decoded frame's geometry (request_detect_raw); */
+    int raw_width, raw_height, raw_stride; /* raw_width 0: image is encoded */
     const char *json;                   /* the detection answer as the client got it */
     size_t json_len;
 } request_detection_seen;

@@ -5,7 +5,9 @@
  *   POST /api/v1/models/load|unload        {"model": name}
  *   GET  /api/v1/device/info               CPU, ISA features, memory, backends
  *   POST /api/v1/detect                    JPEG/PNG body or multipart field "image";
- *                                          query model, conf, iou, max_det, classes, render
+ *                                          query model, conf, iou, max_det, classes, render;
+ *                                          or a decoded frame: application/octet-stream
+ *                                          body, query width, height, format, stride
  *   GET  /metrics                          Prometheus text 0.0.4, or OpenMetrics 1.0 on Accept
  */
 #include <errno.h>
@@ -194,6 +196,57 @@ static int detect_options(http_exchange *ex, sched_job *job) {
     return 1;
 }
 
+/* Content-Type application/octet-stream (parameters after ';' allowed). */
+static int is_octet_stream(const char *ctype) {
+    static const char type[] = "application/octet-stream";
+    if (!ctype || strncasecmp(ctype, type, sizeof type - 1) != 0) return 0;
+    char next = ctype[sizeof type - 1];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
+/* An integral query value for the request layer's range check (a
+ * non-number is refused here, naming the parameter). */
+static int query_integer(http_exchange *ex, const char *name, const char *text, int64_t *out) {
+    double v;
+    if (!parse_double(text, -1e15, 1e15, &v) || v != (double)(int64_t)v)
+        return query_refuse(ex, name, REQUEST_RAW_SIZE_RULE, text);
+    *out = (int64_t)v;
+    return 1;
+}
+
+/* Reads a decoded frame's geometry from the query and has the request
+ * layer check the body against it (request_detect_raw); 0 with the
+ * response set on bad input.  Without an application/octet-stream body
+ * the geometry parameters are refused: they would describe nothing. */
+static int detect_raw_frame(http_exchange *ex, int raw) {
+    static const request_raw_names names = {"width", "height", "stride", "format"};
+    const char *width = exchange_query(ex, "width"), *height = exchange_query(ex, "height");
+    const char *format = exchange_query(ex, "format"), *stride = exchange_query(ex, "stride");
+    if (!raw) {
+        if (!width && !height && !format && !stride) return 1;
+        respond_error_code(ex, MHD_HTTP_BAD_REQUEST,
+                           "width, height, format and stride describe a decoded frame: send its pixels with "
+                           "Content-Type: application/octet-stream");
+        return 0;
+    }
+    request_raw_frame f = {.format = VIGIL_PIXEL_RGB24};
+    if (!width) return query_refuse(ex, "width", REQUEST_RAW_SIZE_RULE, "");
+    if (!height) return query_refuse(ex, "height", REQUEST_RAW_SIZE_RULE, "");
+    if (!query_integer(ex, "width", width, &f.width) || !query_integer(ex, "height", height, &f.height)) return 0;
+    if (format && !request_raw_format_parse(format, &f.format))
+        return query_refuse(ex, "format", REQUEST_RAW_FORMAT_RULE, format);
+    if (stride) { /* absent: packed rows; sent, it must be a row length */
+        if (!query_integer(ex, "stride", stride, &f.stride)) return 0;
+        if (f.stride < 1) return query_refuse(ex, "stride", REQUEST_RAW_SIZE_RULE, stride);
+    }
+    vigil_error err = {0};
+    if (request_detect_raw(ex->server, &f, &names, ex->job, &err)) {
+        respond_error(ex, err.status, err.message);
+        return 0;
+    }
+    return 1;
+}
+
 static void detect_finish(http_exchange *ex) {
     const sched_job *job = ex->job;
     if (job->status) {
@@ -234,13 +287,14 @@ static int detect_cache_hit(http_exchange *ex) {
 }
 
 static void route_detect(http_exchange *ex) {
-    static const char *const parameters[] = {"model", "conf", "iou", "max_det", "classes", "render", "priority", "source", NULL};
+    static const char *const parameters[] = {"model",  "conf",   "iou",    "max_det", "classes", "render", "priority",
+                                             "source", "width",  "height", "format",  "stride",  NULL};
     const char *unknown = exchange_query_unknown(ex, parameters);
     if (unknown) {
         char message[256];
         snprintf(message, sizeof message,
                  "unknown query parameter '%.64s': /api/v1/detect takes model, conf, iou, max_det, classes, render, "
-                 "priority and source",
+                 "priority and source (and width, height, format and stride for a decoded frame)",
                  unknown);
         respond_error_code(ex, MHD_HTTP_BAD_REQUEST, message);
         return;
@@ -265,13 +319,16 @@ static void route_detect(http_exchange *ex) {
     const char *image = ex->body.data;
     size_t size = ex->body.len;
     const char *ctype = exchange_header(ex, "Content-Type");
+    int raw = is_octet_stream(ctype);
     if (ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0 &&
         multipart_find(ctype, ex->body.data ? ex->body.data : "", ex->body.len, "image", &image, &size, &err)) {
         respond_error(ex, err.status == VIGIL_ERR_NOT_FOUND ? VIGIL_ERR_INVALID_ARGUMENT : err.status, err.message);
         return;
     }
     if (!image || size == 0) {
-        respond_error_code(ex, MHD_HTTP_BAD_REQUEST, "no image: send JPEG or PNG bytes, or a multipart field 'image'");
+        respond_error_code(ex, MHD_HTTP_BAD_REQUEST,
+                           raw ? "no frame: the application/octet-stream body is empty"
+                               : "no image: send JPEG or PNG bytes, or a multipart field 'image'");
         return;
     }
     ex->job = arena_calloc(ex->arena, 1, sizeof *ex->job);
@@ -282,6 +339,7 @@ static void route_detect(http_exchange *ex) {
     }
     d->image = image;
     d->image_size = size;
+    if (!detect_raw_frame(ex, raw)) return;
     if (!detect_options(ex, ex->job)) return;
     if (detect_cache_hit(ex)) {
         detect_finish(ex);

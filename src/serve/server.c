@@ -282,7 +282,8 @@ static void exchange_destroy(http_exchange *ex) {
     repository_release(ex->server->repo, ex->served);
     atomic_fetch_sub(&ex->server->active, 1);
     arena_destroy(ex->arena);
-    textbuf_free(&ex->body);
+    size_t body_cap = ex->body.cap;
+    spares_give(&ex->server->body_spares, textbuf_take(&ex->body, NULL), body_cap); /* or frees it */
     vigil_free(ex->resp);
     body_budget_release(&ex->server->bodies, &ex->body_held); /* after the frees: it may trim the heap */
     vigil_free(ex);
@@ -430,7 +431,13 @@ static int size_body_or_refuse(http_exchange *ex) {
     if (end == length || *end) return 0;
     if (n <= (unsigned long long)ex->server->cfg.max_body_bytes) {
         if (n && !body_budget_hold_or_refuse(ex, (size_t)n + 1)) return 1;
-        if (n) textbuf_reserve(&ex->body, (size_t)n); /* on failure the appends report it */
+        /* A kept buffer (pages already faulted in), else one of exactly
+         * the body's size: a large one goes to the spares afterwards. */
+        size_t cap = 0;
+        char *buffer = n ? spares_take(&ex->server->body_spares, (size_t)n + 1, &cap) : NULL;
+        if (!buffer && n >= SPARES_MIN_BYTES && (buffer = vigil_malloc((size_t)n + 1))) cap = (size_t)n + 1;
+        if (buffer) textbuf_adopt(&ex->body, buffer, cap);
+        else if (n) textbuf_reserve(&ex->body, (size_t)n); /* on failure the appends report it */
         return 0;
     }
     char message[128];
@@ -534,6 +541,7 @@ vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_er
     server->cfg = *cfg;
     pthread_mutex_init(&server->streams_lock, NULL);
     body_budget_init(&server->bodies, (size_t)cfg->max_buffered_bytes);
+    spares_init(&server->body_spares);
     vigil_status st = metrics_create(&server->metrics, config_node_type(cfg), err);
     if (!st) st = cache_create((size_t)cfg->cache_max_bytes, &server->cache, err);
     auth_settings auth;
@@ -742,6 +750,7 @@ void server_destroy(vigil_server *server) {
     if (!server) return;
     server_stop(server);
     gate_destroy(server->gate);
+    spares_destroy(&server->body_spares);
     repository_destroy(server->repo);
     cache_destroy(server->cache);
     metrics_destroy(server->metrics);

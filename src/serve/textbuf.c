@@ -64,3 +64,11 @@ char *textbuf_take(textbuf *b, size_t *len) {
     b->len = b->cap = 0;
     return data;
 }
+
+void textbuf_adopt(textbuf *b, char *data, size_t cap) {
+    vigil_free(b->data);
+    b->data = data;
+    b->cap = cap;
+    b->len = 0;
+    if (cap) data[0] = '\0';
+}

@@ -30,5 +30,8 @@ vigil_status textbuf_reserve(textbuf *b, size_t extra);
 vigil_status textbuf_printf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hands the bytes to the caller (vigil_free them); the buffer is left empty. */
 char *textbuf_take(textbuf *b, size_t *len);
+/* Gives an empty buffer data (vigil_malloc'd, cap bytes) as its storage;
+ * the buffer owns it from then on. */
+void textbuf_adopt(textbuf *b, char *data, size_t cap);
 
 #endif

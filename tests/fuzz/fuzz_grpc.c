@@ -3,7 +3,8 @@
  * protobuf-c's decoding of every request message the services accept, then
  * what the handlers do with a decoded ModelInferRequest (grpc_infer_parse,
  * against the served model of fuzz_served_model.h), with DetectOptions and
- * with version strings.  The first byte picks the message type; the rest is
+ * with version strings; a DetectRequest read in place (grpc_unpack_aliased)
+ * must be the one protobuf-c reads.  The first byte picks the message type; the rest is
  * the wire message.
  */
 #include <stdint.h>
@@ -45,8 +46,27 @@ static void fuzz_infer(const served_model *model, const uint8_t *data, size_t si
     inference__model_infer_request__free_unpacked(req, NULL);
 }
 
+/* grpc_unpack_aliased reads what protobuf-c reads: the same message (or
+ * the same refusal), with the image where protobuf-c copied it from. */
+static void check_aliased(const Vigil__V1__DetectRequest *req, const uint8_t *data, size_t size) {
+    ProtobufCBinaryData image;
+    Vigil__V1__DetectRequest *alias = (Vigil__V1__DetectRequest *)grpc_unpack_aliased(
+        &vigil__v1__detect_request__descriptor, data, size, 1, &image);
+    if (!req != !alias) __builtin_trap();
+    if (!req) return;
+    if (alias->image.len || image.len != req->image.len || (image.len && memcmp(image.data, req->image.data, image.len)))
+        __builtin_trap();
+    if (image.len && (image.data < data || image.data + image.len > data + size)) __builtin_trap();
+    if (strcmp(alias->model, req->model) || alias->frame_id != req->frame_id || !alias->raw != !req->raw ||
+        (req->raw && (alias->raw->width != req->raw->width || alias->raw->format != req->raw->format)) ||
+        !alias->options != !req->options)
+        __builtin_trap();
+    vigil__v1__detect_request__free_unpacked(alias, NULL);
+}
+
 static void fuzz_detect(const served_model *model, const uint8_t *data, size_t size) {
     Vigil__V1__DetectRequest *req = vigil__v1__detect_request__unpack(NULL, size, data);
+    check_aliased(req, data, size);
     if (!req) return;
     arena *a = arena_create(0, 64u << 20);
     if (a) {

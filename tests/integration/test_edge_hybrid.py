@@ -273,8 +273,8 @@ def test_corrupt_outbox_is_quarantined_and_the_edge_serves(tmp_path):
 
 
 def test_grpc_source_and_traceparent_and_png_reach_the_event(tmp_path):
-    """The serve hook on gRPC (x-source-id and traceparent metadata) and a PNG
-    re-encoded to JPEG by the runtime."""
+    """The serve hook on gRPC (x-source-id and traceparent metadata), and a PNG
+    and a decoded frame re-encoded to JPEG by the runtime."""
     import grpc
     from test_grpc import generate_stubs
     pb = generate_stubs(tmp_path / "stubs")
@@ -293,9 +293,15 @@ def test_grpc_source_and_traceparent_and_png_reach_the_event(tmp_path):
         r = requests.post(f"{edge.url}/api/v1/detect?model=top&source=png-cam", data=buf.getvalue(), timeout=60,
                           headers={"Content-Type": "image/png"})
         assert r.status_code == 200, r.text
-        events = wait_for(lambda: len(edge_events(edge)) == 2 and edge_events(edge), 20, what="2 events")
-        png = [e for e in events if e["source"] == "png-cam"][0]
-        assert (png["width"], png["height"]) == (810, 1080) and png["reason"] == "class"
+        # a decoded frame (application/octet-stream, RGB24) is converted and encoded too
+        pixels = Image.open(io.BytesIO(image)).convert("RGB").tobytes()
+        r = requests.post(f"{edge.url}/api/v1/detect?model=top&source=raw-cam&width=810&height=1080", data=pixels,
+                          timeout=60, headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 200, r.text
+        events = wait_for(lambda: len(edge_events(edge)) == 3 and edge_events(edge), 20, what="3 events")
+        for cam in ("png-cam", "raw-cam"):
+            e = [e for e in events if e["source"] == cam][0]
+            assert (e["width"], e["height"]) == (810, 1080) and e["reason"] == "class", e
         event = [e for e in events if e["source"] == "grpc-cam"][0]
         assert event["traceparent"] == trace and event["reason"] == "class" and event["priority"] == 0
         assert edge.status()["queue"]["commit_failed"] == 0

@@ -26,7 +26,7 @@ from test_engine_parity import load_outputs, run_engine, run_ort
 Y_SCALE = 0.05
 
 
-def qdq_model(path, act_type, break_fusion, uint8_weights=False):
+def qdq_model(path, act_type, break_fusion, uint8_weights=False, shape=(1, 8, 20, 20)):
     rng = np.random.default_rng(0)
     adt = np.uint8 if act_type == TensorProto.UINT8 else np.int8
     mid = 128 if adt == np.uint8 else 0  # zero point of the signed input and output
@@ -38,7 +38,7 @@ def qdq_model(path, act_type, break_fusion, uint8_weights=False):
     inits = q_params("x", 0.02, mid)
     nodes = [helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
              helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"])]
-    prev, c, prev_s = "xd", 8, 0.02
+    prev, c, prev_s = "xd", shape[1], 0.02
     for i, (m, k, s, g) in enumerate([(16, 3, 1, 1), (16, 3, 2, 16), (24, 1, 1, 1), (20, 3, 2, 1)]):
         w = rng.standard_normal((m, c // g, k, k)).astype(np.float32) * 0.3
         ws = (np.abs(w).reshape(m, -1).max(1) / 127).astype(np.float32)
@@ -67,25 +67,30 @@ def qdq_model(path, act_type, break_fusion, uint8_weights=False):
                   helper.make_node("DequantizeLinear", [f"q{i}", f"y{i}_s", f"y{i}_z"], [f"d{i}"])]
         prev, c, prev_s = f"d{i}", m, Y_SCALE
     nodes.append(helper.make_node("Identity", [prev], ["y"]))
-    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 20, 20])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 20, 5, 5])], inits)
+    out_hw = [((d - 1) // 2 + 1 - 1) // 2 + 1 for d in shape[2:]]  # after the two 3x3 stride-2 convolutions
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 20, *out_hw])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     onnx.checker.check_model(model)
     onnx.save(model, path)
 
 
-@pytest.mark.parametrize("act_type,uint8_weights", [(TensorProto.UINT8, False), (TensorProto.INT8, False),
-                                                    (TensorProto.UINT8, True)],
-                         ids=["uint8", "int8", "uint8-weights"])
+@pytest.mark.parametrize("act_type,uint8_weights,shape", [(TensorProto.UINT8, False, (1, 8, 20, 20)),
+                                                          (TensorProto.INT8, False, (1, 8, 20, 20)),
+                                                          (TensorProto.UINT8, True, (1, 8, 20, 20)),
+                                                          (TensorProto.UINT8, False, (1, 3, 72, 61))],
+                         ids=["uint8", "int8", "uint8-weights", "uint8-image"])
 @pytest.mark.parametrize("portable", [False, True], ids=["native", "portable"])
-def test_qdq_convolutions_match_onnx_runtime_and_reference(tmp_path, act_type, uint8_weights, portable):
+def test_qdq_convolutions_match_onnx_runtime_and_reference(tmp_path, act_type, uint8_weights, shape, portable):
     """portable: --portable-kernels, XNNPACK's int8 convolution where the
-    default takes the AVX-512 VNNI kernel on a CPU that has it."""
+    default takes the AVX-512 VNNI kernel on a CPU that has it.  uint8-image:
+    a 3-channel input of 72 x 61 pixels, whose quantized copy takes the
+    3-row layout conversion (ops/layout.c) over two column blocks and a tail."""
     fused, plain = tmp_path / "qdq.onnx", tmp_path / "qdq_reference.onnx"
-    qdq_model(fused, act_type, False, uint8_weights)
-    qdq_model(plain, act_type, True, uint8_weights)
+    qdq_model(fused, act_type, False, uint8_weights, shape)
+    qdq_model(plain, act_type, True, uint8_weights, shape)
     x = tmp_path / "x.npy"
-    np.save(x, np.random.default_rng(1).standard_normal((1, 8, 20, 20)).astype(np.float32) * 2)
+    np.save(x, np.random.default_rng(1).standard_normal(shape).astype(np.float32) * 2)
     run_engine(fused, [x], tmp_path / "vigil", portable=portable)
     run_engine(plain, [x], tmp_path / "vigil_reference")
     run_ort(fused, [x], tmp_path / "ort")

@@ -187,8 +187,17 @@ static inline int64_t cast_load_i64(vigil_dtype from, const void *x, int64_t i) 
     }
 }
 
-/* Fast path for the hot pairs (f32 <-> i64/i32, u8 -> f32). */
+/* Fast path for the hot pairs (f32 <-> i64/i32, u8 -> f32, f16 <-> f32:
+ * a float16 model's boundaries). */
 static int cast_fast(vigil_dtype from, const void *x, vigil_dtype to, void *y, int64_t n) {
+    if (from == VIGIL_DTYPE_F16 && to == VIGIL_DTYPE_F32) {
+        half_widen(x, y, (size_t)n);
+        return 1;
+    }
+    if (from == VIGIL_DTYPE_F32 && to == VIGIL_DTYPE_F16) {
+        half_narrow(x, y, (size_t)n);
+        return 1;
+    }
     if (from == VIGIL_DTYPE_U8 && to == VIGIL_DTYPE_F32) {
         const uint8_t *s = x;
         float *d = y;
@@ -249,5 +258,9 @@ vigil_status kernels_cast(vigil_dtype from, const void *x, vigil_dtype to, void 
 }
 
 void kernels_cast_to_f16_as_f32(vigil_dtype from, const void *x, float *y, int64_t n) {
+    if (from == VIGIL_DTYPE_F32) {
+        half_round(x, y, (size_t)n);
+        return;
+    }
     for (int64_t i = 0; i < n; i++) y[i] = half_to_float(half_from_double(cast_load_f64(from, x, i)));
 }

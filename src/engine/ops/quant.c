@@ -14,8 +14,17 @@
  * not match its scale or data, an unsupported quantized type, or a
  * per-channel axis out of range is refused with the node named.  Scales
  * computed at run time are not checked again: a zero one saturates, as
- * ONNX's reference does.  QLinearAdd/QLinearMul and the other com.microsoft
- * contrib operators are not here (the registry refuses their domain).
+ * ONNX's reference does.
+ *
+ * Also here, from the com.microsoft contrib domain (exporters and ONNX
+ * Runtime's quantizer write them): QLinearAdd and QLinearMul, per-tensor
+ * parameters, numpy broadcasting.  They compute what DequantizeLinear ->
+ * Add/Mul -> QuantizeLinear computes (each input dequantized in float32,
+ * the float32 sum or product, quantized half to even and saturated), so a
+ * QDQ graph and its contrib form give the same codes in vigil; ONNX
+ * Runtime's kernels fold the scales differently and may land one step
+ * away on a value at a rounding tie.  The other contrib operators stay
+ * refused.
  */
 #include <math.h>
 #include <string.h>
@@ -837,6 +846,70 @@ static vigil_status infer_lookup(op_ctx *ctx, vigil_error *err) {
     return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "lookups are made after inference");
 }
 
+/* ---- QLinearAdd, QLinearMul (com.microsoft) ---- */
+
+/* Inputs: A, A_scale, A_zero_point, B, B_scale, B_zero_point, C_scale,
+ * C_zero_point (the zero points optional). */
+enum { QB_A = 0, QB_B = 3, QB_C_SCALE = 6 };
+
+/* The zero points may be left out by an empty name; the rest may not. */
+static vigil_status check_qbinary(const onnx_node *node, int64_t opset, vigil_error *err) {
+    (void)opset;
+    static const int required[] = {QB_A, QB_A + 1, QB_B, QB_B + 1, QB_C_SCALE};
+    if (node->n_inputs < QB_C_SCALE + 1)
+        return op_check_fail(node, VIGIL_ERR_PARSE, err, "needs at least %d inputs", QB_C_SCALE + 1);
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+        if (!node->inputs[required[i]][0])
+            return op_check_fail(node, VIGIL_ERR_PARSE, err, "input %d is required", required[i]);
+    return VIGIL_OK;
+}
+
+static vigil_status infer_qbinary(op_ctx *ctx, vigil_error *err) {
+    vigil_status st = require_qtype(ctx, QB_A, err);
+    if (st == VIGIL_OK) st = require_qtype(ctx, QB_B, err);
+    if (st != VIGIL_OK) return st;
+    vigil_dtype t = ctx->in[QB_A].dtype;
+    if (ctx->in[QB_B].dtype != t)
+        return op_fail(ctx, VIGIL_ERR_INVALID_ARGUMENT, err, "A is %s, B %s: they need one type",
+                       vigil_dtype_name(t), vigil_dtype_name(ctx->in[QB_B].dtype));
+    static const int params[3][2] = {{QB_A + 1, QB_A + 2}, {QB_B + 1, QB_B + 2}, {QB_C_SCALE, QB_C_SCALE + 1}};
+    for (int i = 0; i < 3 && st == VIGIL_OK; i++) /* every zero point of A's type */
+        st = check_qparams(ctx, params[i][0], params[i][1], 0, 1, &t, NULL, err);
+    kshape as = op_kshape(&ctx->in[QB_A]), bs = op_kshape(&ctx->in[QB_B]), ys;
+    if (st == VIGIL_OK) st = kshape_broadcast(&as, &bs, &ys, err);
+    if (st != VIGIL_OK) return op_wrap_kernel(ctx, st, err);
+    op_set_out(&ctx->out[0], t, &ys);
+    return VIGIL_OK;
+}
+
+/* float32 copies of A, B and the result, in that order. */
+static size_t scratch_qbinary(const op_ctx *ctx) {
+    return (size_t)(op_count(&ctx->in[QB_A]) + op_count(&ctx->in[QB_B]) + op_count(&ctx->out[0])) * sizeof(float);
+}
+
+static vigil_status run_qbinary(step *s, vigil_error *err) {
+    const op_tensor *a = &s->in[QB_A], *b = &s->in[QB_B], *y = &s->out[0];
+    float *fa = s->scratch, *fb = fa + op_count(a), *fy = fb + op_count(b);
+    kshape as = op_kshape(a), bs = op_kshape(b), ys = op_kshape(y);
+    kernels_qaxis pa = kernels_qaxis_make(&as, -1), pb = kernels_qaxis_make(&bs, -1), py = kernels_qaxis_make(&ys, -1);
+    kernels_dequantize_linear(a->dtype, a->data, &pa, s->in[QB_A + 1].data, zero_point_data(s, QB_A + 2), fa);
+    kernels_dequantize_linear(b->dtype, b->data, &pb, s->in[QB_B + 1].data, zero_point_data(s, QB_B + 2), fb);
+    kernels_binary_op op = *(const kernels_binary_op *)s->state;
+    vigil_status st = kernels_binary(op, VIGIL_DTYPE_F32, fa, &as, fb, &bs, fy, &ys, err);
+    if (st == VIGIL_OK)
+        kernels_quantize_linear(fy, &py, s->in[QB_C_SCALE].data, y->dtype, zero_point_data(s, QB_C_SCALE + 1),
+                                y->data);
+    return st;
+}
+
+static vigil_status prepare_qbinary(op_ctx *ctx, vigil_error *err) {
+    vigil_status st = op_step_alloc(ctx, sizeof(kernels_binary_op), err);
+    if (st != VIGIL_OK) return st;
+    *(kernels_binary_op *)ctx->step->state = strcmp(ctx->node->op_type, "QLinearMul") == 0 ? KERNELS_MUL : KERNELS_ADD;
+    ctx->step->run = run_qbinary;
+    return VIGIL_OK;
+}
+
 /* Table rows differ only in name, opsets, required inputs, layout and
  * functions.  Every one may keep its 8-bit tensors NHWC (quantized): the
  * layout policy only uses that for QuantizeLinear/DequantizeLinear
@@ -864,5 +937,12 @@ const op_def ops_quant[] = {
     QUANT_OP("QLinearMatMul", 10, 20, 8, OP_LAYOUT_ONNX, NULL, NULL, infer_qmatmul, scratch_qmatmul, prepare_qmatmul,
              flops_qmatmul),
     QUANT_OP("vigil.QLookup", 1, 99, 2, OP_LAYOUT_UNARY, NULL, NULL, infer_lookup, NULL, prepare_lookup, NULL),
+    /* contrib: any ONNX opset (their own versions are com.microsoft's) */
+    {.name = "QLinearAdd", .domain = "com.microsoft", .min_opset = 1, .max_opset = 99, .min_inputs = 1,
+     .layout = OP_LAYOUT_ONNX, .quantized = 1, .foldable = 1, .check = check_qbinary, .infer = infer_qbinary,
+     .scratch_bytes = scratch_qbinary, .prepare = prepare_qbinary},
+    {.name = "QLinearMul", .domain = "com.microsoft", .min_opset = 1, .max_opset = 99, .min_inputs = 1,
+     .layout = OP_LAYOUT_ONNX, .quantized = 1, .foldable = 1, .check = check_qbinary, .infer = infer_qbinary,
+     .scratch_bytes = scratch_qbinary, .prepare = prepare_qbinary},
     {0},
 };

@@ -1,6 +1,10 @@
 /*
  * registry.c - the operator table: every op family's {0}-terminated array,
  * looked up by (domain, name), and the load-time check of a node against it.
+ * ONNX's own operators have no domain in their op_def; a contrib operator
+ * (com.microsoft's QLinearAdd, QLinearMul) names its domain and is found
+ * only under it.  The opset a node is checked against is ONNX's, so contrib
+ * rows accept any.
  */
 #include <string.h>
 
@@ -9,22 +13,24 @@
 static const op_def *const families[] = {ops_conv,   ops_pool,   ops_eltwise, ops_shape, ops_movement, ops_resize,
                                          ops_reduce, ops_linalg, ops_norm,    ops_misc,  ops_layout,   ops_quant};
 
-static const op_def *find(const char *name, int internal) {
+/* domain NULL: ONNX's own operators (and vigil's internal ones). */
+static const op_def *find(const char *domain, const char *name, int internal) {
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
         for (const op_def *d = families[f]; d->name; d++) {
             int is_internal = strncmp(d->name, "vigil.", 6) == 0;
-            if (is_internal == internal && strcmp(d->name, name) == 0) return d;
+            int same_domain = domain ? d->domain && strcmp(d->domain, domain) == 0 : !d->domain;
+            if (is_internal == internal && same_domain && strcmp(d->name, name) == 0) return d;
         }
     return NULL;
 }
 
 const op_def *ops_find(const char *domain, const char *name) {
-    if (domain && domain[0] && strcmp(domain, "ai.onnx") != 0) return NULL;
-    return find(name, 0);
+    int onnx = !domain || !domain[0] || strcmp(domain, "ai.onnx") == 0;
+    return find(onnx ? NULL : domain, name, 0);
 }
 
 const op_def *ops_find_internal(const char *name) {
-    return find(name, 1);
+    return find(NULL, name, 1);
 }
 
 vigil_status ops_check_node(const onnx_node *node, int64_t opset, vigil_error *err) {
