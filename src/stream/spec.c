@@ -96,9 +96,12 @@ static vigil_status read_zone(const json_t *v, stream_spec *s, vigil_error *err)
     for (size_t i = 0; i < n; i++) {
         const json_t *p = json_array_get(v, i);
         const json_t *x = json_array_get(p, 0), *y = json_array_get(p, 1);
+        /* source pixels: a bound well past any picture keeps every value a finite float */
         if (!json_is_array(p) || json_array_size(p) != 2 || !json_is_number(x) || !json_is_number(y) ||
-            !isfinite(json_number_value(x)) || !isfinite(json_number_value(y)))
-            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "zone[%zu] must be a point [x, y]", i);
+            !(fabs(json_number_value(x)) <= STREAM_ZONE_COORD_MAX) || !(fabs(json_number_value(y)) <= STREAM_ZONE_COORD_MAX))
+            return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
+                                   "zone[%zu] must be a point [x, y] in pixels, each within +-%d", i,
+                                   STREAM_ZONE_COORD_MAX);
         s->zone[2 * i] = (float)json_number_value(x);
         s->zone[2 * i + 1] = (float)json_number_value(y);
     }

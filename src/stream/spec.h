@@ -19,6 +19,7 @@
 #define STREAM_CLASSES_MAX 32
 #define STREAM_CLASS_NAME_MAX 64
 #define STREAM_ZONE_POINTS_MAX 64
+#define STREAM_ZONE_COORD_MAX 1000000
 
 typedef struct stream_spec {
     char name[STREAM_NAME_MAX];      /* [A-Za-z0-9._-], 1..63: the topic and URL part */
