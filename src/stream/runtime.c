@@ -633,18 +633,23 @@ static vigil_status stream_start(stream_set *set, const stream_spec *spec, strea
 
 typedef struct model_lookup {
     const char *name;
-    int found;
+    int found, raw;
 } model_lookup;
 
 static void model_seen(const repository_item *item, void *user) {
     model_lookup *l = user;
-    if (strcmp(item->name, l->name) == 0) l->found = 1;
+    if (strcmp(item->name, l->name) != 0) return;
+    l->found = 1;
+    l->raw = item->task == MODEL_TASK_RAW;
 }
 
+/* The model must be in the repository, and not a loaded model that serves
+ * tensors only (one not loaded yet is taken: it may turn out a detector). */
 static vigil_status model_check(stream_set *set, const char *model, vigil_error *err) {
     model_lookup l = {.name = model};
     repository_each(request_repository(set->server), model_seen, &l);
     if (!l.found) return vigil_error_set(err, VIGIL_ERR_NOT_FOUND, "model %s is not in the repository", model);
+    if (l.raw) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model %s is not a detection model", model);
     return VIGIL_OK;
 }
 

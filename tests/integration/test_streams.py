@@ -20,7 +20,7 @@ import time
 import pytest
 import requests
 
-from conftest import (ROOT, free_port, metric_value, ready_daemon, run_vigil, shared_path,
+from conftest import (ROOT, add_model, free_port, metric_value, ready_daemon, run_vigil, shared_path,
                       stop_process)
 
 RTSP_HARNESS = ROOT / "tests" / "harness" / "rtsp_server.py"
@@ -243,6 +243,7 @@ def test_corrupt_stream_is_counted_while_another_keeps_its_rate(tmp_path):
 def test_rest_crud_and_errors(tmp_path):
     need_ffmpeg()
     models = yolo_repo(tmp_path)
+    add_model(models, "affine")  # tensors only: no stream can run on it
     clip = pattern_clip(tmp_path / "p.mp4", seconds=1)
     d = ready_daemon("--models", models)
     base = f"{d.url}/api/v1/streams"
@@ -273,6 +274,8 @@ def test_rest_crud_and_errors(tmp_path):
         assert requests.post(base, data="{", timeout=10).status_code == 400
         r = requests.post(base, json={**spec, "name": "z", "model": "nope"}, timeout=10)
         assert r.status_code == 404 and "nope" in r.json()["error"]
+        r = requests.post(base, json={**spec, "name": "z", "model": "affine"}, timeout=10)
+        assert r.status_code == 400 and "not a detection model" in r.json()["error"]
         assert [x["name"] for x in requests.get(base, timeout=10).json()["streams"]] == ["lot"]
         # PUT replaces the spec (what GET returned may be sent back) and restarts the stream.
         changed = {**s, "enabled": True, "detect_fps": 2, "zone": []}
