@@ -55,6 +55,7 @@ bench: build
 	@/usr/bin/python3 bench/serve_bench.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/memory_bench.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/trace_bench.py --vigil $(BUILD)/vigil
+	@/usr/bin/python3 bench/stream_bench.py --vigil $(BUILD)/vigil
 
 # The image holds build/'s binary, stripped: the one make check tests (see
 # deploy/image/build.sh and docs/DEPLOY.md for why no second build).

@@ -17,3 +17,10 @@ def write_section(heading, text):
         new = old.rstrip("\n") + "\n\n" + text
     PATH.write_text(new)
     print(f"wrote {PATH}")
+
+
+def publish(heading, text, write):
+    """Prints a benchmark's section and, when write, puts it in the file."""
+    print(text)
+    if write:
+        write_section(heading, text)

@@ -48,6 +48,11 @@ auth_scope auth_http_scope(const char *method, const char *path) {
         if (s.n >= 5 && seg_is(&s, 4, "versions")) return AUTH_SCOPE_ADMIN; /* upload (PUT) and its variants */
         if (method && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return AUTH_SCOPE_ADMIN;
     }
+    /* Video streams (docs/STREAMS.md): reading them is like reading models;
+     * adding, changing and removing one is the admin's. */
+    if (seg_is(&s, 0, "api") && seg_is(&s, 1, "v1") && seg_is(&s, 2, "streams") && method &&
+        strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return AUTH_SCOPE_ADMIN;
     /* The cloud receiver's intake (docs/EDGE.md): an edge's upload token
      * carries "events" and nothing more; reading the edge's history is
      * like reading inference results. */

@@ -17,12 +17,16 @@
 #include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "core/alloc.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "edge/edge.h"
 #include "edge/receiver.h"
 #include "grpc/grpc_frontend.h"
 #include "serve/server.h"
+#include "stream/mqtt_out.h"
+#include "stream/runtime.h"
+#include "stream/spec.h"
 
 extern char **environ;
 
@@ -68,8 +72,9 @@ static int flag_value(int argc, char **argv, int i, char *name, size_t name_size
     return i + 1;
 }
 
-/* Loads the configuration in precedence order. Returns an exit code or -1. */
-static int serve_configure(int argc, char **argv, vigil_config *cfg) {
+/* Loads the configuration in precedence order. Returns an exit code or -1.
+ * OUT: *config_file, the --config argument (NULL: none). */
+static int serve_configure(int argc, char **argv, vigil_config *cfg, const char **config_file) {
     vigil_error err = {0};
     config_defaults(cfg);
     const char *config_path = NULL;
@@ -105,6 +110,7 @@ static int serve_configure(int argc, char **argv, vigil_config *cfg) {
         if (st) goto fail;
     }
     if (config_validate(cfg, &err)) goto fail;
+    *config_file = config_path;
     return -1;
 fail:
     fprintf(stderr, "vigil serve: %s\n", err.message);
@@ -181,12 +187,56 @@ static vigil_status serve_start_receiver(const vigil_config *cfg, vigil_server *
     return receiver_create(server, &rc, out, err);
 }
 
+/* The video streams (docs/STREAMS.md): the set with its routes before
+ * server_start, its events on MQTT when a broker is configured. */
+typedef struct serve_streams {
+    stream_set *set;
+    stream_mqtt *mqtt;
+    stream_spec *specs; /* the config file's `streams:` list, started after server_start */
+    size_t n_specs;
+} serve_streams;
+
+static vigil_status serve_streams_create(const vigil_config *cfg, const char *config_file, vigil_server *server,
+                                         serve_streams *ss, vigil_error *err) {
+    vigil_status st = config_file ? stream_specs_load_file(config_file, &ss->specs, &ss->n_specs, err) : VIGIL_OK;
+    if (!st) st = stream_set_create(server, cfg, strcmp(cfg->edge_role, "edge") == 0, &ss->set, err);
+    /* edge.mqtt.host has a default (127.0.0.1), so it is the streams' broker
+     * only where the edge's MQTT is in use: with a role */
+    int edge_broker = strcmp(cfg->edge_role, "edge") == 0 || strcmp(cfg->edge_role, "cloud") == 0;
+    const char *host = cfg->stream_mqtt_host[0] ? cfg->stream_mqtt_host : edge_broker ? cfg->edge_mqtt_host : "";
+    if (!st && host[0]) {
+        stream_mqtt_config mc = {
+            .host = host,
+            .port = (int)(cfg->stream_mqtt_port ? cfg->stream_mqtt_port : cfg->edge_mqtt_port),
+            .prefix = cfg->stream_mqtt_prefix[0] ? cfg->stream_mqtt_prefix : cfg->edge_mqtt_prefix,
+        };
+        st = stream_mqtt_create(&mc, &ss->mqtt, err);
+        if (!st) stream_set_sink(ss->set, stream_mqtt_sink, ss->mqtt);
+        if (!st) st = server_metrics_add(server, stream_mqtt_metrics, ss->mqtt, err);
+    }
+    return st;
+}
+
+/* The config file's streams, once the models are there; a stream that
+ * cannot start is logged and left out (it never stops the daemon). */
+static void serve_streams_start(serve_streams *ss) {
+    for (size_t i = 0; i < ss->n_specs; i++) {
+        vigil_error err = {0};
+        if (stream_set_add(ss->set, &ss->specs[i], &err)) LOG_E("stream %s: %s", ss->specs[i].name, err.message);
+    }
+}
+
 /* The one order of teardown, on failure and on a signal alike (each step
- * takes NULL): the server stops taking requests and waits for the calls the
- * receiver holds (its workers still run); then no request observes a
- * detection any more, and the edge commits what its queue holds. */
-static void serve_teardown(vigil_server *server, edge_runtime *edge, receiver *cloud_receiver) {
+ * takes NULL): the streams stop feeding frames; the server stops taking
+ * requests and waits for the calls the receiver holds (its workers still
+ * run); then no request observes a detection any more, and the edge
+ * commits what its queue holds. */
+static void serve_teardown(vigil_server *server, edge_runtime *edge, receiver *cloud_receiver, serve_streams *ss) {
+    stream_set_stop(ss->set);
     server_stop(server);
+    stream_set_destroy(ss->set);
+    stream_mqtt_destroy(ss->mqtt);
+    vigil_free(ss->specs);
     edge_destroy(edge);
     receiver_destroy(cloud_receiver);
     server_destroy(server);
@@ -194,7 +244,8 @@ static void serve_teardown(vigil_server *server, edge_runtime *edge, receiver *c
 
 int cmd_serve(int argc, char **argv) {
     vigil_config cfg;
-    int code = serve_configure(argc, argv, &cfg);
+    const char *config_file = NULL;
+    int code = serve_configure(argc, argv, &cfg, &config_file);
     if (code >= 0) return code;
     if (serve_preflight(&cfg)) return 1;
     log_configure((log_level)log_level_parse(cfg.log_level), strcmp(cfg.log_format, "json") == 0, stderr);
@@ -223,18 +274,21 @@ int cmd_serve(int argc, char **argv) {
     vigil_server *server = NULL;
     receiver *cloud_receiver = NULL;
     edge_runtime *edge = NULL; /* edge.role edge or cloud (docs/EDGE.md): observer, routes, link, before server_start */
+    serve_streams streams = {0};
     if (server_create(&cfg, &server, &err) || serve_start_receiver(&cfg, server, &cloud_receiver, &err) ||
-        edge_create(&cfg, server, &edge, &err) || server_start(server, &err)) {
+        edge_create(&cfg, server, &edge, &err) || serve_streams_create(&cfg, config_file, server, &streams, &err) ||
+        server_start(server, &err)) {
         LOG_E("%s", err.message);
-        serve_teardown(server, edge, cloud_receiver);
+        serve_teardown(server, edge, cloud_receiver, &streams);
         return 1;
     }
     grpc_frontend *grpc = NULL;
     if (grpc_frontend_start(&cfg, server, &grpc, &err)) {
         LOG_E("%s", err.message);
-        serve_teardown(server, edge, cloud_receiver);
+        serve_teardown(server, edge, cloud_receiver, &streams);
         return 1;
     }
+    serve_streams_start(&streams);
     int sig = 0;
     while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
         if (server_reload_auth(server, &err)) LOG_E("SIGHUP: %s (keeping the current keys)", err.message);
@@ -244,6 +298,6 @@ int cmd_serve(int argc, char **argv) {
     }
     LOG_I("received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     grpc_frontend_stop(grpc); /* drains gRPC calls and streams while the schedulers still run */
-    serve_teardown(server, edge, cloud_receiver);
+    serve_teardown(server, edge, cloud_receiver, &streams);
     return 0;
 }

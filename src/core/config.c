@@ -151,6 +151,13 @@ static const setting settings[] = {
     INT_SETTING("tracing.flush_interval_ms", tracing_flush_interval_ms, 1, 3600000,
                 "longest wait before a partial batch is exported"),
     INT_SETTING("tracing.timeout_ms", tracing_timeout_ms, 1, 600000, "bound on one export request"),
+    STR_SETTING("stream.mqtt.host", stream_mqtt_host, NULL,
+                "broker of the streams' events (empty: edge.mqtt.host under an edge.role, else no MQTT)"),
+    INT_SETTING("stream.mqtt.port", stream_mqtt_port, 0, 65535, "its port (0: edge.mqtt.port)"),
+    STR_SETTING("stream.mqtt.prefix", stream_mqtt_prefix, NULL,
+                "topic prefix: <prefix>/streams/<name>/events (empty: edge.mqtt.prefix)"),
+    INT_SETTING("stream.events_max", stream_events_max, 16, 1000000,
+                "stream events (with their snapshots) kept for GET /api/v1/events"),
 };
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
 
@@ -226,6 +233,7 @@ void config_defaults(vigil_config *cfg) {
     cfg->tracing_batch_size = 512;
     cfg->tracing_flush_interval_ms = 1000;
     cfg->tracing_timeout_ms = 2000;
+    cfg->stream_events_max = 1024;
 }
 
 static int choice_allowed(const char *choices, const char *value) {
@@ -306,6 +314,7 @@ typedef struct yaml_walk {
     int depth;         /* number of open mappings */
     int expecting_key; /* per the innermost mapping */
     int key_pending[YAML_DEPTH + 1];
+    int skip; /* > 0: inside the top-level `streams` list, read by src/stream/spec.c instead */
 } yaml_walk;
 
 static void yaml_path(const yaml_walk *w, char *out, size_t size) {
@@ -329,6 +338,8 @@ static vigil_status yaml_scalar(yaml_walk *w, const yaml_event_t *ev, vigil_erro
     char path[1024], where[1100];
     yaml_path(w, path, sizeof path);
     const setting *s = setting_find_path(path);
+    if (!s && strcmp(path, "streams") == 0 && (!*text || strcmp(text, "~") == 0 || strcmp(text, "null") == 0))
+        return VIGIL_OK; /* an empty streams list */
     if (!s) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "%s:%lu: unknown key '%s'", w->name, line, path);
     snprintf(where, sizeof where, "%s:%lu", w->name, line);
     return setting_assign(w->cfg, s, text, where, err);
@@ -336,6 +347,18 @@ static vigil_status yaml_scalar(yaml_walk *w, const yaml_event_t *ev, vigil_erro
 
 static vigil_status yaml_event(yaml_walk *w, const yaml_event_t *ev, vigil_error *err) {
     unsigned long line = (unsigned long)ev->start_mark.line + 1;
+    if (w->skip) {
+        if (ev->type == YAML_SEQUENCE_START_EVENT || ev->type == YAML_MAPPING_START_EVENT) w->skip++;
+        if (ev->type == YAML_SEQUENCE_END_EVENT || ev->type == YAML_MAPPING_END_EVENT) w->skip--;
+        if (!w->skip) w->key_pending[w->depth] = 0;
+        return VIGIL_OK;
+    }
+    /* streams: a list of records that the table cannot hold (docs/STREAMS.md) */
+    if (ev->type == YAML_SEQUENCE_START_EVENT && w->depth == 1 && w->key_pending[1] &&
+        strcmp(w->keys[0], "streams") == 0) {
+        w->skip = 1;
+        return VIGIL_OK;
+    }
     switch (ev->type) {
     case YAML_MAPPING_START_EVENT:
         if (w->depth > 0 && !w->key_pending[w->depth])

@@ -103,6 +103,12 @@ typedef struct vigil_config {
     int64_t tracing_batch_size;               /* spans per export request */
     int64_t tracing_flush_interval_ms;        /* longest wait before a partial batch is sent */
     int64_t tracing_timeout_ms;               /* bound on one export request */
+    /* video streams (src/stream/, docs/STREAMS.md); the streams themselves
+     * are the config file's `streams:` list, read by stream/spec.c */
+    char stream_mqtt_host[256];               /* "" = edge.mqtt.host */
+    int64_t stream_mqtt_port;                 /* 0 = edge.mqtt.port */
+    char stream_mqtt_prefix[64];              /* "" = edge.mqtt.prefix */
+    int64_t stream_events_max;                /* events kept in memory */
 } vigil_config;
 
 /* Fills cfg with the defaults. */

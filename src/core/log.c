@@ -12,6 +12,7 @@
  * server (its own lines, the access log, libmicrohttpd's and gRPC core's
  * messages) comes through log_vwrite or log_line.
  */
+#include "core/clock.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -158,16 +159,11 @@ void log_vwrite(log_level level, const char *file, int line, const char *fmt, va
     log_text t;
     t.len = 0;
     if (log_config.json) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        struct tm tm;
-        gmtime_r(&now.tv_sec, &tm);
-        char stamp[32];
-        strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        char stamp[CLOCK_RFC3339_SIZE];
+        clock_utc_rfc3339(stamp, sizeof stamp);
         const char *base = strrchr(file, '/');
         char head[160];
-        snprintf(head, sizeof head, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"src\":\"", stamp, now.tv_nsec / 1000000,
-                 level_names[level]);
+        snprintf(head, sizeof head, "{\"ts\":\"%s\",\"level\":\"%s\",\"src\":\"", stamp, level_names[level]);
         text_puts(&t, head);
         char where[16];
         text_json_escape(&t, base ? base + 1 : file);

@@ -134,20 +134,6 @@ static void answer_text(server_call *call, int status, const char *body, int rep
 
 /* ------------------------------------------------------------ the cloud model */
 
-typedef struct detect_wait {
-    pthread_mutex_t lock;
-    pthread_cond_t done_cond;
-    int done;
-} detect_wait;
-
-static void detect_done(sched_job *job) {
-    detect_wait *w = job->user;
-    pthread_mutex_lock(&w->lock);
-    w->done = 1;
-    pthread_cond_signal(&w->done_cond);
-    pthread_mutex_unlock(&w->lock);
-}
-
 /* A detection job's failure that the same frame would meet again: not an
  * image or a corrupt one (INVALID_ARGUMENT, as request_job_status reports
  * it), more pixels than limits.max_image_pixels (LIMIT), more memory than a
@@ -196,23 +182,14 @@ static vigil_status receiver_detect(receiver *r, server_call *call, const char *
     d->image = frame;
     d->image_size = size;
     d->image_name = "frame";
-    detect_wait w = {.done = 0};
-    pthread_mutex_init(&w.lock, NULL);
-    pthread_cond_init(&w.done_cond, NULL);
     st = request_detect_resolve(m, NULL, &names, a, job, err);
     if (st) st = vigil_error_set(err, VIGIL_ERR_UNAVAILABLE, "cannot prepare the detection");
     if (!st) {
         job->arena = a;
-        job->done = detect_done;
-        job->user = &w;
         job->deadline_ns = request_job_deadline(server, -1);
         server_call_trace_submit(call, job); /* the edge's span is the call's parent (its traceparent header) */
-        st = request_submit(server, m, job, err);
+        st = request_submit_wait(server, m, job, err);
         if (!st) {
-            pthread_mutex_lock(&w.lock);
-            while (!w.done)
-                pthread_cond_wait(&w.done_cond, &w.lock);
-            pthread_mutex_unlock(&w.lock);
             server_call_trace_done(call, job, m->version);
             st = request_job_status(job);
             if (st && !frame_refused(st)) st = VIGIL_ERR_UNAVAILABLE; /* a timeout, a model unloaded meanwhile */
@@ -228,8 +205,6 @@ static vigil_status receiver_detect(receiver *r, server_call *call, const char *
         json_decref(result);
         if (!*verdict) st = vigil_error_set(err, VIGIL_ERR_INTERNAL, "the detection's answer could not be read");
     }
-    pthread_cond_destroy(&w.done_cond);
-    pthread_mutex_destroy(&w.lock);
     arena_destroy(a);
     repository_release(request_repository(server), m);
     return st;

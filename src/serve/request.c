@@ -27,6 +27,7 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -198,6 +199,38 @@ vigil_status request_submit(vigil_server *server, served_model *m, sched_job *jo
     return sched_submit(m->sched, job, err);
 }
 
+typedef struct submit_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} submit_wait;
+
+static void submit_wait_done(sched_job *job) {
+    submit_wait *w = job->user;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+vigil_status request_submit_wait(vigil_server *server, served_model *m, sched_job *job, vigil_error *err) {
+    submit_wait w = {.done = 0};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    job->done = submit_wait_done;
+    job->user = &w;
+    vigil_status st = request_submit(server, m, job, err);
+    if (!st) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    return st;
+}
+
 /* ------------------------------------------------------------ options */
 
 vigil_status request_detect_resolve(const served_model *m, const request_detect_options *o,
@@ -341,6 +374,23 @@ void request_detect_observe(vigil_server *server, const served_model *m, const s
         .raw_stride = d->raw.stride,
         .json = d->body,
         .json_len = d->body_len,
+    };
+    server->detect_observer(server->detect_observer_ctx, &seen);
+}
+
+void request_detect_observe_image(vigil_server *server, const served_model *m, const void *image, size_t image_size,
+                                  const char *json, size_t json_len, const char *source) {
+    if (!request_detect_observed(server, m)) return;
+    request_detection_seen seen = {
+        .model = m->name,
+        .version = m->version,
+        .escalation = &m->config.escalation,
+        .source = source ? source : "",
+        .traceparent = "",
+        .image = image,
+        .image_size = image_size,
+        .json = json,
+        .json_len = json_len,
     };
     server->detect_observer(server->detect_observer_ctx, &seen);
 }

@@ -133,6 +133,13 @@ vigil_status request_acquire(vigil_server *server, const char *model, int64_t ve
  * while the server is stopping or when the queue is full. */
 vigil_status request_submit(vigil_server *server, served_model *m, sched_job *job, vigil_error *err);
 
+/* request_submit, then waits on this thread until the job is done (its
+ * done and user are this function's): for a front end that has a thread of
+ * its own per request, the edge receiver's workers, a video stream's
+ * delivery thread.  A status here means the job was not taken; once it
+ * ran, request_job_status says how it ended. */
+vigil_status request_submit_wait(vigil_server *server, served_model *m, sched_job *job, vigil_error *err);
+
 /* ---------------------------------------------------------------- options */
 
 /* The detection options a request asks for, as read from its wire format
@@ -267,5 +274,11 @@ int request_detect_observed(const vigil_server *server, const served_model *m);
  * not observed) to the observer.  source and traceparent may be NULL. */
 void request_detect_observe(vigil_server *server, const served_model *m, const sched_job *job, const char *source,
                             const char *traceparent);
+
+/* The same for a detection that is not one job's answer: a video stream's
+ * event (src/stream/), whose image is the event's JPEG snapshot and whose
+ * json names the detections of the event ({"detections":[...]}). */
+void request_detect_observe_image(vigil_server *server, const served_model *m, const void *image, size_t image_size,
+                                  const char *json, size_t json_len, const char *source);
 
 #endif

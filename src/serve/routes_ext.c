@@ -161,6 +161,10 @@ void server_call_respond(server_call *call, int http_status, const char *content
     }
     respond_take(ex, http_status, type, body, body ? len : 0);
 }
+server_stream *server_call_respond_stream(server_call *call, int http_status, const char *content_type,
+                                          server_stream_fn produce, void *ctx, server_stream_free_fn free_ctx) {
+    return stream_attach(exchange_of(call), http_status, content_type, produce, ctx, free_ctx);
+}
 void server_call_respond_json(server_call *call, int http_status, const char *json) {
     respond_json(exchange_of(call), http_status, json);
 }

@@ -25,8 +25,9 @@
  * (exchange_refuse_now).  docs/ARCHITECTURE.md ("HTTP library") says why.
  *
  * Shutdown (server_stop): readiness goes to 503, the gate stops accepting,
- * every model's queue drains within limits.shutdown_timeout_ms, and the
- * daemon stops once the last response is out (the gate passes it on).
+ * every model's queue drains within limits.shutdown_timeout_ms, streamed
+ * answers (stream_response.c) end their bodies, and the daemon stops once
+ * the last response is out (the gate passes it on).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,6 +59,8 @@
 /* ------------------------------------------------------------ responses */
 
 void respond_take(http_exchange *ex, int code, const char *content_type, char *body, size_t len) {
+    stream_discard(ex->stream); /* a streamed answer set before is replaced too */
+    ex->stream = NULL;
     vigil_free(ex->resp);
     ex->resp = body;
     ex->resp_len = len;
@@ -275,6 +278,7 @@ static http_exchange *exchange_create(vigil_server *server, struct MHD_Connectio
 
 static void exchange_destroy(http_exchange *ex) {
     upload_abort(ex);
+    stream_discard(ex->stream); /* one the library never took */
     repository_release(ex->server->repo, ex->served);
     atomic_fetch_sub(&ex->server->active, 1);
     arena_destroy(ex->arena);
@@ -302,7 +306,8 @@ static void exchange_finish(const http_exchange *ex) {
 
 static enum MHD_Result exchange_send(http_exchange *ex) {
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(ex->resp_len, ex->resp ? ex->resp : (void *)"", MHD_RESPMEM_MUST_COPY);
+        ex->stream ? stream_response_create(ex)
+                   : MHD_create_response_from_buffer(ex->resp_len, ex->resp ? ex->resp : (void *)"", MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ex->content_type ? ex->content_type : "application/json");
     MHD_add_response_header(resp, "X-Request-Id", ex->request_id);
@@ -317,7 +322,7 @@ static enum MHD_Result exchange_send(http_exchange *ex) {
     enum MHD_Result ret = MHD_queue_response(ex->conn, (unsigned)ex->code, resp);
     MHD_destroy_response(resp);
     ex->state = EXCHANGE_DONE;
-    exchange_finish(ex);
+    if (!ex->finish_at_completion) exchange_finish(ex); /* a stream's line waits for its end (on_completed) */
     return ret;
 }
 
@@ -522,7 +527,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls;
     (void)conn;
     (void)toe;
-    if (*con_cls) exchange_destroy(*con_cls);
+    http_exchange *ex = *con_cls;
+    if (ex && ex->finish_at_completion) exchange_finish(ex); /* a streamed answer: all its bytes, its whole time */
+    if (ex) exchange_destroy(ex);
     *con_cls = NULL;
 }
 
@@ -532,6 +539,7 @@ vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_er
     vigil_server *server = vigil_calloc(1, sizeof *server);
     if (!server) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "server: out of memory");
     server->cfg = *cfg;
+    pthread_mutex_init(&server->streams_lock, NULL);
     body_budget_init(&server->bodies, (size_t)cfg->max_buffered_bytes);
     spares_init(&server->body_spares);
     vigil_status st = metrics_create(&server->metrics, config_node_type(cfg), err);
@@ -566,7 +574,9 @@ static int hand_over(void *user, int fd, const struct sockaddr *addr, socklen_t 
  * Its connections are the gate's socketpairs, which it takes for TCP (it is
  * given the client's address): its attempts to set TCP_NODELAY and TCP_CORK
  * on them fail with EOPNOTSUPP, which 0.9.75 reports on every response
- * rather than noting the socket is not TCP.  Those lines say nothing. */
+ * rather than noting the socket is not TCP.  Those lines say nothing, and
+ * neither does the failed write that is how a streamed answer learns that
+ * its viewer left (stream_response.c). */
 __attribute__((format(printf, 2, 0))) static void on_mhd_message(void *cls, const char *fmt, va_list ap) {
     vigil_server *server = cls;
     if (!atomic_load(&server->mhd_started)) {
@@ -575,7 +585,9 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_message(void *cls, cons
         while (len && server->listen_error[len - 1] == '\n') server->listen_error[--len] = '\0';
         return;
     }
-    if (strncmp(fmt, "Setting %s option to", 20) == 0 || strncmp(fmt, "Failed to push the data", 23) == 0) return;
+    if (strncmp(fmt, "Setting %s option to", 20) == 0 || strncmp(fmt, "Failed to push the data", 23) == 0 ||
+        strncmp(fmt, "Failed to send the chunked response body", 40) == 0)
+        return;
     if (log_min_level() <= LOG_WARN) log_vwrite(LOG_WARN, __FILE__, __LINE__, fmt, ap);
 }
 
@@ -721,6 +733,8 @@ void server_stop(vigil_server *server) {
     while (atomic_load(&server->deferred) > 0 && sched_now_ns() < deferred_deadline) usleep(5000);
     if (atomic_load(&server->deferred) > 0)
         LOG_W("%d deferred calls still unanswered at shutdown", atomic_load(&server->deferred));
+    /* Streamed answers never end by themselves: end them (stream_response.c). */
+    stream_end_all(server, 2000);
     /* Every job has completed; give the I/O threads a moment to write the answers. */
     int64_t deadline = sched_now_ns() + INT64_C(2000000000);
     while (atomic_load(&server->active) > 0 && sched_now_ns() < deadline) usleep(5000);
@@ -743,5 +757,6 @@ void server_destroy(vigil_server *server) {
     auth_verifier_destroy(server->auth);
     tls_material_destroy(server->tls);
     tracer_destroy(server->tracer);
+    pthread_mutex_destroy(&server->streams_lock);
     vigil_free(server);
 }

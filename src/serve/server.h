@@ -10,6 +10,7 @@
 #ifndef VIGIL_SERVE_SERVER_H
 #define VIGIL_SERVE_SERVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -120,6 +121,47 @@ vigil_status server_call_header_add(server_call *call, const char *name, const c
  * before anything else sees the call; resume after the answer is set. */
 void server_call_defer(server_call *call);
 void server_call_resume(server_call *call);
+
+/* ---- streamed answers (stream_response.c) ----
+ *
+ * An answer whose body has no end known in advance: MJPEG live views
+ * (multipart/x-mixed-replace), event feeds.  The body is pulled, not pushed:
+ * produce is called on the connection's I/O thread whenever the client can
+ * take more (so a slow client slows its producer; nothing queues up) and
+ * writes at most max bytes into buf, returning
+ *   > 0                   that many bytes were written;
+ *   0                     nothing yet: the connection is suspended (it costs
+ *                         no thread and no polling) until server_stream_wake;
+ *   SERVER_STREAM_END     the body is complete (the chunked body ends cleanly);
+ *   SERVER_STREAM_ABORT   something failed: the connection is closed.
+ * produce must not block: an I/O thread serves many connections.
+ *
+ * free_ctx(ctx) is called exactly once, on some thread, when the answer is
+ * over for any reason: the body ended, the client went away (seen on the
+ * next write after a wake), the call was answered otherwise, or the server
+ * stops.  server_stop ends every stream (produce is not called again; the
+ * chunked body is ended) before it waits for the last answers, so an open
+ * viewer never holds up a shutdown.
+ *
+ * server_stream_wake is safe from any thread, cheap when the connection is
+ * not waiting, and never loses a wake that races with produce returning 0.
+ * The handle is valid until free_ctx has returned: the usual producer keeps
+ * a list of its viewers, free_ctx takes its viewer out under the list's
+ * lock, and the thread with news wakes every viewer under the same lock.
+ * The access log line and the request metrics are written when the stream
+ * ends, with the bytes sent and the whole duration.
+ *
+ * Returns the stream's handle (the call's answer from then on; defer and
+ * resume work as for any answer), or NULL when out of memory: then free_ctx
+ * has been called and the answer is a 503. */
+typedef struct server_stream server_stream;
+#define SERVER_STREAM_END (-1L)
+#define SERVER_STREAM_ABORT (-2L)
+typedef long (*server_stream_fn)(void *ctx, server_stream *stream, char *buf, size_t max);
+typedef void (*server_stream_free_fn)(void *ctx);
+server_stream *server_call_respond_stream(server_call *call, int http_status, const char *content_type,
+                                          server_stream_fn produce, void *ctx, server_stream_free_fn free_ctx);
+void server_stream_wake(server_stream *stream);
 
 /* A module's lines in GET /metrics (Prometheus text, HELP and TYPE
  * included), appended after the server's own on every scrape, on an I/O

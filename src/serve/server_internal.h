@@ -13,6 +13,7 @@
 #define VIGIL_SERVE_SERVER_INTERNAL_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "auth/auth.h"
@@ -67,6 +68,8 @@ struct vigil_server {
         void *ctx;
     } metrics_ext[SERVER_METRICS_MAX]; /* modules' /metrics lines (server_metrics_add) */
     size_t n_metrics_ext;
+    pthread_mutex_t streams_lock; /* guards streams: streamed answers in flight (stream_response.c) */
+    server_stream *streams;
 };
 
 typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE } exchange_state;
@@ -119,6 +122,11 @@ struct http_exchange {
     /* a call to an added route */
     const char *call_path; /* the path after the route's prefix */
     int call_deferred;     /* server_call_defer: counted in server->deferred until resumed */
+
+    /* a streamed answer (server_call_respond_stream): owned here until
+     * exchange_send hands it to the library's response */
+    server_stream *stream;
+    int finish_at_completion; /* streamed: metrics and access line when the connection is done */
 };
 
 /* ---- responses (each replaces any response already set) ---- */
@@ -129,6 +137,19 @@ void respond_jansson(http_exchange *ex, int code, void *obj);
 /* {"error": message} with the status's HTTP code (Retry-After on 503). */
 void respond_error(http_exchange *ex, vigil_status status, const char *message);
 void respond_error_code(http_exchange *ex, int code, const char *message);
+
+/* ---- streamed answers (stream_response.c) ---- */
+/* The library's response for ex->stream, which it owns from then on (its
+ * free callback ends the stream); NULL when out of memory (the stream stays
+ * with ex). */
+struct MHD_Response *stream_response_create(http_exchange *ex);
+/* server_call_respond_stream's work: the stream becomes ex's answer. */
+server_stream *stream_attach(http_exchange *ex, int http_status, const char *content_type, server_stream_fn produce,
+                             void *ctx, server_stream_free_fn free_ctx);
+/* Ends a stream the library never got (answer replaced, exchange gone). */
+void stream_discard(server_stream *stream);
+/* server_stop: ends every stream and waits up to timeout_ms for them to close. */
+void stream_end_all(vigil_server *server, int64_t timeout_ms);
 
 /* ---- requests ---- */
 const char *exchange_query(http_exchange *ex, const char *key);

@@ -293,6 +293,11 @@ static void source_frame(stream_source *src, source_connection *c, const AVFrame
         src->stats.decode_errors++;
     else if (!picked)
         src->stats.dropped_rate++;
+    if (converted && src->opts.wait_for_consumer) { /* a file played for its frames, not its pace */
+        while (src->mailbox_full && !atomic_load(&src->stop))
+            pthread_cond_wait(&src->cond, &src->lock);
+        source_touch(src); /* waiting for the consumer is no stall of the source */
+    }
     if (converted) {
         if (src->mailbox_full) src->stats.dropped_busy++;
         int t = src->back;
@@ -497,12 +502,17 @@ static void *source_deliver_main(void *arg) {
         src->front = src->mailbox;
         src->mailbox = t;
         src->mailbox_full = 0;
+        pthread_cond_broadcast(&src->cond); /* a decode thread waiting for the consumer (wait_for_consumer) */
         const stream_frame *frame = &src->slots[src->front].frame;
         pthread_mutex_unlock(&src->lock);
         src->opts.on_frame(src->opts.user, frame);
         pthread_mutex_lock(&src->lock);
         src->stats.frames_delivered++;
     }
+    int ended = !atomic_load(&src->stop) && src->decode_done;
+    pthread_mutex_unlock(&src->lock);
+    if (ended && src->opts.on_end) src->opts.on_end(src->opts.user);
+    pthread_mutex_lock(&src->lock);
     src->deliver_done = 1;
     pthread_cond_broadcast(&src->cond);
     pthread_mutex_unlock(&src->lock);

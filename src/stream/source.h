@@ -83,7 +83,13 @@ typedef struct stream_source_options {
     int reconnect_on_end;     /* reopen at end of stream (default 0: a file ends the source) */
     int realtime;             /* hand frames on at their pts pace, as a camera would (files); default 0:
                                  as fast as they decode */
+    int wait_for_consumer;    /* a picked frame waits for the consumer to take the one waiting instead of
+                                 replacing it: nothing is dropped busy, the source goes at the consumer's
+                                 pace (files read for every picked frame; default 0) */
     stream_frame_fn on_frame; /* required; called on the delivery thread */
+    /* Optional: called once on the delivery thread after the last frame of
+     * a source that ended or failed by itself (never when destroyed). */
+    void (*on_end)(void *user);
     void *user;
     stream_sleep_fn sleep; /* NULL: a real, interruptible wait */
     void *sleep_user;

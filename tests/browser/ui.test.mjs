@@ -7,11 +7,11 @@
 // legends inside the viewport), and a keyboard-only flow.  Screenshots go to
 // UI_TEST_ARTIFACTS.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { ARTIFACTS, BASE_URL, SHARED, artifact, launch } from './browser.mjs';
+import { ARTIFACTS, BASE_URL, SHARED, artifact, launch, saveSmallScreenshot } from './browser.mjs';
 
 const BUS = path.join(SHARED, 'images/bus.jpg');
 const UPLOAD_MODEL = process.env.UI_TEST_UPLOAD_MODEL || path.join(SHARED, 'models/yolov8n.onnx');
@@ -62,24 +62,6 @@ async function pressForFileChooser(page) {
   }
 }
 
-// The top 1280x1060 of the page as a PNG scaled to `width` pixels with 4 bits a channel (small enough to commit).
-async function saveSmallScreenshot(page, file, width = 800) {
-  const full = (await page.screenshot({ fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1060 } })).toString('base64');
-  const small = await page.evaluate(async ([png, w]) => {
-    const bitmap = await createImageBitmap(await (await fetch(`data:image/png;base64,${png}`)).blob());
-    const canvas = document.createElement('canvas');
-    canvas.width = w;
-    canvas.height = Math.round((bitmap.height * w) / bitmap.width);
-    const ctx = canvas.getContext('2d');
-    ctx.imageSmoothingQuality = 'high';
-    ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-    const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
-    for (let i = 0; i < pixels.data.length; i++) pixels.data[i] = Math.min(255, Math.round(pixels.data[i] / 16) * 16); // 4 bits a channel compresses far better
-    ctx.putImageData(pixels, 0, 0);
-    return canvas.toDataURL('image/png').split(',')[1];
-  }, [full, width]);
-  writeFileSync(file, Buffer.from(small, 'base64'));
-}
 
 // Drops a file on the element as a drag from the desktop would.
 async function dropFile(page, selector, file, type) {

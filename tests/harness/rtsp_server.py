@@ -7,7 +7,8 @@ gir1.2-gst-rtsp-server-1.0), at the clip's own pace, over TCP or UDP as the
 client asks.  Prints "ready PORT" once it listens, and runs until killed or
 its standard input closes.
 
-usage: rtsp_server.py CLIP.mp4
+usage: rtsp_server.py CLIP.mp4 [PORT]   (PORT: listen there, as a restarted
+camera does; default any free port)
 """
 import sys
 import threading
@@ -23,7 +24,7 @@ def main():
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
-    server.set_service("0")  # any free port
+    server.set_service(sys.argv[2] if len(sys.argv) > 2 else "0")  # default: any free port
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(f'( filesrc location="{sys.argv[1]}" ! qtdemux ! rtph264pay name=pay0 pt=96 )')
     factory.set_shared(False)

@@ -7,6 +7,7 @@ when that directory is absent, and for no other reason.
 """
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -168,6 +169,18 @@ def metric_value(text, name, **labels):
         if all(got.get(k) == str(v) for k, v in labels.items()):
             return float(value)
     return None
+
+
+def browser_tools():
+    """(node, chromium) for the browser tests (tests/browser/, playwright-core
+    in tools/node): a missing one is a failure with its reason, never a skip."""
+    node = shutil.which("node")
+    assert node, "node is not installed (Debian package nodejs)"
+    chromium = os.environ.get("UI_TEST_CHROMIUM", "/usr/bin/chromium")
+    assert os.access(chromium, os.X_OK), f"{chromium} is missing (Debian package chromium)"
+    assert (ROOT / "tools/node/node_modules/playwright-core").is_dir(), \
+        "playwright-core is missing: run 'npm install --ignore-scripts' in tools/node"
+    return node, chromium
 
 
 def ready_daemon(*args, timeout=60.0, **kwargs):

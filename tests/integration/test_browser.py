@@ -10,12 +10,11 @@ it held before.  Skips only when the shared data is absent; a missing node,
 Chromium or playwright-core is a failure with its reason.
 """
 import os
-import shutil
 import subprocess
 import sys
 import time
 
-from conftest import ROOT, ready_daemon, shared_path
+from conftest import ROOT, browser_tools, ready_daemon, shared_path
 
 SCREENSHOTS = [f"{page}-{width}.png" for width in ("phone", "desktop") for page in ("detect", "models", "server")] + [
     "detect-edges-phone.png", "detect-edges-desktop.png", "server-load.png", "models-upload.png", "keyboard-detect.png"]
@@ -42,12 +41,7 @@ NODE_TIMEOUT_S = 240  # the suite takes about 30 s on an idle 2-core machine
 def test_web_ui_in_chromium(tmp_path):
     model = shared_path("models/yolov8n.onnx")
     shared_path("images/bus.jpg")
-    node = shutil.which("node")
-    assert node, "node is not installed (Debian package nodejs)"
-    chromium = os.environ.get("UI_TEST_CHROMIUM", "/usr/bin/chromium")
-    assert os.access(chromium, os.X_OK), f"{chromium} is missing (Debian package chromium)"
-    assert (ROOT / "tools/node/node_modules/playwright-core").is_dir(), \
-        "playwright-core is missing: run 'npm install --ignore-scripts' in tools/node"
+    node, chromium = browser_tools()
 
     models = tmp_path / "models"
     (models / "yolov8n" / "1").mkdir(parents=True)

@@ -40,6 +40,10 @@ NOT_RUN = {
                                         "test_edge_receiver.py runs one",
     r"docker-compose .*": "needs the image and a Docker daemon: test_deploy_manifests.py validates the compose "
                           "files with docker-compose config",
+    r"curl -N http://127\.0\.0\.1:8000/api/v1/streams/\S+/live .*": "reads a live view until stopped: "
+                                                                     "test_live_viewers.py reads it",
+    r"mosquitto_sub .*": "waits for messages until stopped: test_streams.py subscribes to the streams' events with "
+                         "paho-mqtt",
     r"kubectl .*": "needs a Kubernetes cluster (none here): test_deploy_manifests.py renders and validates the "
                    "manifests and runs the adapter's query against a real Prometheus",
 }

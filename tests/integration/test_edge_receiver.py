@@ -310,7 +310,9 @@ def test_refusals(cloud, store, frames):
     assert r.status_code == 400 and "id" in r.json()["error"]
     r = requests.post(cloud.url + "/api/v1/events", headers={"Idempotency-Key": uuid7()}, data=b"{}", timeout=30)
     assert r.status_code == 400 and "multipart" in r.json()["error"]
-    assert requests.get(cloud.url + "/api/v1/events", timeout=30).status_code == 405
+    assert requests.put(cloud.url + "/api/v1/events", timeout=30).status_code == 405
+    # GET on the same prefix is the video streams' events (docs/STREAMS.md): none here
+    assert requests.get(cloud.url + "/api/v1/events", timeout=30).json() == {"events": [], "next": 0}
     # a frame the model cannot read: a final answer, stored, replayed alike
     broken = uuid7()
     r = post_event(cloud.url, broken, b"\xff\xd8 not really a jpeg")

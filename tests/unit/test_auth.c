@@ -721,6 +721,12 @@ static void test_route_scopes(void) {
     CHECK_EQ_INT(auth_http_scope("POST", "/api/v1/events"), AUTH_SCOPE_EVENTS);
     CHECK_EQ_INT(auth_http_scope("GET", "/api/v1/events?since=0"), AUTH_SCOPE_INFER);
     CHECK_EQ_INT(auth_http_scope("GET", "/api/v1/events/0190d3a0-0000-7000-8000-000000000000"), AUTH_SCOPE_INFER);
+    CHECK_EQ_INT(auth_http_scope("GET", "/api/v1/streams"), AUTH_SCOPE_INFER);
+    CHECK_EQ_INT(auth_http_scope("GET", "/api/v1/streams/gate/live"), AUTH_SCOPE_INFER);
+    CHECK_EQ_INT(auth_http_scope("GET", "/api/v1/events?stream=gate&after=3"), AUTH_SCOPE_INFER);
+    CHECK_EQ_INT(auth_http_scope("POST", "/api/v1/streams"), AUTH_SCOPE_ADMIN);
+    CHECK_EQ_INT(auth_http_scope("PUT", "/api/v1/streams/gate"), AUTH_SCOPE_ADMIN);
+    CHECK_EQ_INT(auth_http_scope("DELETE", "/api/v1/streams/gate"), AUTH_SCOPE_ADMIN);
     CHECK_EQ_INT(auth_grpc_scope("/inference.GRPCInferenceService/ModelInfer"), AUTH_SCOPE_INFER);
     CHECK_EQ_INT(auth_grpc_scope("/inference.GRPCInferenceService/ServerLive"), AUTH_SCOPE_HEALTH);
     CHECK_EQ_INT(auth_grpc_scope("/inference.GRPCInferenceService/RepositoryModelLoad"), AUTH_SCOPE_ADMIN);

@@ -51,7 +51,14 @@ typedef struct seen {
     int pad_ok, picture_ok;       /* letterbox checks on the first frame */
     _Atomic(stream_source *) src; /* for the busy consumer */
     int block_first;              /* hold the first frame until decoding ended */
+    int slow_ms;                  /* each frame takes this long */
+    atomic_int ends;              /* on_end calls */
 } seen;
+
+static void on_end(void *user) {
+    seen *s = user;
+    atomic_fetch_add(&s->ends, 1);
+}
 
 static void on_frame(void *user, const stream_frame *f) {
     seen *s = user;
@@ -76,6 +83,7 @@ static void on_frame(void *user, const stream_frame *f) {
         s->indexes_increase = 0;
     }
     s->last_index = f->index;
+    if (s->slow_ms) nanosleep(&(struct timespec){0, (long)s->slow_ms * 1000000}, NULL);
     if (n == 0 && s->block_first) {
         for (int i = 0; i < 20000; i++) { /* at most 20 s: the decoder of a 30-frame clip ends long before */
             stream_source *src = atomic_load(&s->src);
@@ -180,6 +188,26 @@ static void test_busy_consumer_newest_wins(void) {
     CHECK_EQ_INT(st.frames_decoded, 30);
     CHECK_EQ_INT(st.frames_delivered, 2);
     CHECK_EQ_INT(st.dropped_busy, 28);
+    CHECK_EQ_INT(s.last_index, 29);
+}
+
+/* A consumer slower than decoding, with wait_for_consumer: the source waits
+ * for it, so every frame is delivered and none dropped busy; the end is
+ * reported once, after the last frame. */
+static void test_wait_for_consumer_drops_nothing(void) {
+    char path[512];
+    stream_source_options o;
+    stream_source_options_default(&o);
+    o.url = clip_path(path, sizeof path, "clip.avi");
+    o.wait_for_consumer = 1;
+    o.on_end = on_end;
+    seen s = {0};
+    s.slow_ms = 5;
+    stream_stats st = run_source(&o, &s);
+    CHECK_EQ_INT(st.frames_decoded, 30);
+    CHECK_EQ_INT(st.frames_delivered, 30);
+    CHECK_EQ_INT(st.dropped_busy, 0);
+    CHECK_EQ_INT(atomic_load(&s.ends), 1);
     CHECK_EQ_INT(s.last_index, 29);
 }
 
@@ -586,6 +614,7 @@ int main(void) {
     RUN_WITH_CLIPS(test_h264_every_frame);
     RUN_WITH_CLIPS(test_target_rate);
     RUN_WITH_CLIPS(test_busy_consumer_newest_wins);
+    RUN_WITH_CLIPS(test_wait_for_consumer_drops_nothing);
     RUN_WITH_CLIPS(test_letterbox_output);
     RUN_WITH_CLIPS(test_realtime_file);
     RUN_WITH_CLIPS(test_corrupt_data_counted);

@@ -1,15 +1,17 @@
 // app.js - starts the UI: shows one page at a time from the URL hash
-// (#detect, #models, #server), starts and stops each page's polling, and
+// (#detect, #models, #streams, #server), starts and stops each page's polling, and
 // wires the token button.
 
 import { askToken } from './api.js';
 import { initDetect, refreshModels } from './detect.js';
 import { hideModels, initModels, showModels } from './models.js';
 import { hideServer, showServer } from './server.js';
+import { hideStreams, initStreams, showStreams } from './streams.js';
 
 const PAGES = {
   detect: { show: refreshModels, hide: () => {} },
   models: { show: showModels, hide: hideModels },
+  streams: { show: showStreams, hide: hideStreams },
   server: { show: showServer, hide: hideServer },
 };
 let current = null;
@@ -33,6 +35,7 @@ function route() {
 
 initDetect();
 initModels();
+initStreams();
 document.getElementById('token-button').hidden = !sessionStorage.getItem('vigil.token');
 document.getElementById('token-button').addEventListener('click', () => askToken('Change the bearer token for this tab.'));
 window.addEventListener('hashchange', route);

@@ -234,8 +234,13 @@ async function downloadAnnotated() {
   }
 }
 
-export async function refreshModels() {
-  const select = $('detect-model');
+export function refreshModels() {
+  return fillDetectors($('detect-model'), $('detect-error'));
+}
+
+// Fills a <select> with the ready detection models (the Detect and Streams
+// pages); keeps the choice when it is still there.
+export async function fillDetectors(select, errorElement) {
   try {
     const { models } = await getJson('/api/v1/models');
     const detectors = models.filter((m) => m.state === 'READY' && m.task === 'detect');
@@ -245,7 +250,7 @@ export async function refreshModels() {
     for (const m of detectors) select.append(new Option(`${m.name} (v${m.version})`, m.name));
     if (detectors.some((m) => m.name === keep)) select.value = keep;
   } catch (e) {
-    showError($('detect-error'), `Cannot list the models: ${e.message}`);
+    showError(errorElement, `Cannot list the models: ${e.message}`);
   }
 }
 
