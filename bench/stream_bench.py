@@ -56,6 +56,9 @@ def parse_args():
     p.add_argument("--fps", type=float, default=5.0, help="detect target per stream")
     p.add_argument("--size", default="1280x720", help="the cameras' picture size")
     p.add_argument("--model", default="yolov8n", help="a model in the shared models folder")
+    p.add_argument("--int8", action="store_true",
+                   help="serve an int8 copy of the model made by `vigil models quantize` (calibrated on bus.jpg "
+                        "and zidane.jpg), as an edge box would run it")
     p.add_argument("--batch", type=int, default=0,
                    help="serve the model with dynamic batching up to this size (use a dynamic-batch export, "
                         "e.g. --model yolov8n_dynbatch); 0: the model's own setting")
@@ -145,7 +148,13 @@ def main():
     clip = make_clip(image, tmp / "camera.mp4", seconds=clip_seconds, width=width, height=height, fps=30)
     models = tmp / "models"
     (models / args.model / "1").mkdir(parents=True)
-    (models / args.model / "1" / "model.onnx").symlink_to(model.resolve())
+    served = models / args.model / "1" / "model.onnx"
+    if args.int8:
+        print("quantizing the model to int8 ...", file=sys.stderr)
+        subprocess.run([args.vigil, "models", "quantize", str(model), str(served), "--calibrate", str(image),
+                        str(shared / "images" / "zidane.jpg")], check=True, stdout=subprocess.DEVNULL)
+    else:
+        served.symlink_to(model.resolve())
     if args.batch:
         (models / args.model / "config.yaml").write_text(
             f"max_batch_size: {args.batch}\ndynamic_batching:\n  max_queue_delay_us: 5000\n")
@@ -182,14 +191,15 @@ def main():
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = (f"bench/stream_bench.py --streams {args.streams} --seconds {args.seconds:.0f} --fps {args.fps:g} "
                f"--size {args.size} --model {args.model} --transport {args.transport}"
-               + (f" --batch {args.batch}" if args.batch else ""))
+               + (f" --batch {args.batch}" if args.batch else "") + (" --int8" if args.int8 else ""))
     text = "\n".join([
         SECTION, "",
         f"`{command}` on {platform.node()} ({os.cpu_count()} cores), {when}."
         + (f" {args.note}" if args.note else ""),
         "",
         f"{args.streams} RTSP cameras ({args.transport}) on loopback, each a {width}x{height} H.264 clip at 30 frames/s "
-        f"(bus.jpg panning, so tracks move), each with a {args.fps:g} frames/s detect target on {args.model}, "
+        f"(bus.jpg panning, so tracks move), each with a {args.fps:g} frames/s detect target on {args.model}"
+        + (" (int8, `vigil models quantize`)" if args.int8 else "") + ", "
         f"measured over {dt:.0f} s after a {WARMUP_S:.0f} s warm-up. Rates and drops are the differences of each "
         "stream's counters over the window; drops by reason: `rate` frames decoded but not picked by the "
         "detect target (about 25 of 30 a second at 5 frames/s: the policy working), `busy` picked frames "

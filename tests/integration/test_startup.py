@@ -231,7 +231,8 @@ def test_a_misspelt_query_parameter_is_refused_not_ignored(detectors):
                         timeout=30)
     assert res.status_code == 400, res.text
     assert res.json() == {"error": "unknown query parameter 'confidence': /api/v1/detect takes model, conf, iou, "
-                                   "max_det, classes, render, priority and source"}
+                                   "max_det, classes, render, priority and source (and width, height, format and "
+                                   "stride for a decoded frame)"}
 
 
 def test_good_query_parameters_still_work(detectors):
