@@ -438,25 +438,63 @@ static void take_codes(graph *g, int node, int k, int q) {
  * the codes the float path would (dequantize, move, quantize back: each
  * value returns to its own code, as the scale is the same).  MaxPool keeps
  * order because dequantizing is monotonic. */
+/* Whether Concat input v, at parameters `from`, can be requantized to `to`
+ * by requantize_input: one type, and the Concat its only reader. */
+static int can_requantize(const graph *g, int v, const qkey *from, const qkey *to) {
+    int reader;
+    return from->type == to->type && !is_graph_output(g, v) && count_uses(g, v, &reader) == 1;
+}
+
+/* Turns the DequantizeLinear that makes v into a lookup of its codes at
+ * the Concat's parameters `to`: the float path's quantize(dequantize(code))
+ * for each of the 256 codes. */
+static vigil_status requantize_input(graph *g, int v, const qkey *from, const qkey *to, vigil_error *err) {
+    int d = g->values[v].producer;
+    uint8_t *table = graph_alloc_const(g, 256);
+    int tv = table ? graph_add_value(g, g->nodes[d].name) : -1; /* may move g->values */
+    if (tv < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    quant_requantize_table(from->type, from->scale, from->zp, to->scale, to->zp, table);
+    gvalue *t = &g->values[tv];
+    t->dtype = VIGIL_DTYPE_U8;
+    t->ndim = 1;
+    t->dims[0] = 256;
+    t->cdata = table;
+    gnode *n = &g->nodes[d]; /* its in[] holds >= 2 */
+    n->op = ops_find_internal("vigil.QLookup");
+    n->in[1] = tv;
+    n->n_in = 2;
+    g->values[v].dtype = to->type;
+    return VIGIL_OK;
+}
+
 static vigil_status fuse_one_qdq_move(graph *g, int i, vigil_error *err) {
-    (void)err;
     gnode *n = &g->nodes[i];
     int n_data = strcmp(n->op->name, "Concat") == 0 ? n->n_in : 1;
     if (strcmp(n->op->name, "MaxPool") == 0 && n->n_out > 1 && n->out[1] >= 0) return VIGIL_OK; /* Indices */
     if (strcmp(n->op->name, "Resize") == 0 && strcmp(attr_string(n->src, "mode", "nearest"), "nearest") != 0)
         return VIGIL_OK;
-    qkey first, k;
-    int codes[64], qs[64];
+    qkey in[64], out, k;
+    int codes[64], qs[64], concat = strcmp(n->op->name, "Concat") == 0;
     if (n_data > 64 || n->n_out > 64) return VIGIL_OK;
-    for (int j = 0; j < n_data; j++) {
-        codes[j] = dq_codes(g, n->in[j], &k);
-        if (codes[j] < 0 || (j > 0 && !qkey_equal(&k, &first))) return VIGIL_OK;
-        if (j == 0) first = k;
-    }
+    for (int j = 0; j < n_data; j++)
+        if ((codes[j] = dq_codes(g, n->in[j], &in[j])) < 0) return VIGIL_OK;
     for (int j = 0; j < n->n_out; j++) {
         qs[j] = q_reader(g, n->out[j], &k);
-        if (qs[j] < 0 || !qkey_equal(&k, &first)) return VIGIL_OK;
+        if (qs[j] < 0 || (j > 0 && !qkey_equal(&k, &out))) return VIGIL_OK;
+        out = k;
     }
+    /* A Concat input at other parameters is requantized on the way in
+     * (exact too: each value is quantized once, at the output's
+     * parameters, as the float path does); the other ops need one set. */
+    for (int j = 0; j < n_data; j++)
+        if (!qkey_equal(&in[j], &out) && (!concat || !can_requantize(g, n->in[j], &in[j], &out))) return VIGIL_OK;
+    for (int j = 0; j < n_data; j++) {
+        if (qkey_equal(&in[j], &out)) continue;
+        vigil_status st = requantize_input(g, g->nodes[i].in[j], &in[j], &out, err);
+        if (st != VIGIL_OK) return st;
+        codes[j] = g->nodes[i].in[j]; /* the lookup's output: the value the DequantizeLinear made */
+    }
+    n = &g->nodes[i];
     for (int j = 0; j < n_data; j++)
         n->in[j] = codes[j];
     for (int j = 0; j < n->n_out; j++)
@@ -535,10 +573,11 @@ vigil_status passes_run(graph *g, vigil_error *err) {
     fuse_clamps(g);
     st = fuse_each(g, "Conv", fuse_one_qdq_conv, err);
     if (st == VIGIL_OK) st = fuse_each(g, "DequantizeLinear", fuse_one_qdq_silu, err);
+    /* Adds first: a Concat input the Add also reads is requantizable once the Add reads codes */
+    if (st == VIGIL_OK) st = fuse_each(g, "Add", fuse_one_qdq_add, err);
     static const char *const moves[] = {"Concat", "Split", "MaxPool", "Resize"};
     for (size_t k = 0; k < sizeof moves / sizeof moves[0] && st == VIGIL_OK; k++)
         st = fuse_each(g, moves[k], fuse_one_qdq_move, err);
-    if (st == VIGIL_OK) st = fuse_each(g, "Add", fuse_one_qdq_add, err);
     passes_remove_dead(g);
     return st;
 }

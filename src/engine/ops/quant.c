@@ -870,6 +870,18 @@ vigil_status quant_add_table(vigil_dtype t, float a_scale, int32_t a_zp, float b
     return VIGIL_OK;
 }
 
+/* Code c at (a_scale, a_zp) requantized to (c_scale, c_zp): a Concat input
+ * at other parameters than its output (passes.c), the float path's codes. */
+void quant_requantize_table(vigil_dtype t, float a_scale, int32_t a_zp, float c_scale, int32_t c_zp, uint8_t *table) {
+    uint8_t codes[256];
+    float a[256];
+    int is_signed = t == VIGIL_DTYPE_I8;
+    for (int i = 0; i < 256; i++)
+        codes[i] = (uint8_t)i;
+    dequantize_f32(codes, 256, a_scale, a_zp, is_signed, a);
+    quantize_f32(a, 256, c_scale, c_zp, is_signed, table);
+}
+
 static void qadd_chunk(void *arg, size_t chunk) {
     const step *s = arg;
     const uint8_t *table = s->in[2].data;
