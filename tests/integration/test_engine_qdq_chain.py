@@ -96,3 +96,39 @@ def test_qdq_chain_matches_unfused_path_and_onnx_runtime(tmp_path, act_type, por
             print(f"{name}: vigil vs {other}: {int((steps > 0.01).sum())} of {steps.size} differ, "
                   f"at most {steps.max():.2f} steps")
             assert steps.max() <= 1.0 + 1e-3, f"{name}: vigil differs from {other} by {steps.max():.2f} steps"
+
+
+def test_chain_quantized_yolov8n(tmp_path):
+    """`vigil models quantize --chain` on the shared YOLOv8n: vigil's codes
+    equal ONNX Runtime's on every quantized tensor (up to a rounding tie),
+    and the detections on bus.jpg and zidane.jpg are the fp32 model's: same
+    objects, boxes within BOX_PX, scores within 0.05 from 0.5 up.  Below
+    0.5 the bound is 0.15, not the 0.1 of the default file: the chain
+    rounds each tensor between convolutions once more, and a marginal
+    person on bus.jpg (0.416 in fp32) scores 0.31 in either file."""
+    from test_engine_quantize import BOX_PX, compare_detections, first_flip, with_code_outputs
+    from conftest import run_vigil, shared_path
+    src = shared_path("models/yolov8n.onnx")
+    out = tmp_path / "yolov8n_chain.onnx"
+    images = [shared_path(f"images/{name}.jpg") for name in ("bus", "zidane")]
+    res = run_vigil("models", "quantize", src, out, "--chain", "--calibrate", *images, timeout=300)
+    assert res.returncode == 0, res.stderr
+    ops = [n.op_type for n in onnx.load(out).graph.node]
+    assert ops.count("QuantizeLinear") > 100, ops  # the default file has about 90
+
+    x = shared_path("reference/yolov8n__bus__input.npy")
+    probe = tmp_path / "yolov8n_chain_codes.onnx"
+    names = with_code_outputs(out, probe)
+    run_engine(probe, [x], tmp_path / "vigil")
+    run_ort(probe, [x], tmp_path / "ort")
+    got, want = load_outputs(tmp_path / "vigil", names + ["output0"]), load_outputs(tmp_path / "ort", names + ["output0"])
+    flipped = first_flip(got, want, names, "yolov8n chain")
+    print(f"yolov8n chain: max |vigil - ort| {np.abs(got['output0'] - want['output0']).max():.3g}, first flip {flipped}")
+
+    for image in ("bus", "zidane"):
+        for d, best, err in compare_detections("yolov8n", src, out, image):
+            if d["score"] < 0.3:
+                continue
+            assert best, f"{image}: {d} has no int8 detection of its class"
+            assert err <= BOX_PX["yolov8n"], f"{image}: {d} vs {best}: box corners {err:.2f} px apart"
+            assert abs(best["score"] - d["score"]) <= (0.05 if d["score"] >= 0.5 else 0.15), f"{image}: {d} vs {best}"
