@@ -329,6 +329,21 @@ static int qparams(const graph *g, const gnode *n, vigil_dtype qt, float *scale,
     return 1;
 }
 
+/* A new constant value: a table of n elements of type t named after `name`,
+ * its (zeroed) data in *data to fill; -1 when out of memory.  May move
+ * g->values. */
+static int add_table(graph *g, const char *name, vigil_dtype t, int64_t n, void **data) {
+    *data = graph_alloc_const(g, (size_t)n * vigil_dtype_size(t));
+    int v = *data ? graph_add_value(g, name) : -1;
+    if (v < 0) return -1;
+    gvalue *tv = &g->values[v];
+    tv->dtype = t;
+    tv->ndim = 1;
+    tv->dims[0] = n;
+    tv->cdata = *data;
+    return v;
+}
+
 static vigil_status fuse_one_qdq_silu(graph *g, int d, vigil_error *err) {
     const gnode *dq = &g->nodes[d];
     int x = dq->out[0], sig_node, mul_node, q_node;
@@ -360,17 +375,11 @@ static vigil_status fuse_one_qdq_silu(graph *g, int d, vigil_error *err) {
         quantized = 0;
         yt = VIGIL_DTYPE_F32;
     }
-    vigil_dtype tt = quantized ? VIGIL_DTYPE_U8 : VIGIL_DTYPE_F32;
-    void *table = graph_alloc_const(g, 256 * vigil_dtype_size(tt));
-    int tv = table ? graph_add_value(g, dq->name) : -1; /* may move g->values */
+    void *table;
+    int tv = add_table(g, dq->name, quantized ? VIGIL_DTYPE_U8 : VIGIL_DTYPE_F32, 256, &table);
     if (tv < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     vigil_status st = quant_silu_table(xt, xs, xz, yt, ys, yz, table, err);
     if (st != VIGIL_OK) return st;
-    gvalue *t = &g->values[tv];
-    t->dtype = tt;
-    t->ndim = 1;
-    t->dims[0] = 256;
-    t->cdata = table;
     gnode *n = &g->nodes[d]; /* the DequantizeLinear becomes the lookup; its in[] holds >= 2 */
     n->op = ops_find_internal("vigil.QLookup");
     n->in[1] = tv;
@@ -450,15 +459,10 @@ static int can_requantize(const graph *g, int v, const qkey *from, const qkey *t
  * for each of the 256 codes. */
 static vigil_status requantize_input(graph *g, int v, const qkey *from, const qkey *to, vigil_error *err) {
     int d = g->values[v].producer;
-    uint8_t *table = graph_alloc_const(g, 256);
-    int tv = table ? graph_add_value(g, g->nodes[d].name) : -1; /* may move g->values */
+    void *table;
+    int tv = add_table(g, g->nodes[d].name, VIGIL_DTYPE_U8, 256, &table);
     if (tv < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     quant_requantize_table(from->type, from->scale, from->zp, to->scale, to->zp, table);
-    gvalue *t = &g->values[tv];
-    t->dtype = VIGIL_DTYPE_U8;
-    t->ndim = 1;
-    t->dims[0] = 256;
-    t->cdata = table;
     gnode *n = &g->nodes[d]; /* its in[] holds >= 2 */
     n->op = ops_find_internal("vigil.QLookup");
     n->in[1] = tv;
@@ -518,16 +522,11 @@ static vigil_status fuse_one_qdq_add(graph *g, int i, vigil_error *err) {
         memcmp(va->dims, vb->dims, (size_t)va->ndim * sizeof va->dims[0]) != 0 ||
         memcmp(va->dims, vy->dims, (size_t)va->ndim * sizeof va->dims[0]) != 0)
         return VIGIL_OK;
-    uint8_t *table = graph_alloc_const(g, 65536);
-    int tv = table ? graph_add_value(g, n->name) : -1; /* may move g->values */
+    void *table;
+    int tv = add_table(g, n->name, VIGIL_DTYPE_U8, 65536, &table);
     if (tv < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     vigil_status st = quant_add_table(a.type, a.scale, a.zp, b.scale, b.zp, c.scale, c.zp, table, err);
     if (st != VIGIL_OK) return st;
-    gvalue *t = &g->values[tv];
-    t->dtype = VIGIL_DTYPE_U8;
-    t->ndim = 1;
-    t->dims[0] = 65536;
-    t->cdata = table;
     int *io = vigil_calloc(3 + 1 + 1, sizeof(int)); /* a, b, table; the sum */
     if (!io) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     gnode *add = &g->nodes[i];
