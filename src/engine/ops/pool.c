@@ -151,7 +151,28 @@ static vigil_status prepare_xnn_pool(op_ctx *ctx, const kernels_window *w, vigil
 /* MaxPool on NHWC 8-bit codes (between DequantizeLinear and QuantizeLinear
  * of one scale, passes.c): dequantizing is monotonic, so the largest code
  * is the code of the largest value.  int8 codes are compared as uint8 with
- * the sign bit flipped (order-preserving).  One task per output row. */
+ * the sign bit flipped (order-preserving).  One task per output row.  The
+ * channels go in blocks of 32 so that -O2's cheap vectoriser takes the
+ * inner loops (it only vectorises a loop whose count is a multiple of the
+ * vector length: unblocked, this ran 10x slower than XNNPACK's float32
+ * pooling on YOLOv8n's SPPF). */
+#define MAXPOOL_BLOCK 32
+
+/* y[k] = max(y[k], x[k] ^ flip) for k < n (n <= MAXPOOL_BLOCK). */
+static void max_block(uint8_t *restrict y, const uint8_t *restrict x, int64_t n, uint8_t flip) {
+    if (n == MAXPOOL_BLOCK) {
+        for (int k = 0; k < MAXPOOL_BLOCK; k++) {
+            uint8_t v = x[k] ^ flip;
+            y[k] = v > y[k] ? v : y[k];
+        }
+        return;
+    }
+    for (int64_t k = 0; k < n; k++) {
+        uint8_t v = x[k] ^ flip;
+        y[k] = v > y[k] ? v : y[k];
+    }
+}
+
 static void maxpool_codes_row(void *arg, size_t row) {
     const step *s = arg;
     const ref_pool *r = s->state;
@@ -170,10 +191,8 @@ static void maxpool_codes_row(void *arg, size_t row) {
                 int64_t ix = ox * r->w.stride[1] - r->w.pad_begin[1] + kx * r->w.dilation[1];
                 if (ix < 0 || ix >= w) continue;
                 const uint8_t *xp = xd + (iy * w + ix) * c;
-                for (int64_t k = 0; k < c; k++) {
-                    uint8_t v = xp[k] ^ flip;
-                    yp[k] = v > yp[k] ? v : yp[k];
-                }
+                for (int64_t k = 0; k < c; k += MAXPOOL_BLOCK)
+                    max_block(yp + k, xp + k, c - k < MAXPOOL_BLOCK ? c - k : MAXPOOL_BLOCK, flip);
             }
         }
         for (int64_t k = 0; k < c; k++)
