@@ -572,9 +572,11 @@ vigil_status passes_run(graph *g, vigil_error *err) {
     fuse_clamps(g);
     st = fuse_each(g, "Conv", fuse_one_qdq_conv, err);
     if (st == VIGIL_OK) st = fuse_each(g, "DequantizeLinear", fuse_one_qdq_silu, err);
-    /* Adds first: a Concat input the Add also reads is requantizable once the Add reads codes */
+    /* Concats last: an input to requantize must have the Concat as its only
+     * float reader, so the Adds, MaxPools and Resizes that also read it
+     * (C2f residuals, SPPF, the neck) must read its codes first */
     if (st == VIGIL_OK) st = fuse_each(g, "Add", fuse_one_qdq_add, err);
-    static const char *const moves[] = {"Concat", "Split", "MaxPool", "Resize"};
+    static const char *const moves[] = {"Split", "MaxPool", "Resize", "Concat"};
     for (size_t k = 0; k < sizeof moves / sizeof moves[0] && st == VIGIL_OK; k++)
         st = fuse_each(g, moves[k], fuse_one_qdq_move, err);
     passes_remove_dead(g);
