@@ -183,6 +183,28 @@ static void test_conv_integer_is_exact(void) {
     vigil_engine_destroy(e);
 }
 
+/* Loads ob, runs it once on inputs and copies its float32 output (n_y
+ * values) to y; *count: how many plan steps run `op`. */
+static vigil_status run_counting(onnx_builder *ob, const vigil_tensor *inputs, size_t n_inputs, float *y, size_t n_y,
+                                 const char *op, int *count, vigil_error *err) {
+    vigil_engine *e = engine_one_thread();
+    vigil_model *m = NULL;
+    vigil_plan *p = NULL;
+    vigil_status st = load_bytes(e, ob, &m, err);
+    if (st == VIGIL_OK) st = vigil_plan_create(m, 1, &p, err);
+    if (st == VIGIL_OK) st = vigil_plan_run(p, inputs, n_inputs, err);
+    if (st == VIGIL_OK) {
+        memcpy(y, vigil_plan_output(p, 0)->data, n_y * sizeof(float));
+        *count = 0;
+        for (int i = 0; i < p->n_steps; i++)
+            *count += strcmp(p->steps[i].op, op) == 0;
+    }
+    vigil_plan_destroy(p);
+    vigil_model_free(m);
+    vigil_engine_destroy(e);
+    return st;
+}
+
 /* Q -> DQ -> Sigmoid, Mul (-> Q -> DQ when quantized_out) over every 8-bit
  * input code (17 x 17 values: code i % 256, a length no vector width
  * divides); with `plain`, an Identity after the DequantizeLinear keeps the
@@ -219,23 +241,8 @@ static vigil_status run_qdq_silu(int is_signed, int plain, int quantized_out, fl
         int c = i % 256;
         x[i] = (float)((is_signed ? (int)(int8_t)c : c) - (is_signed ? (int)(int8_t)xz : (int)xz)) * xs;
     }
-    vigil_engine *e = engine_one_thread();
-    vigil_model *m = NULL;
-    vigil_plan *p = NULL;
-    vigil_status st = load_bytes(e, &ob, &m, err);
-    if (st == VIGIL_OK) st = vigil_plan_create(m, 1, &p, err);
     vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 1, 17, 17}, .data = x};
-    if (st == VIGIL_OK) st = vigil_plan_run(p, &t, 1, err);
-    if (st == VIGIL_OK) {
-        memcpy(y, vigil_plan_output(p, 0)->data, SILU_N * sizeof(float));
-        *lookups = 0;
-        for (int i = 0; i < p->n_steps; i++)
-            *lookups += strcmp(p->steps[i].op, "vigil.QLookup") == 0;
-    }
-    vigil_plan_destroy(p);
-    vigil_model_free(m);
-    vigil_engine_destroy(e);
-    return st;
+    return run_counting(&ob, &t, 1, y, SILU_N, "vigil.QLookup", lookups, err);
 }
 
 static void test_qdq_silu_lookup_equals_float_path(void) {
@@ -303,24 +310,10 @@ static vigil_status run_qdq_add(int is_signed, int plain, float *y, int *adds, v
         x[i] = (float)((is_signed ? (int)(int8_t)ca : ca) - (is_signed ? (int)(int8_t)az : (int)az)) * as;
         x[ADD_N + i] = (float)((is_signed ? (int)(int8_t)cb : cb) - (is_signed ? (int)(int8_t)bz : (int)bz)) * bs;
     }
-    vigil_engine *e = engine_one_thread();
-    vigil_model *m = NULL;
-    vigil_plan *p = NULL;
-    vigil_status st = load_bytes(e, &ob, &m, err);
-    if (st == VIGIL_OK) st = vigil_plan_create(m, 1, &p, err);
     vigil_tensor t[2] = {{.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 1, 256, 256}, .data = x},
                          {.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 1, 256, 256}, .data = x + ADD_N}};
-    if (st == VIGIL_OK) st = vigil_plan_run(p, t, 2, err);
-    if (st == VIGIL_OK) {
-        memcpy(y, vigil_plan_output(p, 0)->data, ADD_N * sizeof(float));
-        *adds = 0;
-        for (int i = 0; i < p->n_steps; i++)
-            *adds += strcmp(p->steps[i].op, "vigil.QAdd") == 0;
-    }
+    vigil_status st = run_counting(&ob, t, 2, y, ADD_N, "vigil.QAdd", adds, err);
     free(x);
-    vigil_plan_destroy(p);
-    vigil_model_free(m);
-    vigil_engine_destroy(e);
     return st;
 }
 
