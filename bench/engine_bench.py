@@ -15,7 +15,8 @@ faster) and writes it to bench/results/engine.md.
 
 A second table (batch 1, threads 1 and 2) times the int8 and float16
 versions of each model, made in a temporary directory: `vigil models
-quantize` calibrated on bus.jpg and zidane.jpg (QDQ int8), and
+quantize` calibrated on bus.jpg and zidane.jpg (QDQ int8; also with
+--chain, 8-bit between the convolutions), and
 scripts/fp16_model.py (float16 weights and I/O); vigil and ONNX Runtime run
 the same files, beside vigil's float32 time.
 
@@ -111,11 +112,13 @@ def low_precision_rows(args, shared, name, threads_list, tmp, errors):
     fp32 = shared / "models" / f"{name}.onnx"
     int8, fp16 = tmp / f"{name}_int8.onnx", tmp / f"{name}_fp16.onnx"
     images = [str(shared / "images" / f"{i}.jpg") for i in ("bus", "zidane")]
-    res = subprocess.run([args.vigil, "models", "quantize", str(fp32), str(int8), "--calibrate", *images],
-                         capture_output=True, text=True, timeout=1800)
-    if res.returncode != 0:
-        errors.append(f"vigil models quantize {name}: {res.stderr.strip()}")
-        return []
+    int8c = tmp / f"{name}_int8_chain.onnx"  # --chain: 8-bit between the convolutions too
+    for path, flags in ((int8, []), (int8c, ["--chain"])):
+        res = subprocess.run([args.vigil, "models", "quantize", str(fp32), str(path), *flags, "--calibrate", *images],
+                             capture_output=True, text=True, timeout=1800)
+        if res.returncode != 0:
+            errors.append(f"vigil models quantize {name} {' '.join(flags)}: {res.stderr.strip()}")
+            return []
     round_weights(fp32, fp16, np.float16)
     x = np.load(shared / "reference" / f"{name}__bus__input.npy")
     x32, x16 = tmp / f"{name}_lp32.npy", tmp / f"{name}_lp16.npy"
@@ -127,11 +130,15 @@ def low_precision_rows(args, shared, name, threads_list, tmp, errors):
              "int8": vigil_bench(args.vigil, int8, threads, 1, args.iterations),
              "ort8": ort_bench(int8, x32, threads, args.iterations),
              "fp16": vigil_bench(args.vigil, fp16, threads, 1, args.iterations),
-             "ort16": ort_bench(fp16, x16, threads, args.iterations)}
+             "ort16": ort_bench(fp16, x16, threads, args.iterations),
+             "int8c": vigil_bench(args.vigil, int8c, threads, 1, args.iterations),
+             "ort8c": ort_bench(int8c, x32, threads, args.iterations)}
         errors.extend(v["error"] for v in r.values() if "error" in v)
         rows.append(f"| {name} | {threads} | {fmt_ms(r['fp32'])} | {fmt_ms(r['int8'])} | "
                     f"{fmt_ratio(r['int8'], r['fp32'])} | {fmt_ms(r['ort8'])} | {fmt_ratio(r['int8'], r['ort8'])} | "
-                    f"{fmt_ms(r['fp16'])} | {fmt_ratio(r['fp16'], r['fp32'])} | {fmt_ms(r['ort16'])} |")
+                    f"{fmt_ms(r['fp16'])} | {fmt_ratio(r['fp16'], r['fp32'])} | {fmt_ms(r['ort16'])} | "
+                    f"{fmt_ms(r['int8c'])} | {fmt_ratio(r['int8c'], r['fp32'])} | {fmt_ms(r['ort8c'])} | "
+                    f"{fmt_ratio(r['int8c'], r['ort8c'])} |")
         print(rows[-1], flush=True)
     return rows
 
@@ -217,11 +224,12 @@ def main():
         "## int8 (QDQ, `vigil models quantize`) and float16 files, batch 1",
         "",
         "Medians in ms; int8/fp32 and fp16/fp32 are vigil's own ratios, int8/ORT compares vigil and ONNX Runtime "
-        "on the same int8 file.",
+        "on the same int8 file; chain: the file of `vigil models quantize --chain` (8-bit between the "
+        "convolutions too).",
         "",
         "| model | threads | vigil fp32 | vigil int8 | int8/fp32 | ORT int8 | int8/ORT | vigil fp16 | fp16/fp32 "
-        "| ORT fp16 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| ORT fp16 | vigil chain | chain/fp32 | ORT chain | chain/ORT |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     text = "\n".join(header + rows + low_header + low_rows) + "\n"
     if errors:

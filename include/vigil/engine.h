@@ -95,6 +95,11 @@ const char *vigil_model_metadata(const vigil_model *model, const char *key);
  * The model needs opset 13 or later and one input. */
 #define VIGIL_QUANTIZE_INT8_ACTIVATIONS 1u
 #define VIGIL_QUANTIZE_MINMAX 2u
+/* VIGIL_QUANTIZE_CHAIN: also every SiLU output of a quantized convolution,
+ * every Concat/Split/MaxPool/nearest Resize of such tensors and every Add of
+ * two, so that the engine keeps the tensors 8-bit between convolutions
+ * (faster; each extra rounding also moves boxes a little: docs/OPERATORS.md). */
+#define VIGIL_QUANTIZE_CHAIN 4u
 vigil_status vigil_model_quantize(vigil_engine *engine, const char *in_path, const char *out_path,
                                   const vigil_tensor *inputs, size_t n_inputs, unsigned flags, vigil_error *err);
 int64_t vigil_model_opset(const vigil_model *model);

@@ -572,23 +572,27 @@ static vigil_status quantize_load_image(const char *path, vigil_tensor *t, vigil
  * on letterboxed images (Ultralytics' pre-processing, the model's input size). */
 static int models_quantize(int argc, char **argv) {
     const char *paths[2] = {NULL, NULL};
-    int n_paths = 0, int8 = 0, minmax = 0, calibrate = 0;
+    int n_paths = 0, int8 = 0, minmax = 0, chain = 0, calibrate = 0;
     size_t n_images = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: vigil models quantize IN.onnx OUT.onnx [--int8-activations] [--minmax] --calibrate IMAGE...\n\n"
+            printf("usage: vigil models quantize IN.onnx OUT.onnx [--int8-activations] [--minmax] [--chain] --calibrate IMAGE...\n\n"
                    "Writes a QDQ int8 model: per-channel int8 weights and an int32 bias for every Conv, uint8\n"
                    "(or int8) activations around it with ranges measured on the images (letterboxed to the\n"
                    "model's input as vigil detect does).  vigil runs those convolutions in int8.\n"
                    "Each range is the one of least squared quantization error over the images' values and\n"
                    "each bias is corrected for its weights' rounding; --minmax takes each range whole and\n"
-                   "the biases as rounded (the less accurate file of earlier versions).\n");
+                   "the biases as rounded (the less accurate file of earlier versions).  --chain also\n"
+                   "quantizes the tensors between convolutions (SiLU outputs, Concat, Split, MaxPool, Resize,\n"
+                   "Add), so that they stay 8-bit: faster, at the cost of a few more roundings.\n");
             return 0;
         }
         if (strcmp(argv[i], "--int8-activations") == 0)
             int8 = 1;
         else if (strcmp(argv[i], "--minmax") == 0)
             minmax = 1;
+        else if (strcmp(argv[i], "--chain") == 0)
+            chain = 1;
         else if (strcmp(argv[i], "--calibrate") == 0)
             calibrate = i + 1;
         else if (!calibrate && n_paths < 2)
@@ -601,7 +605,7 @@ static int models_quantize(int argc, char **argv) {
     if (calibrate) n_images = (size_t)(argc - calibrate);
     if (n_paths != 2 || n_images == 0) {
         fprintf(stderr,
-                "usage: vigil models quantize IN.onnx OUT.onnx [--int8-activations] [--minmax] --calibrate IMAGE...\n");
+                "usage: vigil models quantize IN.onnx OUT.onnx [--int8-activations] [--minmax] [--chain] --calibrate IMAGE...\n");
         return 2;
     }
     vigil_error err = {0};
@@ -622,7 +626,8 @@ static int models_quantize(int argc, char **argv) {
         if (st != VIGIL_OK) vigil_error_prefix(&err, "%s", argv[calibrate + (int)k]);
     }
     vigil_model_free(model);
-    unsigned flags = (int8 ? VIGIL_QUANTIZE_INT8_ACTIVATIONS : 0) | (minmax ? VIGIL_QUANTIZE_MINMAX : 0);
+    unsigned flags = (int8 ? VIGIL_QUANTIZE_INT8_ACTIVATIONS : 0) | (minmax ? VIGIL_QUANTIZE_MINMAX : 0) |
+                     (chain ? VIGIL_QUANTIZE_CHAIN : 0);
     if (st == VIGIL_OK) st = vigil_model_quantize(engine, paths[0], paths[1], inputs, n_images, flags, &err);
     for (size_t k = 0; inputs && k < n_images; k++)
         vigil_free(inputs[k].data);

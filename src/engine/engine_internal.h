@@ -244,6 +244,16 @@ void passes_remove_dead(graph *g);
 vigil_status quant_silu_table(vigil_dtype xt, float x_scale, int32_t x_zp, vigil_dtype yt, float y_scale,
                               int32_t y_zp, void *table, vigil_error *err);
 
+/* ops/quant.c: the 65536-entry table of DequantizeLinear (A), DequantizeLinear
+ * (B) -> Add -> QuantizeLinear, all of 8-bit type t, indexed by A's byte
+ * * 256 + B's byte, computed with the float path's own kernels. */
+vigil_status quant_add_table(vigil_dtype t, float a_scale, int32_t a_zp, float b_scale, int32_t b_zp, float c_scale,
+                             int32_t c_zp, uint8_t *table, vigil_error *err);
+
+/* ops/quant.c: the 256-entry table of DequantizeLinear -> QuantizeLinear from
+ * (a_scale, a_zp) to (c_scale, c_zp), type t. */
+void quant_requantize_table(vigil_dtype t, float a_scale, int32_t a_zp, float c_scale, int32_t c_zp, uint8_t *table);
+
 /* ops/registry.c */
 const op_def *ops_find(const char *domain, const char *name);
 const op_def *ops_find_internal(const char *name); /* vigil-internal ops ("vigil.ToNHWC"...) */

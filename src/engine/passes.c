@@ -19,6 +19,14 @@
  *                    else to the float32 values.  The table is the float
  *                    path run once per input value, so the result is the
  *                    unfused graph's bit for bit.
+ *   fuse_qdq_move    DequantizeLinear -> Concat/Split/MaxPool/nearest Resize
+ *                    -> QuantizeLinear, one set of per-tensor parameters on
+ *                    every input and output, runs the op on the 8-bit codes
+ *                    (exact: the values only move); DequantizeLinear x2 ->
+ *                    Add -> QuantizeLinear of one shape becomes a lookup in
+ *                    a table of the float path's codes (vigil.QAdd).  With
+ *                    these the tensors of a quantized YOLO stay 8-bit (and
+ *                    NHWC) from one convolution to the next.
  *   remove_dead      nodes whose outputs reach no graph output are dropped.
  *   layout           chooses NHWC or ONNX layout per node (see op_layout in
  *                    engine_internal.h), inserts conversion nodes where a
@@ -321,6 +329,21 @@ static int qparams(const graph *g, const gnode *n, vigil_dtype qt, float *scale,
     return 1;
 }
 
+/* A new constant value: a table of n elements of type t named after `name`,
+ * its (zeroed) data in *data to fill; -1 when out of memory.  May move
+ * g->values. */
+static int add_table(graph *g, const char *name, vigil_dtype t, int64_t n, void **data) {
+    *data = graph_alloc_const(g, (size_t)n * vigil_dtype_size(t));
+    int v = *data ? graph_add_value(g, name) : -1;
+    if (v < 0) return -1;
+    gvalue *tv = &g->values[v];
+    tv->dtype = t;
+    tv->ndim = 1;
+    tv->dims[0] = n;
+    tv->cdata = *data;
+    return v;
+}
+
 static vigil_status fuse_one_qdq_silu(graph *g, int d, vigil_error *err) {
     const gnode *dq = &g->nodes[d];
     int x = dq->out[0], sig_node, mul_node, q_node;
@@ -352,17 +375,11 @@ static vigil_status fuse_one_qdq_silu(graph *g, int d, vigil_error *err) {
         quantized = 0;
         yt = VIGIL_DTYPE_F32;
     }
-    vigil_dtype tt = quantized ? VIGIL_DTYPE_U8 : VIGIL_DTYPE_F32;
-    void *table = graph_alloc_const(g, 256 * vigil_dtype_size(tt));
-    int tv = table ? graph_add_value(g, dq->name) : -1; /* may move g->values */
+    void *table;
+    int tv = add_table(g, dq->name, quantized ? VIGIL_DTYPE_U8 : VIGIL_DTYPE_F32, 256, &table);
     if (tv < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     vigil_status st = quant_silu_table(xt, xs, xz, yt, ys, yz, table, err);
     if (st != VIGIL_OK) return st;
-    gvalue *t = &g->values[tv];
-    t->dtype = tt;
-    t->ndim = 1;
-    t->dims[0] = 256;
-    t->cdata = table;
     gnode *n = &g->nodes[d]; /* the DequantizeLinear becomes the lookup; its in[] holds >= 2 */
     n->op = ops_find_internal("vigil.QLookup");
     n->in[1] = tv;
@@ -374,6 +391,155 @@ static vigil_status fuse_one_qdq_silu(graph *g, int d, vigil_error *err) {
     } else {
         take_output(g, d, mul_node);
     }
+    return VIGIL_OK;
+}
+
+/* ---- DequantizeLinear -> data movement / Add -> QuantizeLinear ---- */
+
+/* The per-tensor parameters of an 8-bit tensor between Q and DQ. */
+typedef struct qkey {
+    vigil_dtype type;
+    float scale;
+    int32_t zp;
+} qkey;
+
+/* The codes v dequantizes (the input of v's per-tensor DequantizeLinear
+ * producer, 8-bit, float32 out) and their parameters in *k; -1 if none. */
+static int dq_codes(const graph *g, int v, qkey *k) {
+    if (v < 0 || g->values[v].producer < 0 || g->values[v].dtype != VIGIL_DTYPE_F32) return -1;
+    const gnode *d = &g->nodes[g->values[v].producer];
+    if (!op_is(d, "DequantizeLinear") || d->n_in < 2) return -1;
+    k->type = g->values[d->in[0]].dtype;
+    if ((k->type != VIGIL_DTYPE_U8 && k->type != VIGIL_DTYPE_I8) || !qparams(g, d, k->type, &k->scale, &k->zp))
+        return -1;
+    return d->in[0];
+}
+
+/* The per-tensor QuantizeLinear that alone reads float32 value v (its
+ * parameters in *k), or -1. */
+static int q_reader(const graph *g, int v, qkey *k) {
+    int q;
+    if (v < 0 || is_graph_output(g, v) || g->values[v].dtype != VIGIL_DTYPE_F32 || count_uses(g, v, &q) != 1)
+        return -1;
+    const gnode *n = &g->nodes[q];
+    if (!op_is(n, "QuantizeLinear") || n->in[0] != v || n->n_in < 2) return -1;
+    k->type = g->values[n->out[0]].dtype;
+    if ((k->type != VIGIL_DTYPE_U8 && k->type != VIGIL_DTYPE_I8) || !qparams(g, n, k->type, &k->scale, &k->zp))
+        return -1;
+    return q;
+}
+
+static int qkey_equal(const qkey *a, const qkey *b) {
+    return a->type == b->type && a->zp == b->zp && memcmp(&a->scale, &b->scale, sizeof a->scale) == 0;
+}
+
+/* Node `node` takes over output k of QuantizeLinear q (the codes). */
+static void take_codes(graph *g, int node, int k, int q) {
+    int v = g->nodes[q].out[0];
+    g->nodes[node].out[k] = v;
+    g->values[v].producer = node;
+    g->nodes[q].dead = 1;
+}
+
+/* Concat, Split, MaxPool and nearest Resize only move or select values, so
+ * with every data input a DequantizeLinear and every output read by a
+ * QuantizeLinear, all with one set of parameters, the op on the codes gives
+ * the codes the float path would (dequantize, move, quantize back: each
+ * value returns to its own code, as the scale is the same).  MaxPool keeps
+ * order because dequantizing is monotonic. */
+/* Whether Concat input v, at parameters `from`, can be requantized to `to`
+ * by requantize_input: one type, and the Concat its only reader. */
+static int can_requantize(const graph *g, int v, const qkey *from, const qkey *to) {
+    int reader;
+    return from->type == to->type && !is_graph_output(g, v) && count_uses(g, v, &reader) == 1;
+}
+
+/* Turns the DequantizeLinear that makes v into a lookup of its codes at
+ * the Concat's parameters `to`: the float path's quantize(dequantize(code))
+ * for each of the 256 codes. */
+static vigil_status requantize_input(graph *g, int v, const qkey *from, const qkey *to, vigil_error *err) {
+    int d = g->values[v].producer;
+    void *table;
+    int tv = add_table(g, g->nodes[d].name, VIGIL_DTYPE_U8, 256, &table);
+    if (tv < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    quant_requantize_table(from->type, from->scale, from->zp, to->scale, to->zp, table);
+    gnode *n = &g->nodes[d]; /* its in[] holds >= 2 */
+    n->op = ops_find_internal("vigil.QLookup");
+    n->in[1] = tv;
+    n->n_in = 2;
+    g->values[v].dtype = to->type;
+    return VIGIL_OK;
+}
+
+static vigil_status fuse_one_qdq_move(graph *g, int i, vigil_error *err) {
+    gnode *n = &g->nodes[i];
+    int n_data = strcmp(n->op->name, "Concat") == 0 ? n->n_in : 1;
+    if (strcmp(n->op->name, "MaxPool") == 0 && n->n_out > 1 && n->out[1] >= 0) return VIGIL_OK; /* Indices */
+    if (strcmp(n->op->name, "Resize") == 0 && strcmp(attr_string(n->src, "mode", "nearest"), "nearest") != 0)
+        return VIGIL_OK;
+    qkey in[64], out, k;
+    int codes[64], qs[64], concat = strcmp(n->op->name, "Concat") == 0;
+    if (n_data > 64 || n->n_out > 64) return VIGIL_OK;
+    for (int j = 0; j < n_data; j++)
+        if ((codes[j] = dq_codes(g, n->in[j], &in[j])) < 0) return VIGIL_OK;
+    for (int j = 0; j < n->n_out; j++) {
+        qs[j] = q_reader(g, n->out[j], &k);
+        if (qs[j] < 0 || (j > 0 && !qkey_equal(&k, &out))) return VIGIL_OK;
+        out = k;
+    }
+    /* A Concat input at other parameters is requantized on the way in
+     * (exact too: each value is quantized once, at the output's
+     * parameters, as the float path does); the other ops need one set. */
+    for (int j = 0; j < n_data; j++)
+        if (!qkey_equal(&in[j], &out) && (!concat || !can_requantize(g, n->in[j], &in[j], &out))) return VIGIL_OK;
+    for (int j = 0; j < n_data; j++) {
+        if (qkey_equal(&in[j], &out)) continue;
+        vigil_status st = requantize_input(g, g->nodes[i].in[j], &in[j], &out, err);
+        if (st != VIGIL_OK) return st;
+        codes[j] = g->nodes[i].in[j]; /* the lookup's output: the value the DequantizeLinear made */
+    }
+    n = &g->nodes[i];
+    for (int j = 0; j < n_data; j++)
+        n->in[j] = codes[j];
+    for (int j = 0; j < n->n_out; j++)
+        take_codes(g, i, j, qs[j]);
+    return VIGIL_OK;
+}
+
+/* DequantizeLinear (A), DequantizeLinear (B) -> Add -> QuantizeLinear, all
+ * per tensor, A, B and the sum of one shape and 8-bit type: one lookup in a
+ * 256 x 256 table of the float path's codes (vigil.QAdd, ops/quant.c), so
+ * the result is the unfused graph's bit for bit.  Broadcasting Adds stay
+ * as they are. */
+static vigil_status fuse_one_qdq_add(graph *g, int i, vigil_error *err) {
+    const gnode *n = &g->nodes[i];
+    qkey a, b, c;
+    if (n->n_in != 2) return VIGIL_OK;
+    int ca = dq_codes(g, n->in[0], &a), cb = dq_codes(g, n->in[1], &b), q = q_reader(g, n->out[0], &c);
+    if (ca < 0 || cb < 0 || q < 0 || a.type != b.type || a.type != c.type) return VIGIL_OK;
+    const gvalue *va = &g->values[ca], *vb = &g->values[cb], *vy = &g->values[g->nodes[q].out[0]];
+    if (va->ndim != vb->ndim || va->ndim != vy->ndim ||
+        memcmp(va->dims, vb->dims, (size_t)va->ndim * sizeof va->dims[0]) != 0 ||
+        memcmp(va->dims, vy->dims, (size_t)va->ndim * sizeof va->dims[0]) != 0)
+        return VIGIL_OK;
+    void *table;
+    int tv = add_table(g, n->name, VIGIL_DTYPE_U8, 65536, &table);
+    if (tv < 0) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    vigil_status st = quant_add_table(a.type, a.scale, a.zp, b.scale, b.zp, c.scale, c.zp, table, err);
+    if (st != VIGIL_OK) return st;
+    int *io = vigil_calloc(3 + 1 + 1, sizeof(int)); /* a, b, table; the sum */
+    if (!io) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    gnode *add = &g->nodes[i];
+    io[0] = ca;
+    io[1] = cb;
+    io[2] = tv;
+    vigil_free(add->in);
+    add->in = io;
+    add->out = io + 3;
+    add->n_in = 3;
+    add->n_out = 1;
+    add->op = ops_find_internal("vigil.QAdd");
+    take_codes(g, i, 0, q);
     return VIGIL_OK;
 }
 
@@ -406,6 +572,13 @@ vigil_status passes_run(graph *g, vigil_error *err) {
     fuse_clamps(g);
     st = fuse_each(g, "Conv", fuse_one_qdq_conv, err);
     if (st == VIGIL_OK) st = fuse_each(g, "DequantizeLinear", fuse_one_qdq_silu, err);
+    /* Concats last: an input to requantize must have the Concat as its only
+     * float reader, so the Adds, MaxPools and Resizes that also read it
+     * (C2f residuals, SPPF, the neck) must read its codes first */
+    if (st == VIGIL_OK) st = fuse_each(g, "Add", fuse_one_qdq_add, err);
+    static const char *const moves[] = {"Split", "MaxPool", "Resize", "Concat"};
+    for (size_t k = 0; k < sizeof moves / sizeof moves[0] && st == VIGIL_OK; k++)
+        st = fuse_each(g, moves[k], fuse_one_qdq_move, err);
     passes_remove_dead(g);
     return st;
 }

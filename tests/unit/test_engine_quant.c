@@ -183,6 +183,28 @@ static void test_conv_integer_is_exact(void) {
     vigil_engine_destroy(e);
 }
 
+/* Loads ob, runs it once on inputs and copies its float32 output (n_y
+ * values) to y; *count: how many plan steps run `op`. */
+static vigil_status run_counting(onnx_builder *ob, const vigil_tensor *inputs, size_t n_inputs, float *y, size_t n_y,
+                                 const char *op, int *count, vigil_error *err) {
+    vigil_engine *e = engine_one_thread();
+    vigil_model *m = NULL;
+    vigil_plan *p = NULL;
+    vigil_status st = load_bytes(e, ob, &m, err);
+    if (st == VIGIL_OK) st = vigil_plan_create(m, 1, &p, err);
+    if (st == VIGIL_OK) st = vigil_plan_run(p, inputs, n_inputs, err);
+    if (st == VIGIL_OK) {
+        memcpy(y, vigil_plan_output(p, 0)->data, n_y * sizeof(float));
+        *count = 0;
+        for (int i = 0; i < p->n_steps; i++)
+            *count += strcmp(p->steps[i].op, op) == 0;
+    }
+    vigil_plan_destroy(p);
+    vigil_model_free(m);
+    vigil_engine_destroy(e);
+    return st;
+}
+
 /* Q -> DQ -> Sigmoid, Mul (-> Q -> DQ when quantized_out) over every 8-bit
  * input code (17 x 17 values: code i % 256, a length no vector width
  * divides); with `plain`, an Identity after the DequantizeLinear keeps the
@@ -219,23 +241,8 @@ static vigil_status run_qdq_silu(int is_signed, int plain, int quantized_out, fl
         int c = i % 256;
         x[i] = (float)((is_signed ? (int)(int8_t)c : c) - (is_signed ? (int)(int8_t)xz : (int)xz)) * xs;
     }
-    vigil_engine *e = engine_one_thread();
-    vigil_model *m = NULL;
-    vigil_plan *p = NULL;
-    vigil_status st = load_bytes(e, &ob, &m, err);
-    if (st == VIGIL_OK) st = vigil_plan_create(m, 1, &p, err);
     vigil_tensor t = {.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 1, 17, 17}, .data = x};
-    if (st == VIGIL_OK) st = vigil_plan_run(p, &t, 1, err);
-    if (st == VIGIL_OK) {
-        memcpy(y, vigil_plan_output(p, 0)->data, SILU_N * sizeof(float));
-        *lookups = 0;
-        for (int i = 0; i < p->n_steps; i++)
-            *lookups += strcmp(p->steps[i].op, "vigil.QLookup") == 0;
-    }
-    vigil_plan_destroy(p);
-    vigil_model_free(m);
-    vigil_engine_destroy(e);
-    return st;
+    return run_counting(&ob, &t, 1, y, SILU_N, "vigil.QLookup", lookups, err);
 }
 
 static void test_qdq_silu_lookup_equals_float_path(void) {
@@ -262,6 +269,74 @@ static void test_qdq_silu_lookup_equals_float_path(void) {
             worst = d > worst ? d : worst;
         }
         CHECK(worst <= (quantized_out ? 0.0291 * 1.0001 : 1e-5));
+    }
+}
+
+/* Q -> DQ (A), Q -> DQ (B) -> Add -> Q -> DQ over all 65536 pairs of 8-bit
+ * codes (A's code the row, B's the column of a 256 x 256 input); with
+ * `plain`, an Identity after the Add keeps the pass from fusing.  Returns
+ * the output in y and in *adds how many plan steps are the fused vigil.QAdd. */
+enum { ADD_N = 256 * 256 };
+static vigil_status run_qdq_add(int is_signed, int plain, float *y, int *adds, vigil_error *err) {
+    onnx_builder ob = {.opset = 13};
+    int64_t xd[4] = {1, 1, 256, 256};
+    ob_value(&ob, 11, "a", ONNX_F32, 4, xd);
+    ob_value(&ob, 11, "b", ONNX_F32, 4, xd);
+    ob_value(&ob, 12, "y", ONNX_F32, 4, xd);
+    int qt = is_signed ? ONNX_I8 : ONNX_U8;
+    const float as = 0.0473f, bs = 0.0217f, cs = 0.0611f; /* sums past the output's range: saturation too */
+    const uint8_t az = is_signed ? (uint8_t)3 : 131, bz = is_signed ? (uint8_t)(int8_t)-100 : 20, cz = 77;
+    ob_initializer(&ob, "as", ONNX_F32, 0, NULL, &as, sizeof as);
+    ob_initializer(&ob, "az", qt, 0, NULL, &az, 1);
+    ob_initializer(&ob, "bs", ONNX_F32, 0, NULL, &bs, sizeof bs);
+    ob_initializer(&ob, "bz", qt, 0, NULL, &bz, 1);
+    ob_initializer(&ob, "cs", ONNX_F32, 0, NULL, &cs, sizeof cs);
+    ob_initializer(&ob, "cz", qt, 0, NULL, &cz, 1);
+    const char *const steps[][5] = {
+        {"QuantizeLinear", "aq", "a", "as", "az"}, {"DequantizeLinear", "ad", "aq", "as", "az"},
+        {"QuantizeLinear", "bq", "b", "bs", "bz"}, {"DequantizeLinear", "bd", "bq", "bs", "bz"},
+        {"Add", plain ? "s0" : "s", "ad", "bd"},   {"Identity", "s", "s0"},
+        {"QuantizeLinear", "cq", "s", "cs", "cz"}, {"DequantizeLinear", "y", "cq", "cs", "cz"}};
+    for (int i = 0; i < 8; i++) {
+        if (i == 5 && !plain) continue;
+        int n_in = steps[i][4] ? 3 : steps[i][3] ? 2 : 1;
+        pbuf n = ob_node(steps[i][0], steps[i][1], n_in, &steps[i][2], 1, &steps[i][1]);
+        ob_node_end(&ob, &n);
+    }
+    float *x = malloc(2 * ADD_N * sizeof(float));
+    if (!x) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    for (int i = 0; i < ADD_N; i++) { /* a: code i / 256, b: code i % 256, exactly */
+        int ca = i / 256, cb = i % 256;
+        x[i] = (float)((is_signed ? (int)(int8_t)ca : ca) - (is_signed ? (int)(int8_t)az : (int)az)) * as;
+        x[ADD_N + i] = (float)((is_signed ? (int)(int8_t)cb : cb) - (is_signed ? (int)(int8_t)bz : (int)bz)) * bs;
+    }
+    vigil_tensor t[2] = {{.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 1, 256, 256}, .data = x},
+                         {.dtype = VIGIL_DTYPE_F32, .ndim = 4, .dims = {1, 1, 256, 256}, .data = x + ADD_N}};
+    vigil_status st = run_counting(&ob, t, 2, y, ADD_N, "vigil.QAdd", adds, err);
+    free(x);
+    return st;
+}
+
+/* The 8-bit add's table (passes.c, ops/quant.c) gives the unfused float
+ * path's codes for every pair of input codes, uint8 and int8. */
+static void test_qdq_add_lookup_equals_float_path(void) {
+    for (int is_signed = 0; is_signed < 2; is_signed++) {
+        float *fused = malloc(2 * ADD_N * sizeof(float)), *plain = fused ? fused + ADD_N : NULL;
+        CHECK(fused != NULL);
+        if (!fused) return;
+        int n_fused = -1, n_plain = -1;
+        vigil_error err;
+        vigil_status a = run_qdq_add(is_signed, 0, fused, &n_fused, &err);
+        if (a != VIGIL_OK) fprintf(stderr, "  fused: %s\n", err.message);
+        vigil_status b = run_qdq_add(is_signed, 1, plain, &n_plain, &err);
+        if (b != VIGIL_OK) fprintf(stderr, "  plain: %s\n", err.message);
+        CHECK(a == VIGIL_OK && b == VIGIL_OK);
+        if (a == VIGIL_OK && b == VIGIL_OK) {
+            CHECK_EQ_INT(n_fused, 1);
+            CHECK_EQ_INT(n_plain, 0);
+            CHECK(memcmp(fused, plain, ADD_N * sizeof(float)) == 0);
+        }
+        free(fused);
     }
 }
 
@@ -332,6 +407,7 @@ int main(void) {
     RUN(test_vectorised_qdq_matches_reference);
     RUN(test_conv_integer_is_exact);
     RUN(test_qdq_silu_lookup_equals_float_path);
+    RUN(test_qdq_add_lookup_equals_float_path);
     RUN(test_malformed_quantized_graphs_refused);
     return testing_report();
 }

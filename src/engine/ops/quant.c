@@ -846,6 +846,70 @@ static vigil_status infer_lookup(op_ctx *ctx, vigil_error *err) {
     return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "lookups are made after inference");
 }
 
+/* ---- vigil.QAdd: DequantizeLinear x2 -> Add -> QuantizeLinear ---- */
+
+/* passes.c turns a same-shape Add between per-tensor DequantizeLinears and a
+ * QuantizeLinear (a C2f residual of a quantized YOLO) into one lookup of
+ * both codes: 65536 sums, each the float path's (the vectorised dequantize,
+ * one float32 addition, the vectorised quantize), so bit for bit. */
+vigil_status quant_add_table(vigil_dtype t, float a_scale, int32_t a_zp, float b_scale, int32_t b_zp, float c_scale,
+                             int32_t c_zp, uint8_t *table, vigil_error *err) {
+    (void)err;
+    uint8_t codes[256];
+    float a[256], b[256], sum[256];
+    int is_signed = t == VIGIL_DTYPE_I8;
+    for (int i = 0; i < 256; i++)
+        codes[i] = (uint8_t)i; /* byte i is code i (uint8) or (int8_t)i (int8) */
+    dequantize_f32(codes, 256, a_scale, a_zp, is_signed, a);
+    dequantize_f32(codes, 256, b_scale, b_zp, is_signed, b);
+    for (int i = 0; i < 256; i++) {
+        for (int j = 0; j < 256; j++)
+            sum[j] = a[i] + b[j];
+        quantize_f32(sum, 256, c_scale, c_zp, is_signed, table + 256 * i);
+    }
+    return VIGIL_OK;
+}
+
+/* Code c at (a_scale, a_zp) requantized to (c_scale, c_zp): a Concat input
+ * at other parameters than its output (passes.c), the float path's codes. */
+void quant_requantize_table(vigil_dtype t, float a_scale, int32_t a_zp, float c_scale, int32_t c_zp, uint8_t *table) {
+    uint8_t codes[256];
+    float a[256];
+    int is_signed = t == VIGIL_DTYPE_I8;
+    for (int i = 0; i < 256; i++)
+        codes[i] = (uint8_t)i;
+    dequantize_f32(codes, 256, a_scale, a_zp, is_signed, a);
+    quantize_f32(a, 256, c_scale, c_zp, is_signed, table);
+}
+
+static void qadd_chunk(void *arg, size_t chunk) {
+    const step *s = arg;
+    const uint8_t *table = s->in[2].data;
+    const uint8_t *a = (const uint8_t *)s->in[0].data + chunk * LOOKUP_CHUNK;
+    const uint8_t *b = (const uint8_t *)s->in[1].data + chunk * LOOKUP_CHUNK;
+    uint8_t *y = (uint8_t *)s->out[0].data + chunk * LOOKUP_CHUNK;
+    size_t n = (size_t)op_count(&s->out[0]) - chunk * LOOKUP_CHUNK;
+    if (n > LOOKUP_CHUNK) n = LOOKUP_CHUNK;
+    for (size_t i = 0; i < n; i++)
+        y[i] = table[(size_t)a[i] << 8 | b[i]];
+}
+
+static vigil_status run_qadd(step *s, vigil_error *err) {
+    (void)err;
+    size_t chunks = (size_t)((op_count(&s->out[0]) + LOOKUP_CHUNK - 1) / LOOKUP_CHUNK);
+    pthreadpool_parallelize_1d(s->pool, qadd_chunk, s, chunks, 0);
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_qadd(op_ctx *ctx, vigil_error *err) {
+    int64_t n = op_count(&ctx->out[0]);
+    if (op_count(&ctx->in[0]) != n || op_count(&ctx->in[1]) != n || op_elem(&ctx->in[0]) != 1 ||
+        op_elem(&ctx->in[1]) != 1 || op_elem(&ctx->out[0]) != 1 || op_count(&ctx->in[2]) != 65536)
+        return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "the 8-bit add needs two 8-bit inputs of its output's size");
+    ctx->step->run = run_qadd;
+    return VIGIL_OK;
+}
+
 /* ---- QLinearAdd, QLinearMul (com.microsoft) ---- */
 
 /* Inputs: A, A_scale, A_zero_point, B, B_scale, B_zero_point, C_scale,
@@ -937,6 +1001,9 @@ const op_def ops_quant[] = {
     QUANT_OP("QLinearMatMul", 10, 20, 8, OP_LAYOUT_ONNX, NULL, NULL, infer_qmatmul, scratch_qmatmul, prepare_qmatmul,
              flops_qmatmul),
     QUANT_OP("vigil.QLookup", 1, 99, 2, OP_LAYOUT_UNARY, NULL, NULL, infer_lookup, NULL, prepare_lookup, NULL),
+    /* both codes follow the layout (one shape: elementwise in either) */
+    {.name = "vigil.QAdd", .min_opset = 1, .max_opset = 99, .min_inputs = 3, .layout = OP_LAYOUT_BINARY,
+     .layout_inputs = 2, .quantized = 1, .infer = infer_lookup, .prepare = prepare_qadd},
     /* contrib: any ONNX opset (their own versions are com.microsoft's) */
     {.name = "QLinearAdd", .domain = "com.microsoft", .min_opset = 1, .max_opset = 99, .min_inputs = 1,
      .layout = OP_LAYOUT_ONNX, .quantized = 1, .foldable = 1, .check = check_qbinary, .infer = infer_qbinary,

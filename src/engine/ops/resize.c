@@ -11,6 +11,7 @@
 #include <string.h>
 #include <xnnpack.h>
 
+#include "core/alloc.h"
 #include "engine/ops/ops.h"
 
 static const char *const resize_attrs[] = {"mode",
@@ -201,6 +202,61 @@ static int try_xnn_bilinear(op_ctx *ctx, const resize_state *r, vigil_error *err
     return 1;
 }
 
+/* 8-bit codes (a nearest Resize between DequantizeLinear and QuantizeLinear,
+ * passes.c): the float kernel is run once on the element indices, which
+ * nearest only selects, and the copy it implies is kept as runs of
+ * consecutive bytes (a 2x upscale of NHWC codes: one run of C bytes per
+ * output pixel).  Exact: each output is the input code it selects. */
+typedef struct code_run {
+    int64_t dst, src, len;
+} code_run;
+
+typedef struct code_runs {
+    size_t n;
+    code_run run[];
+} code_runs;
+
+static vigil_status run_resize_codes(step *s, vigil_error *err) {
+    (void)err;
+    const code_runs *c = s->state;
+    const uint8_t *x = s->in[0].data;
+    uint8_t *y = s->out[0].data;
+    for (size_t i = 0; i < c->n; i++)
+        memcpy(y + c->run[i].dst, x + c->run[i].src, (size_t)c->run[i].len);
+    return VIGIL_OK;
+}
+
+static vigil_status prepare_resize_codes(op_ctx *ctx, const resize_state *r, vigil_error *err) {
+    step *s = ctx->step;
+    int64_t nx = op_count(&s->in[0]), ny = op_count(&s->out[0]);
+    if (r->p.mode != KERNELS_RESIZE_NEAREST || op_elem(&s->in[0]) != 1 || nx >= (int64_t)1 << 24)
+        return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "8-bit Resize: only nearest on fewer than 2^24 values");
+    float *fx = vigil_malloc((size_t)(nx + ny + 1) * sizeof(float)), *fy = fx ? fx + nx : NULL;
+    if (!fx) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    for (int64_t i = 0; i < nx; i++)
+        fx[i] = (float)i;
+    kshape xs = op_kshape(&s->in[0]), ys = op_kshape(&s->out[0]);
+    vigil_status st = kernels_resize_f32(fx, &xs, fy, &ys, &r->p, err);
+    size_t n = 0;
+    for (int64_t i = 0; i < ny && st == VIGIL_OK; i++) {
+        if (!(fy[i] >= 0 && fy[i] < (float)nx && fy[i] == (float)(int64_t)fy[i]))
+            st = op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "8-bit Resize: an output is not an input value");
+        n += i == 0 || fy[i] != fy[i - 1] + 1;
+    }
+    code_runs *c = st == VIGIL_OK ? vigil_calloc(1, sizeof *c + n * sizeof c->run[0]) : NULL;
+    if (st == VIGIL_OK && !c) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    for (int64_t i = 0; i < ny && st == VIGIL_OK; i++) {
+        if (i == 0 || fy[i] != fy[i - 1] + 1) c->run[c->n++] = (code_run){.dst = i, .src = (int64_t)fy[i]};
+        c->run[c->n - 1].len++;
+    }
+    vigil_free(fx);
+    if (st != VIGIL_OK) return st;
+    vigil_free(s->state);
+    s->state = c;
+    s->run = run_resize_codes;
+    return VIGIL_OK;
+}
+
 static vigil_status prepare_resize(op_ctx *ctx, vigil_error *err) {
     vigil_status st = op_step_alloc(ctx, sizeof(resize_state), err);
     if (st != VIGIL_OK) return st;
@@ -216,17 +272,19 @@ static vigil_status prepare_resize(op_ctx *ctx, vigil_error *err) {
     ctx->in[0] = physical;
     if (st != VIGIL_OK) return st;
     if (ctx->nhwc) {
-        if (try_xnn_bilinear(ctx, r, err, &st)) return st;
+        if (ctx->in[0].dtype == VIGIL_DTYPE_F32 && try_xnn_bilinear(ctx, r, err, &st)) return st;
         float sc[4] = {r->p.scales[0], r->p.scales[2], r->p.scales[3], r->p.scales[1]};
         memcpy(r->p.scales, sc, sizeof sc);
     }
     if (r->p.coord == KERNELS_COORD_TF_CROP_AND_RESIZE) r->p.roi = r->roi;
+    if (ctx->in[0].dtype != VIGIL_DTYPE_F32) return prepare_resize_codes(ctx, r, err);
     ctx->step->run = run_resize_ref;
     return VIGIL_OK;
 }
 
 const op_def ops_resize[] = {
     {.name = "Resize",
+     .quantized = 1, /* nearest on 8-bit codes (passes.c: fuse_qdq_move) */
      .min_opset = 10,
      .max_opset = 20,
      .layout = OP_LAYOUT_NHWC,
