@@ -16,6 +16,11 @@
 # to SOURCE_DATE_EPOCH (default 0), so the same inputs give the same layer
 # and Docker's cache answers a rebuild at once.  Tags: vigil:<version> and
 # vigil:latest (IMAGE_NAME overrides "vigil").  Prints the image size.
+#
+# VIGIL_IMAGE_STREAMS=1 adds FFmpeg's libraries for video streams: vigil
+# opens them at run time (src/stream/ffmpeg_lib.c), so ldd does not list
+# them, and their codec libraries are most of the image's size then
+# (docs/DEPLOY.md); without them the image serves everything but streams.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
@@ -46,6 +51,14 @@ libraries() {
   ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
 }
 libs=$(libraries "$bin")
+if [ "${VIGIL_IMAGE_STREAMS:-0}" = 1 ]; then
+  for lib in libavutil libavcodec libavformat libswscale; do  # the majors vigil was built against
+    soname="$lib.so.$(pkg-config --modversion "$lib" | cut -d. -f1)"
+    path=$(/sbin/ldconfig -p | awk -v n="$soname" '!found && $1 == n { print $NF; found = 1 }')  # reads to the end: no SIGPIPE under pipefail
+    [ -n "$path" ] || { echo "image: $soname is not installed (VIGIL_IMAGE_STREAMS=1)" >&2; exit 1; }
+    libs=$(printf '%s\n%s\n%s\n' "$libs" "$path" "$(libraries "$path")" | sort -u)
+  done
+fi
 libc_dir=$(dirname "$(echo "$libs" | grep '/libc\.so\.6$')")
 gcc_s="$libc_dir/libgcc_s.so.1"
 [ -e "$gcc_s" ] || { echo "image: $gcc_s is missing (package libgcc-s1)" >&2; exit 1; }

@@ -20,10 +20,6 @@
  */
 #include "stream/source.h"
 
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/imgutils.h>
-#include <libswscale/swscale.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,6 +28,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "stream/ffmpeg_lib.h"
 
 typedef struct source_slot {
     uint8_t *data;
@@ -41,6 +38,7 @@ typedef struct source_slot {
 } source_slot;
 
 struct stream_source {
+    const ffmpeg_lib *av; /* FFmpeg, opened at run time (ffmpeg_lib.h) */
     stream_source_options opts;
     char *url;
     char transport[8];
@@ -104,7 +102,7 @@ static void source_set_state(stream_source *src, stream_state state) {
 
 static void source_error(stream_source *src, const char *what, int averr) {
     char msg[AV_ERROR_MAX_STRING_SIZE] = "";
-    av_strerror(averr, msg, sizeof msg);
+    src->av->av_strerror(averr, msg, sizeof msg);
     pthread_mutex_lock(&src->lock);
     snprintf(src->stats.last_error, sizeof src->stats.last_error, "%s: %s", what, msg);
     pthread_mutex_unlock(&src->lock);
@@ -132,6 +130,7 @@ static void source_touch(stream_source *src) {
 
 /* Per-connection state of the decode loop. */
 typedef struct source_connection {
+    const ffmpeg_lib *av;
     AVFormatContext *format;
     AVCodecContext *codec;
     AVStream *stream;
@@ -148,7 +147,7 @@ static int64_t source_pts_us(source_connection *c, const AVFrame *frame) {
     int64_t ts = frame->best_effort_timestamp;
     if (ts == AV_NOPTS_VALUE) return -1;
     if (c->start_pts == AV_NOPTS_VALUE) c->start_pts = ts;
-    return av_rescale_q(ts - c->start_pts, c->stream->time_base, AV_TIME_BASE_Q);
+    return c->av->av_rescale_q(ts - c->start_pts, c->stream->time_base, AV_TIME_BASE_Q);
 }
 
 static int source_picks(stream_source *src, source_connection *c, int64_t pts_us) {
@@ -234,15 +233,15 @@ static int source_convert(stream_source *src, const AVFrame *frame, source_slot 
     }
     int full_range = frame->color_range == AVCOL_RANGE_JPEG;
     enum AVPixelFormat fmt = source_plain_format((enum AVPixelFormat)frame->format, &full_range);
-    src->sws = sws_getCachedContext(src->sws, sw, sh, fmt, rw, rh, AV_PIX_FMT_RGB24, SWS_BILINEAR, NULL, NULL, NULL);
+    src->sws = src->av->sws_getCachedContext(src->sws, sw, sh, fmt, rw, rh, AV_PIX_FMT_RGB24, SWS_BILINEAR, NULL, NULL, NULL);
     if (!src->sws) return AVERROR(EINVAL);
     int *inv_table, *table, src_range, dst_range, brightness, contrast, saturation;
-    if (sws_getColorspaceDetails(src->sws, &inv_table, &src_range, &table, &dst_range, &brightness, &contrast,
+    if (src->av->sws_getColorspaceDetails(src->sws, &inv_table, &src_range, &table, &dst_range, &brightness, &contrast,
                                  &saturation) >= 0)
-        sws_setColorspaceDetails(src->sws, inv_table, full_range, table, 1, brightness, contrast, saturation);
+        src->av->sws_setColorspaceDetails(src->sws, inv_table, full_range, table, 1, brightness, contrast, saturation);
     uint8_t *dst[4] = {slot->data + (size_t)top * ow * 3 + (size_t)left * 3, NULL, NULL, NULL};
     int dst_stride[4] = {ow * 3, 0, 0, 0};
-    sws_scale(src->sws, (const uint8_t *const *)frame->data, frame->linesize, 0, sh, dst, dst_stride);
+    src->av->sws_scale(src->sws, (const uint8_t *const *)frame->data, frame->linesize, 0, sh, dst, dst_stride);
 
     stream_frame *f = &slot->frame;
     f->rgb = slot->data;
@@ -317,14 +316,14 @@ typedef enum source_outcome { SOURCE_END, SOURCE_ERROR, SOURCE_STOPPED } source_
  * source_frame.  Decoder errors are counted and skipped. */
 static void source_decode(stream_source *src, source_connection *c, const AVPacket *pkt, AVFrame *frame) {
     int64_t started = source_now_ns();
-    int r = avcodec_send_packet(c->codec, pkt);
+    int r = src->av->avcodec_send_packet(c->codec, pkt);
     if (r < 0 && r != AVERROR(EAGAIN) && r != AVERROR_EOF) {
         source_count(src, &src->stats.decode_errors);
         source_error(src, "decode", r);
         return;
     }
     for (;;) {
-        r = avcodec_receive_frame(c->codec, frame);
+        r = src->av->avcodec_receive_frame(c->codec, frame);
         if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) break;
         if (r < 0) {
             source_count(src, &src->stats.decode_errors);
@@ -332,7 +331,7 @@ static void source_decode(stream_source *src, source_connection *c, const AVPack
             break;
         }
         source_frame(src, c, frame, started);
-        av_frame_unref(frame);
+        src->av->av_frame_unref(frame);
         started = source_now_ns();
     }
 }
@@ -340,41 +339,41 @@ static void source_decode(stream_source *src, source_connection *c, const AVPack
 static source_outcome source_connect_and_run(stream_source *src, source_connection *c) {
     source_outcome outcome = SOURCE_ERROR;
     AVDictionary *dict = NULL;
-    AVPacket *pkt = av_packet_alloc();
-    AVFrame *frame = av_frame_alloc();
+    AVPacket *pkt = src->av->av_packet_alloc();
+    AVFrame *frame = src->av->av_frame_alloc();
     if (!pkt || !frame) goto done;
-    c->format = avformat_alloc_context();
+    c->format = src->av->avformat_alloc_context();
     if (!c->format) goto done;
     c->format->interrupt_callback.callback = source_interrupt;
     c->format->interrupt_callback.opaque = src;
-    if (src->transport[0]) av_dict_set(&dict, "rtsp_transport", src->transport, 0);
+    if (src->transport[0]) src->av->av_dict_set(&dict, "rtsp_transport", src->transport, 0);
     atomic_store(&src->idle_limit_ms, src->opts.open_timeout_ms);
     source_touch(src);
-    int r = avformat_open_input(&c->format, src->url, NULL, &dict);
+    int r = src->av->avformat_open_input(&c->format, src->url, NULL, &dict);
     if (r < 0) {
         source_error(src, "open", r);
         goto done;
     }
     source_touch(src);
-    r = avformat_find_stream_info(c->format, NULL);
+    r = src->av->avformat_find_stream_info(c->format, NULL);
     if (r < 0) {
         source_error(src, "stream info", r);
         goto done;
     }
     const AVCodec *codec = NULL;
-    int index = av_find_best_stream(c->format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    int index = src->av->av_find_best_stream(c->format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (index < 0 || !codec) {
         source_error(src, "no video stream", index < 0 ? index : AVERROR_DECODER_NOT_FOUND);
         goto done;
     }
     c->stream = c->format->streams[index];
-    c->codec = avcodec_alloc_context3(codec);
-    if (!c->codec || avcodec_parameters_to_context(c->codec, c->stream->codecpar) < 0) goto done;
+    c->codec = src->av->avcodec_alloc_context3(codec);
+    if (!c->codec || src->av->avcodec_parameters_to_context(c->codec, c->stream->codecpar) < 0) goto done;
     c->codec->thread_count = 1;
     /* A damaged packet is an error, not a concealed picture: detections on
      * smeared macroblocks are worse than a skipped frame. */
     c->codec->err_recognition |= AV_EF_EXPLODE;
-    r = avcodec_open2(c->codec, codec, NULL);
+    r = src->av->avcodec_open2(c->codec, codec, NULL);
     if (r < 0) {
         source_error(src, "decoder", r);
         goto done;
@@ -384,7 +383,7 @@ static source_outcome source_connect_and_run(stream_source *src, source_connecti
 
     for (;;) {
         source_touch(src);
-        r = av_read_frame(c->format, pkt);
+        r = src->av->av_read_frame(c->format, pkt);
         if (atomic_load(&src->stop)) {
             outcome = SOURCE_STOPPED;
             break;
@@ -408,14 +407,14 @@ static source_outcome source_connect_and_run(stream_source *src, source_connecti
             if (pkt->flags & AV_PKT_FLAG_CORRUPT) source_count(src, &src->stats.decode_errors);
             source_decode(src, c, pkt, frame);
         }
-        av_packet_unref(pkt);
+        src->av->av_packet_unref(pkt);
     }
 done:
-    av_dict_free(&dict);
-    av_packet_free(&pkt);
-    av_frame_free(&frame);
-    avcodec_free_context(&c->codec);
-    avformat_close_input(&c->format);
+    src->av->av_dict_free(&dict);
+    src->av->av_packet_free(&pkt);
+    src->av->av_frame_free(&frame);
+    src->av->avcodec_free_context(&c->codec);
+    src->av->avformat_close_input(&c->format);
     return outcome;
 }
 
@@ -465,7 +464,7 @@ static void *source_decode_main(void *arg) {
     stream_state final = STREAM_ENDED;
     while (!atomic_load(&src->stop)) {
         source_set_state(src, STREAM_CONNECTING);
-        source_connection c = {.start_pts = AV_NOPTS_VALUE};
+        source_connection c = {.av = src->av, .start_pts = AV_NOPTS_VALUE};
         source_outcome outcome = source_connect_and_run(src, &c);
         if (outcome == SOURCE_STOPPED || atomic_load(&src->stop)) break;
         if (outcome == SOURCE_END && !src->opts.reconnect_on_end) break;
@@ -535,8 +534,11 @@ vigil_status stream_source_create(stream_source **out, const stream_source_optio
         opts->backoff_max_ms < opts->backoff_initial_ms || !(opts->backoff_jitter >= 0 && opts->backoff_jitter <= 1))
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "stream: bad timeout or backoff settings");
 
+    const ffmpeg_lib *av = ffmpeg_lib_load(err);
+    if (!av) return VIGIL_ERR_UNSUPPORTED;
     stream_source *src = vigil_calloc(1, sizeof *src);
     if (!src) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "stream: out of memory");
+    src->av = av;
     src->opts = *opts;
     src->url = vigil_strdup(opts->url);
     if (!src->url) {
@@ -596,7 +598,7 @@ void stream_source_destroy(stream_source *src) {
     pthread_mutex_unlock(&src->lock);
     if (src->threads_started >= 1) pthread_join(src->decode_thread, NULL);
     if (src->threads_started >= 2) pthread_join(src->deliver_thread, NULL);
-    sws_freeContext(src->sws);
+    src->av->sws_freeContext(src->sws);
     for (int i = 0; i < 3; i++)
         vigil_free(src->slots[i].data);
     pthread_cond_destroy(&src->cond);

@@ -464,3 +464,38 @@ def test_streams_batch_together_in_the_models_scheduler(tmp_path):
         assert d.stop() == 0, d.read_log()[-3000:]  # a clean exit (leak checks under ASan)
     finally:
         d.stop()
+
+
+def test_without_ffmpeg_the_server_serves_and_refuses_streams_with_the_reason(tmp_path):
+    """FFmpeg's libraries are opened when the first stream starts, not
+    linked (src/stream/ffmpeg_lib.c): a libavutil without FFmpeg's symbols
+    found first on the library path stands for a box without FFmpeg; the
+    daemon starts, detects, lists streams, and refuses to start one saying
+    which library and symbol are missing; a disabled stream is still kept."""
+    if not shutil.which("cc"):
+        pytest.skip("no C compiler to build the stand-in library")
+    models = yolo_repo(tmp_path)
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    major = 57  # Debian 12's libavutil; the loader asks for the major it was built against
+    built = subprocess.run(["cc", "-shared", "-fPIC", "-o", str(libdir / f"libavutil.so.{major}"), "-x", "c",
+                            "-", "-Wl,-soname,libavutil.so." + str(major)],
+                           input="int vigil_not_ffmpeg;\n", text=True, capture_output=True)
+    assert built.returncode == 0, built.stderr
+    env = dict(os.environ, LD_LIBRARY_PATH=str(libdir))
+    d = ready_daemon("--models", models, env=env)
+    try:
+        detect = requests.post(f"{d.url}/api/v1/detect", data=shared_path("images/bus.jpg").read_bytes(),
+                               timeout=60)
+        assert detect.status_code == 200 and detect.json()["detections"]
+        spec = {"name": "door", "url": str(tmp_path / "any.mp4"), "model": "yolov8n"}
+        r = requests.post(f"{d.url}/api/v1/streams", json=spec, timeout=10)
+        assert r.status_code == 422, r.text
+        message = r.json()["error"]
+        assert f"libavutil.so.{major} has no av_strerror" in message, message
+        assert requests.get(f"{d.url}/api/v1/streams", timeout=10).json() == {"streams": []}
+        r = requests.post(f"{d.url}/api/v1/streams", json={**spec, "enabled": False}, timeout=10)
+        assert r.status_code == 201 and r.json()["state"] == "disabled", r.text
+        assert d.stop() == 0, d.read_log()[-3000:]
+    finally:
+        d.stop()
