@@ -435,7 +435,9 @@ static int call_handle(gcall *c, uint64_t seq, grpc_byte_buffer *payload) {
 /* A stream message arrived (or the client half-closed). */
 static void on_recv(gcall *c, int ok) {
     pthread_mutex_lock(&c->lock);
-    c->recv_pending = 0;
+    /* recv_pending stays set until the handler has returned, so that no
+     * other thread's stream_pump (an answer sent meanwhile) posts the next
+     * read and runs the next message's handler over c->handling */
     grpc_byte_buffer *payload = c->payload;
     c->payload = NULL;
     uint64_t seq = 0;
@@ -447,6 +449,7 @@ static void on_recv(gcall *c, int ok) {
     if (take && !call_handle(c, seq, payload)) gstream_answer(c, seq, NULL);
     if (payload) grpc_byte_buffer_destroy(payload);
     pthread_mutex_lock(&c->lock);
+    c->recv_pending = 0;
     stream_pump(c);
     pthread_mutex_unlock(&c->lock);
 }
