@@ -60,9 +60,22 @@ typedef struct frame_record {
     char *json; /* {"frame":..,"pts_ms":..,"detections":[...]} */
 } frame_record;
 
+/* A track's path: the boxes of its matched frames, at most PATH_MAX of
+ * them.  When full, every other point goes and only every second match is
+ * kept from then on (the stride doubles), so the path spans the track's
+ * whole life at a coarser step rather than only its end. */
+#define PATH_MAX_POINTS 32
+typedef struct path_point {
+    uint64_t frame;
+    track_box box;
+} path_point;
+
 /* What the delivery thread keeps per entered track. */
 typedef struct track_snapshot {
     uint64_t track_id;
+    path_point path[PATH_MAX_POINTS];
+    size_t n_path;
+    uint64_t path_stride, path_seen; /* a point is kept for every path_stride-th match */
     stream_blob *jpeg;                     /* its best snapshot, NULL before one was encoded */
     char class_name[STREAM_CLASS_NAME_MAX]; /* for its LEFT event, which has no detection */
 } track_snapshot;
@@ -263,7 +276,8 @@ static const char *const event_types[] = {"entered", "updated", "left"};
 
 /* Puts an event into the set's ring (dropping the oldest when full) and
  * hands it to the sink. */
-static void event_emit(stream *s, const track_event *ev, const char *class_name, stream_blob *snapshot) {
+static void event_emit(stream *s, const track_event *ev, const char *class_name, stream_blob *snapshot,
+                       const track_snapshot *slot) {
     stream_set *set = s->set;
     char when[CLOCK_RFC3339_SIZE];
     clock_utc_rfc3339(when, sizeof when);
@@ -285,6 +299,13 @@ static void event_emit(stream *s, const track_event *ev, const char *class_name,
                           snapshot ? json_string(path) : json_null(), "reason",
                           ev->kind != TRACK_LEFT ? json_null()
                                                  : json_string(ev->reason == TRACK_LEFT_ZONE ? "zone" : "lost"));
+    json_t *points = e ? json_array() : NULL; /* the track's path: [frame, x1, y1, x2, y2] each */
+    for (size_t i = 0; points && slot && i < slot->n_path; i++) {
+        json_t *point = box_json(&slot->path[i].box);
+        if (point) json_array_insert_new(point, 0, json_integer((json_int_t)slot->path[i].frame));
+        json_array_append_new(points, point);
+    }
+    if (e && points) json_object_set_new(e, "path", points);
     char *text = e ? json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(e);
     char *copy = text ? vigil_strdup(text) : NULL;
@@ -330,6 +351,17 @@ static track_snapshot *snapshot_slot(stream *s, uint64_t track_id, int create) {
     if (!create || s->n_snaps == TRACK_MAX_TRACKS) return NULL;
     s->snaps[s->n_snaps] = (track_snapshot){.track_id = track_id};
     return &s->snaps[s->n_snaps++];
+}
+
+static void path_add(track_snapshot *slot, uint64_t frame, const track_box *box) {
+    if (!slot->path_stride) slot->path_stride = 1;
+    if (slot->path_seen++ % slot->path_stride) return;
+    if (slot->n_path == PATH_MAX_POINTS) {
+        for (size_t i = 0; i < PATH_MAX_POINTS / 2; i++) slot->path[i] = slot->path[2 * i];
+        slot->n_path = PATH_MAX_POINTS / 2;
+        slot->path_stride *= 2;
+    }
+    slot->path[slot->n_path++] = (path_point){frame, *box};
 }
 
 static void snapshot_forget(stream *s, uint64_t track_id) {
@@ -515,8 +547,9 @@ static void stream_track_frame(stream *s, served_model *m, const stream_frame *f
             snprintf(slot->class_name, sizeof slot->class_name, "%s",
                      json_string_value(json_object_get(det, "class_name")));
         if (ev->best_changed && det) snapshot_take(s, f, ev, det, slot);
+        if (slot && det) path_add(slot, ev->last_frame, &ev->box);
         if (ev->kind == TRACK_UPDATED && !ev->best_changed) continue; /* the throttle: see the top */
-        event_emit(s, ev, slot && slot->class_name[0] ? slot->class_name : NULL, slot ? slot->jpeg : NULL);
+        event_emit(s, ev, slot && slot->class_name[0] ? slot->class_name : NULL, slot ? slot->jpeg : NULL, slot);
         if (ev->kind == TRACK_ENTERED && det && slot && slot->jpeg) stream_escalate(s, m, f, det, slot->jpeg);
         if (ev->kind == TRACK_LEFT) snapshot_forget(s, ev->track_id);
     }
@@ -542,7 +575,8 @@ static void stream_on_end(void *user) {
         for (size_t k = 0; k < n_events; k++) {
             if (events[k].kind != TRACK_LEFT) continue;
             track_snapshot *slot = snapshot_slot(s, events[k].track_id, 0);
-            event_emit(s, &events[k], slot && slot->class_name[0] ? slot->class_name : NULL, slot ? slot->jpeg : NULL);
+            event_emit(s, &events[k], slot && slot->class_name[0] ? slot->class_name : NULL, slot ? slot->jpeg : NULL,
+                       slot);
             snapshot_forget(s, events[k].track_id);
         }
     }

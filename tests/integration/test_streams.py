@@ -161,6 +161,18 @@ def test_rtsp_stream_detections_equal_vigil_detect_and_tracks_hold(tmp_path):
             assert types[0] == "entered" and types[-1] == "left", (track, types)
         bus_events = [e for e in evs if e["class_name"] == "bus"]
         assert {e["track_id"] for e in bus_events} == bus_ids
+        # The track's boxes: [frame, x1, y1, x2, y2] of its matches, in order, ending at the event's
+        # own match (a `left` one at its last), at most 32 points spread over the track's life.
+        for e in evs:
+            path = e["path"]
+            assert 1 <= len(path) <= 32 and all(len(p) == 5 for p in path), e
+            assert [p[0] for p in path] == sorted({p[0] for p in path}), e
+            if e["type"] != "left":
+                assert path[-1] == [e["frame"], *e["box"]], e
+            else:
+                assert path[-1][0] <= e["frame"], e
+        bus_left = [e for e in bus_events if e["type"] == "left"][0]
+        assert len(bus_left["path"]) >= 2 and bus_left["path"][0][1] != bus_left["path"][-1][1]  # it moved
         for e in evs:
             assert e["stream"] == "cam1" and e["time"].endswith("Z")
             snap = requests.get(d.url + e["snapshot"], timeout=10)
