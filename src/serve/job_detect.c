@@ -116,16 +116,15 @@ static vigil_status worker_reserve(detect_worker *w, size_t n, size_t slots, vig
 static vigil_status preprocess_raw(const detect_worker *w, detect_request *r, const vigil_tensor *input, size_t slot,
                                    vigil_detect_item *item) {
     const detect_raw *raw = r->raw;
-    vigil_status st = vigil_image_raw_check(r->image, r->size, raw->format, raw->width, raw->height, raw->stride,
-                                            w->max_image_pixels, &r->error);
-    if (st) return st;
     double t0 = clock_now_ms();
-    /* a view of the caller's bytes, read only and never freed */
+    /* RGB24: a view of the caller's bytes, read only and never freed, once
+     * their geometry is checked; the others: converted (which checks it) */
     vigil_image image = {.width = raw->width, .height = raw->height, .stride = raw->stride, .data = (uint8_t *)r->image};
     int converted = raw->format != VIGIL_PIXEL_RGB24;
-    if (converted)
-        st = vigil_image_from_raw(r->image, r->size, raw->format, raw->width, raw->height, raw->stride,
-                                  w->max_image_pixels, &image, &r->error);
+    vigil_status st = converted ? vigil_image_from_raw(r->image, r->size, raw->format, raw->width, raw->height,
+                                                       raw->stride, w->max_image_pixels, &image, &r->error)
+                                : vigil_image_raw_check(r->image, r->size, raw->format, raw->width, raw->height,
+                                                        raw->stride, w->max_image_pixels, &r->error);
     if (st) return st;
     double convert_ms = clock_now_ms() - t0;
     st = vigil_detect_preprocess_image(w->spec, &image, raw->width, raw->height, input, slot, item, &r->error);
