@@ -289,6 +289,7 @@ int cmd_serve(int argc, char **argv) {
         return 1;
     }
     serve_streams_start(&streams);
+    server_declare_ready(server); /* readyz answers 200 once gRPC and the config file's streams run */
     int sig = 0;
     while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
         if (server_reload_auth(server, &err)) LOG_E("SIGHUP: %s (keeping the current keys)", err.message);

@@ -702,12 +702,14 @@ vigil_status server_start(vigil_server *server, vigil_error *err) {
     LOG_I("listening on %s://%s:%u%s%s", server->tls ? "https" : "http", server->cfg.host, server->http_port,
           tls_client_ca_pem(server->tls) ? " (client certificates required)" : "",
           auth_enabled(server->auth) ? " (bearer tokens required)" : "");
-    /* Live while models load; ready once the repository has started. */
-    st = repository_start(server->repo, err);
-    if (st) return st;
+    /* Live while models load; ready once the repository has started and
+     * the caller's other front ends run (server_declare_ready). */
+    return repository_start(server->repo, err);
+}
+
+void server_declare_ready(vigil_server *server) {
     atomic_store(&server->ready, 1);
     LOG_I("ready (repository %s, mode %s)", server->cfg.models_dir, server->cfg.repository_mode);
-    return VIGIL_OK;
 }
 
 uint16_t server_http_port(const vigil_server *server) { return server->http_port; }

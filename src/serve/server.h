@@ -20,8 +20,13 @@ typedef struct vigil_server vigil_server;
 
 /* Copies what it needs from cfg; cfg need not outlive the server. */
 vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_error *err);
-/* Binds and starts the HTTP listener. */
+/* Binds and starts the HTTP listener and the repository. The server is
+ * live (healthz) but not ready until server_declare_ready: the caller
+ * starts its other front ends (gRPC, the config file's streams) first, so
+ * "ready" means every one of them answers. */
 vigil_status server_start(vigil_server *server, vigil_error *err);
+/* readyz -> 200 and requests served; after server_start. */
+void server_declare_ready(vigil_server *server);
 /* The bound HTTP port (useful with port 0). */
 uint16_t server_http_port(const vigil_server *server);
 /* Marks the server not ready (readyz -> 503), stops accepting, and waits up

@@ -259,6 +259,7 @@ static vigil_server *start_server(const char *auth_secret_file) {
         server_destroy(server);
         return NULL;
     }
+    server_declare_ready(server);
     CHECK_EQ_INT(server_route_add(server, "GET", "/late", echo_route, NULL, &err), VIGIL_ERR_STATE);
     CHECK_EQ_INT(server_metrics_add(server, module_metrics, NULL, &err), VIGIL_ERR_STATE);
     return server;
