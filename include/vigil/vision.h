@@ -290,6 +290,23 @@ vigil_status vigil_detect_preprocess_image(const vigil_detect_spec *spec, const 
                                            int orig_h, const vigil_tensor *input, size_t slot,
                                            vigil_detect_item *item, vigil_error *err);
 
+/* Bytes in memory, one piece of something that lies in several (a message
+ * as a transport received it: gRPC hands a frame over in dozens of slices). */
+typedef struct vigil_piece {
+    const uint8_t *data;
+    size_t size;
+} vigil_piece;
+
+/* An RGB24 width x height frame whose bytes are the concatenation of
+ * pieces[0..n), rows stride bytes apart (the caller checked the geometry
+ * against the total size), letterboxed from where its bytes lie: a row
+ * that crosses from one piece to the next is gathered alone, so the frame
+ * is never copied whole.  padded as for vigil_detect_preprocess. */
+vigil_status vigil_detect_preprocess_pieces(const vigil_detect_spec *spec, const vigil_piece *pieces, size_t n,
+                                            int width, int height, int stride, const vigil_tensor *input,
+                                            size_t slot, const vigil_letterbox_info *padded,
+                                            vigil_detect_item *item, vigil_error *err);
+
 /* Where post-processing puts its detections and works (candidates, masks);
  * reused run after run, so steady state allocates nothing but masks. */
 typedef struct vigil_detections vigil_detections;

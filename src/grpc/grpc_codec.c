@@ -229,62 +229,131 @@ vigil_status grpc_check_strings(const ProtobufCMessageDescriptor *desc, const ui
 
 /* ------------------------------------------------------------ a large bytes field in place */
 
-/* The end of the field whose value starts at *at (tag read), or NULL when
- * it runs past end or is a group (which the aliasing leaves to protobuf-c). */
-static const uint8_t *wire_skip(uint64_t tag, const uint8_t *at, const uint8_t *end) {
-    uint64_t n;
-    switch (tag & 7) {
-    case 0: return wire_varint(&at, end, &n) ? at : NULL;
-    case 1: return end - at >= 8 ? at + 8 : NULL;
-    case 5: return end - at >= 4 ? at + 4 : NULL;
-    case 2: return wire_varint(&at, end, &n) && n <= (uint64_t)(end - at) ? at + n : NULL;
-    default: return NULL;
+/* A read position in a message whose bytes lie in pieces. */
+typedef struct wire_cursor {
+    const vigil_piece *p;
+    size_t n, i, off; /* byte off of piece i */
+    size_t pos;       /* from the message's start */
+} wire_cursor;
+
+/* Moves n bytes on, copying them to *to (advanced) when to is not NULL;
+ * 0 when the message ends first. */
+static int cursor_skip(wire_cursor *c, uint64_t n, uint8_t **to) {
+    while (n > 0) {
+        while (c->i < c->n && c->off == c->p[c->i].size) c->i++, c->off = 0;
+        if (c->i == c->n) return 0;
+        size_t take = c->p[c->i].size - c->off < n ? c->p[c->i].size - c->off : (size_t)n;
+        if (to) {
+            memcpy(*to, c->p[c->i].data + c->off, take);
+            *to += take;
+        }
+        c->off += take, c->pos += take, n -= take;
+    }
+    return 1;
+}
+
+/* A varint, as wire_varint reads one. */
+static int cursor_varint(wire_cursor *c, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        uint8_t b, *to = &b;
+        if (!cursor_skip(c, 1, &to)) return 0;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reads one top-level field: its tag, and for a length-delimited one the
+ * value's length (*len; the cursor is then at the value), the cursor left
+ * after the field; 0 when malformed or a group (left to protobuf-c). */
+static int cursor_field(wire_cursor *c, uint64_t *tag, uint64_t *len) {
+    *len = 0;
+    if (!cursor_varint(c, tag)) return 0;
+    uint64_t v;
+    switch (*tag & 7) {
+    case 0: return cursor_varint(c, &v);
+    case 1: return cursor_skip(c, 8, NULL);
+    case 5: return cursor_skip(c, 4, NULL);
+    case 2: return cursor_varint(c, len) && cursor_skip(c, *len, NULL);
+    default: return 0;
     }
 }
 
-ProtobufCMessage *grpc_unpack_aliased(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
-                                      unsigned field, ProtobufCBinaryData *bytes) {
-    *bytes = (ProtobufCBinaryData){0, NULL};
-    /* One pass: where the field's occurrences lie and how many bytes the rest takes. */
-    const uint8_t *end = data + len, *last_start = NULL, *last_end = NULL;
-    size_t rest = len, occurrences = 0;
-    for (const uint8_t *at = data; at < end;) {
-        const uint8_t *field_start = at;
-        uint64_t tag = 0, n = 0;
-        if (!wire_varint(&at, end, &tag)) return NULL;
-        const uint8_t *next = wire_skip(tag, at, end);
-        if (!next) return protobuf_c_message_unpack(desc, NULL, len, data); /* it says what is wrong */
-        if (tag >> 3 == field && (tag & 7) == 2) {
-            const uint8_t *value = at;
-            (void)wire_varint(&value, end, &n);
-            bytes->data = (uint8_t *)value;
-            bytes->len = (size_t)n;
-            last_start = field_start;
-            last_end = next;
-            rest -= (size_t)(next - field_start);
-            occurrences++;
+/* pieces[0..n) whole in one buffer (malloc'ed); NULL when out of memory. */
+static uint8_t *pieces_gather(const vigil_piece *pieces, size_t n, size_t total) {
+    uint8_t *whole = vigil_malloc(total ? total : 1), *to = whole;
+    wire_cursor c = {.p = pieces, .n = n};
+    if (whole) (void)cursor_skip(&c, total, &to);
+    return whole;
+}
+
+/* The message in pieces unpacked (its `field` left out when field is not
+ * 0: those occurrences take field_bytes, and every field was read whole),
+ * and its strings checked. */
+static ProtobufCMessage *unpack_without(const ProtobufCMessageDescriptor *desc, const vigil_piece *pieces, size_t n,
+                                        size_t total, unsigned field, size_t field_bytes, vigil_error *err) {
+    uint8_t *rest = NULL;
+    const uint8_t *bytes = n == 1 && !field ? pieces[0].data : NULL; /* whole already */
+    size_t len = total - field_bytes;
+    if (!bytes && field) {
+        uint8_t *to = rest = vigil_malloc(len + 1);
+        wire_cursor c = {.p = pieces, .n = n};
+        while (rest && c.pos < total) {
+            wire_cursor start = c;
+            uint64_t tag, value_len;
+            (void)cursor_field(&c, &tag, &value_len);
+            if (!(tag >> 3 == field && (tag & 7) == 2)) (void)cursor_skip(&start, c.pos - start.pos, &to);
         }
-        at = next;
+    } else if (!bytes) {
+        rest = pieces_gather(pieces, n, total);
     }
-    if (!occurrences) return protobuf_c_message_unpack(desc, NULL, len, data);
-    if (occurrences == 1 && last_end == end) /* the field last: the rest is what comes before it */
-        return protobuf_c_message_unpack(desc, NULL, (size_t)(last_start - data), data);
-    if (occurrences == 1 && last_start == data) /* first (as protobuf writers order fields) */
-        return protobuf_c_message_unpack(desc, NULL, rest, last_end);
-    uint8_t *gathered = vigil_malloc(rest ? rest : 1), *to = gathered;
-    if (!gathered) return NULL;
-    for (const uint8_t *at = data; at < end;) {
-        const uint8_t *field_start = at;
-        uint64_t tag = 0;
-        (void)wire_varint(&at, end, &tag); /* the first pass read every field whole */
-        const uint8_t *next = wire_skip(tag, at, end);
-        if (!(tag >> 3 == field && (tag & 7) == 2)) {
-            memcpy(to, field_start, (size_t)(next - field_start));
-            to += next - field_start;
+    if (!bytes && !(bytes = rest)) {
+        vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, bytes);
+    if (!m) vigil_error_set(err, VIGIL_ERR_PARSE, "malformed %s message", desc->short_name);
+    else if (grpc_check_strings(desc, bytes, len, err)) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        m = NULL;
+    }
+    vigil_free(rest);
+    return m;
+}
+
+ProtobufCMessage *grpc_unpack_aliased(const ProtobufCMessageDescriptor *desc, const vigil_piece *pieces, size_t n,
+                                      unsigned field, vigil_piece *value, size_t *n_value, vigil_error *err) {
+    *n_value = 0;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += pieces[i].size;
+    /* One pass: where the field's last occurrence lies and how many bytes its occurrences take. */
+    wire_cursor c = {.p = pieces, .n = n};
+    size_t field_bytes = 0, value_at = 0, value_len = 0;
+    int found = 0, whole = 1;
+    while (whole && c.pos < total) {
+        size_t field_start = c.pos;
+        uint64_t tag, len;
+        whole = cursor_field(&c, &tag, &len);
+        if (whole && tag >> 3 == field && (tag & 7) == 2) {
+            found = 1;
+            field_bytes += c.pos - field_start;
+            value_at = c.pos - (size_t)len, value_len = (size_t)len;
         }
-        at = next;
     }
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, rest, gathered);
-    vigil_free(gathered);
+    if (!whole) field_bytes = 0, found = 0; /* unpacked whole below: protobuf-c says it is malformed */
+    ProtobufCMessage *m = unpack_without(desc, pieces, n, total, found ? field : 0, field_bytes, err);
+    if (!m || !found) return m;
+    c = (wire_cursor){.p = pieces, .n = n};
+    (void)cursor_skip(&c, value_at, NULL);
+    while (value_len > 0) { /* the value, piece by piece (an empty one is no piece) */
+        while (c.off == c.p[c.i].size) c.i++, c.off = 0;
+        size_t take = c.p[c.i].size - c.off < value_len ? c.p[c.i].size - c.off : value_len;
+        value[(*n_value)++] = (vigil_piece){c.p[c.i].data + c.off, take};
+        c.off += take, value_len -= take;
+    }
     return m;
 }

@@ -56,14 +56,16 @@ int grpc_parse_version(const char *text, int64_t *out);
 vigil_status grpc_check_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                                 vigil_error *err);
 
-/* Unpacks a message of type desc as protobuf_c_message_unpack does, except
- * that its top-level bytes field number `field` is not copied: *bytes
- * points into data (the last occurrence, which is what the unpacker keeps;
- * {0, NULL} when absent) and the message's own copy of the field is empty.
- * A frame of a megabyte is then read where it arrived.  The other fields
- * are gathered into a buffer of their own first (when the field is not
- * last).  NULL when data is malformed or memory runs out. */
-ProtobufCMessage *grpc_unpack_aliased(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
-                                      unsigned field, ProtobufCBinaryData *bytes);
+/* Unpacks a message of type desc, whose bytes are pieces[0..n) (as gRPC
+ * received them; n 1 for bytes whole), as protobuf_c_message_unpack does,
+ * except that its top-level bytes field number `field` is not copied: it
+ * is value[0..*n_value) (pieces of the input: value has room for n; the
+ * last occurrence, which is what the unpacker keeps; none when absent) and
+ * the message's own copy of the field is empty.  A frame of a megabyte is
+ * then read where it arrived.  The other fields are gathered into a buffer
+ * of their own first, and their strings checked (grpc_check_strings).
+ * NULL with err set when the message is malformed or memory runs out. */
+ProtobufCMessage *grpc_unpack_aliased(const ProtobufCMessageDescriptor *desc, const vigil_piece *pieces, size_t n,
+                                      unsigned field, vigil_piece *value, size_t *n_value, vigil_error *err);
 
 #endif

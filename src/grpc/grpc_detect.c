@@ -34,10 +34,11 @@ typedef struct detect_ctx {
 
 /* ------------------------------------------------------------ request */
 
-/* req's image is `image`, which points into the message being handled
- * (grpc_unpack_aliased): the job points there too (gwork_hold_message). */
-static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, ProtobufCBinaryData image, gwork *w,
-                                 vigil_error *err) {
+/* req's image is image[0..n_image), which lies in the message being
+ * handled (grpc_unpack_aliased): the job reads it there too
+ * (gwork_hold_message). */
+static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, const vigil_piece *image,
+                                 size_t n_image, gwork *w, vigil_error *err) {
     char name[MODEL_NAME_MAX];
     const char *model = req->model;
     if (!*model) {
@@ -49,7 +50,7 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
     if (st) return st;
     if (w->served->task != MODEL_TASK_DETECT)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "model '%s' is not a detection model (task raw)", model);
-    if (image.len == 0)
+    if (n_image == 0)
         return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT,
                                req->raw ? "no frame: `raw` is set but `image` is empty"
                                         : "no image: send JPEG or PNG bytes in `image`");
@@ -57,8 +58,7 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
     job_detect *d = job_detect_prepare(job, w->arena);
     if (!d) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
     gwork_hold_message(w); /* read where it arrived: no copy of the frame */
-    d->image = image.data;
-    d->image_size = image.len;
+    for (size_t i = 0; i < n_image; i++) d->image_size += image[i].size; /* request_detect_raw checks it */
     if (*req->image_name && !(d->image_name = arena_strdup(w->arena, req->image_name)))
         return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     if (req->raw) { /* the wire's enum numbers are vigil_pixel_format's (checked below) */
@@ -69,7 +69,8 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
         st = request_detect_raw(gcall_server(c), &f, &names, job, err);
         if (st) return st;
     }
-    return grpc_detect_options(w->served, req, w->arena, w->job, err);
+    st = grpc_detect_options(w->served, req, w->arena, w->job, err);
+    return st ? st : request_detect_bytes(gcall_server(c), w->served, job, w->arena, image, n_image, err);
 }
 
 /* ------------------------------------------------------------ response */
@@ -198,20 +199,24 @@ static void detect_finish(gwork *w) {
     }
 }
 
-static void detect_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len, int streaming) {
+static void detect_start(gcall *c, uint64_t seq, const vigil_piece *pieces, size_t n, int streaming) {
     vigil_error err = {0};
-    ProtobufCBinaryData image;
-    Vigil__V1__DetectRequest *req = (Vigil__V1__DetectRequest *)grpc_unpack_aliased(
-        &vigil__v1__detect_request__descriptor, data, len, 1 /* image */, &image);
+    vigil_piece on_stack[64], *image = n <= 64 ? on_stack : vigil_malloc(n * sizeof *image);
+    size_t n_image = 0;
+    Vigil__V1__DetectRequest *req =
+        image ? (Vigil__V1__DetectRequest *)grpc_unpack_aliased(&vigil__v1__detect_request__descriptor, pieces, n,
+                                                                 1 /* image */, image, &n_image, &err)
+              : NULL;
     gwork *w = req ? gwork_create(c, seq) : NULL;
     detect_ctx *ctx = w ? arena_calloc(w->arena, 1, sizeof *ctx) : NULL;
     uint64_t frame_id = req ? req->frame_id : 0;
-    if (!req) vigil_error_set(&err, VIGIL_ERR_PARSE, "malformed DetectRequest message");
-    else if (!ctx) vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
-    else if (grpc_check_strings(&vigil__v1__detect_request__descriptor, data, len, &err)) { /* err says why */
-    } else if (detect_parse(c, req, image, w, &err) && w->served)
+    if (!image) vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    else if (!req) { /* err says why */
+    } else if (!ctx) vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
+    else if (detect_parse(c, req, image, n_image, w, &err) && w->served)
         metrics_inference(request_metrics(gcall_server(c)), w->served->name, METRICS_ERROR);
     if (req) vigil__v1__detect_request__free_unpacked(req, NULL);
+    if (image != on_stack) vigil_free(image);
     if (err.status) {
         detect_fail(c, seq, streaming, frame_id, err.status, err.message);
         gwork_destroy(w);
@@ -229,13 +234,15 @@ static void detect_start(gcall *c, uint64_t seq, const uint8_t *data, size_t len
     gwork_submit(w, detect_finish);
 }
 
-static void detect(gcall *c, uint64_t seq, const uint8_t *data, size_t len) { detect_start(c, seq, data, len, 0); }
-static void stream_detect(gcall *c, uint64_t seq, const uint8_t *data, size_t len) { detect_start(c, seq, data, len, 1); }
+static void detect(gcall *c, uint64_t seq, const vigil_piece *pieces, size_t n) { detect_start(c, seq, pieces, n, 0); }
+static void stream_detect(gcall *c, uint64_t seq, const vigil_piece *pieces, size_t n) {
+    detect_start(c, seq, pieces, n, 1);
+}
 
 const gmethod grpc_detect_methods[] = {
-    {"/vigil.v1.Detection/Detect", 0, detect},
-    {"/vigil.v1.Detection/StreamDetect", 1, stream_detect},
-    {"/vigil.v1.HailoInference/Inference", 0, detect},
-    {"/vigil.v1.HailoInference/StreamInference", 1, stream_detect},
-    {NULL, 0, NULL},
+    {"/vigil.v1.Detection/Detect", 0, NULL, detect},
+    {"/vigil.v1.Detection/StreamDetect", 1, NULL, stream_detect},
+    {"/vigil.v1.HailoInference/Inference", 0, NULL, detect},
+    {"/vigil.v1.HailoInference/StreamInference", 1, NULL, stream_detect},
+    {NULL, 0, NULL, NULL},
 };

@@ -35,6 +35,9 @@ typedef struct gmethod {
     int streaming;
     /* unary: the request message; stream: one message, seq counts from 0 */
     void (*handle)(gcall *c, uint64_t seq, const uint8_t *data, size_t len);
+    /* instead of handle: the message's bytes as they arrived, pieces[0..n)
+     * (gRPC's slices: dozens for a frame), never gathered into one buffer */
+    void (*handle_pieces)(gcall *c, uint64_t seq, const vigil_piece *pieces, size_t n);
 } gmethod;
 
 /* The method tables of the services (NULL-path terminated). */
@@ -79,7 +82,8 @@ struct gwork {
     void *ctx;            /* the handler's, in the arena */
     void (*finish)(gwork *w);
     gwork *next;
-    grpc_slice message;   /* gwork_hold_message: the request's bytes, kept */
+    grpc_slice message;   /* gwork_hold_message: the request's bytes, kept, as one slice */
+    grpc_byte_buffer *message_pieces; /* or as the message gRPC handed over (handle_pieces) */
     int holds_message;
 };
 

@@ -559,21 +559,21 @@ static void health_check(gcall *c, uint64_t seq, const uint8_t *data, size_t len
 
 #define KSERVE(name) "/inference.GRPCInferenceService/" name
 const gmethod grpc_kserve_methods[] = {
-    {KSERVE("ServerLive"), 0, server_live},
-    {KSERVE("ServerReady"), 0, server_ready},
-    {KSERVE("ModelReady"), 0, model_ready},
-    {KSERVE("ServerMetadata"), 0, server_metadata},
-    {KSERVE("ModelMetadata"), 0, model_metadata},
-    {KSERVE("ModelInfer"), 0, model_infer},
-    {KSERVE("ModelStreamInfer"), 1, model_stream_infer},
-    {KSERVE("ModelStatistics"), 0, model_statistics},
-    {KSERVE("RepositoryIndex"), 0, repository_index},
-    {KSERVE("RepositoryModelLoad"), 0, repository_model_load},
-    {KSERVE("RepositoryModelUnload"), 0, repository_model_unload},
-    {NULL, 0, NULL},
+    {KSERVE("ServerLive"), 0, server_live, NULL},
+    {KSERVE("ServerReady"), 0, server_ready, NULL},
+    {KSERVE("ModelReady"), 0, model_ready, NULL},
+    {KSERVE("ServerMetadata"), 0, server_metadata, NULL},
+    {KSERVE("ModelMetadata"), 0, model_metadata, NULL},
+    {KSERVE("ModelInfer"), 0, model_infer, NULL},
+    {KSERVE("ModelStreamInfer"), 1, model_stream_infer, NULL},
+    {KSERVE("ModelStatistics"), 0, model_statistics, NULL},
+    {KSERVE("RepositoryIndex"), 0, repository_index, NULL},
+    {KSERVE("RepositoryModelLoad"), 0, repository_model_load, NULL},
+    {KSERVE("RepositoryModelUnload"), 0, repository_model_unload, NULL},
+    {NULL, 0, NULL, NULL},
 };
 
 const gmethod grpc_health_methods[] = {
-    {"/grpc.health.v1.Health/Check", 0, health_check},
-    {NULL, 0, NULL},
+    {"/grpc.health.v1.Health/Check", 0, health_check, NULL},
+    {NULL, 0, NULL, NULL},
 };

@@ -96,6 +96,7 @@ struct gcall {
     /* the message a handle call runs on (gwork_hold_message); one at a
      * time: a stream posts its next read after the handler returned */
     grpc_slice handling;
+    grpc_byte_buffer *handling_pieces; /* a handle_pieces call's message; NULL once a work item took it */
 
     /* streams */
     uint64_t next_seq, send_seq;
@@ -419,14 +420,41 @@ static grpc_slice message_bytes(grpc_frontend *fe, grpc_byte_buffer *payload, gr
                                          frame_buffer_release, b);
 }
 
-/* Runs the method's handler on the message in payload (one slice: its
- * bytes whole); 0 when the payload cannot be read. */
-static int call_handle(gcall *c, uint64_t seq, grpc_byte_buffer *payload) {
+#define PIECES_ON_STACK 128
+
+/* Runs handle_pieces on *payload's slices where they lie, when gRPC kept
+ * them as they arrived (uncompressed); 0 when it did not run.  A work item
+ * that took the message (gwork_hold_message) leaves *payload NULL. */
+static int call_handle_pieces(gcall *c, uint64_t seq, grpc_byte_buffer **payload) {
+    grpc_byte_buffer *b = *payload;
+    if (b->type != GRPC_BB_RAW || b->data.raw.compression != GRPC_COMPRESS_NONE) return 0;
+    const grpc_slice_buffer *sb = &b->data.raw.slice_buffer;
+    vigil_piece on_stack[PIECES_ON_STACK];
+    vigil_piece *pieces = sb->count <= PIECES_ON_STACK ? on_stack : vigil_malloc(sb->count * sizeof *pieces);
+    if (!pieces) return 0;
+    for (size_t i = 0; i < sb->count; i++)
+        pieces[i] = (vigil_piece){GRPC_SLICE_START_PTR(sb->slices[i]), GRPC_SLICE_LENGTH(sb->slices[i])};
+    c->handling_pieces = b;
+    c->reg->method->handle_pieces(c, seq, pieces, sb->count);
+    if (!c->handling_pieces) *payload = NULL; /* a work item holds it */
+    c->handling_pieces = NULL;
+    if (pieces != on_stack) vigil_free(pieces);
+    return 1;
+}
+
+/* Runs the method's handler on the message in *payload (handle: one
+ * slice, its bytes whole); 0 when the payload cannot be read. */
+static int call_handle(gcall *c, uint64_t seq, grpc_byte_buffer **payload) {
+    if (!*payload) return 0;
+    if (c->reg->method->handle_pieces && call_handle_pieces(c, seq, payload)) return 1;
     grpc_byte_buffer_reader reader;
-    if (!payload || !grpc_byte_buffer_reader_init(&reader, payload)) return 0;
-    c->handling = message_bytes(c->fe, payload, &reader);
+    if (!grpc_byte_buffer_reader_init(&reader, *payload)) return 0;
+    c->handling = message_bytes(c->fe, *payload, &reader);
     grpc_byte_buffer_reader_destroy(&reader);
-    c->reg->method->handle(c, seq, GRPC_SLICE_START_PTR(c->handling), GRPC_SLICE_LENGTH(c->handling));
+    const uint8_t *data = GRPC_SLICE_START_PTR(c->handling);
+    size_t len = GRPC_SLICE_LENGTH(c->handling);
+    if (c->reg->method->handle_pieces) c->reg->method->handle_pieces(c, seq, &(vigil_piece){data, len}, 1);
+    else c->reg->method->handle(c, seq, data, len);
     grpc_slice_unref(c->handling);
     c->handling = grpc_empty_slice();
     return 1;
@@ -446,7 +474,7 @@ static void on_recv(gcall *c, int ok) {
     if (take) seq = c->next_seq++;
     else c->half_closed = 1;
     pthread_mutex_unlock(&c->lock);
-    if (take && !call_handle(c, seq, payload)) gstream_answer(c, seq, NULL);
+    if (take && !call_handle(c, seq, &payload)) gstream_answer(c, seq, NULL);
     if (payload) grpc_byte_buffer_destroy(payload);
     pthread_mutex_lock(&c->lock);
     c->recv_pending = 0;
@@ -516,7 +544,7 @@ static void call_dispatch(gcall *c) {
         pthread_mutex_unlock(&c->lock);
         return;
     }
-    if (!call_handle(c, 0, c->payload)) gcall_fail(c, VIGIL_ERR_INVALID_ARGUMENT, "no request message");
+    if (!call_handle(c, 0, &c->payload)) gcall_fail(c, VIGIL_ERR_INVALID_ARGUMENT, "no request message");
 }
 
 static void on_new(gcall *c, int ok) {
@@ -617,7 +645,12 @@ gwork *gwork_create(gcall *c, uint64_t seq) {
 
 void gwork_hold_message(gwork *w) {
     if (w->holds_message) return;
-    w->message = grpc_slice_ref(w->call->handling);
+    if (w->call->handling_pieces) { /* taken over: its slices stay where they are */
+        w->message_pieces = w->call->handling_pieces;
+        w->call->handling_pieces = NULL;
+    } else {
+        w->message = grpc_slice_ref(w->call->handling);
+    }
     w->holds_message = 1;
 }
 
@@ -631,7 +664,8 @@ vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_e
 void gwork_destroy(gwork *w) {
     if (!w) return;
     repository_release(request_repository(w->call->fe->server), w->served);
-    if (w->holds_message) grpc_slice_unref(w->message);
+    if (w->message_pieces) grpc_byte_buffer_destroy(w->message_pieces);
+    else if (w->holds_message) grpc_slice_unref(w->message);
     arena_destroy(w->arena);
     gcall_unref(w->call);
     vigil_free(w);

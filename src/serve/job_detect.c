@@ -114,8 +114,11 @@ static vigil_status worker_reserve(detect_worker *w, size_t n, size_t slots, vig
 /* A raw frame into slot: an RGB24 one letterboxed where it lies, the
  * others converted to RGB first (their "decode" time). */
 static vigil_status preprocess_raw(const detect_worker *w, detect_request *r, const vigil_tensor *input, size_t slot,
-                                   vigil_detect_item *item) {
+                                   const vigil_letterbox_info *padded, vigil_detect_item *item) {
     const detect_raw *raw = r->raw;
+    if (!r->image) /* RGB24 where it arrived (request_detect_bytes): checked there */
+        return vigil_detect_preprocess_pieces(w->spec, r->pieces, r->n_pieces, raw->width, raw->height, raw->stride,
+                                              input, slot, padded, item, &r->error);
     double t0 = clock_now_ms();
     /* RGB24: a view of the caller's bytes, read only and never freed, once
      * their geometry is checked; the others: converted (which checks it) */
@@ -127,7 +130,9 @@ static vigil_status preprocess_raw(const detect_worker *w, detect_request *r, co
                                                         raw->stride, w->max_image_pixels, &r->error);
     if (st) return st;
     double convert_ms = clock_now_ms() - t0;
-    st = vigil_detect_preprocess_image(w->spec, &image, raw->width, raw->height, input, slot, item, &r->error);
+    st = converted ? vigil_detect_preprocess_image(w->spec, &image, raw->width, raw->height, input, slot, item, &r->error)
+                   : vigil_detect_preprocess_pieces(w->spec, &(vigil_piece){r->image, r->size}, 1, raw->width,
+                                                    raw->height, raw->stride, input, slot, padded, item, &r->error);
     item->decode_ms = convert_ms;
     if (converted) vigil_image_free(&image);
     return st;
@@ -144,7 +149,7 @@ static size_t worker_run(detect_worker *w, detect_request *reqs, size_t n, size_
     size_t m = 0;
     for (size_t j = 0; j < n; j++) { /* a bad image fails alone; the next one takes its slot */
         detect_request *r = &reqs[j];
-        r->status = r->raw ? preprocess_raw(w, r, &input, m, &items[m])
+        r->status = r->raw ? preprocess_raw(w, r, &input, m, w->slot_padded[m] ? &w->padded[m] : NULL, &items[m])
                            : vigil_detect_preprocess(w->spec, r->image, r->size, &input, m, &w->pool,
                                                      w->slot_padded[m] ? &w->padded[m] : NULL, &items[m], &r->error);
         w->slot_padded[m] = !r->status;
@@ -361,7 +366,12 @@ static double detect_run(const sched_instance *in, void **state, sched_job **job
         job->status = resolve_classes(w, job, &job->error);
         if (job->status) continue;
         reqs[m] = (detect_request){
-            .image = d->image, .size = d->image_size, .raw = d->raw.width ? &d->raw : NULL, .options = &d->options};
+            .image = d->image,
+            .size = d->image_size,
+            .pieces = d->pieces,
+            .n_pieces = d->n_pieces,
+            .raw = d->raw.width ? &d->raw : NULL,
+            .options = &d->options};
         ok[m++] = job;
     }
     if (m) detect_worker_detect(w, reqs, m);

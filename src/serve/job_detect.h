@@ -48,8 +48,10 @@ typedef struct detect_raw {
  * is encoded: JPEG or PNG), options (NULL = defaults).  Set by detect_worker_detect: status, error and result (its
  * detections live in the worker until its next batch). */
 typedef struct detect_request {
-    const void *image;
+    const void *image; /* NULL: an RGB24 raw frame in pieces[0..n_pieces) */
     size_t size;
+    const vigil_piece *pieces;
+    size_t n_pieces;
     const detect_raw *raw;
     const vigil_detect_options *options;
     vigil_status status;
@@ -68,7 +70,10 @@ void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n);
 typedef struct job_detect {
     /* Set by the submitter. */
     const void *image;   /* encoded JPEG/PNG, or raw pixels (below), in the arena */
-    size_t image_size;
+    size_t image_size;   /* the size even when the bytes lie in pieces */
+    const vigil_piece *pieces; /* image NULL: an RGB24 raw frame's bytes where the front end received them
+                                  (request_detect_bytes decides; only the letterbox reads them) */
+    size_t n_pieces;
     detect_raw raw;      /* width 0: image is encoded */
     vigil_detect_options options; /* thresholds, max detections (request_detect_resolve); the class
                                      filter is set by the run from classes */

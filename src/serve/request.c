@@ -344,6 +344,37 @@ vigil_status request_detect_raw(const vigil_server *server, const request_raw_fr
     return VIGIL_OK;
 }
 
+vigil_status request_detect_bytes(const vigil_server *server, const served_model *m, sched_job *job, arena *a,
+                                  const vigil_piece *pieces, size_t n, vigil_error *err) {
+    job_detect *d = job_detect_of(job);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += pieces[i].size;
+    d->image_size = total;
+    if (n == 1) {
+        d->image = pieces[0].data;
+        return VIGIL_OK;
+    }
+    int in_place = d->raw.width && d->raw.format == VIGIL_PIXEL_RGB24 && !d->render && !m->config.response_cache &&
+                   !request_detect_observed(server, m);
+    if (in_place) {
+        vigil_piece *kept = arena_alloc(a, n * sizeof *kept, _Alignof(vigil_piece));
+        if (!kept) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
+        memcpy(kept, pieces, n * sizeof *kept);
+        d->image = NULL;
+        d->pieces = kept;
+        d->n_pieces = n;
+        return VIGIL_OK;
+    }
+    uint8_t *whole = arena_alloc(a, total ? total : 1, 64), *to = whole;
+    if (!whole) return vigil_error_set(err, VIGIL_ERR_LIMIT, "request memory limit reached");
+    for (size_t i = 0; i < n; i++) {
+        memcpy(to, pieces[i].data, pieces[i].size);
+        to += pieces[i].size;
+    }
+    d->image = whole;
+    return VIGIL_OK;
+}
+
 /* ------------------------------------------------------------ observe */
 
 void server_set_detect_observer(vigil_server *server, request_detect_observer fn, void *ctx) {

@@ -219,6 +219,16 @@ int request_raw_format_parse(const char *name, vigil_pixel_format *out);
 vigil_status request_detect_raw(const vigil_server *server, const request_raw_frame *f, const request_raw_names *names,
                                 sched_job *job, vigil_error *err);
 
+/* The image's bytes, pieces[0..n) (as the front end received them: n 1
+ * for bytes whole), once the job's geometry (request_detect_raw) and
+ * options (render) are set.  An RGB24 frame in several pieces stays where
+ * it lies when only the letterbox will read it (no render, no response
+ * cache, no escalation observer); otherwise the pieces are gathered into
+ * the job's arena a (VIGIL_ERR_LIMIT when it is full).  The pieces'
+ * memory must outlive the job. */
+vigil_status request_detect_bytes(const vigil_server *server, const served_model *m, sched_job *job, arena *a,
+                                  const vigil_piece *pieces, size_t n, vigil_error *err);
+
 /* ---------------------------------------------------------------- cache */
 
 /* Looks a request's answer up in the response cache: the key is kind

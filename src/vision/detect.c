@@ -33,6 +33,7 @@
 #include "vision/family.h"
 #include "vision/heads.h"
 #include "vision/jpeg_letterbox.h"
+#include "vision/letterbox.h"
 
 struct vigil_detect_spec {
     vigil_detector_options options;
@@ -186,23 +187,91 @@ static vigil_status spec_slot(const vigil_detect_spec *spec, const vigil_tensor 
     return VIGIL_OK;
 }
 
-vigil_status vigil_detect_preprocess_image(const vigil_detect_spec *spec, const vigil_image *image, int orig_w,
-                                           int orig_h, const vigil_tensor *input, size_t slot,
-                                           vigil_detect_item *item, vigil_error *err) {
+/* Row y of a frame whose bytes lie in pieces; rows are asked for in
+ * increasing order (a row asked again, or an earlier one, restarts the
+ * walk), so finding one is a step along the pieces. */
+typedef struct piece_rows {
+    const vigil_piece *pieces;
+    size_t n, at, base; /* piece `at` starts at byte `base` of the frame */
+    size_t stride, row_bytes;
+    uint8_t *scratch; /* a row that crosses pieces, gathered */
+} piece_rows;
+
+static vigil_status piece_row(void *ctx, int y, const uint8_t **pixels, vigil_error *err) {
+    piece_rows *p = ctx;
+    size_t off = (size_t)y * p->stride;
+    if (off < p->base) p->at = 0, p->base = 0;
+    while (p->at < p->n && off - p->base >= p->pieces[p->at].size) p->base += p->pieces[p->at++].size;
+    size_t from = off - p->base, got = 0;
+    if (p->at < p->n && p->pieces[p->at].size - from >= p->row_bytes) {
+        *pixels = p->pieces[p->at].data + from;
+        return VIGIL_OK;
+    }
+    for (size_t i = p->at; i < p->n && got < p->row_bytes; i++, from = 0) {
+        size_t take = p->pieces[i].size - from < p->row_bytes - got ? p->pieces[i].size - from : p->row_bytes - got;
+        memcpy(p->scratch + got, p->pieces[i].data + from, take);
+        got += take;
+    }
+    if (got < p->row_bytes) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "frame: row %d is cut short", y);
+    *pixels = p->scratch;
+    return VIGIL_OK;
+}
+
+/* The one letterbox of an image in memory: rows from src, into slot, the
+ * padding left as it is when padded says the slot holds this geometry's. */
+static vigil_status preprocess_rows(const vigil_detect_spec *spec, int width, int height, const letterbox_source *src,
+                                    int orig_w, int orig_h, const vigil_tensor *input, size_t slot,
+                                    const vigil_letterbox_info *padded, vigil_detect_item *item, vigil_error *err) {
     memset(item, 0, sizeof *item);
-    if (!image || !image->data) return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no image");
     void *dst = NULL, *slot_dst = NULL;
     vigil_status st = spec_slot(spec, input, slot, &slot_dst, err);
     if (!st) st = half_scratch(spec, slot_dst, &dst, err);
     if (st) return st;
     double t0 = clock_now_ms();
-    st = vigil_letterbox(image, spec->in_w, spec->in_h, &spec->pre, dst, &item->letterbox, err);
+    letterbox *lb = NULL;
+    st = letterbox_create(width, height, spec->in_w, spec->in_h, &spec->pre, dst, &lb, err);
+    if (!st) {
+        letterbox_info(lb, &item->letterbox);
+        /* an fp16 input's scratch is fresh: its padding is written each time */
+        if (padded && dst == slot_dst && memcmp(padded, &item->letterbox, sizeof *padded) == 0)
+            letterbox_assume_padded(lb);
+        st = letterbox_run(lb, src, 0, letterbox_rows(lb), err);
+        letterbox_destroy(lb);
+    }
     half_finish(spec, dst, slot_dst, st);
     if (st) return st;
     item->letterbox_ms = clock_now_ms() - t0;
-    item->decoded_w = image->width, item->decoded_h = image->height;
+    item->decoded_w = width, item->decoded_h = height;
     item->orig_w = orig_w, item->orig_h = orig_h;
     return VIGIL_OK;
+}
+
+vigil_status vigil_detect_preprocess_pieces(const vigil_detect_spec *spec, const vigil_piece *pieces, size_t n,
+                                            int width, int height, int stride, const vigil_tensor *input,
+                                            size_t slot, const vigil_letterbox_info *padded,
+                                            vigil_detect_item *item, vigil_error *err) {
+    memset(item, 0, sizeof *item);
+    if (!pieces || !n || width <= 0 || height <= 0 || stride < width * 3)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no frame");
+    piece_rows rows = {.pieces = pieces, .n = n, .stride = (size_t)stride, .row_bytes = (size_t)width * 3};
+    if (!(rows.scratch = vigil_malloc(rows.row_bytes)))
+        return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "detector: out of memory for a row");
+    letterbox_source src = {.row = piece_row, .ctx = &rows};
+    vigil_status st = preprocess_rows(spec, width, height, &src, width, height, input, slot, padded, item, err);
+    vigil_free(rows.scratch);
+    return st;
+}
+
+vigil_status vigil_detect_preprocess_image(const vigil_detect_spec *spec, const vigil_image *image, int orig_w,
+                                           int orig_h, const vigil_tensor *input, size_t slot,
+                                           vigil_detect_item *item, vigil_error *err) {
+    memset(item, 0, sizeof *item);
+    if (!image || !image->data || image->width <= 0 || image->height <= 0 || image->stride < image->width * 3)
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "detector: no image");
+    vigil_piece whole = {image->data, (size_t)(image->height - 1) * (size_t)image->stride + (size_t)image->width * 3};
+    piece_rows rows = {.pieces = &whole, .n = 1, .stride = (size_t)image->stride, .row_bytes = (size_t)image->width * 3};
+    letterbox_source src = {.row = piece_row, .ctx = &rows}; /* one piece: no row crosses, no scratch */
+    return preprocess_rows(spec, image->width, image->height, &src, orig_w, orig_h, input, slot, NULL, item, err);
 }
 
 vigil_status vigil_detect_preprocess(const vigil_detect_spec *spec, const void *bytes, size_t size,

@@ -8,6 +8,7 @@
  * the wire message.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
@@ -47,21 +48,44 @@ static void fuzz_infer(const served_model *model, const uint8_t *data, size_t si
 }
 
 /* grpc_unpack_aliased reads what protobuf-c reads: the same message (or
- * the same refusal), with the image where protobuf-c copied it from. */
+ * the same refusal, strings with a NUL byte included), with the image where
+ * protobuf-c copied it from, whichever way the bytes are cut into pieces
+ * (here: runs of 1 to 13 bytes, an empty piece now and then). */
 static void check_aliased(const Vigil__V1__DetectRequest *req, const uint8_t *data, size_t size) {
-    ProtobufCBinaryData image;
+    size_t cap = 2 * size + 2, n = 0, longest = 1 + size % 13;
+    vigil_piece *pieces = malloc(cap * sizeof *pieces), *image = malloc(cap * sizeof *image);
+    if (!pieces || !image) __builtin_trap();
+    for (size_t at = 0, k = 0; at < size; k++) {
+        size_t len = 1 + k % longest;
+        if (len > size - at) len = size - at;
+        if (k % 5 == 4) pieces[n++] = (vigil_piece){data + at, 0};
+        pieces[n++] = (vigil_piece){data + at, len};
+        at += len;
+    }
+    size_t n_image = 0;
+    vigil_error err = {0};
     Vigil__V1__DetectRequest *alias = (Vigil__V1__DetectRequest *)grpc_unpack_aliased(
-        &vigil__v1__detect_request__descriptor, data, size, 1, &image);
-    if (!req != !alias) __builtin_trap();
-    if (!req) return;
-    if (alias->image.len || image.len != req->image.len || (image.len && memcmp(image.data, req->image.data, image.len)))
-        __builtin_trap();
-    if (image.len && (image.data < data || image.data + image.len > data + size)) __builtin_trap();
-    if (strcmp(alias->model, req->model) || alias->frame_id != req->frame_id || !alias->raw != !req->raw ||
-        (req->raw && (alias->raw->width != req->raw->width || alias->raw->format != req->raw->format)) ||
-        !alias->options != !req->options)
-        __builtin_trap();
-    vigil__v1__detect_request__free_unpacked(alias, NULL);
+        &vigil__v1__detect_request__descriptor, pieces, n, 1, image, &n_image, &err);
+    int want = req && grpc_check_strings(&vigil__v1__detect_request__descriptor, data, size, &(vigil_error){0}) == 0;
+    if (want != !!alias || (!alias && !err.status)) __builtin_trap();
+    if (alias) {
+        size_t got = 0;
+        for (size_t i = 0; i < n_image; i++) {
+            const vigil_piece *p = &image[i];
+            if (!p->size || p->data < data || p->data + p->size > data + size || got + p->size > req->image.len ||
+                memcmp(p->data, req->image.data + got, p->size))
+                __builtin_trap();
+            got += p->size;
+        }
+        if (alias->image.len || got != req->image.len) __builtin_trap();
+        if (strcmp(alias->model, req->model) || alias->frame_id != req->frame_id || !alias->raw != !req->raw ||
+            (req->raw && (alias->raw->width != req->raw->width || alias->raw->format != req->raw->format)) ||
+            !alias->options != !req->options)
+            __builtin_trap();
+        vigil__v1__detect_request__free_unpacked(alias, NULL);
+    }
+    free(pieces);
+    free(image);
 }
 
 static void fuzz_detect(const served_model *model, const uint8_t *data, size_t size) {

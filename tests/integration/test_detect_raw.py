@@ -207,6 +207,27 @@ def test_options_work_on_raw_frames(server, yolo, bus):
     assert drawn.content[:2] == b"\xff\xd8"
 
 
+def test_grpc_raw_frame_in_many_slices_rendered_like_rest(server, yolo, bus, pb, channel):
+    """gRPC hands a 2.6 MB frame over in ~160 slices: detection reads it where
+    it lies, rows crossing slices included; render needs it whole (gathered):
+    the same JPEG bytes as REST's, and the same boxes both ways."""
+    rgb, _, _ = bus
+    h, w, _ = rgb.shape
+    stride = w * 3 + 5  # rows cross the slices' 16 KiB boundaries at every offset
+    body = pad_rows(rgb, stride).tobytes()
+    dpb = pb["detection_pb2"]
+    detection = pb["detection_pb2_grpc"].DetectionStub(channel)
+    raw = dpb.RawFrame(width=w, height=h, stride=stride)
+    drawn = post_raw(server, body, width=w, height=h, stride=stride, render=1)
+    assert drawn.status_code == 200, drawn.text
+    got = detection.Detect(dpb.DetectRequest(image=body, raw=raw, model="yolov8n", render=True), timeout=120)
+    assert got.rendered == drawn.content
+    plain = post_raw(server, body, width=w, height=h, stride=stride)
+    assert plain.status_code == 200, plain.text
+    same_as_grpc(detection.Detect(dpb.DetectRequest(image=body, raw=raw, model="yolov8n"), timeout=120),
+                 plain.json()["detections"])
+
+
 # ---------------------------------------------------------------- refusals
 
 

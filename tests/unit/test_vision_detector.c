@@ -333,6 +333,65 @@ static void test_raw_frames(void) {
     tdet_close(det);
 }
 
+/* A frame whose bytes lie in pieces (as gRPC's slices hold it) letterboxes
+ * to the very bytes of the frame whole, rows crossing pieces and empty
+ * pieces included; the padding is written unless the slot's last geometry
+ * was this frame's, and then it is the same too. */
+static void test_frame_in_pieces(void) {
+    if (!testing_shared_dir()) SKIP("../shared is absent");
+    tdet det_, *det = &det_;
+    vigil_error err;
+    CHECK_EQ_INT(tdet_open(det, "yolov8n", NULL, &err), VIGIL_OK);
+    size_t size = 0;
+    uint8_t *bus = image_bytes("bus", &size);
+    vigil_image img;
+    CHECK_EQ_INT(vigil_image_decode(bus, size, NULL, &img, NULL, &err), VIGIL_OK);
+    size_t frame_size = (size_t)img.stride * (size_t)img.height;
+    vigil_piece pieces[512];
+    size_t n = 0;
+    for (size_t at = 0, k = 0; at < frame_size; k++) { /* 1 byte to ~16 KiB, and now and then nothing */
+        size_t len = k % 4 == 0 ? 1 + k % 7 : 4000 + (k * 2731) % 12385;
+        if (len > frame_size - at) len = frame_size - at;
+        if (k % 9 == 8) pieces[n++] = (vigil_piece){img.data + at, 0};
+        pieces[n++] = (vigil_piece){img.data + at, len};
+        at += len;
+        CHECK(n < 510);
+    }
+    vigil_tensor input = vigil_detect_spec_input(det->spec, 2);
+    size_t slot_bytes = vigil_tensor_bytes(&input) / 2;
+    uint8_t *slots = malloc(2 * slot_bytes);
+    memset(slots, 0xee, 2 * slot_bytes);
+    input.data = slots;
+    vigil_detect_item whole, piecewise, small;
+    CHECK_EQ_INT(vigil_detect_preprocess_image(det->spec, &img, img.width, img.height, &input, 0, &whole, &err),
+                 VIGIL_OK);
+    /* slot 1 first holds a landscape frame: pixels where the portrait one has padding */
+    vigil_image half = {.width = img.width, .height = img.height / 2, .stride = img.stride, .data = img.data};
+    CHECK_EQ_INT(vigil_detect_preprocess_image(det->spec, &half, half.width, half.height, &input, 1, &small, &err),
+                 VIGIL_OK);
+    CHECK_EQ_INT(vigil_detect_preprocess_pieces(det->spec, pieces, n, img.width, img.height, img.stride, &input, 1,
+                                                &small.letterbox, &piecewise, &err),
+                 VIGIL_OK);
+    CHECK(memcmp(slots, slots + slot_bytes, slot_bytes) == 0);
+    CHECK(memcmp(&whole.letterbox, &piecewise.letterbox, sizeof whole.letterbox) == 0);
+    CHECK_EQ_INT(piecewise.orig_w, img.width);
+    /* the same geometry again: the padding is left, and is right */
+    CHECK_EQ_INT(vigil_detect_preprocess_pieces(det->spec, pieces, n, img.width, img.height, img.stride, &input, 1,
+                                                &piecewise.letterbox, &piecewise, &err),
+                 VIGIL_OK);
+    CHECK(memcmp(slots, slots + slot_bytes, slot_bytes) == 0);
+    /* pieces one byte short of the last row: refused, naming the row */
+    pieces[n - 1].size--;
+    CHECK_EQ_INT(vigil_detect_preprocess_pieces(det->spec, pieces, n, img.width, img.height, img.stride, &input, 1,
+                                                NULL, &piecewise, &err),
+                 VIGIL_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "cut short") != NULL);
+    free(slots);
+    vigil_image_free(&img);
+    free(bus);
+    tdet_close(det);
+}
+
 static void test_yolov8n(void) {
     if (!testing_shared_dir()) SKIP("../shared is absent");
     run_model("yolov8n", VIGIL_HEAD_YOLOV8);
@@ -368,6 +427,7 @@ int main(void) {
     }
     RUN(test_yolov8n);
     RUN(test_raw_frames);
+    RUN(test_frame_in_pieces);
     RUN(test_rotated_photo_takes_the_whole_image_path);
     RUN(test_yolov5n);
     RUN(test_wrong_family_is_refused);
