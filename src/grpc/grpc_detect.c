@@ -231,6 +231,7 @@ static void detect_start(gcall *c, uint64_t seq, const vigil_piece *pieces, size
         gwork_destroy(w);
         return;
     }
+    w->finish_inline = 1; /* boxes, or a JPEG the job encoded already: packed in a moment */
     gwork_submit(w, detect_finish);
 }
 

@@ -85,6 +85,11 @@ struct gwork {
     grpc_slice message;   /* gwork_hold_message: the request's bytes, kept, as one slice */
     grpc_byte_buffer *message_pieces; /* or as the message gRPC handed over (handle_pieces) */
     int holds_message;
+    /* 1: finish runs on the worker thread that ran the job, as soon as it
+     * is done (an answer of a few hundred bytes: cheaper than waking a
+     * completion thread); 0: on a completion thread (a large answer to
+     * encode would hold the model's worker) */
+    int finish_inline;
 };
 
 /* A work item with its own arena and a zeroed job, referencing c. */

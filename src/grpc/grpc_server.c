@@ -671,9 +671,22 @@ void gwork_destroy(gwork *w) {
     vigil_free(w);
 }
 
-/* Worker thread: hand the work to a completion thread. */
+/* A finished job's answer, on whichever thread runs it. */
+static void work_finish(gwork *w) {
+    if (!w->call->reg->method->streaming) /* a unary call's one job: its spans */
+        trace_request_job(&w->call->trace, w->job, w->served ? w->served->version : 0);
+    w->finish(w);
+    gwork_destroy(w);
+}
+
+/* Worker thread: finish here when the answer is small (finish_inline),
+ * else hand the work to a completion thread. */
 static void work_done(sched_job *job) {
     gwork *w = job->user;
+    if (w->finish_inline) {
+        work_finish(w);
+        return;
+    }
     grpc_frontend *fe = w->call->fe;
     pthread_mutex_lock(&fe->lock);
     w->next = NULL;
@@ -711,10 +724,7 @@ static void *finisher_main(void *arg) {
         fe->done_head = w->next;
         if (!fe->done_head) fe->done_tail = NULL;
         pthread_mutex_unlock(&fe->lock);
-        if (!w->call->reg->method->streaming) /* a unary call's one job: its spans */
-            trace_request_job(&w->call->trace, w->job, w->served ? w->served->version : 0);
-        w->finish(w);
-        gwork_destroy(w);
+        work_finish(w);
         pthread_mutex_lock(&fe->lock);
     }
     pthread_mutex_unlock(&fe->lock);
