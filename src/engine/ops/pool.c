@@ -125,24 +125,18 @@ static vigil_status prepare_xnn_pool(op_ctx *ctx, const kernels_window *w, vigil
     }
     size_t c = (size_t)x->dims[3];
     enum xnn_status st;
-    if (is_maxpool(ctx) && x->dtype == VIGIL_DTYPE_F16) { /* the float16 pass (passes_float16.c): values only move */
-        st = xnn_create_max_pooling2d_nhwc_f16((uint32_t)w->pad_begin[0], (uint32_t)pad_end[1], (uint32_t)pad_end[0],
-                                               (uint32_t)w->pad_begin[1], (uint32_t)w->kernel[0],
-                                               (uint32_t)w->kernel[1], (uint32_t)w->stride[0], (uint32_t)w->stride[1],
-                                               (uint32_t)w->dilation[0], (uint32_t)w->dilation[1], c, c, c, -INFINITY,
-                                               INFINITY, 0, (xnn_operator_t *)&s->xop[0]);
+    if (is_maxpool(ctx)) {
+        /* float16 values from the float16 pass (passes_float16.c): max only selects */
+        int half = x->dtype == VIGIL_DTYPE_F16;
+        st = (half ? xnn_create_max_pooling2d_nhwc_f16 : xnn_create_max_pooling2d_nhwc_f32)(
+            (uint32_t)w->pad_begin[0], (uint32_t)pad_end[1], (uint32_t)pad_end[0], (uint32_t)w->pad_begin[1],
+            (uint32_t)w->kernel[0], (uint32_t)w->kernel[1], (uint32_t)w->stride[0], (uint32_t)w->stride[1],
+            (uint32_t)w->dilation[0], (uint32_t)w->dilation[1], c, c, c, -INFINITY, INFINITY, 0,
+            (xnn_operator_t *)&s->xop[0]);
+        size_t n = (size_t)x->dims[0], h = (size_t)x->dims[1], wd = (size_t)x->dims[2];
         if (st == xnn_status_success)
-            st = xnn_setup_max_pooling2d_nhwc_f16(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
-                                                  x->data, y->data, s->pool);
-    } else if (is_maxpool(ctx)) {
-        st = xnn_create_max_pooling2d_nhwc_f32((uint32_t)w->pad_begin[0], (uint32_t)pad_end[1], (uint32_t)pad_end[0],
-                                               (uint32_t)w->pad_begin[1], (uint32_t)w->kernel[0],
-                                               (uint32_t)w->kernel[1], (uint32_t)w->stride[0], (uint32_t)w->stride[1],
-                                               (uint32_t)w->dilation[0], (uint32_t)w->dilation[1], c, c, c, -INFINITY,
-                                               INFINITY, 0, (xnn_operator_t *)&s->xop[0]);
-        if (st == xnn_status_success)
-            st = xnn_setup_max_pooling2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
-                                                  x->data, y->data, s->pool);
+            st = half ? xnn_setup_max_pooling2d_nhwc_f16(s->xop[0], n, h, wd, x->data, y->data, s->pool)
+                      : xnn_setup_max_pooling2d_nhwc_f32(s->xop[0], n, h, wd, x->data, y->data, s->pool);
     } else {
         st = xnn_create_average_pooling2d_nhwc_f32(
             (uint32_t)w->pad_begin[0], (uint32_t)pad_end[1], (uint32_t)pad_end[0], (uint32_t)w->pad_begin[1],
