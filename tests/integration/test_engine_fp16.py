@@ -19,6 +19,8 @@ exact rounding at the model's float16 boundaries (src/engine/graph.c).  So:
    that, plus one float16 step of the output, plus the engines' float32
    tolerance (1e-4 relative, 1e-3 absolute: test_engine_parity.py).
 """
+import json
+
 import numpy as np
 import pytest
 
@@ -150,7 +152,6 @@ def test_fp16_xnnpack_detect(tmp_path, model):
     float32 model finds in the default mode: same classes, boxes within a
     few pixels of the original image, scores within 0.04 (measured: 0.024 on
     zidane.jpg's tie at 0.43, the rest within 0.01)."""
-    import json
     src = shared_path(f"models/{model}.onnx")
     fp16 = tmp_path / "fp16.onnx"
     round_weights(src, fp16, np.float16)
