@@ -55,7 +55,28 @@ typedef struct vigil_engine_options {
      * XNNPACK and the reference kernels: the path every other CPU (an ARM
      * board) takes, so that tests on an AVX-512 machine cover it too. */
     int portable_kernels;
+    /* How a float16 model computes (vigil_float16_mode; 0 = AUTO). */
+    int float16;
 } vigil_engine_options;
+
+/* A float16 model's arithmetic.  FP32: in float32 between the model's float16
+ * boundaries (weights widened once at load, docs/OPERATORS.md).  XNNPACK:
+ * XNNPACK's f16 operators (Conv, Add, MaxPool, ...) on float16 activations
+ * kept float16 between them, converted at the edges of each run of them.
+ * AUTO: XNNPACK where the CPU has float16 arithmetic (AVX512-FP16 on x86-64,
+ * FEAT_FP16 on aarch64), else FP32: elsewhere XNNPACK emulates f16 with
+ * conversions around float32 arithmetic, which only costs.  A float32 model
+ * never takes the f16 path. */
+typedef enum vigil_float16_mode {
+    VIGIL_FLOAT16_AUTO = 0,
+    VIGIL_FLOAT16_FP32 = 1,
+    VIGIL_FLOAT16_XNNPACK = 2,
+} vigil_float16_mode;
+
+/* "auto", "fp32" or "xnnpack" -> *out; VIGIL_ERR_INVALID_ARGUMENT otherwise. */
+vigil_status vigil_float16_mode_parse(const char *text, int *out);
+/* Whether this CPU does float16 arithmetic natively (asked of the CPU once). */
+int vigil_cpu_has_float16_arithmetic(void);
 
 /* options may be NULL for defaults. */
 vigil_status vigil_engine_create(const vigil_engine_options *options, vigil_engine **out, vigil_error *err);
@@ -63,6 +84,9 @@ void vigil_engine_destroy(vigil_engine *engine);
 int vigil_engine_threads(const vigil_engine *engine);
 /* The batch cap in effect (vigil_engine_options.batch_cap, or its default). */
 int vigil_engine_batch_cap(const vigil_engine *engine);
+/* Whether float16 models run on XNNPACK's f16 operators (the float16 option
+ * resolved: AUTO on this CPU is FP32 or XNNPACK). */
+int vigil_engine_float16_xnnpack(const vigil_engine *engine);
 /* Runs task(ctx, 0) .. task(ctx, n - 1) on the engine's pool, the calling
  * thread taking part, and returns when all are done; one after another on
  * the calling thread when engine is NULL or has one thread.  For work around

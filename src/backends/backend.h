@@ -58,6 +58,7 @@ typedef struct backend_options {
     int threads;   /* compute threads the device's models share (0 = all cores) */
     int batch_cap; /* the largest batch one run computes at once; larger ones run as
                     * runs of it (0 = the backend's default; engine.batch_cap) */
+    int float16;   /* a float16 model's arithmetic, vigil_float16_mode (0 = auto; engine.float16) */
 } backend_options;
 
 /* How a device's own scheduler treats one model (config.yaml's scheduler:

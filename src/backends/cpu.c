@@ -62,7 +62,8 @@ static vigil_status cpu_open(const backend_options *options, backend_device **ou
     dev->cores = n > 0 ? (int)n : 1;
     int threads = options ? options->threads : 0;
     vigil_engine_options eo = {.threads = threads > 0 ? threads : dev->cores,
-                               .batch_cap = options ? options->batch_cap : 0};
+                               .batch_cap = options ? options->batch_cap : 0,
+                               .float16 = options ? options->float16 : 0};
     vigil_status st = vigil_engine_create(&eo, &dev->engine, err);
     if (st) {
         cpu_close(dev);

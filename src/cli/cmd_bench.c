@@ -22,7 +22,7 @@
 
 static void bench_usage(FILE *out) {
     fprintf(out, "usage: vigil bench --model M.onnx [--threads N] [--batch B] [--batch-cap C] [--iterations K]\n"
-                 "                   [--warmup W] [--json]\n"
+                 "                   [--warmup W] [--float16 MODE] [--json]\n"
                  "\n"
                  "Compiles the model for batch B and times K runs after W warm-up runs.\n"
                  "Prints min, median and p90 latency in milliseconds, the achieved GFLOP/s and\n"
@@ -37,6 +37,7 @@ static void bench_usage(FILE *out) {
                  "                    runs of it (default 0: the thread count, at least 2)\n"
                  "  --iterations K    timed runs (default 20)\n"
                  "  --warmup W        untimed runs first (default 3)\n"
+                 "  --float16 MODE    a float16 model's arithmetic: auto (default), fp32, xnnpack\n"
                  "  --json            one JSON object instead of text\n"
                  "  -h, --help        show this help\n");
 }
@@ -49,6 +50,7 @@ typedef struct bench_args {
     long batches[BENCH_MAX_BATCHES];
     size_t n_batches;
     int json;
+    int float16; /* vigil_float16_mode */
 } bench_args;
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
@@ -86,6 +88,7 @@ static int bench_parse(int argc, char **argv, bench_args *a) {
         {"batch", required_argument, 0, 'b'},  {"iterations", required_argument, 0, 'k'},
         {"warmup", required_argument, 0, 'w'}, {"json", no_argument, 0, 'j'},
         {"batch-cap", required_argument, 0, 'c'}, {"help", no_argument, 0, 'h'},
+        {"float16", required_argument, 0, 'f'},
         {0, 0, 0, 0}};
     *a = (bench_args){.batches = {1}, .n_batches = 1, .iterations = 20, .warmup = 3};
     optind = 1;
@@ -101,6 +104,7 @@ static int bench_parse(int argc, char **argv, bench_args *a) {
         case 'k': ok = parse_long(optarg, 1, 1000000, &a->iterations); break;
         case 'w': ok = parse_long(optarg, 0, 1000000, &a->warmup); break;
         case 'j': a->json = 1; break;
+        case 'f': ok = vigil_float16_mode_parse(optarg, &a->float16) == VIGIL_OK; break;
         case 'h': bench_usage(stdout); return 1;
         default: fprintf(stderr, "vigil bench: unknown or incomplete option '%s'\n", argv[optind - 1]); return 2;
         }
@@ -179,9 +183,9 @@ static void report(const bench_args *a, long batch, const vigil_engine *e, const
         }
         printf("\", \"threads\": %d, \"batch\": %ld, \"batch_cap\": %d, \"iterations\": %ld, \"min_ms\": %.3f, "
                "\"median_ms\": %.3f, \"p90_ms\": %.3f, \"gflops\": %.2f, \"peak_activation_bytes\": %zu, "
-               "\"packed_weight_bytes\": %zu}\n",
+               "\"packed_weight_bytes\": %zu, \"float16_xnnpack\": %d}\n",
                vigil_engine_threads(e), batch, vigil_engine_batch_cap(e), a->iterations, min, median, p90, gflops,
-               vigil_plan_peak_activation_bytes(p), weight_bytes);
+               vigil_plan_peak_activation_bytes(p), weight_bytes, vigil_engine_float16_xnnpack(e));
     } else {
         printf("model       %s\nthreads     %d\nbatch       %ld (cap %d)\niterations  %ld\n", a->model,
                vigil_engine_threads(e), batch, vigil_engine_batch_cap(e), a->iterations);
@@ -223,7 +227,7 @@ static int bench_run(const bench_args *a) {
     vigil_model *m = NULL;
     vigil_arena *arena = NULL;
     double *ms = vigil_calloc((size_t)a->iterations, sizeof *ms);
-    vigil_engine_options opts = {.threads = (int)a->threads, .batch_cap = (int)a->batch_cap};
+    vigil_engine_options opts = {.threads = (int)a->threads, .batch_cap = (int)a->batch_cap, .float16 = a->float16};
     vigil_status st = ms ? VIGIL_OK : vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
     if (st == VIGIL_OK) st = vigil_engine_create(&opts, &e, &err);
     if (st == VIGIL_OK) st = vigil_model_load(e, a->model, &m, &err);

@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "backends/backend.h"
 #include "serve/job_detect.h"
+#include "vigil/engine.h"
 #include "vigil/vision.h"
 
 #define DETECT_MAX_FILE_BYTES (512u << 20)
@@ -45,6 +46,7 @@ typedef struct detect_args {
     vigil_head_family family;
     int json, timing, threads;
     int jpeg_reduced_scale; /* --jpeg-reduced-scale */
+    int float16;            /* --float16: vigil_float16_mode */
     char **inputs;
     int n_inputs;
 } detect_args;
@@ -89,6 +91,8 @@ static void detect_usage(FILE *out) {
             "                   (libjpeg DCT scaling): faster on big photos, but scores and boxes\n"
             "                   drift from the reference's (full decode, then resize; the default);\n"
             "                   docs/BENCHMARKS.md gives the measured cost\n"
+            "  --float16 MODE   a float16 model's arithmetic: auto (default), fp32, xnnpack\n"
+            "                   (XNNPACK's f16 operators; docs/OPERATORS.md)\n"
             "  -h, --help       this help\n");
 }
 
@@ -128,7 +132,8 @@ static int detect_parse_args(int argc, char **argv, detect_args *a, int *done) {
         OPT_FAMILY,
         OPT_AGNOSTIC,
         OPT_MASKS,
-        OPT_JPEG_REDUCED_SCALE
+        OPT_JPEG_REDUCED_SCALE,
+        OPT_FLOAT16
     };
     static const struct option longopts[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -145,6 +150,7 @@ static int detect_parse_args(int argc, char **argv, detect_args *a, int *done) {
         {"agnostic", no_argument, 0, OPT_AGNOSTIC},
         {"masks", no_argument, 0, OPT_MASKS},
         {"jpeg-reduced-scale", no_argument, 0, OPT_JPEG_REDUCED_SCALE},
+        {"float16", required_argument, 0, OPT_FLOAT16},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -174,6 +180,7 @@ static int detect_parse_args(int argc, char **argv, detect_args *a, int *done) {
         case OPT_AGNOSTIC: a->options.agnostic = 1; break;
         case OPT_MASKS: a->options.with_masks = 1; break;
         case OPT_JPEG_REDUCED_SCALE: a->jpeg_reduced_scale = 1; break;
+        case OPT_FLOAT16: bad = vigil_float16_mode_parse(optarg, &a->float16) != VIGIL_OK; break;
         case OPT_FAMILY: {
             int f = vigil_head_family_parse(optarg);
             bad = f < 0;
@@ -525,7 +532,7 @@ int cmd_detect(int argc, char **argv) {
     /* stderr carries only this command's own messages (one line per failed
      * image): the backend's compile notes are for the server's log */
     log_configure(LOG_WARN, 0, stderr);
-    backend_options bo = {.threads = a.threads};
+    backend_options bo = {.threads = a.threads, .float16 = a.float16};
     if (cpu->open(&bo, &device, &err) || cpu->load(device, a.model_path, &model, &io, &err) ||
         detect_worker_create(cpu, model, &io, &dopt, &det, &err) ||
         cpu->prepare(model, 1, &err)) { /* compiled now: --timing's inference is the run's alone */

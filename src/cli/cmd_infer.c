@@ -29,6 +29,8 @@ static void infer_usage(FILE *out) {
                  "  --threads N     worker threads (default: all CPUs)\n"
                  "  --portable-kernels  XNNPACK and reference kernels only, never the engine's\n"
                  "                  AVX-512 ones (what a CPU without them runs)\n"
+                 "  --float16 MODE  a float16 model's arithmetic: auto (default), fp32, xnnpack\n"
+                 "                  (XNNPACK's f16 operators; auto: where the CPU has fp16 arithmetic)\n"
                  "  --out DIR       output directory, created if missing (required)\n"
                  "  -h, --help      show this help\n");
 }
@@ -77,6 +79,7 @@ typedef struct infer_args {
     const char *model, *out;
     int threads;
     int portable_kernels;
+    int float16; /* vigil_float16_mode */
     char **inputs;
     int n_inputs;
 } infer_args;
@@ -87,6 +90,7 @@ static int infer_parse(int argc, char **argv, infer_args *a) {
                                          {"threads", required_argument, 0, 't'},
                                          {"out", required_argument, 0, 'o'},
                                          {"portable-kernels", no_argument, 0, 'p'},
+                                         {"float16", required_argument, 0, 'f'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
@@ -112,6 +116,12 @@ static int infer_parse(int argc, char **argv, infer_args *a) {
             break;
         }
         case 'p': a->portable_kernels = 1; break;
+        case 'f':
+            if (vigil_float16_mode_parse(optarg, &a->float16) != VIGIL_OK) {
+                fprintf(stderr, "vigil infer: --float16 must be auto, fp32 or xnnpack\n");
+                return 2;
+            }
+            break;
         case 'h': infer_usage(stdout); return 1;
         default: fprintf(stderr, "vigil infer: unknown or incomplete option '%s'\n", argv[optind - 1]); return 2;
         }
@@ -132,7 +142,7 @@ static int infer_run(const infer_args *a) {
     npy_array *arrays = vigil_calloc((size_t)a->n_inputs, sizeof *arrays);
     vigil_tensor *tensors = vigil_calloc((size_t)a->n_inputs, sizeof *tensors);
     int rc = 1;
-    vigil_engine_options opts = {.threads = a->threads, .portable_kernels = a->portable_kernels};
+    vigil_engine_options opts = {.threads = a->threads, .portable_kernels = a->portable_kernels, .float16 = a->float16};
     vigil_status st = arrays && tensors ? VIGIL_OK : vigil_error_set(&err, VIGIL_ERR_NO_MEMORY, "out of memory");
     if (st == VIGIL_OK) st = vigil_engine_create(&opts, &engine, &err);
     if (st == VIGIL_OK) st = vigil_model_load(engine, a->model, &model, &err);

@@ -62,6 +62,9 @@ static const setting settings[] = {
     INT_SETTING("engine.batch_cap", engine_batch_cap, 0, 1024,
                 "largest batch one compiled graph of the CPU engine runs; larger batches run as runs of it "
                 "(0 = the thread count, at least 2)"),
+    STR_SETTING("engine.float16", engine_float16, "auto|fp32|xnnpack",
+                "a float16 model's arithmetic: fp32 between its float16 boundaries, or XNNPACK's f16 operators "
+                "(auto: xnnpack where the CPU has float16 arithmetic, AVX512-FP16 or ARMv8.2 FP16, else fp32)"),
     STR_SETTING("log.level", log_level, "debug|info|warn|error", "minimum log level"),
     STR_SETTING("log.format", log_format, "json|text", "log line format"),
     INT_SETTING("limits.max_image_pixels", max_image_pixels, 1, INT64_C(1) << 32, "largest decoded image"),
@@ -186,6 +189,7 @@ void config_defaults(vigil_config *cfg) {
     cfg->grpc_port = 50051;
     snprintf(cfg->models_dir, sizeof cfg->models_dir, "./models");
     snprintf(cfg->repository_mode, sizeof cfg->repository_mode, "none");
+    snprintf(cfg->engine_float16, sizeof cfg->engine_float16, "auto");
     cfg->poll_interval_ms = 2000;
     cfg->threads = 0;
     cfg->http_threads = 4;

@@ -28,6 +28,7 @@ typedef struct vigil_config {
     int64_t poll_interval_ms;
     int64_t threads;                  /* engine threads; 0 = all cores */
     int64_t engine_batch_cap;         /* engine.batch_cap; 0 = the engine's default */
+    char engine_float16[16];          /* engine.float16: auto | fp32 | xnnpack (vigil_float16_mode) */
     int64_t http_threads;             /* I/O threads */
     int64_t max_connections;          /* open HTTP connections at once */
     int64_t idle_timeout_s;           /* an idle HTTP connection is closed after this */

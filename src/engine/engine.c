@@ -44,6 +44,14 @@ vigil_status vigil_engine_create(const vigil_engine_options *options, vigil_engi
     }
     e->batch_cap = cap > 0 ? cap : (threads > 2 ? threads : 2);
     e->portable_kernels = options ? options->portable_kernels != 0 : 0;
+    int f16 = options ? options->float16 : VIGIL_FLOAT16_AUTO;
+    if (f16 < VIGIL_FLOAT16_AUTO || f16 > VIGIL_FLOAT16_XNNPACK) {
+        vigil_free(e);
+        return vigil_error_set(err, VIGIL_ERR_INVALID_ARGUMENT, "engine: float16 mode %d is not auto, fp32 or xnnpack",
+                               f16);
+    }
+    e->float16_xnnpack =
+        f16 == VIGIL_FLOAT16_XNNPACK || (f16 == VIGIL_FLOAT16_AUTO && vigil_cpu_has_float16_arithmetic());
     if (threads > 1) {
         e->pool = pthreadpool_create((size_t)threads);
         if (!e->pool) {
@@ -67,6 +75,10 @@ int vigil_engine_threads(const vigil_engine *e) {
 
 int vigil_engine_batch_cap(const vigil_engine *e) {
     return e ? e->batch_cap : 0;
+}
+
+int vigil_engine_float16_xnnpack(const vigil_engine *e) {
+    return e ? e->float16_xnnpack : 0;
 }
 
 void vigil_engine_parallelize(vigil_engine *e, void (*task)(void *ctx, size_t index), void *ctx, size_t n) {
@@ -128,7 +140,7 @@ static vigil_status model_init(vigil_model *model, vigil_error *err) {
     }
     /* Trial compile at batch 1: surfaces type, shape and attribute-value errors now. */
     graph *g;
-    st = exec_compile_graph(m, 1, &g, err);
+    st = exec_compile_graph(m, 1, model->engine->float16_xnnpack, &g, err);
     if (st == VIGIL_OK) graph_free(g);
     return st;
 }

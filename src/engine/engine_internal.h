@@ -46,6 +46,7 @@ struct vigil_engine {
     int threads;
     int batch_cap; /* largest batch a compiled graph runs (vigil_engine_options) */
     int portable_kernels; /* vigil_engine_options.portable_kernels */
+    int float16_xnnpack;  /* float16 models on XNNPACK's f16 operators (vigil_engine_options.float16 resolved) */
     pthreadpool_t pool; /* NULL when threads == 1 */
 };
 
@@ -213,6 +214,7 @@ typedef struct graph {
     int n_owned, cap_owned; /* constant buffers to free */
     int *order;
     int n_order; /* execution order of live nodes (set by passes_layout) */
+    int float16; /* the model's weights were float16 (widened at build: graph.c) */
 } graph;
 
 /* graph.c */
@@ -237,6 +239,11 @@ vigil_status passes_layout(graph *g, vigil_error *err);
  * Transpose of the NHWC data (YOLOv5's detection head). */
 void passes_fold_transposes(graph *g);
 void passes_remove_dead(graph *g);
+
+/* passes_float16.c: after layout, on a float16 model, gives the NHWC Conv,
+ * Add, Mul, MaxPool, Concat, Split and nearest Resize nodes float16 tensors
+ * (XNNPACK's f16 operators), with conversions where float32 meets them. */
+vigil_status passes_float16(graph *g, vigil_error *err);
 
 /* ops/quant.c: the 256-entry table of DequantizeLinear -> SiLU (uint8
  * codes of a QuantizeLinear after it when yt is 8-bit, float32 values when

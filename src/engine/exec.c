@@ -117,7 +117,8 @@ vigil_status exec_run_once(const op_def *op, op_ctx *ctx, vigil_error *err) {
     return st;
 }
 
-vigil_status exec_compile_graph(const onnx_model *m, int64_t batch, graph **out, vigil_error *err) {
+vigil_status exec_compile_graph(const onnx_model *m, int64_t batch, int float16_xnnpack, graph **out,
+                                vigil_error *err) {
     graph *g;
     vigil_status st = graph_build(m, batch, &g, err);
     if (st != VIGIL_OK) return st;
@@ -125,6 +126,7 @@ vigil_status exec_compile_graph(const onnx_model *m, int64_t batch, graph **out,
     if (st == VIGIL_OK) st = passes_run(g, err);
     if (st == VIGIL_OK) st = passes_layout(g, err);
     if (st == VIGIL_OK) passes_fold_transposes(g);
+    if (st == VIGIL_OK && float16_xnnpack) st = passes_float16(g, err);
     if (st != VIGIL_OK) {
         graph_free(g);
         return st;
@@ -516,7 +518,7 @@ static vigil_status plan_compile(vigil_model *model, int64_t batch, vigil_arena 
     p->serial_only = part >= 0;
     p->lane = part >= 0 ? part : 0;
     p->reserve = part >= 0 ? n_parts : 1;
-    vigil_status st = exec_compile_graph(model->onnx, compile, &p->g, err);
+    vigil_status st = exec_compile_graph(model->onnx, compile, model->engine->float16_xnnpack, &p->g, err);
     if (st == VIGIL_OK) st = plan_buffers(p, arena, err);
     if (st == VIGIL_OK) st = plan_steps(p, err);
     if (st == VIGIL_OK) st = plan_direct_inputs(p, err);

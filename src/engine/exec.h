@@ -84,7 +84,9 @@ struct vigil_plan {
 
 /* Validates every node of m against the op table (opset, attributes). */
 vigil_status exec_validate(const onnx_model *m, vigil_error *err);
-/* Builds, infers and optimises m's graph for a compile batch (no kernels). */
-vigil_status exec_compile_graph(const onnx_model *m, int64_t batch, graph **out, vigil_error *err);
+/* Builds, infers and optimises m's graph for a compile batch (no kernels);
+ * float16_xnnpack: a float16 model's NHWC convolutions and their neighbours
+ * get float16 tensors (passes_float16). */
+vigil_status exec_compile_graph(const onnx_model *m, int64_t batch, int float16_xnnpack, graph **out, vigil_error *err);
 
 #endif

@@ -230,6 +230,7 @@ static vigil_status add_initializers(graph *g, name_map *map, vigil_error *err) 
          * ops that hand one to XNNPACK unpacked make a padded copy. */
         val->cdata = t->data ? (void *)t->data : graph_alloc_const(g, 0);
         if (val->cdata && val->dtype == VIGIL_DTYPE_F16) { /* widened: see the top of the file */
+            g->float16 = 1;
             val->dtype = VIGIL_DTYPE_F32;
             val->cdata = graph_alloc_const(g, tensor_bytes(VIGIL_DTYPE_F32, t->ndim, t->dims));
             if (val->cdata)

@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (onnx_load_buffer(data, size, NULL, &model, &err) == VIGIL_OK) {
         touch_model(model);
         graph *g = NULL;
-        if (exec_validate(model, &err) == VIGIL_OK && exec_compile_graph(model, 1, &g, &err) == VIGIL_OK)
+        if (exec_validate(model, &err) == VIGIL_OK && exec_compile_graph(model, 1, 0, &g, &err) == VIGIL_OK)
             graph_free(g);
     }
     onnx_free(model);

@@ -7,12 +7,20 @@
  * A fused activation (passes.c) becomes the operator's output clamp, or for
  * SiLU one vectorised in-place pass over the output (vmath.c).  Anything else (1-D convolution, weights computed at run
  * time) runs the plain-C reference kernel in ONNX layout, with the same activation.
+ *
+ * A Conv whose tensors the float16 pass made float16 (passes_float16.c, the
+ * engine's float16 mode XNNPACK) runs XNNPACK's f16 convolution: the same
+ * reordered weights, rounded to half once when the operator is created (a
+ * float16 model's weights were half to begin with, so only BatchNormalization
+ * folded into them rounds), the clamp as the operator's, SiLU computed in
+ * float32 on the half outputs and rounded back.
  */
 #include <math.h>
 #include <string.h>
 #include <xnnpack.h>
 
 #include "core/alloc.h"
+#include "core/half.h"
 #include "engine/ops/ops.h"
 #include "engine/ops/vmath.h"
 
@@ -136,7 +144,10 @@ static vigil_status run_xnn_conv(step *s, vigil_error *err) {
     enum xnn_status x = xnn_run_operator(s->xop[0], s->pool);
     if (x != xnn_status_success)
         return vigil_error_set(err, VIGIL_ERR_INTERNAL, "XNNPACK run failed (status %d)", (int)x);
-    if (((const xnn_conv_state *)s->state)->act == ACT_SILU)
+    if (((const xnn_conv_state *)s->state)->act != ACT_SILU) return VIGIL_OK;
+    if (s->out[0].dtype == VIGIL_DTYPE_F16)
+        silu_f16_parallel(s->out[0].data, (size_t)op_count(&s->out[0]), s->pool);
+    else
         silu_f32_parallel(s->out[0].data, (size_t)op_count(&s->out[0]), s->pool);
     return VIGIL_OK;
 }
@@ -147,11 +158,14 @@ static vigil_status setup_xnn_conv(step *s, vigil_error *err) {
     const xnn_conv_state *c = s->state;
     const op_tensor *x = &s->in[0];
     enum xnn_status st =
-        c->transpose ? xnn_setup_deconvolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1],
-                                                          (size_t)x->dims[2], c->adj_h, c->adj_w, x->data,
-                                                          s->out[0].data, s->setup_pool)
-                     : xnn_setup_convolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1],
-                                                        (size_t)x->dims[2], x->data, s->out[0].data, s->setup_pool);
+        x->dtype == VIGIL_DTYPE_F16
+            ? xnn_setup_convolution2d_nhwc_f16(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
+                                               x->data, s->out[0].data, s->setup_pool)
+        : c->transpose
+            ? xnn_setup_deconvolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
+                                                 c->adj_h, c->adj_w, x->data, s->out[0].data, s->setup_pool)
+            : xnn_setup_convolution2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
+                                               x->data, s->out[0].data, s->setup_pool);
     if (st != xnn_status_success)
         return vigil_error_set(err, VIGIL_ERR_UNSUPPORTED, "XNNPACK %s setup failed (status %d)",
                                c->transpose ? "deconvolution" : "convolution", (int)st);
@@ -195,7 +209,7 @@ static double flops_convt(const op_ctx *ctx) {
  * the instance's plans share the operator. */
 typedef struct xnn_conv_params {
     uint32_t pad_top, pad_right, pad_bottom, pad_left, kh, kw, stride_h, stride_w, dil_h, dil_w, groups;
-    uint32_t transpose, has_bias;
+    uint32_t transpose, has_bias, half;
     uint64_t group_in, group_out, in_stride, out_stride;
     float lo, hi;
 } xnn_conv_params;
@@ -225,11 +239,31 @@ static void conv_params(const op_ctx *ctx, const kernels_window *w, int transpos
     p->groups = (uint32_t)groups;
     p->transpose = (uint32_t)transpose;
     p->has_bias = (uint32_t)in_present(ctx, 2);
+    p->half = ctx->in[0].dtype == VIGIL_DTYPE_F16;
     p->group_in = (uint64_t)gin;
     p->group_out = (uint64_t)gout;
     p->in_stride = (uint64_t)in_stride;
     p->out_stride = (uint64_t)out_stride;
     act_bounds(ctx, &p->lo, &p->hi);
+}
+
+/* XNNPACK's f16 convolution from the reordered float32 weights (n of them)
+ * and the bias (m), both rounded to half here.  XNNPACK copies them into its
+ * packed buffer, so the halves live only for the call. */
+static enum xnn_status create_xnn_conv_f16(const xnn_conv_params *p, step *s, const float *weights, size_t n, int64_t m,
+                                           size_t *bytes) {
+    uint16_t *w16 = vigil_malloc((n + (size_t)m) * sizeof(uint16_t) + 1);
+    if (!w16) return xnn_status_out_of_memory;
+    half_narrow(weights, w16, n);
+    if (p->has_bias) half_narrow(s->in[2].data, w16 + n, (size_t)m);
+    xnn_count_begin(bytes);
+    enum xnn_status st = xnn_create_convolution2d_nhwc_f16(
+        p->pad_top, p->pad_right, p->pad_bottom, p->pad_left, p->kh, p->kw, p->stride_h, p->stride_w, p->dil_h,
+        p->dil_w, p->groups, (size_t)p->group_in, (size_t)p->group_out, (size_t)p->in_stride, (size_t)p->out_stride,
+        w16, p->has_bias ? w16 + n : NULL, p->lo, p->hi, 0, (xnn_operator_t *)&s->xop[0]);
+    xnn_count_end();
+    vigil_free(w16);
+    return st;
 }
 
 static vigil_status prepare_xnn_conv(op_ctx *ctx, const kernels_window *w, vigil_error *err) {
@@ -251,12 +285,17 @@ static vigil_status prepare_xnn_conv(op_ctx *ctx, const kernels_window *w, vigil
             for (int64_t r = 0; r < kh * kw; r++)
                 packed[(o * kh * kw + r) * cg + i] = src[(o * cg + i) * kh * kw + r];
     size_t bytes = 0;
-    xnn_count_begin(&bytes);
-    enum xnn_status st = xnn_create_convolution2d_nhwc_f32(
-        p.pad_top, p.pad_right, p.pad_bottom, p.pad_left, p.kh, p.kw, p.stride_h, p.stride_w, p.dil_h, p.dil_w,
-        p.groups, (size_t)cg, (size_t)(m / groups), (size_t)c, (size_t)m, packed,
-        p.has_bias ? s->in[2].data : NULL, p.lo, p.hi, 0, (xnn_operator_t *)&s->xop[0]);
-    xnn_count_end();
+    enum xnn_status st;
+    if (p.half) {
+        st = create_xnn_conv_f16(&p, s, packed, (size_t)(m * cg * kh * kw), m, &bytes);
+    } else {
+        xnn_count_begin(&bytes);
+        st = xnn_create_convolution2d_nhwc_f32(p.pad_top, p.pad_right, p.pad_bottom, p.pad_left, p.kh, p.kw, p.stride_h,
+                                               p.stride_w, p.dil_h, p.dil_w, p.groups, (size_t)cg, (size_t)(m / groups),
+                                               (size_t)c, (size_t)m, packed, p.has_bias ? s->in[2].data : NULL, p.lo,
+                                               p.hi, 0, (xnn_operator_t *)&s->xop[0]);
+        xnn_count_end();
+    }
     vigil_free(packed);
     if (st != xnn_status_success) return xnn_fail(ctx, "convolution", st, err);
     vigil_status vs = op_xop_keep(ctx, fingerprint, bytes, err);

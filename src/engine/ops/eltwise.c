@@ -174,6 +174,35 @@ static enum xnn_status create_min(float lo, float hi, uint32_t flags, xnn_operat
     return xnn_create_minimum_nd_f32(flags, op);
 }
 
+static void xnn_shapes(const step *s, size_t *as, size_t *bs) {
+    for (int d = 0; d < s->in[0].ndim; d++)
+        as[d] = (size_t)s->in[0].dims[d];
+    for (int d = 0; d < s->in[1].ndim; d++)
+        bs[d] = (size_t)s->in[1].dims[d];
+}
+
+/* Add and Mul of two float16 tensors computed at run time (passes_float16.c
+ * makes only those float16): XNNPACK's f16 operators, with broadcasting. */
+static vigil_status prepare_xnn_binary_f16(op_ctx *ctx, kernels_binary_op op, vigil_error *err) {
+    step *s = ctx->step;
+    if (s->n_in != 2 || s->in[1].dtype != VIGIL_DTYPE_F16 || (op != KERNELS_ADD && op != KERNELS_MUL) ||
+        s->in[0].ndim > XNN_MAX_TENSOR_DIMS || s->in[1].ndim > XNN_MAX_TENSOR_DIMS)
+        return op_fail(ctx, VIGIL_ERR_INTERNAL, err, "float16 operands only for Add and Mul of two float16 tensors");
+    size_t as[XNN_MAX_TENSOR_DIMS], bs[XNN_MAX_TENSOR_DIMS];
+    xnn_shapes(s, as, bs);
+    xnn_operator_t *xop = (xnn_operator_t *)&s->xop[0];
+    int add = op == KERNELS_ADD;
+    enum xnn_status x = add ? xnn_create_add_nd_f16(-INFINITY, INFINITY, 0, xop)
+                            : xnn_create_multiply_nd_f16(-INFINITY, INFINITY, 0, xop);
+    if (x == xnn_status_success)
+        x = (add ? xnn_setup_add_nd_f16 : xnn_setup_multiply_nd_f16)(*xop, (size_t)s->in[0].ndim, as,
+                                                                     (size_t)s->in[1].ndim, bs, s->in[0].data,
+                                                                     s->in[1].data, s->out[0].data, s->pool);
+    if (x != xnn_status_success) return xnn_fail(ctx, "float16 binary", x, err);
+    s->run = run_xnn_single;
+    return VIGIL_OK;
+}
+
 /* Tries the XNNPACK path for float32 two-input arithmetic; *used = 0 when it does not apply. */
 static vigil_status prepare_xnn_binary(op_ctx *ctx, kernels_binary_op op, int *used, vigil_error *err) {
     step *s = ctx->step;
@@ -220,10 +249,7 @@ static vigil_status prepare_xnn_binary(op_ctx *ctx, kernels_binary_op op, int *u
         s->in[i].data = copy;
     }
     size_t as[XNN_MAX_TENSOR_DIMS], bs[XNN_MAX_TENSOR_DIMS];
-    for (int d = 0; d < s->in[0].ndim; d++)
-        as[d] = (size_t)s->in[0].dims[d];
-    for (int d = 0; d < s->in[1].ndim; d++)
-        bs[d] = (size_t)s->in[1].dims[d];
+    xnn_shapes(s, as, bs);
     enum xnn_status x = create(-INFINITY, INFINITY, 0, (xnn_operator_t *)&s->xop[0]);
     if (x == xnn_status_success)
         x = setup(s->xop[0], (size_t)s->in[0].ndim, as, (size_t)s->in[1].ndim, bs, s->in[0].data, s->in[1].data,
@@ -238,6 +264,7 @@ static vigil_status prepare_binary(op_ctx *ctx, vigil_error *err) {
     const binary_info *b = binary_lookup(ctx->node->op_type);
     kernels_binary_op op = binary_op_of(ctx->node, b);
     int used = 0, mean = strcmp(b->name, "Mean") == 0;
+    if (ctx->in[0].dtype == VIGIL_DTYPE_F16) return prepare_xnn_binary_f16(ctx, op, err);
     vigil_status st = mean ? VIGIL_OK : prepare_xnn_binary(ctx, op, &used, err);
     if (st != VIGIL_OK || used) return st;
     st = op_step_alloc(ctx, sizeof(binary_state), err);

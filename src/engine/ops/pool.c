@@ -126,14 +126,17 @@ static vigil_status prepare_xnn_pool(op_ctx *ctx, const kernels_window *w, vigil
     size_t c = (size_t)x->dims[3];
     enum xnn_status st;
     if (is_maxpool(ctx)) {
-        st = xnn_create_max_pooling2d_nhwc_f32((uint32_t)w->pad_begin[0], (uint32_t)pad_end[1], (uint32_t)pad_end[0],
-                                               (uint32_t)w->pad_begin[1], (uint32_t)w->kernel[0],
-                                               (uint32_t)w->kernel[1], (uint32_t)w->stride[0], (uint32_t)w->stride[1],
-                                               (uint32_t)w->dilation[0], (uint32_t)w->dilation[1], c, c, c, -INFINITY,
-                                               INFINITY, 0, (xnn_operator_t *)&s->xop[0]);
+        /* float16 values from the float16 pass (passes_float16.c): max only selects */
+        int half = x->dtype == VIGIL_DTYPE_F16;
+        st = (half ? xnn_create_max_pooling2d_nhwc_f16 : xnn_create_max_pooling2d_nhwc_f32)(
+            (uint32_t)w->pad_begin[0], (uint32_t)pad_end[1], (uint32_t)pad_end[0], (uint32_t)w->pad_begin[1],
+            (uint32_t)w->kernel[0], (uint32_t)w->kernel[1], (uint32_t)w->stride[0], (uint32_t)w->stride[1],
+            (uint32_t)w->dilation[0], (uint32_t)w->dilation[1], c, c, c, -INFINITY, INFINITY, 0,
+            (xnn_operator_t *)&s->xop[0]);
+        size_t n = (size_t)x->dims[0], h = (size_t)x->dims[1], wd = (size_t)x->dims[2];
         if (st == xnn_status_success)
-            st = xnn_setup_max_pooling2d_nhwc_f32(s->xop[0], (size_t)x->dims[0], (size_t)x->dims[1], (size_t)x->dims[2],
-                                                  x->data, y->data, s->pool);
+            st = half ? xnn_setup_max_pooling2d_nhwc_f16(s->xop[0], n, h, wd, x->data, y->data, s->pool)
+                      : xnn_setup_max_pooling2d_nhwc_f32(s->xop[0], n, h, wd, x->data, y->data, s->pool);
     } else {
         st = xnn_create_average_pooling2d_nhwc_f32(
             (uint32_t)w->pad_begin[0], (uint32_t)pad_end[1], (uint32_t)pad_end[0], (uint32_t)w->pad_begin[1],
@@ -210,7 +213,7 @@ static vigil_status prepare_pool(op_ctx *ctx, vigil_error *err) {
     kernels_window w;
     vigil_status st = pool_window(ctx, &w, err);
     if (st != VIGIL_OK) return st;
-    if (ctx->in[0].dtype != VIGIL_DTYPE_F32) {
+    if (ctx->in[0].dtype != VIGIL_DTYPE_F32 && ctx->in[0].dtype != VIGIL_DTYPE_F16) {
         if (!ctx->nhwc || !is_maxpool(ctx) || w.nspatial != 2 || op_elem(&ctx->in[0]) != 1)
             return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "8-bit pooling: only 2-D MaxPool on NHWC tensors");
         st = op_step_alloc(ctx, sizeof(ref_pool), err);

@@ -206,7 +206,8 @@ static int try_xnn_bilinear(op_ctx *ctx, const resize_state *r, vigil_error *err
  * passes.c): the float kernel is run once on the element indices, which
  * nearest only selects, and the copy it implies is kept as runs of
  * consecutive bytes (a 2x upscale of NHWC codes: one run of C bytes per
- * output pixel).  Exact: each output is the input code it selects. */
+ * output pixel).  Exact: each output is the input code it selects.  float16
+ * values (passes_float16.c) take the same path, two bytes per element. */
 typedef struct code_run {
     int64_t dst, src, len;
 } code_run;
@@ -229,8 +230,10 @@ static vigil_status run_resize_codes(step *s, vigil_error *err) {
 static vigil_status prepare_resize_codes(op_ctx *ctx, const resize_state *r, vigil_error *err) {
     step *s = ctx->step;
     int64_t nx = op_count(&s->in[0]), ny = op_count(&s->out[0]);
-    if (r->p.mode != KERNELS_RESIZE_NEAREST || op_elem(&s->in[0]) != 1 || nx >= (int64_t)1 << 24)
-        return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err, "8-bit Resize: only nearest on fewer than 2^24 values");
+    int64_t elem = op_elem(&s->in[0]); /* 1: 8-bit codes; 2: float16 (passes_float16.c) */
+    if (r->p.mode != KERNELS_RESIZE_NEAREST || elem > 2 || nx >= (int64_t)1 << 24)
+        return op_fail(ctx, VIGIL_ERR_UNSUPPORTED, err,
+                       "8-bit or float16 Resize: only nearest on fewer than 2^24 values");
     float *fx = vigil_malloc((size_t)(nx + ny + 1) * sizeof(float)), *fy = fx ? fx + nx : NULL;
     if (!fx) return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     for (int64_t i = 0; i < nx; i++)
@@ -246,8 +249,9 @@ static vigil_status prepare_resize_codes(op_ctx *ctx, const resize_state *r, vig
     code_runs *c = st == VIGIL_OK ? vigil_calloc(1, sizeof *c + n * sizeof c->run[0]) : NULL;
     if (st == VIGIL_OK && !c) st = vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "out of memory");
     for (int64_t i = 0; i < ny && st == VIGIL_OK; i++) {
-        if (i == 0 || fy[i] != fy[i - 1] + 1) c->run[c->n++] = (code_run){.dst = i, .src = (int64_t)fy[i]};
-        c->run[c->n - 1].len++;
+        if (i == 0 || fy[i] != fy[i - 1] + 1)
+            c->run[c->n++] = (code_run){.dst = i * elem, .src = (int64_t)fy[i] * elem};
+        c->run[c->n - 1].len += elem;
     }
     vigil_free(fx);
     if (st != VIGIL_OK) return st;

@@ -13,6 +13,8 @@
 void silu_f32_inplace(float *x, size_t n);
 /* Splits x into cache-sized tiles across pool (NULL = calling thread only). */
 void silu_f32_parallel(float *x, size_t n, pthreadpool_t pool);
+/* The same on float16 values, computed in float32 and rounded once. */
+void silu_f16_parallel(uint16_t *x, size_t n, pthreadpool_t pool);
 
 /* Softmax of x viewed as [outer, len, inner] along the middle axis, for
  * inner > 1 (contiguous, vectorisable loops).  scratch: 2 * inner floats. */
