@@ -170,3 +170,37 @@ def test_fp16_xnnpack_detect(tmp_path, model):
             print(f"{model} {w['class_name']}: fp32 {w['score']:.3f} xnnpack f16 {twin['score']:.3f}, box "
                   f"{np.abs(np.subtract(twin['box'], w['box'])).max():.2f} px apart")
             assert np.abs(np.subtract(twin["box"], w["box"])).max() < 4.0 and abs(twin["score"] - w["score"]) < 0.04
+
+
+def test_serve_engine_float16_setting_reaches_the_engine(tmp_path):
+    """`engine.float16` (VIGIL_ENGINE_FLOAT16) in `vigil serve`: with
+    xnnpack the server's detections on a float16 YOLOv8n are those of
+    `vigil detect --float16 xnnpack`, bit for bit, and not those of the
+    default mode (half accumulation moves every score a little)."""
+    import requests
+    from conftest import ready_daemon
+    fp16 = tmp_path / "models" / "yolov8n" / "1" / "model.onnx"
+    fp16.parent.mkdir(parents=True)
+    round_weights(shared_path("models/yolov8n.onnx"), fp16, np.float16)
+    bus = shared_path("images/bus.jpg")
+
+    def cli(*flags):
+        res = run_vigil("detect", "--model", fp16, "--threads", 2, *flags, "--json", bus, timeout=600)
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout.splitlines()[0])["detections"]
+
+    def served(mode):
+        d = ready_daemon("--models", tmp_path / "models", "--threads", 2, env={"VIGIL_ENGINE_FLOAT16": mode},
+                         timeout=120)
+        try:
+            with open(bus, "rb") as f:
+                r = requests.post(d.url + "/api/v1/detect?model=yolov8n", data=f.read(), timeout=300)
+            assert r.status_code == 200, r.text
+            return r.json()["detections"]
+        finally:
+            d.stop()
+
+    xnn, default = served("xnnpack"), served("auto")
+    assert xnn == cli("--float16", "xnnpack")
+    assert default == cli()
+    assert [d["score"] for d in xnn] != [d["score"] for d in default]
