@@ -576,8 +576,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (ex->state == EXCHANGE_DONE) return MHD_YES;
     if (ex->state == EXCHANGE_GATE_BODY) {
+        /* Resumed, the library calls as it did on the head: an answer
+         * queued now would close the connection (libmicrohttpd takes it
+         * for one given before the body), so the route runs on its next
+         * call, the one that says the (empty) body is complete. */
         if (!exchange_direct_arrived(ex)) return MHD_NO;
-        if (ex->have_response) return exchange_send(ex);
+        return ex->have_response ? exchange_send(ex) : MHD_YES;
     }
     if (gate_refused(ex, MHD_FOOTER_KIND)) return exchange_send(ex); /* the chunked body the gate ended */
     route(ex);
