@@ -119,7 +119,7 @@ def tls_server(tmp_path_factory):
         assert time.monotonic() < deadline, "the wide model did not load"
         time.sleep(0.2)
     yield d
-    d.stop()
+    assert d.stop() == 0, d.stderr[-3000:]
 
 
 def connect(d, tls):
