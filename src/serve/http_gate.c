@@ -750,7 +750,7 @@ static void worker_sweep(gate_worker *w, int64_t now) {
         if (l->deadline_ns && now >= l->deadline_ns) {
             link_close(l);
         } else if (l->direct == DIRECT_READING && now >= l->body_deadline_ns) {
-            link_body_fail(l, VIGIL_ERR_TIMEOUT); /* the library answers it as its own idle timeout */
+            link_body_fail(l, VIGIL_ERR_TIMEOUT); /* closed unanswered, as the library's idle timeout does */
             link_watch(l);
         }
     }

@@ -22,7 +22,11 @@
  * with X-Request-Id and Connection: close, so that bytes a proxy in front
  * may have read as a second request never run as one.  A body that crosses
  * http.max_body_bytes while it streams (chunked) is refused at once
- * (exchange_refuse_now).  docs/ARCHITECTURE.md ("HTTP library") says why.
+ * (exchange_refuse_now).  A POST body of known length of GATE_DIRECT_MIN
+ * bytes or more never crosses the pair: after the head's checks the gate
+ * reads it from the client straight into the exchange's buffer while the
+ * connection is suspended (exchange_direct_take).  docs/ARCHITECTURE.md
+ * ("HTTP library") says why.
  *
  * Shutdown (server_stop): readiness goes to 503, the gate stops accepting,
  * every model's queue drains within limits.shutdown_timeout_ms, streamed
@@ -473,8 +477,8 @@ static void exchange_direct_init(http_exchange *ex) {
     if (!field) return;
     char *end;
     unsigned long long n = strtoull(field, &end, 10);
-    if (end == field || *end || n == 0 || n > SIZE_MAX / 2) return; /* not the gate's */
-    ex->direct_len = (size_t)n;
+    if (end == field || *end || n == 0) return; /* never written so by the gate */
+    ex->direct_len = (size_t)n; /* over http.max_body_bytes: refused (413) before anything is read */
     ex->direct_pending = 1;
 }
 
