@@ -48,6 +48,27 @@
  * socket: closing with unread bytes would send a reset that can destroy
  * the answer before the client reads it.
  *
+ * Direct bodies (GATE_DIRECT_MIN, http_gate.h): relaying a decoded camera
+ * frame through the pair cost each body byte four copies (socket to `in`,
+ * `in` to to_server, to_server into the pair, the pair into the library's
+ * buffer, then the handler's) and two threads' wake-ups per 64 KiB, about
+ * half of the server's CPU per frame on the Hailo path.  So a large POST
+ * body of known length is not relayed: the parser passes its head on
+ * rewritten (Content-Length: 0, GATE_BODY_FIELD: n) and stops
+ * (STRICT_DIRECT); the link waits (DIRECT_WAITING, the client unread)
+ * until the handler, on the library's thread, either answers without the
+ * body, closing the connection (401, 413, 503: the gate lingers and drops
+ * the body as for any close), or hands over a buffer (gate_body_take: the
+ * link goes on the worker's `takes` queue, under lock, and the worker is
+ * woken through its eventfd).  The worker then reads the client straight
+ * into that buffer (DIRECT_READING: what was left in `in` first, then
+ * recv or gnutls_record_recv into the buffer, one copy, the kernel's or
+ * the decryption's) and calls done once: all of it, the client gone, its
+ * http.idle_timeout_s passed with nothing sent (the library's own idle
+ * rule, which it cannot apply to a suspended connection), or the server
+ * stopping (gate_bodies_abort).  Then the parser reads on: pipelined
+ * requests after the body go their usual way.
+ *
  * The handler runs on the library's threads and asks about a connection by
  * its end of the pair (gate_peer_verified, gate_refusal_take): the links
  * are found in by_fd, under lock (shared by the workers; taken only when a
@@ -77,7 +98,7 @@
 
 #define GATE_IN_CAP STRICT_HEAD_MAX
 #define GATE_INJECT_MAX 160 /* room kept in to_server for the gate's own request */
-#define GATE_TO_SERVER_CAP (STRICT_HEAD_MAX + STRICT_CHUNK_FRAMING + GATE_INJECT_MAX)
+#define GATE_TO_SERVER_CAP (STRICT_HEAD_MAX + STRICT_CHUNK_FRAMING + STRICT_DIRECT_GROWTH + GATE_INJECT_MAX)
 #define GATE_TO_CLIENT_CAP 16384
 #define GATE_TLS_RECORD 16384
 #define GATE_LINGER_NS INT64_C(1000000000)
@@ -85,6 +106,14 @@
 #define GATE_ACCEPT_PAUSE_NS INT64_C(100000000)
 
 enum { IO_AGAIN = -1, IO_FATAL = -2, IO_RETRY = -3 };
+
+/* Where a link is with a direct body (GATE_DIRECT_MIN). */
+enum {
+    DIRECT_NONE = 0,
+    DIRECT_WAITING, /* its head went to the library: the client is not read until the handler decides */
+    DIRECT_READING, /* the client's bytes go into the handler's buffer */
+    DIRECT_FAILED   /* done was told why: nothing more is read, the library closes */
+};
 
 typedef struct gate_link gate_link;
 typedef struct gate_worker gate_worker;
@@ -117,6 +146,18 @@ struct gate_link {
     int refusal_pending; /* these three under gate->lock */
     int refusal_code;
     char refusal_message[200];
+    int direct;           /* DIRECT_*: a direct body */
+    char *body;           /* while DIRECT_READING: the handler's buffer, body_len bytes */
+    size_t body_len, body_filled;
+    gate_body_done body_done;
+    void *body_user;
+    int64_t body_deadline_ns; /* http.idle_timeout_s after the last bytes of the body */
+    int take_pending;         /* these five under gate->lock: a gate_body_take the worker has not seen */
+    char *take_buffer;
+    size_t take_length;
+    gate_body_done take_done;
+    void *take_user;
+    gate_link *take_next; /* worker->takes */
     gate_end client_end, pair_end;
     uint32_t client_events, pair_events; /* registered with epoll; 0 = not registered */
 };
@@ -134,6 +175,7 @@ struct gate_worker {
     int accept_full;             /* at http.max_connections: the listener is out of the set */
     char listen_tag, wake_tag;   /* epoll data for the listening socket and the eventfd */
     gate_link *links, *dead;
+    gate_link *takes; /* links with a take_pending, under gate->lock */
 };
 
 struct http_gate {
@@ -149,6 +191,8 @@ struct http_gate {
     atomic_uint released; /* workers that let go of the listening socket */
     atomic_int active;    /* links not yet closed or lingering */
     atomic_uint n_links;  /* links open, over all the workers (http.max_connections) */
+    atomic_int bodies_abort; /* gate_bodies_abort: no more direct bodies */
+    atomic_int bodies;       /* direct bodies taken whose done has not been called */
     gnutls_certificate_credentials_t cred;
     pthread_mutex_t lock; /* by_fd, and the fields of a link marked "under gate->lock" */
     gate_link **by_fd;
@@ -235,11 +279,40 @@ static void worker_listen(gate_worker *w, int on) {
     w->listening = on;
 }
 
+/* Tells the handler, once, how its body ended. */
+static void body_done_call(http_gate *gate, gate_body_done done, void *user, vigil_status status) {
+    done(user, status);
+    atomic_fetch_sub(&gate->bodies, 1);
+}
+
+/* The body the handler took (or is taking) will not arrive: done says
+ * why, and the link reads nothing more of it. */
+static void link_body_fail(gate_link *l, vigil_status status) {
+    http_gate *gate = l->gate;
+    gate_body_done done = NULL;
+    void *user = NULL;
+    pthread_mutex_lock(&gate->lock);
+    if (l->take_pending) { /* out of the worker's queue */
+        gate_link **at = &l->worker->takes;
+        while (*at != l) at = &(*at)->take_next;
+        *at = l->take_next;
+        l->take_pending = 0;
+        done = l->take_done;
+        user = l->take_user;
+    }
+    pthread_mutex_unlock(&gate->lock);
+    if (done) body_done_call(gate, done, user, status);
+    if (l->direct == DIRECT_READING) body_done_call(gate, l->body_done, l->body_user, status);
+    if (l->direct) l->direct = DIRECT_FAILED;
+    l->body = NULL;
+}
+
 static void link_close(gate_link *l) {
     if (l->closed) return;
     http_gate *gate = l->gate;
     l->closed = 1;
-    if (l->server_fd >= 0) table_remove(gate, l->server_fd, l);
+    if (l->server_fd >= 0) table_remove(gate, l->server_fd, l); /* no take can come after this */
+    link_body_fail(l, VIGIL_ERR_IO);
     if (l->tls) gnutls_deinit(l->tls);
     l->tls = NULL;
     if (l->client_fd >= 0) close(l->client_fd); /* leaves the epoll set with it */
@@ -280,7 +353,9 @@ static void link_watch(gate_link *l) {
     if (l->handshaking) {
         client = gnutls_record_get_direction(l->tls) ? EPOLLOUT : EPOLLIN;
     } else {
-        int reading = !l->client_eof && (l->lingering || (!l->refusing && !l->server_eof && l->in_len < GATE_IN_CAP));
+        int direct = l->direct == DIRECT_READING && l->body_filled < l->body_len;
+        int reading = !l->client_eof && (l->lingering || direct ||
+                                         (!l->refusing && !l->server_eof && !l->direct && l->in_len < GATE_IN_CAP));
         if (reading) client |= EPOLLIN;
         if (l->to_client_len || l->tls_pending) client |= EPOLLOUT;
     }
@@ -393,6 +468,7 @@ static void link_refuse(gate_link *l) {
 }
 
 static void link_linger(gate_link *l) {
+    link_body_fail(l, VIGIL_ERR_IO); /* the library closed while the body came */
     if (l->tls) gnutls_bye(l->tls, GNUTLS_SHUT_WR); /* best effort on a non-blocking socket */
     shutdown(l->client_fd, SHUT_WR);
     l->lingering = 1;
@@ -409,6 +485,48 @@ static int more_to_read(gate_link *l, ssize_t n, size_t room, int is_client) {
     if (n <= 0) return 0;
     if (is_client && l->tls && gnutls_record_check_pending(l->tls) > 0) return 1;
     return (size_t)n == room;
+}
+
+/* DIRECT_READING: moves what the client sent into the handler's buffer,
+ * first what is left in `in` after the head, then straight from the
+ * socket (or the TLS session), and calls done once the body is whole.
+ * Returns 1 on progress, 0 on none, -1 when the link closed. */
+static int link_body_read(gate_link *l, int *client_readable) {
+    int progress = 0;
+    if (l->in_len) {
+        size_t take = l->body_len - l->body_filled;
+        if (take > l->in_len) take = l->in_len;
+        memcpy(l->body + l->body_filled, link_in(l), take);
+        memmove(link_in(l), link_in(l) + take, l->in_len - take);
+        l->in_len -= take;
+        l->body_filled += take;
+        progress = take > 0;
+    }
+    if (l->body_filled < l->body_len && *client_readable && !l->client_eof) {
+        size_t room = l->body_len - l->body_filled;
+        ssize_t n = client_recv(l, l->body + l->body_filled, room);
+        if (n == IO_FATAL) {
+            link_close(l);
+            return -1;
+        }
+        if (n > 0) {
+            l->body_filled += (size_t)n;
+            l->body_deadline_ns = now_ns() + (int64_t)l->gate->opt.idle_timeout_s * 1000000000;
+        } else if (n == 0) {
+            l->client_eof = 1; /* passed on to the library like any half-close */
+            link_body_fail(l, VIGIL_ERR_IO);
+        }
+        progress |= n != IO_AGAIN;
+        *client_readable = n == IO_RETRY || more_to_read(l, n, room, 1);
+    }
+    if (l->direct == DIRECT_READING && l->body_filled == l->body_len) {
+        l->direct = DIRECT_NONE;
+        l->body = NULL;
+        strict_direct_done(&l->parser);
+        body_done_call(l->gate, l->body_done, l->body_user, VIGIL_OK);
+        progress = 1;
+    }
+    return progress;
 }
 
 /* Moves bytes as far as they go.  client_readable and pair_readable say
@@ -437,7 +555,12 @@ static void link_pump(gate_link *l, int client_readable, int pair_readable) {
             progress = n > 0 || n == IO_RETRY;
             continue;
         }
-        if (client_readable && !l->client_eof && !l->refusing && !l->server_eof && l->in_len < GATE_IN_CAP) {
+        if (l->direct == DIRECT_READING) {
+            int rc = link_body_read(l, &client_readable);
+            if (rc < 0) return; /* closed */
+            progress |= rc;
+        }
+        if (client_readable && !l->client_eof && !l->refusing && !l->server_eof && !l->direct && l->in_len < GATE_IN_CAP) {
             size_t room = GATE_IN_CAP - l->in_len;
             ssize_t n = client_recv(l, link_in(l) + l->in_len, room);
             if (n > 0) l->in_len += (size_t)n;
@@ -460,6 +583,7 @@ static void link_pump(gate_link *l, int client_readable, int pair_readable) {
                 link_refuse(l);
                 progress = 1;
             }
+            if (l->parser.state == STRICT_DIRECT && !l->direct) l->direct = DIRECT_WAITING; /* until gate_body_take */
         }
         if (l->to_server_len && l->pair_fd >= 0 && !l->server_write_closed) {
             ssize_t n = send(l->pair_fd, link_to_server(l), l->to_server_len, MSG_NOSIGNAL);
@@ -536,6 +660,7 @@ static void link_open(gate_worker *w, int fd, const struct sockaddr_storage *add
     l->client_end = (gate_end){l, 1};
     l->pair_end = (gate_end){l, 0};
     strict_init(&l->parser);
+    l->parser.direct_min = GATE_DIRECT_MIN;
     l->next = w->links;
     if (w->links) w->links->prev = l;
     w->links = l;
@@ -622,7 +747,12 @@ static void worker_sweep(gate_worker *w, int64_t now) {
     }
     for (gate_link *l = w->links, *next; l; l = next) {
         next = l->next;
-        if (l->deadline_ns && now >= l->deadline_ns) link_close(l);
+        if (l->deadline_ns && now >= l->deadline_ns) {
+            link_close(l);
+        } else if (l->direct == DIRECT_READING && now >= l->body_deadline_ns) {
+            link_body_fail(l, VIGIL_ERR_TIMEOUT); /* closed unanswered, as the library's idle timeout does */
+            link_watch(l);
+        }
     }
 }
 
@@ -632,6 +762,45 @@ static void worker_free_dead(gate_worker *w) {
         vigil_free(l);
     }
     w->dead = NULL;
+}
+
+/* The bodies the handler took for this worker's links: each starts being
+ * read (or fails, when the server is stopping); then, once the server is
+ * stopping, every body still being read fails. */
+static void worker_takes(gate_worker *w) {
+    http_gate *gate = w->gate;
+    pthread_mutex_lock(&gate->lock);
+    gate_link *list = w->takes;
+    w->takes = NULL;
+    for (gate_link *l = list; l; l = l->take_next) {
+        l->take_pending = 0;
+        l->body = l->take_buffer;
+        l->body_len = l->take_length;
+        l->body_filled = 0;
+        l->body_done = l->take_done;
+        l->body_user = l->take_user;
+    }
+    pthread_mutex_unlock(&gate->lock);
+    int aborting = atomic_load(&gate->bodies_abort);
+    for (gate_link *l = list, *next; l; l = next) { /* only this thread closes them: none has */
+        next = l->take_next;
+        if (l->direct != DIRECT_WAITING || aborting) {
+            body_done_call(gate, l->body_done, l->body_user, aborting ? VIGIL_ERR_UNAVAILABLE : VIGIL_ERR_STATE);
+            l->body = NULL;
+            if (l->direct) l->direct = DIRECT_FAILED;
+            link_watch(l);
+            continue;
+        }
+        l->direct = DIRECT_READING;
+        l->body_deadline_ns = now_ns() + (int64_t)gate->opt.idle_timeout_s * 1000000000;
+        link_pump(l, 1, 0);
+    }
+    if (aborting)
+        for (gate_link *l = w->links; l; l = l->next)
+            if (l->direct == DIRECT_READING) {
+                link_body_fail(l, VIGIL_ERR_UNAVAILABLE);
+                link_watch(l);
+            }
 }
 
 static void *worker_run(void *arg) {
@@ -648,6 +817,7 @@ static void *worker_run(void *arg) {
                 if (read(w->wake_fd, &count, sizeof count) < 0) { /* nothing to do: it only wakes the loop */
                 }
                 if (atomic_load(&gate->stop_accepting)) worker_release(w);
+                worker_takes(w);
             } else if (ptr == &w->listen_tag) {
                 worker_accept(w);
             } else {
@@ -775,6 +945,37 @@ void gate_stop_accepting(http_gate *gate) {
     } else {
         for (unsigned i = 0; i < gate->n_workers; i++) worker_release(&gate->workers[i]);
     }
+}
+
+int gate_body_take(http_gate *gate, int fd, char *buffer, size_t length, gate_body_done done, void *user) {
+    if (!gate || !buffer || !length) return -1;
+    gate_worker *w = NULL;
+    pthread_mutex_lock(&gate->lock);
+    gate_link *l = table_find_locked(gate, fd);
+    if (l && !l->take_pending && !atomic_load(&gate->bodies_abort)) {
+        l->take_pending = 1;
+        l->take_buffer = buffer;
+        l->take_length = length;
+        l->take_done = done;
+        l->take_user = user;
+        w = l->worker;
+        l->take_next = w->takes;
+        w->takes = l;
+        atomic_fetch_add(&gate->bodies, 1);
+    }
+    pthread_mutex_unlock(&gate->lock);
+    if (!w) return -1;
+    worker_wake(w);
+    return 0;
+}
+
+void gate_bodies_abort(http_gate *gate, int wait_ms) {
+    if (!gate) return;
+    atomic_store(&gate->bodies_abort, 1);
+    if (!gate->started) return;
+    for (unsigned i = 0; i < gate->n_workers; i++) worker_wake(&gate->workers[i]);
+    int64_t deadline = now_ns() + (int64_t)wait_ms * 1000000;
+    while (atomic_load(&gate->bodies) > 0 && now_ns() < deadline) usleep(2000);
 }
 
 void gate_drain(http_gate *gate, int wait_ms) {

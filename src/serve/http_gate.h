@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 
 #include "auth/tls.h"
+#include "serve/http_strict.h"
 #include "vigil/status.h"
 
 typedef struct http_gate http_gate;
@@ -37,6 +38,26 @@ typedef struct http_gate http_gate;
  * the handler answers it with the pending refusal (gate_refusal_take). */
 #define GATE_REFUSAL_TARGET "/.vigil-gate-refusal"
 #define GATE_REFUSAL_FIELD "X-Vigil-Gate-Refusal"
+
+/* Direct bodies: a POST body with a Content-Length of at least
+ * GATE_DIRECT_MIN bytes (and no Expect) does not cross the socketpair.  The
+ * gate passes the head on with Content-Length: 0 and GATE_BODY_FIELD
+ * carrying the real length (a client-sent GATE_BODY_FIELD is refused, 400)
+ * and reads nothing more from that client until the handler decides: it
+ * either answers without the body (the answer must close the connection:
+ * the gate then drops the body) or hands the gate a buffer with
+ * gate_body_take, and the gate reads the body from the client's socket (or
+ * TLS session) straight into it.  64 KiB: below it the copies cost less
+ * than the hand-off's two wake-ups. */
+#define GATE_BODY_FIELD STRICT_DIRECT_FIELD
+#define GATE_DIRECT_MIN ((uint64_t)64 << 10)
+
+/* Called once for a body taken with gate_body_take, on a gate thread:
+ * status VIGIL_OK when all of it is in the buffer; VIGIL_ERR_IO (the client
+ * closed or failed mid-body), VIGIL_ERR_TIMEOUT (nothing arrived for
+ * http.idle_timeout_s) or VIGIL_ERR_UNAVAILABLE (the server is stopping)
+ * otherwise.  The gate never touches the buffer after it. */
+typedef void (*gate_body_done)(void *user, vigil_status status);
 
 typedef struct gate_options {
     const char *host;         /* an IPv4 or IPv6 address */
@@ -72,5 +93,15 @@ int gate_peer_verified(http_gate *gate, int fd);
  * the client sent, takes the refusal (HTTP status and message) and returns
  * 1; else 0. */
 int gate_refusal_take(http_gate *gate, int fd, int *code, char *message, size_t size);
+/* For the connection whose library end is fd, whose last head carried
+ * GATE_BODY_FIELD with length bytes: has the gate read the body into
+ * buffer (length bytes, the caller's until done is called) and call done
+ * (see gate_body_done).  Returns 0 when taken, -1 when it cannot be (the
+ * connection is gone, or the server is stopping): done is then never
+ * called. */
+int gate_body_take(http_gate *gate, int fd, char *buffer, size_t length, gate_body_done done, void *user);
+/* Fails every body being read (VIGIL_ERR_UNAVAILABLE) and refuses new
+ * ones; returns once every done has been called, or after wait_ms. */
+void gate_bodies_abort(http_gate *gate, int wait_ms);
 
 #endif

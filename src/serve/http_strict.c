@@ -68,6 +68,7 @@ typedef struct head_fields {
     size_t coding_len;
     unsigned codings;
     unsigned hosts;
+    unsigned expects;
 } head_fields;
 
 /* One field line (without its CRLF), in a head (info set) or a trailer
@@ -109,6 +110,10 @@ static int field_check(strict_parser *p, const char *line, size_t n, head_fields
         info->codings++;
     } else if (name_len == 4 && strncasecmp(line, "Host", 4) == 0) {
         info->hosts++;
+    } else if (name_len == 6 && strncasecmp(line, "Expect", 6) == 0) {
+        info->expects++;
+    } else if (name_len == sizeof STRICT_DIRECT_FIELD - 1 && strncasecmp(line, STRICT_DIRECT_FIELD, name_len) == 0) {
+        return (int)refuse(p, 400, "the header field " STRICT_DIRECT_FIELD " is reserved for the server's own use");
     }
     return 1;
 }
@@ -197,6 +202,7 @@ static int head_check(strict_parser *p, const char *h, size_t len) {
     if (http11 && info.hosts != 1)
         return (int)refuse(p, 400, info.hosts ? "Host is given more than once" : "an HTTP/1.1 request needs a Host header");
     if (length_overflow) return (int)refuse(p, 413, "Content-Length is larger than 2^64-1 bytes");
+    p->head_direct = sp1 - h == 4 && memcmp(h, "POST", 4) == 0 && !info.expects;
     if (info.coding) {
         p->state = STRICT_CHUNK_SIZE;
     } else if (length > 0) {
@@ -204,6 +210,27 @@ static int head_check(strict_parser *p, const char *h, size_t len) {
         p->remaining = length;
     }
     return 1;
+}
+
+/* A checked head h[0..len) passed on for a direct body of p->remaining
+ * bytes: its Content-Length fields replaced by "Content-Length: 0" and
+ * STRICT_DIRECT_FIELD.  The fields removed are at least as long as
+ * "Content-Length: 0\r\n", so it grows by less than STRICT_DIRECT_GROWTH. */
+static size_t direct_head(const strict_parser *p, const char *h, size_t len, char *out) {
+    size_t k = 0;
+    for (const char *line = h, *end = h + len; line < end;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t n = (size_t)(nl + 1 - line);
+        if (n == 2 && line > h) break; /* the empty line */
+        if (!(line > h && n > 15 && strncasecmp(line, "Content-Length:", 15) == 0)) {
+            memcpy(out + k, line, n);
+            k += n;
+        }
+        line = nl + 1;
+    }
+    k += (size_t)sprintf(out + k, "Content-Length: 0\r\n" STRICT_DIRECT_FIELD ": %llu\r\n\r\n",
+                         (unsigned long long)p->remaining);
+    return k;
 }
 
 /* In STRICT_HEAD: passes a whole head on, or waits for more of it. */
@@ -220,13 +247,19 @@ static size_t feed_head(strict_parser *p, const char *s, size_t n, char *out, si
         if (at + 1 > STRICT_HEAD_MAX) return refuse(p, 431, "the request head is larger than %d bytes", STRICT_HEAD_MAX);
         if (at + 1 - pos == 2 && pos > 0) { /* the empty line: the head is whole */
             size_t head_len = at + 1;
-            if (cap - *out_len < head_len) {
+            size_t room = head_len + (p->direct_min ? STRICT_DIRECT_GROWTH : 0);
+            if (cap - *out_len < room) {
                 p->scan = pos;
                 return 0; /* the output must drain first */
             }
             if (!head_check(p, s, head_len)) return 0;
-            memcpy(out + *out_len, s, head_len);
-            *out_len += head_len;
+            if (p->state == STRICT_BODY && p->direct_min && p->head_direct && p->remaining >= p->direct_min) {
+                *out_len += direct_head(p, s, head_len, out + *out_len);
+                p->state = STRICT_DIRECT;
+            } else {
+                memcpy(out + *out_len, s, head_len);
+                *out_len += head_len;
+            }
             p->scan = 0;
             p->heads++;
             return head_len;
@@ -324,6 +357,12 @@ static size_t feed_trailer(strict_parser *p, const char *s, size_t n, char *out,
     return at + 1;
 }
 
+void strict_direct_done(strict_parser *p) {
+    if (p->state != STRICT_DIRECT) return;
+    p->state = STRICT_HEAD;
+    p->remaining = 0;
+}
+
 size_t strict_feed(strict_parser *p, const char *in, size_t len, char *out, size_t cap, size_t *out_len) {
     size_t used = 0;
     while (used < len && p->state != STRICT_REFUSED) {
@@ -346,6 +385,7 @@ size_t strict_feed(strict_parser *p, const char *in, size_t len, char *out, size
         case STRICT_CHUNK_DATA: step = feed_chunk_data(p, s, n, out, cap, out_len); break;
         case STRICT_CHUNK_END: step = feed_chunk_end(p, s, n); break;
         case STRICT_TRAILER: step = feed_trailer(p, s, n, out, cap, out_len); break;
+        case STRICT_DIRECT: /* the caller's to read */
         case STRICT_REFUSED: break;
         }
         if (step == 0) break;

@@ -22,7 +22,11 @@
  * with X-Request-Id and Connection: close, so that bytes a proxy in front
  * may have read as a second request never run as one.  A body that crosses
  * http.max_body_bytes while it streams (chunked) is refused at once
- * (exchange_refuse_now).  docs/ARCHITECTURE.md ("HTTP library") says why.
+ * (exchange_refuse_now).  A POST body of known length of GATE_DIRECT_MIN
+ * bytes or more never crosses the pair: after the head's checks the gate
+ * reads it from the client straight into the exchange's buffer while the
+ * connection is suspended (exchange_direct_take).  docs/ARCHITECTURE.md
+ * ("HTTP library") says why.
  *
  * Shutdown (server_stop): readiness goes to 503, the gate stops accepting,
  * every model's queue drains within limits.shutdown_timeout_ms, streamed
@@ -317,7 +321,7 @@ static enum MHD_Result exchange_send(http_exchange *ex) {
     if (ex->code == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"vigil\"");
     if (ex->header_length[0]) MHD_add_response_header(resp, "Inference-Header-Content-Length", ex->header_length);
     for (size_t i = 0; i < ex->n_extra; i++) MHD_add_response_header(resp, ex->extra_name[i], ex->extra_value[i]);
-    if (ex->close_after || atomic_load(&ex->server->stopping))
+    if (ex->close_after || ex->direct_pending || atomic_load(&ex->server->stopping))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(ex->conn, (unsigned)ex->code, resp);
     MHD_destroy_response(resp);
@@ -424,7 +428,7 @@ static int body_budget_hold_or_refuse(http_exchange *ex, size_t want) {
  * the limit (exchange_refuse_now).  A body within the limit gets its whole
  * buffer at once instead of growing through a dozen copies. */
 static int size_body_or_refuse(http_exchange *ex) {
-    const char *length = exchange_header(ex, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *length = exchange_header(ex, ex->direct_len ? GATE_BODY_FIELD : MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!length) return 0;
     char *end;
     unsigned long long n = strtoull(length, &end, 10);
@@ -465,6 +469,62 @@ static int exchange_authorized(http_exchange *ex) {
     return 0;
 }
 
+/* The head carried GATE_BODY_FIELD (only the gate can write it: it
+ * refuses a client's): the body is not in the library's stream but still
+ * on the client's socket, and the gate reads it when asked to. */
+static void exchange_direct_init(http_exchange *ex) {
+    const char *field = exchange_header(ex, GATE_BODY_FIELD);
+    if (!field) return;
+    char *end;
+    unsigned long long n = strtoull(field, &end, 10);
+    if (end == field || *end || n == 0) return; /* never written so by the gate */
+    ex->direct_len = (size_t)n; /* over http.max_body_bytes: refused (413) before anything is read */
+    ex->direct_pending = 1;
+}
+
+/* Gate thread: the direct body is in (or will not come); hand the
+ * connection back to the library. */
+static void exchange_direct_done(void *user, vigil_status status) {
+    http_exchange *ex = user;
+    atomic_store(&ex->direct_status, status);
+    MHD_resume_connection(ex->conn);
+}
+
+/* After the checks on the head passed and the buffer is sized: has the
+ * gate read the body into it, the connection suspended meanwhile (like a
+ * job, exchange_submit).  Returns MHD_YES; the answer comes on resume. */
+static enum MHD_Result exchange_direct_take(http_exchange *ex) {
+    if (ex->body.cap <= ex->direct_len) { /* textbuf_reserve failed */
+        respond_error(ex, VIGIL_ERR_UNAVAILABLE, "out of memory buffering the request body");
+        return exchange_send(ex);
+    }
+    ex->state = EXCHANGE_GATE_BODY;
+    MHD_suspend_connection(ex->conn);
+    if (gate_body_take(ex->server->gate, exchange_fd(ex), ex->body.data, ex->direct_len, exchange_direct_done, ex)) {
+        atomic_store(&ex->direct_status, VIGIL_ERR_UNAVAILABLE); /* closed or stopping: answered on resume */
+        MHD_resume_connection(ex->conn);
+    }
+    return MHD_YES;
+}
+
+/* Resumed after exchange_direct_take: goes on as if the body had come
+ * through the library, or answers how it did not. */
+static int exchange_direct_arrived(http_exchange *ex) {
+    vigil_status status = atomic_load(&ex->direct_status);
+    if (status == VIGIL_OK) {
+        ex->body.len = ex->direct_len;
+        ex->body.data[ex->body.len] = '\0';
+        ex->direct_pending = 0;
+        ex->state = EXCHANGE_BODY;
+        return 1;
+    }
+    if (status == VIGIL_ERR_UNAVAILABLE) {
+        respond_error(ex, status, "the server is stopping; retry on another instance or later");
+        return 1;
+    }
+    return 0; /* the client left, or sent nothing for http.idle_timeout_s: closed without an answer, as before */
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size,
                                   void **con_cls) {
@@ -477,9 +537,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = ex;
         atomic_fetch_add(&server->request_count, 1);
         if (gate_refused(ex, MHD_HEADER_KIND)) return exchange_send(ex);
+        exchange_direct_init(ex);
         if (!exchange_authorized(ex)) return exchange_send(ex);
         upload_begin(ex);
         if (ex->upload_fd < 0 && !ex->upload_status && size_body_or_refuse(ex)) return exchange_send(ex);
+        if (ex->direct_pending) return exchange_direct_take(ex); /* POST only: never an upload (PUT) */
         return MHD_YES;
     }
     if (*upload_size && ex->upload_fd >= 0) {
@@ -517,6 +579,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return exchange_send(ex);
     }
     if (ex->state == EXCHANGE_DONE) return MHD_YES;
+    if (ex->state == EXCHANGE_GATE_BODY) {
+        /* Resumed, the library calls as it did on the head: an answer
+         * queued now would close the connection (libmicrohttpd takes it
+         * for one given before the body), so the route runs on its next
+         * call, the one that says the (empty) body is complete. */
+        if (!exchange_direct_arrived(ex)) return MHD_NO;
+        return ex->have_response ? exchange_send(ex) : MHD_YES;
+    }
     if (gate_refused(ex, MHD_FOOTER_KIND)) return exchange_send(ex); /* the chunked body the gate ended */
     route(ex);
     if (ex->state == EXCHANGE_WAITING) return MHD_YES;
@@ -727,6 +797,9 @@ void server_stop(vigil_server *server) {
     atomic_store(&server->ready, 0);
     atomic_store(&server->stopping, 1);
     gate_stop_accepting(server->gate);
+    /* A connection suspended while the gate reads its body would keep the
+     * library from stopping: those bodies end now, answered 503. */
+    gate_bodies_abort(server->gate, 2000);
     int64_t t0 = sched_now_ns();
     repository_drain(server->repo, server->cfg.shutdown_timeout_ms);
     /* Calls an added route answers later (routes_ext.c) must be resumed

@@ -72,7 +72,9 @@ struct vigil_server {
     server_stream *streams;
 };
 
-typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE } exchange_state;
+/* EXCHANGE_GATE_BODY: the gate is reading a direct body (http_gate.h) into
+ * body, the connection suspended until it says it is done. */
+typedef enum exchange_state { EXCHANGE_BODY = 0, EXCHANGE_WAITING, EXCHANGE_DONE, EXCHANGE_GATE_BODY } exchange_state;
 
 typedef struct http_exchange http_exchange;
 struct http_exchange {
@@ -84,6 +86,9 @@ struct http_exchange {
     textbuf body;
     size_t body_held; /* bytes of server->bodies this exchange holds */
     int close_after; /* the framing was refused: answer with Connection: close */
+    size_t direct_len;  /* the head's GATE_BODY_FIELD: a body the gate reads (0: none) */
+    int direct_pending; /* that body has not arrived: any answer closes the connection */
+    atomic_int direct_status; /* how the gate's read ended (gate_body_done) */
     int64_t start_ns;
     char request_id[REQUEST_ID_SIZE];
     trace_request trace; /* its spans (trace.h); off when tracing is */

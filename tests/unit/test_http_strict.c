@@ -172,6 +172,52 @@ static void test_chunk_refusals(void) {
     CHECK_EQ_INT(verdict(big, 4096), 400);
 }
 
+/* Direct bodies (direct_min): a large POST's head is passed on rewritten
+ * and the parser stops for the caller to move the body; smaller bodies,
+ * other methods and Expect heads pass as sent; the private field is
+ * refused from a client. */
+static void test_direct_bodies(void) {
+    static run r;
+    static const char head[] = "POST /a HTTP/1.1\r\nHost: x\r\ncontent-length: 70000\r\nX-A: b\r\n\r\n";
+    static const char next[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    char in[sizeof head + 8 + sizeof next];
+    size_t len = (size_t)snprintf(in, sizeof in, "%sbodybody%s", head, next);
+    strict_init(&r.p);
+    r.p.direct_min = 65536;
+    r.out_len = 0;
+    size_t used = strict_feed(&r.p, in, len, r.out, OUT_CAP + STRICT_DIRECT_GROWTH, &r.out_len);
+    CHECK_EQ_INT(used, sizeof head - 1); /* the body is left to the caller */
+    CHECK_EQ_INT(r.p.state, STRICT_DIRECT);
+    CHECK_EQ_INT(r.p.remaining, 70000);
+    const char *want = "POST /a HTTP/1.1\r\nHost: x\r\nX-A: b\r\nContent-Length: 0\r\n" STRICT_DIRECT_FIELD
+                       ": 70000\r\n\r\n";
+    CHECK_EQ_INT(r.out_len, strlen(want));
+    CHECK(memcmp(r.out, want, r.out_len) == 0);
+    CHECK_EQ_INT(strict_feed(&r.p, in + used, len - used, r.out, sizeof r.out, &r.out_len), 0);
+    strict_direct_done(&r.p); /* the caller took "bodybody" as if it were all 70000 */
+    used += 8;
+    size_t before = r.out_len;
+    CHECK_EQ_INT(strict_feed(&r.p, in + used, len - used, r.out, sizeof r.out, &r.out_len), sizeof next - 1);
+    CHECK(r.out_len - before == sizeof next - 1 && memcmp(r.out + before, next, sizeof next - 1) == 0);
+
+    /* as sent: under direct_min, another method, Expect: 100-continue */
+    static const char *const as_sent[] = {
+        "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 65535\r\n\r\n",
+        "PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 70000\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof as_sent / sizeof *as_sent; i++) {
+        strict_init(&r.p);
+        r.p.direct_min = 65536;
+        r.out_len = 0;
+        size_t n = strlen(as_sent[i]);
+        CHECK_EQ_INT(strict_feed(&r.p, as_sent[i], n, r.out, OUT_CAP, &r.out_len), n);
+        CHECK_EQ_INT(r.p.state, STRICT_BODY);
+        CHECK(r.out_len == n && memcmp(r.out, as_sent[i], n) == 0);
+    }
+    CHECK_EQ_INT(verdict("GET / HTTP/1.1\r\nHost: x\r\nx-vigil-gate-body: 70000\r\n\r\n", 0), 400);
+}
+
 int main(void) {
     RUN(test_good_requests_pass_as_sent);
     RUN(test_chunked_bodies_are_framed_again);
@@ -179,5 +225,6 @@ int main(void) {
     RUN(test_line_refusals);
     RUN(test_size_limits);
     RUN(test_chunk_refusals);
+    RUN(test_direct_bodies);
     return testing_report();
 }
