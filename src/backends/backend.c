@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#include "vigil/engine.h"
+
 extern const backend_ops backend_test __attribute__((weak));
 
 /* The table, with the test backend's slot last and NULL when not linked. */
@@ -24,6 +26,8 @@ static const backend_ops *backend_slot(size_t index) {
 }
 
 const backend_ops *backend_at(size_t index) { return backend_slot(index); }
+
+vigil_status backend_float16_parse(const char *text, int *out) { return vigil_float16_mode_parse(text, out); }
 
 const backend_ops *backend_find(const char *name) {
     for (size_t i = 0; backend_at(i); i++)

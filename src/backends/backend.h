@@ -122,6 +122,10 @@ const backend_ops *backend_find(const char *name);
 /* Backends compiled in, in order; NULL after the last. */
 const backend_ops *backend_at(size_t index);
 
+/* engine.float16's word ("auto", "fp32", "xnnpack") as backend_options.float16;
+ * VIGIL_ERR_INVALID_ARGUMENT for another. */
+vigil_status backend_float16_parse(const char *text, int *out);
+
 extern const backend_ops backend_cpu;
 extern const backend_ops backend_hailo;
 

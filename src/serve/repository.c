@@ -23,7 +23,6 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
-#include "vigil/engine.h"
 
 #define REPO_MAX_MODELS 256
 #define REPO_MAX_BACKENDS 4
@@ -611,7 +610,7 @@ vigil_status repository_create(const vigil_config *cfg, metrics *m, repository *
     pthread_condattr_destroy(&attr);
     for (size_t i = 0; backend_at(i) && i < REPO_MAX_BACKENDS; i++) {
         backend_options bo = {.threads = total_threads(repo), .batch_cap = (int)cfg->engine_batch_cap};
-        (void)vigil_float16_mode_parse(cfg->engine_float16, &bo.float16); /* the config table checked the word */
+        (void)backend_float16_parse(cfg->engine_float16, &bo.float16); /* the config table checked the word */
         vigil_error why = {0};
         vigil_status st = backend_at(i)->open(&bo, &repo->devices[i], &why);
         if (st && i == 0) { /* the CPU engine serves every server: without it, no server */
