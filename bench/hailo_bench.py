@@ -33,6 +33,20 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def context_switches(pid):
+    """Voluntary and involuntary context switches of all the process's
+    threads so far (threads that ended are not counted)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            for line in open(f"/proc/{pid}/task/{task}/status"):
+                if "ctxt_switches:" in line:  # voluntary_ and nonvoluntary_
+                    total += int(line.split()[-1])
+        except OSError:
+            pass
+    return total
+
+
 def image_bytes(frame):
     """bus.jpg as it is ("bus"), or resized to WxH and saved as a quality-85
     JPEG (a camera frame), or ("rawWxH") resized to WxH and sent decoded, as
@@ -99,13 +113,15 @@ def run_rest(d, image, raw, frames, clients):
 
 
 def timed(d, threads, frames, errors):
-    cpu0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
+    cpu0, cs0, t0 = cpu_seconds(d.proc.pid), context_switches(d.proc.pid), time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall, cpu = time.monotonic() - t0, cpu_seconds(d.proc.pid) - cpu0
-    return {"frames": frames, "fps": frames / wall, "cpu_ms_per_frame": cpu / frames * 1000, "errors": len(errors)}
+    switches = context_switches(d.proc.pid) - cs0
+    return {"frames": frames, "fps": frames / wall, "cpu_ms_per_frame": cpu / frames * 1000, "errors": len(errors),
+            "switches_per_frame": switches / frames}
 
 
 def perf_around(part, call_graph, d, run):
@@ -137,6 +153,8 @@ def main():
     ap.add_argument("--hef", help="a real HEF (default: the double's yolov8n-shaped text HEF)")
     ap.add_argument("--perf", nargs="?", const="fp", choices=["fp", "dwarf"],
                     help="perf record the server during each run (call graphs: fp, the default, or dwarf)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="a setting for the server, e.g. --env VIGIL_GRPC_THREADS=1 (repeatable)")
     a = ap.parse_args()
     models = pathlib.Path(tempfile.mkdtemp()) / "models"
     (models / "yolov8n" / "1").mkdir(parents=True)
@@ -149,7 +167,7 @@ def main():
     (models / "yolov8n" / "config.yaml").write_text(
         f"backend: hailo\ninstances: {a.instances}\nmax_batch_size: 8\n"
         "dynamic_batching:\n  max_queue_delay_us: 200\n")
-    env = {"VIGIL_HAILORT": a.library, "HAILO_FAKE_FRAME_US": a.frame_us}
+    env = {"VIGIL_HAILORT": a.library, "HAILO_FAKE_FRAME_US": a.frame_us, **dict(x.split("=", 1) for x in a.env)}
     d = ready_daemon("--models", models, "--log-level", "warn", env=env)
     image, raw = image_bytes(a.frame)
     try:
@@ -161,9 +179,9 @@ def main():
     print(f"frame {a.frame} ({len(image)} bytes), network input {a.input}, device {a.frame_us} us/frame ({1e6 / float(a.frame_us):.0f} frames/s), "
           f"instances {a.instances}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"gRPC StreamDetect x{a.streams}: {g['fps']:.0f} frames/s, {g['cpu_ms_per_frame']:.2f} ms server CPU/frame,"
-          f" {g['errors']} errors")
+          f" {g['switches_per_frame']:.1f} context switches/frame, {g['errors']} errors")
     print(f"REST detect x{a.clients}: {r['fps']:.0f} frames/s, {r['cpu_ms_per_frame']:.2f} ms server CPU/frame,"
-          f" {r['errors']} errors")
+          f" {r['switches_per_frame']:.1f} context switches/frame, {r['errors']} errors")
     for part in ("grpc", "rest") if a.perf else ():
         out = subprocess.run(["perf", "report", "-i", f"/tmp/hailo_bench_{part}.perf", "--stdio", "--no-children",
                               "--percent-limit", "1", "-g", "none", "--sort", "dso,symbol"],

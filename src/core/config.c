@@ -53,6 +53,8 @@ static const setting settings[] = {
     INT_SETTING("http.max_upload_bytes", max_upload_bytes, 1024, INT64_C(1) << 40,
                 "largest model upload (PUT /api/v1/models/{m}/versions/{v})"),
     INT_SETTING("grpc.port", grpc_port, 0, 65535, "gRPC port"),
+    INT_SETTING("grpc.threads", grpc_threads, 1, 8,
+                "gRPC threads: they read and parse every call and run its handler; each also takes answers"),
     STR_SETTING("models", models_dir, NULL, "model repository directory"),
     STR_SETTING("repository.mode", repository_mode, "none|poll|explicit", "how models are loaded"),
     STR_SETTING("detect.default_model", default_detect_model, NULL,
@@ -187,6 +189,7 @@ void config_defaults(vigil_config *cfg) {
     snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
     cfg->http_port = 8000;
     cfg->grpc_port = 50051;
+    cfg->grpc_threads = 2;
     snprintf(cfg->models_dir, sizeof cfg->models_dir, "./models");
     snprintf(cfg->repository_mode, sizeof cfg->repository_mode, "none");
     snprintf(cfg->engine_float16, sizeof cfg->engine_float16, "auto");

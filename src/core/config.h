@@ -22,6 +22,7 @@ typedef struct vigil_config {
     char host[CONFIG_STR_MAX];        /* address to bind */
     int64_t http_port;
     int64_t grpc_port;
+    int64_t grpc_threads;             /* gRPC poller threads (grpc.threads) */
     char models_dir[CONFIG_STR_MAX];  /* model repository root */
     char repository_mode[16];         /* none | poll | explicit */
     char default_detect_model[128];   /* detection model for requests naming none ("" = the only one) */

@@ -918,6 +918,7 @@ uint16_t gate_port(const http_gate *gate) { return gate->port; }
 vigil_status gate_start(http_gate *gate, vigil_error *err) {
     for (unsigned i = 0; i < gate->n_workers; i++) {
         int rc = pthread_create(&gate->workers[i].thread, NULL, worker_run, &gate->workers[i]);
+        if (!rc) pthread_setname_np(gate->workers[i].thread, "http-gate");
         if (rc) {
             atomic_store(&gate->stop, 1);
             for (unsigned j = 0; j < i; j++) pthread_join(gate->workers[j].thread, NULL);

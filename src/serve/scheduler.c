@@ -322,6 +322,9 @@ vigil_status sched_create(const sched_options *o, backend_model **instances, siz
             return vigil_error_set(err, VIGIL_ERR_NO_MEMORY, "scheduler: cannot start a worker thread");
         }
         workers[i].started = 1;
+        char name[16]; /* the model's worker in top -H and perf (15 characters at most) */
+        snprintf(name, sizeof name, "w-%.13s", s->model);
+        pthread_setname_np(workers[i].thread, name);
     }
     *out = s;
     return VIGIL_OK;
