@@ -189,7 +189,7 @@ void config_defaults(vigil_config *cfg) {
     snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
     cfg->http_port = 8000;
     cfg->grpc_port = 50051;
-    cfg->grpc_threads = 2;
+    cfg->grpc_threads = 1;
     snprintf(cfg->models_dir, sizeof cfg->models_dir, "./models");
     snprintf(cfg->repository_mode, sizeof cfg->repository_mode, "none");
     snprintf(cfg->engine_float16, sizeof cfg->engine_float16, "auto");

@@ -3,10 +3,12 @@
  * the service handlers (grpc_kserve.c, grpc_detect.c).
  *
  * A gcall is one RPC.  A unary method's handler gets the request bytes and
- * either answers at once (gcall_reply / gcall_fail) or hands a gwork to the
- * model's scheduler (gwork_submit); the scheduler's done callback only queues
- * the work for a completion thread, which runs work->finish (building the
- * reply) and releases the model.  A streaming method's handler is called once
+ * either answers at once (gcall_reply / gcall_fail), hands a gwork to the
+ * model's scheduler (gwork_submit; the scheduler's done callback runs
+ * work->finish, building the reply, on the worker for a small answer, else
+ * queues the work for a completion thread), or defers blocking work to a
+ * completion thread (gwork_defer): a handler never waits, since the few
+ * poller threads (grpc.threads) read every call.  A streaming method's handler is called once
  * per received message with a sequence number and answers each with
  * gstream_answer, in any order from any thread: the machinery writes the
  * answers in sequence order, one write at a time, and stops reading while
@@ -90,6 +92,7 @@ struct gwork {
      * completion thread); 0: on a completion thread (a large answer to
      * encode would hold the model's worker) */
     int finish_inline;
+    int deferred; /* gwork_defer: no job ran */
 };
 
 /* A work item with its own arena and a zeroed job, referencing c. */
@@ -105,6 +108,11 @@ vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_e
  * when the job is done (also when the queue refuses it: job->status is then
  * set).  Ownership of w passes to the machinery. */
 void gwork_submit(gwork *w, void (*finish)(gwork *w));
+/* Runs run(w) on a completion thread instead of the handler's: for work
+ * that blocks (loading a model takes seconds), so that the poller threads,
+ * which read every call, never wait.  Ownership of w passes to the
+ * machinery, which destroys it after run. */
+void gwork_defer(gwork *w, void (*run)(gwork *w));
 /* Releases everything w holds (called by the machinery after finish, and by
  * handlers for work they never submit). */
 void gwork_destroy(gwork *w);

@@ -374,7 +374,17 @@ static void repository_index(gcall *c, uint64_t seq, const uint8_t *data, size_t
 }
 
 /* Load and unload share everything but the repository call. */
-static void load_or_unload(gcall *c, const char *model, int load) {
+/* What a deferred load or unload needs (in its work's arena). */
+typedef struct load_work {
+    char *model;
+    int load;
+} load_work;
+
+static void load_or_unload_run(gwork *w) {
+    const load_work *lw = w->ctx;
+    gcall *c = w->call;
+    const char *model = lw->model;
+    int load = lw->load;
     vigil_error err = {0};
     repository *repo = request_repository(gcall_server(c));
     vigil_status st = !*model ? vigil_error_set(&err, VIGIL_ERR_INVALID_ARGUMENT, "model_name is required")
@@ -389,6 +399,22 @@ static void load_or_unload(gcall *c, const char *model, int load) {
         Inference__RepositoryModelUnloadResponse r = INFERENCE__REPOSITORY_MODEL_UNLOAD_RESPONSE__INIT;
         gcall_reply(c, &r.base);
     }
+}
+
+/* A load takes seconds and an unload waits for the version's requests:
+ * on a completion thread, not the poller's. */
+static void load_or_unload(gcall *c, const char *model, int load) {
+    gwork *w = gwork_create(c, 0);
+    load_work *lw = w ? arena_calloc(w->arena, 1, sizeof *lw) : NULL;
+    if (lw) lw->model = arena_strdup(w->arena, model);
+    if (!lw || !lw->model) {
+        gwork_destroy(w);
+        gcall_fail(c, VIGIL_ERR_NO_MEMORY, "out of memory");
+        return;
+    }
+    lw->load = load;
+    w->ctx = lw;
+    gwork_defer(w, load_or_unload_run);
 }
 
 static void repository_model_load(gcall *c, uint64_t seq, const uint8_t *data, size_t len) {

@@ -105,6 +105,13 @@ struct gcall {
     gcall *prev, *next; /* live calls, for shutdown */
 };
 
+/* Work for completion threads, in order (under grpc_frontend.lock). */
+typedef struct gqueue {
+    gwork *head, *tail;
+    pthread_cond_t cond;
+    struct grpc_frontend *fe;
+} gqueue;
+
 struct grpc_frontend {
     vigil_server *server;
     grpc_server *gs;
@@ -123,7 +130,11 @@ struct grpc_frontend {
 
     pthread_mutex_t lock; /* everything below */
     pthread_cond_t cond;
-    gwork *done_head, *done_tail;
+    gqueue done;  /* finished jobs whose answers are large (finisher threads) */
+    gqueue admin; /* deferred blocking work: loads, unloads (its own thread, so that an unload
+                     waiting for a model's requests never waits for the finishers it holds) */
+    pthread_t admin_thread;
+    int admin_started;
     int finishers_quit;
     int shutdown_seen;
     gcall *live; /* list of live calls */
@@ -673,7 +684,7 @@ void gwork_destroy(gwork *w) {
 
 /* A finished job's answer, on whichever thread runs it. */
 static void work_finish(gwork *w) {
-    if (!w->call->reg->method->streaming) /* a unary call's one job: its spans */
+    if (!w->deferred && !w->call->reg->method->streaming) /* a unary call's one job: its spans */
         trace_request_job(&w->call->trace, w->job, w->served ? w->served->version : 0);
     w->finish(w);
     gwork_destroy(w);
@@ -681,20 +692,26 @@ static void work_finish(gwork *w) {
 
 /* Worker thread: finish here when the answer is small (finish_inline),
  * else hand the work to a completion thread. */
+static void work_queue(gqueue *q, gwork *w) {
+    pthread_mutex_lock(&q->fe->lock);
+    w->next = NULL;
+    if (q->tail) q->tail->next = w;
+    else q->head = w;
+    q->tail = w;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->fe->lock);
+}
+
 static void work_done(sched_job *job) {
     gwork *w = job->user;
-    if (w->finish_inline) {
-        work_finish(w);
-        return;
-    }
-    grpc_frontend *fe = w->call->fe;
-    pthread_mutex_lock(&fe->lock);
-    w->next = NULL;
-    if (fe->done_tail) fe->done_tail->next = w;
-    else fe->done_head = w;
-    fe->done_tail = w;
-    pthread_cond_signal(&fe->cond);
-    pthread_mutex_unlock(&fe->lock);
+    if (w->finish_inline) work_finish(w);
+    else work_queue(&w->call->fe->done, w);
+}
+
+void gwork_defer(gwork *w, void (*run)(gwork *w)) {
+    w->finish = run;
+    w->deferred = 1;
+    work_queue(&w->call->fe->admin, w);
 }
 
 void gwork_submit(gwork *w, void (*finish)(gwork *w)) {
@@ -714,15 +731,17 @@ void gwork_submit(gwork *w, void (*finish)(gwork *w)) {
     }
 }
 
+/* A completion thread of queue arg: until finishers_quit and the queue is empty. */
 static void *finisher_main(void *arg) {
-    grpc_frontend *fe = arg;
+    gqueue *q = arg;
+    grpc_frontend *fe = q->fe;
     pthread_mutex_lock(&fe->lock);
     for (;;) {
-        while (!fe->done_head && !fe->finishers_quit) pthread_cond_wait(&fe->cond, &fe->lock);
-        gwork *w = fe->done_head;
+        while (!q->head && !fe->finishers_quit) pthread_cond_wait(&q->cond, &fe->lock);
+        gwork *w = q->head;
         if (!w) break;
-        fe->done_head = w->next;
-        if (!fe->done_head) fe->done_tail = NULL;
+        q->head = w->next;
+        if (!q->head) q->tail = NULL;
         pthread_mutex_unlock(&fe->lock);
         work_finish(w);
         pthread_mutex_lock(&fe->lock);
@@ -812,11 +831,14 @@ static void grpc_log_bridge(gpr_log_func_args *args) {
 /* grpc.threads pollers share one completion queue: each event goes to
  * whichever waits, so every thread beyond what the load needs adds context
  * switches (Hailo bench, 4 gRPC streams of 0.9 MB frames: 2.5 switches a
- * frame among the pollers with 1 thread, 5.5 with 2, 6.7 with 4).  Two by
- * default, not one: a RepositoryModelLoad/Unload call holds its thread for
- * the seconds a load takes. */
+ * frame among the pollers with 1 thread, 5.5 with 2, 6.7 with 4).  One by
+ * default: handlers never wait (a load or unload is deferred to the admin
+ * thread, answers are sent by the workers), and one thread reads and
+ * parses far more frames a second than a device runs.  One queue per
+ * poller was tried: gRPC's event engine reads on whichever thread polls,
+ * then wakes the call's queue's owner (8 switches a frame with 4). */
 static size_t thread_count(const vigil_config *cfg) {
-    int64_t n = cfg->grpc_threads > 0 ? cfg->grpc_threads : 2;
+    int64_t n = cfg->grpc_threads > 0 ? cfg->grpc_threads : 1;
     return (size_t)(n > GRPC_MAX_THREADS ? GRPC_MAX_THREADS : n);
 }
 
@@ -828,6 +850,10 @@ vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, 
     fe->t_shutdown = (gtag){NULL, TAG_SHUTDOWN};
     pthread_mutex_init(&fe->lock, NULL);
     pthread_cond_init(&fe->cond, NULL);
+    fe->done = (gqueue){.fe = fe};
+    fe->admin = (gqueue){.fe = fe};
+    pthread_cond_init(&fe->done.cond, NULL);
+    pthread_cond_init(&fe->admin.cond, NULL);
     spares_init(&fe->frames);
     fe->auth = request_auth(server);
     gpr_set_log_function(grpc_log_bridge);
@@ -862,6 +888,8 @@ vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, 
         grpc_completion_queue_destroy(fe->cq);
         grpc_shutdown();
         pthread_cond_destroy(&fe->cond);
+        pthread_cond_destroy(&fe->done.cond);
+        pthread_cond_destroy(&fe->admin.cond);
         pthread_mutex_destroy(&fe->lock);
         spares_destroy(&fe->frames);
         vigil_free(fe);
@@ -875,13 +903,15 @@ vigil_status grpc_frontend_start(const vigil_config *cfg, vigil_server *server, 
     for (size_t i = 0; i < n; i++) {
         if (pthread_create(&fe->pollers[fe->n_pollers], NULL, poller_main, fe) == 0)
             pthread_setname_np(fe->pollers[fe->n_pollers++], "grpc-poll"); /* top -H, perf: who does what */
-        if (pthread_create(&fe->finishers[fe->n_finishers], NULL, finisher_main, fe) == 0)
+        if (pthread_create(&fe->finishers[fe->n_finishers], NULL, finisher_main, &fe->done) == 0)
             pthread_setname_np(fe->finishers[fe->n_finishers++], "grpc-finish");
     }
+    fe->admin_started = pthread_create(&fe->admin_thread, NULL, finisher_main, &fe->admin) == 0;
+    if (fe->admin_started) pthread_setname_np(fe->admin_thread, "grpc-admin");
     LOG_I("listening on grpc%s://%s:%u (%zu methods%s)", cfg->tls_cert_file[0] ? "s" : "", cfg->host, fe->port,
           fe->n_regs, cfg->tls_client_ca_file[0] ? ", client certificates required" : "");
     *out = fe;
-    if (!fe->n_pollers || !fe->n_finishers) {
+    if (!fe->n_pollers || !fe->n_finishers || !fe->admin_started) {
         grpc_frontend_stop(fe);
         *out = NULL;
         return vigil_error_set(err, VIGIL_ERR_INTERNAL, "grpc: cannot start threads");
@@ -936,11 +966,15 @@ void grpc_frontend_stop(grpc_frontend *fe) {
     grpc_completion_queue_destroy(fe->cq);
     pthread_mutex_lock(&fe->lock);
     fe->finishers_quit = 1;
-    pthread_cond_broadcast(&fe->cond);
+    pthread_cond_broadcast(&fe->done.cond);
+    pthread_cond_broadcast(&fe->admin.cond);
     pthread_mutex_unlock(&fe->lock);
     for (size_t i = 0; i < fe->n_finishers; i++) pthread_join(fe->finishers[i], NULL);
+    if (fe->admin_started) pthread_join(fe->admin_thread, NULL);
     grpc_shutdown();
     pthread_cond_destroy(&fe->cond);
+    pthread_cond_destroy(&fe->done.cond);
+    pthread_cond_destroy(&fe->admin.cond);
     pthread_mutex_destroy(&fe->lock);
     spares_destroy(&fe->frames); /* every work item, and the message it held, is gone */
     LOG_I("grpc stopped (drained in %.0f ms)", (double)(sched_now_ns() - t0) / 1e6);
