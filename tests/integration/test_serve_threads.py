@@ -10,10 +10,13 @@ from conftest import add_model, ready_daemon
 
 
 def thread_count(pid):
-    """vigil's own threads (gRPC's and libmicrohttpd's name theirs, and
-    gRPC's event engine grows and shrinks on its own)."""
+    """vigil's own threads outside its front ends: unnamed ("vigil") and the
+    models' workers ("w-<model>"); gRPC's and libmicrohttpd's name theirs,
+    gRPC's event engine grows and shrinks on its own, and the front ends'
+    are named for what they do (grpc-poll, http-gate, ...)."""
     tasks = pathlib.Path(f"/proc/{pid}/task")
-    return sum((t / "comm").read_text().strip() == "vigil" for t in tasks.iterdir())
+    names = [(t / "comm").read_text().strip() for t in tasks.iterdir()]
+    return sum(n == "vigil" or n.startswith("w-") for n in names)
 
 
 def busy(d, models, rounds=20):

@@ -227,12 +227,21 @@ static void stream_route(void *ctx, server_call *call) {
     if (slot < 0) server_call_error_code(call, 503, "too many viewers"); /* ends the stream: viewer_free */
 }
 
+/* An empty repository of the tests' own (removed at the end): /tmp's
+ * directories would each be a model that failed to load, with its lines on
+ * /metrics. */
+static char models[] = "/tmp/vigil-routes-ext-models-XXXXXX";
+
 static vigil_server *start_server(const char *auth_secret_file) {
     vigil_config cfg;
     config_defaults(&cfg);
     snprintf(cfg.host, sizeof cfg.host, "127.0.0.1");
     cfg.http_port = 0;
-    snprintf(cfg.models_dir, sizeof cfg.models_dir, "/tmp");
+    if (models[sizeof models - 2] == 'X' && !mkdtemp(models)) {
+        CHECK(0);
+        return NULL;
+    }
+    snprintf(cfg.models_dir, sizeof cfg.models_dir, "%s", models);
     snprintf(cfg.log_level, sizeof cfg.log_level, "error");
     cfg.shutdown_timeout_ms = 2000;
     if (auth_secret_file) {
@@ -490,5 +499,6 @@ int main(void) {
     RUN(test_added_routes_answer);
     RUN(test_deferred_answer);
     RUN(test_auth_applies);
+    if (models[sizeof models - 2] != 'X') rmdir(models);
     return testing_report();
 }
