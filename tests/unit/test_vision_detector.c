@@ -277,19 +277,27 @@ static void test_rotated_photo_takes_the_whole_image_path(void) {
     free(bus);
 }
 
+/* yolov8n read for detection, and bus.jpg's bytes and pixels; 0 without
+ * ../shared. */
+static int open_yolov8n_bus(tdet *det, uint8_t **bus, size_t *size, vigil_image *img) {
+    if (!testing_shared_dir()) return 0;
+    vigil_error err;
+    CHECK_EQ_INT(tdet_open(det, "yolov8n", NULL, &err), VIGIL_OK);
+    *bus = image_bytes("bus", size);
+    CHECK_EQ_INT(vigil_image_decode(*bus, *size, NULL, img, NULL, &err), VIGIL_OK);
+    return 1;
+}
+
 /* Decoded frames through the detect worker (a camera's, a client's): an
  * RGB24 frame with padded rows and a BGR24 one find what the JPEG finds, in
  * one batch with the JPEG itself; a frame shorter than its geometry, an odd
  * NV12 size and an unknown format fail alone, with the reason. */
 static void test_raw_frames(void) {
-    if (!testing_shared_dir()) SKIP("../shared is absent");
     tdet det_, *det = &det_;
-    vigil_error err;
-    CHECK_EQ_INT(tdet_open(det, "yolov8n", NULL, &err), VIGIL_OK);
     size_t size = 0;
-    uint8_t *bus = image_bytes("bus", &size);
+    uint8_t *bus = NULL;
     vigil_image img;
-    CHECK_EQ_INT(vigil_image_decode(bus, size, NULL, &img, NULL, &err), VIGIL_OK);
+    if (!open_yolov8n_bus(det, &bus, &size, &img)) SKIP("../shared is absent");
     int stride = img.width * 3 + 13; /* rows not packed */
     size_t frame_size = (size_t)stride * (size_t)img.height;
     uint8_t *rgb = calloc(1, frame_size), *bgr = calloc(1, frame_size);
@@ -338,14 +346,12 @@ static void test_raw_frames(void) {
  * pieces included; the padding is written unless the slot's last geometry
  * was this frame's, and then it is the same too. */
 static void test_frame_in_pieces(void) {
-    if (!testing_shared_dir()) SKIP("../shared is absent");
     tdet det_, *det = &det_;
-    vigil_error err;
-    CHECK_EQ_INT(tdet_open(det, "yolov8n", NULL, &err), VIGIL_OK);
     size_t size = 0;
-    uint8_t *bus = image_bytes("bus", &size);
+    uint8_t *bus = NULL;
     vigil_image img;
-    CHECK_EQ_INT(vigil_image_decode(bus, size, NULL, &img, NULL, &err), VIGIL_OK);
+    if (!open_yolov8n_bus(det, &bus, &size, &img)) SKIP("../shared is absent");
+    vigil_error err;
     size_t frame_size = (size_t)img.stride * (size_t)img.height;
     vigil_piece pieces[512];
     size_t n = 0;
