@@ -275,7 +275,7 @@ static vigil_status parse_affine(const char *text, size_t len, char *msg, size_t
     return st;
 }
 
-static void expect(vigil_status want, const char *fragment, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void expect(vigil_status want, const char *fragment, const char *fmt, ...) {
     char text[4096], msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -326,7 +326,7 @@ static void test_json_rules_hold(void) {
            "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,4],\"d\\u0061ta\":[1,2,3,4],\"data\":[1,2,3,4]}]}");
     expect(VIGIL_ERR_PARSE, "duplicate", "{\"parameters\":{\"a\":1,\"a\":2},\"inputs\":[]}");
     expect(VIGIL_ERR_PARSE, "malformed JSON", "{\"inputs\": [");
-    expect(VIGIL_ERR_PARSE, "malformed JSON", "");
+    expect(VIGIL_ERR_PARSE, "malformed JSON", "%s", "");
     expect(VIGIL_ERR_PARSE, "malformed JSON", "{\"inputs\":[]} x");
     expect(VIGIL_ERR_PARSE, "malformed JSON", "{\"id\":\"a\\u0000b\",\"inputs\":[]}");
     expect(VIGIL_ERR_PARSE, "malformed JSON", "{\"id\":\"\xc3\x28\",\"inputs\":[]}");
