@@ -683,10 +683,16 @@ void gwork_destroy(gwork *w) {
 }
 
 /* A finished job's answer, on whichever thread runs it. */
-static void work_finish(gwork *w) {
+static void work_answer(gwork *w) {
     if (!w->deferred && !w->call->reg->method->streaming) /* a unary call's one job: its spans */
         trace_request_job(&w->call->trace, w->job, w->served ? w->served->version : 0);
     w->finish(w);
+    w->finish = NULL;
+}
+
+/* On a completion thread: the answer unless it was sent, then the rest. */
+static void work_finish(gwork *w) {
+    if (w->finish) work_answer(w);
     gwork_destroy(w);
 }
 
@@ -704,8 +710,21 @@ static void work_queue(gqueue *q, gwork *w) {
 
 static void work_done(sched_job *job) {
     gwork *w = job->user;
-    if (w->finish_inline) work_finish(w);
-    else work_queue(&w->call->fe->done, w);
+    grpc_frontend *fe = w->call->fe;
+    if (!w->finish_inline) {
+        work_queue(&fe->done, w);
+        return;
+    }
+    work_answer(w);
+    /* The model's last reference (a version retired meanwhile) is never let
+     * go on its own worker: freeing the version joins its workers.  Then a
+     * completion thread does the rest. */
+    if (!repository_release_shared(request_repository(fe->server), w->served)) {
+        work_queue(&fe->done, w);
+        return;
+    }
+    w->served = NULL;
+    gwork_destroy(w);
 }
 
 void gwork_defer(gwork *w, void (*run)(gwork *w)) {

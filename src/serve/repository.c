@@ -211,6 +211,15 @@ void repository_release(repository *repo, served_model *m) {
     if (last) served_free(m);
 }
 
+int repository_release_shared(repository *repo, served_model *m) {
+    if (!m) return 1;
+    pthread_mutex_lock(&repo->lock);
+    int shared = m->refs > 1;
+    if (shared) m->refs--;
+    pthread_mutex_unlock(&repo->lock);
+    return shared;
+}
+
 static int is_dir(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);

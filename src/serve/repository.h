@@ -115,6 +115,10 @@ void repository_relative_message(const vigil_config *cfg, vigil_error *err);
 vigil_status repository_acquire(repository *repo, const char *name, int64_t version, served_model **out,
                                 vigil_error *err);
 void repository_release(repository *repo, served_model *model);
+/* Drops a reference unless it is the last: 1 when dropped; 0 when it is the
+ * last, which the caller must then release off the model's workers
+ * (repository_release).  For a worker finishing a request's answer itself. */
+int repository_release_shared(repository *repo, served_model *model);
 
 /* Loads (or reloads: the new version serves once ready, the old one drains)
  * name from disk.  Synchronous. */

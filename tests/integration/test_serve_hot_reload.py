@@ -86,3 +86,70 @@ def test_new_version_replaces_old_without_failed_requests(tmp_path):
     settled = [e for e in results if e[0] > results[first_v2][0] + 1.0]
     assert settled and all(e[2] == "2" for e in settled), "version 1 still answered after the switch"
     assert versions[:first_v2].count("1") > 10, "too few version 1 answers before the switch"
+
+
+def test_grpc_detect_streams_across_version_swaps(tmp_path):
+    """gRPC StreamDetect answers are sent by the model's worker, which also
+    lets go of the request's model reference unless it is the last (freeing
+    a retired version joins its workers: a completion thread does that).
+    Four streams of raw frames while versions 1 to 4 replace each other in
+    poll mode: every frame answered, none refused, the server stops
+    cleanly."""
+    import grpc
+    import numpy as np
+    from test_grpc import connect, generate_stubs, make_tiny_detector
+    pb = generate_stubs(tmp_path / "stubs")
+    models = tmp_path / "models"
+
+    def install(version):
+        tmp = models / "det" / f".tmp-{version}"
+        tmp.mkdir(parents=True)
+        make_tiny_detector(tmp / "model.onnx")
+        os.rename(tmp, models / "det" / str(version))
+
+    install(1)
+    (models / "det" / "config.yaml").write_text("instances: 2\nmax_batch_size: 4\n")
+    d = ready_daemon("--models", models, "--repository-mode", "poll", "--repository-poll-interval-ms", "100")
+    dpb = pb["detection_pb2"]
+    frame = np.random.default_rng(5).integers(0, 256, size=(48, 64, 3), dtype=np.uint8).tobytes()
+    stop, lock, answers, errors = threading.Event(), threading.Lock(), [], []
+
+    def stream():
+        ch = connect(d.grpc_port)
+        stub = pb["detection_pb2_grpc"].DetectionStub(ch)
+
+        def requests_():
+            i = 0
+            while not stop.is_set():
+                yield dpb.DetectRequest(image=frame, raw=dpb.RawFrame(width=64, height=48), model="det", frame_id=i)
+                i += 1
+        try:
+            for r in stub.StreamDetect(requests_(), timeout=60):
+                with lock:
+                    (errors if r.error else answers).append(r.error or r.frame_id)
+        except grpc.RpcError as e:
+            with lock:
+                errors.append(repr(e))
+        finally:
+            ch.close()
+
+    threads = [threading.Thread(target=stream) for _ in range(4)]
+    try:
+        for th in threads:
+            th.start()
+        for version in (2, 3, 4):
+            time.sleep(0.8)
+            install(version)
+            old = models / "det" / str(version - 1)
+            time.sleep(0.5)
+            (old / "model.onnx").unlink()
+            old.rmdir()
+        time.sleep(0.8)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=30)
+        code = d.stop()
+    assert code == 0, d.stderr[-3000:]
+    assert not errors, errors[:3]
+    assert len(answers) > 100, len(answers)
