@@ -110,12 +110,14 @@ class Daemon:
                 err = self.read_log()
                 raise RuntimeError(f"vigil serve exited with {self.proc.returncode}: {err}")
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                # ready, not only live: every front end (gRPC, the config
+                # file's streams) runs once /readyz says 200
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("vigil serve did not answer /healthz in time")
+        raise RuntimeError("vigil serve did not answer /readyz with 200 in time")
 
     def read_log(self) -> str:
         """Everything the daemon wrote so far (stdout and stderr)."""

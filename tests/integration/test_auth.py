@@ -193,13 +193,13 @@ class TokenDaemon(Daemon):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"vigil serve exited: {self.proc.communicate()[1]}")
             try:
-                r = requests.get(self.url + "/healthz", headers={"Authorization": "Bearer " + self.token}, timeout=1)
+                r = requests.get(self.url + "/readyz", headers={"Authorization": "Bearer " + self.token}, timeout=1)
                 if r.status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("vigil serve did not answer /healthz in time")
+        raise RuntimeError("vigil serve did not answer /readyz with 200 in time")
 
 
 def test_closed_health_and_metrics_need_a_token(tmp_path):
@@ -279,7 +279,7 @@ def make_pki(d, name="ca"):
 
 
 class TlsDaemon(Daemon):
-    """A daemon serving HTTPS; ready when curl gets /healthz over TLS."""
+    """A daemon serving HTTPS; ready when curl gets a 200 from /readyz over TLS."""
 
     pki = None
     client = False
@@ -290,10 +290,11 @@ class TlsDaemon(Daemon):
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"vigil serve exited: {self.proc.communicate()[1]}")
-            if self.curl("/healthz", client=self.client)[0] == 0:
+            rc, code, _ = self.curl("/readyz", client=self.client)
+            if rc == 0 and code == 200:
                 return
             time.sleep(0.1)
-        raise RuntimeError("vigil serve did not answer /healthz over TLS in time")
+        raise RuntimeError("vigil serve did not answer /readyz with 200 over TLS in time")
 
     def curl(self, path, client=False, ca="ca", url=None, token=None):
         """(curl exit code, HTTP status, body)."""
