@@ -41,6 +41,26 @@ def install_version(models, version, scale):
     os.rename(tmp, models / "affine" / str(version))
 
 
+def remove_version(models, name, version):
+    """Takes models/<name>/<version> away (its model.onnx, then the folder)."""
+    (models / name / str(version) / "model.onnx").unlink()
+    (models / name / str(version)).rmdir()
+
+
+def under_load(d, threads, stop, swap, join_timeout):
+    """Runs swap() while the load threads run, then stops them and the
+    daemon; returns the daemon's exit code."""
+    try:
+        for th in threads:
+            th.start()
+        swap()
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=join_timeout)
+    return d.stop()
+
+
 def test_new_version_replaces_old_without_failed_requests(tmp_path):
     models = tmp_path / "models"
     (models / "affine").mkdir(parents=True)
@@ -49,9 +69,8 @@ def test_new_version_replaces_old_without_failed_requests(tmp_path):
                      "--repository-poll-interval-ms", "200")
     stop, lock, results = threading.Event(), threading.Lock(), []
     threads = [threading.Thread(target=load_loop, args=(d.url, stop, results, lock)) for _ in range(THREADS)]
-    try:
-        for th in threads:
-            th.start()
+
+    def swap():
         time.sleep(1.5)
         install_version(models, 2, 3.0)
         # Wait until version 2 answers, then take version 1 away.
@@ -61,14 +80,10 @@ def test_new_version_replaces_old_without_failed_requests(tmp_path):
                 if any(e[2] == "2" for e in results):
                     break
             time.sleep(0.05)
-        (models / "affine" / "1" / "model.onnx").unlink()
-        (models / "affine" / "1").rmdir()
+        remove_version(models, "affine", 1)
         time.sleep(2.0)
-    finally:
-        stop.set()
-        for th in threads:
-            th.join(timeout=15)
-        code = d.stop()
+
+    code = under_load(d, threads, stop, swap, 15)
     assert code == 0, d.stderr[-2000:]
 
     results.sort(key=lambda e: e[0])
@@ -134,22 +149,16 @@ def test_grpc_detect_streams_across_version_swaps(tmp_path):
             ch.close()
 
     threads = [threading.Thread(target=stream) for _ in range(4)]
-    try:
-        for th in threads:
-            th.start()
+
+    def swaps():
         for version in (2, 3, 4):
             time.sleep(0.8)
             install(version)
-            old = models / "det" / str(version - 1)
             time.sleep(0.5)
-            (old / "model.onnx").unlink()
-            old.rmdir()
+            remove_version(models, "det", version - 1)
         time.sleep(0.8)
-    finally:
-        stop.set()
-        for th in threads:
-            th.join(timeout=30)
-        code = d.stop()
+
+    code = under_load(d, threads, stop, swaps, 30)
     assert code == 0, d.stderr[-3000:]
     assert not errors, errors[:3]
     assert len(answers) > 100, len(answers)
