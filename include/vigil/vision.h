@@ -302,6 +302,11 @@ typedef struct vigil_piece {
  * against the total size), letterboxed from where its bytes lie: a row
  * that crosses from one piece to the next is gathered alone, so the frame
  * is never copied whole.  padded as for vigil_detect_preprocess. */
+/* 1 when an RGB24 width x height frame's letterbox into spec's input only
+ * copies its rows: a uint8 NHWC input (a device's) that the frame fills
+ * along one side, its channels in order.  Cheap enough for a thread that
+ * must not be kept waiting, such as the one that received the frame. */
+int vigil_detect_frame_copies(const vigil_detect_spec *spec, int width, int height);
 vigil_status vigil_detect_preprocess_pieces(const vigil_detect_spec *spec, const vigil_piece *pieces, size_t n,
                                             int width, int height, int stride, const vigil_tensor *input,
                                             size_t slot, const vigil_letterbox_info *padded,

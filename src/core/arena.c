@@ -19,8 +19,15 @@ typedef struct arena_block {
     size_t used;
 } arena_block;
 
+typedef struct arena_deferred {
+    struct arena_deferred *next; /* the one deferred before */
+    void (*fn)(void *ctx);
+    void *ctx;
+} arena_deferred;
+
 struct arena {
     arena_block *head; /* current block; older ones follow through next */
+    arena_deferred *deferred; /* in the arena's blocks, newest first */
     size_t block_size;
     size_t cap;
     size_t reserved; /* bytes taken from vigil_malloc, headers included */
@@ -46,8 +53,19 @@ static void arena_free_blocks(arena_block *block) {
     }
 }
 
+/* Calls what was deferred, newest first (before the blocks holding the
+ * list are freed). */
+static void arena_run_deferred(arena *a) {
+    while (a->deferred) {
+        arena_deferred *d = a->deferred;
+        a->deferred = d->next;
+        d->fn(d->ctx);
+    }
+}
+
 void arena_destroy(arena *a) {
     if (!a) return;
+    arena_run_deferred(a);
     arena_free_blocks(a->head);
     vigil_free(a);
 }
@@ -103,7 +121,16 @@ char *arena_strndup(arena *a, const char *s, size_t n) {
 
 char *arena_strdup(arena *a, const char *s) { return arena_strndup(a, s, SIZE_MAX); }
 
+int arena_defer(arena *a, void (*fn)(void *ctx), void *ctx) {
+    arena_deferred *d = arena_alloc(a, sizeof *d, _Alignof(arena_deferred));
+    if (!d) return -1;
+    *d = (arena_deferred){.next = a->deferred, .fn = fn, .ctx = ctx};
+    a->deferred = d;
+    return 0;
+}
+
 void arena_reset(arena *a) {
+    arena_run_deferred(a);
     if (!a->head) return;
     /* Keep the oldest block (the tail of the chain), free the rest. */
     arena_block *keep = a->head;

@@ -70,7 +70,8 @@ static vigil_status detect_parse(gcall *c, const Vigil__V1__DetectRequest *req, 
         if (st) return st;
     }
     st = grpc_detect_options(w->served, req, w->arena, w->job, err);
-    return st ? st : request_detect_bytes(gcall_server(c), w->served, job, w->arena, image, n_image, err);
+    if (!st) st = request_detect_bytes(gcall_server(c), w->served, job, w->arena, image, n_image, err);
+    return st ? st : request_detect_ready(gcall_server(c), w->served, job, w->arena, err);
 }
 
 /* ------------------------------------------------------------ response */

@@ -138,10 +138,32 @@ static vigil_status preprocess_raw(const detect_worker *w, detect_request *r, co
     return st;
 }
 
+/* Runs input, items[0..m) of it for in_slot[0..m), and post-processes
+ * each into stores[first..]. */
+static void worker_infer(detect_worker *w, vigil_tensor *input, detect_request **in_slot, const vigil_detect_item *items,
+                         size_t m, size_t first) {
+    vigil_error err = {0};
+    input->dims[0] = (int64_t)m;
+    const vigil_tensor *outs[BACKEND_MAX_IO] = {0};
+    double t0 = clock_now_ms();
+    vigil_status st = w->ops->run(w->model, (int64_t)m, input, 1, outs, &err);
+    double inference_ms = clock_now_ms() - t0;
+    for (size_t k = 0; k < m; k++) {
+        detect_request *r = in_slot[k];
+        r->post_start_ns = sched_now_ns();
+        r->status = st ? st
+                       : vigil_detect_postprocess(w->spec, outs, w->n_outputs, m, k, &items[k], r->options,
+                                                  w->stores[first + k], &r->result, &r->error);
+        r->post_end_ns = sched_now_ns();
+        if (st) r->error = err;
+        r->result.timing.inference_ms = inference_ms;
+        r->result.timing.total_ms += inference_ms;
+    }
+}
+
 /* Pre-processes reqs[0..n) into the batch input, runs what decoded, and
  * post-processes each into stores[first..]; returns how many decoded. */
 static size_t worker_run(detect_worker *w, detect_request *reqs, size_t n, size_t first) {
-    vigil_error err = {0};
     vigil_tensor input = vigil_detect_spec_input(w->spec, w->slots);
     input.data = w->input;
     vigil_detect_item items[VIGIL_DETECT_BATCH_MAX];
@@ -157,24 +179,17 @@ static size_t worker_run(detect_worker *w, detect_request *reqs, size_t n, size_
         w->padded[m] = items[m].letterbox;
         in_slot[m++] = r;
     }
-    if (m == 0) return 0;
-    input.dims[0] = (int64_t)m;
-    const vigil_tensor *outs[BACKEND_MAX_IO] = {0};
-    double t0 = clock_now_ms();
-    vigil_status st = w->ops->run(w->model, (int64_t)m, &input, 1, outs, &err);
-    double inference_ms = clock_now_ms() - t0;
-    for (size_t k = 0; k < m; k++) {
-        detect_request *r = in_slot[k];
-        r->post_start_ns = sched_now_ns();
-        r->status = st ? st
-                       : vigil_detect_postprocess(w->spec, outs, w->n_outputs, m, k, &items[k], r->options,
-                                                  w->stores[first + k], &r->result, &r->error);
-        r->post_end_ns = sched_now_ns();
-        if (st) r->error = err;
-        r->result.timing.inference_ms = inference_ms;
-        r->result.timing.total_ms += inference_ms;
-    }
+    if (m) worker_infer(w, &input, in_slot, items, m, first);
     return m;
+}
+
+/* A request whose input is ready: a run of its own, from where it lies. */
+static size_t worker_run_ready(detect_worker *w, detect_request *r, size_t first) {
+    vigil_tensor input = vigil_detect_spec_input(w->spec, 1);
+    input.data = (void *)r->ready; /* backends read their inputs only */
+    vigil_detect_item item = *r->ready_item;
+    worker_infer(w, &input, &r, &item, 1, first);
+    return 1;
 }
 
 void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n) {
@@ -192,7 +207,16 @@ void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n) {
     }
     if (st) return;
     size_t done = 0; /* results so far: each keeps its store until the next batch */
-    for (size_t j = 0; j < n; j += step) done += worker_run(w, reqs + j, n - j < step ? n - j : step, done);
+    for (size_t j = 0, k; j < n; j = k) {
+        if (reqs[j].ready) {
+            done += worker_run_ready(w, &reqs[j], done);
+            k = j + 1;
+            continue;
+        }
+        for (k = j; k < n && k - j < step && !reqs[k].ready; k++) {
+        }
+        done += worker_run(w, reqs + j, k - j, done);
+    }
 }
 
 /* Rounds half away from zero to a multiple of unit, as `vigil detect --json` does. */
@@ -371,6 +395,8 @@ static double detect_run(const sched_instance *in, void **state, sched_job **job
             .pieces = d->pieces,
             .n_pieces = d->n_pieces,
             .raw = d->raw.width ? &d->raw : NULL,
+            .ready = d->ready,
+            .ready_item = &d->ready_item,
             .options = &d->options};
         ok[m++] = job;
     }

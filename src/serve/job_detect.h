@@ -45,14 +45,21 @@ typedef struct detect_raw {
 } detect_raw;
 
 /* One image of a batch.  Set by the caller: image, size, raw (NULL = image
- * is encoded: JPEG or PNG), options (NULL = defaults).  Set by detect_worker_detect: status, error and result (its
- * detections live in the worker until its next batch). */
+ * is encoded: JPEG or PNG), options (NULL = defaults), or ready and
+ * ready_item for an image pre-processed already.  Set by
+ * detect_worker_detect: status, error and result (its detections live in
+ * the worker until its next batch). */
 typedef struct detect_request {
     const void *image; /* NULL: an RGB24 raw frame in pieces[0..n_pieces) */
     size_t size;
     const vigil_piece *pieces;
     size_t n_pieces;
     const detect_raw *raw;
+    /* Not NULL: one batch item of the model input, letterboxed already (where
+     * the frame arrived: request_detect_ready), and where the image went in
+     * it; it runs as a batch of its own, from where it lies. */
+    const void *ready;
+    const vigil_detect_item *ready_item;
     const vigil_detect_options *options;
     vigil_status status;
     vigil_error error;
@@ -75,6 +82,8 @@ typedef struct job_detect {
                                   (request_detect_bytes decides; only the letterbox reads them) */
     size_t n_pieces;
     detect_raw raw;      /* width 0: image is encoded */
+    const void *ready;   /* not NULL: the model input letterboxed already (request_detect_ready), ... */
+    vigil_detect_item ready_item; /* ... and where the frame went in it */
     vigil_detect_options options; /* thresholds, max detections (request_detect_resolve); the class
                                      filter is set by the run from classes */
     const char *const *classes;   /* ids ("0") or names ("bus"), in the arena, resolved against the

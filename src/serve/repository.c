@@ -199,6 +199,7 @@ static void entry_set(repository *repo, const char *name, model_state state, int
 
 static void served_free(served_model *m) {
     if (!m) return;
+    vigil_detect_spec_destroy(m->frame_spec);
     sched_destroy(m->sched);
     vigil_free(m);
 }
@@ -295,6 +296,24 @@ static void served_infer_task(served_model *m, const backend_model *first) {
                                     m->ops->metadata(first, "task"), m->ops->metadata(first, "imgsz"), &m->family);
 }
 
+/* The frame spec of a detection model with a device's uint8 input (see
+ * served_model): the workers' spec, made once more for the front ends.  A
+ * model it fails for has none (its workers report why). */
+static void served_frame_spec(served_model *m, const backend_model *first, const char *labels,
+                              int64_t max_image_pixels) {
+    if (m->task != MODEL_TASK_DETECT || m->io.n_inputs != 1 || m->io.inputs[0]->dtype != VIGIL_DTYPE_U8) return;
+    vigil_detector_options opts = vigil_detector_options_default();
+    opts.labels_path = labels;
+    opts.decode.max_pixels = max_image_pixels;
+    opts.jpeg_reduced_scale = m->config.jpeg_reduced_scale;
+    vigil_error err = {0};
+    const char *(*meta)(const backend_model *, const char *) = m->ops->metadata;
+    if (vigil_detect_spec_create(m->io.inputs[0], m->io.outputs, m->io.n_outputs, meta ? meta(first, "names") : NULL,
+                                 meta ? meta(first, "task") : NULL, meta ? meta(first, "imgsz") : NULL, &opts,
+                                 &m->frame_spec, &err))
+        m->frame_spec = NULL;
+}
+
 /* VIGIL_ERR_UNAVAILABLE, with the reason, when backend index has no device. */
 static vigil_status repository_device_check(const repository *repo, size_t index, vigil_error *err) {
     if (repo->devices[index]) return VIGIL_OK;
@@ -328,6 +347,7 @@ static vigil_status served_build(repository *repo, served_model *m, const char *
     served_infer_task(m, instances[0]);
     char labels[3100] = "";
     if (m->config.labels[0]) snprintf(labels, sizeof labels, "%s/%s", dir, m->config.labels);
+    served_frame_spec(m, instances[0], labels[0] ? labels : NULL, repo->cfg->max_image_pixels);
     sched_options so = {.model = m->name,
                         .config = &m->config,
                         .max_queue = repo->cfg->max_queue,
@@ -363,6 +383,7 @@ static vigil_status served_load(repository *repo, const char *name, served_model
         st = served_build(repo, m, dir, path, err);
     }
     if (st) {
+        vigil_detect_spec_destroy(m->frame_spec);
         vigil_free(m);
         return st;
     }

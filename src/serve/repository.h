@@ -50,6 +50,10 @@ typedef struct served_model {
     vigil_head_family family; /* the detection head the tensors describe (AUTO: none) */
     const backend_ops *ops;
     backend_io io;        /* of the first instance */
+    /* A detection model whose input is a device's uint8 NHWC bytes: what its
+     * tensors say, for front ends that letterbox a raw frame where it arrived
+     * (request_detect_ready); NULL for the others.  Read only, shared. */
+    vigil_detect_spec *frame_spec;
     sched *sched;
     int refs;             /* guarded by the repository lock */
 } served_model;

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 #include "serve/infer_codec.h"
 #include "serve/job_detect.h"
@@ -372,6 +373,65 @@ vigil_status request_detect_bytes(const vigil_server *server, const served_model
         to += pieces[i].size;
     }
     d->image = whole;
+    return VIGIL_OK;
+}
+
+/* A model input of the server's pool, lent to a request's arena. */
+typedef struct ready_input {
+    spares *home;
+    uint8_t *block; /* a ready_header, then the input at READY_HEADER */
+    size_t size;
+} ready_input;
+
+/* At the start of a pooled block: the size of the input it held last and
+ * the geometry of the padding around that input's frame, so that frames of
+ * one camera write their padding once per block, not once per frame. */
+typedef struct ready_header {
+    size_t input_bytes;
+    vigil_letterbox_info padded;
+} ready_header;
+
+#define READY_HEADER ((size_t)64) /* keeps the input 64-byte aligned */
+
+static void ready_input_give(void *ctx) {
+    ready_input *r = ctx;
+    spares_give(r->home, r->block, r->size);
+}
+
+vigil_status request_detect_ready(vigil_server *server, const served_model *m, sched_job *job, arena *a,
+                                  vigil_error *err) {
+    job_detect *d = job_detect_of(job);
+    const vigil_detect_spec *spec = m->frame_spec;
+    if (!spec || !d->raw.width || d->raw.format != VIGIL_PIXEL_RGB24 || d->render || m->config.response_cache ||
+        !vigil_detect_frame_copies(spec, d->raw.width, d->raw.height))
+        return VIGIL_OK;
+    vigil_tensor input = vigil_detect_spec_input(spec, 1);
+    size_t bytes = vigil_tensor_bytes(&input), size = 0;
+    ready_input *r = arena_alloc(a, sizeof *r, _Alignof(ready_input));
+    if (!r) return VIGIL_OK; /* the worker letterboxes it */
+    uint8_t *block = spares_take(&server->frame_inputs, READY_HEADER + bytes, &size);
+    if (!block) {
+        size = READY_HEADER + bytes;
+        if (!(block = vigil_aligned_alloc(64, size))) return VIGIL_OK;
+        memset(block, 0, READY_HEADER);
+    }
+    *r = (ready_input){.home = &server->frame_inputs, .block = block, .size = size};
+    if (arena_defer(a, ready_input_give, r)) {
+        ready_input_give(r);
+        return VIGIL_OK;
+    }
+    ready_header *h = (ready_header *)block;
+    int padded = h->input_bytes == bytes;
+    h->input_bytes = 0; /* until this frame is in: a failed run leaves the padding unknown */
+    input.data = block + READY_HEADER;
+    vigil_piece whole = {d->image, d->image_size};
+    vigil_status st = vigil_detect_preprocess_pieces(spec, d->image ? &whole : d->pieces, d->image ? 1 : d->n_pieces,
+                                                     d->raw.width, d->raw.height, d->raw.stride, &input, 0,
+                                                     padded ? &h->padded : NULL, &d->ready_item, err);
+    if (st) return st;
+    h->input_bytes = bytes;
+    h->padded = d->ready_item.letterbox;
+    d->ready = input.data;
     return VIGIL_OK;
 }
 

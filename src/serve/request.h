@@ -229,6 +229,21 @@ vigil_status request_detect_raw(const vigil_server *server, const request_raw_fr
 vigil_status request_detect_bytes(const vigil_server *server, const served_model *m, sched_job *job, arena *a,
                                   const vigil_piece *pieces, size_t n, vigil_error *err);
 
+/* Letterboxes the job's raw frame into a model input of its own now, on the
+ * front end's thread, when that is only a copy of rows (the frame fills a
+ * device's uint8 input along one side: served_model.frame_spec,
+ * vigil_detect_frame_copies), and nothing else reads the frame (no render,
+ * no response cache).  The bytes were just received and are still in this
+ * core's cache; the model's worker would read them from memory (about four
+ * times the time of the copy itself).  The input comes from the server's
+ * pool of them and goes back when arena a is destroyed; the worker runs it
+ * where it lies (detect_request.ready).  Call once the image's bytes
+ * (request_detect_bytes, or job_detect.image) and options are set.  Does
+ * nothing (VIGIL_OK) where it does not apply or memory is short; an error
+ * only for a frame whose rows are cut short. */
+vigil_status request_detect_ready(vigil_server *server, const served_model *m, sched_job *job, arena *a,
+                                  vigil_error *err);
+
 /* ---------------------------------------------------------------- cache */
 
 /* Looks a request's answer up in the response cache: the key is kind

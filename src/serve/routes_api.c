@@ -345,6 +345,10 @@ static void route_detect(http_exchange *ex) {
         detect_finish(ex);
         return;
     }
+    if (request_detect_ready(ex->server, ex->served, ex->job, ex->arena, &err)) {
+        respond_error(ex, err.status, err.message);
+        return;
+    }
     exchange_submit(ex, detect_finish);
 }
 

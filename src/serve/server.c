@@ -612,6 +612,7 @@ vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_er
     pthread_mutex_init(&server->streams_lock, NULL);
     body_budget_init(&server->bodies, (size_t)cfg->max_buffered_bytes);
     spares_init(&server->body_spares);
+    spares_init(&server->frame_inputs);
     vigil_status st = metrics_create(&server->metrics, config_node_type(cfg), err);
     if (!st) st = cache_create((size_t)cfg->cache_max_bytes, &server->cache, err);
     auth_settings auth;
@@ -826,6 +827,7 @@ void server_destroy(vigil_server *server) {
     server_stop(server);
     gate_destroy(server->gate);
     spares_destroy(&server->body_spares);
+    spares_destroy(&server->frame_inputs);
     repository_destroy(server->repo);
     cache_destroy(server->cache);
     metrics_destroy(server->metrics);

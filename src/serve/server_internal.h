@@ -56,6 +56,7 @@ struct vigil_server {
     tracer *tracer;      /* tracing.* (trace.h); NULL = tracing off */
     body_budget bodies;  /* http.max_buffered_bytes: request bodies held in memory */
     spares body_spares;  /* the buffers of the last large bodies, for the next ones */
+    spares frame_inputs; /* model inputs letterboxed where frames arrived (request_detect_ready) */
     atomic_int mhd_started;     /* 0 while MHD_start_daemon runs: its messages go to listen_error */
     char listen_error[256];     /* libmicrohttpd's last message while starting, for the failure */
     request_detect_observer detect_observer; /* set before server_start, or NULL */

@@ -246,6 +246,17 @@ static vigil_status preprocess_rows(const vigil_detect_spec *spec, int width, in
     return VIGIL_OK;
 }
 
+int vigil_detect_frame_copies(const vigil_detect_spec *spec, int width, int height) {
+    if (!spec || spec->input_dtype != VIGIL_DTYPE_U8 || width <= 0 || height <= 0) return 0;
+    uint8_t probe; /* letterbox_create wants a destination; nothing is written */
+    letterbox *lb = NULL;
+    vigil_error err = {0};
+    if (letterbox_create(width, height, spec->in_w, spec->in_h, &spec->pre, &probe, &lb, &err)) return 0;
+    int copies = letterbox_copies(lb);
+    letterbox_destroy(lb);
+    return copies;
+}
+
 vigil_status vigil_detect_preprocess_pieces(const vigil_detect_spec *spec, const vigil_piece *pieces, size_t n,
                                             int width, int height, int stride, const vigil_tensor *input,
                                             size_t slot, const vigil_letterbox_info *padded,

@@ -378,6 +378,8 @@ void letterbox_assume_padded(letterbox *lb) {
     lb->padded = 1;
 }
 
+int letterbox_copies(const letterbox *lb) { return lb->copy && lb->t.u8 && !lb->t.swap_rb; }
+
 int letterbox_rows(const letterbox *lb) {
     return lb->nh;
 }

@@ -43,6 +43,10 @@ void letterbox_info(const letterbox *lb, vigil_letterbox_info *info);
  * frames of one camera are all the same size. */
 void letterbox_assume_padded(letterbox *lb);
 
+/* 1 when running it only copies rows into uint8 bytes: the image is at the
+ * resized size already and its channels stay in order. */
+int letterbox_copies(const letterbox *lb);
+
 /* Rows of the resized image (the ones letterbox_run produces). */
 int letterbox_rows(const letterbox *lb);
 /* The first resized row that reads no source row above sy (rows() when

@@ -33,6 +33,10 @@
  *     HAILO_FAKE_FAULT=timeout@N  the Nth frame never comes back: its read
  *                                 fails with HAILO_TIMEOUT (at once, so tests
  *                                 stay short)
+ *     HAILO_FAKE_LOG_INPUT=1      every frame written is logged on stderr as
+ *                                 "hailort_fake: input <network> <FNV-1a 64
+ *                                 of its bytes, 16 hex digits>", so tests see
+ *                                 the exact bytes the card was given
  * Built twice: libhailort_fake.so, and libhailort_fake_nosym.so without
  * hailo_identify (HAILO_FAKE_WITHOUT_IDENTIFY) to test a library that lacks
  * a symbol.  Scheduler settings are echoed on stderr
@@ -127,6 +131,7 @@ static struct {
     uint64_t generation; /* bumped when the card is lost */
     char fault[16];
     uint64_t fault_at;
+    int log_input;
     hailo_version_t version;
     struct _hailo_device device;
 } fake = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER};
@@ -144,6 +149,7 @@ static void fake_init(void) {
     fake.lanes = lanes ? atoi(lanes) : 1;
     if (fake.lanes < 1) fake.lanes = 1;
     if (fake.lanes > FAKE_MAX_LANES) fake.lanes = FAKE_MAX_LANES;
+    fake.log_input = getenv("HAILO_FAKE_LOG_INPUT") != NULL;
     fake.version = (hailo_version_t){4, 23, 0};
     if (version) sscanf(version, "%u.%u.%u", &fake.version.major, &fake.version.minor, &fake.version.revision);
     if (fault) {
@@ -511,10 +517,19 @@ static void fake_wait(hailo_configured_network_group g) {
     pthread_cond_timedwait(&g->changed, &g->lock, &ts);
 }
 
+/* FNV-1a, 64 bits. */
+static uint64_t fake_hash(const uint8_t *p, size_t n) {
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
 hailo_status hailo_vstream_write_raw_buffer(hailo_input_vstream s, const void *buffer, size_t size) {
     hailo_configured_network_group g = s->group;
     const struct _hailo_hef *h = &g->hef;
     if (size != (size_t)h->ih * h->iw * h->ic) return HAILO_INVALID_ARGUMENT;
+    if (fake.log_input)
+        fprintf(stderr, "hailort_fake: input %s %016llx\n", h->network, (unsigned long long)fake_hash(buffer, size));
     int64_t deadline = fake_now() + (int64_t)s->params.timeout_ms * 1000000;
     pthread_mutex_lock(&g->lock);
     while (g->written - fake_min_cursor(g) >= FAKE_RING || g->written - fake_min_cursor(g) >= s->params.queue_size + 8) {

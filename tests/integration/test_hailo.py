@@ -347,3 +347,106 @@ def test_vigil_models_list_reads_hefs_through_the_backend(tmp_path):
     rows = {r["name"]: r for r in json.loads(out.stdout)}
     assert (rows["det"]["task"], rows["det"]["family"], rows["det"]["backend"]) == ("detect", "hailo_nms", "hailo")
     assert rows["raw"]["task"] == "raw"
+
+
+def fnv1a64(data):
+    h = 14695981039346656037
+    for b in data:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def letterboxed_input(frame, width, height, size):
+    """The card's input for an RGB24 frame that fills the size x size input
+    along one side: the frame's rows as they are, centred, grey 114 around
+    (Ultralytics: top = round(dh - 0.1), left = round(dw - 0.1))."""
+    out = bytearray([114]) * (size * size * 3)
+    top, left = round((size - height) / 2 - 0.1), round((size - width) / 2 - 0.1)
+    for y in range(height):
+        at = ((top + y) * size + left) * 3
+        out[at:at + width * 3] = frame[y * width * 3:(y + 1) * width * 3]
+    return bytes(out)
+
+
+def test_frames_letterboxed_where_they_arrive_reach_the_card_exactly(tmp_path):
+    """A raw frame whose letterbox is a copy of its rows is letterboxed on the
+    thread that received it, into a pooled input (request_detect_ready); the
+    others by the model's worker.  Either way the card gets the same bytes,
+    checked against the input worked out here (the double logs a hash of
+    every frame written): packed and strided REST bodies, gRPC Detect and
+    StreamDetect, BGR24 (converted by the worker), portrait frames whose
+    padding differs, a small frame the worker scales, then landscape ones
+    again into pooled inputs that held the other padding (the input is
+    160x160, 77 kB: the pool keeps inputs from 64 kB).  Boxes agree between
+    the paths and map back through the padding."""
+    import random
+    pytest.importorskip("grpc")
+    from test_grpc import connect, generate_stubs
+    size, w, h = 160, 160, 120
+    rng = random.Random(7)
+    land = bytes(rng.randrange(256) for _ in range(w * h * 3))
+    port = bytes(rng.randrange(256) for _ in range(h * w * 3))
+    small = bytes(rng.randrange(256) for _ in range(40 * 30 * 3))
+    bgr = b"".join(land[i:i + 3][::-1] for i in range(0, len(land), 3))
+    stride = w * 3 + 5
+    strided = b"".join(land[y * w * 3:(y + 1) * w * 3] + b"\0" * 5 for y in range(h))
+    models = tmp_path / "models"
+    (models / "frame" / "1").mkdir(parents=True)
+    lines = ["hailo_fake_hef 1", "network frame", f"input images {size} {size} 3", "nms frame/nms 8 4"]
+    (models / "frame" / "1" / "model.hef").write_text("\n".join(lines + ["box %d %g %g %g %g %g" % b for b in BOXES]) + "\n")
+    (models / "frame" / "config.yaml").write_text("backend: hailo\ninstances: 1\n")
+    d = ready_daemon("--models", models, env=fake_env(HAILO_FAKE_LOG_INPUT="1"))
+    try:
+        octet = {"Content-Type": "application/octet-stream"}
+        geometry = f"width={w}&height={h}"
+
+        def rest(body, query):
+            r = requests.post(f"{d.url}/api/v1/detect?model=frame&{query}", data=body, headers=octet, timeout=30)
+            assert r.status_code == 200, r.text
+            return [(o["class_id"], o["score"], o["box"]) for o in r.json()["detections"]]
+
+        want_land, want_port = letterboxed_input(land, w, h, size), letterboxed_input(port, h, w, size)
+        sent = []  # the input the card must get, per request, in order (None: not checked)
+        boxes = rest(land, geometry)
+        sent.append(want_land)
+        assert rest(strided, f"{geometry}&stride={stride}") == boxes
+        sent.append(want_land)
+        assert rest(bgr, f"{geometry}&format=bgr24") == boxes  # converted: the worker letterboxes it
+        sent.append(want_land)
+        # y: 20 rows of padding above the frame, taken off again (clipped at 0)
+        want_y = sorted(((s, max(0.0, y0 * size - 20)) for _, y0, _, _, _, s in BOXES if s > 0.25), reverse=True)
+        assert [b[2][1] for b in boxes] == pytest.approx([y for _, y in want_y], abs=0.01)
+
+        pb = generate_stubs(tmp_path / "stubs")
+        dpb = pb["detection_pb2"]
+        channel = connect(d.grpc_port)
+        stub = pb["detection_pb2_grpc"].DetectionStub(channel)
+        raw = dpb.RawFrame(width=w, height=h)
+        one = stub.Detect(dpb.DetectRequest(image=land, model="frame", raw=raw), timeout=30)
+        sent.append(want_land)
+        flat = lambda o: [o.class_id, o.score, o.box.x1, o.box.y1, o.box.x2, o.box.y2]  # noqa: E731
+        assert sum((flat(o) for o in one.detections), []) == pytest.approx(sum(([c, s, *b] for c, s, b in boxes), []),
+                                                                          abs=1e-4)
+        out = list(stub.StreamDetect((dpb.DetectRequest(image=land, model="frame", raw=raw, frame_id=i)
+                                      for i in range(3)), timeout=30))
+        assert [o.error for o in out] == ["", "", ""]
+        sent += [want_land] * 3
+        channel.close()
+
+        for _ in range(3):
+            rest(port, f"width={h}&height={w}")
+            sent.append(want_port)
+        rest(small, "width=40&height=30")  # scaled up 4x: not a copy, so the worker's
+        sent.append(None)
+        for _ in range(3):
+            assert rest(land, geometry) == boxes
+            sent.append(want_land)
+
+        log = d.read_log()
+        got = [line.split()[-1] for line in log.splitlines() if line.startswith("hailort_fake: input frame ")]
+        assert len(got) == len(sent), got
+        for i, (hash_, want) in enumerate(zip(got, sent)):
+            if want is not None:
+                assert hash_ == fnv1a64(want), f"request {i}"
+    finally:
+        assert d.stop() == 0

@@ -114,6 +114,44 @@ static void test_arena(void) {
     arena_destroy(faulty);
 }
 
+/* What a deferred call records: the order calls came in. */
+typedef struct defer_log {
+    int order[4];
+    int n;
+} defer_log;
+
+static defer_log *defer_seen;
+static void defer_note(void *ctx) { defer_seen->order[defer_seen->n++] = *(int *)ctx; }
+
+/* Deferred calls run once, newest first, at reset and at destroy; a full
+ * arena refuses one (and never calls it). */
+static void test_arena_defer(void) {
+    defer_log log = {{0}, 0};
+    defer_seen = &log;
+    int one = 1, two = 2, three = 3;
+    arena *a = arena_create(128, 0);
+    CHECK_EQ_INT(arena_defer(a, defer_note, &one), 0);
+    CHECK_EQ_INT(arena_defer(a, defer_note, &two), 0);
+    CHECK_EQ_INT(log.n, 0);
+    arena_reset(a);
+    CHECK_EQ_INT(log.n, 2);
+    CHECK_EQ_INT(log.order[0], 2);
+    CHECK_EQ_INT(log.order[1], 1);
+    arena_reset(a); /* nothing left to call */
+    CHECK_EQ_INT(log.n, 2);
+    CHECK_EQ_INT(arena_defer(a, defer_note, &three), 0);
+    arena_destroy(a);
+    CHECK_EQ_INT(log.n, 3);
+    CHECK_EQ_INT(log.order[2], 3);
+
+    arena *capped = arena_create(64, 64 + 64); /* one block's header and a little */
+    while (arena_alloc(capped, 8, 8)) {
+    }
+    CHECK_EQ_INT(arena_defer(capped, defer_note, &one), -1);
+    arena_destroy(capped);
+    CHECK_EQ_INT(log.n, 3);
+}
+
 /* Builds a .npy v1 image with header text and data_bytes zero bytes. */
 static size_t npy_image(char *buf, const char *header, size_t data_bytes) {
     size_t hlen = strlen(header);
@@ -172,6 +210,7 @@ int main(void) {
     RUN(test_alloc_accounting_and_cap);
     RUN(test_alloc_fail_nth);
     RUN(test_arena);
+    RUN(test_arena_defer);
     RUN(test_npy_round_trip);
     return testing_report();
 }
