@@ -15,6 +15,8 @@ No assertions: it reports.  docs/BENCHMARKS.md "Hailo-8 (test double)"."""
 import argparse
 import os
 import pathlib
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +33,24 @@ import requests  # noqa: E402
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def page_faults(pid):
+    """The process's minor page faults so far (memory faulted in)."""
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[7])
+
+
+def thread_cpu(pid):
+    """CPU seconds so far by thread name (threads that ended are not counted)."""
+    by_name = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            head, rest = open(f"/proc/{pid}/task/{task}/stat").read().rsplit(")", 1)
+        except OSError:
+            continue
+        name, fields = head.split("(", 1)[1], rest.split()
+        by_name[name] = by_name.get(name, 0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return by_name
 
 
 def context_switches(pid):
@@ -73,40 +93,97 @@ def image_bytes(frame):
     return out.getvalue(), None
 
 
+def varint(n):
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
 def run_grpc(d, image, raw, frames, streams):
+    """Each stream sends DetectRequests serialized by hand: the request
+    without its frame_id serialized once, then per frame that prefix and the
+    frame_id field (protobuf merges concatenated messages), so the client
+    spends one copy of the frame per message, as a camera pipeline in C
+    would, not the two or three of building a message object."""
     from test_grpc import connect, generate_stubs
     pb = generate_stubs(pathlib.Path(tempfile.mkdtemp()) / "stubs")
     dpb = pb["detection_pb2"]
     errors = []
     extra = {"raw": dpb.RawFrame(width=raw[0], height=raw[1])} if raw else {}
+    prefix = dpb.DetectRequest(image=image, model="yolov8n", **extra).SerializeToString()
 
     def one(n):
         channel = connect(d.grpc_port)
-        stub = pb["detection_pb2_grpc"].DetectionStub(channel)
-        reqs = (dpb.DetectRequest(image=image, model="yolov8n", frame_id=i, **extra) for i in range(n))
-        for o in stub.StreamDetect(reqs, timeout=600):
+        call = channel.stream_stream("/vigil.v1.Detection/StreamDetect", request_serializer=None,
+                                     response_deserializer=dpb.DetectResponse.FromString)
+        reqs = (prefix + b"\x20" + varint(i) for i in range(n))  # field 4 (frame_id), varint
+        got = 0
+        for o in call(reqs, timeout=600):
             if o.error:
                 errors.append(o.error)
+            elif o.frame_id != got:
+                errors.append(f"frame {o.frame_id} answered as the {got}th")
+            got += 1
+        if got != n:
+            errors.append(f"{got} answers to {n} frames")
         channel.close()
 
     threads = [threading.Thread(target=one, args=(frames // streams,)) for _ in range(streams)]
     return timed(d, threads, frames // streams * streams, errors)
 
 
-def run_rest(d, image, raw, frames, clients):
+def http_post(sock, head, body):
+    """One POST on a kept-alive socket: (status, body).  The response is
+    framed by Content-Length, as vigil's answers to /api/v1/detect are."""
+    sock.sendall(head)
+    sock.sendall(body)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        data += chunk
+    header, rest = data.split(b"\r\n\r\n", 1)
+    lines = header.decode("latin-1").split("\r\n")
+    length = next(int(v) for k, _, v in (line.partition(":") for line in lines[1:]) if k.lower() == "content-length")
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        rest += chunk
+    return int(lines[0].split()[1]), rest
+
+
+def run_rest(d, image, raw, frames, clients, client="socket"):
+    """client "socket": each thread keeps one connection and writes the same
+    request head and body every time (what a camera pipeline in C would
+    send, without the client library's own work on the two shared cores);
+    "requests": a requests.Session per thread."""
     errors = []
-    url = d.url + "/api/v1/detect?model=yolov8n"
+    path = "/api/v1/detect?model=yolov8n"
     headers = {}
     if raw:
-        url += f"&width={raw[0]}&height={raw[1]}"
+        path += f"&width={raw[0]}&height={raw[1]}"
         headers["Content-Type"] = "application/octet-stream"
 
     def one(n):
-        s = requests.Session()
-        for _ in range(n):
-            r = s.post(url, data=image, headers=headers, timeout=60)
-            if r.status_code != 200:
-                errors.append(r.text)
+        if client == "requests":
+            s = requests.Session()
+            for _ in range(n):
+                r = s.post(d.url + path, data=image, headers=headers, timeout=60)
+                if r.status_code != 200:
+                    errors.append(r.text)
+            return
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(image)}\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+        with socket.create_connection(("127.0.0.1", d.http_port), timeout=60) as sock:
+            for _ in range(n):
+                status, body = http_post(sock, head, image)
+                if status != 200:
+                    errors.append(body.decode("utf-8", "replace"))
 
     threads = [threading.Thread(target=one, args=(frames // clients,)) for _ in range(clients)]
     return timed(d, threads, frames // clients * clients, errors)
@@ -114,14 +191,25 @@ def run_rest(d, image, raw, frames, clients):
 
 def timed(d, threads, frames, errors):
     cpu0, cs0, t0 = cpu_seconds(d.proc.pid), context_switches(d.proc.pid), time.monotonic()
+    threads0, faults0 = thread_cpu(d.proc.pid), page_faults(d.proc.pid)
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall, cpu = time.monotonic() - t0, cpu_seconds(d.proc.pid) - cpu0
     switches = context_switches(d.proc.pid) - cs0
+    threads = {k: (v - threads0.get(k, 0)) / frames * 1000 for k, v in thread_cpu(d.proc.pid).items()}
     return {"frames": frames, "fps": frames / wall, "cpu_ms_per_frame": cpu / frames * 1000, "errors": len(errors),
-            "switches_per_frame": switches / frames}
+            "switches_per_frame": switches / frames, "faults_per_frame": (page_faults(d.proc.pid) - faults0) / frames,
+            "threads": {k: v for k, v in sorted(threads.items(), key=lambda kv: -kv[1]) if v >= 0.005}}
+
+
+def report(name, run):
+    print(f"{name}: {run['fps']:.0f} frames/s, {run['cpu_ms_per_frame']:.2f} ms server CPU/frame,"
+          f" {run['switches_per_frame']:.1f} context switches/frame, {run['faults_per_frame']:.1f} page faults/frame,"
+          f" {run['errors']:.0f} errors")
+    if run.get("threads"):
+        print("    by thread, ms/frame: " + ", ".join(f"{k} {v:.2f}" for k, v in run["threads"].items()))
 
 
 def perf_around(part, call_graph, d, run):
@@ -153,6 +241,12 @@ def main():
     ap.add_argument("--hef", help="a real HEF (default: the double's yolov8n-shaped text HEF)")
     ap.add_argument("--perf", nargs="?", const="fp", choices=["fp", "dwarf"],
                     help="perf record the server during each run (call graphs: fp, the default, or dwarf)")
+    ap.add_argument("--rest-client", choices=["socket", "requests"], default="socket",
+                    help="REST client: a kept-alive socket per thread writing a prepared request (default), or "
+                         "requests.Session")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="runs of each on the same server, alternating; the medians are printed last (this "
+                         "machine's CPU per frame swings by 0.1 ms from run to run)")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="a setting for the server, e.g. --env VIGIL_GRPC_THREADS=1 (repeatable)")
     a = ap.parse_args()
@@ -170,18 +264,25 @@ def main():
     env = {"VIGIL_HAILORT": a.library, "HAILO_FAKE_FRAME_US": a.frame_us, **dict(x.split("=", 1) for x in a.env)}
     d = ready_daemon("--models", models, "--log-level", "warn", env=env)
     image, raw = image_bytes(a.frame)
+    rounds = []
     try:
         run_rest(d, image, raw, 64, 4)  # warm-up
-        g = perf_around("grpc", a.perf, d, lambda: run_grpc(d, image, raw, a.frames, a.streams))
-        r = perf_around("rest", a.perf, d, lambda: run_rest(d, image, raw, a.frames, a.clients))
+        for _ in range(a.rounds):
+            g = perf_around("grpc", a.perf, d, lambda: run_grpc(d, image, raw, a.frames, a.streams))
+            r = perf_around("rest", a.perf, d, lambda: run_rest(d, image, raw, a.frames, a.clients, a.rest_client))
+            rounds.append((g, r))
     finally:
         d.stop()
     print(f"frame {a.frame} ({len(image)} bytes), network input {a.input}, device {a.frame_us} us/frame ({1e6 / float(a.frame_us):.0f} frames/s), "
           f"instances {a.instances}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print(f"gRPC StreamDetect x{a.streams}: {g['fps']:.0f} frames/s, {g['cpu_ms_per_frame']:.2f} ms server CPU/frame,"
-          f" {g['switches_per_frame']:.1f} context switches/frame, {g['errors']} errors")
-    print(f"REST detect x{a.clients}: {r['fps']:.0f} frames/s, {r['cpu_ms_per_frame']:.2f} ms server CPU/frame,"
-          f" {r['switches_per_frame']:.1f} context switches/frame, {r['errors']} errors")
+    for g, r in rounds:
+        report(f"gRPC StreamDetect x{a.streams}", g)
+        report(f"REST detect x{a.clients}", r)
+    if a.rounds > 1:
+        for i, name in enumerate((f"gRPC StreamDetect x{a.streams}", f"REST detect x{a.clients}")):
+            runs = [x[i] for x in rounds]
+            median = {k: statistics.median(run[k] for run in runs) for k in runs[0] if k != "threads"}
+            report(f"median of {a.rounds}: {name}", median)
     for part in ("grpc", "rest") if a.perf else ():
         out = subprocess.run(["perf", "report", "-i", f"/tmp/hailo_bench_{part}.perf", "--stdio", "--no-children",
                               "--percent-limit", "1", "-g", "none", "--sort", "dso,symbol"],

@@ -307,6 +307,14 @@ typedef struct vigil_piece {
  * along one side, its channels in order.  Cheap enough for a thread that
  * must not be kept waiting, such as the one that received the frame. */
 int vigil_detect_frame_copies(const vigil_detect_spec *spec, int width, int height);
+/* Pads in place an RGB24 frame whose rows already lie as spec's input holds
+ * them (packed, as wide as the input, its letterbox a copy: padding only
+ * above and below), when room bytes before and after it may be written:
+ * the padding rows go there, *input points at the first of them, and item
+ * says where the frame went, as vigil_detect_preprocess_pieces would.
+ * Returns 0 (writing nothing) for any other frame. */
+int vigil_detect_frame_in_place(const vigil_detect_spec *spec, uint8_t *frame, int width, int height, int stride,
+                                size_t room, uint8_t **input, vigil_detect_item *item);
 vigil_status vigil_detect_preprocess_pieces(const vigil_detect_spec *spec, const vigil_piece *pieces, size_t n,
                                             int width, int height, int stride, const vigil_tensor *input,
                                             size_t slot, const vigil_letterbox_info *padded,

@@ -232,6 +232,12 @@ static void detect_start(gcall *c, uint64_t seq, const vigil_piece *pieces, size
         gwork_destroy(w);
         return;
     }
+    job_detect *d = job_detect_of(w->job);
+    if (d->ready && !d->image) { /* the frame is in its input: its slices go back to gRPC */
+        d->pieces = NULL;
+        d->n_pieces = 0;
+        gwork_drop_message(w);
+    }
     w->finish_inline = 1; /* boxes, or a JPEG the job encoded already: packed in a moment */
     gwork_submit(w, detect_finish);
 }

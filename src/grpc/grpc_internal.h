@@ -102,6 +102,10 @@ gwork *gwork_create(gcall *c, uint64_t seq);
  * instead of copying it: a decoded frame is a megabyte.  Call only from
  * the handler, during its handle call, for the message it was given. */
 void gwork_hold_message(gwork *w);
+/* Lets go of the message held, once nothing w's job reads lies in it any
+ * more (a frame letterboxed into an input of its own: request_detect_ready):
+ * its slices go back to gRPC now rather than when the answer is sent. */
+void gwork_drop_message(gwork *w);
 /* Acquires model (version 0 = served) into w->served; on failure err is set. */
 vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_error *err);
 /* Queues w->job on w->served's scheduler; finish runs on a completion thread

@@ -665,6 +665,14 @@ void gwork_hold_message(gwork *w) {
     w->holds_message = 1;
 }
 
+void gwork_drop_message(gwork *w) {
+    if (!w->holds_message) return;
+    if (w->message_pieces) grpc_byte_buffer_destroy(w->message_pieces);
+    else grpc_slice_unref(w->message);
+    w->message_pieces = NULL;
+    w->holds_message = 0;
+}
+
 vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_error *err) {
     pthread_mutex_lock(&w->call->lock); /* for the access line */
     snprintf(w->call->model, sizeof w->call->model, "%s", model ? model : "");

@@ -82,6 +82,8 @@ typedef struct job_detect {
                                   (request_detect_bytes decides; only the letterbox reads them) */
     size_t n_pieces;
     detect_raw raw;      /* width 0: image is encoded */
+    size_t image_room;   /* bytes before and after image the submitter lets the request layer write (0: none;
+                            a REST body read with room around it: http_exchange.body_room) */
     const void *ready;   /* not NULL: the model input letterboxed already (request_detect_ready), ... */
     vigil_detect_item ready_item; /* ... and where the frame went in it */
     vigil_detect_options options; /* thresholds, max detections (request_detect_resolve); the class

@@ -405,6 +405,13 @@ vigil_status request_detect_ready(vigil_server *server, const served_model *m, s
     if (!spec || !d->raw.width || d->raw.format != VIGIL_PIXEL_RGB24 || d->render || m->config.response_cache ||
         !vigil_detect_frame_copies(spec, d->raw.width, d->raw.height))
         return VIGIL_OK;
+    uint8_t *in_place = NULL; /* read with room around it: padded where it lies */
+    if (d->image && d->image_room &&
+        vigil_detect_frame_in_place(spec, (uint8_t *)d->image, d->raw.width, d->raw.height, d->raw.stride,
+                                    d->image_room, &in_place, &d->ready_item)) {
+        d->ready = in_place;
+        return VIGIL_OK;
+    }
     vigil_tensor input = vigil_detect_spec_input(spec, 1);
     size_t bytes = vigil_tensor_bytes(&input), size = 0;
     ready_input *r = arena_alloc(a, sizeof *r, _Alignof(ready_input));

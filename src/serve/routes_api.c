@@ -197,13 +197,6 @@ static int detect_options(http_exchange *ex, sched_job *job) {
 }
 
 /* Content-Type application/octet-stream (parameters after ';' allowed). */
-static int is_octet_stream(const char *ctype) {
-    static const char type[] = "application/octet-stream";
-    if (!ctype || strncasecmp(ctype, type, sizeof type - 1) != 0) return 0;
-    char next = ctype[sizeof type - 1];
-    return next == '\0' || next == ';' || next == ' ' || next == '\t';
-}
-
 /* An integral query value for the request layer's range check (a
  * non-number is refused here, naming the parameter). */
 static int query_integer(http_exchange *ex, const char *name, const char *text, int64_t *out) {
@@ -319,7 +312,7 @@ static void route_detect(http_exchange *ex) {
     const char *image = ex->body.data;
     size_t size = ex->body.len;
     const char *ctype = exchange_header(ex, "Content-Type");
-    int raw = is_octet_stream(ctype);
+    int raw = exchange_is_octet_stream(ctype);
     if (ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0 &&
         multipart_find(ctype, ex->body.data ? ex->body.data : "", ex->body.len, "image", &image, &size, &err)) {
         respond_error(ex, err.status == VIGIL_ERR_NOT_FOUND ? VIGIL_ERR_INVALID_ARGUMENT : err.status, err.message);
@@ -339,6 +332,7 @@ static void route_detect(http_exchange *ex) {
     }
     d->image = image;
     d->image_size = size;
+    d->image_room = image == ex->body.data ? ex->body_room : 0; /* a multipart part has none */
     if (!detect_raw_frame(ex, raw)) return;
     if (!detect_options(ex, ex->job)) return;
     if (detect_cache_hit(ex)) {

@@ -286,8 +286,9 @@ static void exchange_destroy(http_exchange *ex) {
     repository_release(ex->server->repo, ex->served);
     atomic_fetch_sub(&ex->server->active, 1);
     arena_destroy(ex->arena);
-    size_t body_cap = ex->body.cap;
-    spares_give(&ex->server->body_spares, textbuf_take(&ex->body, NULL), body_cap); /* or frees it */
+    size_t body_cap = ex->body_room ? ex->body_block : ex->body.cap;
+    char *body = textbuf_take(&ex->body, NULL);
+    spares_give(&ex->server->body_spares, body ? body - ex->body_room : NULL, body_cap); /* or frees it */
     vigil_free(ex->resp);
     body_budget_release(&ex->server->bodies, &ex->body_held); /* after the frees: it may trim the heap */
     vigil_free(ex);
@@ -421,6 +422,18 @@ static int body_budget_hold_or_refuse(http_exchange *ex, size_t want) {
     return 0;
 }
 
+int exchange_is_octet_stream(const char *ctype) {
+    static const char type[] = "application/octet-stream";
+    if (!ctype || strncasecmp(ctype, type, sizeof type - 1) != 0) return 0;
+    char next = ctype[sizeof type - 1];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
+/* Room on each side of a direct octet-stream body, as a share of its size:
+ * a quarter covers the padding rows of frames down to half the input's
+ * height (640x480 into 640x640 needs a sixth above and a sixth below). */
+#define BODY_ROOM_DIVISOR 4
+
 /* Sizes the body buffer from Content-Length, or refuses the body; returns 1
  * when it answered.  A body whose declared length is over the limit is
  * answered 413 before it is read (MHD then closes the connection); a body
@@ -434,14 +447,26 @@ static int size_body_or_refuse(http_exchange *ex) {
     unsigned long long n = strtoull(length, &end, 10);
     if (end == length || *end) return 0;
     if (n <= (unsigned long long)ex->server->cfg.max_body_bytes) {
-        if (n && !body_budget_hold_or_refuse(ex, (size_t)n + 1)) return 1;
+        /* a decoded frame's: room for its padding on both sides (body_room) */
+        size_t room = ex->direct_len && exchange_is_octet_stream(exchange_header(ex, MHD_HTTP_HEADER_CONTENT_TYPE))
+                          ? ((size_t)n / BODY_ROOM_DIVISOR + 63) & ~(size_t)63
+                          : 0;
+        size_t need = (size_t)n + 1 + 2 * room;
+        if (n && !body_budget_hold_or_refuse(ex, need)) return 1;
         /* A kept buffer (pages already faulted in), else one of exactly
          * the body's size: a large one goes to the spares afterwards. */
         size_t cap = 0;
-        char *buffer = n ? spares_take(&ex->server->body_spares, (size_t)n + 1, &cap) : NULL;
-        if (!buffer && n >= SPARES_MIN_BYTES && (buffer = vigil_malloc((size_t)n + 1))) cap = (size_t)n + 1;
-        if (buffer) textbuf_adopt(&ex->body, buffer, cap);
-        else if (n) textbuf_reserve(&ex->body, (size_t)n); /* on failure the appends report it */
+        char *buffer = n ? spares_take(&ex->server->body_spares, need, &cap) : NULL;
+        if (!buffer && n >= SPARES_MIN_BYTES && (buffer = vigil_malloc(need))) cap = need;
+        if (buffer && room) {
+            ex->body_room = room;
+            ex->body_block = cap;
+            textbuf_adopt(&ex->body, buffer + room, (size_t)n + 1);
+        } else if (buffer) {
+            textbuf_adopt(&ex->body, buffer, cap);
+        } else if (n) {
+            textbuf_reserve(&ex->body, (size_t)n); /* on failure the appends report it */
+        }
         return 0;
     }
     char message[128];
@@ -612,7 +637,7 @@ vigil_status server_create(const vigil_config *cfg, vigil_server **out, vigil_er
     pthread_mutex_init(&server->streams_lock, NULL);
     body_budget_init(&server->bodies, (size_t)cfg->max_buffered_bytes);
     spares_init(&server->body_spares);
-    spares_init(&server->frame_inputs);
+    spares_init_sized(&server->frame_inputs, SPARES_SLOTS, FRAME_INPUTS_BYTES);
     vigil_status st = metrics_create(&server->metrics, config_node_type(cfg), err);
     if (!st) st = cache_create((size_t)cfg->cache_max_bytes, &server->cache, err);
     auth_settings auth;

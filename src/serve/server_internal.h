@@ -39,6 +39,8 @@ typedef struct server_route {
     void *ctx;
 } server_route;
 
+#define FRAME_INPUTS_BYTES ((size_t)48 << 20)
+
 struct vigil_server {
     vigil_config cfg;
     struct MHD_Daemon *daemon;
@@ -56,7 +58,11 @@ struct vigil_server {
     tracer *tracer;      /* tracing.* (trace.h); NULL = tracing off */
     body_budget bodies;  /* http.max_buffered_bytes: request bodies held in memory */
     spares body_spares;  /* the buffers of the last large bodies, for the next ones */
-    spares frame_inputs; /* model inputs letterboxed where frames arrived (request_detect_ready) */
+    /* Device inputs letterboxed where frames arrived (request_detect_ready):
+     * one per frame in flight (4 gRPC streams hold 32), so up to
+     * FRAME_INPUTS_BYTES are kept for the next ones rather than faulted in
+     * (1.2 MB each at 640x640: 12 page faults per frame without). */
+    spares frame_inputs;
     atomic_int mhd_started;     /* 0 while MHD_start_daemon runs: its messages go to listen_error */
     char listen_error[256];     /* libmicrohttpd's last message while starting, for the failure */
     request_detect_observer detect_observer; /* set before server_start, or NULL */
@@ -86,6 +92,11 @@ struct http_exchange {
     arena *arena;     /* everything the request allocates; freed at completion */
     textbuf body;
     size_t body_held; /* bytes of server->bodies this exchange holds */
+    /* A direct application/octet-stream body is read with body_room bytes
+     * free before and after it (the buffer, body_block bytes, starts
+     * body_room before body.data): a raw frame that needs padding only above
+     * and below is padded there (request_detect_ready), not copied. */
+    size_t body_room, body_block;
     int close_after; /* the framing was refused: answer with Connection: close */
     size_t direct_len;  /* the head's GATE_BODY_FIELD: a body the gate reads (0: none) */
     int direct_pending; /* that body has not arrived: any answer closes the connection */
@@ -163,6 +174,8 @@ const char *exchange_query(http_exchange *ex, const char *key);
  * or NULL: a misspelt option is refused rather than silently ignored. */
 const char *exchange_query_unknown(http_exchange *ex, const char *const *known);
 const char *exchange_header(http_exchange *ex, const char *key);
+/* 1 when a Content-Type is application/octet-stream (parameters allowed). */
+int exchange_is_octet_stream(const char *ctype);
 /* Takes a reference on the model (version 0 = served one) into ex->served;
  * on failure the error response is set and 0 returned. */
 int exchange_acquire(http_exchange *ex, const char *model, int64_t version);

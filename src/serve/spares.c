@@ -5,10 +5,14 @@
 
 #include "core/alloc.h"
 
-void spares_init(spares *s) {
+void spares_init_sized(spares *s, size_t slots, size_t max_total) {
     memset(s, 0, sizeof *s);
     pthread_mutex_init(&s->lock, NULL);
+    s->slots = slots < SPARES_SLOTS ? slots : SPARES_SLOTS;
+    s->max_total = max_total;
 }
+
+void spares_init(spares *s) { spares_init_sized(s, SPARES_DEFAULT_SLOTS, SPARES_TOTAL_BYTES); }
 
 void spares_destroy(spares *s) {
     for (size_t i = 0; i < SPARES_SLOTS; i++) vigil_free(s->slot[i].data);
@@ -21,7 +25,7 @@ void *spares_take(spares *s, size_t need, size_t *size) {
     *size = 0;
     if (need < SPARES_MIN_BYTES || need > SPARES_MAX_BYTES) return NULL;
     pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < SPARES_SLOTS && !data; i++) {
+    for (size_t i = 0; i < s->slots && !data; i++) {
         if (!s->slot[i].data || s->slot[i].size < need || s->slot[i].size / 2 > need) continue;
         data = s->slot[i].data;
         *size = s->slot[i].size;
@@ -36,8 +40,8 @@ void *spares_take(spares *s, size_t need, size_t *size) {
 void spares_give(spares *s, void *data, size_t size) {
     if (data && size >= SPARES_MIN_BYTES && size <= SPARES_MAX_BYTES) {
         pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < SPARES_SLOTS && data; i++)
-            if (!s->slot[i].data && s->total + size <= SPARES_TOTAL_BYTES) {
+        for (size_t i = 0; i < s->slots && data; i++)
+            if (!s->slot[i].data && s->total + size <= s->max_total) {
                 s->slot[i].data = data;
                 s->slot[i].size = size;
                 s->total += size;

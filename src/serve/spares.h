@@ -9,9 +9,11 @@
  * faulting 230 pages in and for unmapping them afterwards, as much CPU as
  * the rest of the request's work on the Hailo path (docs/BENCHMARKS.md,
  * "Hailo-8 (test double)").  Only buffers of SPARES_MIN_BYTES to
- * SPARES_MAX_BYTES are kept, at most SPARES_SLOTS of them and
- * SPARES_TOTAL_BYTES in all, so resident memory after a burst stays within
- * a few megabytes of idle.  Thread-safe (one mutex, held for a slot scan).
+ * SPARES_MAX_BYTES are kept, by default at most SPARES_DEFAULT_SLOTS of them
+ * and SPARES_TOTAL_BYTES in all, so resident memory after a burst stays
+ * within a few megabytes of idle; a pool sized for more (spares_init_sized:
+ * the device inputs of frames in flight) says why where it is made.
+ * Thread-safe (one mutex, held for a slot scan).
  */
 #ifndef VIGIL_SERVE_SPARES_H
 #define VIGIL_SERVE_SPARES_H
@@ -19,7 +21,8 @@
 #include <pthread.h>
 #include <stddef.h>
 
-#define SPARES_SLOTS 16
+#define SPARES_SLOTS 40         /* the most a pool can keep (spares_init_sized) */
+#define SPARES_DEFAULT_SLOTS 16
 #define SPARES_MIN_BYTES ((size_t)64 << 10)   /* smaller ones come cheaply from the heap's free lists */
 #define SPARES_MAX_BYTES ((size_t)4 << 20)    /* a 1080p RGB frame is 6 MB: those still fault in */
 #define SPARES_TOTAL_BYTES ((size_t)16 << 20)
@@ -31,9 +34,13 @@ typedef struct spares {
         size_t size;
     } slot[SPARES_SLOTS];
     size_t total; /* bytes of the buffers kept */
+    size_t slots, max_total; /* at most this many kept, of at most max_total bytes in all */
 } spares;
 
+/* At most SPARES_DEFAULT_SLOTS buffers and SPARES_TOTAL_BYTES. */
 void spares_init(spares *s);
+/* At most slots (<= SPARES_SLOTS) buffers and max_total bytes. */
+void spares_init_sized(spares *s, size_t slots, size_t max_total);
 /* Frees the buffers kept. */
 void spares_destroy(spares *s);
 

@@ -257,6 +257,32 @@ int vigil_detect_frame_copies(const vigil_detect_spec *spec, int width, int heig
     return copies;
 }
 
+int vigil_detect_frame_in_place(const vigil_detect_spec *spec, uint8_t *frame, int width, int height, int stride,
+                                size_t room, uint8_t **input, vigil_detect_item *item) {
+    if (!vigil_detect_frame_copies(spec, width, height) || width != spec->in_w || stride != width * 3) return 0;
+    double t0 = clock_now_ms();
+    uint8_t probe;
+    letterbox *lb = NULL;
+    vigil_error err = {0};
+    if (letterbox_create(width, height, spec->in_w, spec->in_h, &spec->pre, &probe, &lb, &err)) return 0;
+    vigil_letterbox_info info;
+    letterbox_info(lb, &info);
+    letterbox_destroy(lb);
+    size_t row = (size_t)stride, above = (size_t)info.pad_top * row;
+    size_t below = (size_t)(spec->in_h - info.pad_top - height) * row;
+    if (info.pad_left != 0 || info.resized_h != height || above > room || below > room) return 0;
+    memset(frame - above, spec->pre.pad_value, above);
+    memset(frame + (size_t)height * row, spec->pre.pad_value, below);
+    *input = frame - above;
+    *item = (vigil_detect_item){.letterbox = info,
+                                .decoded_w = width,
+                                .decoded_h = height,
+                                .orig_w = width,
+                                .orig_h = height,
+                                .letterbox_ms = clock_now_ms() - t0};
+    return 1;
+}
+
 vigil_status vigil_detect_preprocess_pieces(const vigil_detect_spec *spec, const vigil_piece *pieces, size_t n,
                                             int width, int height, int stride, const vigil_tensor *input,
                                             size_t slot, const vigil_letterbox_info *padded,

@@ -377,12 +377,14 @@ def test_frames_letterboxed_where_they_arrive_reach_the_card_exactly(tmp_path):
     StreamDetect, BGR24 (converted by the worker), portrait frames whose
     padding differs, a small frame the worker scales, then landscape ones
     again into pooled inputs that held the other padding (the input is
-    160x160, 77 kB: the pool keeps inputs from 64 kB).  Boxes agree between
-    the paths and map back through the padding."""
+    320x320, 307 kB: the pool keeps inputs from 64 kB).  A packed landscape
+    REST body (230 kB: the gate reads it, with room around it) is padded
+    where it was read, with no copy at all.  Boxes agree between the paths
+    and map back through the padding."""
     import random
     pytest.importorskip("grpc")
     from test_grpc import connect, generate_stubs
-    size, w, h = 160, 160, 120
+    size, w, h = 320, 320, 240
     rng = random.Random(7)
     land = bytes(rng.randrange(256) for _ in range(w * h * 3))
     port = bytes(rng.randrange(256) for _ in range(h * w * 3))
@@ -413,8 +415,8 @@ def test_frames_letterboxed_where_they_arrive_reach_the_card_exactly(tmp_path):
         sent.append(want_land)
         assert rest(bgr, f"{geometry}&format=bgr24") == boxes  # converted: the worker letterboxes it
         sent.append(want_land)
-        # y: 20 rows of padding above the frame, taken off again (clipped at 0)
-        want_y = sorted(((s, max(0.0, y0 * size - 20)) for _, y0, _, _, _, s in BOXES if s > 0.25), reverse=True)
+        # y: 40 rows of padding above the frame, taken off again (clipped at 0)
+        want_y = sorted(((s, max(0.0, y0 * size - 40)) for _, y0, _, _, _, s in BOXES if s > 0.25), reverse=True)
         assert [b[2][1] for b in boxes] == pytest.approx([y for _, y in want_y], abs=0.01)
 
         pb = generate_stubs(tmp_path / "stubs")
@@ -436,7 +438,7 @@ def test_frames_letterboxed_where_they_arrive_reach_the_card_exactly(tmp_path):
         for _ in range(3):
             rest(port, f"width={h}&height={w}")
             sent.append(want_port)
-        rest(small, "width=40&height=30")  # scaled up 4x: not a copy, so the worker's
+        rest(small, "width=40&height=30")  # scaled up 8x: not a copy, so the worker's
         sent.append(None)
         for _ in range(3):
             assert rest(land, geometry) == boxes

@@ -48,8 +48,33 @@ static void test_kept_bytes_are_bounded(void) {
     spares_destroy(&s);
 }
 
+/* A pool sized for more keeps exactly that many, and no more bytes than it
+ * was given; the default keeps SPARES_DEFAULT_SLOTS small enough buffers. */
+static void test_sized_pools_keep_their_count(void) {
+    spares s;
+    size_t block = SPARES_MIN_BYTES; /* many fit in the bytes */
+    spares_init(&s);
+    for (int i = 0; i < SPARES_SLOTS + 4; i++) spares_give(&s, vigil_malloc(block), block);
+    CHECK_EQ_INT(s.total, SPARES_DEFAULT_SLOTS * block);
+    spares_destroy(&s);
+    spares_init_sized(&s, SPARES_SLOTS + 100, (size_t)1 << 40); /* slots capped at the array */
+    for (int i = 0; i < SPARES_SLOTS + 4; i++) spares_give(&s, vigil_malloc(block), block);
+    CHECK_EQ_INT(s.total, SPARES_SLOTS * block);
+    spares_destroy(&s);
+    spares_init_sized(&s, SPARES_SLOTS, 3 * block); /* the byte bound, exactly at it */
+    for (int i = 0; i < 5; i++) spares_give(&s, vigil_malloc(block), block);
+    CHECK_EQ_INT(s.total, 3 * block);
+    size_t size;
+    void *p = spares_take(&s, block, &size);
+    CHECK(p != NULL);
+    spares_give(&s, p, size);
+    CHECK_EQ_INT(s.total, 3 * block);
+    spares_destroy(&s);
+}
+
 int main(void) {
     RUN(test_given_buffer_comes_back_for_a_like_size);
     RUN(test_kept_bytes_are_bounded);
+    RUN(test_sized_pools_keep_their_count);
     return testing_report();
 }

@@ -2,7 +2,8 @@
  * test_vision_family.c - vigil_head_family_of: what a model's tensors say it
  * detects, before anything is compiled (the repository's task inference).
  * Hand-made tensor descriptions of each export's layout, and the raw
- * models that must not be taken for detectors.
+ * models that must not be taken for detectors; which frames a device input
+ * takes by a copy of their rows (vigil_detect_frame_copies).
  */
 #include <string.h>
 
@@ -69,10 +70,43 @@ static void test_named_classes_are_counted(void) {
     CHECK_EQ_INT(family1(info("output", 3, 1, 25200, 7, 0), two, NULL), VIGIL_HEAD_YOLOV5);
 }
 
+/* Which frames a device's uint8 input takes by a copy of their rows (the
+ * ones a front end letterboxes where they arrive): those that fill it
+ * along one side, none that must be scaled, and nothing for a float input. */
+static void test_frame_copies(void) {
+    vigil_tensor_info in = {.name = "images", .dtype = VIGIL_DTYPE_U8, .ndim = 4, .dims = {1, 64, 64, 3}};
+    vigil_tensor_info out = {.name = "nms",
+                             .dtype = VIGIL_DTYPE_F32,
+                             .ndim = 3,
+                             .dims = {-1, 8, 1 + 5 * 4},
+                             .dim_names = {"batch", "classes", "hailo_nms"}};
+    const vigil_tensor_info *outs[1] = {&out};
+    vigil_detect_spec *spec = NULL;
+    vigil_error err;
+    CHECK_EQ_INT(vigil_detect_spec_create(&in, outs, 1, NULL, "detect", NULL, NULL, &spec, &err), VIGIL_OK);
+    CHECK_EQ_INT(vigil_detect_spec_family(spec), VIGIL_HEAD_HAILO_NMS);
+    CHECK(vigil_detect_frame_copies(spec, 64, 48));  /* landscape: padding above and below */
+    CHECK(vigil_detect_frame_copies(spec, 48, 64));  /* portrait: padding left and right */
+    CHECK(vigil_detect_frame_copies(spec, 64, 64));  /* no padding */
+    CHECK(vigil_detect_frame_copies(spec, 64, 1));   /* one row */
+    CHECK(!vigil_detect_frame_copies(spec, 32, 24)); /* scaled up */
+    CHECK(!vigil_detect_frame_copies(spec, 65, 48)); /* scaled down, by a pixel */
+    CHECK(!vigil_detect_frame_copies(spec, 0, 48));
+    CHECK(!vigil_detect_frame_copies(NULL, 64, 48));
+    vigil_detect_spec_destroy(spec);
+    in.dtype = VIGIL_DTYPE_F32; /* a CPU model's float input: letterboxed by its worker */
+    in.dims[1] = 3, in.dims[3] = 64;
+    vigil_detector_options opt = vigil_detector_options_default();
+    CHECK_EQ_INT(vigil_detect_spec_create(&in, outs, 1, NULL, "detect", NULL, &opt, &spec, &err), VIGIL_OK);
+    CHECK(!vigil_detect_frame_copies(spec, 64, 48));
+    vigil_detect_spec_destroy(spec);
+}
+
 int main(void) {
     RUN(test_each_export_layout_is_a_detector);
     RUN(test_the_grid_follows_the_input_size);
     RUN(test_raw_models_are_not_taken_for_detectors);
     RUN(test_named_classes_are_counted);
+    RUN(test_frame_copies);
     return testing_report();
 }
