@@ -25,6 +25,10 @@
 #include "vision/letterbox.h"
 #include "vision/letterbox_kernels.h"
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 #define LB_COEF_BITS 11
 #define LB_COEF_SCALE (1 << LB_COEF_BITS)
 #define LB_BLOCK 16 /* elements per vectorisable block */
@@ -440,16 +444,34 @@ static vigil_status lb_row(const letterbox *lb, lb_cache *c, const letterbox_sou
     return VIGIL_OK;
 }
 
+/* n bytes of a row into a uint8 input, written past the caches where the
+ * CPU can (x86-64: SSE2 streaming stores, fenced by the caller): a uint8
+ * NHWC input is a device's, which the host's cores do not read again, and
+ * one of a megabyte last written frames ago is no longer cached, so plain
+ * stores would first read every line of it from memory.  The bytes are the
+ * same either way. */
+static void lb_stream_row(uint8_t *dst, const uint8_t *src, size_t n) {
+#if defined(__x86_64__)
+    size_t i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 15); i++) dst[i] = src[i];
+    for (; i + 16 <= n; i += 16) _mm_stream_si128((__m128i *)(dst + i), _mm_loadu_si128((const __m128i *)(src + i)));
+    memcpy(dst + i, src + i, n - i);
+#else
+    memcpy(dst, src, n);
+#endif
+}
+
 /* Image already at the resized size: deinterleave each row and store it. */
 static vigil_status lb_copy_rows(const letterbox *lb, lb_cache *c, const letterbox_source *src, int dy0, int dy1,
                                  vigil_error *err) {
     int w = lb->src_w;
-    for (int y = dy0; y < dy1; y++) {
+    vigil_status st = VIGIL_OK;
+    for (int y = dy0; y < dy1 && !st; y++) {
         const uint8_t *pixels;
-        vigil_status st = src->row(src->ctx, y, &pixels, err);
-        if (st) return st;
+        st = src->row(src->ctx, y, &pixels, err);
+        if (st) break;
         if (lb->t.u8 && !lb->t.swap_rb) { /* the row is the input's bytes already */
-            memcpy(lb->t.dst_u8 + ((size_t)(lb->top + y) * lb->t.in_w + lb->left) * 3, pixels, (size_t)w * 3);
+            lb_stream_row(lb->t.dst_u8 + ((size_t)(lb->top + y) * lb->t.in_w + lb->left) * 3, pixels, (size_t)w * 3);
             continue;
         }
         for (int x = 0; x < w; x++)
@@ -457,7 +479,10 @@ static vigil_status lb_copy_rows(const letterbox *lb, lb_cache *c, const letterb
                 c->out[(size_t)ch * w + x] = (short)pixels[3 * x + ch];
         lb_store_row(&lb->t, c->out, w, w, lb->top + y, lb->left);
     }
-    return VIGIL_OK;
+#if defined(__x86_64__)
+    _mm_sfence(); /* the streamed rows are visible before the input is handed on */
+#endif
+    return st;
 }
 
 vigil_status letterbox_run(const letterbox *lb, const letterbox_source *src, int dy0, int dy1, vigil_error *err) {
