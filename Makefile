@@ -56,6 +56,7 @@ bench: build
 	@/usr/bin/python3 bench/memory_bench.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/trace_bench.py --vigil $(BUILD)/vigil
 	@/usr/bin/python3 bench/stream_bench.py --vigil $(BUILD)/vigil
+	@VIGIL_BINARY=$(BUILD)/vigil /usr/bin/python3 bench/hailo_bench.py --frame raw640x480 --frames 3000 --rounds 2 --library $(BUILD)/hailo_fake/libhailort_fake.so
 
 # The image holds build/'s binary, stripped: the one make check tests (see
 # deploy/image/build.sh and docs/DEPLOY.md for why no second build).
