@@ -183,13 +183,12 @@ static size_t worker_run(detect_worker *w, detect_request *reqs, size_t n, size_
     return m;
 }
 
-/* A request whose input is ready: a run of its own, from where it lies. */
-static size_t worker_run_ready(detect_worker *w, detect_request *r, size_t first) {
+/* A request whose input is ready: a run of its own, from where it lies,
+ * post-processed into stores[first]. */
+static void worker_run_ready(detect_worker *w, detect_request *r, size_t first) {
     vigil_tensor input = vigil_detect_spec_input(w->spec, 1);
     input.data = (void *)r->ready; /* backends read their inputs only */
-    vigil_detect_item item = *r->ready_item;
-    worker_infer(w, &input, &r, &item, 1, first);
-    return 1;
+    worker_infer(w, &input, &r, r->ready_item, 1, first);
 }
 
 void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n) {
@@ -209,7 +208,7 @@ void detect_worker_detect(detect_worker *w, detect_request *reqs, size_t n) {
     size_t done = 0; /* results so far: each keeps its store until the next batch */
     for (size_t j = 0, k; j < n; j = k) {
         if (reqs[j].ready) {
-            done += worker_run_ready(w, &reqs[j], done);
+            worker_run_ready(w, &reqs[j], done++);
             k = j + 1;
             continue;
         }

@@ -196,7 +196,6 @@ static int detect_options(http_exchange *ex, sched_job *job) {
     return 1;
 }
 
-/* Content-Type application/octet-stream (parameters after ';' allowed). */
 /* An integral query value for the request layer's range check (a
  * non-number is refused here, naming the parameter). */
 static int query_integer(http_exchange *ex, const char *name, const char *text, int64_t *out) {
