@@ -683,8 +683,7 @@ vigil_status gwork_acquire(gwork *w, const char *model, int64_t version, vigil_e
 void gwork_destroy(gwork *w) {
     if (!w) return;
     repository_release(request_repository(w->call->fe->server), w->served);
-    if (w->message_pieces) grpc_byte_buffer_destroy(w->message_pieces);
-    else if (w->holds_message) grpc_slice_unref(w->message);
+    gwork_drop_message(w);
     arena_destroy(w->arena);
     gcall_unref(w->call);
     vigil_free(w);

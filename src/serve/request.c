@@ -402,8 +402,7 @@ vigil_status request_detect_ready(vigil_server *server, const served_model *m, s
                                   vigil_error *err) {
     job_detect *d = job_detect_of(job);
     const vigil_detect_spec *spec = m->frame_spec;
-    if (!spec || !d->raw.width || d->raw.format != VIGIL_PIXEL_RGB24 || d->render || m->config.response_cache ||
-        !vigil_detect_frame_copies(spec, d->raw.width, d->raw.height))
+    if (!spec || !d->raw.width || d->raw.format != VIGIL_PIXEL_RGB24 || d->render || m->config.response_cache)
         return VIGIL_OK;
     uint8_t *in_place = NULL; /* read with room around it: padded where it lies */
     if (d->image && d->image_room &&
@@ -412,6 +411,7 @@ vigil_status request_detect_ready(vigil_server *server, const served_model *m, s
         d->ready = in_place;
         return VIGIL_OK;
     }
+    if (!vigil_detect_frame_copies(spec, d->raw.width, d->raw.height)) return VIGIL_OK; /* the worker scales it */
     vigil_tensor input = vigil_detect_spec_input(spec, 1);
     size_t bytes = vigil_tensor_bytes(&input), size = 0;
     ready_input *r = arena_alloc(a, sizeof *r, _Alignof(ready_input));

@@ -246,31 +246,33 @@ static vigil_status preprocess_rows(const vigil_detect_spec *spec, int width, in
     return VIGIL_OK;
 }
 
-int vigil_detect_frame_copies(const vigil_detect_spec *spec, int width, int height) {
+/* 1 with *info set when a width x height RGB24 frame's letterbox into
+ * spec's input only copies rows (vigil_detect_frame_copies). */
+static int frame_copy_geometry(const vigil_detect_spec *spec, int width, int height, vigil_letterbox_info *info) {
     if (!spec || spec->input_dtype != VIGIL_DTYPE_U8 || width <= 0 || height <= 0) return 0;
     uint8_t probe; /* letterbox_create wants a destination; nothing is written */
     letterbox *lb = NULL;
     vigil_error err = {0};
     if (letterbox_create(width, height, spec->in_w, spec->in_h, &spec->pre, &probe, &lb, &err)) return 0;
     int copies = letterbox_copies(lb);
+    letterbox_info(lb, info);
     letterbox_destroy(lb);
     return copies;
 }
 
+int vigil_detect_frame_copies(const vigil_detect_spec *spec, int width, int height) {
+    vigil_letterbox_info info;
+    return frame_copy_geometry(spec, width, height, &info);
+}
+
 int vigil_detect_frame_in_place(const vigil_detect_spec *spec, uint8_t *frame, int width, int height, int stride,
                                 size_t room, uint8_t **input, vigil_detect_item *item) {
-    if (!vigil_detect_frame_copies(spec, width, height) || width != spec->in_w || stride != width * 3) return 0;
     double t0 = clock_now_ms();
-    uint8_t probe;
-    letterbox *lb = NULL;
-    vigil_error err = {0};
-    if (letterbox_create(width, height, spec->in_w, spec->in_h, &spec->pre, &probe, &lb, &err)) return 0;
     vigil_letterbox_info info;
-    letterbox_info(lb, &info);
-    letterbox_destroy(lb);
+    if (!frame_copy_geometry(spec, width, height, &info) || width != spec->in_w || stride != width * 3) return 0;
     size_t row = (size_t)stride, above = (size_t)info.pad_top * row;
     size_t below = (size_t)(spec->in_h - info.pad_top - height) * row;
-    if (info.pad_left != 0 || info.resized_h != height || above > room || below > room) return 0;
+    if (info.pad_left != 0 || above > room || below > room) return 0;
     memset(frame - above, spec->pre.pad_value, above);
     memset(frame + (size_t)height * row, spec->pre.pad_value, below);
     *input = frame - above;

@@ -466,7 +466,7 @@ static vigil_status lb_copy_rows(const letterbox *lb, lb_cache *c, const letterb
                                  vigil_error *err) {
     int w = lb->src_w;
     vigil_status st = VIGIL_OK;
-    for (int y = dy0; y < dy1 && !st; y++) {
+    for (int y = dy0; y < dy1; y++) {
         const uint8_t *pixels;
         st = src->row(src->ctx, y, &pixels, err);
         if (st) break;
